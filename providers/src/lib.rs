@@ -1,0 +1,15 @@
+//! Sans-I/O wire formats of model providers: the canonical OpenAI types, and adapters that turn a
+//! canonical request into an HTTP request and a provider's bytes back into canonical form.
+//!
+//! Nothing here opens a socket, sleeps or retries; the gateway owns all I/O. That keeps every
+//! translation testable from fixtures alone.
+
+pub mod adapter;
+pub mod chat;
+pub mod embeddings;
+pub mod error;
+pub mod mock;
+pub mod openai;
+
+pub use adapter::{Adapter, ChunkDecoder, Endpoint, StreamItem};
+pub use error::{ErrorKind, ProviderError};

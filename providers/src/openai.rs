@@ -1,0 +1,212 @@
+//! The OpenAI wire format, spoken by OpenAI and by every OpenAI-compatible server (vLLM, Ollama,
+//! Groq, Together, DeepSeek, OpenRouter...). Requests pass through with unknown fields intact.
+//!
+//! Streams always ask the upstream for usage, because the gateway needs it for accounting; the
+//! gateway drops the usage chunk again when the client did not ask for it.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, header};
+
+use crate::adapter::{Adapter, ChunkDecoder, Endpoint, StreamItem};
+use crate::chat::{ChatChunk, ChatRequest, ChatResponse, StreamOptions};
+use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
+use crate::error::{OpenAiErrorBody, ProviderError};
+
+/// The default base URL of `kind: openai`.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// The OpenAI-compatible adapter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAi;
+
+impl OpenAi {
+    fn authorize(endpoint: &Endpoint, request: &mut Request<Bytes>) -> Result<(), ProviderError> {
+        if let Some(key) = &endpoint.api_key {
+            let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                ProviderError::invalid_request("provider api_key is not a valid header value", None)
+            })?;
+            value.set_sensitive(true);
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        Ok(())
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ProviderError> {
+    serde_json::to_vec(value)
+        .map_err(|e| ProviderError::invalid_request(format!("cannot encode request: {e}"), None))
+}
+
+impl Adapter for OpenAi {
+    fn chat_request(
+        &self,
+        endpoint: &Endpoint,
+        request: &ChatRequest,
+    ) -> Result<Request<Bytes>, ProviderError> {
+        let body = if request.is_stream() && !request.wants_stream_usage() {
+            let mut with_usage = request.clone();
+            with_usage
+                .stream_options
+                .get_or_insert_with(StreamOptions::default)
+                .include_usage = Some(true);
+            encode(&with_usage)?
+        } else {
+            encode(request)?
+        };
+        let mut http = endpoint.post_json("/chat/completions", body)?;
+        if request.is_stream() {
+            http.headers_mut().insert(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
+        }
+        Self::authorize(endpoint, &mut http)?;
+        Ok(http)
+    }
+
+    fn chat_response(&self, body: &[u8]) -> Result<ChatResponse, ProviderError> {
+        serde_json::from_slice(body).map_err(ProviderError::bad_response)
+    }
+
+    fn chat_stream(&self) -> Box<dyn ChunkDecoder> {
+        Box::new(OpenAiStream)
+    }
+
+    fn embeddings_request(
+        &self,
+        endpoint: &Endpoint,
+        request: &EmbeddingsRequest,
+    ) -> Result<Request<Bytes>, ProviderError> {
+        let mut http = endpoint.post_json("/embeddings", encode(request)?)?;
+        Self::authorize(endpoint, &mut http)?;
+        Ok(http)
+    }
+
+    fn embeddings_response(&self, body: &[u8]) -> Result<EmbeddingsResponse, ProviderError> {
+        serde_json::from_slice(body).map_err(ProviderError::bad_response)
+    }
+
+    fn error_response(&self, status: u16, body: &[u8]) -> ProviderError {
+        match serde_json::from_slice::<OpenAiErrorBody>(body) {
+            Ok(OpenAiErrorBody { error }) => {
+                let message = error
+                    .message
+                    .unwrap_or_else(|| format!("upstream returned HTTP {status}"));
+                ProviderError {
+                    error_type: error.error_type,
+                    code: error.code,
+                    param: error.param,
+                    ..ProviderError::from_status(status, message)
+                }
+            }
+            Err(_) => {
+                ProviderError::from_status(status, format!("upstream returned HTTP {status}"))
+            }
+        }
+    }
+}
+
+/// OpenAI streams are already canonical: each event is one chunk, `[DONE]` ends it.
+struct OpenAiStream;
+
+impl ChunkDecoder for OpenAiStream {
+    fn decode(&mut self, _event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(vec![StreamItem::Done]);
+        }
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        match serde_json::from_str::<ChatChunk>(data) {
+            Ok(chunk) => Ok(vec![StreamItem::Chunk(chunk)]),
+            Err(parse_error) => match serde_json::from_str::<OpenAiErrorBody>(data) {
+                Ok(OpenAiErrorBody { error }) => Err(ProviderError {
+                    error_type: error.error_type,
+                    code: error.code,
+                    param: error.param,
+                    ..ProviderError::from_status(
+                        502,
+                        error
+                            .message
+                            .unwrap_or_else(|| "upstream stream failed".to_owned()),
+                    )
+                }),
+                Err(_) => Err(ProviderError::bad_response(parse_error)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use serde_json::{Value, json};
+
+    fn endpoint() -> Endpoint {
+        Endpoint {
+            base_url: "http://up.test/v1".into(),
+            api_key: Some("sk-test".into()),
+            headers: Default::default(),
+        }
+    }
+
+    #[test]
+    fn streamed_request_always_asks_for_usage() {
+        let req: ChatRequest = serde_json::from_value(json!({
+            "model": "gpt-4.1", "stream": true,
+            "messages": [{"role": "user", "content": "hi"}],
+            "custom_flag": 1
+        }))
+        .unwrap();
+        let http = OpenAi.chat_request(&endpoint(), &req).unwrap();
+        assert_eq!(http.uri(), "http://up.test/v1/chat/completions");
+        assert_eq!(http.headers()[header::AUTHORIZATION], "Bearer sk-test");
+        let body: Value = serde_json::from_slice(http.body()).unwrap();
+        assert_eq!(body["stream_options"]["include_usage"], json!(true));
+        assert_eq!(body["custom_flag"], json!(1));
+    }
+
+    #[test]
+    fn stream_events_decode_to_chunks_then_done() {
+        let mut decoder = OpenAi.chat_stream();
+        let items = decoder
+            .decode("", r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#)
+            .unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Chunk(c)] if c.choices[0].delta.role.as_deref() == Some("assistant"))
+        );
+        assert_eq!(
+            decoder.decode("", "[DONE]").unwrap(),
+            vec![StreamItem::Done]
+        );
+    }
+
+    #[test]
+    fn in_stream_error_and_garbage_are_errors() {
+        let mut decoder = OpenAi.chat_stream();
+        let err = decoder
+            .decode(
+                "",
+                r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            )
+            .unwrap_err();
+        assert_eq!(err.message, "overloaded");
+        let err = decoder.decode("", "{not json").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadResponse);
+    }
+
+    #[test]
+    fn error_bodies_keep_status_and_vocabulary() {
+        let err = OpenAi.error_response(
+            429,
+            br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded","param":null}}"#,
+        );
+        assert_eq!((err.status, err.kind), (429, ErrorKind::RateLimited));
+        assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
+        let err = OpenAi.error_response(503, b"<html>bad gateway</html>");
+        assert_eq!(err.status, 503);
+        assert!(!err.message.contains("html"));
+    }
+}

@@ -1,0 +1,78 @@
+//! Request bodies: read within `server.max_body`, parsed as JSON with the path of a bad field.
+//!
+//! Errors name the offending parameter the way OpenAI's do, so SDK users see `param` filled in.
+
+use axum::body::Body;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Reads the whole body, refusing more than `limit` bytes with 413.
+pub async fn read(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
+    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+    axum::body::to_bytes(body, limit_usize).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            ApiError::body_too_large(limit)
+        } else {
+            ApiError::invalid_request(format!("could not read the request body: {inner}"), None)
+        }
+    })
+}
+
+/// Parses a JSON body into `T`; a field of the wrong type is reported with its path as `param`.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data if path != "." => ApiError::invalid_request(
+                format!("Invalid value for '{path}': {inner}"),
+                Some(path),
+            ),
+            serde_json::error::Category::Data => {
+                ApiError::invalid_request(format!("Invalid request body: {inner}"), None)
+            }
+            _ => syntax_error(&inner),
+        }
+    })?;
+    deserializer.end().map_err(|e| syntax_error(&e))?;
+    Ok(value)
+}
+
+fn syntax_error(error: &serde_json::Error) -> ApiError {
+    ApiError::invalid_request(
+        format!(
+            "We could not parse the JSON body of your request ({error}). The body must be valid JSON."
+        ),
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_providers::chat::ChatRequest;
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse::<ChatRequest>(br#"{"model": "m", "messages": [], "temperature": "hot"}"#)
+            .unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("temperature"));
+        let err =
+            parse::<ChatRequest>(br#"{"model": "m", "messages": [{"role": "user"}]}"#).unwrap_err();
+        assert_eq!(err.status, 400);
+        let err = parse::<ChatRequest>(br#"{"model": "m", "messages": [] } trailing"#).unwrap_err();
+        assert!(err.message.contains("parse the JSON"), "{}", err.message);
+    }
+
+    #[test]
+    fn missing_field_is_invalid_request() {
+        let err = parse::<ChatRequest>(br#"{"messages": []}"#).unwrap_err();
+        assert!(err.message.contains("model"), "{}", err.message);
+    }
+}

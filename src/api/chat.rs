@@ -1,0 +1,236 @@
+//! `POST /v1/chat/completions`: authenticate, parse, route, then answer from the mock or through
+//! a provider's adapter, streamed or not.
+//!
+//! Each outcome is counted once in the metrics, labelled with the route that served it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use switchboard_providers::StreamItem;
+use switchboard_providers::chat::ChatRequest;
+use switchboard_providers::mock::MockAnswer;
+
+use super::{AppState, body, unix_now};
+use crate::error::ApiError;
+use crate::routing::Target;
+use crate::sse::{self, UsageSink};
+use crate::telemetry::RequestLabels;
+use crate::upstream::{self, Backend, HttpBackend, MockBackend};
+
+/// Names the provider and upstream model that answered, for debugging routes.
+static TARGET_HEADER: HeaderName = HeaderName::from_static("x-switchboard-target");
+
+/// What the metrics need to know about a request, filled in as it is routed.
+#[derive(Default)]
+struct Served {
+    model: String,
+    provider: String,
+}
+
+/// The handler.
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let mut served = Served::default();
+    let response = match handle(&state, &headers, body, &mut served).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    let labels = RequestLabels {
+        endpoint: "chat",
+        model: served.model,
+        provider: served.provider,
+        status: response.status().as_u16(),
+    };
+    state
+        .metrics
+        .request(labels, started.elapsed().as_secs_f64());
+    response
+}
+
+async fn handle(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Body,
+    served: &mut Served,
+) -> Result<Response, ApiError> {
+    let caller = state.keys.authenticate(headers)?;
+    let mut request: ChatRequest = body::parse(&body::read(body, state.max_body).await?)?;
+    if request.messages.is_empty() {
+        return Err(ApiError::invalid_request(
+            "'messages' must contain at least one message.",
+            Some("messages".into()),
+        ));
+    }
+    if !caller.may_use(&request.model) {
+        return Err(ApiError::model_not_allowed(&request.model));
+    }
+    let route = state
+        .routes
+        .resolve(&request.model)
+        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    let target = route
+        .pick()
+        .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;
+    served.model.clone_from(&route.name);
+    served.provider.clone_from(&target.upstream.name);
+    request.model.clone_from(&target.model);
+    let sink = UsageSink::new(state.metrics.clone(), &route.name, &target.upstream.name);
+    let mut response = match &target.upstream.backend {
+        Backend::Mock(mock) => mock_answer(*mock, request, sink).await,
+        Backend::Http(http) => http_answer(state, target, http, request, sink).await?,
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("{}/{}", target.upstream.name, target.model))
+    {
+        response.headers_mut().insert(TARGET_HEADER.clone(), value);
+    }
+    Ok(response)
+}
+
+async fn http_answer(
+    state: &AppState,
+    target: &Target,
+    backend: &HttpBackend,
+    request: ChatRequest,
+    sink: UsageSink,
+) -> Result<Response, ApiError> {
+    let name = target.upstream.name.as_str();
+    let outgoing = backend.adapter.chat_request(&backend.endpoint, &request)?;
+    let response = upstream::send(&state.client, name, outgoing, backend.timeout).await?;
+    let status = response.status();
+    if !status.is_success() {
+        let bytes = upstream::read_body(name, response).await?;
+        return Err(scrub(
+            backend
+                .adapter
+                .error_response(status.as_u16(), &bytes)
+                .into(),
+            backend,
+        ));
+    }
+    if request.is_stream() {
+        let mut decoder = backend.adapter.chat_stream();
+        let provider = name.to_owned();
+        let items = response
+            .bytes_stream()
+            .eventsource()
+            .map(move |event| match event {
+                Ok(event) => match decoder.decode(&event.event, &event.data) {
+                    Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(error) => vec![Err(ApiError::from(error))],
+                },
+                Err(error) => vec![Err(stream_error(&provider, &error))],
+            })
+            .flat_map(futures_util::stream::iter);
+        return Ok(event_stream(
+            items.boxed(),
+            request.wants_stream_usage(),
+            sink,
+        ));
+    }
+    let bytes = upstream::read_body(name, response).await?;
+    let completion = backend.adapter.chat_response(&bytes)?;
+    let mut sink = sink;
+    sink.record(completion.usage.as_ref());
+    Ok(json_response(&completion))
+}
+
+fn stream_error<E: std::fmt::Display>(
+    provider: &str,
+    error: &eventsource_stream::EventStreamError<E>,
+) -> ApiError {
+    match error {
+        eventsource_stream::EventStreamError::Transport(e) => {
+            ApiError::bad_gateway(format!("the stream from provider '{provider}' broke: {e}"))
+        }
+        other => ApiError::bad_gateway(format!(
+            "provider '{provider}' sent an invalid stream: {other}"
+        )),
+    }
+}
+
+async fn mock_answer(mock: MockBackend, request: ChatRequest, mut sink: UsageSink) -> Response {
+    let answer = MockAnswer::for_request(&request);
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = unix_now();
+    let n = u64::from(request.n.unwrap_or(1).max(1));
+    let mut usage = answer.usage.clone();
+    usage.completion_tokens *= n;
+    sink.record(Some(&usage));
+    if !request.is_stream() {
+        let extra_chunks = answer.pieces.len().saturating_sub(1) as u32;
+        pause(mock.first_token + mock.per_chunk * extra_chunks).await;
+        return json_response(&answer.response(&request, &id, created));
+    }
+    let chunks = answer.chunks(&request, &id, created);
+    let items = futures_util::stream::iter(chunks.into_iter().enumerate())
+        .then(move |(i, chunk)| async move {
+            pause(if i == 0 {
+                mock.first_token
+            } else {
+                mock.per_chunk
+            })
+            .await;
+            Ok(StreamItem::Chunk(chunk))
+        })
+        .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }));
+    event_stream(items.boxed(), request.wants_stream_usage(), sink)
+}
+
+async fn pause(duration: Duration) {
+    if !duration.is_zero() {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+fn event_stream<S>(items: S, wants_usage: bool, sink: UsageSink) -> Response
+where
+    S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static,
+{
+    let body = Body::from_stream(sse::encode(items, wants_usage, sink));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Serializes a response body as JSON.
+pub(super) fn json_response<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => ApiError::internal(format!("cannot encode the response: {e}")).into_response(),
+    }
+}
+
+/// Removes the provider's credentials from an error message, in case the provider echoed them.
+pub(super) fn scrub(mut error: ApiError, backend: &HttpBackend) -> ApiError {
+    if let Some(key) = backend.endpoint.api_key.as_deref().filter(|k| k.len() >= 4)
+        && error.message.contains(key)
+    {
+        error.message = error.message.replace(key, "<redacted>");
+    }
+    error
+}

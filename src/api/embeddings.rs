@@ -1,0 +1,95 @@
+//! `POST /v1/embeddings`: the same path as chat, minus streaming.
+//!
+//! The mock answers with deterministic unit vectors; HTTP providers go through their adapter.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use switchboard_providers::embeddings::EmbeddingsRequest;
+use switchboard_providers::mock;
+
+use super::chat::{json_response, scrub};
+use super::{AppState, body};
+use crate::error::ApiError;
+use crate::telemetry::RequestLabels;
+use crate::upstream::{self, Backend};
+
+/// The handler.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let mut served = (String::new(), String::new());
+    let response = match handle(&state, &headers, body, &mut served).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    let labels = RequestLabels {
+        endpoint: "embeddings",
+        model: served.0,
+        provider: served.1,
+        status: response.status().as_u16(),
+    };
+    state
+        .metrics
+        .request(labels, started.elapsed().as_secs_f64());
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    served: &mut (String, String),
+) -> Result<Response, ApiError> {
+    let caller = state.keys.authenticate(headers)?;
+    let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
+    if !caller.may_use(&request.model) {
+        return Err(ApiError::model_not_allowed(&request.model));
+    }
+    let route = state
+        .routes
+        .resolve(&request.model)
+        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    let target = route
+        .pick()
+        .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;
+    served.0.clone_from(&route.name);
+    served.1.clone_from(&target.upstream.name);
+    request.model.clone_from(&target.model);
+    let answer = match &target.upstream.backend {
+        Backend::Mock(_) => mock::embeddings(&request),
+        Backend::Http(backend) => {
+            let name = target.upstream.name.as_str();
+            let outgoing = backend
+                .adapter
+                .embeddings_request(&backend.endpoint, &request)?;
+            let response = upstream::send(&state.client, name, outgoing, backend.timeout).await?;
+            let status = response.status();
+            let bytes = upstream::read_body(name, response).await?;
+            if !status.is_success() {
+                return Err(scrub(
+                    backend
+                        .adapter
+                        .error_response(status.as_u16(), &bytes)
+                        .into(),
+                    backend,
+                ));
+            }
+            backend.adapter.embeddings_response(&bytes)?
+        }
+    };
+    state.metrics.tokens(
+        &route.name,
+        &target.upstream.name,
+        answer.usage.prompt_tokens,
+        0,
+    );
+    Ok(json_response(&answer))
+}

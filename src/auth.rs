@@ -1,0 +1,191 @@
+//! Virtual keys: who is calling, and which models they may use.
+//!
+//! Keys are held only as SHA-256 digests. A presented key is hashed, looked up by digest, and the
+//! digest is then compared in constant time, so neither the lookup nor the comparison leaks how
+//! much of a guess was right.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::KeyConfig;
+use crate::error::ApiError;
+
+/// A caller the gateway recognised.
+#[derive(Debug)]
+pub struct Caller {
+    /// The key's name from config.yaml; usage is accounted to it. `None` for an open gateway.
+    pub name: Option<String>,
+    models: Option<GlobSet>,
+}
+
+impl Caller {
+    /// Whether this caller may use the model with this public name.
+    pub fn may_use(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|globs| globs.is_match(model))
+    }
+}
+
+type Digest32 = [u8; 32];
+
+/// The configured keys, by digest.
+#[derive(Debug)]
+pub struct KeyStore {
+    keys: HashMap<Digest32, Arc<Caller>>,
+    open: Arc<Caller>,
+}
+
+/// Why a key could not be loaded. Validation catches these first; this guards direct use.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("keys[{index}]: {message}")]
+    Invalid { index: usize, message: String },
+}
+
+impl KeyStore {
+    /// Builds the store from `keys:`.
+    pub fn new(configs: &[KeyConfig]) -> Result<Self, KeyError> {
+        let mut keys = HashMap::with_capacity(configs.len());
+        for (index, config) in configs.iter().enumerate() {
+            let invalid = |message: String| KeyError::Invalid { index, message };
+            let digest = match (&config.key, &config.key_sha256) {
+                (Some(key), _) => sha256(key.expose().as_bytes()),
+                (None, Some(hex)) => parse_hex(hex)
+                    .ok_or_else(|| invalid("key_sha256 is not 64 hex digits".into()))?,
+                (None, None) => return Err(invalid("needs key or key_sha256".into())),
+            };
+            let models = match &config.models {
+                None => None,
+                Some(globs) => Some(glob_set(globs).map_err(|e| invalid(e.to_string()))?),
+            };
+            let caller = Caller {
+                name: Some(config.name.clone()),
+                models,
+            };
+            keys.insert(digest, Arc::new(caller));
+        }
+        Ok(KeyStore {
+            keys,
+            open: Arc::new(Caller {
+                name: None,
+                models: None,
+            }),
+        })
+    }
+
+    /// Whether no key is configured, so anyone may call.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The caller behind the request's `Authorization: Bearer` header.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
+        if self.is_open() {
+            return Ok(self.open.clone());
+        }
+        let presented = bearer(headers).ok_or_else(ApiError::invalid_api_key)?;
+        let digest = sha256(presented.as_bytes());
+        match self.keys.get_key_value(&digest) {
+            Some((stored, caller)) if bool::from(stored.ct_eq(&digest)) => {
+                tracing::Span::current().record("key", caller.name.as_deref());
+                Ok(caller.clone())
+            }
+            _ => Err(ApiError::invalid_api_key()),
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn sha256(bytes: &[u8]) -> Digest32 {
+    Sha256::digest(bytes).into()
+}
+
+fn parse_hex(hex: &str) -> Option<Digest32> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Compiles a list of globs into one matcher.
+pub fn glob_set(globs: &[String]) -> Result<GlobSet, globset::Error> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        builder.add(Glob::new(glob)?);
+    }
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn key(name: &str, key: Option<&str>, sha: Option<&str>, models: Option<&[&str]>) -> KeyConfig {
+        KeyConfig {
+            name: name.into(),
+            key: key.map(Into::into),
+            key_sha256: sha.map(Into::into),
+            models: models.map(|m| m.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    #[test]
+    fn plain_and_hashed_keys_authenticate() {
+        // sha256("hashed-key")
+        let hex = "1e2b5a1b4c2b70d1e0d17b7ab7d1b3b6b88d4fc8d02d2bb1e0ad2c6b1e3a1a1f";
+        let real_hex: String = sha256(b"hashed-key")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let store = KeyStore::new(&[
+            key("a", Some("sk-a"), None, Some(&["fast", "openai/*"])),
+            key("b", None, Some(&real_hex), None),
+        ])
+        .unwrap();
+        let a = store.authenticate(&headers("Bearer sk-a")).unwrap();
+        assert_eq!(a.name.as_deref(), Some("a"));
+        assert!(a.may_use("fast") && a.may_use("openai/gpt-4.1") && !a.may_use("smart"));
+        let b = store.authenticate(&headers("bearer hashed-key")).unwrap();
+        assert!(b.may_use("anything"));
+        assert!(store.authenticate(&headers("Bearer sk-wrong")).is_err());
+        assert!(
+            store
+                .authenticate(&headers(&format!("Bearer {hex}")))
+                .is_err()
+        );
+        assert!(store.authenticate(&HeaderMap::new()).is_err());
+        assert!(store.authenticate(&headers("Basic sk-a")).is_err());
+    }
+
+    #[test]
+    fn no_keys_means_open() {
+        let store = KeyStore::new(&[]).unwrap();
+        assert!(store.is_open());
+        assert!(store.authenticate(&HeaderMap::new()).unwrap().may_use("x"));
+    }
+}

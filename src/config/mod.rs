@@ -1,0 +1,327 @@
+//! config.yaml: its shape (the field names are a contract with users), loading with `${VAR}`
+//! interpolation, and validation that names the YAML path of every problem.
+//!
+//! A [`Config`] that loaded is valid: every reference resolves and every value parses.
+
+mod interpolate;
+mod units;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use units::{Secret, Size, Span};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+/// `server:`: where to listen and how the HTTP surface behaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Guards `/admin`; empty or absent disables the admin API.
+    #[serde(default)]
+    pub admin_key: Option<Secret>,
+    /// Largest request body accepted.
+    #[serde(default = "default_max_body")]
+    pub max_body: Size,
+    /// How long a shutdown waits for in-flight requests, streams included.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Span,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            admin_key: None,
+            max_body: default_max_body(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body() -> Size {
+    Size(32 * 1024 * 1024)
+}
+
+fn default_shutdown_timeout() -> Span {
+    Span(Duration::from_secs(30))
+}
+
+/// One entry of `providers:`, tagged by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderConfig {
+    /// OpenAI or any server that speaks its API.
+    Openai(HttpProviderConfig),
+    /// The built-in deterministic model.
+    Mock(MockConfig),
+}
+
+/// A provider reached over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProviderConfig {
+    /// Defaults per kind; for `openai` it includes `/v1`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// Extra headers sent on every request; values may hold secrets.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// Limit on a whole upstream call, streams included.
+    #[serde(default)]
+    pub timeout: Option<Span>,
+}
+
+/// The built-in mock provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockConfig {
+    #[serde(default)]
+    pub latency: MockLatency,
+}
+
+/// Delays that let the mock stand in for a real model in load tests.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockLatency {
+    /// Before the first token (or the whole answer, when not streamed).
+    #[serde(default)]
+    pub first_token: Option<Span>,
+    /// Between two chunks of a stream.
+    #[serde(default)]
+    pub per_chunk: Option<Span>,
+}
+
+/// One entry of `models:`: a public model name and where it is served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    pub targets: Vec<TargetConfig>,
+}
+
+/// One place a model is served: a provider and its own name for the model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub provider: String,
+    pub model: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// One entry of `keys:`: a virtual key handed to a client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub name: String,
+    #[serde(default)]
+    pub key: Option<Secret>,
+    /// The hex SHA-256 of the key, for operators who keep no plaintext in the file.
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+    /// Globs of model names this key may use; absent means every model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+/// One problem in the configuration, at a YAML path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why a configuration could not be loaded: every problem found, each with its path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{}", render(.0))]
+    Invalid(Vec<ConfigError>),
+}
+
+fn render(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads and validates a config file, with variables from the process environment.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and validates config text, resolving variables through `lookup`.
+    pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, LoadError> {
+        let mut document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+            LoadError::Invalid(vec![ConfigError::new("", format!("invalid YAML: {e}"))])
+        })?;
+        if document.is_null() {
+            document = serde_yaml_ng::Value::Mapping(Default::default());
+        }
+        let mut errors = Vec::new();
+        interpolate::interpolate(&mut document, "", lookup, &mut errors);
+        if !errors.is_empty() {
+            return Err(LoadError::Invalid(errors));
+        }
+        let config: Config = serde_path_to_error::deserialize(document).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            LoadError::Invalid(vec![ConfigError::new(path, e.into_inner().to_string())])
+        })?;
+        let errors = validate::validate(&config);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(LoadError::Invalid(errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<String>> {
+        Config::parse(text, &|name| {
+            (name == "TEAM_KEY").then(|| "sk-team".to_owned())
+        })
+        .map_err(|e| match e {
+            LoadError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        })
+    }
+
+    #[test]
+    fn empty_file_is_a_valid_open_gateway() {
+        let config = parse("").unwrap();
+        assert_eq!(config.server.listen, default_listen());
+        assert!(config.keys.is_empty());
+    }
+
+    #[test]
+    fn full_shape_loads() {
+        let config = parse(
+            r#"
+server: { listen: 127.0.0.1:9000, max_body: 1MiB, admin_key: "${ADMIN:-}" }
+providers:
+  demo: { kind: mock, latency: { first_token: 10ms, per_chunk: 1ms } }
+  local: { kind: openai, base_url: "http://127.0.0.1:11434/v1", headers: { x-team: a }, timeout: 30s }
+models:
+  - name: fast
+    targets: [ { provider: demo, model: m, weight: 2 }, { provider: local, model: llama } ]
+keys:
+  - { name: team-a, key: "${TEAM_KEY}", models: ["fast", "local/*"] }
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.server.max_body, Size(1024 * 1024));
+        assert_eq!(config.keys[0].key.as_ref().unwrap().expose(), "sk-team");
+        assert_eq!(config.models[0].targets[1].weight, 1);
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let errors = parse("providers:\n  demo: { kind: mock, latncy: {} }\n").unwrap_err();
+        assert!(errors[0].starts_with("providers.demo"), "{errors:?}");
+        assert!(errors[0].contains("latncy"), "{errors:?}");
+        let errors = parse("sever: {}\n").unwrap_err();
+        assert!(errors[0].contains("sever"), "{errors:?}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_units_name_their_path() {
+        let errors = parse("server: { max_body: lots }\n").unwrap_err();
+        assert!(
+            errors[0].starts_with("server.max_body: invalid size"),
+            "{errors:?}"
+        );
+        let errors = parse(
+            "models:\n  - name: a\n    targets: [ { provider: p, model: m, weight: heavy } ]\n",
+        )
+        .unwrap_err();
+        assert!(
+            errors[0].starts_with("models[0].targets[0].weight"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_kind_is_rejected() {
+        let errors = parse("providers:\n  x: { kind: opnai }\n").unwrap_err();
+        assert!(errors[0].starts_with("providers.x"), "{errors:?}");
+        assert!(errors[0].contains("opnai"), "{errors:?}");
+    }
+
+    #[test]
+    fn missing_variables_are_all_reported() {
+        let errors = parse("providers:\n  a: { kind: openai, api_key: \"${NOPE_A}\" }\n  b: { kind: openai, api_key: \"${NOPE_B}\" }\n").unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("providers.a.api_key: environment variable NOPE_A"));
+    }
+
+    #[test]
+    fn invalid_yaml_is_an_error_not_a_panic() {
+        assert!(parse("models: [ {").is_err());
+    }
+}

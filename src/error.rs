@@ -1,0 +1,227 @@
+//! The gateway's one error type, rendered in OpenAI's shape with the status an OpenAI SDK expects.
+//!
+//! Every failure a client can see passes through [`ApiError`], so the shape never varies and no
+//! provider body is forwarded raw.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use switchboard_providers::{ErrorKind, ProviderError};
+
+/// An error answer: `{"error": {"message", "type", "param", "code"}}` and a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: String,
+    pub message: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &str, code: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            kind: kind.to_owned(),
+            message: message.into(),
+            param: None,
+            code: code.map(str::to_owned),
+        }
+    }
+
+    /// 400: the request is malformed; `param` names the offending field when known.
+    pub fn invalid_request(message: impl Into<String>, param: Option<String>) -> Self {
+        ApiError {
+            param,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                message,
+            )
+        }
+    }
+
+    /// 401: no key, or not a key this gateway knows.
+    pub fn invalid_api_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            "Incorrect API key provided. Send a key configured in the gateway as 'Authorization: Bearer <key>'.",
+        )
+    }
+
+    /// 403: the key may not use this model.
+    pub fn model_not_allowed(model: &str) -> Self {
+        ApiError {
+            param: Some("model".to_owned()),
+            ..Self::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                Some("model_not_allowed"),
+                format!("This API key is not allowed to use the model '{model}'."),
+            )
+        }
+    }
+
+    /// 404: no such model.
+    pub fn model_not_found(model: &str) -> Self {
+        ApiError {
+            param: Some("model".to_owned()),
+            ..Self::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model_not_found"),
+                format!("The model '{model}' does not exist or you do not have access to it."),
+            )
+        }
+    }
+
+    /// 404 for a path the gateway does not serve.
+    pub fn unknown_route(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("unknown_url"),
+            format!("Unrecognized request URL ({method} {path})."),
+        )
+    }
+
+    /// 405 for a known path used with the wrong method.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            Some("method_not_allowed"),
+            format!("{method} is not supported on {path}."),
+        )
+    }
+
+    /// 413: the body is over `server.max_body`.
+    pub fn body_too_large(limit: u64) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            Some("request_too_large"),
+            format!("The request body is larger than the gateway's limit of {limit} bytes."),
+        )
+    }
+
+    /// 502: the provider could not be reached or answered nonsense.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            Some("upstream_error"),
+            message,
+        )
+    }
+
+    /// 504: the provider did not answer in time.
+    pub fn gateway_timeout(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "api_error",
+            Some("upstream_timeout"),
+            message,
+        )
+    }
+
+    /// 500: a fault of the gateway itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            None,
+            message,
+        )
+    }
+
+    /// The JSON body, as sent on its own or inside a stream's error event.
+    pub fn body(&self) -> Vec<u8> {
+        let envelope = Envelope {
+            error: Body {
+                message: &self.message,
+                kind: &self.kind,
+                param: self.param.as_deref(),
+                code: self.code.as_deref(),
+            },
+        };
+        // Serializing strings and options into a Vec cannot fail.
+        serde_json::to_vec(&envelope).unwrap_or_default()
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    /// Keeps the provider's status and vocabulary, filling OpenAI's defaults where it gave none.
+    fn from(error: ProviderError) -> Self {
+        let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        let default_kind = match error.kind {
+            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::RateLimited => "rate_limit_exceeded",
+            ErrorKind::BadResponse | ErrorKind::Upstream => "api_error",
+        };
+        ApiError {
+            status,
+            kind: error.error_type.unwrap_or_else(|| default_kind.to_owned()),
+            message: error.message,
+            param: error.param,
+            code: error.code,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn renders_openai_shape() {
+        let body: Value =
+            serde_json::from_slice(&ApiError::model_not_found("gpt-9").body()).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {
+                "message": "The model 'gpt-9' does not exist or you do not have access to it.",
+                "type": "invalid_request_error", "param": "model", "code": "model_not_found"
+            }})
+        );
+    }
+
+    #[test]
+    fn provider_errors_keep_status() {
+        let api: ApiError = ProviderError::from_status(503, "busy".into()).into();
+        assert_eq!(
+            (api.status, api.kind.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "api_error")
+        );
+    }
+}

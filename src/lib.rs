@@ -1,0 +1,18 @@
+//! Switchboard, an AI gateway: one OpenAI-compatible endpoint in front of every model provider,
+//! with virtual keys, routing and metrics configured in one YAML file.
+//!
+//! The binary is a thin CLI over [`Gateway`]; wire formats live in `switchboard-providers`.
+
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod telemetry;
+
+mod api;
+mod auth;
+mod routing;
+mod sse;
+mod upstream;
+
+pub use config::Config;
+pub use server::{BuildError, Gateway};

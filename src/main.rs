@@ -1,0 +1,145 @@
+//! The `switchboard` command: serve a config (the default) or check one.
+//!
+//! Exit codes: 0 after a clean shutdown or a valid config, 1 for an invalid config or a failure
+//! to start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use switchboard::config::LoadError;
+use switchboard::telemetry::{self, LogFormat};
+use switchboard::{Config, Gateway};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "An AI gateway: one OpenAI-compatible endpoint for every model provider"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve(ServeArgs),
+    /// Validate a config file, print every problem with its YAML path, and exit.
+    Check {
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// The config file.
+    #[arg(long, default_value = "config.yaml")]
+    config: PathBuf,
+    /// Listen address, overriding `server.listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { config }) => check(&config),
+        Some(Command::Serve(args)) => run(&args),
+        None => run(&cli.serve),
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load(path) {
+        Ok(config) => {
+            println!(
+                "{}: OK ({} providers, {} models, {} keys)",
+                path.display(),
+                config.providers.len(),
+                config.models.len(),
+                config.keys.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: invalid configuration", path.display());
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads and fully builds a config, so `check` catches everything `serve` would.
+fn load(path: &Path) -> anyhow::Result<Config> {
+    let config = Config::load(path).map_err(|e| match e {
+        LoadError::Invalid(_) => anyhow::anyhow!("{e}"),
+        other => anyhow::Error::new(other),
+    })?;
+    Gateway::new(&config)?;
+    Ok(config)
+}
+
+fn run(args: &ServeArgs) -> ExitCode {
+    telemetry::init_logging(args.log_format);
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let config =
+        load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let gateway = Gateway::new(&config)?;
+    let listen = args.listen.unwrap_or(config.server.listen);
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        if gateway.is_open() {
+            tracing::warn!("no keys configured: anyone who can reach {addr} can use every model");
+        }
+        tracing::info!(%addr, providers = config.providers.len(), models = config.models.len(), "listening");
+        gateway.serve(listener, shutdown_signal()).await.context("serving")
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,94 @@
+//! The gateway as a value: built from a [`Config`], served on a listener until a shutdown signal,
+//! then drained (streams included) within `server.shutdown_timeout`.
+//!
+//! `main` and the black-box tests start the gateway through this one entry point.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::api::{self, AppState};
+use crate::auth::{KeyError, KeyStore};
+use crate::config::Config;
+use crate::routing::Routes;
+use crate::telemetry::Metrics;
+use crate::upstream::{self, UpstreamError};
+
+/// A configuration that cannot be turned into a running gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("cannot create the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// A gateway ready to serve.
+pub struct Gateway {
+    state: Arc<AppState>,
+    shutdown_timeout: Duration,
+}
+
+impl Gateway {
+    /// Builds every runtime part from a validated configuration.
+    pub fn new(config: &Config) -> Result<Self, BuildError> {
+        let upstreams = upstream::build_all(&config.providers)?;
+        let state = AppState {
+            keys: KeyStore::new(&config.keys)?,
+            routes: Routes::new(&config.models, upstreams),
+            client: upstream::client()?,
+            metrics: Arc::new(Metrics::default()),
+            max_body: config.server.max_body.0,
+            started: api::unix_now(),
+            draining: AtomicBool::new(false),
+        };
+        Ok(Gateway {
+            state: Arc::new(state),
+            shutdown_timeout: config.server.shutdown_timeout.0,
+        })
+    }
+
+    /// Whether no virtual key is configured, so anyone who can connect may call.
+    pub fn is_open(&self) -> bool {
+        self.state.keys.is_open()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests,
+    /// giving up on them after the shutdown timeout.
+    pub async fn serve<F>(self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let draining = Arc::new(Notify::new());
+        let state = self.state.clone();
+        let notify = draining.clone();
+        let signal = async move {
+            shutdown.await;
+            state.draining.store(true, Ordering::Relaxed);
+            tracing::info!("shutting down: draining in-flight requests");
+            notify.notify_one();
+        };
+        // Without TCP_NODELAY, small keep-alive responses can wait ~40 ms on delayed ACKs.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
+        let grace = self.shutdown_timeout;
+        tokio::select! {
+            result = server.into_future() => result,
+            () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(timeout = ?grace, "shutdown timeout reached: closing remaining connections");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Canonical chunks to the client's server-sent events, one event per chunk as soon as it
+//! arrives: usage handling, the role on the first chunk, and a clean end whatever happens upstream.
+//!
+//! A stream always ends with `data: [DONE]` or with one OpenAI-shaped error event, never by
+//! hanging; dropping the body (the client went away) drops the upstream with it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use switchboard_providers::StreamItem;
+use switchboard_providers::chat::{ChatChunk, Usage};
+
+use crate::error::ApiError;
+use crate::telemetry::Metrics;
+
+/// Where a stream's token usage is reported once the stream is over, however it ended.
+pub struct UsageSink {
+    metrics: Arc<Metrics>,
+    model: String,
+    provider: String,
+    latest: Option<Usage>,
+}
+
+impl UsageSink {
+    pub fn new(metrics: Arc<Metrics>, model: &str, provider: &str) -> Self {
+        UsageSink {
+            metrics,
+            model: model.to_owned(),
+            provider: provider.to_owned(),
+            latest: None,
+        }
+    }
+
+    /// Notes the usage a provider reported; the last report wins.
+    pub fn record(&mut self, usage: Option<&Usage>) {
+        if let Some(usage) = usage {
+            self.latest = Some(usage.clone());
+        }
+    }
+}
+
+impl Drop for UsageSink {
+    // Servers that report usage on every chunk report running totals: only the last one counts.
+    fn drop(&mut self) {
+        if let Some(usage) = &self.latest {
+            self.metrics.tokens(
+                &self.model,
+                &self.provider,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+            );
+        }
+    }
+}
+
+struct Relay<S> {
+    items: S,
+    wants_usage: bool,
+    sink: UsageSink,
+    first: bool,
+    finished: bool,
+}
+
+/// Encodes canonical stream items as the body of a `text/event-stream` response.
+pub fn encode<S>(
+    items: S,
+    wants_usage: bool,
+    sink: UsageSink,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
+where
+    S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin,
+{
+    let relay = Relay {
+        items,
+        wants_usage,
+        sink,
+        first: true,
+        finished: false,
+    };
+    futures_util::stream::unfold(relay, |mut relay| async move {
+        let event = relay.next_event().await?;
+        Some((Ok(event), relay))
+    })
+}
+
+impl<S> Relay<S>
+where
+    S: Stream<Item = Result<StreamItem, ApiError>> + Unpin,
+{
+    async fn next_event(&mut self) -> Option<Bytes> {
+        while !self.finished {
+            match self.items.next().await {
+                Some(Ok(StreamItem::Chunk(chunk))) => {
+                    if let Some(event) = self.chunk(chunk) {
+                        return Some(event);
+                    }
+                }
+                Some(Ok(StreamItem::Done)) => {
+                    self.finished = true;
+                    return Some(Bytes::from_static(b"data: [DONE]\n\n"));
+                }
+                Some(Err(error)) => {
+                    self.finished = true;
+                    return Some(error_event(&error));
+                }
+                None => {
+                    self.finished = true;
+                    let error =
+                        ApiError::bad_gateway("the provider closed the stream before it finished");
+                    return Some(error_event(&error));
+                }
+            }
+        }
+        None
+    }
+
+    fn chunk(&mut self, mut chunk: ChatChunk) -> Option<Bytes> {
+        self.sink.record(chunk.usage.as_ref());
+        if !self.wants_usage {
+            if chunk.is_usage_only() {
+                return None;
+            }
+            chunk.usage = None;
+        }
+        if self.first && !chunk.choices.is_empty() {
+            self.first = false;
+            for choice in &mut chunk.choices {
+                choice
+                    .delta
+                    .role
+                    .get_or_insert_with(|| "assistant".to_owned());
+            }
+        }
+        Some(data_event(&chunk))
+    }
+}
+
+fn data_event(chunk: &ChatChunk) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    // Canonical chunks hold only strings, numbers and JSON values: serializing cannot fail.
+    let _ = serde_json::to_writer(&mut out, chunk);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// An error inside a stream, in OpenAI's shape: `data: {"error": {...}}`.
+pub fn error_event(error: &ApiError) -> Bytes {
+    tracing::warn!(status = error.status.as_u16(), message = %error.message, "stream ended with an error");
+    let mut out = b"data: ".to_vec();
+    out.extend_from_slice(&error.body());
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chunk(value: serde_json::Value) -> Result<StreamItem, ApiError> {
+        Ok(StreamItem::Chunk(serde_json::from_value(value).unwrap()))
+    }
+
+    async fn run(
+        items: Vec<Result<StreamItem, ApiError>>,
+        wants_usage: bool,
+    ) -> (String, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let sink = UsageSink::new(metrics.clone(), "m", "p");
+        let out: Vec<_> = encode(futures_util::stream::iter(items), wants_usage, sink)
+            .collect()
+            .await;
+        let text = out
+            .into_iter()
+            .map(|b| String::from_utf8(b.unwrap().to_vec()).unwrap())
+            .collect();
+        (text, metrics)
+    }
+
+    fn content(text: &str) -> serde_json::Value {
+        json!({"id": "c", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+    }
+
+    fn usage() -> serde_json::Value {
+        json!({"id": "c", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}})
+    }
+
+    #[tokio::test]
+    async fn drops_usage_chunk_unless_asked_and_counts_it_anyway() {
+        let items = || vec![chunk(content("Hi")), chunk(usage()), Ok(StreamItem::Done)];
+        let (text, metrics) = run(items(), false).await;
+        assert_eq!(text.matches("data: ").count(), 2, "{text}");
+        assert!(
+            text.contains(r#""role":"assistant""#),
+            "role added to the first chunk: {text}"
+        );
+        assert!(text.ends_with("data: [DONE]\n\n"));
+        assert!(metrics.render().contains(r#"kind="completion"} 2"#));
+        let (text, _) = run(items(), true).await;
+        assert!(text.contains(r#""total_tokens":6"#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn cut_stream_ends_with_an_error_event() {
+        let (text, _) = run(vec![chunk(content("Hi"))], false).await;
+        assert!(
+            text.contains(r#"data: {"error":{"message":"the provider closed the stream"#),
+            "{text}"
+        );
+        assert!(!text.contains("[DONE]"));
+    }
+}

@@ -1,0 +1,126 @@
+//! Prometheus metrics: requests and latency by endpoint, model, provider and status, and tokens.
+//!
+//! Labels only ever carry names from config.yaml or resolved routes, never raw client input, so a
+//! caller cannot blow up the series count by inventing model names.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of one answered request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: &'static str,
+    pub model: String,
+    pub provider: String,
+    pub status: u16,
+}
+
+/// Labels of a token count.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub model: String,
+    pub provider: String,
+    /// `prompt` or `completion`.
+    pub kind: &'static str,
+}
+
+type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+    tokens: Family<TokenLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // From 1 ms to about 65 s: gateway-only answers up to long generations.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 17,
+    ))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("switchboard");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = HistogramFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register("requests", "Requests answered", requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response headers (first byte of a stream)",
+            latency.clone(),
+        );
+        registry.register("tokens", "Tokens reported by providers", tokens.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            tokens,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request and its latency.
+    pub fn request(&self, labels: RequestLabels, seconds: f64) {
+        self.latency.get_or_create(&labels).observe(seconds);
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Adds the tokens of one call.
+    pub fn tokens(&self, model: &str, provider: &str, prompt: u64, completion: u64) {
+        for (kind, count) in [("prompt", prompt), ("completion", completion)] {
+            let labels = TokenLabels {
+                model: model.to_owned(),
+                provider: provider.to_owned(),
+                kind,
+            };
+            self.tokens.get_or_create(&labels).inc_by(count);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let metrics = Metrics::default();
+        let labels = RequestLabels {
+            endpoint: "chat",
+            model: "fast".into(),
+            provider: "demo".into(),
+            status: 200,
+        };
+        metrics.request(labels.clone(), 0.003);
+        metrics.request(labels, 0.004);
+        metrics.tokens("fast", "demo", 10, 5);
+        let text = metrics.render();
+        assert!(text.contains(r#"switchboard_requests_total{endpoint="chat",model="fast",provider="demo",status="200"} 2"#), "{text}");
+        assert!(
+            text.contains("switchboard_request_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"switchboard_tokens_total{model="fast",provider="demo",kind="completion"} 5"#
+            ),
+            "{text}"
+        );
+    }
+}

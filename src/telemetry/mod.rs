@@ -1,0 +1,81 @@
+//! Logs, request ids and metrics: what an operator sees of each request.
+//!
+//! Every request runs inside a span that carries its `x-request-id` (the caller's, or a new one),
+//! and the id is echoed on the response.
+
+pub mod metrics;
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+pub use metrics::{Metrics, RequestLabels};
+
+/// The header that correlates a request across client, gateway and logs.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Installs the global subscriber; the level comes from `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    // A second call (as in tests) keeps the first subscriber; that is fine.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Middleware: assigns the request id, runs the request in its span, logs the outcome.
+pub async fn request_span(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| valid_id(v.as_bytes()))
+        .cloned()
+        .unwrap_or_else(new_id);
+    request.headers_mut().insert(REQUEST_ID.clone(), id.clone());
+    let span = tracing::info_span!(
+        "request",
+        id = id.to_str().unwrap_or_default(),
+        method = %request.method(),
+        path = request.uri().path(),
+        key = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "answered"
+        );
+    });
+    response.headers_mut().insert(REQUEST_ID.clone(), id);
+    response
+}
+
+/// Accepts caller ids that are short and printable, so they are safe to log and echo.
+fn valid_id(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn new_id() -> HeaderValue {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().simple().encode_lower(&mut buffer);
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}

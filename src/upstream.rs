@@ -1,0 +1,187 @@
+//! The configured providers at run time, and the one place the gateway sends HTTP to them.
+//!
+//! Translation stays in `switchboard-providers`; here live the client, timeouts and the mapping
+//! of transport failures to 502/504.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_providers::openai::{self, OpenAi};
+use switchboard_providers::{Adapter, Endpoint};
+
+use crate::config::{MockLatency, ProviderConfig};
+use crate::error::ApiError;
+
+/// Whole-call limit when a provider sets no `timeout:`, as long as the OpenAI SDKs wait.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One entry of `providers:`, ready to serve.
+pub struct Upstream {
+    pub name: String,
+    pub backend: Backend,
+}
+
+/// How an upstream answers.
+pub enum Backend {
+    /// A real provider over HTTP, spoken to through its adapter.
+    Http(HttpBackend),
+    /// The built-in mock model.
+    Mock(MockBackend),
+}
+
+/// A provider reached over HTTP.
+pub struct HttpBackend {
+    pub adapter: Box<dyn Adapter>,
+    pub endpoint: Endpoint,
+    pub timeout: Duration,
+}
+
+/// The mock's delays.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MockBackend {
+    pub first_token: Duration,
+    pub per_chunk: Duration,
+}
+
+/// A provider's config that cannot be turned into a working upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("providers.{provider}: {message}")]
+pub struct UpstreamError {
+    provider: String,
+    message: String,
+}
+
+/// Builds every upstream from `providers:`.
+pub fn build_all(
+    configs: &BTreeMap<String, ProviderConfig>,
+) -> Result<BTreeMap<String, Arc<Upstream>>, UpstreamError> {
+    configs
+        .iter()
+        .map(|(name, config)| Ok((name.clone(), Arc::new(Upstream::new(name, config)?))))
+        .collect()
+}
+
+impl Upstream {
+    fn new(name: &str, config: &ProviderConfig) -> Result<Self, UpstreamError> {
+        let error = |message: String| UpstreamError {
+            provider: name.to_owned(),
+            message,
+        };
+        let backend = match config {
+            ProviderConfig::Mock(mock) => Backend::Mock(MockBackend::from(&mock.latency)),
+            ProviderConfig::Openai(http) => {
+                let mut headers = HeaderMap::new();
+                for (key, value) in &http.headers {
+                    let key = HeaderName::from_bytes(key.as_bytes())
+                        .map_err(|e| error(format!("header {key}: {e}")))?;
+                    let mut value = HeaderValue::from_str(value.expose())
+                        .map_err(|e| error(format!("header {key}: {e}")))?;
+                    value.set_sensitive(true);
+                    headers.insert(key, value);
+                }
+                let base_url = http.base_url.as_deref().unwrap_or(openai::DEFAULT_BASE_URL);
+                Backend::Http(HttpBackend {
+                    adapter: Box::new(OpenAi),
+                    endpoint: Endpoint {
+                        base_url: base_url.trim_end_matches('/').to_owned(),
+                        api_key: http
+                            .api_key
+                            .as_ref()
+                            .filter(|k| !k.is_empty())
+                            .map(|k| k.expose().to_owned()),
+                        headers,
+                    },
+                    timeout: http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+                })
+            }
+        };
+        Ok(Upstream {
+            name: name.to_owned(),
+            backend,
+        })
+    }
+}
+
+impl From<&MockLatency> for MockBackend {
+    fn from(latency: &MockLatency) -> Self {
+        MockBackend {
+            first_token: latency.first_token.map(|s| s.0).unwrap_or_default(),
+            per_chunk: latency.per_chunk.map(|s| s.0).unwrap_or_default(),
+        }
+    }
+}
+
+/// The HTTP client shared by every upstream.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest is built without a default TLS provider; installing one twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// Sends one request; transport failures become 502 (unreachable) or 504 (too slow).
+pub async fn send(
+    client: &reqwest::Client,
+    upstream: &str,
+    request: http::Request<Bytes>,
+    timeout: Duration,
+) -> Result<reqwest::Response, ApiError> {
+    let mut request =
+        reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| {
+            ApiError::bad_gateway(format!(
+                "cannot build the request to provider '{upstream}': {}",
+                describe(&e)
+            ))
+        })?;
+    *request.timeout_mut() = Some(timeout);
+    client
+        .execute(request)
+        .await
+        .map_err(|e| transport_error(upstream, &e))
+}
+
+/// Reads a whole upstream body, mapping a failure midway like a failed send.
+pub async fn read_body(upstream: &str, response: reqwest::Response) -> Result<Bytes, ApiError> {
+    response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(upstream, &e))
+}
+
+/// The client-facing error for a failed exchange with a provider.
+pub fn transport_error(upstream: &str, error: &reqwest::Error) -> ApiError {
+    if error.is_timeout() {
+        ApiError::gateway_timeout(format!("provider '{upstream}' did not answer in time"))
+    } else if error.is_connect() {
+        ApiError::bad_gateway(format!("cannot connect to provider '{upstream}'"))
+    } else {
+        ApiError::bad_gateway(format!(
+            "request to provider '{upstream}' failed: {}",
+            describe(error)
+        ))
+    }
+}
+
+/// The error's cause chain without the URL, which could carry a credential in its query.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.is_empty() {
+        "transport error".to_owned()
+    } else {
+        text
+    }
+}
