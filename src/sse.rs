@@ -116,7 +116,7 @@ where
         None
     }
 
-    fn chunk(&mut self, mut chunk: ChatChunk) -> Option<Bytes> {
+    fn chunk(&mut self, mut chunk: Box<ChatChunk>) -> Option<Bytes> {
         self.sink.record(chunk.usage.as_ref());
         if !self.wants_usage {
             if chunk.is_usage_only() {
@@ -161,7 +161,9 @@ mod tests {
     use serde_json::json;
 
     fn chunk(value: serde_json::Value) -> Result<StreamItem, ApiError> {
-        Ok(StreamItem::Chunk(serde_json::from_value(value).unwrap()))
+        Ok(StreamItem::Chunk(Box::new(
+            serde_json::from_value(value).unwrap(),
+        )))
     }
 
     async fn run(

@@ -54,7 +54,7 @@ impl Endpoint {
 /// One step of a decoded stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
-    Chunk(ChatChunk),
+    Chunk(Box<ChatChunk>),
     /// The provider said the stream is complete.
     Done,
 }

@@ -119,7 +119,7 @@ impl ChunkDecoder for OpenAiStream {
             return Ok(Vec::new());
         }
         match serde_json::from_str::<ChatChunk>(data) {
-            Ok(chunk) => Ok(vec![StreamItem::Chunk(chunk)]),
+            Ok(chunk) => Ok(vec![StreamItem::Chunk(Box::new(chunk))]),
             Err(parse_error) => match serde_json::from_str::<OpenAiErrorBody>(data) {
                 Ok(OpenAiErrorBody { error }) => Err(ProviderError {
                     error_type: error.error_type,

@@ -71,13 +71,14 @@ async fn handle(
             Some("messages".into()),
         ));
     }
-    if !caller.may_use(&request.model) {
-        return Err(ApiError::model_not_allowed(&request.model));
-    }
     let route = state
         .routes
         .resolve(&request.model)
         .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect.
+    if !caller.may_use(&request.model) {
+        return Err(ApiError::model_not_allowed(&request.model));
+    }
     let target = route
         .pick()
         .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;
@@ -180,7 +181,7 @@ async fn mock_answer(mock: MockBackend, request: ChatRequest, mut sink: UsageSin
                 mock.per_chunk
             })
             .await;
-            Ok(StreamItem::Chunk(chunk))
+            Ok(StreamItem::Chunk(Box::new(chunk)))
         })
         .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }));
     event_stream(items.boxed(), request.wants_stream_usage(), sink)

@@ -50,13 +50,14 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let caller = state.keys.authenticate(headers)?;
     let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
-    if !caller.may_use(&request.model) {
-        return Err(ApiError::model_not_allowed(&request.model));
-    }
     let route = state
         .routes
         .resolve(&request.model)
         .ok_or_else(|| ApiError::model_not_found(&request.model))?;
+    // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect.
+    if !caller.may_use(&request.model) {
+        return Err(ApiError::model_not_allowed(&request.model));
+    }
     let target = route
         .pick()
         .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;

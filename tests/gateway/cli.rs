@@ -1,0 +1,256 @@
+//! The `switchboard` binary itself: `check`, serving, graceful shutdown and what it logs.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::fake_openai::{FakeOpenAi, KEY};
+use crate::common::{client, sse_data};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+fn write_config(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml");
+    let output = Command::new(BIN)
+        .args(["check", "--config", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn check_prints_every_problem_with_its_path_and_exits_1() {
+    let path = write_config(
+        "check",
+        "providers:\n  openai: { kind: openai }\nmodels:\n  - { name: a, targets: [ { provider: openai, model: x } ] }\n  - { name: b, targets: [ { provider: openai, model: x } ] }\n  - { name: c, targets: [ { provider: opnai, model: x } ] }\nkeys:\n  - { name: k }\n",
+    );
+    let output = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            r#"models[2].targets[0].provider: unknown provider "opnai" (did you mean "openai"?)"#
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("keys[0]: needs key or key_sha256"),
+        "{stderr}"
+    );
+
+    let path = write_config(
+        "check-env",
+        "providers:\n  openai: { kind: openai, api_key: \"${SWITCHBOARD_TEST_UNSET_VAR}\" }\n",
+    );
+    let output = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .env_remove("SWITCHBOARD_TEST_UNSET_VAR")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "providers.openai.api_key: environment variable SWITCHBOARD_TEST_UNSET_VAR is not set"
+        ),
+        "{stderr}"
+    );
+
+    let path = write_config("check-yaml", "models: [ {\n");
+    let output = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+}
+
+/// A gateway process with JSON logs; its log lines arrive on a channel.
+struct Process {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Process {
+    fn start(config: &PathBuf, env: &[(&str, &str)]) -> Process {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut process = Process {
+            child,
+            addr: String::new(),
+            lines,
+            log: Vec::new(),
+        };
+        let started = process.wait_for(|line| line["message"] == "listening");
+        process.addr = started["addr"].as_str().unwrap().to_owned();
+        process
+    }
+
+    /// Reads log lines until one matches; panics after 20 s.
+    fn wait_for(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("log so far: {:#?}", self.log));
+            self.log.push(line.clone());
+            if let Ok(value) = serde_json::from_str::<Value>(&line)
+                && matches(&value)
+            {
+                return value;
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit and returns the exit code and every log line.
+    fn finish(mut self) -> (Option<i32>, Vec<String>) {
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.log.push(line);
+        }
+        (status.code(), self.log)
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_stream_in_flight_then_exits_0() {
+    let path = write_config(
+        "drain",
+        "providers:\n  demo: { kind: mock, latency: { first_token: 10ms, per_chunk: 150ms } }\nmodels:\n  - { name: slow, targets: [ { provider: demo, model: m } ] }\n",
+    );
+    let mut process = Process::start(&path, &[("RUST_LOG", "info")]);
+    let mut response = client()
+        .post(process.url("/v1/chat/completions"))
+        .json(&json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "one two three four five six"}]}))
+        .send()
+        .await
+        .unwrap();
+    let first = response.chunk().await.unwrap().unwrap();
+    process.terminate();
+    process.wait_for(|line| line["message"] == "shutting down: draining in-flight requests");
+    let ready = client().get(process.url("/ready")).send().await;
+    assert!(
+        ready.is_err() || ready.unwrap().status() == 503,
+        "not ready while draining"
+    );
+    let mut rest = Vec::from(&first[..]);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    let events = sse_data(&String::from_utf8(rest).unwrap());
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "the stream finished: {events:?}"
+    );
+    let (code, _) = tokio::task::spawn_blocking(move || process.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn logs_never_contain_secrets() {
+    let fake = FakeOpenAi::start().await;
+    let client_key = "sk-client-key-that-must-not-be-logged";
+    let path = write_config(
+        "secrets",
+        &format!(
+            "providers:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"${{SB_TEST_PROVIDER_KEY}}\", headers: {{ x-secret-header: \"${{SB_TEST_HEADER}}\" }} }}\nmodels:\n  - {{ name: gpt, targets: [ {{ provider: up, model: ok }} ] }}\nkeys:\n  - {{ name: team, key: \"{client_key}\" }}\n",
+            fake.base_url()
+        ),
+    );
+    let header_secret = "header-secret-value-42";
+    let process = Process::start(
+        &path,
+        &[
+            ("RUST_LOG", "trace"),
+            ("SB_TEST_PROVIDER_KEY", KEY),
+            ("SB_TEST_HEADER", header_secret),
+        ],
+    );
+    for model in ["gpt", "up/error-401", "up/cut"] {
+        for stream in [false, true] {
+            let response = client()
+                .post(process.url("/v1/chat/completions"))
+                .bearer_auth(client_key)
+                .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hi"}]}))
+                .send()
+                .await
+                .unwrap();
+            let text = response.text().await.unwrap_or_default();
+            assert!(!text.contains(KEY), "{text}");
+        }
+    }
+    assert_eq!(fake.received()[0].headers["x-secret-header"], header_secret);
+    process.terminate();
+    let (code, log) = tokio::task::spawn_blocking(move || process.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let log = log.join("\n");
+    assert!(
+        log.contains("\"level\":\"TRACE\"") || log.contains("\"level\":\"DEBUG\""),
+        "verbose logging was on"
+    );
+    for secret in [KEY, client_key, header_secret] {
+        assert!(!log.contains(secret), "secret {secret} leaked into the log");
+    }
+}

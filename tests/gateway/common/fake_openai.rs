@@ -1,0 +1,307 @@
+//! A fake OpenAI-compatible provider. It validates what the gateway sends (path, bearer key,
+//! JSON body) and answers as OpenAI's API reference documents; the upstream model name picks a
+//! behaviour, so one fake serves every scenario.
+//!
+//! Behaviours: `ok` (default), `error-<status>`, `slow` (answers after 2 s), `cut` (the connection
+//! breaks mid-stream), `truncated` (the stream ends cleanly but without `[DONE]`), `garbage`
+//! (invalid JSON), `hang-stream` (sends one chunk then waits forever).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// The API key the fake expects.
+pub const KEY: &str = "sk-upstream-secret-0123456789";
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    /// Notified when a streamed answer's body is dropped before it finished: the gateway hung up.
+    cancelled: Notify,
+}
+
+/// A running fake.
+#[derive(Clone)]
+pub struct FakeOpenAi {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeOpenAi {
+    pub async fn start() -> FakeOpenAi {
+        let shared = Arc::new(Shared::default());
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeOpenAi { addr, shared }
+    }
+
+    /// The `base_url` to configure: includes `/v1`, as OpenAI's SDK spells it.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().expect("lock").clone()
+    }
+
+    /// Waits until a stream the fake was sending is dropped by the gateway.
+    pub async fn stream_cancelled(&self) {
+        self.shared.cancelled.notified().await;
+    }
+}
+
+fn check_request(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<(), Box<Response>> {
+    shared.received.lock().expect("lock").push(Received {
+        path: path.to_owned(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {KEY}")) {
+        return Err(Box::new(openai_error(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect API key provided",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        )));
+    }
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/json")
+    {
+        return Err(Box::new(openai_error(
+            StatusCode::BAD_REQUEST,
+            "content-type must be application/json",
+            "invalid_request_error",
+            None,
+        )));
+    }
+    if !body["model"].is_string() {
+        return Err(Box::new(openai_error(
+            StatusCode::BAD_REQUEST,
+            "you must provide a model parameter",
+            "invalid_request_error",
+            None,
+        )));
+    }
+    Ok(())
+}
+
+fn openai_error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Response {
+    (
+        status,
+        Json(json!({"error": {"message": message, "type": kind, "param": null, "code": code}})),
+    )
+        .into_response()
+}
+
+fn behaviour(body: &Value) -> &str {
+    body["model"].as_str().unwrap_or("ok")
+}
+
+async fn chat(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(response) = check_request(&shared, "/v1/chat/completions", &headers, &body) {
+        return *response;
+    }
+    if body["messages"].as_array().is_none_or(Vec::is_empty) {
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "messages must be a non-empty array",
+            "invalid_request_error",
+            None,
+        );
+    }
+    let model = behaviour(&body).to_owned();
+    if let Some(status) = model.strip_prefix("error-") {
+        let status =
+            StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return openai_error(
+            status,
+            &format!("fake failure {} for key {KEY}", status.as_u16()),
+            "server_error",
+            Some("fake_code"),
+        );
+    }
+    if model == "slow" {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if model == "garbage" {
+        return (StatusCode::OK, "{ this is not json").into_response();
+    }
+    if body["stream"] == json!(true) {
+        return stream(shared, &model, &body);
+    }
+    Json(json!({
+        "id": "chatcmpl-fake1",
+        "object": "chat.completion",
+        "created": 1741569952,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I assist you today?", "refusal": null, "annotations": []},
+            "logprobs": null,
+            "finish_reason": "stop"
+        }],
+        "usage": {
+            "prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_fake"
+    }))
+    .into_response()
+}
+
+fn chunk(model: &str, delta: Value, finish: Value) -> String {
+    let chunk = json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": 1741569952,
+        "model": model, "system_fingerprint": "fp_fake",
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+    format!("data: {chunk}\n\n")
+}
+
+/// Drops notify the fake that the gateway hung up before the stream finished.
+struct CancelGuard {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl CancelGuard {
+    fn complete(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.cancelled.notify_one();
+        }
+    }
+}
+
+fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
+    let include_usage = body["stream_options"]["include_usage"] == json!(true);
+    let mut events = vec![chunk(
+        model,
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
+    for word in ["Hello", "!", " How", " can", " I", " help?"] {
+        events.push(chunk(model, json!({"content": word}), Value::Null));
+    }
+    let cut = model == "cut";
+    let truncated = model == "truncated";
+    let hang = model == "hang-stream";
+    if cut || truncated {
+        events.truncate(3);
+    } else if hang {
+        events.truncate(1);
+    } else {
+        events.push(chunk(model, json!({}), json!("stop")));
+        if include_usage {
+            let usage = json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": 1741569952,
+                "model": model, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}});
+            events.push(format!("data: {usage}\n\n"));
+        }
+        events.push("data: [DONE]\n\n".to_owned());
+    }
+    let guard = CancelGuard {
+        shared,
+        finished: false,
+    };
+    let body = futures_util::stream::unfold(
+        (events.into_iter(), guard),
+        move |(mut events, mut guard)| async move {
+            match events.next() {
+                Some(event) => {
+                    // Real providers pace their events; a pause also proves the gateway does not buffer.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    Some((Ok::<_, std::io::Error>(event), (events, guard)))
+                }
+                None if hang => {
+                    std::future::pending::<()>().await;
+                    None
+                }
+                None if cut => {
+                    // An error from the body stream makes hyper abort the connection mid-response.
+                    guard.finished = true;
+                    Some((
+                        Err(std::io::Error::other("connection cut")),
+                        (events, guard),
+                    ))
+                }
+                None => {
+                    guard.complete();
+                    None
+                }
+            }
+        },
+    );
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+async fn embeddings(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(response) = check_request(&shared, "/v1/embeddings", &headers, &body) {
+        return *response;
+    }
+    if body["input"].is_null() {
+        return openai_error(
+            StatusCode::BAD_REQUEST,
+            "input is required",
+            "invalid_request_error",
+            None,
+        );
+    }
+    Json(json!({
+        "object": "list",
+        "data": [{"object": "embedding", "embedding": [0.0023064255, -0.009327292, -0.0028842222], "index": 0}],
+        "model": behaviour(&body),
+        "usage": {"prompt_tokens": 8, "total_tokens": 8}
+    }))
+    .into_response()
+}

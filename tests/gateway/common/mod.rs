@@ -1,0 +1,60 @@
+//! Test harness: start a gateway from YAML on 127.0.0.1, and fake upstreams to put behind it.
+
+pub mod fake_openai;
+
+use std::net::SocketAddr;
+
+use switchboard::{Config, Gateway};
+use tokio::sync::oneshot;
+
+/// A gateway serving on a loopback port until dropped.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway from config text; `{up}` in the text is not special, callers format it in.
+    pub async fn start(yaml: &str) -> TestGateway {
+        let config =
+            Config::parse(yaml, &|name| std::env::var(name).ok()).expect("test config is valid");
+        let gateway = Gateway::new(&config).expect("gateway builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(gateway.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        TestGateway {
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// An HTTP client for tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// Parses an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,213 @@
+//! Bad input and failing providers: each gets a clear OpenAI-shaped error with the right status,
+//! and streams that break end cleanly instead of hanging.
+
+use serde_json::{Value, json};
+
+use crate::common::fake_openai::{FakeOpenAi, KEY};
+use crate::common::{TestGateway, client, sse_data};
+
+async fn gateway_for(fake: &FakeOpenAi) -> TestGateway {
+    let dead = {
+        // A port that was just free: nothing listens there, so connecting is refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    TestGateway::start(&format!(
+        r#"
+server: {{ max_body: 2KiB }}
+providers:
+  up: {{ kind: openai, base_url: "{}", api_key: "{KEY}", timeout: 500ms }}
+  dead: {{ kind: openai, base_url: "http://{dead}/v1", api_key: "x" }}
+models:
+  - {{ name: gpt, targets: [ {{ provider: up, model: ok }} ] }}
+"#,
+        fake.base_url()
+    ))
+    .await
+}
+
+async fn post(gateway: &TestGateway, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    (status, response.json().await.unwrap())
+}
+
+fn chat(model: &str) -> String {
+    json!({"model": model, "messages": [{"role": "user", "content": "Hi"}]}).to_string()
+}
+
+fn assert_shape(error: &Value) {
+    let e = &error["error"];
+    assert!(e["message"].is_string() && e["type"].is_string(), "{error}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let (status, error) = post(&gateway, "{\"model\": \"gpt\", \"messages\": [").await;
+    assert_eq!(status, 400);
+    assert_shape(&error);
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert!(
+        fake.received().is_empty(),
+        "bad input never reaches a provider"
+    );
+}
+
+#[tokio::test]
+async fn wrong_types_name_the_parameter() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let (status, error) = post(
+        &gateway,
+        r#"{"model": "gpt", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["param"], "temperature");
+    let (status, error) = post(
+        &gateway,
+        r#"{"model": "gpt", "messages": [{"role": "wizard", "content": "x"}]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["param"], "messages[0].role");
+    let (status, error) = post(&gateway, r#"{"model": "gpt", "messages": []}"#).await;
+    assert_eq!(
+        (status, error["error"]["param"].as_str()),
+        (400, Some("messages"))
+    );
+    assert!(fake.received().is_empty());
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let huge = json!({"model": "gpt", "messages": [{"role": "user", "content": "x".repeat(4096)}]})
+        .to_string();
+    let (status, error) = post(&gateway, huge).await;
+    assert_eq!(status, 413);
+    assert_eq!(error["error"]["code"], "request_too_large");
+    assert!(fake.received().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_model_is_404() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    for model in ["gpt-9", "nosuchprovider/x"] {
+        let (status, error) = post(&gateway, chat(model)).await;
+        assert_eq!(status, 404, "{model}");
+        assert_eq!(error["error"]["code"], "model_not_found");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_provider_is_502_and_slow_one_is_504() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let (status, error) = post(&gateway, chat("dead/m")).await;
+    assert_eq!(status, 502);
+    assert_shape(&error);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect to provider 'dead'"),
+        "{error}"
+    );
+    let (status, error) = post(&gateway, chat("up/slow")).await;
+    assert_eq!(status, 504);
+    assert_eq!(error["error"]["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn provider_errors_keep_status_and_hide_the_key() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    for status in [400u16, 429, 500, 503] {
+        let (got, error) = post(&gateway, chat(&format!("up/error-{status}"))).await;
+        assert_eq!(got, status);
+        assert_shape(&error);
+        assert_eq!(error["error"]["type"], "server_error");
+        assert_eq!(error["error"]["code"], "fake_code");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("fake failure {status}")),
+            "{message}"
+        );
+        assert!(
+            !message.contains(KEY),
+            "the provider key must not reach the client: {message}"
+        );
+    }
+    let (status, error) = post(&gateway, chat("up/garbage")).await;
+    assert_eq!(status, 502);
+    assert!(
+        !error.to_string().contains("this is not json"),
+        "raw bodies are not forwarded"
+    );
+}
+
+#[tokio::test]
+async fn provider_error_before_a_stream_is_a_plain_error() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let body = json!({"model": "up/error-503", "stream": true, "messages": [{"role": "user", "content": "Hi"}]});
+    let (status, error) = post(&gateway, body.to_string()).await;
+    assert_eq!(status, 503);
+    assert_shape(&error);
+}
+
+async fn stream_text(gateway: &TestGateway, model: &str) -> String {
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    tokio::time::timeout(std::time::Duration::from_secs(10), response.text())
+        .await
+        .expect("the stream ends instead of hanging")
+        .expect("the stream ends cleanly at the HTTP level")
+}
+
+#[tokio::test]
+async fn broken_and_truncated_streams_end_with_an_error_event() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    for model in ["up/cut", "up/truncated"] {
+        let events = sse_data(&stream_text(&gateway, model).await);
+        assert!(
+            events.len() >= 2,
+            "{model}: the chunks before the break still arrive: {events:?}"
+        );
+        let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+        assert_shape(&last);
+        assert_eq!(last["error"]["type"], "api_error", "{model}");
+        assert!(!events.iter().any(|e| e == "[DONE]"), "{model}");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_past_the_provider_timeout_ends_with_an_error_event() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let events = sse_data(&stream_text(&gateway, "up/hang-stream").await);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_shape(&last);
+}

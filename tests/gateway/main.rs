@@ -1,0 +1,9 @@
+//! Black-box tests: the real gateway on a loopback port, in front of fake providers that check
+//! what they receive and answer in their documented wire format.
+
+mod chat;
+mod cli;
+mod common;
+mod errors;
+mod python;
+mod surface;

@@ -1,0 +1,137 @@
+"""The official openai SDK against a running gateway (the mock provider behind it).
+
+Run by tests/gateway/python.rs with SWITCHBOARD_BASE_URL and SWITCHBOARD_KEY set. Every check is an
+assert: a failure exits non-zero with the traceback.
+"""
+
+import os
+
+import openai
+from openai import OpenAI
+
+BASE_URL = os.environ["SWITCHBOARD_BASE_URL"]
+KEY = os.environ["SWITCHBOARD_KEY"]
+client = OpenAI(base_url=BASE_URL, api_key=KEY, max_retries=0)
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def plain_chat():
+    completion = client.chat.completions.create(
+        model="fast", messages=[{"role": "user", "content": "Hello gateway"}]
+    )
+    assert completion.choices[0].message.content == "Mock answer to: Hello gateway", completion
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    return completion
+
+
+def streamed_chat(plain):
+    stream = client.chat.completions.create(
+        model="fast",
+        messages=[{"role": "user", "content": "Hello gateway"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, usage, chunks = [], None, 0
+    for chunk in stream:
+        chunks += 1
+        if chunk.usage:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.content:
+                pieces.append(choice.delta.content)
+    assert chunks > 3, chunks
+    assert "".join(pieces) == plain.choices[0].message.content
+    assert usage == plain.usage, (usage, plain.usage)
+
+
+def tool_round_trip():
+    messages = [{"role": "user", "content": "Paris"}]
+    first = client.chat.completions.create(model="fast", messages=messages, tools=[WEATHER_TOOL])
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == '{"city":"Paris"}', call.function.arguments
+    messages.append(first.choices[0].message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21C"})
+    second = client.chat.completions.create(model="fast", messages=messages, tools=[WEATHER_TOOL])
+    assert second.choices[0].message.content == "The tool returned: sunny, 21C", second
+
+
+def streamed_tool_call_with_sdk_helper():
+    # The SDK's own stream helper reassembles tool-call deltas into a final completion.
+    helper = getattr(client.chat.completions, "stream", None) or client.beta.chat.completions.stream
+    with helper(
+        model="fast", messages=[{"role": "user", "content": "Berlin"}], tools=[WEATHER_TOOL]
+    ) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == '{"city":"Berlin"}'
+
+
+def embeddings():
+    # The SDK asks for base64 by default and decodes it itself.
+    result = client.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
+    assert len(result.data) == 2
+    assert len(result.data[0].embedding) == 1536
+    norm = sum(v * v for v in result.data[0].embedding)
+    assert abs(norm - 1.0) < 1e-3, norm
+    again = client.embeddings.create(model="text-embedding-3-small", input="hello", encoding_format="float")
+    # JSON floats print the shortest decimal of each f32; base64 carries the exact bits.
+    assert all(abs(a - b) < 1e-6 for a, b in zip(again.data[0].embedding, result.data[0].embedding))
+
+
+def models():
+    ids = sorted(m.id for m in client.models.list())
+    assert ids == ["fast", "text-embedding-3-small"], ids
+    assert client.models.retrieve("fast").id == "fast"
+
+
+def errors():
+    bad_key = OpenAI(base_url=BASE_URL, api_key="sk-wrong", max_retries=0)
+    try:
+        bad_key.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
+        raise AssertionError("expected AuthenticationError")
+    except openai.AuthenticationError as e:
+        assert e.status_code == 401 and e.code == "invalid_api_key", e
+    try:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+        raise AssertionError("expected NotFoundError")
+    except openai.NotFoundError as e:
+        assert e.code == "model_not_found", e
+    try:
+        client.chat.completions.create(model="fast", messages=[])
+        raise AssertionError("expected BadRequestError")
+    except openai.BadRequestError as e:
+        assert e.param == "messages", e
+    try:
+        client.chat.completions.create(model="forbidden", messages=[{"role": "user", "content": "x"}])
+        raise AssertionError("expected PermissionDeniedError")
+    except openai.PermissionDeniedError as e:
+        assert e.status_code == 403, e
+
+
+if __name__ == "__main__":
+    plain = plain_chat()
+    streamed_chat(plain)
+    tool_round_trip()
+    streamed_tool_call_with_sdk_helper()
+    embeddings()
+    models()
+    errors()
+    print("openai SDK: all checks passed")
