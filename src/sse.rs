@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use switchboard_providers::StreamItem;
 use switchboard_providers::chat::{ChatChunk, Usage};
+use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::error::ApiError;
 use crate::telemetry::Metrics;
@@ -97,6 +97,11 @@ where
                         return Some(event);
                     }
                 }
+                Some(Ok(StreamItem::Verbatim(chunk))) => {
+                    if let Some(event) = self.verbatim(chunk) {
+                        return Some(event);
+                    }
+                }
                 Some(Ok(StreamItem::Done)) => {
                     self.finished = true;
                     return Some(Bytes::from_static(b"data: [DONE]\n\n"));
@@ -114,6 +119,24 @@ where
             }
         }
         None
+    }
+
+    /// Forwards a provider's own chunk unchanged, parsing it only when it must be edited: the
+    /// first chunk (to guarantee the role) and usage the client did not ask for.
+    fn verbatim(&mut self, chunk: Box<VerbatimChunk>) -> Option<Bytes> {
+        let must_edit =
+            (self.first && chunk.has_choices) || (chunk.usage.is_some() && !self.wants_usage);
+        if !must_edit {
+            self.sink.record(chunk.usage.as_ref());
+            return Some(frame(&chunk.data));
+        }
+        match chunk.parse() {
+            Ok(parsed) => self.chunk(Box::new(parsed)),
+            Err(error) => {
+                self.finished = true;
+                Some(error_event(&error.into()))
+            }
+        }
     }
 
     fn chunk(&mut self, mut chunk: Box<ChatChunk>) -> Option<Bytes> {
@@ -135,6 +158,14 @@ where
         }
         Some(data_event(&chunk))
     }
+}
+
+fn frame(json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + 8);
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(json);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
 }
 
 fn data_event(chunk: &ChatChunk) -> Bytes {
@@ -203,6 +234,46 @@ mod tests {
         assert!(metrics.render().contains(r#"kind="completion"} 2"#));
         let (text, _) = run(items(), true).await;
         assert!(text.contains(r#""total_tokens":6"#), "{text}");
+    }
+
+    fn verbatim(value: serde_json::Value) -> Result<StreamItem, ApiError> {
+        let chunk: ChatChunk = serde_json::from_value(value.clone()).unwrap();
+        Ok(StreamItem::Verbatim(Box::new(VerbatimChunk {
+            data: Bytes::from(value.to_string()),
+            usage: chunk.usage,
+            has_choices: !chunk.choices.is_empty(),
+        })))
+    }
+
+    #[tokio::test]
+    async fn verbatim_chunks_pass_unchanged_except_for_role_and_usage() {
+        let second = content("there");
+        let items = vec![
+            verbatim(content("Hi")),
+            verbatim(second.clone()),
+            verbatim(usage()),
+            Ok(StreamItem::Done),
+        ];
+        let (text, metrics) = run(items, false).await;
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 3, "usage chunk dropped: {text}");
+        assert!(
+            events[0].contains(r#""role":"assistant""#),
+            "role added: {text}"
+        );
+        assert_eq!(
+            events[1],
+            format!("data: {second}"),
+            "later chunks are byte-identical"
+        );
+        assert!(metrics.render().contains(r#"kind="prompt"} 4"#));
+        let items = vec![
+            verbatim(content("Hi")),
+            verbatim(usage()),
+            Ok(StreamItem::Done),
+        ];
+        let (text, _) = run(items, true).await;
+        assert!(text.contains(&format!("data: {}", usage())), "{text}");
     }
 
     #[tokio::test]

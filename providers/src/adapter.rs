@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
 
-use crate::chat::{ChatChunk, ChatRequest, ChatResponse};
+use crate::chat::{ChatChunk, ChatRequest, ChatResponse, Usage};
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::ProviderError;
 
@@ -51,10 +51,52 @@ impl Endpoint {
     }
 }
 
+/// A decoded non-streamed chat answer.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // One per request, moved once: boxing would only add an allocation.
+pub enum ChatAnswer {
+    /// Translated from the provider's format into canonical form.
+    Translated(Box<ChatResponse>),
+    /// Already in OpenAI's format: the provider's own bytes, forwarded unchanged, with the usage
+    /// they report. Skipping a full parse and re-encode keeps pass-through byte-exact and cheap.
+    Verbatim { body: Bytes, usage: Option<Usage> },
+}
+
+impl ChatAnswer {
+    /// The token usage the provider reported.
+    pub fn usage(&self) -> Option<&Usage> {
+        match self {
+            ChatAnswer::Translated(response) => response.usage.as_ref(),
+            ChatAnswer::Verbatim { usage, .. } => usage.as_ref(),
+        }
+    }
+}
+
+/// One chunk already in OpenAI's format, kept as the provider sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerbatimChunk {
+    /// The event's JSON, unchanged.
+    pub data: Bytes,
+    /// The usage the chunk reports, if any.
+    pub usage: Option<Usage>,
+    /// Whether the chunk has any choices; a usage-only chunk has none.
+    pub has_choices: bool,
+}
+
+impl VerbatimChunk {
+    /// The chunk in canonical form, for the rare edits a verbatim chunk needs.
+    pub fn parse(&self) -> Result<ChatChunk, ProviderError> {
+        serde_json::from_slice(&self.data).map_err(ProviderError::bad_response)
+    }
+}
+
 /// One step of a decoded stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
+    /// A chunk translated into canonical form.
     Chunk(Box<ChatChunk>),
+    /// A chunk already in OpenAI's format.
+    Verbatim(Box<VerbatimChunk>),
     /// The provider said the stream is complete.
     Done,
 }
@@ -75,7 +117,7 @@ pub trait Adapter: Send + Sync {
     ) -> Result<Request<Bytes>, ProviderError>;
 
     /// Decodes a successful non-streamed chat answer.
-    fn chat_response(&self, body: &[u8]) -> Result<ChatResponse, ProviderError>;
+    fn chat_response(&self, body: Bytes) -> Result<ChatAnswer, ProviderError>;
 
     /// A decoder for one streamed chat answer.
     fn chat_stream(&self) -> Box<dyn ChunkDecoder>;

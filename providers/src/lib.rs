@@ -11,5 +11,5 @@ pub mod error;
 pub mod mock;
 pub mod openai;
 
-pub use adapter::{Adapter, ChunkDecoder, Endpoint, StreamItem};
+pub use adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, VerbatimChunk};
 pub use error::{ErrorKind, ProviderError};

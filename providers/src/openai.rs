@@ -7,8 +7,11 @@
 use bytes::Bytes;
 use http::{HeaderValue, Request, header};
 
-use crate::adapter::{Adapter, ChunkDecoder, Endpoint, StreamItem};
-use crate::chat::{ChatChunk, ChatRequest, ChatResponse, StreamOptions};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, VerbatimChunk};
+use crate::chat::{ChatRequest, StreamOptions, Usage};
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::{OpenAiErrorBody, ProviderError};
 
@@ -64,8 +67,12 @@ impl Adapter for OpenAi {
         Ok(http)
     }
 
-    fn chat_response(&self, body: &[u8]) -> Result<ChatResponse, ProviderError> {
-        serde_json::from_slice(body).map_err(ProviderError::bad_response)
+    fn chat_response(&self, body: Bytes) -> Result<ChatAnswer, ProviderError> {
+        let peek: Peek = serde_json::from_slice(&body).map_err(ProviderError::bad_response)?;
+        Ok(ChatAnswer::Verbatim {
+            body,
+            usage: peek.usage,
+        })
     }
 
     fn chat_stream(&self) -> Box<dyn ChunkDecoder> {
@@ -106,6 +113,15 @@ impl Adapter for OpenAi {
     }
 }
 
+/// What the gateway reads of an OpenAI answer or chunk: enough to check its shape and account
+/// for it. The rest is skipped without being built.
+#[derive(Deserialize)]
+struct Peek {
+    choices: Vec<IgnoredAny>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
 /// OpenAI streams are already canonical: each event is one chunk, `[DONE]` ends it.
 struct OpenAiStream;
 
@@ -118,8 +134,12 @@ impl ChunkDecoder for OpenAiStream {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        match serde_json::from_str::<ChatChunk>(data) {
-            Ok(chunk) => Ok(vec![StreamItem::Chunk(Box::new(chunk))]),
+        match serde_json::from_str::<Peek>(data) {
+            Ok(peek) => Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
+                data: Bytes::copy_from_slice(data.as_bytes()),
+                usage: peek.usage,
+                has_choices: !peek.choices.is_empty(),
+            }))]),
             Err(parse_error) => match serde_json::from_str::<OpenAiErrorBody>(data) {
                 Ok(OpenAiErrorBody { error }) => Err(ProviderError {
                     error_type: error.error_type,
@@ -175,12 +195,30 @@ mod tests {
             .decode("", r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#)
             .unwrap();
         assert!(
-            matches!(&items[..], [StreamItem::Chunk(c)] if c.choices[0].delta.role.as_deref() == Some("assistant"))
+            matches!(&items[..], [StreamItem::Verbatim(c)] if c.has_choices && c.parse().unwrap().choices[0].delta.role.as_deref() == Some("assistant"))
         );
         assert_eq!(
             decoder.decode("", "[DONE]").unwrap(),
             vec![StreamItem::Done]
         );
+    }
+
+    #[test]
+    fn answers_are_forwarded_verbatim_with_their_usage() {
+        let body = br#"{"id":"x","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"vendor_field":{"a":1}}"#;
+        let answer = OpenAi.chat_response(Bytes::from_static(body)).unwrap();
+        assert_eq!(answer.usage().map(|u| u.total_tokens), Some(4));
+        let ChatAnswer::Verbatim {
+            body: forwarded, ..
+        } = answer
+        else {
+            panic!("verbatim")
+        };
+        assert_eq!(&forwarded[..], &body[..]);
+        for bad in [&b"{oops"[..], br#"{"id":"x"}"#, br#"{"choices":{}}"#] {
+            let err = OpenAi.chat_response(Bytes::from_static(bad)).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::BadResponse);
+        }
     }
 
     #[test]

@@ -12,9 +12,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use switchboard_providers::StreamItem;
 use switchboard_providers::chat::ChatRequest;
 use switchboard_providers::mock::MockAnswer;
+use switchboard_providers::{ChatAnswer, StreamItem};
 
 use super::{AppState, body, unix_now};
 use crate::error::ApiError;
@@ -139,10 +139,13 @@ async fn http_answer(
         ));
     }
     let bytes = upstream::read_body(name, response).await?;
-    let completion = backend.adapter.chat_response(&bytes)?;
+    let answer = backend.adapter.chat_response(bytes)?;
     let mut sink = sink;
-    sink.record(completion.usage.as_ref());
-    Ok(json_response(&completion))
+    sink.record(answer.usage());
+    Ok(match answer {
+        ChatAnswer::Translated(completion) => json_response(&completion),
+        ChatAnswer::Verbatim { body, .. } => json_bytes(body),
+    })
 }
 
 fn stream_error<E: std::fmt::Display>(
@@ -211,17 +214,19 @@ where
         .into_response()
 }
 
+/// A JSON body already encoded.
+fn json_bytes(body: bytes::Bytes) -> Response {
+    let content_type = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    (content_type, body).into_response()
+}
+
 /// Serializes a response body as JSON.
 pub(super) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(bytes) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => json_bytes(bytes.into()),
         Err(e) => ApiError::internal(format!("cannot encode the response: {e}")).into_response(),
     }
 }
