@@ -50,6 +50,11 @@ struct ServeArgs {
     log_format: LogFormat,
 }
 
+// Many small, short-lived allocations per request (JSON, headers, events): mimalloc spends
+// markedly less CPU on them than glibc's allocator under a gateway's load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

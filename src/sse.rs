@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use switchboard_providers::chat::{ChatChunk, Usage};
 use switchboard_providers::{StreamItem, VerbatimChunk};
 
@@ -89,36 +89,52 @@ impl<S> Relay<S>
 where
     S: Stream<Item = Result<StreamItem, ApiError>> + Unpin,
 {
+    /// The next piece of body: one event as soon as it is ready, plus any further events that
+    /// are already waiting. Events that arrived together leave together, in one write, instead of
+    /// one syscall each; nothing ever waits for more to come.
     async fn next_event(&mut self) -> Option<Bytes> {
+        let mut out = loop {
+            if self.finished {
+                return None;
+            }
+            let item = self.items.next().await;
+            if let Some(event) = self.handle(item) {
+                break Vec::from(event);
+            }
+        };
         while !self.finished {
-            match self.items.next().await {
-                Some(Ok(StreamItem::Chunk(chunk))) => {
-                    if let Some(event) = self.chunk(chunk) {
-                        return Some(event);
+            match self.items.next().now_or_never() {
+                Some(item) => {
+                    if let Some(event) = self.handle(item) {
+                        out.extend_from_slice(&event);
                     }
                 }
-                Some(Ok(StreamItem::Verbatim(chunk))) => {
-                    if let Some(event) = self.verbatim(chunk) {
-                        return Some(event);
-                    }
-                }
-                Some(Ok(StreamItem::Done)) => {
-                    self.finished = true;
-                    return Some(Bytes::from_static(b"data: [DONE]\n\n"));
-                }
-                Some(Err(error)) => {
-                    self.finished = true;
-                    return Some(error_event(&error));
-                }
-                None => {
-                    self.finished = true;
-                    let error =
-                        ApiError::bad_gateway("the provider closed the stream before it finished");
-                    return Some(error_event(&error));
-                }
+                None => break,
             }
         }
-        None
+        Some(Bytes::from(out))
+    }
+
+    /// Turns one item into its event, if it has one.
+    fn handle(&mut self, item: Option<Result<StreamItem, ApiError>>) -> Option<Bytes> {
+        match item {
+            Some(Ok(StreamItem::Chunk(chunk))) => self.chunk(chunk),
+            Some(Ok(StreamItem::Verbatim(chunk))) => self.verbatim(chunk),
+            Some(Ok(StreamItem::Done)) => {
+                self.finished = true;
+                Some(Bytes::from_static(b"data: [DONE]\n\n"))
+            }
+            Some(Err(error)) => {
+                self.finished = true;
+                Some(error_event(&error))
+            }
+            None => {
+                self.finished = true;
+                let error =
+                    ApiError::bad_gateway("the provider closed the stream before it finished");
+                Some(error_event(&error))
+            }
+        }
     }
 
     /// Forwards a provider's own chunk unchanged, parsing it only when it must be edited: the
