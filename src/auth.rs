@@ -101,6 +101,11 @@ impl KeyStore {
     }
 }
 
+/// Checks `Authorization: Bearer` against the admin key's digest, in constant time.
+pub fn is_admin(headers: &HeaderMap, admin_digest: &Digest32) -> bool {
+    bearer(headers).is_some_and(|key| bool::from(sha256(key.as_bytes()).ct_eq(admin_digest)))
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
@@ -110,7 +115,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn sha256(bytes: &[u8]) -> Digest32 {
+/// SHA-256 of a secret, the form in which keys are held.
+pub fn sha256(bytes: &[u8]) -> Digest32 {
     Sha256::digest(bytes).into()
 }
 

@@ -79,6 +79,26 @@ impl ApiError {
         }
     }
 
+    /// 403: the caller may not use this endpoint.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            Some("forbidden"),
+            message,
+        )
+    }
+
+    /// 404: the thing asked for does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("not_found"),
+            message,
+        )
+    }
+
     /// 404: no such model.
     pub fn model_not_found(model: &str) -> Self {
         ApiError {

@@ -10,6 +10,7 @@ pub mod telemetry;
 
 mod api;
 mod auth;
+mod cache;
 mod routing;
 mod sse;
 mod upstream;

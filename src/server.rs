@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::api::{self, AppState};
-use crate::auth::{KeyError, KeyStore};
+use crate::auth::{self, KeyError, KeyStore};
+use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::routing::Routes;
 use crate::telemetry::Metrics;
@@ -40,11 +41,25 @@ impl Gateway {
     /// Builds every runtime part from a validated configuration.
     pub fn new(config: &Config) -> Result<Self, BuildError> {
         let upstreams = upstream::build_all(&config.providers)?;
+        let metrics = Arc::new(Metrics::default());
+        let cache = config
+            .cache
+            .as_ref()
+            .filter(|c| c.enabled)
+            .map(|c| ResponseCache::new(c, metrics.clone()));
+        let admin_key = config
+            .server
+            .admin_key
+            .as_ref()
+            .filter(|k| !k.is_empty())
+            .map(|k| auth::sha256(k.expose().as_bytes()));
         let state = AppState {
             keys: KeyStore::new(&config.keys)?,
             routes: Routes::new(&config.models, upstreams),
             client: upstream::client()?,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            cache,
+            admin_key,
             max_body: config.server.max_body.0,
             started: api::unix_now(),
             draining: AtomicBool::new(false),

@@ -9,26 +9,33 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
+use switchboard_providers::assemble::Assembler;
 use switchboard_providers::chat::{ChatChunk, Usage};
 use switchboard_providers::{StreamItem, VerbatimChunk};
 
+use crate::cache::Fill;
 use crate::error::ApiError;
 use crate::telemetry::Metrics;
 
 /// Where a stream's token usage is reported once the stream is over, however it ended.
 pub struct UsageSink {
-    metrics: Arc<Metrics>,
-    model: String,
-    provider: String,
+    /// Metrics and labels; `None` for answers that cost no tokens (cache hits).
+    target: Option<(Arc<Metrics>, String, String)>,
     latest: Option<Usage>,
 }
 
 impl UsageSink {
     pub fn new(metrics: Arc<Metrics>, model: &str, provider: &str) -> Self {
         UsageSink {
-            metrics,
-            model: model.to_owned(),
-            provider: provider.to_owned(),
+            target: Some((metrics, model.to_owned(), provider.to_owned())),
+            latest: None,
+        }
+    }
+
+    /// A sink that counts nothing.
+    pub fn ignore() -> Self {
+        UsageSink {
+            target: None,
             latest: None,
         }
     }
@@ -44,13 +51,30 @@ impl UsageSink {
 impl Drop for UsageSink {
     // Servers that report usage on every chunk report running totals: only the last one counts.
     fn drop(&mut self) {
-        if let Some(usage) = &self.latest {
-            self.metrics.tokens(
-                &self.model,
-                &self.provider,
+        if let (Some((metrics, model, provider)), Some(usage)) = (&self.target, &self.latest) {
+            metrics.tokens(
+                model,
+                provider,
                 usage.prompt_tokens,
                 usage.completion_tokens,
             );
+        }
+    }
+}
+
+/// Collects a streamed answer for the cache; stores it only if the stream completed.
+pub struct Recorder {
+    assembler: Assembler,
+    fill: Fill,
+    target: String,
+}
+
+impl Recorder {
+    pub fn new(fill: Fill, target: &str) -> Self {
+        Recorder {
+            assembler: Assembler::default(),
+            fill,
+            target: target.to_owned(),
         }
     }
 }
@@ -59,8 +83,11 @@ struct Relay<S> {
     items: S,
     wants_usage: bool,
     sink: UsageSink,
+    recorder: Option<Recorder>,
     first: bool,
     finished: bool,
+    /// The provider said the answer is complete.
+    completed: bool,
 }
 
 /// Encodes canonical stream items as the body of a `text/event-stream` response.
@@ -68,6 +95,7 @@ pub fn encode<S>(
     items: S,
     wants_usage: bool,
     sink: UsageSink,
+    recorder: Option<Recorder>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
 where
     S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin,
@@ -76,8 +104,10 @@ where
         items,
         wants_usage,
         sink,
+        recorder,
         first: true,
         finished: false,
+        completed: false,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
         let event = relay.next_event().await?;
@@ -112,7 +142,21 @@ where
                 None => break,
             }
         }
+        if self.finished {
+            self.store().await;
+        }
         Some(Bytes::from(out))
+    }
+
+    /// Hands a completed answer to the cache; a stream that did not complete stores nothing.
+    async fn store(&mut self) {
+        if let Some(recorder) = self.recorder.take()
+            && self.completed
+            && recorder.assembler.is_complete()
+        {
+            let answer = recorder.assembler.finish();
+            recorder.fill.store(answer, None, &recorder.target).await;
+        }
     }
 
     /// Turns one item into its event, if it has one.
@@ -122,6 +166,7 @@ where
             Some(Ok(StreamItem::Verbatim(chunk))) => self.verbatim(chunk),
             Some(Ok(StreamItem::Done)) => {
                 self.finished = true;
+                self.completed = true;
                 Some(Bytes::from_static(b"data: [DONE]\n\n"))
             }
             Some(Err(error)) => {
@@ -140,6 +185,13 @@ where
     /// Forwards a provider's own chunk unchanged, parsing it only when it must be edited: the
     /// first chunk (to guarantee the role) and usage the client did not ask for.
     fn verbatim(&mut self, chunk: Box<VerbatimChunk>) -> Option<Bytes> {
+        if let Some(recorder) = &mut self.recorder {
+            match chunk.parse() {
+                Ok(parsed) => recorder.assembler.push(&parsed),
+                // Not cacheable, but still the client's to judge.
+                Err(_) => self.recorder = None,
+            }
+        }
         let must_edit =
             (self.first && chunk.has_choices) || (chunk.usage.is_some() && !self.wants_usage);
         if !must_edit {
@@ -156,6 +208,9 @@ where
     }
 
     fn chunk(&mut self, mut chunk: Box<ChatChunk>) -> Option<Bytes> {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.assembler.push(&chunk);
+        }
         self.sink.record(chunk.usage.as_ref());
         if !self.wants_usage {
             if chunk.is_usage_only() {
@@ -219,7 +274,7 @@ mod tests {
     ) -> (String, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let sink = UsageSink::new(metrics.clone(), "m", "p");
-        let out: Vec<_> = encode(futures_util::stream::iter(items), wants_usage, sink)
+        let out: Vec<_> = encode(futures_util::stream::iter(items), wants_usage, sink, None)
             .collect()
             .await;
         let text = out

@@ -5,6 +5,7 @@
 //! translation testable from fixtures alone.
 
 pub mod adapter;
+pub mod assemble;
 pub mod chat;
 pub mod embeddings;
 pub mod error;

@@ -10,21 +10,27 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
-use switchboard_providers::chat::ChatRequest;
+use switchboard_providers::assemble;
+use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::mock::MockAnswer;
 use switchboard_providers::{ChatAnswer, StreamItem};
 
 use super::{AppState, body, unix_now};
+use crate::cache::{CachedAnswer, Fill, Lookup};
 use crate::error::ApiError;
 use crate::routing::Target;
-use crate::sse::{self, UsageSink};
+use crate::sse::{self, Recorder, UsageSink};
 use crate::telemetry::RequestLabels;
 use crate::upstream::{self, Backend, HttpBackend, MockBackend};
 
 /// Names the provider and upstream model that answered, for debugging routes.
 static TARGET_HEADER: HeaderName = HeaderName::from_static("x-switchboard-target");
+
+/// `hit`, `miss` or `bypass`: what the response cache did.
+static CACHE_HEADER: HeaderName = HeaderName::from_static("x-switchboard-cache");
 
 /// What the metrics need to know about a request, filled in as it is routed.
 #[derive(Default)]
@@ -79,22 +85,112 @@ async fn handle(
     if !caller.may_use(&request.model) {
         return Err(ApiError::model_not_allowed(&request.model));
     }
+    let lookup = match &state.cache {
+        Some(cache) => Some(
+            cache
+                .lookup(caller.name.as_deref(), &route.name, &request, headers)
+                .await,
+        ),
+        None => None,
+    };
+    served.model.clone_from(&route.name);
+    let (fill, cache_status) = match lookup {
+        None => (None, None),
+        Some(Lookup::Bypass) => (None, Some("bypass")),
+        Some(Lookup::Miss(fill)) => (Some(fill), Some("miss")),
+        Some(Lookup::Hit(answer)) => {
+            served.provider = "cache".to_owned();
+            return Ok(cached_answer(&answer, &request));
+        }
+    };
     let target = route
         .pick()
         .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;
-    served.model.clone_from(&route.name);
     served.provider.clone_from(&target.upstream.name);
     request.model.clone_from(&target.model);
-    let sink = UsageSink::new(state.metrics.clone(), &route.name, &target.upstream.name);
-    let mut response = match &target.upstream.backend {
-        Backend::Mock(mock) => mock_answer(*mock, request, sink).await,
-        Backend::Http(http) => http_answer(state, target, http, request, sink).await?,
+    let answering = Answering {
+        sink: UsageSink::new(state.metrics.clone(), &route.name, &target.upstream.name),
+        fill,
+        target: format!("{}/{}", target.upstream.name, target.model),
     };
-    if let Ok(value) = HeaderValue::from_str(&format!("{}/{}", target.upstream.name, target.model))
-    {
-        response.headers_mut().insert(TARGET_HEADER.clone(), value);
+    let target_header = HeaderValue::from_str(&answering.target).ok();
+    let mut response = match &target.upstream.backend {
+        Backend::Mock(mock) => mock_answer(*mock, request, answering).await,
+        Backend::Http(http) => http_answer(state, target, http, request, answering).await?,
+    };
+    let headers = response.headers_mut();
+    if let Some(value) = target_header {
+        headers.insert(TARGET_HEADER.clone(), value);
+    }
+    if let Some(status) = cache_status {
+        headers.insert(CACHE_HEADER.clone(), HeaderValue::from_static(status));
     }
     Ok(response)
+}
+
+/// How an answer from upstream is accounted for and kept.
+struct Answering {
+    sink: UsageSink,
+    /// Set on a cache miss: the answer is stored once complete.
+    fill: Option<Fill>,
+    /// `provider/model` answering.
+    target: String,
+}
+
+impl Answering {
+    /// Accounts for and caches a whole answer, then sends it.
+    async fn finish(mut self, response: ChatResponse, json: Option<Bytes>) -> Response {
+        self.sink.record(response.usage.as_ref());
+        let json = match json {
+            Some(json) => json,
+            None => match serde_json::to_vec(&response) {
+                Ok(bytes) => Bytes::from(bytes),
+                Err(e) => {
+                    return ApiError::internal(format!("cannot encode the response: {e}"))
+                        .into_response();
+                }
+            },
+        };
+        if let Some(fill) = self.fill.take() {
+            fill.store(response, Some(json.clone()), &self.target).await;
+        }
+        json_bytes(json)
+    }
+
+    /// Streams an answer, caching it if it completes.
+    fn stream<S>(self, items: S, wants_usage: bool) -> Response
+    where
+        S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static,
+    {
+        let recorder = self.fill.map(|fill| Recorder::new(fill, &self.target));
+        event_stream(sse::encode(items, wants_usage, self.sink, recorder))
+    }
+}
+
+/// Serves a cached answer: the stored JSON, or a replayed stream. Hits cost no tokens.
+fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
+    let mut response = if request.is_stream() {
+        let chunks = assemble::replay(&answer.response, request.wants_stream_usage());
+        let items = futures_util::stream::iter(chunks)
+            .map(|chunk| Ok(StreamItem::Chunk(Box::new(chunk))))
+            .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }));
+        let wants_usage = request.wants_stream_usage();
+        event_stream(sse::encode(
+            items.boxed(),
+            wants_usage,
+            UsageSink::ignore(),
+            None,
+        ))
+    } else {
+        json_bytes(answer.json.clone())
+    };
+    let headers = response.headers_mut();
+    headers.insert(CACHE_HEADER.clone(), HeaderValue::from_static("hit"));
+    headers.insert(header::AGE, HeaderValue::from(answer.age().as_secs()));
+    if let Ok(value) = HeaderValue::from_str(&answer.target) {
+        headers.insert(TARGET_HEADER.clone(), value);
+    }
+    response
 }
 
 async fn http_answer(
@@ -102,7 +198,7 @@ async fn http_answer(
     target: &Target,
     backend: &HttpBackend,
     request: ChatRequest,
-    sink: UsageSink,
+    answering: Answering,
 ) -> Result<Response, ApiError> {
     let name = target.upstream.name.as_str();
     let outgoing = backend.adapter.chat_request(&backend.endpoint, &request)?;
@@ -132,19 +228,27 @@ async fn http_answer(
                 Err(error) => vec![Err(stream_error(&provider, &error))],
             })
             .flat_map(futures_util::stream::iter);
-        return Ok(event_stream(
-            items.boxed(),
-            request.wants_stream_usage(),
-            sink,
-        ));
+        return Ok(answering.stream(items.boxed(), request.wants_stream_usage()));
     }
     let bytes = upstream::read_body(name, response).await?;
-    let answer = backend.adapter.chat_response(bytes)?;
-    let mut sink = sink;
-    sink.record(answer.usage());
-    Ok(match answer {
-        ChatAnswer::Translated(completion) => json_response(&completion),
-        ChatAnswer::Verbatim { body, .. } => json_bytes(body),
+    let mut answering = answering;
+    Ok(match backend.adapter.chat_response(bytes)? {
+        ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
+        // Parsing the whole answer is only worth it when the cache will keep it.
+        ChatAnswer::Verbatim { body, usage } => match answering.fill.is_some() {
+            true => match serde_json::from_slice::<ChatResponse>(&body) {
+                Ok(completion) => answering.finish(completion, Some(body)).await,
+                Err(_) => {
+                    answering.fill = None;
+                    answering.sink.record(usage.as_ref());
+                    json_bytes(body)
+                }
+            },
+            false => {
+                answering.sink.record(usage.as_ref());
+                json_bytes(body)
+            }
+        },
     })
 }
 
@@ -162,19 +266,28 @@ fn stream_error<E: std::fmt::Display>(
     }
 }
 
-async fn mock_answer(mock: MockBackend, request: ChatRequest, mut sink: UsageSink) -> Response {
+async fn mock_answer(
+    mock: MockBackend,
+    mut request: ChatRequest,
+    answering: Answering,
+) -> Response {
     let answer = MockAnswer::for_request(&request);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = unix_now();
-    let n = u64::from(request.n.unwrap_or(1).max(1));
-    let mut usage = answer.usage.clone();
-    usage.completion_tokens *= n;
-    sink.record(Some(&usage));
     if !request.is_stream() {
         let extra_chunks = answer.pieces.len().saturating_sub(1) as u32;
         pause(mock.first_token + mock.per_chunk * extra_chunks).await;
-        return json_response(&answer.response(&request, &id, created));
+        return answering
+            .finish(answer.response(&request, &id, created), None)
+            .await;
     }
+    // Like a real upstream asked by the gateway, the mock always reports usage at the end of a
+    // stream; the relay drops it unless the client asked.
+    let wants_usage = request.wants_stream_usage();
+    request
+        .stream_options
+        .get_or_insert_with(Default::default)
+        .include_usage = Some(true);
     let chunks = answer.chunks(&request, &id, created);
     let items = futures_util::stream::iter(chunks.into_iter().enumerate())
         .then(move |(i, chunk)| async move {
@@ -187,7 +300,7 @@ async fn mock_answer(mock: MockBackend, request: ChatRequest, mut sink: UsageSin
             Ok(StreamItem::Chunk(Box::new(chunk)))
         })
         .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }));
-    event_stream(items.boxed(), request.wants_stream_usage(), sink)
+    answering.stream(items.boxed(), wants_usage)
 }
 
 async fn pause(duration: Duration) {
@@ -196,22 +309,18 @@ async fn pause(duration: Duration) {
     }
 }
 
-fn event_stream<S>(items: S, wants_usage: bool, sink: UsageSink) -> Response
+fn event_stream<B>(body: B) -> Response
 where
-    S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static,
+    B: Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
 {
-    let body = Body::from_stream(sse::encode(items, wants_usage, sink));
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        body,
-    )
-        .into_response()
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    (headers, Body::from_stream(body)).into_response()
 }
 
 /// A JSON body already encoded.

@@ -3,6 +3,7 @@
 //! Handlers are thin: they authenticate, parse, resolve the route and hand over to the module
 //! that owns the rest (`chat`, `embeddings`).
 
+mod admin;
 mod body;
 mod chat;
 mod embeddings;
@@ -15,9 +16,10 @@ use std::sync::atomic::AtomicBool;
 use axum::Router;
 use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::auth::KeyStore;
+use crate::cache::ResponseCache;
 use crate::error::ApiError;
 use crate::routing::Routes;
 use crate::telemetry::{self, Metrics};
@@ -28,6 +30,10 @@ pub struct AppState {
     pub routes: Routes,
     pub client: reqwest::Client,
     pub metrics: Arc<Metrics>,
+    /// The response cache, when `cache:` enables it.
+    pub cache: Option<Arc<ResponseCache>>,
+    /// SHA-256 of `server.admin_key`; `None` disables `/admin`.
+    pub admin_key: Option<[u8; 32]>,
     pub max_body: u64,
     /// Unix seconds at start, reported as models' `created`.
     pub started: u64,
@@ -45,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
+        .route("/admin/cache", delete(admin::clear_cache))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(telemetry::request_span))

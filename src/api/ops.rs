@@ -32,6 +32,9 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    if let Some(cache) = &state.cache {
+        cache.sync_metrics().await;
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -29,6 +29,54 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Absent: no response cache.
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+}
+
+/// `cache:`: the exact-match response cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// How long an answer stays servable.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl: Span,
+    /// Bytes of cached answers held at most.
+    #[serde(default = "default_cache_size")]
+    pub max_size: Size,
+    #[serde(default)]
+    pub scope: CacheScope,
+    /// Cache only requests whose answer is meant to repeat: temperature 0 or a seed.
+    #[serde(default)]
+    pub only_deterministic: bool,
+    /// Also cache answers cut off by the output limit (`finish_reason: length`).
+    #[serde(default)]
+    pub store_truncated: bool,
+}
+
+/// Who shares cached answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheScope {
+    /// Each virtual key has its own cache.
+    #[default]
+    Key,
+    /// Every key shares one cache.
+    Global,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn default_cache_ttl() -> Span {
+    Span(Duration::from_secs(600))
+}
+
+fn default_cache_size() -> Size {
+    Size(256 * 1024 * 1024)
 }
 
 /// `server:`: where to listen and how the HTTP surface behaves.

@@ -6,6 +6,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -27,6 +28,12 @@ pub struct TokenLabels {
     pub kind: &'static str,
 }
 
+/// Labels of a cache lookup (`hit`, `miss`, `bypass`) or eviction (`size`, `expired`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the gateway exports.
@@ -35,6 +42,10 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
     tokens: Family<TokenLabels, Counter>,
+    cache_lookups: Family<OutcomeLabels, Counter>,
+    cache_evictions: Family<OutcomeLabels, Counter>,
+    cache_bytes: Gauge,
+    cache_entries: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -57,11 +68,39 @@ impl Default for Metrics {
             latency.clone(),
         );
         registry.register("tokens", "Tokens reported by providers", tokens.clone());
+        let cache_lookups = Family::<OutcomeLabels, Counter>::default();
+        let cache_evictions = Family::<OutcomeLabels, Counter>::default();
+        let cache_bytes = Gauge::default();
+        let cache_entries = Gauge::default();
+        registry.register(
+            "cache_lookups",
+            "Response cache lookups by outcome",
+            cache_lookups.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Cached answers evicted, by cause",
+            cache_evictions.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes of cached answers held",
+            cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Cached answers held",
+            cache_entries.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             tokens,
+            cache_lookups,
+            cache_evictions,
+            cache_bytes,
+            cache_entries,
         }
     }
 }
@@ -83,6 +122,28 @@ impl Metrics {
             };
             self.tokens.get_or_create(&labels).inc_by(count);
         }
+    }
+
+    /// Counts a cache lookup by outcome.
+    pub fn cache_lookup(&self, outcome: &'static str) {
+        self.cache_lookups
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts an eviction by cause.
+    pub fn cache_eviction(&self, cause: &'static str) {
+        self.cache_evictions
+            .get_or_create(&OutcomeLabels { outcome: cause })
+            .inc();
+    }
+
+    /// Publishes the cache's size.
+    pub fn cache_size(&self, bytes: u64, entries: u64) {
+        self.cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.
