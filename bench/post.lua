@@ -2,12 +2,18 @@
 -- environment so one script serves every run:
 --   BENCH_MODEL   model name in the request body (default bench-json)
 --   BENCH_STREAM  "1" to ask for a streamed (SSE) response
+--   BENCH_CACHE   a Cache-Control value to send (cache benchmark: "no-cache" forces misses)
 local model = os.getenv("BENCH_MODEL") or "bench-json"
 local stream = os.getenv("BENCH_STREAM") == "1"
 
 local stream_field = ""
 if stream then
   stream_field = '"stream":true,'
+end
+
+local cache_control = os.getenv("BENCH_CACHE")
+if cache_control then
+  wrk.headers["Cache-Control"] = cache_control
 end
 
 wrk.method = "POST"

@@ -88,7 +88,7 @@ async fn handle(
     let lookup = match &state.cache {
         Some(cache) => Some(
             cache
-                .lookup(caller.name.as_deref(), &route.name, &request, headers)
+                .lookup(caller.name.as_deref(), &route.name, &mut request, headers)
                 .await,
         ),
         None => None,
@@ -116,7 +116,10 @@ async fn handle(
     let target_header = HeaderValue::from_str(&answering.target).ok();
     let mut response = match &target.upstream.backend {
         Backend::Mock(mock) => mock_answer(*mock, request, answering).await,
-        Backend::Http(http) => http_answer(state, target, http, request, answering).await?,
+        // An upstream failure still says what the cache did.
+        Backend::Http(http) => http_answer(state, target, http, request, answering)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
     };
     let headers = response.headers_mut();
     if let Some(value) = target_header {

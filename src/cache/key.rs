@@ -3,31 +3,50 @@
 //!
 //! `user`, `stream` and `stream_options` are left out; the public model name and the scope are in.
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use switchboard_providers::chat::ChatRequest;
 
 /// A cache key.
 pub type Key = [u8; 32];
 
-/// Fields that change how an answer is delivered or attributed, not what it says.
-const IGNORED: [&str; 4] = ["user", "stream", "stream_options", "model"];
-
 /// The key of `request` for the model `route` within `scope` (a key's name, or empty for global).
-pub fn of(scope: &str, route: &str, request: &ChatRequest) -> Option<Key> {
-    let mut value = serde_json::to_value(request).ok()?;
-    let map = value.as_object_mut()?;
-    for field in IGNORED {
-        map.remove(field);
-    }
-    // serde_json's map is ordered by key, so this encoding is canonical.
-    let canonical = serde_json::to_vec(&Value::Object(std::mem::take(map))).ok()?;
+///
+/// A typed request serializes canonically: struct fields in declaration order, unknown fields and
+/// nested JSON in key order. So equal requests hash equally whatever their key order or
+/// whitespace, without building an intermediate JSON tree. The fields that only change delivery
+/// or attribution (`user`, `stream`, `stream_options`, and `model`, replaced by the resolved
+/// route) are taken out while hashing and put back.
+pub fn of(scope: &str, route: &str, request: &mut ChatRequest) -> Option<Key> {
+    let model = std::mem::take(&mut request.model);
+    let user = request.user.take();
+    let stream = request.stream.take();
+    let stream_options = request.stream_options.take();
     let mut hasher = Sha256::new();
-    for part in [scope.as_bytes(), route.as_bytes(), &canonical] {
+    for part in [scope.as_bytes(), route.as_bytes()] {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
+    let encoded = serde_json::to_writer(HashWriter(&mut hasher), &*request);
+    request.model = model;
+    request.user = user;
+    request.stream = stream;
+    request.stream_options = stream_options;
+    encoded.ok()?;
     Some(hasher.finalize().into())
+}
+
+/// Feeds serialized bytes straight into the hash.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -35,7 +54,11 @@ mod tests {
     use super::*;
 
     fn key(scope: &str, route: &str, body: &str) -> Key {
-        of(scope, route, &serde_json::from_str(body).unwrap()).unwrap()
+        let mut request: ChatRequest = serde_json::from_str(body).unwrap();
+        let before = request.clone();
+        let key = of(scope, route, &mut request).unwrap();
+        assert_eq!(request, before, "hashing leaves the request as it was");
+        key
     }
 
     #[test]
@@ -85,6 +108,14 @@ mod tests {
         );
         assert_ne!(k, key("other", "m", base));
         assert_ne!(k, key("k", "m2", base));
+        assert_eq!(
+            k,
+            key(
+                "k",
+                "m",
+                r#"{"model":"other-name","messages":[{"role":"user","content":"hi"}]}"#
+            )
+        );
         // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
         assert_ne!(key("ab", "c", base), key("a", "bc", base));
     }

@@ -105,7 +105,7 @@ impl ResponseCache {
         self: &Arc<Self>,
         key_name: Option<&str>,
         route: &str,
-        request: &ChatRequest,
+        request: &mut ChatRequest,
         headers: &HeaderMap,
     ) -> Lookup {
         let directives = Directives::from_headers(headers);

@@ -61,3 +61,20 @@ keys:
     .await;
     run_script("test_openai_sdk.py", &gateway, "sk-sdk-test").await;
 }
+
+#[tokio::test]
+async fn openai_sdk_parses_cached_answers_replayed_as_streams() {
+    let gateway = TestGateway::start(
+        r#"
+providers:
+  demo: { kind: mock }
+models:
+  - { name: fast, targets: [ { provider: demo, model: mock-fast } ] }
+keys:
+  - { name: sdk, key: sk-sdk-cache }
+cache: { ttl: 10m }
+"#,
+    )
+    .await;
+    run_script("test_cache_sdk.py", &gateway, "sk-sdk-cache").await;
+}

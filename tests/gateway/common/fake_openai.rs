@@ -4,7 +4,8 @@
 //!
 //! Behaviours: `ok` (default), `error-<status>`, `slow` (answers after 2 s), `cut` (the connection
 //! breaks mid-stream), `truncated` (the stream ends cleanly but without `[DONE]`), `garbage`
-//! (invalid JSON), `hang-stream` (sends one chunk then waits forever).
+//! (invalid JSON), `hang-stream` (sends one chunk then waits forever), `delay-<ms>` (answers
+//! normally after a pause).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -157,6 +158,9 @@ async fn chat(
             "server_error",
             Some("fake_code"),
         );
+    }
+    if let Some(ms) = model.strip_prefix("delay-").and_then(|ms| ms.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if model == "slow" {
         tokio::time::sleep(Duration::from_secs(2)).await;
