@@ -185,6 +185,18 @@ where
     /// Forwards a provider's own chunk unchanged, parsing it only when it must be edited: the
     /// first chunk (to guarantee the role) and usage the client did not ask for.
     fn verbatim(&mut self, chunk: Box<VerbatimChunk>) -> Option<Bytes> {
+        let needs_role = self.first && chunk.has_choices && !chunk.has_role;
+        let stray_usage = chunk.has_choices && chunk.usage.is_some() && !self.wants_usage;
+        if needs_role || stray_usage {
+            // `chunk` records and assembles the parsed form: nothing is pushed twice.
+            return match chunk.parse() {
+                Ok(parsed) => self.chunk(Box::new(parsed)),
+                Err(error) => {
+                    self.finished = true;
+                    Some(error_event(&error.into()))
+                }
+            };
+        }
         if let Some(recorder) = &mut self.recorder {
             match chunk.parse() {
                 Ok(parsed) => recorder.assembler.push(&parsed),
@@ -192,19 +204,13 @@ where
                 Err(_) => self.recorder = None,
             }
         }
-        let must_edit =
-            (self.first && chunk.has_choices) || (chunk.usage.is_some() && !self.wants_usage);
-        if !must_edit {
-            self.sink.record(chunk.usage.as_ref());
-            return Some(frame(&chunk.data));
+        self.sink.record(chunk.usage.as_ref());
+        if chunk.has_choices {
+            self.first = false;
+        } else if chunk.usage.is_some() && !self.wants_usage {
+            return None;
         }
-        match chunk.parse() {
-            Ok(parsed) => self.chunk(Box::new(parsed)),
-            Err(error) => {
-                self.finished = true;
-                Some(error_event(&error.into()))
-            }
-        }
+        Some(frame(&chunk.data))
     }
 
     fn chunk(&mut self, mut chunk: Box<ChatChunk>) -> Option<Bytes> {
@@ -311,6 +317,7 @@ mod tests {
         let chunk: ChatChunk = serde_json::from_value(value.clone()).unwrap();
         Ok(StreamItem::Verbatim(Box::new(VerbatimChunk {
             data: Bytes::from(value.to_string()),
+            has_role: chunk.choices.iter().all(|c| c.delta.role.is_some()),
             usage: chunk.usage,
             has_choices: !chunk.choices.is_empty(),
         })))

@@ -81,6 +81,8 @@ pub struct VerbatimChunk {
     pub usage: Option<Usage>,
     /// Whether the chunk has any choices; a usage-only chunk has none.
     pub has_choices: bool,
+    /// Whether every choice's delta names the role.
+    pub has_role: bool,
 }
 
 impl VerbatimChunk {

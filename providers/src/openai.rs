@@ -117,9 +117,21 @@ impl Adapter for OpenAi {
 /// for it. The rest is skipped without being built.
 #[derive(Deserialize)]
 struct Peek {
-    choices: Vec<IgnoredAny>,
+    choices: Vec<PeekChoice>,
     #[serde(default)]
     usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct PeekChoice {
+    #[serde(default)]
+    delta: Option<PeekDelta>,
+}
+
+#[derive(Deserialize)]
+struct PeekDelta {
+    #[serde(default)]
+    role: Option<IgnoredAny>,
 }
 
 /// OpenAI streams are already canonical: each event is one chunk, `[DONE]` ends it.
@@ -137,6 +149,10 @@ impl ChunkDecoder for OpenAiStream {
         match serde_json::from_str::<Peek>(data) {
             Ok(peek) => Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
                 data: Bytes::copy_from_slice(data.as_bytes()),
+                has_role: peek
+                    .choices
+                    .iter()
+                    .all(|c| c.delta.as_ref().is_some_and(|d| d.role.is_some())),
                 usage: peek.usage,
                 has_choices: !peek.choices.is_empty(),
             }))]),

@@ -220,15 +220,19 @@ async fn http_answer(
     if request.is_stream() {
         let mut decoder = backend.adapter.chat_stream();
         let provider = name.to_owned();
+        let secret = backend.endpoint.api_key.clone();
         let items = response
             .bytes_stream()
             .eventsource()
             .map(move |event| match event {
                 Ok(event) => match decoder.decode(&event.event, &event.data) {
                     Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(error) => vec![Err(ApiError::from(error))],
+                    Err(error) => vec![Err(redact(error.into(), secret.as_deref()))],
                 },
-                Err(error) => vec![Err(stream_error(&provider, &error))],
+                Err(error) => vec![Err(redact(
+                    stream_error(&provider, &error),
+                    secret.as_deref(),
+                ))],
             })
             .flat_map(futures_util::stream::iter);
         return Ok(answering.stream(items.boxed(), request.wants_stream_usage()));
@@ -343,12 +347,26 @@ pub(super) fn json_response<T: serde::Serialize>(value: &T) -> Response {
     }
 }
 
-/// Removes the provider's credentials from an error message, in case the provider echoed them.
-pub(super) fn scrub(mut error: ApiError, backend: &HttpBackend) -> ApiError {
-    if let Some(key) = backend.endpoint.api_key.as_deref().filter(|k| k.len() >= 4)
-        && error.message.contains(key)
+/// Removes the provider's credentials from an error, in case the provider echoed them.
+pub(super) fn scrub(error: ApiError, backend: &HttpBackend) -> ApiError {
+    redact(error, backend.endpoint.api_key.as_deref())
+}
+
+fn redact(mut error: ApiError, secret: Option<&str>) -> ApiError {
+    let Some(secret) = secret.filter(|k| k.len() >= 4) else {
+        return error;
+    };
+    for text in [
+        Some(&mut error.message),
+        error.param.as_mut(),
+        error.code.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
     {
-        error.message = error.message.replace(key, "<redacted>");
+        if text.contains(secret) {
+            *text = text.replace(secret, "<redacted>");
+        }
     }
     error
 }

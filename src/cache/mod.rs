@@ -44,6 +44,9 @@ impl CachedAnswer {
 
 type Slot = watch::Receiver<Option<Arc<CachedAnswer>>>;
 
+/// The longest a request waits for an identical one in flight before calling upstream itself.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
 /// The cache and the misses in flight.
 pub struct ResponseCache {
     entries: Cache<Key, Arc<CachedAnswer>>,
@@ -133,10 +136,15 @@ impl ResponseCache {
         self.counted(Lookup::Miss(self.lead(key, !directives.skip_store)))
     }
 
-    /// Waits for an identical miss already in flight; `None` if there is none or it failed.
+    /// Waits for an identical miss already in flight; `None` if there is none, it failed, or it
+    /// takes longer than [`MAX_WAIT`] (a leader whose client stopped reading must not hold
+    /// others hostage).
     async fn wait_for_inflight(&self, key: &Key) -> Option<Arc<CachedAnswer>> {
         let mut slot = self.inflight.lock().ok()?.get(key).cloned()?;
-        let answer = slot.wait_for(Option::is_some).await.ok()?;
+        let answer = tokio::time::timeout(MAX_WAIT, slot.wait_for(Option::is_some))
+            .await
+            .ok()?
+            .ok()?;
         answer.clone()
     }
 

@@ -226,7 +226,7 @@ async fn logs_never_contain_secrets() {
             ("SB_TEST_HEADER", header_secret),
         ],
     );
-    for model in ["gpt", "up/error-401", "up/cut"] {
+    for model in ["gpt", "up/error-401", "up/cut", "up/stream-error"] {
         for stream in [false, true] {
             let response = client()
                 .post(process.url("/v1/chat/completions"))

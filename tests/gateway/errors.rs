@@ -211,3 +211,22 @@ async fn a_stream_past_the_provider_timeout_ends_with_an_error_event() {
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_shape(&last);
 }
+
+#[tokio::test]
+async fn an_error_event_mid_stream_is_translated_and_redacted() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let events = sse_data(&stream_text(&gateway, "up/stream-error").await);
+    assert_eq!(events.len(), 3, "two chunks, then the error: {events:?}");
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_shape(&last);
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("upstream exploded for key"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(KEY),
+        "the provider key must not reach the client: {message}"
+    );
+}

@@ -5,7 +5,7 @@
 //! Behaviours: `ok` (default), `error-<status>`, `slow` (answers after 2 s), `cut` (the connection
 //! breaks mid-stream), `truncated` (the stream ends cleanly but without `[DONE]`), `garbage`
 //! (invalid JSON), `hang-stream` (sends one chunk then waits forever), `delay-<ms>` (answers
-//! normally after a pause).
+//! normally after a pause), `stream-error` (an error event mid-stream that echoes the key).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -222,13 +222,20 @@ impl Drop for CancelGuard {
 
 fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
     let include_usage = body["stream_options"]["include_usage"] == json!(true);
+    // The first chunk carries the role and the first word together, as several providers send it.
     let mut events = vec![chunk(
         model,
-        json!({"role": "assistant", "content": "", "refusal": null}),
+        json!({"role": "assistant", "content": "Hello", "refusal": null}),
         Value::Null,
     )];
-    for word in ["Hello", "!", " How", " can", " I", " help?"] {
+    for word in ["!", " How", " can", " I", " help?"] {
         events.push(chunk(model, json!({"content": word}), Value::Null));
+    }
+    if model == "stream-error" {
+        // An error event mid-stream that echoes the credential, as some proxies do.
+        events.truncate(2);
+        let error = json!({"error": {"message": format!("upstream exploded for key {KEY}"), "type": "server_error"}});
+        events.push(format!("data: {error}\n\n"));
     }
     let cut = model == "cut";
     let truncated = model == "truncated";
