@@ -3,8 +3,8 @@
 //! Translation stays in `switchboard-providers`; here live the client, timeouts and the mapping
 //! of transport failures to 502/504.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +37,31 @@ pub struct HttpBackend {
     pub adapter: Box<dyn Adapter>,
     pub endpoint: Endpoint,
     pub timeout: Duration,
+    urls: UrlCache,
+}
+
+/// Parsed upstream URLs by URI. reqwest wants a `Url`; parsing one (IDNA and all) for every
+/// request cost more than the rest of building the request, and an upstream has few distinct URLs.
+#[derive(Default)]
+struct UrlCache(Mutex<HashMap<http::Uri, reqwest::Url>>);
+
+/// More distinct URLs than this (model names in paths) and the cache starts over.
+const URL_CACHE_LIMIT: usize = 1024;
+
+impl UrlCache {
+    fn get(&self, uri: &http::Uri) -> Result<reqwest::Url, String> {
+        if let Some(url) = self.0.lock().ok().and_then(|urls| urls.get(uri).cloned()) {
+            return Ok(url);
+        }
+        let url = reqwest::Url::parse(&uri.to_string()).map_err(|e| e.to_string())?;
+        if let Ok(mut urls) = self.0.lock() {
+            if urls.len() >= URL_CACHE_LIMIT {
+                urls.clear();
+            }
+            urls.insert(uri.clone(), url.clone());
+        }
+        Ok(url)
+    }
 }
 
 /// The mock's delays.
@@ -95,6 +120,7 @@ impl Upstream {
                         headers,
                     },
                     timeout: http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+                    urls: UrlCache::default(),
                 })
             }
         };
@@ -119,6 +145,9 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
     // reqwest is built without a default TLS provider; installing one twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
+        // Retries and fallbacks are the gateway's decision, and a POST must not be redirected.
+        .retry(reqwest::retry::never())
+        .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .connect_timeout(Duration::from_secs(10))
@@ -129,17 +158,17 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
 pub async fn send(
     client: &reqwest::Client,
     upstream: &str,
+    backend: &HttpBackend,
     request: http::Request<Bytes>,
-    timeout: Duration,
 ) -> Result<reqwest::Response, ApiError> {
-    let mut request =
-        reqwest::Request::try_from(request.map(reqwest::Body::from)).map_err(|e| {
-            ApiError::bad_gateway(format!(
-                "cannot build the request to provider '{upstream}': {}",
-                describe(&e)
-            ))
-        })?;
-    *request.timeout_mut() = Some(timeout);
+    let (parts, body) = request.into_parts();
+    let url = backend.urls.get(&parts.uri).map_err(|e| {
+        ApiError::bad_gateway(format!("invalid URL for provider '{upstream}': {e}"))
+    })?;
+    let mut request = reqwest::Request::new(parts.method, url);
+    *request.headers_mut() = parts.headers;
+    *request.body_mut() = Some(reqwest::Body::from(body));
+    *request.timeout_mut() = Some(backend.timeout);
     client
         .execute(request)
         .await

@@ -7,8 +7,8 @@
 use bytes::Bytes;
 use http::{HeaderValue, Request, header};
 
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, VerbatimChunk};
 use crate::chat::{ChatRequest, StreamOptions, Usage};
@@ -46,15 +46,24 @@ impl Adapter for OpenAi {
         endpoint: &Endpoint,
         request: &ChatRequest,
     ) -> Result<Request<Bytes>, ProviderError> {
-        let body = if request.is_stream() && !request.wants_stream_usage() {
-            let mut with_usage = request.clone();
-            with_usage
-                .stream_options
-                .get_or_insert_with(StreamOptions::default)
-                .include_usage = Some(true);
-            encode(&with_usage)?
-        } else {
-            encode(request)?
+        let body = match (request.is_stream(), &request.stream_options) {
+            (false, _) => encode(request)?,
+            // The common case: add the option while encoding, without copying the request.
+            (true, None) => encode(&WithUsage {
+                request,
+                stream_options: UsageOption {
+                    include_usage: true,
+                },
+            })?,
+            (true, Some(options)) if options.include_usage == Some(true) => encode(request)?,
+            (true, Some(_)) => {
+                let mut with_usage = request.clone();
+                with_usage
+                    .stream_options
+                    .get_or_insert_with(StreamOptions::default)
+                    .include_usage = Some(true);
+                encode(&with_usage)?
+            }
         };
         let mut http = endpoint.post_json("/chat/completions", body)?;
         if request.is_stream() {
@@ -111,6 +120,19 @@ impl Adapter for OpenAi {
             }
         }
     }
+}
+
+/// A streamed request with `stream_options.include_usage` added.
+#[derive(Serialize)]
+struct WithUsage<'a> {
+    #[serde(flatten)]
+    request: &'a ChatRequest,
+    stream_options: UsageOption,
+}
+
+#[derive(Serialize)]
+struct UsageOption {
+    include_usage: bool,
 }
 
 /// What the gateway reads of an OpenAI answer or chunk: enough to check its shape and account
@@ -200,8 +222,18 @@ mod tests {
         assert_eq!(http.uri(), "http://up.test/v1/chat/completions");
         assert_eq!(http.headers()[header::AUTHORIZATION], "Bearer sk-test");
         let body: Value = serde_json::from_slice(http.body()).unwrap();
-        assert_eq!(body["stream_options"]["include_usage"], json!(true));
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
         assert_eq!(body["custom_flag"], json!(1));
+        assert_eq!(body["messages"][0]["content"], "hi");
+        let mut req = req;
+        req.stream_options =
+            serde_json::from_value(json!({"include_usage": false, "x": 1})).unwrap();
+        let http = OpenAi.chat_request(&endpoint(), &req).unwrap();
+        let body: Value = serde_json::from_slice(http.body()).unwrap();
+        assert_eq!(
+            body["stream_options"],
+            json!({"include_usage": true, "x": 1})
+        );
     }
 
     #[test]

@@ -205,7 +205,7 @@ async fn http_answer(
 ) -> Result<Response, ApiError> {
     let name = target.upstream.name.as_str();
     let outgoing = backend.adapter.chat_request(&backend.endpoint, &request)?;
-    let response = upstream::send(&state.client, name, outgoing, backend.timeout).await?;
+    let response = upstream::send(&state.client, name, backend, outgoing).await?;
     let status = response.status();
     if !status.is_success() {
         let bytes = upstream::read_body(name, response).await?;

@@ -71,7 +71,7 @@ async fn handle(
             let outgoing = backend
                 .adapter
                 .embeddings_request(&backend.endpoint, &request)?;
-            let response = upstream::send(&state.client, name, outgoing, backend.timeout).await?;
+            let response = upstream::send(&state.client, name, backend, outgoing).await?;
             let status = response.status();
             let bytes = upstream::read_body(name, response).await?;
             if !status.is_success() {
