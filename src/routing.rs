@@ -23,15 +23,19 @@ pub struct Target {
 /// A public model name and its targets.
 pub struct Route {
     pub name: String,
+    /// The name metrics use: the configured name, or `provider/*` for the shorthand, whose model
+    /// part is client input and must not mint new series.
+    pub label: String,
     pub targets: Vec<Target>,
     total_weight: u64,
 }
 
 impl Route {
-    fn new(name: String, targets: Vec<Target>) -> Self {
+    fn new(name: String, label: String, targets: Vec<Target>) -> Self {
         let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
         Route {
             name,
+            label,
             targets,
             total_weight,
         }
@@ -83,7 +87,11 @@ impl Routes {
             order.push(config.name.clone());
             models.insert(
                 config.name.clone(),
-                Arc::new(Route::new(config.name.clone(), targets)),
+                Arc::new(Route::new(
+                    config.name.clone(),
+                    config.name.clone(),
+                    targets,
+                )),
             );
         }
         Routes {
@@ -108,7 +116,8 @@ impl Routes {
             model: model.to_owned(),
             weight: 1,
         };
-        Some(Arc::new(Route::new(name.to_owned(), vec![target])))
+        let label = format!("{provider}/*");
+        Some(Arc::new(Route::new(name.to_owned(), label, vec![target])))
     }
 
     /// Configured model names, in config order.
@@ -136,6 +145,8 @@ mod tests {
         assert_eq!(routes.resolve("fast").unwrap().targets[0].model, "m1");
         let shorthand = routes.resolve("demo/some-model").unwrap();
         assert_eq!(shorthand.targets[0].model, "some-model");
+        assert_eq!(shorthand.label, "demo/*");
+        assert_eq!(routes.resolve("fast").unwrap().label, "fast");
         assert!(routes.resolve("nope").is_none());
         assert!(routes.resolve("nope/m").is_none());
         assert!(routes.resolve("demo/").is_none());

@@ -93,7 +93,7 @@ async fn handle(
         ),
         None => None,
     };
-    served.model.clone_from(&route.name);
+    served.model.clone_from(&route.label);
     let (fill, cache_status) = match lookup {
         None => (None, None),
         Some(Lookup::Bypass) => (None, Some("bypass")),
@@ -109,7 +109,7 @@ async fn handle(
     served.provider.clone_from(&target.upstream.name);
     request.model.clone_from(&target.model);
     let answering = Answering {
-        sink: UsageSink::new(state.metrics.clone(), &route.name, &target.upstream.name),
+        sink: UsageSink::new(state.metrics.clone(), &route.label, &target.upstream.name),
         fill,
         target: format!("{}/{}", target.upstream.name, target.model),
     };

@@ -61,7 +61,7 @@ async fn handle(
     let target = route
         .pick()
         .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;
-    served.0.clone_from(&route.name);
+    served.0.clone_from(&route.label);
     served.1.clone_from(&target.upstream.name);
     request.model.clone_from(&target.model);
     let answer = match &target.upstream.backend {
@@ -87,7 +87,7 @@ async fn handle(
         }
     };
     state.metrics.tokens(
-        &route.name,
+        &route.label,
         &target.upstream.name,
         answer.usage.prompt_tokens,
         0,
