@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 pub type Extra = Map<String, Value>;
 
 /// `POST /v1/chat/completions` request body.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Deserialize` is written by hand (see `request_de`): serde's `flatten` would buffer the whole
+/// body into an intermediate tree before reading it, doubling the cost of the hottest parse.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,

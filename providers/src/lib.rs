@@ -11,6 +11,7 @@ pub mod embeddings;
 pub mod error;
 pub mod mock;
 pub mod openai;
+mod request_de;
 
 pub use adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, VerbatimChunk};
 pub use error::{ErrorKind, ProviderError};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -40,12 +41,11 @@ struct Served {
 }
 
 /// The handler.
-pub async fn completions(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn completions(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
+    // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let mut served = Served::default();
     let response = match handle(&state, &headers, body, &mut served).await {
         Ok(response) => response,

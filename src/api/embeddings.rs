@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -19,12 +20,11 @@ use crate::telemetry::RequestLabels;
 use crate::upstream::{self, Backend};
 
 /// The handler.
-pub async fn create(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
+    // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let mut served = (String::new(), String::new());
     let response = match handle(&state, &headers, body, &mut served).await {
         Ok(response) => response,

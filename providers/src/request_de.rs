@@ -1,0 +1,160 @@
+//! The hand-written `Deserialize` of [`ChatRequest`]: one pass over the body, known fields typed,
+//! everything else kept in `extra`.
+//!
+//! It behaves as the derived one would (required `model` and `messages`, duplicates rejected,
+//! `null` read as absent) without `flatten`'s intermediate buffering.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::chat::ChatRequest;
+
+impl<'de> Deserialize<'de> for ChatRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RequestVisitor)
+    }
+}
+
+struct RequestVisitor;
+
+/// Reads an optional field once; a second occurrence is an error, as with derived impls.
+fn once<'de, A, T>(
+    slot: &mut Option<T>,
+    seen: &mut bool,
+    name: &'static str,
+    map: &mut A,
+) -> Result<(), A::Error>
+where
+    A: MapAccess<'de>,
+    T: Deserialize<'de>,
+{
+    if std::mem::replace(seen, true) {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = map.next_value::<Option<T>>()?;
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for RequestVisitor {
+    type Value = ChatRequest;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a chat completion request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ChatRequest, A::Error> {
+        let mut request = ChatRequest::default();
+        let (mut model, mut messages) = (None::<String>, None);
+        // One flag per optional field, in declaration order, to reject duplicates.
+        let mut seen = [false; 19];
+        while let Some(key) = map.next_key::<String>()? {
+            let r = &mut request;
+            match key.as_str() {
+                "model" => {
+                    if model.is_some() {
+                        return Err(de::Error::duplicate_field("model"));
+                    }
+                    model = Some(map.next_value()?);
+                }
+                "messages" => {
+                    if messages.is_some() {
+                        return Err(de::Error::duplicate_field("messages"));
+                    }
+                    messages = Some(map.next_value()?);
+                }
+                "tools" => once(&mut r.tools, &mut seen[0], "tools", &mut map)?,
+                "tool_choice" => once(&mut r.tool_choice, &mut seen[1], "tool_choice", &mut map)?,
+                "parallel_tool_calls" => once(
+                    &mut r.parallel_tool_calls,
+                    &mut seen[2],
+                    "parallel_tool_calls",
+                    &mut map,
+                )?,
+                "response_format" => once(
+                    &mut r.response_format,
+                    &mut seen[3],
+                    "response_format",
+                    &mut map,
+                )?,
+                "temperature" => once(&mut r.temperature, &mut seen[4], "temperature", &mut map)?,
+                "top_p" => once(&mut r.top_p, &mut seen[5], "top_p", &mut map)?,
+                "n" => once(&mut r.n, &mut seen[6], "n", &mut map)?,
+                "stop" => once(&mut r.stop, &mut seen[7], "stop", &mut map)?,
+                "max_tokens" => once(&mut r.max_tokens, &mut seen[8], "max_tokens", &mut map)?,
+                "max_completion_tokens" => once(
+                    &mut r.max_completion_tokens,
+                    &mut seen[9],
+                    "max_completion_tokens",
+                    &mut map,
+                )?,
+                "presence_penalty" => once(
+                    &mut r.presence_penalty,
+                    &mut seen[10],
+                    "presence_penalty",
+                    &mut map,
+                )?,
+                "frequency_penalty" => once(
+                    &mut r.frequency_penalty,
+                    &mut seen[11],
+                    "frequency_penalty",
+                    &mut map,
+                )?,
+                "seed" => once(&mut r.seed, &mut seen[12], "seed", &mut map)?,
+                "logprobs" => once(&mut r.logprobs, &mut seen[13], "logprobs", &mut map)?,
+                "top_logprobs" => {
+                    once(&mut r.top_logprobs, &mut seen[14], "top_logprobs", &mut map)?
+                }
+                "logit_bias" => once(&mut r.logit_bias, &mut seen[15], "logit_bias", &mut map)?,
+                "user" => once(&mut r.user, &mut seen[16], "user", &mut map)?,
+                "stream" => once(&mut r.stream, &mut seen[17], "stream", &mut map)?,
+                "stream_options" => once(
+                    &mut r.stream_options,
+                    &mut seen[18],
+                    "stream_options",
+                    &mut map,
+                )?,
+                _ => {
+                    let value: Value = map.next_value()?;
+                    if r.extra.insert(key, value).is_some() {
+                        return Err(de::Error::custom("duplicate field in the request"));
+                    }
+                }
+            }
+        }
+        request.model = model.ok_or_else(|| de::Error::missing_field("model"))?;
+        request.messages = messages.ok_or_else(|| de::Error::missing_field("messages"))?;
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn required_duplicate_null_and_unknown_fields() {
+        let err = serde_json::from_str::<ChatRequest>(r#"{"messages": []}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `model`"), "{err}");
+        let err = serde_json::from_str::<ChatRequest>(
+            r#"{"model": "a", "messages": [], "n": 1, "n": 2}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("duplicate field `n`"), "{err}");
+        let req: ChatRequest = serde_json::from_value(
+            json!({"model": "a", "messages": [], "temperature": null, "seed": 3, "x-custom": [1]}),
+        )
+        .unwrap();
+        assert_eq!((req.temperature, req.seed), (None, Some(3)));
+        assert_eq!(req.extra.get("x-custom"), Some(&json!([1])));
+        assert!(serde_json::from_str::<ChatRequest>(r#"["model"]"#).is_err());
+        assert!(
+            serde_json::from_str::<ChatRequest>(
+                r#"{"model": "a", "messages": [], "stream": "yes"}"#
+            )
+            .is_err()
+        );
+    }
+}
