@@ -110,7 +110,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
     let gateway = Gateway::new(&config)?;
     let listen = args.listen.unwrap_or(config.server.listen);
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let runtime = runtime().context("starting the runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -124,6 +124,21 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     })?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A multi-threaded runtime with a worker per available core; on a single core, the
+/// current-thread runtime, which serves the same load without cross-thread wake-ups.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
 }
 
 /// Ctrl-C or SIGTERM.
