@@ -14,16 +14,25 @@ use subtle::ConstantTimeEq;
 
 use crate::config::KeyConfig;
 use crate::error::ApiError;
+use crate::limits::{Admission, KeyLimits};
 
 /// A caller the gateway recognised.
-#[derive(Debug)]
 pub struct Caller {
     /// The key's name from config.yaml; usage is accounted to it. `None` for an open gateway.
     pub name: Option<String>,
     models: Option<GlobSet>,
+    limits: Option<KeyLimits>,
 }
 
 impl Caller {
+    /// Admits one request under the key's limits, or answers 429.
+    pub fn admit(&self) -> Result<Admission, Box<axum::response::Response>> {
+        match &self.limits {
+            Some(limits) => limits.admit(),
+            None => Ok(Admission::unlimited()),
+        }
+    }
+
     /// Whether this caller may use the model with this public name.
     pub fn may_use(&self, model: &str) -> bool {
         self.models
@@ -35,7 +44,6 @@ impl Caller {
 type Digest32 = [u8; 32];
 
 /// The configured keys, by digest.
-#[derive(Debug)]
 pub struct KeyStore {
     keys: HashMap<Digest32, Arc<Caller>>,
     open: Arc<Caller>,
@@ -67,6 +75,7 @@ impl KeyStore {
             let caller = Caller {
                 name: Some(config.name.clone()),
                 models,
+                limits: config.limits.as_ref().map(KeyLimits::new),
             };
             keys.insert(digest, Arc::new(caller));
         }
@@ -75,6 +84,7 @@ impl KeyStore {
             open: Arc::new(Caller {
                 name: None,
                 models: None,
+                limits: None,
             }),
         })
     }
@@ -151,6 +161,7 @@ mod tests {
             key: key.map(Into::into),
             key_sha256: sha.map(Into::into),
             models: models.map(|m| m.iter().map(|s| s.to_string()).collect()),
+            limits: None,
         }
     }
 

@@ -142,6 +142,16 @@ impl ApiError {
         )
     }
 
+    /// 429: a limit of the caller's key refused the request.
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "requests",
+            Some("rate_limit_exceeded"),
+            message,
+        )
+    }
+
     /// 502: the provider could not be reached or answered nonsense.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(

@@ -11,6 +11,7 @@ pub mod telemetry;
 mod api;
 mod auth;
 mod cache;
+mod limits;
 mod routing;
 mod sse;
 mod upstream;

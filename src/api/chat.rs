@@ -20,6 +20,7 @@ use switchboard_providers::mock::MockAnswer;
 use switchboard_providers::{ChatAnswer, StreamItem};
 
 use super::{AppState, body, unix_now};
+use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
 use crate::error::ApiError;
 use crate::routing::Target;
@@ -70,6 +71,24 @@ async fn handle(
     served: &mut Served,
 ) -> Result<Response, ApiError> {
     let caller = state.keys.authenticate(headers)?;
+    // Limits first: a refused request costs nothing and reaches no provider.
+    let admission = match caller.admit() {
+        Ok(admission) => admission,
+        Err(refused) => return Ok(*refused),
+    };
+    let response = answer(state, &caller, headers, body, served)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    Ok(admission.hold_until_sent(response))
+}
+
+async fn answer(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+    served: &mut Served,
+) -> Result<Response, ApiError> {
     let mut request: ChatRequest = body::parse(&body::read(body, state.max_body).await?)?;
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request(

@@ -15,6 +15,7 @@ use switchboard_providers::mock;
 
 use super::chat::{json_response, scrub};
 use super::{AppState, body};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::telemetry::RequestLabels;
 use crate::upstream::{self, Backend};
@@ -49,6 +50,23 @@ async fn handle(
     served: &mut (String, String),
 ) -> Result<Response, ApiError> {
     let caller = state.keys.authenticate(headers)?;
+    // Limits first: a refused request costs nothing and reaches no provider.
+    let admission = match caller.admit() {
+        Ok(admission) => admission,
+        Err(refused) => return Ok(*refused),
+    };
+    let response = answer(state, &caller, body, served)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    Ok(admission.hold_until_sent(response))
+}
+
+async fn answer(
+    state: &AppState,
+    caller: &Caller,
+    body: Body,
+    served: &mut (String, String),
+) -> Result<Response, ApiError> {
     let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
     let route = state
         .routes

@@ -10,6 +10,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
@@ -201,6 +202,21 @@ pub struct KeyConfig {
     /// Globs of model names this key may use; absent means every model.
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// What this key may spend; absent means no limit.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+}
+
+/// `keys[].limits`: request rate and concurrency per key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per minute, enforced by GCRA: a full minute's worth may come at once.
+    #[serde(default)]
+    pub requests_per_minute: Option<NonZeroU32>,
+    /// Requests in flight at once, streams until their last byte.
+    #[serde(default)]
+    pub max_concurrent: Option<NonZeroU32>,
 }
 
 /// One problem in the configuration, at a YAML path.

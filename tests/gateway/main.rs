@@ -6,5 +6,6 @@ mod chat;
 mod cli;
 mod common;
 mod errors;
+mod limits;
 mod python;
 mod surface;

@@ -56,6 +56,7 @@ models:
   - { name: forbidden, targets: [ { provider: demo, model: mock-x } ] }
 keys:
   - { name: sdk, key: sk-sdk-test, models: ["fast", "text-embedding-3-small"] }
+  - { name: limited, key: sk-sdk-limited, limits: { requests_per_minute: 1 } }
 "#,
     )
     .await;

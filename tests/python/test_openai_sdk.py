@@ -126,6 +126,21 @@ def errors():
         assert e.status_code == 403, e
 
 
+def rate_limited():
+    # A key allowed one request a minute: the second raises the SDK's own RateLimitError.
+    limited = OpenAI(base_url=BASE_URL, api_key="sk-sdk-limited", max_retries=0)
+    raw = limited.chat.completions.with_raw_response.create(model="fast", messages=[{"role": "user", "content": "x"}])
+    assert raw.headers["x-ratelimit-limit-requests"] == "1", raw.headers
+    assert raw.headers["x-ratelimit-remaining-requests"] == "0", raw.headers
+    try:
+        limited.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}])
+        raise AssertionError("expected RateLimitError")
+    except openai.RateLimitError as e:
+        assert e.code == "rate_limit_exceeded", e
+        assert int(e.response.headers["retry-after"]) >= 1, e.response.headers
+        assert e.response.headers["x-ratelimit-limit-requests"] == "1"
+
+
 if __name__ == "__main__":
     plain = plain_chat()
     streamed_chat(plain)
@@ -134,4 +149,5 @@ if __name__ == "__main__":
     embeddings()
     models()
     errors()
+    rate_limited()
     print("openai SDK: all checks passed")
