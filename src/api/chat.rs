@@ -4,7 +4,7 @@
 //! Each outcome is counted once in the metrics, labelled with the route that served it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -19,13 +19,12 @@ use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::mock::MockAnswer;
 use switchboard_providers::{ChatAnswer, StreamItem};
 
-use super::{AppState, body, unix_now};
+use super::{AppState, Served, body, model_endpoint, unix_now};
 use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
 use crate::error::ApiError;
 use crate::routing::Target;
 use crate::sse::{self, Recorder, UsageSink};
-use crate::telemetry::RequestLabels;
 use crate::upstream::{self, Backend, HttpBackend, MockBackend};
 
 /// Names the provider and upstream model that answered, for debugging routes.
@@ -34,52 +33,12 @@ static TARGET_HEADER: HeaderName = HeaderName::from_static("x-switchboard-target
 /// `hit`, `miss` or `bypass`: what the response cache did.
 static CACHE_HEADER: HeaderName = HeaderName::from_static("x-switchboard-cache");
 
-/// What the metrics need to know about a request, filled in as it is routed.
-#[derive(Default)]
-struct Served {
-    model: String,
-    provider: String,
-}
-
 /// The handler.
 pub async fn completions(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let started = Instant::now();
-    // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
-    let (parts, body) = request.into_parts();
-    let headers = parts.headers;
-    let mut served = Served::default();
-    let response = match handle(&state, &headers, body, &mut served).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
+    let answer = async |caller: &Caller, headers: &HeaderMap, body: Body, served: &mut Served| {
+        answer(&state, caller, headers, body, served).await
     };
-    let labels = RequestLabels {
-        endpoint: "chat",
-        model: served.model,
-        provider: served.provider,
-        status: response.status().as_u16(),
-    };
-    state
-        .metrics
-        .request(labels, started.elapsed().as_secs_f64());
-    response
-}
-
-async fn handle(
-    state: &Arc<AppState>,
-    headers: &HeaderMap,
-    body: Body,
-    served: &mut Served,
-) -> Result<Response, ApiError> {
-    let caller = state.keys.authenticate(headers)?;
-    // Limits first: a refused request costs nothing and reaches no provider.
-    let admission = match caller.admit() {
-        Ok(admission) => admission,
-        Err(refused) => return Ok(*refused),
-    };
-    let response = answer(state, &caller, headers, body, served)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
-    Ok(admission.hold_until_sent(response))
+    model_endpoint(&state, "chat", request, answer).await
 }
 
 async fn answer(

@@ -15,14 +15,19 @@ use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use axum::response::IntoResponse;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
-use crate::auth::KeyStore;
+use crate::auth::{Caller, KeyStore};
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
 use crate::routing::Routes;
-use crate::telemetry::{self, Metrics};
+use crate::telemetry::{self, Metrics, RequestLabels};
 
 /// Everything a handler needs, shared by all requests.
 pub struct AppState {
@@ -64,6 +69,50 @@ async fn unknown_route(method: Method, uri: Uri) -> impl IntoResponse {
 
 async fn wrong_method(method: Method, uri: Uri) -> impl IntoResponse {
     ApiError::method_not_allowed(method.as_str(), uri.path())
+}
+
+/// What the metrics need to know about a request, filled in as it is routed.
+#[derive(Default)]
+pub(crate) struct Served {
+    pub model: String,
+    pub provider: String,
+}
+
+/// The frame of every model endpoint: authenticate, admit under the key's limits (before any
+/// other work, so a refused request costs nothing and reaches no provider), answer, and count the
+/// outcome once, labelled with the route that served it.
+async fn model_endpoint(
+    state: &AppState,
+    endpoint: &'static str,
+    request: Request,
+    answer: impl AsyncFnOnce(&Caller, &HeaderMap, Body, &mut Served) -> Result<Response, ApiError>,
+) -> Response {
+    let started = Instant::now();
+    // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
+    let (parts, body) = request.into_parts();
+    let mut served = Served::default();
+    let response = match state.keys.authenticate(&parts.headers) {
+        Err(error) => error.into_response(),
+        Ok(caller) => match caller.admit() {
+            Err(refused) => *refused,
+            Ok(admission) => {
+                let response = answer(&caller, &parts.headers, body, &mut served)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response);
+                admission.hold_until_sent(response)
+            }
+        },
+    };
+    let labels = RequestLabels {
+        endpoint,
+        model: served.model,
+        provider: served.provider,
+        status: response.status().as_u16(),
+    };
+    state
+        .metrics
+        .request(labels, started.elapsed().as_secs_f64());
+    response
 }
 
 /// Unix seconds now.
