@@ -89,7 +89,10 @@ pub struct StreamOptions {
 }
 
 /// One message of the conversation, tagged by its role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Deserialize` is written by hand (see `request_de`) for the same reason as `ChatRequest`'s: the
+/// derived form of a tagged enum of flattened structs buffers every message twice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum Message {
     System(InstructionMessage),

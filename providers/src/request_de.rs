@@ -9,7 +9,10 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::chat::ChatRequest;
+use crate::chat::{
+    AssistantMessage, ChatRequest, Content, Extra, InstructionMessage, Message, ToolCall,
+    ToolMessage, UserMessage,
+};
 
 impl<'de> Deserialize<'de> for ChatRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -129,6 +132,138 @@ impl<'de> Visitor<'de> for RequestVisitor {
     }
 }
 
+#[derive(Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MessageVisitor)
+    }
+}
+
+struct MessageVisitor;
+
+/// The fields of any message, typed; which ones belong is decided once the role is known.
+#[derive(Default)]
+struct Fields {
+    content: Option<Content>,
+    name: Option<String>,
+    refusal: Option<String>,
+    tool_calls: Option<Vec<ToolCall>>,
+    tool_call_id: Option<String>,
+    extra: Extra,
+}
+
+impl Fields {
+    /// Moves a known field that this role does not use into `extra`, as the derived form would.
+    fn keep<T: serde::Serialize>(extra: &mut Extra, name: &str, value: Option<T>) {
+        if let Some(value) = value.and_then(|v| serde_json::to_value(v).ok()) {
+            extra.insert(name.to_owned(), value);
+        }
+    }
+
+    fn content<E: de::Error>(&mut self) -> Result<Content, E> {
+        self.content
+            .take()
+            .ok_or_else(|| E::missing_field("content"))
+    }
+}
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = Message;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message object with a role")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
+        let mut role = None::<Role>;
+        let mut f = Fields::default();
+        let mut seen = [false; 5];
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "role" => {
+                    if role.is_some() {
+                        return Err(de::Error::duplicate_field("role"));
+                    }
+                    role = Some(map.next_value()?);
+                }
+                "content" => once(&mut f.content, &mut seen[0], "content", &mut map)?,
+                "name" => once(&mut f.name, &mut seen[1], "name", &mut map)?,
+                "refusal" => once(&mut f.refusal, &mut seen[2], "refusal", &mut map)?,
+                "tool_calls" => once(&mut f.tool_calls, &mut seen[3], "tool_calls", &mut map)?,
+                "tool_call_id" => {
+                    once(&mut f.tool_call_id, &mut seen[4], "tool_call_id", &mut map)?
+                }
+                _ => {
+                    let value: Value = map.next_value()?;
+                    if f.extra.insert(key, value).is_some() {
+                        return Err(de::Error::custom("duplicate field in a message"));
+                    }
+                }
+            }
+        }
+        let role = role.ok_or_else(|| de::Error::missing_field("role"))?;
+        let mut extra = std::mem::take(&mut f.extra);
+        Ok(match role {
+            Role::System | Role::Developer | Role::User => {
+                let content = f.content()?;
+                Fields::keep(&mut extra, "refusal", f.refusal);
+                Fields::keep(&mut extra, "tool_calls", f.tool_calls);
+                Fields::keep(&mut extra, "tool_call_id", f.tool_call_id);
+                match role {
+                    Role::User => Message::User(UserMessage {
+                        content,
+                        name: f.name,
+                        extra,
+                    }),
+                    Role::System => Message::System(InstructionMessage {
+                        content,
+                        name: f.name,
+                        extra,
+                    }),
+                    _ => Message::Developer(InstructionMessage {
+                        content,
+                        name: f.name,
+                        extra,
+                    }),
+                }
+            }
+            Role::Assistant => {
+                Fields::keep(&mut extra, "tool_call_id", f.tool_call_id);
+                Message::Assistant(AssistantMessage {
+                    content: f.content,
+                    refusal: f.refusal,
+                    tool_calls: f.tool_calls,
+                    name: f.name,
+                    extra,
+                })
+            }
+            Role::Tool => {
+                let content = f.content()?;
+                let tool_call_id = f
+                    .tool_call_id
+                    .ok_or_else(|| de::Error::missing_field("tool_call_id"))?;
+                Fields::keep(&mut extra, "name", f.name);
+                Fields::keep(&mut extra, "refusal", f.refusal);
+                Fields::keep(&mut extra, "tool_calls", f.tool_calls);
+                Message::Tool(ToolMessage {
+                    content,
+                    tool_call_id,
+                    extra,
+                })
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +291,34 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn messages_by_role_round_trip_and_reject_what_the_role_needs() {
+        let messages = json!([
+            {"role": "developer", "content": "rules", "name": "ops"},
+            {"content": [{"type": "text", "text": "hi"}], "role": "user", "x-trace": 1},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok", "name": "f"},
+            {"role": "system", "content": "s"}
+        ]);
+        let parsed: Vec<Message> = serde_json::from_value(messages.clone()).unwrap();
+        assert!(
+            matches!(&parsed[1], Message::User(u) if u.extra.get("x-trace") == Some(&json!(1)))
+        );
+        assert!(matches!(&parsed[3], Message::Tool(t) if t.extra.get("name") == Some(&json!("f"))));
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), messages);
+        for bad in [
+            json!({"content": "x"}),
+            json!({"role": "user"}),
+            json!({"role": "tool", "content": "x"}),
+            json!({"role": "wizard", "content": "x"}),
+            json!({"role": "user", "content": 5}),
+        ] {
+            assert!(
+                serde_json::from_value::<Message>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }
