@@ -25,6 +25,16 @@ pub async fn read(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
 
 /// Parses a JSON body into `T`; a field of the wrong type is reported with its path as `param`.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Tracking the path of every value costs on every request; bad bodies are rare, so parse
+    // plainly first and parse again with tracking only to explain a failure.
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => parse_explained(bytes),
+    }
+}
+
+/// Parses with path tracking, for the error message and `param` of a body that failed.
+fn parse_explained<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let path = e.path().to_string();
