@@ -125,6 +125,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// SHA-256 of a secret in lowercase hex, as `key_sha256` is written.
+pub fn sha256_hex(secret: &str) -> String {
+    sha256(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// SHA-256 of a secret, the form in which keys are held.
 pub fn sha256(bytes: &[u8]) -> Digest32 {
     Sha256::digest(bytes).into()

@@ -132,6 +132,16 @@ impl ApiError {
         )
     }
 
+    /// 408: the client did not finish sending its body in time.
+    pub fn request_timeout(seconds: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            Some("request_timeout"),
+            format!("The request body did not arrive within {seconds} seconds."),
+        )
+    }
+
     /// 413: the body is over `server.max_body`.
     pub fn body_too_large(limit: u64) -> Self {
         Self::new(

@@ -27,7 +27,7 @@ pub struct Upstream {
 /// How an upstream answers.
 pub enum Backend {
     /// A real provider over HTTP, spoken to through its adapter.
-    Http(HttpBackend),
+    Http(Box<HttpBackend>),
     /// The built-in mock model.
     Mock(MockBackend),
 }
@@ -37,7 +37,36 @@ pub struct HttpBackend {
     pub adapter: Box<dyn Adapter>,
     pub endpoint: Endpoint,
     pub timeout: Duration,
+    /// Every credential this backend sends (key and header values), to scrub from errors.
+    pub secrets: Arc<[String]>,
     urls: UrlCache,
+}
+
+impl HttpBackend {
+    /// Removes this backend's credentials from an error, in case the provider echoed them.
+    pub fn scrub(&self, error: ApiError) -> ApiError {
+        redact(error, &self.secrets)
+    }
+}
+
+/// Replaces every secret in every text field of an error.
+pub fn redact(mut error: ApiError, secrets: &[String]) -> ApiError {
+    for secret in secrets {
+        for text in [
+            Some(&mut error.message),
+            Some(&mut error.kind),
+            error.param.as_mut(),
+            error.code.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), "<redacted>");
+            }
+        }
+    }
+    error
 }
 
 /// Parsed upstream URLs by URI. reqwest wants a `Url`; parsing one (IDNA and all) for every
@@ -108,7 +137,15 @@ impl Upstream {
                     headers.insert(key, value);
                 }
                 let base_url = http.base_url.as_deref().unwrap_or(openai::DEFAULT_BASE_URL);
-                Backend::Http(HttpBackend {
+                // Short values would redact ordinary words; real credentials are long.
+                let secrets: Vec<String> = http
+                    .api_key
+                    .iter()
+                    .chain(http.headers.values())
+                    .map(|s| s.expose().to_owned())
+                    .filter(|s| s.len() >= 8)
+                    .collect();
+                Backend::Http(Box::new(HttpBackend {
                     adapter: Box::new(OpenAi),
                     endpoint: Endpoint {
                         base_url: base_url.trim_end_matches('/').to_owned(),
@@ -120,8 +157,9 @@ impl Upstream {
                         headers,
                     },
                     timeout: http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+                    secrets: secrets.into(),
                     urls: UrlCache::default(),
-                })
+                }))
             }
         };
         Ok(Upstream {
@@ -212,5 +250,33 @@ fn describe(error: &reqwest::Error) -> String {
         "transport error".to_owned()
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn errors_are_scrubbed_of_the_key_and_every_header_value() {
+        let config = Config::parse(
+            "providers:\n  p: { kind: openai, api_key: sk-long-enough-key, headers: { api-key: azure-style-secret, x-team: a } }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let upstreams = build_all(&config.providers).unwrap();
+        let Backend::Http(backend) = &upstreams["p"].backend else {
+            panic!("http backend")
+        };
+        let mut error =
+            ApiError::bad_gateway("echo sk-long-enough-key and azure-style-secret, team a");
+        error.code = Some("azure-style-secret".into());
+        let scrubbed = backend.scrub(error);
+        assert_eq!(
+            scrubbed.message, "echo <redacted> and <redacted>, team a",
+            "short values are left alone"
+        );
+        assert_eq!(scrubbed.code.as_deref(), Some("<redacted>"));
     }
 }

@@ -38,7 +38,7 @@ impl Endpoint {
             .method(Method::POST)
             .uri(format!("{}{}", self.base_url, path))
             .body(Bytes::from(body))
-            .map_err(|e| ProviderError::invalid_request(format!("bad upstream URL: {e}"), None))?;
+            .map_err(|e| ProviderError::internal(format!("bad upstream URL: {e}")))?;
         let headers = request.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -61,6 +61,18 @@ impl ProviderError {
         }
     }
 
+    /// A request the gateway failed to build: its own fault, not the client's (500).
+    pub fn internal(message: impl Into<String>) -> Self {
+        ProviderError {
+            kind: ErrorKind::Upstream,
+            status: 500,
+            message: message.into(),
+            error_type: None,
+            code: None,
+            param: None,
+        }
+    }
+
     /// An error status from the provider, classified by status alone.
     pub fn from_status(status: u16, message: String) -> Self {
         let kind = match status {
@@ -68,6 +80,12 @@ impl ProviderError {
             429 => ErrorKind::RateLimited,
             400..=499 => ErrorKind::InvalidRequest,
             _ => ErrorKind::Upstream,
+        };
+        // Anything but a 4xx or 5xx (a redirect, say) is not an answer a client can act on.
+        let status = if (400..=599).contains(&status) {
+            status
+        } else {
+            502
         };
         ProviderError {
             kind,

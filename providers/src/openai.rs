@@ -26,7 +26,7 @@ impl OpenAi {
     fn authorize(endpoint: &Endpoint, request: &mut Request<Bytes>) -> Result<(), ProviderError> {
         if let Some(key) = &endpoint.api_key {
             let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
-                ProviderError::invalid_request("provider api_key is not a valid header value", None)
+                ProviderError::internal("provider api_key is not a valid header value")
             })?;
             value.set_sensitive(true);
             request.headers_mut().insert(header::AUTHORIZATION, value);
@@ -37,7 +37,7 @@ impl OpenAi {
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ProviderError> {
     serde_json::to_vec(value)
-        .map_err(|e| ProviderError::invalid_request(format!("cannot encode request: {e}"), None))
+        .map_err(|e| ProviderError::internal(format!("cannot encode request: {e}")))
 }
 
 impl Adapter for OpenAi {
@@ -293,6 +293,11 @@ mod tests {
         assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
         let err = OpenAi.error_response(503, b"<html>bad gateway</html>");
         assert_eq!(err.status, 503);
+        assert_eq!(
+            OpenAi.error_response(302, b"").status,
+            502,
+            "a redirect is not an answer"
+        );
         assert!(!err.message.contains("html"));
     }
 }

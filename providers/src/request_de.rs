@@ -119,10 +119,8 @@ impl<'de> Visitor<'de> for RequestVisitor {
                     &mut map,
                 )?,
                 _ => {
-                    let value: Value = map.next_value()?;
-                    if r.extra.insert(key, value).is_some() {
-                        return Err(de::Error::custom("duplicate field in the request"));
-                    }
+                    // As with serde's `flatten`, a repeated unknown key keeps its last value.
+                    r.extra.insert(key, map.next_value::<Value>()?);
                 }
             }
         }
@@ -203,10 +201,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
                     once(&mut f.tool_call_id, &mut seen[4], "tool_call_id", &mut map)?
                 }
                 _ => {
-                    let value: Value = map.next_value()?;
-                    if f.extra.insert(key, value).is_some() {
-                        return Err(de::Error::custom("duplicate field in a message"));
-                    }
+                    f.extra.insert(key, map.next_value::<Value>()?);
                 }
             }
         }

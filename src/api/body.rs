@@ -7,10 +7,18 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Reads the whole body, refusing more than `limit` bytes with 413.
+/// How long a client may take to send its body: a trickle must not hold a slot forever.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads the whole body, refusing more than `limit` bytes with 413 and a body slower than
+/// [`READ_TIMEOUT`] with 408.
 pub async fn read(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
     let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    axum::body::to_bytes(body, limit_usize).await.map_err(|e| {
+    let read = tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, limit_usize));
+    let Ok(result) = read.await else {
+        return Err(ApiError::request_timeout(READ_TIMEOUT.as_secs()));
+    };
+    result.map_err(|e| {
         let inner = e.into_inner();
         if inner
             .downcast_ref::<http_body_util::LengthLimitError>()

@@ -187,29 +187,28 @@ async fn http_answer(
     let status = response.status();
     if !status.is_success() {
         let bytes = upstream::read_body(name, response).await?;
-        return Err(scrub(
+        return Err(backend.scrub(
             backend
                 .adapter
                 .error_response(status.as_u16(), &bytes)
                 .into(),
-            backend,
         ));
     }
     if request.is_stream() {
         let mut decoder = backend.adapter.chat_stream();
         let provider = name.to_owned();
-        let secret = backend.endpoint.api_key.clone();
+        let secrets = backend.secrets.clone();
         let items = response
             .bytes_stream()
             .eventsource()
             .map(move |event| match event {
                 Ok(event) => match decoder.decode(&event.event, &event.data) {
                     Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(error) => vec![Err(redact(error.into(), secret.as_deref()))],
+                    Err(error) => vec![Err(upstream::redact(error.into(), &secrets))],
                 },
-                Err(error) => vec![Err(redact(
+                Err(error) => vec![Err(upstream::redact(
                     stream_error(&provider, &error),
-                    secret.as_deref(),
+                    &secrets,
                 ))],
             })
             .flat_map(futures_util::stream::iter);
@@ -323,28 +322,4 @@ pub(super) fn json_response<T: serde::Serialize>(value: &T) -> Response {
         Ok(bytes) => json_bytes(bytes.into()),
         Err(e) => ApiError::internal(format!("cannot encode the response: {e}")).into_response(),
     }
-}
-
-/// Removes the provider's credentials from an error, in case the provider echoed them.
-pub(super) fn scrub(error: ApiError, backend: &HttpBackend) -> ApiError {
-    redact(error, backend.endpoint.api_key.as_deref())
-}
-
-fn redact(mut error: ApiError, secret: Option<&str>) -> ApiError {
-    let Some(secret) = secret.filter(|k| k.len() >= 4) else {
-        return error;
-    };
-    for text in [
-        Some(&mut error.message),
-        error.param.as_mut(),
-        error.code.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if text.contains(secret) {
-            *text = text.replace(secret, "<redacted>");
-        }
-    }
-    error
 }

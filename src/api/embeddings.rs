@@ -12,7 +12,7 @@ use axum::response::Response;
 use switchboard_providers::embeddings::EmbeddingsRequest;
 use switchboard_providers::mock;
 
-use super::chat::{json_response, scrub};
+use super::chat::json_response;
 use super::{AppState, Served, body, model_endpoint};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -58,12 +58,11 @@ async fn answer(
             let status = response.status();
             let bytes = upstream::read_body(name, response).await?;
             if !status.is_success() {
-                return Err(scrub(
+                return Err(backend.scrub(
                     backend
                         .adapter
                         .error_response(status.as_u16(), &bytes)
                         .into(),
-                    backend,
                 ));
             }
             backend.adapter.embeddings_response(&bytes)?

@@ -56,7 +56,8 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
         } else if let Some(after) = rest.strip_prefix("${") {
             let end = after
                 .find('}')
-                .ok_or_else(|| format!("unterminated ${{ in {text:?}"))?;
+                // The text may be a secret: name the problem, not the value.
+                .ok_or_else(|| "unterminated ${ (write $$ for a literal $)".to_owned())?;
             let expr = &after[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((name, default)) => (name, Some(default)),

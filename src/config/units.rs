@@ -82,7 +82,10 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        // serde's own message would quote the value, and the value is a secret.
+        String::deserialize(d)
+            .map(Secret)
+            .map_err(|_| de::Error::custom("must be a string (quote it in YAML)"))
     }
 }
 
@@ -106,5 +109,9 @@ mod tests {
     fn secrets_never_print() {
         let secret = Secret::from("sk-very-secret");
         assert_eq!(format!("{secret:?}"), "<redacted>");
+        let err = serde_json::from_str::<Secret>("12345678")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("12345678"), "{err}");
     }
 }

@@ -15,7 +15,28 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     }
     model_errors(config, &mut errors);
     key_errors(config, &mut errors);
+    server_and_cache_errors(config, &mut errors);
     errors
+}
+
+/// The longest cache TTL accepted; moka refuses durations beyond about 1000 years.
+const MAX_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+fn server_and_cache_errors(config: &Config, errors: &mut Vec<ConfigError>) {
+    if config.server.max_body.0 == 0 {
+        errors.push(ConfigError::new("server.max_body", "must be larger than 0"));
+    }
+    if let Some(cache) = &config.cache {
+        if cache.ttl.0.is_zero() || cache.ttl.0 > MAX_CACHE_TTL {
+            errors.push(ConfigError::new(
+                "cache.ttl",
+                "must be between 1ms and 365 days",
+            ));
+        }
+        if cache.max_size.0 == 0 {
+            errors.push(ConfigError::new("cache.max_size", "must be larger than 0"));
+        }
+    }
 }
 
 fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<ConfigError>) {
@@ -34,6 +55,11 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
 fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigError>) {
     if let Some(url) = &http.base_url {
         match reqwest::Url::parse(url) {
+            // Requests are built as `http::Uri`s: the URL must be one of those too.
+            Ok(parsed) if url.parse::<http::Uri>().is_err() => errors.push(ConfigError::new(
+                format!("{path}.base_url"),
+                format!("{:?} is not a valid request URI (spaces and non-ASCII must be percent-encoded)", parsed.as_str()),
+            )),
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
             Ok(_) => errors.push(ConfigError::new(
                 format!("{path}.base_url"),
@@ -44,6 +70,12 @@ fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigErr
                 format!("invalid URL {url:?}: {e}"),
             )),
         }
+    }
+    if http.timeout.is_some_and(|t| t.0.is_zero()) {
+        errors.push(ConfigError::new(
+            format!("{path}.timeout"),
+            "must be longer than 0s",
+        ));
     }
     if let Some(key) = &http.api_key
         && http::HeaderValue::from_str(key.expose()).is_err()
@@ -109,7 +141,23 @@ fn model_errors(config: &Config, errors: &mut Vec<ConfigError>) {
 
 fn key_errors(config: &Config, errors: &mut Vec<ConfigError>) {
     let mut names = HashSet::new();
-    let mut secrets = HashSet::new();
+    // Plain keys and hashed ones share one namespace: the digest.
+    let mut digests = HashSet::new();
+    for (i, key) in config.keys.iter().enumerate() {
+        let digest = match (&key.key, &key.key_sha256) {
+            (Some(secret), None) => Some(crate::auth::sha256_hex(secret.expose())),
+            (None, Some(hex)) => Some(hex.to_ascii_lowercase()),
+            _ => None,
+        };
+        if let Some(digest) = digest
+            && !digests.insert(digest)
+        {
+            errors.push(ConfigError::new(
+                format!("keys[{i}]"),
+                "the same key is configured twice",
+            ));
+        }
+    }
     for (i, key) in config.keys.iter().enumerate() {
         let path = format!("keys[{i}]");
         if key.name.trim().is_empty() {
@@ -127,14 +175,7 @@ fn key_errors(config: &Config, errors: &mut Vec<ConfigError>) {
             (Some(secret), None) if secret.is_empty() => {
                 errors.push(ConfigError::new(format!("{path}.key"), "must not be empty"));
             }
-            (Some(secret), None) => {
-                if !secrets.insert(secret.expose()) {
-                    errors.push(ConfigError::new(
-                        format!("{path}.key"),
-                        "the same key is configured twice",
-                    ));
-                }
-            }
+            (Some(_), None) => {}
             (None, Some(hex)) => {
                 if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
                     errors.push(ConfigError::new(
@@ -193,6 +234,24 @@ mod tests {
                 r#"models[2].targets[0].provider: unknown provider "opnai" (did you mean "openai"?)"#
             ]
         );
+    }
+
+    #[test]
+    fn colliding_keys_zero_limits_and_bad_uris_are_rejected() {
+        let hashed = crate::auth::sha256_hex("sk-same");
+        let found = errors(&format!(
+            "server: {{ max_body: 0 }}\nproviders:\n  p: {{ kind: openai, base_url: 'https://ex.com/my v1', timeout: 0s }}\nkeys:\n  - {{ name: a, key: sk-same }}\n  - {{ name: b, key_sha256: {hashed} }}\ncache: {{ ttl: 5000d }}\n"
+        ));
+        let paths: Vec<&str> = found.iter().map(|e| e.split(':').next().unwrap()).collect();
+        for path in [
+            "providers.p.base_url",
+            "providers.p.timeout",
+            "keys[1]",
+            "server.max_body",
+            "cache.ttl",
+        ] {
+            assert!(paths.contains(&path), "{path} missing from {found:#?}");
+        }
     }
 
     #[test]
