@@ -30,9 +30,12 @@ pub enum LogFormat {
 /// Installs the global subscriber; the level comes from `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal; files and log shippers get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi);
     // A second call (as in tests) keeps the first subscriber; that is fine.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
