@@ -152,17 +152,49 @@ struct MessageVisitor;
 #[derive(Default)]
 struct Fields {
     content: Option<Content>,
-    name: Option<String>,
-    refusal: Option<String>,
+    // Kept raw until the role is known: a role that does not use one keeps any JSON there.
+    name: Option<Value>,
+    refusal: Option<Value>,
+    tool_call_id: Option<Value>,
     tool_calls: Option<Vec<ToolCall>>,
-    tool_call_id: Option<String>,
     extra: Extra,
+}
+
+/// A string field of the role, from its raw JSON: absent and `null` are both `None`.
+fn text<E: de::Error>(value: Option<Value>, name: &str) -> Result<Option<String>, E> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(E::custom(format!(
+            "invalid type for `{name}`: expected a string"
+        ))),
+    }
+}
+
+/// Reads a raw field once.
+fn raw<'de, A: MapAccess<'de>>(
+    slot: &mut Option<Value>,
+    name: &'static str,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
 }
 
 impl Fields {
     /// Moves a known field that this role does not use into `extra`, as the derived form would.
     fn keep<T: serde::Serialize>(extra: &mut Extra, name: &str, value: Option<T>) {
         if let Some(value) = value.and_then(|v| serde_json::to_value(v).ok()) {
+            extra.insert(name.to_owned(), value);
+        }
+    }
+
+    /// Moves a raw field this role does not use into `extra`, `null` included.
+    fn keep_raw(extra: &mut Extra, name: &str, value: Option<Value>) {
+        if let Some(value) = value {
             extra.insert(name.to_owned(), value);
         }
     }
@@ -184,7 +216,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message, A::Error> {
         let mut role = None::<Role>;
         let mut f = Fields::default();
-        let mut seen = [false; 5];
+        let mut seen = [false; 4];
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "role" => {
@@ -194,12 +226,10 @@ impl<'de> Visitor<'de> for MessageVisitor {
                     role = Some(map.next_value()?);
                 }
                 "content" => once(&mut f.content, &mut seen[0], "content", &mut map)?,
-                "name" => once(&mut f.name, &mut seen[1], "name", &mut map)?,
-                "refusal" => once(&mut f.refusal, &mut seen[2], "refusal", &mut map)?,
+                "name" => raw(&mut f.name, "name", &mut map)?,
+                "refusal" => raw(&mut f.refusal, "refusal", &mut map)?,
                 "tool_calls" => once(&mut f.tool_calls, &mut seen[3], "tool_calls", &mut map)?,
-                "tool_call_id" => {
-                    once(&mut f.tool_call_id, &mut seen[4], "tool_call_id", &mut map)?
-                }
+                "tool_call_id" => raw(&mut f.tool_call_id, "tool_call_id", &mut map)?,
                 _ => {
                     f.extra.insert(key, map.next_value::<Value>()?);
                 }
@@ -210,44 +240,44 @@ impl<'de> Visitor<'de> for MessageVisitor {
         Ok(match role {
             Role::System | Role::Developer | Role::User => {
                 let content = f.content()?;
-                Fields::keep(&mut extra, "refusal", f.refusal);
+                let name = text(f.name, "name")?;
+                Fields::keep_raw(&mut extra, "refusal", f.refusal);
                 Fields::keep(&mut extra, "tool_calls", f.tool_calls);
-                Fields::keep(&mut extra, "tool_call_id", f.tool_call_id);
+                Fields::keep_raw(&mut extra, "tool_call_id", f.tool_call_id);
                 match role {
                     Role::User => Message::User(UserMessage {
                         content,
-                        name: f.name,
+                        name,
                         extra,
                     }),
                     Role::System => Message::System(InstructionMessage {
                         content,
-                        name: f.name,
+                        name,
                         extra,
                     }),
                     _ => Message::Developer(InstructionMessage {
                         content,
-                        name: f.name,
+                        name,
                         extra,
                     }),
                 }
             }
             Role::Assistant => {
-                Fields::keep(&mut extra, "tool_call_id", f.tool_call_id);
+                Fields::keep_raw(&mut extra, "tool_call_id", f.tool_call_id);
                 Message::Assistant(AssistantMessage {
                     content: f.content,
-                    refusal: f.refusal,
+                    refusal: text(f.refusal, "refusal")?,
                     tool_calls: f.tool_calls,
-                    name: f.name,
+                    name: text(f.name, "name")?,
                     extra,
                 })
             }
             Role::Tool => {
                 let content = f.content()?;
-                let tool_call_id = f
-                    .tool_call_id
+                let tool_call_id = text(f.tool_call_id, "tool_call_id")?
                     .ok_or_else(|| de::Error::missing_field("tool_call_id"))?;
-                Fields::keep(&mut extra, "name", f.name);
-                Fields::keep(&mut extra, "refusal", f.refusal);
+                Fields::keep_raw(&mut extra, "name", f.name);
+                Fields::keep_raw(&mut extra, "refusal", f.refusal);
                 Fields::keep(&mut extra, "tool_calls", f.tool_calls);
                 Message::Tool(ToolMessage {
                     content,
@@ -303,7 +333,16 @@ mod tests {
         );
         assert!(matches!(&parsed[3], Message::Tool(t) if t.extra.get("name") == Some(&json!("f"))));
         assert_eq!(serde_json::to_value(&parsed).unwrap(), messages);
+        let lenient: Message = serde_json::from_value(
+            json!({"role": "tool", "tool_call_id": "c", "content": "x", "name": 7, "refusal": null}),
+        )
+        .unwrap();
+        assert!(
+            matches!(&lenient, Message::Tool(t) if t.extra.get("name") == Some(&json!(7)) && t.extra.get("refusal") == Some(&json!(null))),
+            "fields another role uses are kept as they came"
+        );
         for bad in [
+            json!({"role": "user", "content": "x", "name": 7}),
             json!({"content": "x"}),
             json!({"role": "user"}),
             json!({"role": "tool", "content": "x"}),
