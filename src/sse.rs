@@ -257,10 +257,7 @@ fn data_event(chunk: &ChatChunk) -> Bytes {
 /// An error inside a stream, in OpenAI's shape: `data: {"error": {...}}`.
 pub fn error_event(error: &ApiError) -> Bytes {
     tracing::warn!(status = error.status.as_u16(), message = %error.message, "stream ended with an error");
-    let mut out = b"data: ".to_vec();
-    out.extend_from_slice(&error.body());
-    out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
+    frame(&error.body())
 }
 
 #[cfg(test)]

@@ -192,7 +192,9 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// Sends one request; transport failures become 502 (unreachable) or 504 (too slow).
+/// Sends one request and returns the provider's successful response. Transport failures become
+/// 502 (unreachable) or 504 (too slow); an error status is translated by the adapter and scrubbed
+/// of this backend's credentials.
 pub async fn send(
     client: &reqwest::Client,
     upstream: &str,
@@ -207,10 +209,17 @@ pub async fn send(
     *request.headers_mut() = parts.headers;
     *request.body_mut() = Some(reqwest::Body::from(body));
     *request.timeout_mut() = Some(backend.timeout);
-    client
+    let response = client
         .execute(request)
         .await
-        .map_err(|e| transport_error(upstream, &e))
+        .map_err(|e| transport_error(upstream, &e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = read_body(upstream, response).await?;
+    let error = backend.adapter.error_response(status.as_u16(), &body);
+    Err(backend.scrub(error.into()))
 }
 
 /// Reads a whole upstream body, mapping a failure midway like a failed send.

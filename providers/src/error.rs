@@ -116,6 +116,18 @@ pub(crate) struct OpenAiErrorDetail {
     pub param: Option<String>,
 }
 
+impl OpenAiErrorDetail {
+    /// The error with `status`, keeping OpenAI's vocabulary; `fallback` when it has no message.
+    pub fn into_error(self, status: u16, fallback: impl FnOnce() -> String) -> ProviderError {
+        ProviderError {
+            error_type: self.error_type,
+            code: self.code,
+            param: self.param,
+            ..ProviderError::from_status(status, self.message.unwrap_or_else(fallback))
+        }
+    }
+}
+
 /// Some servers send `code` as a number; OpenAI's clients expect a string or null.
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let value = Option::<serde_json::Value>::deserialize(d)?;

@@ -103,21 +103,10 @@ impl Adapter for OpenAi {
     }
 
     fn error_response(&self, status: u16, body: &[u8]) -> ProviderError {
+        let fallback = || format!("upstream returned HTTP {status}");
         match serde_json::from_slice::<OpenAiErrorBody>(body) {
-            Ok(OpenAiErrorBody { error }) => {
-                let message = error
-                    .message
-                    .unwrap_or_else(|| format!("upstream returned HTTP {status}"));
-                ProviderError {
-                    error_type: error.error_type,
-                    code: error.code,
-                    param: error.param,
-                    ..ProviderError::from_status(status, message)
-                }
-            }
-            Err(_) => {
-                ProviderError::from_status(status, format!("upstream returned HTTP {status}"))
-            }
+            Ok(OpenAiErrorBody { error }) => error.into_error(status, fallback),
+            Err(_) => ProviderError::from_status(status, fallback()),
         }
     }
 }
@@ -179,17 +168,9 @@ impl ChunkDecoder for OpenAiStream {
                 has_choices: !peek.choices.is_empty(),
             }))]),
             Err(parse_error) => match serde_json::from_str::<OpenAiErrorBody>(data) {
-                Ok(OpenAiErrorBody { error }) => Err(ProviderError {
-                    error_type: error.error_type,
-                    code: error.code,
-                    param: error.param,
-                    ..ProviderError::from_status(
-                        502,
-                        error
-                            .message
-                            .unwrap_or_else(|| "upstream stream failed".to_owned()),
-                    )
-                }),
+                Ok(OpenAiErrorBody { error }) => {
+                    Err(error.into_error(502, || "upstream stream failed".to_owned()))
+                }
                 Err(_) => Err(ProviderError::bad_response(parse_error)),
             },
         }

@@ -19,7 +19,7 @@ use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::mock::MockAnswer;
 use switchboard_providers::{ChatAnswer, StreamItem};
 
-use super::{AppState, Served, body, model_endpoint, unix_now};
+use super::{AppState, Served, body, model_endpoint, pick, route_for, unix_now};
 use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
 use crate::error::ApiError;
@@ -55,14 +55,7 @@ async fn answer(
             Some("messages".into()),
         ));
     }
-    let route = state
-        .routes
-        .resolve(&request.model)
-        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
-    // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect.
-    if !caller.may_use(&request.model) {
-        return Err(ApiError::model_not_allowed(&request.model));
-    }
+    let route = route_for(state, caller, &request.model)?;
     let lookup = match &state.cache {
         Some(cache) => Some(
             cache
@@ -81,9 +74,7 @@ async fn answer(
             return Ok(cached_answer(&answer, &request));
         }
     };
-    let target = route
-        .pick()
-        .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;
+    let target = pick(&route)?;
     served.provider.clone_from(&target.upstream.name);
     request.model.clone_from(&target.model);
     let answering = Answering {
@@ -151,11 +142,11 @@ impl Answering {
 /// Serves a cached answer: the stored JSON, or a replayed stream. Hits cost no tokens.
 fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
     let mut response = if request.is_stream() {
-        let chunks = assemble::replay(&answer.response, request.wants_stream_usage());
+        let wants_usage = request.wants_stream_usage();
+        let chunks = assemble::replay(&answer.response, wants_usage);
         let items = futures_util::stream::iter(chunks)
             .map(|chunk| Ok(StreamItem::Chunk(Box::new(chunk))))
             .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }));
-        let wants_usage = request.wants_stream_usage();
         event_stream(sse::encode(
             items.boxed(),
             wants_usage,
@@ -179,21 +170,11 @@ async fn http_answer(
     target: &Target,
     backend: &HttpBackend,
     request: ChatRequest,
-    answering: Answering,
+    mut answering: Answering,
 ) -> Result<Response, ApiError> {
     let name = target.upstream.name.as_str();
     let outgoing = backend.adapter.chat_request(&backend.endpoint, &request)?;
     let response = upstream::send(&state.client, name, backend, outgoing).await?;
-    let status = response.status();
-    if !status.is_success() {
-        let bytes = upstream::read_body(name, response).await?;
-        return Err(backend.scrub(
-            backend
-                .adapter
-                .error_response(status.as_u16(), &bytes)
-                .into(),
-        ));
-    }
     if request.is_stream() {
         let mut decoder = backend.adapter.chat_stream();
         let provider = name.to_owned();
@@ -215,24 +196,23 @@ async fn http_answer(
         return Ok(answering.stream(items.boxed(), request.wants_stream_usage()));
     }
     let bytes = upstream::read_body(name, response).await?;
-    let mut answering = answering;
     Ok(match backend.adapter.chat_response(bytes)? {
         ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
         // Parsing the whole answer is only worth it when the cache will keep it.
-        ChatAnswer::Verbatim { body, usage } => match answering.fill.is_some() {
-            true => match serde_json::from_slice::<ChatResponse>(&body) {
-                Ok(completion) => answering.finish(completion, Some(body)).await,
-                Err(_) => {
-                    answering.fill = None;
+        ChatAnswer::Verbatim { body, usage } => {
+            let parsed = answering
+                .fill
+                .as_ref()
+                .and_then(|_| serde_json::from_slice::<ChatResponse>(&body).ok());
+            match parsed {
+                Some(completion) => answering.finish(completion, Some(body)).await,
+                // Dropping `answering` drops its fill: nothing is stored, waiters are released.
+                None => {
                     answering.sink.record(usage.as_ref());
                     json_bytes(body)
                 }
-            },
-            false => {
-                answering.sink.record(usage.as_ref());
-                json_bytes(body)
             }
-        },
+        }
     })
 }
 

@@ -13,7 +13,7 @@ use switchboard_providers::embeddings::EmbeddingsRequest;
 use switchboard_providers::mock;
 
 use super::chat::json_response;
-use super::{AppState, Served, body, model_endpoint};
+use super::{AppState, Served, body, model_endpoint, pick, route_for};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::upstream::{self, Backend};
@@ -33,17 +33,8 @@ async fn answer(
     served: &mut Served,
 ) -> Result<Response, ApiError> {
     let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
-    let route = state
-        .routes
-        .resolve(&request.model)
-        .ok_or_else(|| ApiError::model_not_found(&request.model))?;
-    // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect.
-    if !caller.may_use(&request.model) {
-        return Err(ApiError::model_not_allowed(&request.model));
-    }
-    let target = route
-        .pick()
-        .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))?;
+    let route = route_for(state, caller, &request.model)?;
+    let target = pick(&route)?;
     served.model.clone_from(&route.label);
     served.provider.clone_from(&target.upstream.name);
     request.model.clone_from(&target.model);
@@ -55,16 +46,7 @@ async fn answer(
                 .adapter
                 .embeddings_request(&backend.endpoint, &request)?;
             let response = upstream::send(&state.client, name, backend, outgoing).await?;
-            let status = response.status();
             let bytes = upstream::read_body(name, response).await?;
-            if !status.is_success() {
-                return Err(backend.scrub(
-                    backend
-                        .adapter
-                        .error_response(status.as_u16(), &bytes)
-                        .into(),
-                ));
-            }
             backend.adapter.embeddings_response(&bytes)?
         }
     };

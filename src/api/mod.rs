@@ -26,7 +26,7 @@ use axum::routing::{delete, get, post};
 use crate::auth::{Caller, KeyStore};
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
-use crate::routing::Routes;
+use crate::routing::{Route, Routes, Target};
 use crate::telemetry::{self, Metrics, RequestLabels};
 
 /// Everything a handler needs, shared by all requests.
@@ -113,6 +113,26 @@ async fn model_endpoint(
         .metrics
         .request(labels, started.elapsed().as_secs_f64());
     response
+}
+
+/// The route for a requested model, if it exists and the caller may use it.
+fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Arc<Route>, ApiError> {
+    let route = state
+        .routes
+        .resolve(model)
+        .ok_or_else(|| ApiError::model_not_found(model))?;
+    // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect.
+    if !caller.may_use(model) {
+        return Err(ApiError::model_not_allowed(model));
+    }
+    Ok(route)
+}
+
+/// One target of a route, chosen by weight.
+fn pick(route: &Route) -> Result<&Target, ApiError> {
+    route
+        .pick()
+        .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))
 }
 
 /// Unix seconds now.
