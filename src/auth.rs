@@ -14,21 +14,23 @@ use subtle::ConstantTimeEq;
 
 use crate::config::KeyConfig;
 use crate::error::ApiError;
-use crate::limits::{Admission, KeyLimits};
+use crate::quota::{Admission, KeyQuota};
+use crate::usage::Ledger;
 
 /// A caller the gateway recognised.
 pub struct Caller {
     /// The key's name from config.yaml; usage is accounted to it. `None` for an open gateway.
     pub name: Option<String>,
     models: Option<GlobSet>,
-    limits: Option<KeyLimits>,
+    /// The key's quotas over its usage; `None` for an open gateway, which accounts nothing.
+    pub quota: Option<KeyQuota>,
 }
 
 impl Caller {
     /// Admits one request under the key's limits, or answers 429.
     pub fn admit(&self) -> Result<Admission, Box<axum::response::Response>> {
-        match &self.limits {
-            Some(limits) => limits.admit(),
+        match &self.quota {
+            Some(quota) => quota.admit(),
             None => Ok(Admission::unlimited()),
         }
     }
@@ -47,6 +49,8 @@ type Digest32 = [u8; 32];
 pub struct KeyStore {
     keys: HashMap<Digest32, Arc<Caller>>,
     open: Arc<Caller>,
+    /// In config order, for reports.
+    ordered: Vec<Arc<Caller>>,
 }
 
 /// Why a key could not be loaded. Validation catches these first; this guards direct use.
@@ -57,9 +61,10 @@ pub enum KeyError {
 }
 
 impl KeyStore {
-    /// Builds the store from `keys:`.
-    pub fn new(configs: &[KeyConfig]) -> Result<Self, KeyError> {
+    /// Builds the store from `keys:`, each key accounting to its name in `ledger`.
+    pub fn new(configs: &[KeyConfig], ledger: &Ledger) -> Result<Self, KeyError> {
         let mut keys = HashMap::with_capacity(configs.len());
+        let mut ordered = Vec::with_capacity(configs.len());
         for (index, config) in configs.iter().enumerate() {
             let invalid = |message: String| KeyError::Invalid { index, message };
             let digest = match (&config.key, &config.key_sha256) {
@@ -72,21 +77,31 @@ impl KeyStore {
                 None => None,
                 Some(globs) => Some(glob_set(globs).map_err(|e| invalid(e.to_string()))?),
             };
-            let caller = Caller {
+            let account = ledger
+                .account(&config.name)
+                .ok_or_else(|| invalid(format!("no usage account for {:?}", config.name)))?;
+            let caller = Arc::new(Caller {
                 name: Some(config.name.clone()),
                 models,
-                limits: config.limits.as_ref().map(KeyLimits::new),
-            };
-            keys.insert(digest, Arc::new(caller));
+                quota: Some(KeyQuota::new(config.limits.as_ref(), account)),
+            });
+            ordered.push(caller.clone());
+            keys.insert(digest, caller);
         }
         Ok(KeyStore {
             keys,
             open: Arc::new(Caller {
                 name: None,
                 models: None,
-                limits: None,
+                quota: None,
             }),
+            ordered,
         })
+    }
+
+    /// The configured keys, in config order.
+    pub fn callers(&self) -> &[Arc<Caller>] {
+        &self.ordered
     }
 
     /// Whether no key is configured, so anyone may call.
@@ -187,10 +202,13 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let store = KeyStore::new(&[
-            key("a", Some("sk-a"), None, Some(&["fast", "openai/*"])),
-            key("b", None, Some(&real_hex), None),
-        ])
+        let store = KeyStore::new(
+            &[
+                key("a", Some("sk-a"), None, Some(&["fast", "openai/*"])),
+                key("b", None, Some(&real_hex), None),
+            ],
+            &Ledger::in_memory(["a", "b"]),
+        )
         .unwrap();
         let a = store.authenticate(&headers("Bearer sk-a")).unwrap();
         assert_eq!(a.name.as_deref(), Some("a"));
@@ -209,7 +227,7 @@ mod tests {
 
     #[test]
     fn no_keys_means_open() {
-        let store = KeyStore::new(&[]).unwrap();
+        let store = KeyStore::new(&[], &Ledger::in_memory([])).unwrap();
         assert!(store.is_open());
         assert!(store.authenticate(&HeaderMap::new()).unwrap().may_use("x"));
     }

@@ -162,6 +162,16 @@ impl ApiError {
         )
     }
 
+    /// 429: a budget or a daily token allowance of the caller's key is used up.
+    pub fn insufficient_quota(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            message,
+        )
+    }
+
     /// 502: the provider could not be reached or answered nonsense.
     pub fn bad_gateway(message: impl Into<String>) -> Self {
         Self::new(

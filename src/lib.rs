@@ -11,10 +11,14 @@ pub mod telemetry;
 mod api;
 mod auth;
 mod cache;
-mod limits;
+mod charge;
 mod routing;
 mod sse;
+mod tokens;
 mod upstream;
+
+pub mod quota;
+pub mod usage;
 
 pub use config::Config;
 pub use server::{BuildError, Gateway};

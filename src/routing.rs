@@ -9,8 +9,14 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use crate::config::ModelConfig;
-use crate::upstream::Upstream;
+use switchboard_providers::catalog;
+
+use crate::config::{ModelConfig, TargetConfig};
+use crate::upstream::{Backend, Upstream};
+use crate::usage::Price;
+
+/// Output tokens reserved for a model the catalog does not know, when a request sets no limit.
+const DEFAULT_MAX_OUTPUT: u32 = 4096;
 
 /// Where one model is served.
 pub struct Target {
@@ -18,6 +24,46 @@ pub struct Target {
     /// The provider's own name for the model.
     pub model: String,
     pub weight: u32,
+    /// From `pricing:`, else the catalog; `None` when neither knows the model.
+    pub price: Option<Price>,
+    /// Output tokens reserved when a request sets no `max_tokens`.
+    pub max_output: u32,
+}
+
+impl Target {
+    fn new(
+        upstream: Arc<Upstream>,
+        model: &str,
+        weight: u32,
+        config: Option<&TargetConfig>,
+    ) -> Self {
+        let known = catalog::lookup(model);
+        let price = match (config.and_then(|c| c.pricing), &upstream.backend) {
+            (Some(p), _) => Some(Price::per_million(p.input, p.output)),
+            // The built-in mock costs nothing.
+            (None, Backend::Mock(_)) => Some(Price::default()),
+            (None, Backend::Http(_)) => {
+                known.map(|k| Price::per_million(k.input_usd_per_mtok, k.output_usd_per_mtok))
+            }
+        };
+        let max_output = config
+            .and_then(|c| c.max_output_tokens)
+            .map(|n| n.get())
+            .or(known.map(|k| k.max_output_tokens).filter(|&n| n > 0))
+            .unwrap_or(DEFAULT_MAX_OUTPUT);
+        Target {
+            upstream,
+            model: model.to_owned(),
+            weight,
+            price,
+            max_output,
+        }
+    }
+
+    /// `provider/model`: what usage is charged to.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.upstream.name, self.model)
+    }
 }
 
 /// A public model name and its targets.
@@ -77,11 +123,8 @@ impl Routes {
                 .targets
                 .iter()
                 .filter_map(|t| {
-                    Some(Target {
-                        upstream: upstreams.get(&t.provider)?.clone(),
-                        model: t.model.clone(),
-                        weight: t.weight,
-                    })
+                    let upstream = upstreams.get(&t.provider)?.clone();
+                    Some(Target::new(upstream, &t.model, t.weight, Some(t)))
                 })
                 .collect();
             order.push(config.name.clone());
@@ -111,11 +154,7 @@ impl Routes {
         if model.is_empty() {
             return None;
         }
-        let target = Target {
-            upstream: upstream.clone(),
-            model: model.to_owned(),
-            weight: 1,
-        };
+        let target = Target::new(upstream.clone(), model, 1, None);
         let label = format!("{provider}/*");
         Some(Arc::new(Route::new(name.to_owned(), label, vec![target])))
     }

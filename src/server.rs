@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::routing::Routes;
 use crate::telemetry::Metrics;
 use crate::upstream::{self, UpstreamError};
+use crate::usage::{Ledger, StateError};
 
 /// A configuration that cannot be turned into a running gateway.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum BuildError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -53,8 +56,26 @@ impl Gateway {
             .as_ref()
             .filter(|k| !k.is_empty())
             .map(|k| auth::sha256(k.expose().as_bytes()));
+        // An open gateway accounts nothing, so it needs no files.
+        let ledger = if config.keys.is_empty() {
+            Ledger::in_memory([])
+        } else {
+            Ledger::open(
+                &config.state.data_dir,
+                config.keys.iter().map(|k| k.name.as_str()),
+            )?
+        };
+        let keys = KeyStore::new(&config.keys, &ledger)?;
+        if keys
+            .callers()
+            .iter()
+            .any(|c| c.quota.as_ref().is_some_and(|q| q.needs_estimate()))
+        {
+            crate::tokens::warm_up();
+        }
         let state = AppState {
-            keys: KeyStore::new(&config.keys)?,
+            keys,
+            ledger: Arc::new(ledger),
             routes: Routes::new(&config.models, upstreams),
             client: upstream::client()?,
             metrics,
@@ -96,14 +117,21 @@ impl Gateway {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
+        let ledger = self.state.ledger.clone();
+        let maintenance = tokio::spawn(ledger.clone().maintain());
         let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
         let grace = self.shutdown_timeout;
-        tokio::select! {
+        let result = tokio::select! {
             result = server.into_future() => result,
             () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(timeout = ?grace, "shutdown timeout reached: closing remaining connections");
                 Ok(())
             }
+        };
+        maintenance.abort();
+        if let Err(error) = ledger.compact() {
+            tracing::error!(%error, "cannot save usage at shutdown");
         }
+        result
     }
 }

@@ -10,25 +10,29 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use switchboard_providers::assemble::Assembler;
-use switchboard_providers::chat::{ChatChunk, Usage};
+use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
+use crate::charge::Charge;
 use crate::error::ApiError;
 use crate::telemetry::Metrics;
 
-/// Where a stream's token usage is reported once the stream is over, however it ended.
+/// Where an answer's token usage is reported once it is over, however it ended: the metrics, and
+/// the caller's charge.
 pub struct UsageSink {
     /// Metrics and labels; `None` for answers that cost no tokens (cache hits).
     target: Option<(Arc<Metrics>, String, String)>,
     latest: Option<Usage>,
+    charge: Option<Charge>,
 }
 
 impl UsageSink {
-    pub fn new(metrics: Arc<Metrics>, model: &str, provider: &str) -> Self {
+    pub fn new(metrics: Arc<Metrics>, model: &str, provider: &str, charge: Option<Charge>) -> Self {
         UsageSink {
             target: Some((metrics, model.to_owned(), provider.to_owned())),
             latest: None,
+            charge,
         }
     }
 
@@ -37,6 +41,7 @@ impl UsageSink {
         UsageSink {
             target: None,
             latest: None,
+            charge: None,
         }
     }
 
@@ -46,19 +51,48 @@ impl UsageSink {
             self.latest = Some(usage.clone());
         }
     }
-}
 
-impl Drop for UsageSink {
-    // Servers that report usage on every chunk report running totals: only the last one counts.
-    fn drop(&mut self) {
-        if let (Some((metrics, model, provider)), Some(usage)) = (&self.target, &self.latest) {
+    /// Notes a whole answer, whose text is counted if it carries no usage.
+    pub fn record_response(&mut self, response: &ChatResponse) {
+        self.record(response.usage.as_ref());
+        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
+            charge.observe_response(response);
+        }
+    }
+
+    fn observe_chunk(&mut self, chunk: &ChatChunk) {
+        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
+            charge.observe_chunk(chunk);
+        }
+    }
+
+    fn observe_verbatim(&mut self, data: &Bytes) {
+        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
+            charge.observe_verbatim(data);
+        }
+    }
+
+    /// Reports the usage, once. Servers that report usage on every chunk report running totals:
+    /// only the last one counts.
+    pub fn close(&mut self) {
+        if let (Some((metrics, model, provider)), Some(usage)) = (self.target.take(), &self.latest)
+        {
             metrics.tokens(
-                model,
-                provider,
+                &model,
+                &provider,
                 usage.prompt_tokens,
                 usage.completion_tokens,
             );
         }
+        if let Some(charge) = self.charge.take() {
+            charge.settle(self.latest.as_ref());
+        }
+    }
+}
+
+impl Drop for UsageSink {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -143,6 +177,8 @@ where
             }
         }
         if self.finished {
+            // Usage is on record before the client sees the end of the stream.
+            self.sink.close();
             self.store().await;
         }
         Some(Bytes::from(out))
@@ -205,6 +241,7 @@ where
             }
         }
         self.sink.record(chunk.usage.as_ref());
+        self.sink.observe_verbatim(&chunk.data);
         if chunk.has_choices {
             self.first = false;
         } else if chunk.usage.is_some() && !self.wants_usage {
@@ -218,6 +255,7 @@ where
             recorder.assembler.push(&chunk);
         }
         self.sink.record(chunk.usage.as_ref());
+        self.sink.observe_chunk(&chunk);
         if !self.wants_usage {
             if chunk.is_usage_only() {
                 return None;
@@ -276,7 +314,7 @@ mod tests {
         wants_usage: bool,
     ) -> (String, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        let sink = UsageSink::new(metrics.clone(), "m", "p");
+        let sink = UsageSink::new(metrics.clone(), "m", "p", None);
         let out: Vec<_> = encode(futures_util::stream::iter(items), wants_usage, sink, None)
             .collect()
             .await;

@@ -37,3 +37,19 @@ pub async fn clear_cache(
     cache.clear().await;
     Ok((StatusCode::OK, Json(json!({"cleared": true}))))
 }
+
+/// `GET /admin/usage`: per key and per model, requests, tokens and cost, and what is left of
+/// each limit.
+pub async fn usage(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let keys: Vec<Value> = state
+        .keys
+        .callers()
+        .iter()
+        .filter_map(|caller| caller.quota.as_ref().map(|q| q.report()))
+        .collect();
+    Ok(Json(json!({"keys": keys})))
+}

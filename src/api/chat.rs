@@ -22,9 +22,11 @@ use switchboard_providers::{ChatAnswer, StreamItem};
 use super::{AppState, Served, body, model_endpoint, pick, route_for, unix_now};
 use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
+use crate::charge::Charge;
 use crate::error::ApiError;
 use crate::routing::Target;
 use crate::sse::{self, Recorder, UsageSink};
+use crate::tokens;
 use crate::upstream::{self, Backend, HttpBackend, MockBackend};
 
 /// Names the provider and upstream model that answered, for debugging routes.
@@ -71,16 +73,33 @@ async fn answer(
         Some(Lookup::Miss(fill)) => (Some(fill), Some("miss")),
         Some(Lookup::Hit(answer)) => {
             served.provider = "cache".to_owned();
-            return Ok(cached_answer(&answer, &request));
+            let mut response = cached_answer(&answer, &request);
+            if let Some(quota) = &caller.quota {
+                quota.record_hit(&answer.target);
+                quota.token_headers().apply(&mut response);
+            }
+            return Ok(response);
         }
     };
     let target = pick(&route)?;
     served.provider.clone_from(&target.upstream.name);
+    let choices = u64::from(request.n.unwrap_or(1).max(1));
+    let output = u64::from(request.max_output_tokens().unwrap_or(target.max_output)) * choices;
+    let charge = match Charge::reserve(caller, target, || tokens::prompt(&request), output) {
+        Ok(charge) => charge,
+        Err(refused) => return Ok(*refused),
+    };
+    let token_headers = charge.as_ref().map(|c| c.headers().clone());
     request.model.clone_from(&target.model);
     let answering = Answering {
-        sink: UsageSink::new(state.metrics.clone(), &route.label, &target.upstream.name),
+        sink: UsageSink::new(
+            state.metrics.clone(),
+            &route.label,
+            &target.upstream.name,
+            charge,
+        ),
         fill,
-        target: format!("{}/{}", target.upstream.name, target.model),
+        target: target.name(),
     };
     let target_header = HeaderValue::from_str(&answering.target).ok();
     let mut response = match &target.upstream.backend {
@@ -97,6 +116,9 @@ async fn answer(
     if let Some(status) = cache_status {
         headers.insert(CACHE_HEADER.clone(), HeaderValue::from_static(status));
     }
+    if let Some(token_headers) = token_headers {
+        token_headers.apply(&mut response);
+    }
     Ok(response)
 }
 
@@ -112,7 +134,7 @@ struct Answering {
 impl Answering {
     /// Accounts for and caches a whole answer, then sends it.
     async fn finish(mut self, response: ChatResponse, json: Option<Bytes>) -> Response {
-        self.sink.record(response.usage.as_ref());
+        self.sink.record_response(&response);
         let json = match json {
             Some(json) => json,
             None => match serde_json::to_vec(&response) {
@@ -198,12 +220,12 @@ async fn http_answer(
     let bytes = upstream::read_body(name, response).await?;
     Ok(match backend.adapter.chat_response(bytes)? {
         ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
-        // Parsing the whole answer is only worth it when the cache will keep it.
+        // Parsing the whole answer is only worth it when the cache will keep it, or when its
+        // usage is missing and its text must be counted instead.
         ChatAnswer::Verbatim { body, usage } => {
-            let parsed = answering
-                .fill
-                .as_ref()
-                .and_then(|_| serde_json::from_slice::<ChatResponse>(&body).ok());
+            let parsed = (answering.fill.is_some() || usage.is_none())
+                .then(|| serde_json::from_slice::<ChatResponse>(&body).ok())
+                .flatten();
             match parsed {
                 Some(completion) => answering.finish(completion, Some(body)).await,
                 // Dropping `answering` drops its fill: nothing is stored, waiters are released.

@@ -15,7 +15,9 @@ use switchboard_providers::mock;
 use super::chat::json_response;
 use super::{AppState, Served, body, model_endpoint, pick, route_for};
 use crate::auth::Caller;
+use crate::charge::Charge;
 use crate::error::ApiError;
+use crate::tokens;
 use crate::upstream::{self, Backend};
 
 /// The handler.
@@ -37,6 +39,10 @@ async fn answer(
     let target = pick(&route)?;
     served.model.clone_from(&route.label);
     served.provider.clone_from(&target.upstream.name);
+    let charge = match Charge::reserve(caller, target, || tokens::embeddings(&request), 0) {
+        Ok(charge) => charge,
+        Err(refused) => return Ok(*refused),
+    };
     request.model.clone_from(&target.model);
     let answer = match &target.upstream.backend {
         Backend::Mock(_) => mock::embeddings(&request),
@@ -56,5 +62,10 @@ async fn answer(
         answer.usage.prompt_tokens,
         0,
     );
-    Ok(json_response(&answer))
+    let mut response = json_response(&answer);
+    if let Some(charge) = charge {
+        charge.headers().apply(&mut response);
+        charge.settle_tokens(answer.usage.prompt_tokens, 0);
+    }
+    Ok(response)
 }

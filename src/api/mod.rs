@@ -32,6 +32,8 @@ use crate::telemetry::{self, Metrics, RequestLabels};
 /// Everything a handler needs, shared by all requests.
 pub struct AppState {
     pub keys: KeyStore,
+    /// Usage and spend of every key.
+    pub ledger: Arc<crate::usage::Ledger>,
     pub routes: Routes,
     pub client: reqwest::Client,
     pub metrics: Arc<Metrics>,
@@ -57,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/admin/cache", delete(admin::clear_cache))
+        .route("/admin/usage", get(admin::usage))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(telemetry::request_span))

@@ -10,8 +10,8 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::path::Path;
+use std::num::{NonZeroU32, NonZeroU64};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -33,6 +33,29 @@ pub struct Config {
     /// Absent: no response cache.
     #[serde(default)]
     pub cache: Option<CacheConfig>,
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// `state:`: where state that must survive a restart (usage and spend) is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// A directory the gateway creates if needed and owns.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
 }
 
 /// `cache:`: the exact-match response cache.
@@ -183,6 +206,20 @@ pub struct TargetConfig {
     pub model: String,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Overrides the catalog's prices for this model.
+    #[serde(default)]
+    pub pricing: Option<PricingConfig>,
+    /// Overrides the catalog's output limit, reserved when a request names no `max_tokens`.
+    #[serde(default)]
+    pub max_output_tokens: Option<NonZeroU32>,
+}
+
+/// `pricing:` of a target, in USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingConfig {
+    pub input: f64,
+    pub output: f64,
 }
 
 fn default_weight() -> u32 {
@@ -217,6 +254,32 @@ pub struct LimitsConfig {
     /// Requests in flight at once, streams until their last byte.
     #[serde(default)]
     pub max_concurrent: Option<NonZeroU32>,
+    /// Prompt plus completion tokens per minute, as a bucket that refills continuously.
+    #[serde(default)]
+    pub tokens_per_minute: Option<NonZeroU32>,
+    /// Prompt plus completion tokens per UTC calendar day.
+    #[serde(default)]
+    pub tokens_per_day: Option<NonZeroU64>,
+    /// Spend per UTC calendar period, at the catalog's (or the target's `pricing`) prices.
+    #[serde(default)]
+    pub budget_usd: Option<BudgetConfig>,
+}
+
+/// `budget_usd:` of a key.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub amount: f64,
+    pub period: BudgetPeriod,
+}
+
+/// The calendar period a budget covers, in UTC; weeks start on Monday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    Day,
+    Week,
+    Month,
 }
 
 /// One problem in the configuration, at a YAML path.

@@ -135,6 +135,16 @@ fn model_errors(config: &Config, errors: &mut Vec<ConfigError>) {
                     "must be at least 1",
                 ));
             }
+            if let Some(pricing) = &target.pricing {
+                for (field, usd) in [("input", pricing.input), ("output", pricing.output)] {
+                    if !(usd.is_finite() && usd >= 0.0) {
+                        errors.push(ConfigError::new(
+                            format!("{at}.pricing.{field}"),
+                            "must be a price in USD per million tokens, 0 or more",
+                        ));
+                    }
+                }
+            }
         }
     }
 }
@@ -189,6 +199,14 @@ fn key_errors(config: &Config, errors: &mut Vec<ConfigError>) {
                 "give either key or key_sha256, not both",
             )),
             (None, None) => errors.push(ConfigError::new(&path, "needs key or key_sha256")),
+        }
+        if let Some(budget) = key.limits.as_ref().and_then(|l| l.budget_usd)
+            && !(budget.amount.is_finite() && budget.amount > 0.0)
+        {
+            errors.push(ConfigError::new(
+                format!("{path}.limits.budget_usd.amount"),
+                "must be an amount in USD larger than 0",
+            ));
         }
         for (j, glob) in key.models.iter().flatten().enumerate() {
             if let Err(e) = globset::Glob::new(glob) {

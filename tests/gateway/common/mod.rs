@@ -11,13 +11,24 @@ use tokio::sync::oneshot;
 pub struct TestGateway {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    /// `state.data_dir`, removed when the gateway is dropped.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl TestGateway {
     /// Starts a gateway from config text; `{up}` in the text is not special, callers format it in.
     pub async fn start(yaml: &str) -> TestGateway {
+        let data_dir = temp_dir();
+        let yaml = if yaml.contains("\nstate:") || yaml.starts_with("state:") {
+            yaml.to_owned()
+        } else {
+            format!(
+                "{yaml}\nstate: {{ data_dir: {:?} }}\n",
+                data_dir.display().to_string()
+            )
+        };
         let config =
-            Config::parse(yaml, &|name| std::env::var(name).ok()).expect("test config is valid");
+            Config::parse(&yaml, &|name| std::env::var(name).ok()).expect("test config is valid");
         let gateway = Gateway::new(&config).expect("gateway builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -30,6 +41,7 @@ impl TestGateway {
         TestGateway {
             addr,
             stop: Some(stop),
+            data_dir,
         }
     }
 
@@ -43,7 +55,16 @@ impl Drop for TestGateway {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// A fresh directory under the system's temporary directory.
+pub fn temp_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("switchboard-test-{}-{n}", std::process::id()))
 }
 
 /// An HTTP client for tests.

@@ -1,47 +1,46 @@
-//! Per-key request limits: a GCRA rate (`governor`) and a cap on requests in flight, with the
-//! `x-ratelimit-*-requests` headers OpenAI's SDKs read.
+//! Request limits of one key: a GCRA rate (`governor`) and a cap on requests in flight.
 //!
-//! Admission happens before any other work, so a rejected request costs nothing and reaches no
-//! provider; the concurrency permit lives as long as the response body.
+//! The concurrency permit lives as long as the response body, streams included.
 
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::headers::{RateHeaders, Unit, rejection};
 use crate::config::LimitsConfig;
 use crate::error::ApiError;
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
-/// The limits of one key.
-pub struct KeyLimits {
-    rate: Option<(NonZeroU32, Gcra)>,
-    concurrency: Option<(NonZeroU32, Arc<Semaphore>)>,
-    clock: DefaultClock,
+/// What governor last said was left, so reports can show it without spending a request.
+struct Observed {
+    since: Instant,
+    /// `remaining << 32 | milliseconds since `since` at the observation`.
+    packed: AtomicU64,
 }
 
-/// The headers to attach to every response of an admitted or rejected request.
-#[derive(Debug, Clone, Default)]
-pub struct RateHeaders(Vec<(HeaderName, HeaderValue)>);
+struct Rate {
+    limit: NonZeroU32,
+    gcra: Gcra,
+    observed: Observed,
+}
 
-impl RateHeaders {
-    /// Adds the headers to a response.
-    pub fn apply(&self, response: &mut Response) {
-        for (name, value) in &self.0 {
-            response.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
+/// The request limits of one key.
+pub struct RequestLimits {
+    rate: Option<Rate>,
+    concurrency: Option<(NonZeroU32, Arc<Semaphore>)>,
+    clock: DefaultClock,
 }
 
 /// An admitted request: its headers, and the concurrency slot it holds.
@@ -74,24 +73,21 @@ impl Admission {
     }
 }
 
-static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
-static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
-static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
-
-impl KeyLimits {
-    /// The limits from `keys[].limits`.
+impl RequestLimits {
     pub fn new(config: &LimitsConfig) -> Self {
-        let rate = config.requests_per_minute.map(|n| {
-            (
-                n,
-                RateLimiter::direct(Quota::per_minute(n))
-                    .with_middleware::<StateInformationMiddleware>(),
-            )
+        let rate = config.requests_per_minute.map(|limit| Rate {
+            limit,
+            gcra: RateLimiter::direct(Quota::per_minute(limit))
+                .with_middleware::<StateInformationMiddleware>(),
+            observed: Observed {
+                since: Instant::now(),
+                packed: AtomicU64::new(u64::from(limit.get()) << 32),
+            },
         });
         let concurrency = config
             .max_concurrent
             .map(|n| (n, Arc::new(Semaphore::new(n.get() as usize))));
-        KeyLimits {
+        RequestLimits {
             rate,
             concurrency,
             clock: DefaultClock::default(),
@@ -101,26 +97,26 @@ impl KeyLimits {
     /// Admits a request or says which limit refused it and when to retry.
     pub fn admit(&self) -> Result<Admission, Box<Response>> {
         let mut headers = RateHeaders::default();
-        if let Some((limit, gcra)) = &self.rate {
-            let per_request = Duration::from_secs(60) / limit.get();
-            let (remaining, retry) = match gcra.check() {
+        if let Some(rate) = &self.rate {
+            let limit = rate.limit.get();
+            let per_request = Duration::from_secs(60) / limit;
+            let (remaining, retry) = match rate.gcra.check() {
                 Ok(state) => (state.remaining_burst_capacity(), None),
                 Err(not_until) => (0, Some(not_until.wait_time_from(self.clock.now()))),
             };
-            let reset = per_request * (limit.get() - remaining.min(limit.get()));
-            headers
-                .0
-                .push((LIMIT.clone(), HeaderValue::from(limit.get())));
-            headers
-                .0
-                .push((REMAINING.clone(), HeaderValue::from(remaining)));
-            headers.0.push((RESET.clone(), duration_header(reset)));
+            rate.observed.store(remaining);
+            let reset = per_request * (limit - remaining.min(limit));
+            headers.push(Unit::Requests, limit.into(), remaining.into(), reset);
             if let Some(wait) = retry {
                 let message = format!(
                     "Rate limit reached: requests_per_minute is {limit} for this key. Try again in {}.",
-                    openai_duration(wait)
+                    super::headers::openai_duration(wait)
                 );
-                return Err(Box::new(rejection(message, wait, &headers)));
+                return Err(Box::new(rejection(
+                    ApiError::rate_limited(message),
+                    wait,
+                    &headers,
+                )));
             }
         }
         let permit = match &self.concurrency {
@@ -132,7 +128,7 @@ impl KeyLimits {
                         "Rate limit reached: max_concurrent is {limit} requests in flight for this key. Try again when one finishes."
                     );
                     return Err(Box::new(rejection(
-                        message,
+                        ApiError::rate_limited(message),
                         Duration::from_secs(1),
                         &headers,
                     )));
@@ -141,38 +137,37 @@ impl KeyLimits {
         };
         Ok(Admission { headers, permit })
     }
-}
 
-fn rejection(message: String, wait: Duration, headers: &RateHeaders) -> Response {
-    let mut response = ApiError::rate_limited(message).into_response();
-    headers.apply(&mut response);
-    // Whole seconds, rounded up: retrying earlier would only be refused again.
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-    response
-}
+    /// Requests per minute: the limit and about how many are left now.
+    pub fn rate_remaining(&self) -> Option<(u32, u32)> {
+        let rate = self.rate.as_ref()?;
+        Some((rate.limit.get(), rate.observed.now(rate.limit)))
+    }
 
-/// OpenAI's duration style: `20ms`, `1.5s`, `6m0s`.
-fn openai_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        let tenths = (ms + 50) / 100;
-        if tenths % 10 == 0 {
-            format!("{}s", tenths / 10)
-        } else {
-            format!("{}.{}s", tenths / 10, tenths % 10)
-        }
-    } else {
-        format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    /// Requests in flight: the limit and how many run now.
+    pub fn in_flight(&self) -> Option<(u32, u32)> {
+        let (limit, semaphore) = self.concurrency.as_ref()?;
+        let free = semaphore.available_permits() as u32;
+        Some((limit.get(), limit.get().saturating_sub(free)))
     }
 }
 
-fn duration_header(d: Duration) -> HeaderValue {
-    HeaderValue::from_str(&openai_duration(d)).unwrap_or_else(|_| HeaderValue::from_static("0ms"))
+impl Observed {
+    fn store(&self, remaining: u32) {
+        let ms = self.since.elapsed().as_millis() as u64 & 0xffff_ffff;
+        self.packed
+            .store(u64::from(remaining) << 32 | ms, Ordering::Relaxed);
+    }
+
+    /// What was left then, plus what GCRA has given back since: one request per 60 s / limit.
+    fn now(&self, limit: NonZeroU32) -> u32 {
+        let packed = self.packed.load(Ordering::Relaxed);
+        let (remaining, at) = ((packed >> 32) as u32, packed & 0xffff_ffff);
+        let now = self.since.elapsed().as_millis() as u64 & 0xffff_ffff;
+        let elapsed = now.wrapping_sub(at) & 0xffff_ffff;
+        let regained = elapsed * u64::from(limit.get()) / 60_000;
+        (u64::from(remaining) + regained).min(u64::from(limit.get())) as u32
+    }
 }
 
 /// A response body that holds a concurrency permit until it is finished or dropped.
@@ -206,10 +201,11 @@ mod tests {
     use super::*;
     use axum::http::StatusCode;
 
-    fn limits(rpm: Option<u32>, concurrent: Option<u32>) -> KeyLimits {
-        KeyLimits::new(&LimitsConfig {
+    fn limits(rpm: Option<u32>, concurrent: Option<u32>) -> RequestLimits {
+        RequestLimits::new(&LimitsConfig {
             requests_per_minute: rpm.and_then(NonZeroU32::new),
             max_concurrent: concurrent.and_then(NonZeroU32::new),
+            ..LimitsConfig::default()
         })
     }
 
@@ -229,6 +225,7 @@ mod tests {
             })
             .collect();
         assert_eq!(remaining, ["2", "1", "0"]);
+        assert_eq!(key.rate_remaining(), Some((3, 0)));
         let refused = key.admit().err().unwrap();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
         let retry: u64 = header(&refused, "retry-after").parse().unwrap();
@@ -245,15 +242,8 @@ mod tests {
         let first = key.admit().ok().unwrap();
         let response = first.hold_until_sent(Response::new(Body::empty()));
         assert!(key.admit().is_err());
+        assert_eq!(key.in_flight(), Some((1, 1)));
         drop(response);
         assert!(key.admit().is_ok());
-    }
-
-    #[test]
-    fn durations_read_like_openai_s() {
-        assert_eq!(openai_duration(Duration::from_millis(20)), "20ms");
-        assert_eq!(openai_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(openai_duration(Duration::from_secs(2)), "2s");
-        assert_eq!(openai_duration(Duration::from_secs(360)), "6m0s");
     }
 }

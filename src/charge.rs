@@ -1,0 +1,152 @@
+//! What one request is charged: the reservation made under the caller's quotas before the call,
+//! settled from the provider's usage report, or from the text it produced when it reports none.
+//!
+//! A charge dropped without settling releases its reservation: a failed call costs nothing.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use axum::response::Response;
+use bytes::Bytes;
+use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
+
+use crate::auth::Caller;
+use crate::quota::{Estimate, RateHeaders, Reservation};
+use crate::routing::Target;
+use crate::tokens;
+use crate::usage::{Price, Spent};
+
+/// A request's reservation and what it has produced so far.
+pub struct Charge {
+    reservation: Reservation,
+    /// `provider/model` actually used.
+    target: String,
+    price: Price,
+    /// Prompt tokens estimated before the call, when a limit needed them.
+    prompt: Option<u64>,
+    /// Output seen, counted only if the provider reports no usage.
+    text: String,
+    raw: Vec<Bytes>,
+}
+
+impl Charge {
+    /// Reserves under the caller's quotas what a request may use: `prompt()` tokens in and
+    /// `output` out. `Ok(None)` for an open gateway, which accounts nothing.
+    pub fn reserve(
+        caller: &Caller,
+        target: &Target,
+        prompt: impl FnOnce() -> u64,
+        output: u64,
+    ) -> Result<Option<Charge>, Box<Response>> {
+        let Some(quota) = &caller.quota else {
+            return Ok(None);
+        };
+        let price = target.price.unwrap_or_else(|| {
+            if quota.has_budget() {
+                warn_unpriced(&target.name());
+            }
+            Price::default()
+        });
+        let (prompt, estimate) = if quota.needs_estimate() {
+            let prompt = prompt();
+            let estimate = Estimate {
+                tokens: prompt + output,
+                cost: price.cost(prompt, output),
+            };
+            (Some(prompt), estimate)
+        } else {
+            (None, Estimate::default())
+        };
+        Ok(Some(Charge {
+            reservation: quota.reserve(estimate)?,
+            target: target.name(),
+            price,
+            prompt,
+            text: String::new(),
+            raw: Vec::new(),
+        }))
+    }
+
+    /// The tokens headers of the reservation.
+    pub fn headers(&self) -> &RateHeaders {
+        &self.reservation.headers
+    }
+
+    /// Notes the output of a translated chunk.
+    pub fn observe_chunk(&mut self, chunk: &ChatChunk) {
+        for choice in &chunk.choices {
+            let delta = &choice.delta;
+            self.text.extend(delta.content.as_deref());
+            self.text.extend(delta.refusal.as_deref());
+            for call in delta.tool_calls.iter().flatten() {
+                if let Some(function) = &call.function {
+                    self.text.extend(function.name.as_deref());
+                    self.text.extend(function.arguments.as_deref());
+                }
+            }
+        }
+    }
+
+    /// Notes a provider's chunk passed through unparsed; parsed only if usage never comes.
+    pub fn observe_verbatim(&mut self, data: &Bytes) {
+        self.raw.push(data.clone());
+    }
+
+    /// Notes the output of a whole answer.
+    pub fn observe_response(&mut self, response: &ChatResponse) {
+        for choice in &response.choices {
+            let message = &choice.message;
+            self.text.extend(message.content.as_deref());
+            self.text.extend(message.refusal.as_deref());
+            for call in message.tool_calls.iter().flatten() {
+                self.text.push_str(&call.function.name);
+                self.text.push_str(&call.function.arguments);
+            }
+        }
+    }
+
+    /// Settles to the provider's usage, else to the output seen; with neither, the call produced
+    /// nothing and the reservation is released.
+    pub fn settle(mut self, usage: Option<&Usage>) {
+        let (input, output) = match usage {
+            Some(usage) => (usage.prompt_tokens, usage.completion_tokens),
+            None => {
+                for raw in std::mem::take(&mut self.raw) {
+                    if let Ok(chunk) = serde_json::from_slice::<ChatChunk>(&raw) {
+                        self.observe_chunk(&chunk);
+                    }
+                }
+                if self.text.is_empty() {
+                    return;
+                }
+                (self.prompt.unwrap_or(0), tokens::count(&self.text))
+            }
+        };
+        self.settle_tokens(input, output);
+    }
+
+    /// Settles to known token counts (embeddings report only input).
+    pub fn settle_tokens(self, input: u64, output: u64) {
+        let spent = Spent {
+            input_tokens: input,
+            output_tokens: output,
+            cost: self.price.cost(input, output),
+        };
+        self.reservation.settle(&self.target, &spent);
+    }
+}
+
+/// Says once per model that a budget cannot see what it costs.
+fn warn_unpriced(model: &str) {
+    static WARNED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let mut warned = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if warned.insert(model.to_owned()) {
+        tracing::warn!(
+            model,
+            "no price known for this model: budgets count it as free; set `pricing:` on its target"
+        );
+    }
+}

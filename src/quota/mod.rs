@@ -1,0 +1,483 @@
+//! Per-key quotas: request rates and concurrency at the door, then token rates, daily tokens and
+//! dollar budgets reserved from an estimate before the call and settled to the reported usage.
+//!
+//! Every check and reservation of a key happens under its account's lock, so concurrent requests
+//! can never together exceed a limit; a reservation not settled is released when dropped, so a
+//! request that fails upstream costs nothing.
+
+mod calendar;
+mod headers;
+mod requests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::response::Response;
+use serde_json::{Value, json};
+
+pub use headers::RateHeaders;
+pub use requests::Admission;
+
+use crate::config::{BudgetPeriod, LimitsConfig};
+use crate::error::ApiError;
+use crate::usage::{Account, AccountState, Bucket, Picodollars, Spent, picodollars, usd};
+use calendar::{Now, midnight};
+use headers::{Unit, rejection};
+use requests::RequestLimits;
+
+/// What a request is expected to use: its prompt plus the output it may produce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Estimate {
+    pub tokens: u64,
+    pub cost: Picodollars,
+}
+
+/// The quotas of one key, over the usage of its account.
+pub struct KeyQuota {
+    limits: LimitsConfig,
+    requests: RequestLimits,
+    account: Arc<Account>,
+}
+
+impl KeyQuota {
+    pub fn new(limits: Option<&LimitsConfig>, account: Arc<Account>) -> Self {
+        let limits = limits.cloned().unwrap_or_default();
+        KeyQuota {
+            requests: RequestLimits::new(&limits),
+            limits,
+            account,
+        }
+    }
+
+    /// Admits one request under the request rate and concurrency, or answers 429.
+    pub fn admit(&self) -> Result<Admission, Box<Response>> {
+        self.requests.admit()
+    }
+
+    /// Whether reservations need an estimate: the key limits tokens or dollars.
+    pub fn needs_estimate(&self) -> bool {
+        let l = &self.limits;
+        l.tokens_per_minute.is_some() || l.tokens_per_day.is_some() || l.budget_usd.is_some()
+    }
+
+    /// Whether the key limits dollars, so that a model without a price deserves a warning.
+    pub fn has_budget(&self) -> bool {
+        self.limits.budget_usd.is_some()
+    }
+
+    /// Reserves `estimate` under every token and dollar limit, or says which one refused it.
+    pub fn reserve(&self, estimate: Estimate) -> Result<Reservation, Box<Response>> {
+        let now = Now::current();
+        let mut state = self.account.lock();
+        let mut headers = RateHeaders::default();
+        if let Some((error, wait)) = self.allowance_refusal(&state, &now, estimate) {
+            return Err(Box::new(rejection(error, wait, &headers)));
+        }
+        if let Some(tpm) = self.limits.tokens_per_minute {
+            let bucket = refilled(&mut state, tpm.get());
+            let capacity = f64::from(tpm.get());
+            let needed = estimate.tokens as f64;
+            if needed > capacity || bucket.level < needed {
+                let (message, wait) = if needed > capacity {
+                    (
+                        format!(
+                            "Request too large: it may use {} tokens (prompt plus max_tokens) and tokens_per_minute is {tpm} for this key. Lower max_tokens or shorten the prompt.",
+                            estimate.tokens
+                        ),
+                        Duration::from_secs(60),
+                    )
+                } else {
+                    let wait = Duration::from_secs_f64((needed - bucket.level) * 60.0 / capacity);
+                    (
+                        format!(
+                            "Rate limit reached: tokens_per_minute is {tpm} for this key; {} are left and this request may use {}. Try again in {}.",
+                            bucket.level.max(0.0) as u64,
+                            estimate.tokens,
+                            headers::openai_duration(wait)
+                        ),
+                        wait,
+                    )
+                };
+                tokens_headers(&mut headers, tpm.get(), bucket.level);
+                return Err(Box::new(rejection(
+                    ApiError::rate_limited(message),
+                    wait,
+                    &headers,
+                )));
+            }
+            bucket.level -= needed;
+            tokens_headers(&mut headers, tpm.get(), bucket.level);
+        } else {
+            self.daily_headers(&state, &now, estimate.tokens, &mut headers);
+        }
+        state.reserved_tokens += estimate.tokens;
+        state.reserved_cost += estimate.cost;
+        Ok(Reservation {
+            account: self.account.clone(),
+            held: estimate,
+            tpm: self.limits.tokens_per_minute.map(|t| t.get()),
+            headers,
+            open: true,
+        })
+    }
+
+    /// Counts a request answered from the cache: a request, and no tokens.
+    pub fn record_hit(&self, model: &str) {
+        let free = Spent {
+            input_tokens: 0,
+            output_tokens: 0,
+            cost: 0,
+        };
+        self.account
+            .settle(Now::current().day(), model, &free, (0, 0));
+    }
+
+    /// The tokens headers as they stand, for answers that reserve nothing (cache hits).
+    pub fn token_headers(&self) -> RateHeaders {
+        let mut headers = RateHeaders::default();
+        let mut state = self.account.lock();
+        if let Some(tpm) = self.limits.tokens_per_minute {
+            let level = refilled(&mut state, tpm.get()).level;
+            tokens_headers(&mut headers, tpm.get(), level);
+        } else {
+            self.daily_headers(&state, &Now::current(), 0, &mut headers);
+        }
+        headers
+    }
+
+    /// A refusal by the daily tokens or the budget: `insufficient_quota`, until the period resets.
+    fn allowance_refusal(
+        &self,
+        state: &AccountState,
+        now: &Now,
+        estimate: Estimate,
+    ) -> Option<(ApiError, Duration)> {
+        let today = now.day();
+        if let Some(limit) = self.limits.tokens_per_day {
+            let used = state.totals.between(today, today).tokens + state.reserved_tokens;
+            if used + estimate.tokens > limit.get() {
+                let message = format!(
+                    "You exceeded your daily token quota: tokens_per_day is {limit} for this key, {used} are used or reserved today and this request may use {}. It resets at {}.",
+                    estimate.tokens,
+                    midnight(today + 1)
+                );
+                let wait = Duration::from_secs(now.until(today + 1));
+                return Some((ApiError::insufficient_quota(message), wait));
+            }
+        }
+        if let Some(budget) = self.limits.budget_usd {
+            let (first, next) = now.period(budget.period);
+            let spent = state.totals.between(first, today).cost + state.reserved_cost;
+            if spent + estimate.cost > picodollars(budget.amount) {
+                let message = format!(
+                    "You exceeded your budget: budget_usd is ${} per {} for this key, ${:.6} is spent or reserved and this request may cost ${:.6}. It resets at {}.",
+                    budget.amount,
+                    period_name(budget.period),
+                    usd(spent),
+                    usd(estimate.cost),
+                    midnight(next)
+                );
+                let wait = Duration::from_secs(now.until(next));
+                return Some((ApiError::insufficient_quota(message), wait));
+            }
+        }
+        None
+    }
+
+    /// Without a per-minute limit, the daily one fills the tokens headers.
+    fn daily_headers(
+        &self,
+        state: &AccountState,
+        now: &Now,
+        extra: u64,
+        headers: &mut RateHeaders,
+    ) {
+        if let Some(limit) = self.limits.tokens_per_day {
+            let today = now.day();
+            let used = state.totals.between(today, today).tokens + state.reserved_tokens + extra;
+            let reset = Duration::from_secs(now.until(today + 1));
+            headers.push(
+                Unit::Tokens,
+                limit.get(),
+                limit.get().saturating_sub(used),
+                reset,
+            );
+        }
+    }
+
+    /// Usage and what is left of each limit, for `GET /admin/usage`.
+    pub fn report(&self) -> Value {
+        let now = Now::current();
+        let today = now.day();
+        let mut state = self.account.lock();
+        let mut limits = serde_json::Map::new();
+        if let Some((limit, remaining)) = self.requests.rate_remaining() {
+            limits.insert(
+                "requests_per_minute".into(),
+                json!({"limit": limit, "remaining": remaining}),
+            );
+        }
+        if let Some((limit, in_flight)) = self.requests.in_flight() {
+            limits.insert(
+                "max_concurrent".into(),
+                json!({"limit": limit, "in_flight": in_flight}),
+            );
+        }
+        if let Some(tpm) = self.limits.tokens_per_minute {
+            let level = refilled(&mut state, tpm.get()).level;
+            limits.insert(
+                "tokens_per_minute".into(),
+                json!({"limit": tpm, "remaining": level.max(0.0) as u64}),
+            );
+        }
+        if let Some(limit) = self.limits.tokens_per_day {
+            let used = state.totals.between(today, today).tokens;
+            limits.insert(
+                "tokens_per_day".into(),
+                json!({
+                    "limit": limit, "used": used, "reserved": state.reserved_tokens,
+                    "remaining": limit.get().saturating_sub(used + state.reserved_tokens),
+                    "resets_at": midnight(today + 1),
+                }),
+            );
+        }
+        if let Some(budget) = self.limits.budget_usd {
+            let (first, next) = now.period(budget.period);
+            let spent = state.totals.between(first, today).cost;
+            let amount = picodollars(budget.amount);
+            limits.insert(
+                "budget_usd".into(),
+                json!({
+                    "amount": budget.amount, "period": period_name(budget.period),
+                    "spent": usd(spent), "reserved": usd(state.reserved_cost),
+                    "remaining": usd(amount.saturating_sub(spent + state.reserved_cost)),
+                    "resets_at": midnight(next),
+                }),
+            );
+        }
+        let models: serde_json::Map<String, Value> = state
+            .totals
+            .models
+            .iter()
+            .map(|(model, u)| {
+                (
+                    model.clone(),
+                    json!({
+                        "requests": u.requests, "input_tokens": u.input_tokens,
+                        "output_tokens": u.output_tokens, "cost_usd": usd(u.cost),
+                    }),
+                )
+            })
+            .collect();
+        let sum = |f: fn(&crate::usage::ModelUsage) -> u64| {
+            state.totals.models.values().map(f).sum::<u64>()
+        };
+        json!({
+            "name": self.account.name(),
+            "requests": sum(|u| u.requests),
+            "input_tokens": sum(|u| u.input_tokens),
+            "output_tokens": sum(|u| u.output_tokens),
+            "cost_usd": usd(sum(|u| u.cost)),
+            "models": models,
+            "limits": limits,
+        })
+    }
+}
+
+fn period_name(period: BudgetPeriod) -> &'static str {
+    match period {
+        BudgetPeriod::Day => "day",
+        BudgetPeriod::Week => "week",
+        BudgetPeriod::Month => "month",
+    }
+}
+
+/// The key's per-minute bucket, refilled for the time since it was last touched.
+fn refilled(state: &mut AccountState, tpm: u32) -> &mut Bucket {
+    let now = Instant::now();
+    let capacity = f64::from(tpm);
+    let bucket = state.bucket.get_or_insert(Bucket {
+        level: capacity,
+        updated: now,
+    });
+    let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+    bucket.level = (bucket.level + elapsed * capacity / 60.0).min(capacity);
+    bucket.updated = now;
+    bucket
+}
+
+fn tokens_headers(headers: &mut RateHeaders, tpm: u32, level: f64) {
+    let capacity = f64::from(tpm);
+    let reset = Duration::from_secs_f64(((capacity - level) * 60.0 / capacity).max(0.0));
+    headers.push(Unit::Tokens, tpm.into(), level.max(0.0) as u64, reset);
+}
+
+/// Tokens and dollars held for one request until it settles or is dropped.
+pub struct Reservation {
+    account: Arc<Account>,
+    held: Estimate,
+    /// The per-minute limit the bucket was charged under.
+    tpm: Option<u32>,
+    /// The tokens headers as of the reservation.
+    pub headers: RateHeaders,
+    open: bool,
+}
+
+impl Reservation {
+    /// Charges what the request used to `model` (`provider/model`) and returns the rest.
+    pub fn settle(mut self, model: &str, spent: &Spent) {
+        self.open = false;
+        let used = spent.input_tokens + spent.output_tokens;
+        self.refund_bucket(self.held.tokens as f64 - used as f64);
+        self.account.settle(
+            Now::current().day(),
+            model,
+            spent,
+            (self.held.tokens, self.held.cost),
+        );
+    }
+
+    fn refund_bucket(&self, tokens: f64) {
+        if let Some(tpm) = self.tpm {
+            let mut state = self.account.lock();
+            let bucket = refilled(&mut state, tpm);
+            bucket.level = (bucket.level + tokens).min(f64::from(tpm));
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.open {
+            self.refund_bucket(self.held.tokens as f64);
+            self.account.release((self.held.tokens, self.held.cost));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BudgetConfig;
+    use crate::usage::Ledger;
+    use axum::http::StatusCode;
+    use std::num::{NonZeroU32, NonZeroU64};
+
+    fn quota(limits: LimitsConfig) -> (KeyQuota, Arc<Account>) {
+        let account = Ledger::in_memory(["k"]).account("k").unwrap();
+        (KeyQuota::new(Some(&limits), account.clone()), account)
+    }
+
+    fn spent(tokens: u64, cost: Picodollars) -> Spent {
+        Spent {
+            input_tokens: tokens,
+            output_tokens: 0,
+            cost,
+        }
+    }
+
+    fn code(response: &Response) -> StatusCode {
+        response.status()
+    }
+
+    #[test]
+    fn daily_tokens_admit_exactly_and_settle_to_actual_usage() {
+        let (quota, account) = quota(LimitsConfig {
+            tokens_per_day: NonZeroU64::new(100),
+            ..Default::default()
+        });
+        let estimate = Estimate {
+            tokens: 40,
+            cost: 0,
+        };
+        let a = quota.reserve(estimate).ok().unwrap();
+        let b = quota.reserve(estimate).ok().unwrap();
+        let refused = quota.reserve(estimate).err().unwrap();
+        assert_eq!(code(&refused), StatusCode::TOO_MANY_REQUESTS);
+        a.settle("p/m", &spent(10, 0));
+        drop(b); // failed upstream: released
+        assert_eq!(account.lock().reserved_tokens, 0);
+        let today = Now::current().day();
+        assert_eq!(account.lock().totals.between(today, today).tokens, 10);
+        // 10 used: two more reservations of 40 fit, a third does not.
+        let _c = quota.reserve(estimate).ok().unwrap();
+        let _d = quota.reserve(estimate).ok().unwrap();
+        assert!(quota.reserve(estimate).is_err());
+    }
+
+    #[test]
+    fn budget_refusal_is_insufficient_quota_until_the_period_resets() {
+        let (quota, _) = quota(LimitsConfig {
+            budget_usd: Some(BudgetConfig {
+                amount: 0.18,
+                period: BudgetPeriod::Month,
+            }),
+            ..Default::default()
+        });
+        let call = Estimate {
+            tokens: 18,
+            cost: picodollars(0.018),
+        };
+        for _ in 0..10 {
+            quota
+                .reserve(call)
+                .ok()
+                .unwrap()
+                .settle("p/m", &spent(18, call.cost));
+        }
+        let refused = quota.reserve(call).err().unwrap();
+        let retry: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=31 * 86_400).contains(&retry), "{retry}");
+        assert_eq!(quota.report()["limits"]["budget_usd"]["remaining"], 0.0);
+        assert_eq!(quota.report()["requests"], 10);
+    }
+
+    #[test]
+    fn tokens_per_minute_reports_headers_and_refunds_unused_tokens() {
+        let (quota, _) = quota(LimitsConfig {
+            tokens_per_minute: NonZeroU32::new(1000),
+            ..Default::default()
+        });
+        let r = quota
+            .reserve(Estimate {
+                tokens: 600,
+                cost: 0,
+            })
+            .ok()
+            .unwrap();
+        let mut response = Response::new(axum::body::Body::empty());
+        r.headers.apply(&mut response);
+        assert_eq!(response.headers()["x-ratelimit-remaining-tokens"], "400");
+        assert_eq!(response.headers()["x-ratelimit-limit-tokens"], "1000");
+        assert!(
+            quota
+                .reserve(Estimate {
+                    tokens: 600,
+                    cost: 0
+                })
+                .is_err()
+        );
+        r.settle("p/m", &spent(100, 0));
+        assert!(
+            quota
+                .reserve(Estimate {
+                    tokens: 600,
+                    cost: 0
+                })
+                .is_ok(),
+            "500 unused came back"
+        );
+        let too_large = quota
+            .reserve(Estimate {
+                tokens: 5000,
+                cost: 0,
+            })
+            .err()
+            .unwrap();
+        assert_eq!(code(&too_large), StatusCode::TOO_MANY_REQUESTS);
+    }
+}

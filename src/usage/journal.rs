@@ -1,0 +1,299 @@
+//! The ledger's files under `state.data_dir`: `usage.json`, a snapshot written to a temporary file,
+//! synced and renamed into place, and `usage.journal`, one JSON line per settled request since.
+//!
+//! Each line is one `write` to an append-only file, so a killed process leaves every line it
+//! acknowledged; only the last line can be torn, and a torn line is ignored. Lines carry sequence
+//! numbers and the snapshot the last one it contains, so a crash between writing a snapshot and
+//! emptying the journal never counts a request twice.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::Totals;
+
+const SNAPSHOT: &str = "usage.json";
+const JOURNAL: &str = "usage.journal";
+/// Lines after which the journal is folded into a new snapshot.
+const COMPACT_AFTER: u64 = 10_000;
+
+/// Why the usage files cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state.data_dir: cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state.data_dir: {path} is in use by another running gateway")]
+    Locked { path: PathBuf },
+    #[error("state.data_dir: {path} is not a usage snapshot: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// One settled request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub key: String,
+    pub model: String,
+    pub day: u32,
+    pub input: u64,
+    pub output: u64,
+    pub cost: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    /// The last journal line the snapshot contains.
+    seq: u64,
+    accounts: BTreeMap<String, Totals>,
+}
+
+struct Open {
+    file: File,
+    seq: u64,
+    lines: u64,
+}
+
+/// The append-only journal and the snapshot beside it.
+pub struct Journal {
+    dir: PathBuf,
+    open: Mutex<Open>,
+    /// Held for the journal's life: two gateways appending to one file would corrupt it.
+    _lock: File,
+}
+
+impl Journal {
+    /// Opens the files in `dir` (creating it), and returns the accounts they hold.
+    pub fn open(dir: &Path) -> Result<(Journal, BTreeMap<String, Totals>), StateError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StateError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join("usage.lock");
+        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Locked {
+                    path: dir.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        let snapshot_path = dir.join(SNAPSHOT);
+        let mut snapshot = match std::fs::read(&snapshot_path) {
+            Ok(bytes) => serde_json::from_slice::<Snapshot>(&bytes).map_err(|source| {
+                StateError::Corrupt {
+                    path: snapshot_path.clone(),
+                    source,
+                }
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot {
+                seq: 0,
+                accounts: BTreeMap::new(),
+            },
+            Err(e) => return Err(io(&snapshot_path)(e)),
+        };
+        let journal_path = dir.join(JOURNAL);
+        let text = match std::fs::read(&journal_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&journal_path)(e)),
+        };
+        let mut seq = snapshot.seq;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Record>(line) {
+                Ok(record) if record.seq > snapshot.seq => {
+                    seq = seq.max(record.seq);
+                    snapshot
+                        .accounts
+                        .entry(record.key.clone())
+                        .or_default()
+                        .apply(&record);
+                }
+                Ok(_) => {}
+                // Only a crash mid-write tears a line; what it held was never acknowledged.
+                Err(error) => {
+                    tracing::warn!(%error, "skipping a torn line of {}", journal_path.display())
+                }
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&journal_path)
+            .map_err(io(&journal_path))?;
+        let journal = Journal {
+            dir: dir.to_owned(),
+            open: Mutex::new(Open {
+                file,
+                seq,
+                lines: 0,
+            }),
+            _lock: lock,
+        };
+        Ok((journal, snapshot.accounts))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `record` as one line, then runs `apply` while still holding the journal, so that a
+    /// snapshot sees either both or neither. A write failure is logged: the request was served,
+    /// and refusing to count it would be worse than a gap in the file.
+    pub fn append(&self, mut record: Record, apply: impl FnOnce(&Record)) {
+        let mut open = self.lock();
+        open.seq += 1;
+        record.seq = open.seq;
+        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        line.push(b'\n');
+        if let Err(error) = open.file.write_all(&line) {
+            tracing::error!(%error, "cannot append to the usage journal");
+        }
+        open.lines += 1;
+        apply(&record);
+    }
+
+    pub fn wants_compaction(&self) -> bool {
+        self.lock().lines >= COMPACT_AFTER
+    }
+
+    /// Flushes the journal to the disk.
+    pub fn sync(&self) -> Result<(), StateError> {
+        let file = self.lock().file.try_clone();
+        file.and_then(|f| f.sync_data())
+            .map_err(|source| StateError::Io {
+                path: self.dir.join(JOURNAL),
+                source,
+            })
+    }
+
+    /// Writes a snapshot of `accounts()` (taken while appends wait) and empties the journal.
+    pub fn compact(
+        &self,
+        accounts: impl FnOnce() -> BTreeMap<String, Totals>,
+    ) -> Result<(), StateError> {
+        let mut open = self.lock();
+        let snapshot = Snapshot {
+            seq: open.seq,
+            accounts: accounts(),
+        };
+        let path = self.dir.join(SNAPSHOT);
+        let temporary = self.dir.join(format!("{SNAPSHOT}.tmp"));
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StateError::Io { path, source }
+        };
+        let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
+        let mut file = File::create(&temporary).map_err(io(&temporary))?;
+        file.write_all(&bytes).map_err(io(&temporary))?;
+        file.sync_all().map_err(io(&temporary))?;
+        std::fs::rename(&temporary, &path).map_err(io(&path))?;
+        // The rename is durable only once the directory is.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.dir))?;
+        open.file.set_len(0).map_err(io(&self.dir.join(JOURNAL)))?;
+        open.lines = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, input: u64) -> Record {
+        Record {
+            seq: 0,
+            key: key.into(),
+            model: "p/m".into(),
+            day: 20_000,
+            input,
+            output: 1,
+            cost: 5,
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("switchboard-journal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn lines_survive_reopening_and_a_torn_tail_is_ignored() {
+        let dir = temp_dir("torn");
+        let (journal, accounts) = Journal::open(&dir).unwrap();
+        assert!(accounts.is_empty());
+        journal.append(record("a", 10), |_| {});
+        journal.append(record("a", 20), |_| {});
+        drop(journal);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL))
+            .unwrap();
+        file.write_all(br#"{"seq":3,"key":"a","mod"#).unwrap();
+        let (_, accounts) = Journal::open(&dir).unwrap();
+        let usage = &accounts["a"].models["p/m"];
+        assert_eq!(
+            (usage.requests, usage.input_tokens, usage.cost),
+            (2, 30, 10)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_snapshot_and_a_stale_journal_do_not_count_twice() {
+        let dir = temp_dir("twice");
+        let (journal, _) = Journal::open(&dir).unwrap();
+        let mut totals = Totals::default();
+        journal.append(record("a", 10), |r| totals.apply(r));
+        let stale = std::fs::read(dir.join(JOURNAL)).unwrap();
+        journal
+            .compact(|| BTreeMap::from([("a".to_owned(), totals.clone())]))
+            .unwrap();
+        // A crash after the rename but before the journal was emptied.
+        std::fs::write(dir.join(JOURNAL), stale).unwrap();
+        drop(journal);
+        let (journal, accounts) = Journal::open(&dir).unwrap();
+        assert_eq!(accounts["a"].models["p/m"].requests, 1);
+        journal.append(record("a", 1), |r| {
+            assert_eq!(r.seq, 2, "numbering continues")
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn one_directory_serves_one_gateway_at_a_time() {
+        let dir = temp_dir("locked");
+        let (first, _) = Journal::open(&dir).unwrap();
+        let error = Journal::open(&dir).err().unwrap().to_string();
+        assert!(error.contains("in use"), "{error}");
+        drop(first);
+        assert!(Journal::open(&dir).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_broken_snapshot_is_an_error_naming_the_file() {
+        let dir = temp_dir("broken");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(SNAPSHOT), "{ nope").unwrap();
+        let error = Journal::open(&dir).err().unwrap().to_string();
+        assert!(error.contains("usage.json"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
