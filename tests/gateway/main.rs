@@ -8,4 +8,5 @@ mod common;
 mod errors;
 mod limits;
 mod python;
+mod quota;
 mod surface;

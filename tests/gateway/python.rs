@@ -57,6 +57,7 @@ models:
 keys:
   - { name: sdk, key: sk-sdk-test, models: ["fast", "text-embedding-3-small"] }
   - { name: limited, key: sk-sdk-limited, limits: { requests_per_minute: 1 } }
+  - { name: tokens, key: sk-sdk-tokens, limits: { tokens_per_minute: 2000, tokens_per_day: 100 } }
 "#,
     )
     .await;

@@ -141,6 +141,25 @@ def rate_limited():
         assert e.response.headers["x-ratelimit-limit-requests"] == "1"
 
 
+def token_quota():
+    # A key with 2,000 tokens a minute and 100 a day: the first call reserves its prompt plus
+    # max_tokens and reports the tokens headers; the second would pass the daily quota.
+    quota = OpenAI(base_url=BASE_URL, api_key="sk-sdk-tokens", max_retries=0)
+    messages = [{"role": "user", "content": "x"}]
+    raw = quota.chat.completions.with_raw_response.create(model="fast", max_tokens=90, messages=messages)
+    assert raw.headers["x-ratelimit-limit-tokens"] == "2000", raw.headers
+    remaining = int(raw.headers["x-ratelimit-remaining-tokens"])
+    assert 1800 < remaining <= 2000 - 90, raw.headers
+    assert raw.headers["x-ratelimit-reset-tokens"].endswith("s"), raw.headers
+    try:
+        quota.chat.completions.create(model="fast", max_tokens=90, messages=messages)
+        raise AssertionError("expected RateLimitError")
+    except openai.RateLimitError as e:
+        assert e.code == "insufficient_quota", e
+        assert "tokens_per_day is 100" in e.message, e.message
+        assert int(e.response.headers["retry-after"]) >= 1, e.response.headers
+
+
 if __name__ == "__main__":
     plain = plain_chat()
     streamed_chat(plain)
@@ -150,4 +169,5 @@ if __name__ == "__main__":
     models()
     errors()
     rate_limited()
+    token_quota()
     print("openai SDK: all checks passed")

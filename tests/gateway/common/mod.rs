@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 pub struct TestGateway {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// `state.data_dir`, removed when the gateway is dropped.
     pub data_dir: std::path::PathBuf,
 }
@@ -35,13 +36,27 @@ impl TestGateway {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(gateway.serve(listener, async move {
+        let serving = tokio::spawn(gateway.serve(listener, async move {
             let _ = stopped.await;
         }));
         TestGateway {
             addr,
             stop: Some(stop),
+            serving: Some(serving),
             data_dir,
+        }
+    }
+
+    /// Shuts down and waits until the gateway has let go of everything, its files included.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            serving
+                .await
+                .expect("gateway task")
+                .expect("gateway served");
         }
     }
 
