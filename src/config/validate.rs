@@ -297,4 +297,26 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn prices_and_budgets_must_be_real_amounts() {
+        let found = errors(
+            "providers: { p: { kind: mock } }\nmodels:\n  - { name: a, targets: [ { provider: p, model: x, pricing: { input: -1, output: .nan } } ] }\nkeys:\n  - { name: k, key: s, limits: { budget_usd: { amount: 0, period: week } } }\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "models[0].targets[0].pricing.input: must be a price in USD per million tokens, 0 or more",
+                "models[0].targets[0].pricing.output: must be a price in USD per million tokens, 0 or more",
+                "keys[0].limits.budget_usd.amount: must be an amount in USD larger than 0",
+            ]
+        );
+        let wrong_period = errors(
+            "keys:\n  - { name: k, key: s, limits: { budget_usd: { amount: 5, period: year } } }\n",
+        );
+        assert!(
+            wrong_period[0].starts_with("keys[0].limits.budget_usd.period"),
+            "{wrong_period:?}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::fake_openai::{FakeOpenAi, KEY};
-use crate::common::{TestGateway, client, temp_dir};
+use crate::common::{TestGateway, client, sse_data, temp_dir};
 
 const ADMIN: &str = "sk-admin-quota";
 
@@ -201,6 +201,59 @@ async fn usage_settles_to_what_the_provider_reported_and_failures_cost_nothing()
         after["limits"]["tokens_per_day"],
         before["limits"]["tokens_per_day"]
     );
+}
+
+async fn stream_text(gateway: &TestGateway, key: &str, model: &str) -> String {
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn streams_without_reported_usage_are_charged_by_counting_their_text() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&config(
+        &fake,
+        "  - { name: e, key: sk-e, limits: { tokens_per_day: 100000 } }
+",
+    ))
+    .await;
+    let text = stream_text(&gateway, "sk-e", "up/no-usage").await;
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let report = usage(&gateway, "e").await;
+    let model = &report["models"]["up/no-usage"];
+    // "hello" from the user is 8 prompt tokens as OpenAI counts a message; "Hello! How can I
+    // help?" is 7 tokens in o200k_base.
+    assert_eq!(
+        (
+            model["input_tokens"].as_u64(),
+            model["output_tokens"].as_u64()
+        ),
+        (Some(8), Some(7)),
+        "{report}"
+    );
+    // A stream the provider cut is charged for what it did send.
+    let cut = stream_text(&gateway, "sk-e", "up/cut").await;
+    assert!(cut.contains("\"error\""), "{cut}");
+    // Each word the fake sends is one token: the charge is what reached the client.
+    let words = sse_data(&cut)
+        .iter()
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|chunk| chunk["choices"][0]["delta"]["content"].is_string())
+        .count();
+    assert!(words >= 1, "{cut}");
+    let report = usage(&gateway, "e").await;
+    assert_eq!(
+        report["models"]["up/cut"]["output_tokens"], words,
+        "{report}"
+    );
+    assert_eq!(report["limits"]["tokens_per_day"]["reserved"], 0);
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@
 //! Behaviours: `ok` (default), `error-<status>`, `slow` (answers after 2 s), `cut` (the connection
 //! breaks mid-stream), `truncated` (the stream ends cleanly but without `[DONE]`), `garbage`
 //! (invalid JSON), `hang-stream` (sends one chunk then waits forever), `delay-<ms>` (answers
-//! normally after a pause), `stream-error` (an error event mid-stream that echoes the key).
+//! normally after a pause), `stream-error` (an error event mid-stream that echoes the key),
+//! `no-usage` (a stream that never reports usage, even when asked).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -221,7 +222,9 @@ impl Drop for CancelGuard {
 }
 
 fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
-    let include_usage = body["stream_options"]["include_usage"] == json!(true);
+    // `no-usage` stands for servers that ignore `stream_options.include_usage`.
+    let include_usage =
+        body["stream_options"]["include_usage"] == json!(true) && model != "no-usage";
     // The first chunk carries the role and the first word together, as several providers send it.
     let mut events = vec![chunk(
         model,
