@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
-use crate::config::{MockLatency, ProviderConfig};
+use crate::config::{HttpProviderConfig, MockLatency, ProviderConfig};
 use crate::error::ApiError;
 
 /// Whole-call limit when a provider sets no `timeout:`, as long as the OpenAI SDKs wait.
@@ -43,6 +43,47 @@ pub struct HttpBackend {
 }
 
 impl HttpBackend {
+    /// A backend speaking through `adapter`, at `base_url` unless the config names another.
+    fn backend(
+        http: &HttpProviderConfig,
+        adapter: Box<dyn Adapter>,
+        default_base_url: &str,
+    ) -> Result<Backend, String> {
+        let mut headers = HeaderMap::new();
+        for (key, value) in &http.headers {
+            let key =
+                HeaderName::from_bytes(key.as_bytes()).map_err(|e| format!("header {key}: {e}"))?;
+            let mut value =
+                HeaderValue::from_str(value.expose()).map_err(|e| format!("header {key}: {e}"))?;
+            value.set_sensitive(true);
+            headers.insert(key, value);
+        }
+        let base_url = http.base_url.as_deref().unwrap_or(default_base_url);
+        // Short values would redact ordinary words; real credentials are long.
+        let secrets: Vec<String> = http
+            .api_key
+            .iter()
+            .chain(http.headers.values())
+            .map(|s| s.expose().to_owned())
+            .filter(|s| s.len() >= 8)
+            .collect();
+        Ok(Backend::Http(Box::new(HttpBackend {
+            adapter,
+            endpoint: Endpoint {
+                base_url: base_url.trim_end_matches('/').to_owned(),
+                api_key: http
+                    .api_key
+                    .as_ref()
+                    .filter(|k| !k.is_empty())
+                    .map(|k| k.expose().to_owned()),
+                headers,
+            },
+            timeout: http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+            secrets: secrets.into(),
+            urls: UrlCache::default(),
+        })))
+    }
+
     /// Removes this backend's credentials from an error, in case the provider echoed them.
     pub fn scrub(&self, error: ApiError) -> ApiError {
         redact(error, &self.secrets)
@@ -127,39 +168,8 @@ impl Upstream {
         let backend = match config {
             ProviderConfig::Mock(mock) => Backend::Mock(MockBackend::from(&mock.latency)),
             ProviderConfig::Openai(http) => {
-                let mut headers = HeaderMap::new();
-                for (key, value) in &http.headers {
-                    let key = HeaderName::from_bytes(key.as_bytes())
-                        .map_err(|e| error(format!("header {key}: {e}")))?;
-                    let mut value = HeaderValue::from_str(value.expose())
-                        .map_err(|e| error(format!("header {key}: {e}")))?;
-                    value.set_sensitive(true);
-                    headers.insert(key, value);
-                }
-                let base_url = http.base_url.as_deref().unwrap_or(openai::DEFAULT_BASE_URL);
-                // Short values would redact ordinary words; real credentials are long.
-                let secrets: Vec<String> = http
-                    .api_key
-                    .iter()
-                    .chain(http.headers.values())
-                    .map(|s| s.expose().to_owned())
-                    .filter(|s| s.len() >= 8)
-                    .collect();
-                Backend::Http(Box::new(HttpBackend {
-                    adapter: Box::new(OpenAi),
-                    endpoint: Endpoint {
-                        base_url: base_url.trim_end_matches('/').to_owned(),
-                        api_key: http
-                            .api_key
-                            .as_ref()
-                            .filter(|k| !k.is_empty())
-                            .map(|k| k.expose().to_owned()),
-                        headers,
-                    },
-                    timeout: http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
-                    secrets: secrets.into(),
-                    urls: UrlCache::default(),
-                }))
+                HttpBackend::backend(http, Box::new(OpenAi), openai::DEFAULT_BASE_URL)
+                    .map_err(error)?
             }
         };
         Ok(Upstream {

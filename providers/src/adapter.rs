@@ -103,10 +103,29 @@ pub enum StreamItem {
     Done,
 }
 
+/// How a provider frames a streamed answer on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    /// Server-sent events (`text/event-stream`): OpenAI, Anthropic, Gemini, Cohere, Mistral.
+    Sse,
+    /// AWS event stream (`application/vnd.amazon.eventstream`): Bedrock's ConverseStream. The
+    /// gateway splits frames and hands the decoder each message's `:event-type` (or, for an
+    /// exception message, `:exception-type`) as the event name and its payload as the data.
+    AwsEventStream,
+}
+
 /// Turns one provider's stream events into canonical chunks, keeping whatever state it needs.
 pub trait ChunkDecoder: Send {
-    /// Decodes one server-sent event given its `event:` name (empty when absent) and its data.
+    /// Decodes one event given its name (SSE `event:`, empty when absent; or the AWS event type)
+    /// and its data.
     fn decode(&mut self, event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError>;
+
+    /// Called when the byte stream ended without an error. Providers whose streams end with a
+    /// terminal event rather than `[DONE]` have already yielded [`StreamItem::Done`] by then;
+    /// anything still pending can be flushed here.
+    fn finish(&mut self) -> Result<Vec<StreamItem>, ProviderError> {
+        Ok(Vec::new())
+    }
 }
 
 /// One provider family's wire format.
@@ -123,6 +142,11 @@ pub trait Adapter: Send + Sync {
 
     /// A decoder for one streamed chat answer.
     fn chat_stream(&self) -> Box<dyn ChunkDecoder>;
+
+    /// How this provider frames streams.
+    fn stream_format(&self) -> StreamFormat {
+        StreamFormat::Sse
+    }
 
     /// Encodes an embeddings request whose `model` is already the upstream's model name.
     fn embeddings_request(

@@ -14,5 +14,7 @@ pub mod mock;
 pub mod openai;
 mod request_de;
 
-pub use adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, VerbatimChunk};
+pub use adapter::{
+    Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamFormat, StreamItem, VerbatimChunk,
+};
 pub use error::{ErrorKind, ProviderError};

@@ -198,23 +198,7 @@ async fn http_answer(
     let outgoing = backend.adapter.chat_request(&backend.endpoint, &request)?;
     let response = upstream::send(&state.client, name, backend, outgoing).await?;
     if request.is_stream() {
-        let mut decoder = backend.adapter.chat_stream();
-        let provider = name.to_owned();
-        let secrets = backend.secrets.clone();
-        let items = response
-            .bytes_stream()
-            .eventsource()
-            .map(move |event| match event {
-                Ok(event) => match decoder.decode(&event.event, &event.data) {
-                    Ok(items) => items.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(error) => vec![Err(upstream::redact(error.into(), &secrets))],
-                },
-                Err(error) => vec![Err(upstream::redact(
-                    stream_error(&provider, &error),
-                    &secrets,
-                ))],
-            })
-            .flat_map(futures_util::stream::iter);
+        let items = upstream_items(name, backend, response);
         return Ok(answering.stream(items.boxed(), request.wants_stream_usage()));
     }
     let bytes = upstream::read_body(name, response).await?;
@@ -236,6 +220,48 @@ async fn http_answer(
             }
         }
     })
+}
+
+/// A provider's streamed answer as canonical items: framed by the provider's stream format,
+/// decoded by its adapter, scrubbed of its credentials. The decoder hears of the end of the bytes
+/// too, so formats without a `[DONE]` can finish.
+fn upstream_items(
+    provider: &str,
+    backend: &HttpBackend,
+    response: reqwest::Response,
+) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
+    let decoder = backend.adapter.chat_stream();
+    let provider = provider.to_owned();
+    let secrets = backend.secrets.clone();
+    let events = response.bytes_stream().eventsource();
+    let steps = futures_util::stream::unfold(Some((events, decoder)), move |state| {
+        let provider = provider.clone();
+        async move {
+            let (mut events, mut decoder) = state?;
+            let (items, next) = match events.next().await {
+                Some(Ok(event)) => {
+                    let items = decoder.decode(&event.event, &event.data);
+                    let failed = items.is_err();
+                    (
+                        items.map_err(ApiError::from),
+                        (!failed).then_some((events, decoder)),
+                    )
+                }
+                Some(Err(error)) => (Err(stream_error(&provider, &error)), None),
+                None => (decoder.finish().map_err(ApiError::from), None),
+            };
+            Some((items, next))
+        }
+    });
+    steps
+        .flat_map(move |items| {
+            let items: Vec<Result<StreamItem, ApiError>> = match items {
+                Ok(items) => items.into_iter().map(Ok).collect(),
+                Err(error) => vec![Err(upstream::redact(error, &secrets))],
+            };
+            futures_util::stream::iter(items)
+        })
+        .boxed()
 }
 
 fn stream_error<E: std::fmt::Display>(
