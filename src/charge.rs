@@ -12,7 +12,7 @@ use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 
 use crate::auth::Caller;
 use crate::quota::{Estimate, RateHeaders, Reservation};
-use crate::routing::Target;
+use crate::routing::{Route, Target};
 use crate::tokens;
 use crate::usage::{Price, Spent};
 
@@ -32,39 +32,52 @@ pub struct Charge {
 impl Charge {
     /// Reserves under the caller's quotas what a request may use: `prompt()` tokens in and
     /// `output` out. `Ok(None)` for an open gateway, which accounts nothing.
+    /// Whichever target of `route` answers, the reservation covers the dearest of them.
     pub fn reserve(
         caller: &Caller,
-        target: &Target,
+        route: &Route,
         prompt: impl FnOnce() -> u64,
-        output: u64,
+        output: impl Fn(&Target) -> u64,
     ) -> Result<Option<Charge>, Box<Response>> {
         let Some(quota) = &caller.quota else {
             return Ok(None);
         };
-        let price = target.price.unwrap_or_else(|| {
-            if quota.has_budget() {
-                warn_unpriced(&target.name());
-            }
-            Price::default()
-        });
         let (prompt, estimate) = if quota.needs_estimate() {
             let prompt = prompt();
-            let estimate = Estimate {
-                tokens: prompt + output,
-                cost: price.cost(prompt, output),
-            };
+            let estimate = route
+                .targets
+                .iter()
+                .map(|target| {
+                    let output = output(target);
+                    let price = price_of(target, quota.has_budget());
+                    Estimate {
+                        tokens: prompt + output,
+                        cost: price.cost(prompt, output),
+                    }
+                })
+                .fold(Estimate::default(), |a, b| Estimate {
+                    tokens: a.tokens.max(b.tokens),
+                    cost: a.cost.max(b.cost),
+                });
             (Some(prompt), estimate)
         } else {
             (None, Estimate::default())
         };
         Ok(Some(Charge {
             reservation: quota.reserve(estimate)?,
-            target: target.name(),
-            price,
+            target: String::new(),
+            price: Price::default(),
             prompt,
             text: String::new(),
             raw: Vec::new(),
         }))
+    }
+
+    /// Charges the target that answered, at its price.
+    pub fn retarget(mut self, target: &Target) -> Charge {
+        self.target = target.name();
+        self.price = target.price.unwrap_or_default();
+        self
     }
 
     /// The tokens headers of the reservation.
@@ -134,6 +147,15 @@ impl Charge {
         };
         self.reservation.settle(&self.target, &spent);
     }
+}
+
+fn price_of(target: &Target, budgeted: bool) -> Price {
+    target.price.unwrap_or_else(|| {
+        if budgeted {
+            warn_unpriced(&target.name());
+        }
+        Price::default()
+    })
 }
 
 /// Says once per model that a budget cannot see what it costs.

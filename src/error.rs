@@ -192,6 +192,16 @@ impl ApiError {
         )
     }
 
+    /// 503: every target failed or is held off by its circuit breaker.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            Some("upstream_unavailable"),
+            message,
+        )
+    }
+
     /// 500: a fault of the gateway itself.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(

@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod cache;
 mod charge;
+mod resilience;
 mod routing;
 mod sse;
 mod tokens;

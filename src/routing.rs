@@ -5,13 +5,15 @@
 //! demand because its model names are open-ended.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand::Rng;
 
 use switchboard_providers::catalog;
 
-use crate::config::{ModelConfig, TargetConfig};
+use crate::config::{ModelConfig, RetryConfig, Strategy, TargetConfig, TimeoutsConfig};
+use crate::upstream::instances::Lease;
 use crate::upstream::{Backend, Upstream};
 use crate::usage::Price;
 
@@ -73,35 +75,111 @@ pub struct Route {
     /// part is client input and must not mint new series.
     pub label: String,
     pub targets: Vec<Target>,
-    total_weight: u64,
+    pub strategy: Strategy,
+    pub retry: RetryConfig,
+    pub timeouts: TimeoutsConfig,
+    /// Model names to try, in order, once this one's targets have all failed.
+    pub fallbacks: Vec<String>,
+    /// Smooth weighted round robin: each target's running score.
+    scores: Mutex<Vec<i64>>,
 }
 
 impl Route {
-    fn new(name: String, label: String, targets: Vec<Target>) -> Self {
-        let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
+    fn new(
+        name: String,
+        label: String,
+        targets: Vec<Target>,
+        config: Option<&ModelConfig>,
+    ) -> Self {
+        let scores = Mutex::new(vec![0; targets.len()]);
         Route {
             name,
             label,
             targets,
-            total_weight,
+            strategy: config.map(|c| c.strategy).unwrap_or_default(),
+            retry: config.map(|c| c.retry).unwrap_or_default(),
+            timeouts: config.map(|c| c.timeouts).unwrap_or_default(),
+            fallbacks: config.map(|c| c.fallbacks.clone()).unwrap_or_default(),
+            scores,
         }
     }
 
-    /// One target, chosen at random in proportion to the weights.
-    pub fn pick(&self) -> Option<&Target> {
-        if self.targets.len() <= 1 {
-            return self.targets.first();
-        }
-        let mut ticket = rand::rng().random_range(0..self.total_weight.max(1));
-        self.targets.iter().find(|t| {
-            let weight = u64::from(t.weight);
-            if ticket < weight {
-                true
-            } else {
-                ticket -= weight;
-                false
+    /// A target for the next try and a lease on one of its instances, by the route's strategy,
+    /// among targets with an instance that would take it. Targets in `tried` are chosen again
+    /// only when no other is available.
+    pub fn choose(&self, tried: &[usize]) -> Option<(usize, Lease)> {
+        let available: Vec<usize> = (0..self.targets.len())
+            .filter(|&i| self.targets[i].upstream.instances.available())
+            .collect();
+        let fresh: Vec<usize> = available
+            .iter()
+            .copied()
+            .filter(|i| !tried.contains(i))
+            .collect();
+        let mut candidates = if fresh.is_empty() { available } else { fresh };
+        // A lease can still be refused (a half-open breaker's probe was taken meanwhile).
+        while !candidates.is_empty() {
+            let index = match self.strategy {
+                Strategy::Weighted => self.weighted(&candidates),
+                Strategy::LeastBusy => self.least_busy(&candidates),
+                Strategy::LowestLatency => self.lowest_latency(&candidates),
+            };
+            if let Some(lease) = self.targets[index].upstream.instances.lease() {
+                return Some((index, lease));
             }
-        })
+            candidates.retain(|&i| i != index);
+        }
+        None
+    }
+
+    /// Smooth weighted round robin (nginx's): exact proportions, no bursts, no randomness.
+    fn weighted(&self, candidates: &[usize]) -> usize {
+        let mut scores = self.scores.lock().unwrap_or_else(|e| e.into_inner());
+        let total: i64 = candidates
+            .iter()
+            .map(|&i| i64::from(self.targets[i].weight))
+            .sum();
+        let mut best = candidates[0];
+        for &i in candidates {
+            scores[i] += i64::from(self.targets[i].weight);
+            if scores[i] > scores[best] {
+                best = i;
+            }
+        }
+        scores[best] -= total;
+        best
+    }
+
+    fn least_busy(&self, candidates: &[usize]) -> usize {
+        let busy = |i: usize| {
+            self.targets[i]
+                .upstream
+                .instances
+                .least_in_flight()
+                .unwrap_or(u32::MAX)
+        };
+        let fewest = candidates.iter().map(|&i| busy(i)).min().unwrap_or(0);
+        let idle: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| busy(i) == fewest)
+            .collect();
+        idle[rand::rng().random_range(0..idle.len())]
+    }
+
+    /// Power of two choices: two targets at random, the faster one wins.
+    fn lowest_latency(&self, candidates: &[usize]) -> usize {
+        let mut rng = rand::rng();
+        let a = candidates[rng.random_range(0..candidates.len())];
+        let b = candidates[rng.random_range(0..candidates.len())];
+        let latency = |i: usize| {
+            self.targets[i]
+                .upstream
+                .instances
+                .best_latency()
+                .unwrap_or(Duration::MAX)
+        };
+        if latency(b) < latency(a) { b } else { a }
     }
 }
 
@@ -127,15 +205,14 @@ impl Routes {
                     Some(Target::new(upstream, &t.model, t.weight, Some(t)))
                 })
                 .collect();
-            order.push(config.name.clone());
-            models.insert(
+            let route = Route::new(
                 config.name.clone(),
-                Arc::new(Route::new(
-                    config.name.clone(),
-                    config.name.clone(),
-                    targets,
-                )),
+                config.name.clone(),
+                targets,
+                Some(config),
             );
+            order.push(config.name.clone());
+            models.insert(config.name.clone(), Arc::new(route));
         }
         Routes {
             models,
@@ -156,7 +233,22 @@ impl Routes {
         }
         let target = Target::new(upstream.clone(), model, 1, None);
         let label = format!("{provider}/*");
-        Some(Arc::new(Route::new(name.to_owned(), label, vec![target])))
+        Some(Arc::new(Route::new(
+            name.to_owned(),
+            label,
+            vec![target],
+            None,
+        )))
+    }
+
+    /// Every upstream, by provider name.
+    pub fn upstreams(&self) -> &BTreeMap<String, Arc<Upstream>> {
+        &self.upstreams
+    }
+
+    /// The configured routes, in config order.
+    pub fn configured(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.order.iter().filter_map(|name| self.models.get(name))
     }
 
     /// Configured model names, in config order.
@@ -197,10 +289,13 @@ mod tests {
             "providers: { a: { kind: mock }, b: { kind: mock } }\nmodels:\n  - { name: m, targets: [ { provider: a, model: x, weight: 3 }, { provider: b, model: y, weight: 1 } ] }\n",
         );
         let route = routes.resolve("m").unwrap();
-        let picks_of_a = (0..4000)
-            .filter(|_| route.pick().unwrap().upstream.name == "a")
-            .count();
-        // Expect 3000; the binomial standard deviation is about 27, so ±200 never flakes.
-        assert!((2800..=3200).contains(&picks_of_a), "{picks_of_a}");
+        let picks: Vec<usize> = (0..8).map(|_| route.choose(&[]).unwrap().0).collect();
+        // Smooth weighted round robin: exactly 3 of every 4, interleaved rather than in a burst.
+        assert_eq!(picks, [0, 0, 1, 0, 0, 0, 1, 0]);
+        assert_eq!(
+            route.choose(&[0]).unwrap().0,
+            1,
+            "a retry prefers another target"
+        );
     }
 }

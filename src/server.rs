@@ -77,7 +77,7 @@ impl Gateway {
             keys,
             ledger: Arc::new(ledger),
             routes: Routes::new(&config.models, upstreams),
-            client: upstream::client()?,
+            clients: upstream::Clients::new(&config.models)?,
             metrics,
             cache,
             admin_key,

@@ -5,23 +5,31 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
-use crate::config::{HttpProviderConfig, MockLatency, ProviderConfig};
+use crate::config::{HttpProviderConfig, MockLatency, ModelConfig, ProviderConfig};
 use crate::error::ApiError;
+use crate::resilience::Failure;
+use crate::routing::Route;
 
 /// Whole-call limit when a provider sets no `timeout:`, as long as the OpenAI SDKs wait.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub mod instances;
+
+use instances::Instances;
 
 /// One entry of `providers:`, ready to serve.
 pub struct Upstream {
     pub name: String,
     pub backend: Backend,
+    /// Where tries go: the configured endpoint, discovered addresses, registered services.
+    pub instances: Instances,
 }
 
 /// How an upstream answers.
@@ -172,9 +180,24 @@ impl Upstream {
                     .map_err(error)?
             }
         };
+        let instances = match (&backend, config) {
+            (Backend::Http(http), ProviderConfig::Openai(c)) if c.discovery.is_none() => {
+                Instances::fixed(http.endpoint.clone(), c.breaker)
+            }
+            (Backend::Http(_), ProviderConfig::Openai(c)) => Instances::empty(c.breaker),
+            (Backend::Http(http), _) => Instances::fixed(http.endpoint.clone(), Default::default()),
+            (Backend::Mock(_), _) => Instances::fixed(
+                Endpoint {
+                    base_url: format!("mock://{name}"),
+                    ..Endpoint::default()
+                },
+                Default::default(),
+            ),
+        };
         Ok(Upstream {
             name: name.to_owned(),
             backend,
+            instances,
         })
     }
 }
@@ -188,8 +211,42 @@ impl From<&MockLatency> for MockBackend {
     }
 }
 
-/// The HTTP client shared by every upstream.
-pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+/// HTTP clients by connect timeout: reqwest sets it per client, and models may differ.
+pub struct Clients {
+    default: reqwest::Client,
+    by_connect: HashMap<Duration, reqwest::Client>,
+}
+
+impl Clients {
+    /// One client per distinct `timeouts.connect` in `models`, and the default one.
+    pub fn new(models: &[ModelConfig]) -> Result<Self, reqwest::Error> {
+        let mut by_connect = HashMap::new();
+        for connect in models.iter().filter_map(|m| m.timeouts.connect) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = by_connect.entry(connect.0) {
+                slot.insert(client(connect.0)?);
+            }
+        }
+        Ok(Clients {
+            default: client(DEFAULT_CONNECT_TIMEOUT)?,
+            by_connect,
+        })
+    }
+
+    /// The client for a route's connect timeout.
+    pub fn for_route(&self, route: &Route) -> &reqwest::Client {
+        route
+            .timeouts
+            .connect
+            .and_then(|c| self.by_connect.get(&c.0))
+            .unwrap_or(&self.default)
+    }
+}
+
+/// How long connecting may take when a model sets no `timeouts.connect`.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP client for upstreams.
+fn client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // reqwest is built without a default TLS provider; installing one twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -198,7 +255,7 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(connect_timeout)
         .build()
 }
 
@@ -210,7 +267,8 @@ pub async fn send(
     upstream: &str,
     backend: &HttpBackend,
     request: http::Request<Bytes>,
-) -> Result<reqwest::Response, ApiError> {
+    deadline: Instant,
+) -> Result<reqwest::Response, Failure> {
     let (parts, body) = request.into_parts();
     let url = backend.urls.get(&parts.uri).map_err(|e| {
         ApiError::bad_gateway(format!("invalid URL for provider '{upstream}': {e}"))
@@ -218,7 +276,8 @@ pub async fn send(
     let mut request = reqwest::Request::new(parts.method, url);
     *request.headers_mut() = parts.headers;
     *request.body_mut() = Some(reqwest::Body::from(body));
-    *request.timeout_mut() = Some(backend.timeout);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    *request.timeout_mut() = Some(backend.timeout.min(remaining));
     let response = client
         .execute(request)
         .await
@@ -227,9 +286,17 @@ pub async fn send(
     if status.is_success() {
         return Ok(response);
     }
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = read_body(upstream, response).await?;
     let error = backend.adapter.error_response(status.as_u16(), &body);
-    Err(backend.scrub(error.into()))
+    let mut failure = Failure::from_error(backend.scrub(error.into()));
+    failure.retry_after = retry_after;
+    Err(failure)
 }
 
 /// Reads a whole upstream body, mapping a failure midway like a failed send.

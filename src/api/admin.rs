@@ -9,9 +9,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
+use std::time::Instant;
+
+use serde::Deserialize;
+use switchboard_providers::Endpoint;
+
 use super::AppState;
 use crate::auth;
+use crate::config::Span;
 use crate::error::ApiError;
+use crate::upstream::Backend;
+use crate::upstream::instances::{Instance, Origin};
 
 /// Refuses the request unless it carries the admin key.
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -52,4 +60,126 @@ pub async fn usage(
         .filter_map(|caller| caller.quota.as_ref().map(|q| q.report()))
         .collect();
     Ok(Json(json!({"keys": keys})))
+}
+
+/// `GET /admin/upstreams`: every model's targets, and every provider's instances with breaker
+/// state, requests in flight, moving-average latency and recent errors.
+pub async fn upstreams(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let models: Vec<Value> = state
+        .routes
+        .configured()
+        .map(|route| {
+            json!({
+                "name": route.name,
+                "strategy": format!("{:?}", route.strategy).to_lowercase(),
+                "fallbacks": route.fallbacks,
+                "targets": route.targets.iter().map(|t| json!({
+                    "provider": t.upstream.name, "model": t.model, "weight": t.weight,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let providers: serde_json::Map<String, Value> = state
+        .routes
+        .upstreams()
+        .values()
+        .map(|upstream| {
+            let instances: Vec<Value> = upstream
+                .instances
+                .all()
+                .iter()
+                .map(|i| instance_report(i))
+                .collect();
+            (upstream.name.clone(), json!({"instances": instances}))
+        })
+        .collect();
+    Ok(Json(json!({"models": models, "providers": providers})))
+}
+
+fn instance_report(instance: &Instance) -> Value {
+    let (successes, failures) = instance.counts();
+    let origin = match instance.origin() {
+        Origin::Config => json!("config"),
+        Origin::Dns => json!("dns"),
+        Origin::Registered { expires } => json!({
+            "registered": {"expires_in_ms": expires.saturating_duration_since(Instant::now()).as_millis() as u64}
+        }),
+    };
+    json!({
+        "url": instance.url(),
+        "origin": origin,
+        "breaker": instance.breaker_state().name(),
+        "in_flight": instance.in_flight(),
+        "latency_ewma_ms": instance.latency().map(|l| l.as_secs_f64() * 1000.0),
+        "successes": successes,
+        "failures": failures,
+        "recent_errors": instance.recent_errors().into_iter()
+            .map(|(at, message)| json!({"at": at, "message": message}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// A run-time registration: a service announcing an instance of a provider for `ttl`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub provider: String,
+    /// The instance's base URL, as `base_url` is written for the provider's kind.
+    pub url: String,
+    pub ttl: Span,
+}
+
+/// `POST /admin/upstreams`: registers (or renews) an instance of an HTTP provider until its TTL
+/// runs out. Services renew by posting again; one that stops disappears.
+pub async fn register_upstream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&state, &headers)?;
+    let registration: Registration = super::body::parse(&body)?;
+    let upstream = state
+        .routes
+        .upstreams()
+        .get(&registration.provider)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("No provider named '{}'.", registration.provider))
+        })?;
+    let Backend::Http(http) = &upstream.backend else {
+        return Err(ApiError::invalid_request(
+            "The built-in mock provider has no instances to register.",
+            Some("provider".into()),
+        ));
+    };
+    let url = registration.url.trim_end_matches('/');
+    match url.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+        _ => {
+            return Err(ApiError::invalid_request(
+                format!("'{url}' is not an http:// or https:// URL."),
+                Some("url".into()),
+            ));
+        }
+    }
+    if registration.ttl.0.is_zero() {
+        return Err(ApiError::invalid_request(
+            "'ttl' must be longer than 0s.",
+            Some("ttl".into()),
+        ));
+    }
+    let endpoint = Endpoint {
+        base_url: url.to_owned(),
+        ..http.endpoint.clone()
+    };
+    upstream.instances.register(endpoint, registration.ttl.0);
+    Ok((
+        StatusCode::OK,
+        Json(
+            json!({"provider": registration.provider, "url": url, "ttl_ms": registration.ttl.0.as_millis() as u64}),
+        ),
+    ))
 }

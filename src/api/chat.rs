@@ -4,7 +4,7 @@
 //! Each outcome is counted once in the metrics, labelled with the route that served it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -13,20 +13,26 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use switchboard_providers::assemble;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::mock::MockAnswer;
 use switchboard_providers::{ChatAnswer, StreamItem};
 
-use super::{AppState, Served, body, model_endpoint, pick, route_for, unix_now};
+use super::{
+    AppState, Served, body, model_endpoint, route_deadline, route_for, unix_now, with_fallbacks,
+};
 use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
 use crate::charge::Charge;
+use crate::config::TimeoutsConfig;
 use crate::error::ApiError;
+use crate::resilience::{Failure, Plan};
 use crate::routing::Target;
 use crate::sse::{self, Recorder, UsageSink};
 use crate::tokens;
+use crate::upstream::instances::Lease;
 use crate::upstream::{self, Backend, HttpBackend, MockBackend};
 
 /// Names the provider and upstream model that answered, for debugging routes.
@@ -81,39 +87,63 @@ async fn answer(
             return Ok(response);
         }
     };
-    let target = pick(&route)?;
-    served.provider.clone_from(&target.upstream.name);
+    let routes = with_fallbacks(state, &route);
+    let deadline = route_deadline(&route);
     let choices = u64::from(request.n.unwrap_or(1).max(1));
-    let output = u64::from(request.max_output_tokens().unwrap_or(target.max_output)) * choices;
-    let charge = match Charge::reserve(caller, target, || tokens::prompt(&request), output) {
+    let requested_output = request.max_output_tokens();
+    let output =
+        |target: &Target| u64::from(requested_output.unwrap_or(target.max_output)) * choices;
+    let charge = match Charge::reserve(caller, &route, || tokens::prompt(&request), output) {
         Ok(charge) => charge,
         Err(refused) => return Ok(*refused),
     };
     let token_headers = charge.as_ref().map(|c| c.headers().clone());
-    request.model.clone_from(&target.model);
-    let answering = Answering {
-        sink: UsageSink::new(
-            state.metrics.clone(),
-            &route.label,
-            &target.upstream.name,
-            charge,
-        ),
-        fill,
-        target: target.name(),
+    let client = state.clients.for_route(&route);
+    let timeouts = route.timeouts;
+    let mut plan = Plan::new(&routes, deadline, &state.metrics);
+    let tried = loop {
+        let (target, lease) = match plan.next() {
+            Ok(next) => next,
+            Err(error) => break Err(error),
+        };
+        request.model.clone_from(&target.model);
+        match attempt(client, target, lease, &request, &timeouts, deadline).await {
+            Ok(attempted) => break Ok((attempted, target)),
+            Err(failure) => {
+                if let Err(error) = plan.failed(target, failure).await {
+                    break Err(error);
+                }
+            }
+        }
     };
-    let target_header = HeaderValue::from_str(&answering.target).ok();
-    let mut response = match &target.upstream.backend {
-        Backend::Mock(mock) => mock_answer(*mock, request, answering).await,
-        // An upstream failure still says what the cache did.
-        Backend::Http(http) => http_answer(state, target, http, request, answering)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
+    let mut response = match tried {
+        Err(error) => error.into_response(),
+        Ok((attempted, target)) => {
+            served.provider.clone_from(&target.upstream.name);
+            let answering = Answering {
+                sink: UsageSink::new(
+                    state.metrics.clone(),
+                    &route.label,
+                    &target.upstream.name,
+                    charge.map(|c| c.retarget(target)),
+                ),
+                fill,
+                target: target.name(),
+            };
+            let mut response = match attempted {
+                Attempted::Mock(mock, lease) => mock_answer(mock, lease, request, answering).await,
+                Attempted::Whole(answer) => whole_answer(answer, answering).await,
+                Attempted::Stream(items) => answering.stream(items, request.wants_stream_usage()),
+            };
+            if let Ok(value) = HeaderValue::from_str(&target.name()) {
+                response.headers_mut().insert(TARGET_HEADER.clone(), value);
+            }
+            response
+        }
     };
-    let headers = response.headers_mut();
-    if let Some(value) = target_header {
-        headers.insert(TARGET_HEADER.clone(), value);
-    }
+    // An upstream failure still says what the cache did.
     if let Some(status) = cache_status {
+        let headers = response.headers_mut();
         headers.insert(CACHE_HEADER.clone(), HeaderValue::from_static(status));
     }
     if let Some(token_headers) = token_headers {
@@ -187,22 +217,97 @@ fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
     response
 }
 
-async fn http_answer(
-    state: &AppState,
+/// What one successful try produced, before it is turned into a response.
+enum Attempted {
+    /// The built-in model answers; the lease keeps it counted as busy while it does.
+    Mock(MockBackend, Lease),
+    Whole(ChatAnswer),
+    /// A stream whose first item has arrived; the lease lives inside it until it ends.
+    Stream(BoxStream<'static, Result<StreamItem, ApiError>>),
+}
+
+/// One try on one target: sent, and waited on until its first token (its whole answer when not
+/// streamed), within `first_token`. The lease's breaker hears how it went.
+async fn attempt(
+    client: &reqwest::Client,
     target: &Target,
-    backend: &HttpBackend,
-    request: ChatRequest,
-    mut answering: Answering,
-) -> Result<Response, ApiError> {
+    mut lease: Lease,
+    request: &ChatRequest,
+    timeouts: &TimeoutsConfig,
+    deadline: Instant,
+) -> Result<Attempted, Failure> {
+    let http = match &target.upstream.backend {
+        Backend::Mock(mock) => {
+            lease.succeed();
+            return Ok(Attempted::Mock(*mock, lease));
+        }
+        Backend::Http(http) => http,
+    };
     let name = target.upstream.name.as_str();
-    let outgoing = backend.adapter.chat_request(&backend.endpoint, &request)?;
-    let response = upstream::send(&state.client, name, backend, outgoing).await?;
-    if request.is_stream() {
-        let items = upstream_items(name, backend, response);
-        return Ok(answering.stream(items.boxed(), request.wants_stream_usage()));
+    let first_token = timeouts.first_token.map(|t| t.0);
+    let until = first_token.map_or(deadline, |t| (Instant::now() + t).min(deadline));
+    let pace = Pace {
+        idle: timeouts.idle.map(|t| t.0),
+        deadline,
+    };
+    let endpoint = &lease.instance().endpoint;
+    let outgoing = http
+        .adapter
+        .chat_request(endpoint, request)
+        .map_err(ApiError::from);
+    let tried = tokio::time::timeout_at(until.into(), async {
+        let response = upstream::send(client, name, http, outgoing?, deadline).await?;
+        if !request.is_stream() {
+            let bytes = upstream::read_body(name, response).await?;
+            let answer = http.adapter.chat_response(bytes).map_err(ApiError::from)?;
+            return Ok(Attempted::Whole(answer));
+        }
+        let mut items = upstream_items(name, http, response, pace);
+        match items.next().await {
+            Some(Ok(first)) => Ok(Attempted::Stream(
+                futures_util::stream::once(async { Ok(first) })
+                    .chain(items)
+                    .boxed(),
+            )),
+            Some(Err(error)) => Err(Failure::from(error)),
+            None => Err(Failure::from(ApiError::bad_gateway(format!(
+                "provider '{name}' closed the stream before it started"
+            )))),
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(Failure::timeout(format!(
+            "provider '{name}' sent no first token in time"
+        )))
+    });
+    match tried {
+        Ok(Attempted::Stream(items)) => {
+            lease.succeed();
+            // The lease rides along: the instance counts as busy until the stream ends.
+            Ok(Attempted::Stream(
+                items
+                    .map(move |item| {
+                        let _held = &lease;
+                        item
+                    })
+                    .boxed(),
+            ))
+        }
+        Ok(other) => {
+            lease.succeed();
+            Ok(other)
+        }
+        Err(failure) => {
+            lease.fail(&failure.error.message);
+            Err(failure)
+        }
     }
-    let bytes = upstream::read_body(name, response).await?;
-    Ok(match backend.adapter.chat_response(bytes)? {
+}
+
+/// Turns a whole upstream answer into the response, accounting for and caching it.
+async fn whole_answer(answer: ChatAnswer, mut answering: Answering) -> Response {
+    match answer {
         ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
         // Parsing the whole answer is only worth it when the cache will keep it, or when its
         // usage is missing and its text must be counted instead.
@@ -219,7 +324,14 @@ async fn http_answer(
                 }
             }
         }
-    })
+    }
+}
+
+/// How long a stream may stay silent, and when it must be over.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    idle: Option<Duration>,
+    deadline: Instant,
 }
 
 /// A provider's streamed answer as canonical items: framed by the provider's stream format,
@@ -229,6 +341,7 @@ fn upstream_items(
     provider: &str,
     backend: &HttpBackend,
     response: reqwest::Response,
+    pace: Pace,
 ) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
     let decoder = backend.adapter.chat_stream();
     let provider = provider.to_owned();
@@ -238,7 +351,17 @@ fn upstream_items(
         let provider = provider.clone();
         async move {
             let (mut events, mut decoder) = state?;
-            let (items, next) = match events.next().await {
+            let until = pace.idle.map_or(pace.deadline, |idle| {
+                (Instant::now() + idle).min(pace.deadline)
+            });
+            let Ok(event) = tokio::time::timeout_at(until.into(), events.next()).await else {
+                // Dropping the events drops the upstream response: the connection is released.
+                let stalled = ApiError::gateway_timeout(format!(
+                    "the stream from provider '{provider}' stalled"
+                ));
+                return Some((Err(stalled), None));
+            };
+            let (items, next) = match event {
                 Some(Ok(event)) => {
                     let items = decoder.decode(&event.event, &event.data);
                     let failed = items.is_err();
@@ -280,6 +403,7 @@ fn stream_error<E: std::fmt::Display>(
 
 async fn mock_answer(
     mock: MockBackend,
+    lease: Lease,
     mut request: ChatRequest,
     answering: Answering,
 ) -> Response {
@@ -311,7 +435,11 @@ async fn mock_answer(
             .await;
             Ok(StreamItem::Chunk(Box::new(chunk)))
         })
-        .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }));
+        .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }))
+        .map(move |item| {
+            let _held = &lease;
+            item
+        });
     answering.stream(items.boxed(), wants_usage)
 }
 

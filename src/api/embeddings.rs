@@ -3,6 +3,7 @@
 //! The mock answers with deterministic unit vectors; HTTP providers go through their adapter.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -13,12 +14,16 @@ use switchboard_providers::embeddings::EmbeddingsRequest;
 use switchboard_providers::mock;
 
 use super::chat::json_response;
-use super::{AppState, Served, body, model_endpoint, pick, route_for};
+use super::{AppState, Served, body, model_endpoint, route_deadline, route_for, with_fallbacks};
 use crate::auth::Caller;
 use crate::charge::Charge;
 use crate::error::ApiError;
+use crate::resilience::{Failure, Plan};
 use crate::tokens;
+use crate::upstream::HttpBackend;
+use crate::upstream::instances::Lease;
 use crate::upstream::{self, Backend};
+use switchboard_providers::embeddings::EmbeddingsResponse;
 
 /// The handler.
 pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -36,26 +41,54 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
     let route = route_for(state, caller, &request.model)?;
-    let target = pick(&route)?;
     served.model.clone_from(&route.label);
-    served.provider.clone_from(&target.upstream.name);
-    let charge = match Charge::reserve(caller, target, || tokens::embeddings(&request), 0) {
+    let charge = match Charge::reserve(caller, &route, || tokens::embeddings(&request), |_| 0) {
         Ok(charge) => charge,
         Err(refused) => return Ok(*refused),
     };
-    request.model.clone_from(&target.model);
-    let answer = match &target.upstream.backend {
-        Backend::Mock(_) => mock::embeddings(&request),
-        Backend::Http(backend) => {
-            let name = target.upstream.name.as_str();
-            let outgoing = backend
-                .adapter
-                .embeddings_request(&backend.endpoint, &request)?;
-            let response = upstream::send(&state.client, name, backend, outgoing).await?;
-            let bytes = upstream::read_body(name, response).await?;
-            backend.adapter.embeddings_response(&bytes)?
+    let routes = with_fallbacks(state, &route);
+    let client = state.clients.for_route(&route);
+    let first_token = route.timeouts.first_token.map(|t| t.0);
+    let deadline = route_deadline(&route);
+    let mut plan = Plan::new(&routes, deadline, &state.metrics);
+    let (answer, target) = loop {
+        let (target, mut lease) = plan.next()?;
+        request.model.clone_from(&target.model);
+        let Backend::Http(backend) = &target.upstream.backend else {
+            lease.succeed();
+            break (mock::embeddings(&request), target);
+        };
+        let until = first_token.map_or(deadline, |t| (Instant::now() + t).min(deadline));
+        let tried = tokio::time::timeout_at(
+            until.into(),
+            embed(
+                client,
+                &target.upstream.name,
+                backend,
+                &lease,
+                &request,
+                deadline,
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failure::timeout(format!(
+                "provider '{}' did not answer in time",
+                target.upstream.name
+            )))
+        });
+        match tried {
+            Ok(answer) => {
+                lease.succeed();
+                break (answer, target);
+            }
+            Err(failure) => {
+                lease.fail(&failure.error.message);
+                plan.failed(target, failure).await?;
+            }
         }
     };
+    served.provider.clone_from(&target.upstream.name);
     state.metrics.tokens(
         &route.label,
         &target.upstream.name,
@@ -65,7 +98,30 @@ async fn answer(
     let mut response = json_response(&answer);
     if let Some(charge) = charge {
         charge.headers().apply(&mut response);
-        charge.settle_tokens(answer.usage.prompt_tokens, 0);
+        charge
+            .retarget(target)
+            .settle_tokens(answer.usage.prompt_tokens, 0);
     }
     Ok(response)
+}
+
+/// One try: the request encoded for the lease's instance, sent, and its answer decoded.
+async fn embed(
+    client: &reqwest::Client,
+    name: &str,
+    backend: &HttpBackend,
+    lease: &Lease,
+    request: &EmbeddingsRequest,
+    deadline: Instant,
+) -> Result<EmbeddingsResponse, Failure> {
+    let outgoing = backend
+        .adapter
+        .embeddings_request(&lease.instance().endpoint, request)
+        .map_err(ApiError::from)?;
+    let response = upstream::send(client, name, backend, outgoing, deadline).await?;
+    let bytes = upstream::read_body(name, response).await?;
+    Ok(backend
+        .adapter
+        .embeddings_response(&bytes)
+        .map_err(ApiError::from)?)
 }

@@ -26,7 +26,7 @@ use axum::routing::{delete, get, post};
 use crate::auth::{Caller, KeyStore};
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
-use crate::routing::{Route, Routes, Target};
+use crate::routing::{Route, Routes};
 use crate::telemetry::{self, Metrics, RequestLabels};
 
 /// Everything a handler needs, shared by all requests.
@@ -35,7 +35,8 @@ pub struct AppState {
     /// Usage and spend of every key.
     pub ledger: Arc<crate::usage::Ledger>,
     pub routes: Routes,
-    pub client: reqwest::Client,
+    /// HTTP clients by connect timeout.
+    pub clients: crate::upstream::Clients,
     pub metrics: Arc<Metrics>,
     /// The response cache, when `cache:` enables it.
     pub cache: Option<Arc<ResponseCache>>,
@@ -60,6 +61,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/admin/cache", delete(admin::clear_cache))
         .route("/admin/usage", get(admin::usage))
+        .route(
+            "/admin/upstreams",
+            get(admin::upstreams).post(admin::register_upstream),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(telemetry::request_span))
@@ -131,12 +136,26 @@ fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Arc<Route
     Ok(route)
 }
 
-/// One target of a route, chosen by weight.
-fn pick(route: &Route) -> Result<&Target, ApiError> {
-    route
-        .pick()
-        .ok_or_else(|| ApiError::bad_gateway(format!("model '{}' has no targets", route.name)))
+/// A route and its fallbacks, in the order they are tried; unknown fallback names were refused
+/// when the config loaded.
+fn with_fallbacks(state: &AppState, route: &Arc<Route>) -> Vec<Arc<Route>> {
+    std::iter::once(route.clone())
+        .chain(
+            route
+                .fallbacks
+                .iter()
+                .filter_map(|name| state.routes.resolve(name)),
+        )
+        .collect()
 }
+
+/// When a request through `route` must be over, retries and fallbacks included.
+fn route_deadline(route: &Route) -> Instant {
+    Instant::now() + route.timeouts.total.map_or(DEFAULT_TOTAL, |t| t.0)
+}
+
+/// A request's whole budget when its model sets no `timeouts.total`: as long as OpenAI's SDKs wait.
+const DEFAULT_TOTAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Unix seconds now.
 pub(crate) fn unix_now() -> u64 {

@@ -12,6 +12,8 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::AppState;
+use crate::resilience::breaker::State as Breaker;
+use crate::telemetry::metrics::InstanceView;
 
 /// `GET /health`: the process is up.
 pub async fn health() -> impl IntoResponse {
@@ -35,6 +37,27 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if let Some(cache) = &state.cache {
         cache.sync_metrics().await;
     }
+    let instances: Vec<_> = state
+        .routes
+        .upstreams()
+        .values()
+        .map(|u| (u.name.as_str(), u.instances.all()))
+        .collect();
+    state
+        .metrics
+        .instances(instances.iter().flat_map(|(provider, list)| {
+            list.iter().map(move |i| InstanceView {
+                provider,
+                instance: i.url(),
+                in_flight: i.in_flight(),
+                breaker: match i.breaker_state() {
+                    Breaker::Closed => 0,
+                    Breaker::Open => 1,
+                    Breaker::HalfOpen => 2,
+                },
+                latency_seconds: i.latency().map(|l| l.as_secs_f64()),
+            })
+        }));
     (
         [(
             header::CONTENT_TYPE,

@@ -168,6 +168,66 @@ pub struct HttpProviderConfig {
     /// Limit on a whole upstream call, streams included.
     #[serde(default)]
     pub timeout: Option<Span>,
+    /// Where this provider's instances come from besides `base_url`: DNS records.
+    #[serde(default)]
+    pub discovery: Option<DiscoveryConfig>,
+    /// The circuit breaker of each instance.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+/// `discovery:` of a provider: every A/AAAA record of a name is an instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// `host:port` to resolve; each address replaces the host and port of `base_url`.
+    pub dns: String,
+    /// How often the name is resolved again.
+    #[serde(default = "default_refresh")]
+    pub refresh: Span,
+    /// The DNS server to ask, instead of the system's resolver configuration.
+    #[serde(default)]
+    pub nameserver: Option<SocketAddr>,
+}
+
+fn default_refresh() -> Span {
+    Span(Duration::from_secs(10))
+}
+
+/// `breaker:` of a provider, applied to each of its instances.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Failed tries within `window` that open the breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    #[serde(default = "default_breaker_window")]
+    pub window: Span,
+    /// How long an open breaker waits before one probe request may try again.
+    #[serde(default = "default_breaker_cooldown")]
+    pub cooldown: Span,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: default_breaker_failures(),
+            window: default_breaker_window(),
+            cooldown: default_breaker_cooldown(),
+        }
+    }
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_window() -> Span {
+    Span(Duration::from_secs(30))
+}
+
+fn default_breaker_cooldown() -> Span {
+    Span(Duration::from_secs(15))
 }
 
 /// The built-in mock provider.
@@ -196,6 +256,82 @@ pub struct MockLatency {
 pub struct ModelConfig {
     pub name: String,
     pub targets: Vec<TargetConfig>,
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Other model names tried in order once every target of this one has failed.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+}
+
+/// How a model's requests are spread over its targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// In proportion to `weight`, by smooth weighted round robin.
+    #[default]
+    Weighted,
+    /// The target with the fewest requests in flight.
+    LeastBusy,
+    /// The faster of two targets picked at random, by moving average of time to first token.
+    LowestLatency,
+}
+
+/// `retry:` of a model.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Tries in all, the first included.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// The first pause; each next one doubles, with jitter, up to `max_backoff`.
+    #[serde(default = "default_backoff")]
+    pub backoff: Span,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Span,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: default_attempts(),
+            backoff: default_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    2
+}
+
+fn default_backoff() -> Span {
+    Span(Duration::from_millis(100))
+}
+
+fn default_max_backoff() -> Span {
+    Span(Duration::from_secs(2))
+}
+
+/// `timeouts:` of a model; each absent one is unbounded except `total` (10 minutes).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// To open a connection to an upstream.
+    #[serde(default)]
+    pub connect: Option<Span>,
+    /// From sending a try until its first token (a whole answer when not streamed).
+    #[serde(default)]
+    pub first_token: Option<Span>,
+    /// Longest silence between two chunks of a stream.
+    #[serde(default)]
+    pub idle: Option<Span>,
+    /// The whole request, every retry and fallback included.
+    #[serde(default)]
+    pub total: Option<Span>,
 }
 
 /// One place a model is served: a provider and its own name for the model.

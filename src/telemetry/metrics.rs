@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 /// Labels of one answered request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,6 +35,29 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of a model-level event (a retry, a fallback).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: String,
+}
+
+/// Labels of one upstream instance.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InstanceLabels {
+    pub provider: String,
+    pub instance: String,
+}
+
+/// What `/metrics` shows of one instance at scrape time.
+pub struct InstanceView<'a> {
+    pub provider: &'a str,
+    pub instance: &'a str,
+    pub in_flight: u32,
+    /// 0 closed, 1 open, 2 half-open.
+    pub breaker: u8,
+    pub latency_seconds: Option<f64>,
+}
+
 type HistogramFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the gateway exports.
@@ -46,6 +70,11 @@ pub struct Metrics {
     cache_evictions: Family<OutcomeLabels, Counter>,
     cache_bytes: Gauge,
     cache_entries: Gauge,
+    retries: Family<ModelLabels, Counter>,
+    fallbacks: Family<ModelLabels, Counter>,
+    in_flight: Family<InstanceLabels, Gauge>,
+    breaker: Family<InstanceLabels, Gauge>,
+    ewma: Family<InstanceLabels, Gauge<f64, AtomicU64>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -92,8 +121,43 @@ impl Default for Metrics {
             "Cached answers held",
             cache_entries.clone(),
         );
+        let retries = Family::<ModelLabels, Counter>::default();
+        let fallbacks = Family::<ModelLabels, Counter>::default();
+        let in_flight = Family::<InstanceLabels, Gauge>::default();
+        let breaker = Family::<InstanceLabels, Gauge>::default();
+        let ewma = Family::<InstanceLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "retries",
+            "Tries after the first, by model",
+            retries.clone(),
+        );
+        registry.register(
+            "fallbacks",
+            "Fallback models tried, by requested model",
+            fallbacks.clone(),
+        );
+        registry.register(
+            "upstream_in_flight",
+            "Requests in flight per upstream instance",
+            in_flight.clone(),
+        );
+        registry.register(
+            "upstream_breaker_state",
+            "Circuit breaker per upstream instance: 0 closed, 1 open, 2 half-open",
+            breaker.clone(),
+        );
+        registry.register(
+            "upstream_latency_ewma_seconds",
+            "Moving average of time to first token per upstream instance",
+            ewma.clone(),
+        );
         Metrics {
             registry,
+            retries,
+            fallbacks,
+            in_flight,
+            breaker,
+            ewma,
             requests,
             latency,
             tokens,
@@ -144,6 +208,44 @@ impl Metrics {
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         self.cache_entries
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a try after the first.
+    pub fn retry(&self, model: &str) {
+        let labels = ModelLabels {
+            model: model.to_owned(),
+        };
+        self.retries.get_or_create(&labels).inc();
+    }
+
+    /// Counts a fallback model tried.
+    pub fn fallback(&self, model: &str) {
+        let labels = ModelLabels {
+            model: model.to_owned(),
+        };
+        self.fallbacks.get_or_create(&labels).inc();
+    }
+
+    /// Replaces the per-instance gauges with the instances as they are now.
+    pub fn instances<'a>(&self, views: impl IntoIterator<Item = InstanceView<'a>>) {
+        self.in_flight.clear();
+        self.breaker.clear();
+        self.ewma.clear();
+        for view in views {
+            let labels = InstanceLabels {
+                provider: view.provider.to_owned(),
+                instance: view.instance.to_owned(),
+            };
+            self.in_flight
+                .get_or_create(&labels)
+                .set(i64::from(view.in_flight));
+            self.breaker
+                .get_or_create(&labels)
+                .set(i64::from(view.breaker));
+            if let Some(seconds) = view.latency_seconds {
+                self.ewma.get_or_create(&labels).set(seconds);
+            }
+        }
     }
 
     /// The text exposition format.

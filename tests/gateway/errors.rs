@@ -16,7 +16,7 @@ async fn gateway_for(fake: &FakeOpenAi) -> TestGateway {
         r#"
 server: {{ max_body: 2KiB }}
 providers:
-  up: {{ kind: openai, base_url: "{}", api_key: "{KEY}", timeout: 500ms }}
+  up: {{ kind: openai, base_url: "{}", api_key: "{KEY}", timeout: 500ms, breaker: {{ failures: 1000 }} }}
   dead: {{ kind: openai, base_url: "http://{dead}/v1", api_key: "x" }}
 models:
   - {{ name: gpt, targets: [ {{ provider: up, model: ok }} ] }}
@@ -119,8 +119,9 @@ async fn unknown_model_is_404() {
 async fn unreachable_provider_is_502_and_slow_one_is_504() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway_for(&fake).await;
+    // Retried, then given up on: 503 naming what failed.
     let (status, error) = post(&gateway, chat("dead/m")).await;
-    assert_eq!(status, 502);
+    assert_eq!(status, 503);
     assert_shape(&error);
     assert!(
         error["error"]["message"]
@@ -138,15 +139,27 @@ async fn unreachable_provider_is_502_and_slow_one_is_504() {
 async fn provider_errors_keep_status_and_hide_the_key() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway_for(&fake).await;
-    for status in [400u16, 429, 500, 503] {
+    // The client's own mistake keeps the provider's status, type and code.
+    let (got, error) = post(&gateway, chat("up/error-400")).await;
+    assert_eq!(got, 400);
+    assert_shape(&error);
+    assert_eq!(error["error"]["type"], "server_error");
+    assert_eq!(error["error"]["code"], "fake_code");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("fake failure 400"), "{message}");
+    assert!(
+        !message.contains(KEY),
+        "the provider key must not reach the client: {message}"
+    );
+    // Failures that are not the client's are retried, then answered 503 naming each failure.
+    for status in [429u16, 500, 503] {
         let (got, error) = post(&gateway, chat(&format!("up/error-{status}"))).await;
-        assert_eq!(got, status);
+        assert_eq!(got, 503);
         assert_shape(&error);
-        assert_eq!(error["error"]["type"], "server_error");
-        assert_eq!(error["error"]["code"], "fake_code");
+        assert_eq!(error["error"]["code"], "upstream_unavailable");
         let message = error["error"]["message"].as_str().unwrap();
         assert!(
-            message.starts_with(&format!("fake failure {status}")),
+            message.contains(&format!("fake failure {status}")),
             "{message}"
         );
         assert!(
@@ -155,7 +168,14 @@ async fn provider_errors_keep_status_and_hide_the_key() {
         );
     }
     let (status, error) = post(&gateway, chat("up/garbage")).await;
-    assert_eq!(status, 502);
+    assert_eq!(status, 503);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid response"),
+        "{error}"
+    );
     assert!(
         !error.to_string().contains("this is not json"),
         "raw bodies are not forwarded"

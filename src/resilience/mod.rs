@@ -1,0 +1,213 @@
+//! How a request survives failing upstreams: tries over a model's targets with jittered
+//! exponential backoff, then its fallbacks, each try through a circuit breaker (`breaker`).
+//!
+//! Only failures that are not the client's fault are retried; the first byte of a stream sent to
+//! the client ends all retrying (the caller decides when a try has succeeded).
+
+pub mod breaker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use rand::Rng;
+
+use crate::config::RetryConfig;
+use crate::error::ApiError;
+use crate::routing::{Route, Target};
+use crate::telemetry::Metrics;
+use crate::upstream::instances::Lease;
+
+/// A failed try, and whether another may succeed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: Box<ApiError>,
+    /// What the upstream asked for in `Retry-After`.
+    pub retry_after: Option<Duration>,
+    /// Not the client's fault: a connection error, a timeout, 429 or 5xx.
+    pub retryable: bool,
+    pub timed_out: bool,
+}
+
+impl Failure {
+    /// Classifies an error by its status.
+    pub fn from_error(error: ApiError) -> Self {
+        let status = error.status;
+        let timed_out = status == StatusCode::GATEWAY_TIMEOUT;
+        // 401 and 403 from a provider are the gateway's credentials, not the client's.
+        let retryable =
+            status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 409 | 429);
+        Failure {
+            error: Box::new(error),
+            retry_after: None,
+            retryable,
+            timed_out,
+        }
+    }
+
+    pub fn timeout(message: String) -> Self {
+        Failure::from_error(ApiError::gateway_timeout(message))
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Failure::from_error(error)
+    }
+}
+
+/// The pause before try `n + 1` (n counts from 1): `backoff · 2ⁿ⁻¹` with full jitter, capped by
+/// `max_backoff`; an upstream's `Retry-After` wins when it is longer.
+fn pause(policy: &RetryConfig, tries: u32, retry_after: Option<Duration>) -> Duration {
+    let base = policy.backoff.0.saturating_mul(1 << (tries - 1).min(16));
+    let capped = base.min(policy.max_backoff.0);
+    let jittered = capped.mul_f64(rand::rng().random_range(0.5..=1.0));
+    retry_after.map_or(jittered, |asked| asked.max(jittered))
+}
+
+/// The tries of one request: targets of `routes[0]`, then of each fallback, until one succeeds, a
+/// failure is the client's, or the deadline passes. A retry prefers a target not tried yet.
+///
+/// The caller drives it: [`Plan::next`] gives a target and a lease, [`Plan::failed`] hears how a
+/// try failed and waits out the backoff.
+pub struct Plan<'r> {
+    routes: &'r [Arc<Route>],
+    deadline: Instant,
+    metrics: &'r Metrics,
+    route: usize,
+    tries: u32,
+    tried: Vec<usize>,
+    failures: Vec<String>,
+    last: Option<Failure>,
+}
+
+impl<'r> Plan<'r> {
+    pub fn new(routes: &'r [Arc<Route>], deadline: Instant, metrics: &'r Metrics) -> Self {
+        Plan {
+            routes,
+            deadline,
+            metrics,
+            route: 0,
+            tries: 0,
+            tried: Vec::new(),
+            failures: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// The next target to try and a lease on one of its instances, or the error to answer with
+    /// when nothing is left.
+    pub fn next(&mut self) -> Result<(&'r Target, Lease), ApiError> {
+        while let Some(route) = self.routes.get(self.route) {
+            let spent =
+                self.tries >= route.retry.attempts.max(1) || Instant::now() >= self.deadline;
+            let chosen = if spent {
+                None
+            } else {
+                route.choose(&self.tried)
+            };
+            let Some((index, lease)) = chosen else {
+                self.route += 1;
+                self.tries = 0;
+                self.tried.clear();
+                if self.route < self.routes.len() && Instant::now() < self.deadline {
+                    self.metrics.fallback(&self.routes[0].label);
+                }
+                continue;
+            };
+            self.tries += 1;
+            if self.tries > 1 {
+                self.metrics.retry(&route.label);
+            }
+            self.tried.push(index);
+            return Ok((&route.targets[index], lease));
+        }
+        if self.failures.is_empty() {
+            // Nothing was even tried: say which targets are held off.
+            let held: Vec<String> = self
+                .routes
+                .iter()
+                .flat_map(|r| r.targets.iter())
+                .map(|t| {
+                    format!(
+                        "{} (no instance available: circuit breakers open or none discovered)",
+                        t.name()
+                    )
+                })
+                .collect();
+            self.failures = held;
+        }
+        Err(exhausted(
+            &self.routes[0].name,
+            &self.failures,
+            self.last.as_ref(),
+        ))
+    }
+
+    /// Hears of a failed try. A failure the client caused ends the plan with that error;
+    /// otherwise the backoff is waited out when the same model has tries left.
+    pub async fn failed(&mut self, target: &Target, failure: Failure) -> Result<(), ApiError> {
+        if !failure.retryable {
+            return Err(*failure.error);
+        }
+        self.failures
+            .push(format!("{}: {}", target.name(), failure.error.message));
+        if let Some(route) = self.routes.get(self.route)
+            && self.tries < route.retry.attempts
+        {
+            let wait = pause(&route.retry, self.tries, failure.retry_after);
+            let until = (Instant::now() + wait).min(self.deadline);
+            tokio::time::sleep_until(until.into()).await;
+        }
+        self.last = Some(failure);
+        Ok(())
+    }
+}
+
+/// Nothing left to try: 503 naming every failure, 504 when the last try timed out.
+fn exhausted(model: &str, failures: &[String], last: Option<&Failure>) -> ApiError {
+    let what = if failures.is_empty() {
+        "no target is configured".to_owned()
+    } else {
+        failures.join("; ")
+    };
+    let message = format!("Model '{model}' could not be served: {what}.");
+    match last {
+        Some(failure) if failure.timed_out => ApiError::gateway_timeout(message),
+        _ => ApiError::service_unavailable(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Span;
+
+    #[test]
+    fn pauses_double_with_jitter_up_to_the_cap_and_honour_retry_after() {
+        let policy = RetryConfig {
+            attempts: 5,
+            backoff: Span(Duration::from_millis(100)),
+            max_backoff: Span(Duration::from_millis(300)),
+        };
+        for _ in 0..50 {
+            let first = pause(&policy, 1, None);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = pause(&policy, 3, None);
+            assert!(third >= Duration::from_millis(150) && third <= Duration::from_millis(300));
+        }
+        let asked = pause(&policy, 1, Some(Duration::from_secs(2)));
+        assert_eq!(asked, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn only_failures_that_are_not_the_clients_are_retried() {
+        let retryable = |status: u16| {
+            let mut error = ApiError::bad_gateway("x");
+            error.status = StatusCode::from_u16(status).unwrap();
+            Failure::from_error(error).retryable
+        };
+        assert!(retryable(500) && retryable(503) && retryable(429) && retryable(502));
+        assert!(!retryable(400) && !retryable(404) && !retryable(422));
+    }
+}
