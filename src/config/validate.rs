@@ -71,6 +71,18 @@ fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigErr
             )),
         }
     }
+    if http.breaker.failures == 0 {
+        errors.push(ConfigError::new(
+            format!("{path}.breaker.failures"),
+            "must be at least 1",
+        ));
+    }
+    if http.breaker.window.0.is_zero() {
+        errors.push(ConfigError::new(
+            format!("{path}.breaker.window"),
+            "must be longer than 0s",
+        ));
+    }
     if http.timeout.is_some_and(|t| t.0.is_zero()) {
         errors.push(ConfigError::new(
             format!("{path}.timeout"),
@@ -117,6 +129,7 @@ fn model_errors(config: &Config, errors: &mut Vec<ConfigError>) {
                 "a model needs at least one target",
             ));
         }
+        resilience_errors(config, &path, model, errors);
         for (j, target) in model.targets.iter().enumerate() {
             let at = format!("{path}.targets[{j}]");
             if !config.providers.contains_key(&target.provider) {
@@ -145,6 +158,58 @@ fn model_errors(config: &Config, errors: &mut Vec<ConfigError>) {
                     }
                 }
             }
+        }
+    }
+}
+
+fn resilience_errors(
+    config: &Config,
+    path: &str,
+    model: &super::ModelConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (j, fallback) in model.fallbacks.iter().enumerate() {
+        let known = config.models.iter().any(|m| &m.name == fallback)
+            || fallback
+                .split_once('/')
+                .is_some_and(|(p, m)| !m.is_empty() && config.providers.contains_key(p));
+        if fallback == &model.name {
+            errors.push(ConfigError::new(
+                format!("{path}.fallbacks[{j}]"),
+                "a model cannot fall back to itself",
+            ));
+        } else if !known {
+            let hint = suggestion(fallback, config.models.iter().map(|m| m.name.as_str()));
+            errors.push(ConfigError::new(
+                format!("{path}.fallbacks[{j}]"),
+                format!("unknown model {fallback:?}{hint}"),
+            ));
+        }
+    }
+    if model.retry.attempts == 0 {
+        errors.push(ConfigError::new(
+            format!("{path}.retry.attempts"),
+            "must be at least 1 (it counts the first try)",
+        ));
+    }
+    if model.retry.max_backoff.0 < model.retry.backoff.0 {
+        errors.push(ConfigError::new(
+            format!("{path}.retry.max_backoff"),
+            "must not be shorter than backoff",
+        ));
+    }
+    let t = &model.timeouts;
+    for (name, span) in [
+        ("connect", t.connect),
+        ("first_token", t.first_token),
+        ("idle", t.idle),
+        ("total", t.total),
+    ] {
+        if span.is_some_and(|s| s.0.is_zero()) {
+            errors.push(ConfigError::new(
+                format!("{path}.timeouts.{name}"),
+                "must be longer than 0s",
+            ));
         }
     }
 }
@@ -318,5 +383,26 @@ mod tests {
             wrong_period[0].starts_with("keys[0].limits.budget_usd.period"),
             "{wrong_period:?}"
         );
+    }
+
+    #[test]
+    fn resilience_settings_are_checked() {
+        let found = errors(
+            "providers: { p: { kind: openai, breaker: { failures: 0 } } }\nmodels:\n  - { name: a, targets: [ { provider: p, model: x } ], fallbacks: [a, fsat, p/ok], retry: { attempts: 0, backoff: 1s, max_backoff: 10ms }, timeouts: { idle: 0s } }\n  - { name: fast, targets: [ { provider: p, model: y } ] }\n",
+        );
+        let paths: Vec<&str> = found.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(
+            paths,
+            [
+                "providers.p.breaker.failures",
+                "models[0].fallbacks[0]",
+                "models[0].fallbacks[1]",
+                "models[0].retry.attempts",
+                "models[0].retry.max_backoff",
+                "models[0].timeouts.idle",
+            ],
+            "{found:#?}"
+        );
+        assert!(found[2].contains("did you mean \"fast\""), "{found:#?}");
     }
 }

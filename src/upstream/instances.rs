@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use rand::seq::SliceRandom;
 use switchboard_providers::Endpoint;
 
 use crate::config::BreakerConfig;
@@ -173,10 +174,12 @@ impl Instances {
             .min()
     }
 
-    /// Leases the least busy available instance for one try.
+    /// Leases the least busy available instance for one try; ties are broken at random so that
+    /// idle instances share the load.
     pub fn lease(&self) -> Option<Lease> {
         let all = self.all();
         let mut candidates: Vec<&Arc<Instance>> = all.iter().filter(|i| i.available()).collect();
+        candidates.shuffle(&mut rand::rng());
         candidates.sort_by_key(|i| i.in_flight());
         candidates.into_iter().find_map(|instance| {
             let pass = instance.breaker.pass()?;

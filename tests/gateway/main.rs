@@ -9,4 +9,5 @@ mod errors;
 mod limits;
 mod python;
 mod quota;
+mod resilience;
 mod surface;

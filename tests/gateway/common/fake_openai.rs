@@ -6,7 +6,9 @@
 //! breaks mid-stream), `truncated` (the stream ends cleanly but without `[DONE]`), `garbage`
 //! (invalid JSON), `hang-stream` (sends one chunk then waits forever), `delay-<ms>` (answers
 //! normally after a pause), `stream-error` (an error event mid-stream that echoes the key),
-//! `no-usage` (a stream that never reports usage, even when asked).
+//! `no-usage` (a stream that never reports usage, even when asked), `fail-first-<n>` (500 for
+//! the first n requests, then answers after 300 ms), `limited-<s>` (429 with `Retry-After: s` on
+//! the first request, then answers).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -30,11 +32,14 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
 struct Shared {
     received: Mutex<Vec<Received>>,
+    /// Requests seen per behaviour, for behaviours that change over time.
+    seen: Mutex<std::collections::HashMap<String, usize>>,
     /// Notified when a streamed answer's body is dropped before it finished: the gateway hung up.
     cancelled: Notify,
 }
@@ -86,6 +91,7 @@ fn check_request(
         path: path.to_owned(),
         headers: headers.clone(),
         body: body.clone(),
+        at: std::time::Instant::now(),
     });
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -150,6 +156,41 @@ async fn chat(
         );
     }
     let model = behaviour(&body).to_owned();
+    let nth = {
+        let mut seen = shared.seen.lock().unwrap();
+        let count = seen.entry(model.clone()).or_default();
+        *count += 1;
+        *count
+    };
+    if let Some(n) = model
+        .strip_prefix("fail-first-")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        if nth <= n {
+            return openai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "fake failure 500",
+                "server_error",
+                None,
+            );
+        }
+        // Recovered, but slow enough for concurrent requests to find the probe still in flight.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    if let Some(seconds) = model.strip_prefix("limited-")
+        && nth == 1
+    {
+        let mut response = openai_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "fake rate limit",
+            "requests",
+            Some("rate_limit_exceeded"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.parse().unwrap());
+        return response;
+    }
     if let Some(status) = model.strip_prefix("error-") {
         let status =
             StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

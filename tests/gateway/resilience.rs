@@ -1,0 +1,384 @@
+//! Routing and resilience: retries to a healthy target, fallbacks, the client's own errors left
+//! alone, `Retry-After`, circuit breakers with one probe, balancing strategies, timeouts, streams
+//! retried only before their first byte, and instances registered at run time.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::fake_openai::{FakeOpenAi, KEY};
+use crate::common::{TestGateway, client, sse_data};
+
+const ADMIN: &str = "sk-admin-resilience";
+
+struct Reply {
+    status: u16,
+    target: String,
+    body: String,
+}
+
+async fn ask(gateway: &TestGateway, body: Value) -> Reply {
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let target = response
+        .headers()
+        .get("x-switchboard-target")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    Reply {
+        status,
+        target,
+        body: response.text().await.unwrap(),
+    }
+}
+
+fn chat(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn streamed(model: &str) -> Value {
+    json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+fn dead_url() -> String {
+    // A port that was just free: nothing listens there, so connecting is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}/v1", listener.local_addr().unwrap())
+}
+
+async fn admin(gateway: &TestGateway, path: &str) -> Value {
+    client()
+        .get(gateway.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn metrics(gateway: &TestGateway) -> String {
+    client()
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Polls until `check` holds; panics with `what` after 10 s.
+async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < until, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn providers(fake: &FakeOpenAi) -> String {
+    format!(
+        "  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\", breaker: {{ failures: 1000 }} }}\n  also: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\", breaker: {{ failures: 1000 }} }}\n  dead: {{ kind: openai, base_url: \"{}\", api_key: x }}\n",
+        fake.base_url(),
+        fake.base_url(),
+        dead_url()
+    )
+}
+
+#[tokio::test]
+async fn a_failing_target_never_reaches_the_client_while_a_healthy_one_exists() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - name: m\n    targets: [ {{ provider: up, model: error-500 }}, {{ provider: dead, model: x }}, {{ provider: also, model: ok }} ]\n    retry: {{ attempts: 3, backoff: 1ms, max_backoff: 5ms }}\n",
+        providers(&fake)
+    ))
+    .await;
+    for _ in 0..10 {
+        let reply = ask(&gateway, chat("m")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.target, "also/ok");
+    }
+    let text = metrics(&gateway).await;
+    assert!(
+        text.contains("switchboard_retries_total{model=\"m\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn fallbacks_run_once_every_target_failed_and_are_named_in_the_header() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: primary, targets: [ {{ provider: dead, model: x }} ], fallbacks: [backup], retry: {{ attempts: 2, backoff: 1ms, max_backoff: 1ms }} }}\n  - {{ name: backup, targets: [ {{ provider: up, model: ok }} ] }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, chat("primary")).await;
+    assert_eq!(
+        (reply.status, reply.target.as_str()),
+        (200, "up/ok"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        metrics(&gateway)
+            .await
+            .contains("switchboard_fallbacks_total{model=\"primary\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn the_clients_own_errors_are_returned_as_is_without_retry() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: m, targets: [ {{ provider: up, model: error-400 }}, {{ provider: also, model: ok }} ], fallbacks: [n], retry: {{ attempts: 3 }} }}\n  - {{ name: n, targets: [ {{ provider: also, model: ok }} ] }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, chat("m")).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(fake.received().len(), 1, "no retry, no fallback");
+}
+
+#[tokio::test]
+async fn nothing_left_is_503_naming_what_failed_and_a_timeout_is_504() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: broken, targets: [ {{ provider: up, model: error-502 }}, {{ provider: dead, model: x }} ], retry: {{ attempts: 2, backoff: 1ms, max_backoff: 1ms }} }}\n  - {{ name: slow, targets: [ {{ provider: up, model: slow }} ], retry: {{ attempts: 1 }}, timeouts: {{ first_token: 200ms }} }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, chat("broken")).await;
+    assert_eq!(reply.status, 503);
+    let error: Value = serde_json::from_str(&reply.body).unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("up/error-502: fake failure 502"),
+        "{message}"
+    );
+    assert!(message.contains("dead/x: cannot connect"), "{message}");
+    let reply = ask(&gateway, chat("slow")).await;
+    assert_eq!(reply.status, 504, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn retry_after_from_the_upstream_is_waited_out() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: m, targets: [ {{ provider: up, model: limited-1 }} ], retry: {{ attempts: 2, backoff: 1ms, max_backoff: 1ms }} }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, chat("m")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    let waited = received[1].at.duration_since(received[0].at);
+    assert!(
+        waited >= Duration::from_secs(1),
+        "asked for 1 s, waited {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_breaker_opens_after_n_failures_and_lets_exactly_one_probe_through() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  flaky: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\", breaker: {{ failures: 3, window: 30s, cooldown: 300ms }} }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: flaky, model: fail-first-3 }} ], retry: {{ attempts: 1 }} }}\n",
+        fake.base_url()
+    ))
+    .await;
+    for _ in 0..3 {
+        assert_eq!(ask(&gateway, chat("m")).await.status, 503);
+    }
+    let refused = ask(&gateway, chat("m")).await;
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused.body.contains("circuit breakers open"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(fake.received().len(), 3, "an open breaker sends nothing");
+    let breaker = async || {
+        admin(&gateway, "/admin/upstreams").await["providers"]["flaky"]["instances"][0]["breaker"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(breaker().await, "open");
+    eventually("the cooldown to pass", async || {
+        breaker().await == "half_open"
+    })
+    .await;
+    // Five at once: one is the probe (the fake has recovered and answers in 300 ms), the others
+    // find the breaker half-open with its probe taken.
+    let replies = futures_util::future::join_all((0..5).map(|_| ask(&gateway, chat("m")))).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok, 1, "exactly one probe");
+    assert_eq!(fake.received().len(), 4, "the fake saw exactly one probe");
+    assert_eq!(breaker().await, "closed");
+    assert_eq!(ask(&gateway, chat("m")).await.status, 200);
+}
+
+#[tokio::test]
+async fn weights_hold_exactly_over_2000_requests() {
+    let gateway = TestGateway::start(
+        "providers: { a: { kind: mock }, b: { kind: mock }, c: { kind: mock } }\nmodels:\n  - { name: m, targets: [ { provider: a, model: x, weight: 5 }, { provider: b, model: x, weight: 3 }, { provider: c, model: x, weight: 2 } ] }\n",
+    )
+    .await;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for batch in 0..100 {
+        let replies =
+            futures_util::future::join_all((0..20).map(|_| ask(&gateway, chat("m")))).await;
+        for reply in replies {
+            assert_eq!(reply.status, 200, "batch {batch}");
+            *counts.entry(reply.target).or_default() += 1;
+        }
+    }
+    // Smooth weighted round robin is exact, well inside the ±5% asked of it.
+    assert_eq!(counts["a/x"], 1000);
+    assert_eq!(counts["b/x"], 600);
+    assert_eq!(counts["c/x"], 400);
+}
+
+#[tokio::test]
+async fn least_busy_sends_the_next_request_to_the_idle_target() {
+    let gateway = TestGateway::start(
+        "providers:\n  a: { kind: mock, latency: { first_token: 400ms } }\n  b: { kind: mock, latency: { first_token: 400ms } }\nmodels:\n  - { name: m, strategy: least_busy, targets: [ { provider: a, model: x }, { provider: b, model: x } ] }\n",
+    )
+    .await;
+    for _ in 0..5 {
+        let first = tokio::spawn({
+            let url = gateway.url("/v1/chat/completions");
+            async move {
+                let response = client().post(url).json(&chat("m")).send().await.unwrap();
+                response.headers()["x-switchboard-target"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        });
+        // Wait until the first is in flight, as the gateway sees it.
+        eventually("the first request to be in flight", async || {
+            metrics(&gateway)
+                .await
+                .contains("switchboard_upstream_in_flight{provider=\"a\",instance=\"mock://a\"} 1")
+                || metrics(&gateway).await.contains(
+                    "switchboard_upstream_in_flight{provider=\"b\",instance=\"mock://b\"} 1",
+                )
+        })
+        .await;
+        let second = ask(&gateway, chat("m")).await;
+        let first = first.await.unwrap();
+        assert_ne!(first, second.target, "the busy target was avoided");
+    }
+}
+
+#[tokio::test]
+async fn a_stream_is_retried_before_its_first_byte_and_never_after() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: before, targets: [ {{ provider: up, model: error-500 }}, {{ provider: also, model: ok }} ], retry: {{ attempts: 2, backoff: 1ms, max_backoff: 1ms }} }}\n  - {{ name: after, targets: [ {{ provider: up, model: cut }}, {{ provider: also, model: ok }} ], retry: {{ attempts: 2, backoff: 1ms, max_backoff: 1ms }} }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, streamed("before")).await;
+    assert_eq!((reply.status, reply.target.as_str()), (200, "also/ok"));
+    assert!(reply.body.ends_with("data: [DONE]\n\n"), "{}", reply.body);
+    let before = fake.received().len();
+    let reply = ask(&gateway, streamed("after")).await;
+    assert_eq!(reply.status, 200);
+    let events = sse_data(&reply.body);
+    assert!(
+        events.last().unwrap().contains("\"error\""),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        fake.received().len(),
+        before + 1,
+        "no retry once bytes reached the client"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_stream_ends_with_an_error_and_releases_the_upstream() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: m, targets: [ {{ provider: up, model: hang-stream }} ], timeouts: {{ idle: 200ms }} }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, streamed("m")).await;
+    assert_eq!(reply.status, 200);
+    let last = sse_data(&reply.body).last().cloned().unwrap();
+    assert!(last.contains("stalled"), "{}", reply.body);
+    tokio::time::timeout(Duration::from_secs(5), fake.stream_cancelled())
+        .await
+        .expect("the gateway hung up on the stalled upstream");
+}
+
+#[tokio::test]
+async fn instances_registered_at_run_time_take_traffic_until_their_ttl_runs_out() {
+    let home = FakeOpenAi::start().await;
+    let visitor = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: up, model: delay-50 }} ] }}\n",
+        home.base_url()
+    ))
+    .await;
+    let register = |ttl: &str| {
+        client()
+            .post(gateway.url("/admin/upstreams"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"provider": "up", "url": visitor.base_url(), "ttl": ttl}))
+            .send()
+    };
+    assert_eq!(register("1s").await.unwrap().status(), 200);
+    let listed = admin(&gateway, "/admin/upstreams").await;
+    let instances = listed["providers"]["up"]["instances"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(instances.len(), 2, "{listed}");
+    assert!(instances[1]["origin"]["registered"].is_object(), "{listed}");
+    let replies = futures_util::future::join_all((0..20).map(|_| ask(&gateway, chat("m")))).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert!(
+        !visitor.received().is_empty(),
+        "the registered instance took traffic"
+    );
+    eventually("the registration to lapse", async || {
+        admin(&gateway, "/admin/upstreams").await["providers"]["up"]["instances"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    let before = visitor.received().len();
+    for _ in 0..5 {
+        assert_eq!(ask(&gateway, chat("m")).await.status, 200);
+    }
+    assert_eq!(
+        visitor.received().len(),
+        before,
+        "a lapsed instance gets nothing"
+    );
+    let bad = client()
+        .post(gateway.url("/admin/upstreams"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"provider": "nope", "url": "http://x", "ttl": "1s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 404);
+}
