@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
-use crate::config::{HttpProviderConfig, MockLatency, ModelConfig, ProviderConfig};
+use crate::config::{HttpProviderConfig, MockConfig, MockLatency, ModelConfig, ProviderConfig};
 use crate::error::ApiError;
 use crate::resilience::Failure;
 use crate::routing::Route;
@@ -147,6 +147,15 @@ impl UrlCache {
 pub struct MockBackend {
     pub first_token: Duration,
     pub per_chunk: Duration,
+    /// Share of tries that fail with a 500, for testing resilience.
+    pub error_rate: f64,
+}
+
+impl MockBackend {
+    /// Whether this try fails, by `error_rate`.
+    pub fn injects_failure(&self) -> bool {
+        self.error_rate > 0.0 && rand::random::<f64>() < self.error_rate
+    }
 }
 
 /// A provider's config that cannot be turned into a working upstream.
@@ -174,7 +183,7 @@ impl Upstream {
             message,
         };
         let backend = match config {
-            ProviderConfig::Mock(mock) => Backend::Mock(MockBackend::from(&mock.latency)),
+            ProviderConfig::Mock(mock) => Backend::Mock(MockBackend::from(mock)),
             ProviderConfig::Openai(http) => {
                 HttpBackend::backend(http, Box::new(OpenAi), openai::DEFAULT_BASE_URL)
                     .map_err(error)?
@@ -202,11 +211,13 @@ impl Upstream {
     }
 }
 
-impl From<&MockLatency> for MockBackend {
-    fn from(latency: &MockLatency) -> Self {
+impl From<&MockConfig> for MockBackend {
+    fn from(config: &MockConfig) -> Self {
+        let latency: &MockLatency = &config.latency;
         MockBackend {
             first_token: latency.first_token.map(|s| s.0).unwrap_or_default(),
             per_chunk: latency.per_chunk.map(|s| s.0).unwrap_or_default(),
+            error_rate: config.error_rate,
         }
     }
 }

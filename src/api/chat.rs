@@ -237,6 +237,14 @@ async fn attempt(
     deadline: Instant,
 ) -> Result<Attempted, Failure> {
     let http = match &target.upstream.backend {
+        Backend::Mock(mock) if mock.injects_failure() => {
+            let failure = Failure::from(ApiError::bad_gateway(format!(
+                "provider '{}' failed (injected by error_rate)",
+                target.upstream.name
+            )));
+            lease.fail(&failure.error.message);
+            return Err(failure);
+        }
         Backend::Mock(mock) => {
             lease.succeed();
             return Ok(Attempted::Mock(*mock, lease));

@@ -54,9 +54,21 @@ async fn answer(
     let (answer, target) = loop {
         let (target, mut lease) = plan.next()?;
         request.model.clone_from(&target.model);
-        let Backend::Http(backend) = &target.upstream.backend else {
-            lease.succeed();
-            break (mock::embeddings(&request), target);
+        let backend = match &target.upstream.backend {
+            Backend::Mock(mock) if mock.injects_failure() => {
+                let failure = Failure::from(ApiError::bad_gateway(format!(
+                    "provider '{}' failed (injected by error_rate)",
+                    target.upstream.name
+                )));
+                lease.fail(&failure.error.message);
+                plan.failed(target, failure).await?;
+                continue;
+            }
+            Backend::Mock(_) => {
+                lease.succeed();
+                break (mock::embeddings(&request), target);
+            }
+            Backend::Http(backend) => backend,
         };
         let until = first_token.map_or(deadline, |t| (Instant::now() + t).min(deadline));
         let tried = tokio::time::timeout_at(

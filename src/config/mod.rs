@@ -236,6 +236,9 @@ fn default_breaker_cooldown() -> Span {
 pub struct MockConfig {
     #[serde(default)]
     pub latency: MockLatency,
+    /// Share of tries (0 to 1) answered with a 500, to exercise retries and breakers.
+    #[serde(default)]
+    pub error_rate: f64,
 }
 
 /// Delays that let the mock stand in for a real model in load tests.

@@ -50,6 +50,14 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
     if let ProviderConfig::Openai(http) = provider {
         http_errors(&path, http, errors);
     }
+    if let ProviderConfig::Mock(mock) = provider
+        && !(0.0..=1.0).contains(&mock.error_rate)
+    {
+        errors.push(ConfigError::new(
+            format!("{path}.error_rate"),
+            "must be between 0 and 1",
+        ));
+    }
 }
 
 fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigError>) {
