@@ -9,7 +9,9 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use switchboard_providers::embeddings::EmbeddingsRequest;
+use switchboard_providers::embeddings::{
+    EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, Vector,
+};
 use switchboard_providers::mock;
 
 use super::chat::json_response;
@@ -53,7 +55,7 @@ async fn answer(
                 .embeddings_request(&backend.endpoint, &request)?;
             let response = upstream::send(&state.client, name, backend, outgoing).await?;
             let bytes = upstream::read_body(name, response).await?;
-            backend.adapter.embeddings_response(&bytes)?
+            conform(backend.adapter.embeddings_response(&bytes)?, &request)
         }
     };
     state.metrics.tokens(
@@ -68,4 +70,20 @@ async fn answer(
         charge.settle_tokens(answer.usage.prompt_tokens, 0);
     }
     Ok(response)
+}
+
+/// Fills in what a translating adapter cannot know: the model asked for, and the encoding the
+/// client wants (Titan answers floats; the OpenAI SDKs ask for base64).
+fn conform(mut answer: EmbeddingsResponse, request: &EmbeddingsRequest) -> EmbeddingsResponse {
+    if answer.model.is_empty() {
+        answer.model.clone_from(&request.model);
+    }
+    if request.encoding_format == Some(EncodingFormat::Base64) {
+        for item in &mut answer.data {
+            if let Vector::Float(values) = &mut item.embedding {
+                item.embedding = Vector::encode(std::mem::take(values), EncodingFormat::Base64);
+            }
+        }
+    }
+    answer
 }
