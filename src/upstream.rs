@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_providers::bedrock::{self, AwsCredentials, Bedrock};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
-use crate::config::{HttpProviderConfig, MockConfig, MockLatency, ModelConfig, ProviderConfig};
+use crate::config::{
+    BedrockConfig, HttpProviderConfig, MockConfig, MockLatency, ModelConfig, ProviderConfig,
+};
 use crate::error::ApiError;
 use crate::resilience::Failure;
 use crate::routing::Route;
@@ -188,14 +191,14 @@ impl Upstream {
                 HttpBackend::backend(http, Box::new(OpenAi), openai::DEFAULT_BASE_URL)
                     .map_err(error)?
             }
+            ProviderConfig::Bedrock(config) => bedrock_backend(config).map_err(error)?,
         };
-        let instances = match (&backend, config) {
-            (Backend::Http(http), ProviderConfig::Openai(c)) if c.discovery.is_none() => {
+        let instances = match (&backend, config.http()) {
+            (Backend::Http(http), Some(c)) if c.discovery.is_none() => {
                 Instances::fixed(http.endpoint.clone(), c.breaker)
             }
-            (Backend::Http(_), ProviderConfig::Openai(c)) => Instances::empty(c.breaker),
-            (Backend::Http(http), _) => Instances::fixed(http.endpoint.clone(), Default::default()),
-            (Backend::Mock(_), _) => Instances::fixed(
+            (Backend::Http(_), Some(c)) => Instances::empty(c.breaker),
+            (_, _) => Instances::fixed(
                 Endpoint {
                     base_url: format!("mock://{name}"),
                     ..Endpoint::default()
@@ -209,6 +212,33 @@ impl Upstream {
             instances,
         })
     }
+}
+
+/// A Bedrock backend: the common HTTP fields, an adapter holding the credentials, and every
+/// credential among the secrets scrubbed from errors.
+fn bedrock_backend(config: &BedrockConfig) -> Result<Backend, String> {
+    let expose = |s: &Option<crate::config::Secret>| s.as_ref().map(|s| s.expose().to_owned());
+    // Validation guarantees these; a missing one is a bug upstream of here, not a panic.
+    let region = config.region.clone().ok_or("region is required")?;
+    let credentials = AwsCredentials {
+        access_key_id: expose(&config.access_key_id).ok_or("access_key_id is required")?,
+        secret_access_key: expose(&config.secret_access_key)
+            .ok_or("secret_access_key is required")?,
+        session_token: expose(&config.session_token).filter(|t| !t.is_empty()),
+    };
+    let mut secrets = vec![
+        credentials.access_key_id.clone(),
+        credentials.secret_access_key.clone(),
+    ];
+    secrets.extend(credentials.session_token.clone());
+    let adapter = Box::new(Bedrock::new(credentials, region.as_str()));
+    let mut backend =
+        HttpBackend::backend(&config.http(), adapter, &bedrock::default_base_url(&region))?;
+    if let Backend::Http(http) = &mut backend {
+        secrets.extend(http.secrets.iter().cloned());
+        http.secrets = secrets.into();
+    }
+    Ok(backend)
 }
 
 impl From<&MockConfig> for MockBackend {
@@ -375,5 +405,29 @@ mod tests {
             "short values are left alone"
         );
         assert_eq!(scrubbed.code.as_deref(), Some("<redacted>"));
+    }
+
+    #[test]
+    fn bedrock_errors_are_scrubbed_of_the_secret_key_and_session_token() {
+        let config = Config::parse(
+            "providers:\n  aws: { kind: bedrock, region: us-east-1, access_key_id: AKIAEXAMPLEKEY123456, secret_access_key: wJalrXUtnFEMI/K7MDENG, session_token: FwoGZXIvYXdzEXAMPLE }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let upstreams = build_all(&config.providers).unwrap();
+        let Backend::Http(backend) = &upstreams["aws"].backend else {
+            panic!("http backend")
+        };
+        assert_eq!(
+            backend.endpoint.base_url,
+            "https://bedrock-runtime.us-east-1.amazonaws.com"
+        );
+        let error = ApiError::bad_gateway(
+            "key AKIAEXAMPLEKEY123456 secret wJalrXUtnFEMI/K7MDENG token FwoGZXIvYXdzEXAMPLE",
+        );
+        assert_eq!(
+            backend.scrub(error).message,
+            "key <redacted> secret <redacted> token <redacted>"
+        );
     }
 }

@@ -6,10 +6,12 @@
 
 pub mod adapter;
 pub mod assemble;
+pub mod bedrock;
 pub mod catalog;
 pub mod chat;
 pub mod embeddings;
 pub mod error;
+pub mod eventstream;
 pub mod mock;
 pub mod openai;
 mod request_de;

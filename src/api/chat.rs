@@ -17,8 +17,9 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use switchboard_providers::assemble;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
+use switchboard_providers::eventstream::{EventMessage, FrameSplitter, MessageKind};
 use switchboard_providers::mock::MockAnswer;
-use switchboard_providers::{ChatAnswer, StreamItem};
+use switchboard_providers::{ChatAnswer, ChunkDecoder, StreamFormat, StreamItem};
 
 use super::{
     AppState, Served, body, model_endpoint, route_deadline, route_for, unix_now, with_fallbacks,
@@ -267,10 +268,16 @@ async fn attempt(
         let response = upstream::send(client, name, http, outgoing?, deadline).await?;
         if !request.is_stream() {
             let bytes = upstream::read_body(name, response).await?;
-            let answer = http.adapter.chat_response(bytes).map_err(ApiError::from)?;
+            let mut answer = http.adapter.chat_response(bytes).map_err(ApiError::from)?;
+            // Answers that name no model (Bedrock's) are labelled with the model asked for.
+            if let ChatAnswer::Translated(completion) = &mut answer
+                && completion.model.is_empty()
+            {
+                completion.model.clone_from(&request.model);
+            }
             return Ok(Attempted::Whole(answer));
         }
-        let mut items = upstream_items(name, http, response, pace);
+        let mut items = upstream_items(name, http, response, pace, &request.model);
         match items.next().await {
             Some(Ok(first)) => Ok(Attempted::Stream(
                 futures_util::stream::once(async { Ok(first) })
@@ -305,6 +312,11 @@ async fn attempt(
         Ok(other) => {
             lease.succeed();
             Ok(other)
+        }
+        // The client's own mistake says nothing about the instance's health.
+        Err(failure) if !failure.retryable => {
+            lease.succeed();
+            Err(failure)
         }
         Err(failure) => {
             lease.fail(&failure.error.message);
@@ -344,17 +356,23 @@ struct Pace {
 
 /// A provider's streamed answer as canonical items: framed by the provider's stream format,
 /// decoded by its adapter, scrubbed of its credentials. The decoder hears of the end of the bytes
-/// too, so formats without a `[DONE]` can finish.
+/// too, so formats without a `[DONE]` can finish. Chunks that name no model (Bedrock's) are
+/// labelled with the upstream model asked for.
 fn upstream_items(
     provider: &str,
     backend: &HttpBackend,
     response: reqwest::Response,
     pace: Pace,
+    model: &str,
 ) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
     let decoder = backend.adapter.chat_stream();
-    let provider = provider.to_owned();
     let secrets = backend.secrets.clone();
-    let events = response.bytes_stream().eventsource();
+    let model = model.to_owned();
+    let provider = provider.to_owned();
+    let events = match backend.adapter.stream_format() {
+        StreamFormat::Sse => sse_events(&provider, response),
+        StreamFormat::AwsEventStream => aws_events(&provider, response),
+    };
     let steps = futures_util::stream::unfold(Some((events, decoder)), move |state| {
         let provider = provider.clone();
         async move {
@@ -371,14 +389,11 @@ fn upstream_items(
             };
             let (items, next) = match event {
                 Some(Ok(event)) => {
-                    let items = decoder.decode(&event.event, &event.data);
+                    let items = decode_event(decoder.as_mut(), &event);
                     let failed = items.is_err();
-                    (
-                        items.map_err(ApiError::from),
-                        (!failed).then_some((events, decoder)),
-                    )
+                    (items, (!failed).then_some((events, decoder)))
                 }
-                Some(Err(error)) => (Err(stream_error(&provider, &error)), None),
+                Some(Err(error)) => (Err(error), None),
                 None => (decoder.finish().map_err(ApiError::from), None),
             };
             Some((items, next))
@@ -387,7 +402,10 @@ fn upstream_items(
     steps
         .flat_map(move |items| {
             let items: Vec<Result<StreamItem, ApiError>> = match items {
-                Ok(items) => items.into_iter().map(Ok).collect(),
+                Ok(items) => items
+                    .into_iter()
+                    .map(|item| Ok(name_model(item, &model)))
+                    .collect(),
                 Err(error) => vec![Err(upstream::redact(error, &secrets))],
             };
             futures_util::stream::iter(items)
@@ -395,14 +413,111 @@ fn upstream_items(
         .boxed()
 }
 
+/// One framed upstream event.
+struct UpstreamEvent {
+    name: String,
+    data: String,
+    /// An AWS exception or error message: the stream fails whatever the decoder makes of it.
+    fatal: bool,
+}
+
+type Events = futures_util::stream::BoxStream<'static, Result<UpstreamEvent, ApiError>>;
+
+fn decode_event(
+    decoder: &mut dyn ChunkDecoder,
+    event: &UpstreamEvent,
+) -> Result<Vec<StreamItem>, ApiError> {
+    let items = decoder.decode(&event.name, &event.data)?;
+    if event.fatal {
+        return Err(ApiError::bad_gateway(format!(
+            "the provider's stream failed: {}",
+            event.name
+        )));
+    }
+    Ok(items)
+}
+
+fn name_model(item: StreamItem, model: &str) -> StreamItem {
+    match item {
+        StreamItem::Chunk(mut chunk) if chunk.model.is_empty() => {
+            chunk.model = model.to_owned();
+            StreamItem::Chunk(chunk)
+        }
+        other => other,
+    }
+}
+
+fn sse_events(provider: &str, response: reqwest::Response) -> Events {
+    let provider = provider.to_owned();
+    response
+        .bytes_stream()
+        .eventsource()
+        .map(move |event| match event {
+            Ok(event) => Ok(UpstreamEvent {
+                name: event.event,
+                data: event.data,
+                fatal: false,
+            }),
+            Err(error) => Err(stream_error(&provider, &error)),
+        })
+        .boxed()
+}
+
+/// AWS event stream frames split as bytes arrive; a stream cut inside a frame is an error.
+fn aws_events(provider: &str, response: reqwest::Response) -> Events {
+    let provider = provider.to_owned();
+    let start = (response.bytes_stream(), FrameSplitter::new());
+    futures_util::stream::unfold(Some(start), move |state| {
+        let provider = provider.clone();
+        async move {
+            let (mut bytes, mut splitter) = state?;
+            let (events, next) = match bytes.next().await {
+                Some(Ok(piece)) => match splitter.feed(&piece) {
+                    Ok(messages) => (messages.into_iter().map(aws_event).collect(), true),
+                    Err(error) => (vec![Err(ApiError::from(error))], false),
+                },
+                Some(Err(error)) => (vec![Err(broken(&provider, &error))], false),
+                None => (
+                    splitter
+                        .finish()
+                        .err()
+                        .map(|e| Err(e.into()))
+                        .into_iter()
+                        .collect(),
+                    false,
+                ),
+            };
+            let next = next.then_some((bytes, splitter));
+            Some((futures_util::stream::iter(events), next))
+        }
+    })
+    .flatten()
+    .boxed()
+}
+
+fn aws_event(message: EventMessage) -> Result<UpstreamEvent, ApiError> {
+    let data = String::from_utf8(message.payload.to_vec()).map_err(|_| {
+        ApiError::bad_gateway("the provider sent an event whose payload is not UTF-8")
+    })?;
+    Ok(UpstreamEvent {
+        fatal: message.kind != MessageKind::Event,
+        name: message.name,
+        data,
+    })
+}
+
+fn broken(provider: &str, error: &impl std::fmt::Display) -> ApiError {
+    ApiError::bad_gateway(format!(
+        "the stream from provider '{provider}' broke: {error}"
+    ))
+}
+
 fn stream_error<E: std::fmt::Display>(
     provider: &str,
     error: &eventsource_stream::EventStreamError<E>,
 ) -> ApiError {
     match error {
-        eventsource_stream::EventStreamError::Transport(e) => {
-            ApiError::bad_gateway(format!("the stream from provider '{provider}' broke: {e}"))
-        }
+        eventsource_stream::EventStreamError::Transport(e) => broken(provider, e),
         other => ApiError::bad_gateway(format!(
             "provider '{provider}' sent an invalid stream: {other}"
         )),

@@ -10,7 +10,9 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use switchboard_providers::embeddings::EmbeddingsRequest;
+use switchboard_providers::embeddings::{
+    EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, Vector,
+};
 use switchboard_providers::mock;
 
 use super::chat::json_response;
@@ -23,7 +25,6 @@ use crate::tokens;
 use crate::upstream::HttpBackend;
 use crate::upstream::instances::Lease;
 use crate::upstream::{self, Backend};
-use switchboard_providers::embeddings::EmbeddingsResponse;
 
 /// The handler.
 pub async fn create(State(state): State<Arc<AppState>>, request: Request) -> Response {
@@ -95,7 +96,11 @@ async fn answer(
                 break (answer, target);
             }
             Err(failure) => {
-                lease.fail(&failure.error.message);
+                if failure.retryable {
+                    lease.fail(&failure.error.message);
+                } else {
+                    lease.succeed();
+                }
                 plan.failed(target, failure).await?;
             }
         }
@@ -132,8 +137,25 @@ async fn embed(
         .map_err(ApiError::from)?;
     let response = upstream::send(client, name, backend, outgoing, deadline).await?;
     let bytes = upstream::read_body(name, response).await?;
-    Ok(backend
+    let answer = backend
         .adapter
         .embeddings_response(&bytes)
-        .map_err(ApiError::from)?)
+        .map_err(ApiError::from)?;
+    Ok(conform(answer, request))
+}
+
+/// Fills in what a translating adapter cannot know: the model asked for, and the encoding the
+/// client wants (Titan answers floats; the OpenAI SDKs ask for base64).
+fn conform(mut answer: EmbeddingsResponse, request: &EmbeddingsRequest) -> EmbeddingsResponse {
+    if answer.model.is_empty() {
+        answer.model.clone_from(&request.model);
+    }
+    if request.encoding_format == Some(EncodingFormat::Base64) {
+        for item in &mut answer.data {
+            if let Vector::Float(values) = &mut item.embedding {
+                item.embedding = Vector::encode(std::mem::take(values), EncodingFormat::Base64);
+            }
+        }
+    }
+    answer
 }

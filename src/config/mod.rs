@@ -151,6 +151,75 @@ pub enum ProviderConfig {
     Openai(HttpProviderConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
+    /// AWS Bedrock's Converse API, signed with SigV4.
+    Bedrock(BedrockConfig),
+}
+
+impl ProviderConfig {
+    /// The HTTP fields of an HTTP provider (instances, breaker); `None` for the mock.
+    pub fn http(&self) -> Option<HttpProviderConfig> {
+        match self {
+            ProviderConfig::Openai(http) => Some(http.clone()),
+            ProviderConfig::Bedrock(bedrock) => Some(bedrock.http()),
+            ProviderConfig::Mock(_) => None,
+        }
+    }
+}
+
+/// `kind: bedrock`. Credentials and region missing here are read once from the standard AWS
+/// environment variables when the config loads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockConfig {
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<Secret>,
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// Defaults to `https://bedrock-runtime.{region}.amazonaws.com`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+impl BedrockConfig {
+    /// Fills what the file left out from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_SESSION_TOKEN` and `AWS_REGION` (or `AWS_DEFAULT_REGION`). A session token is taken
+    /// from the environment only with the environment's keys, never paired with the file's.
+    fn fill_from_env(&mut self, lookup: &dyn Fn(&str) -> Option<String>) {
+        let var = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        if self.region.as_deref().is_none_or(str::is_empty) {
+            self.region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+        }
+        let unset = |s: &Option<Secret>| s.as_ref().is_none_or(Secret::is_empty);
+        if unset(&self.access_key_id) && unset(&self.secret_access_key) {
+            self.access_key_id = var("AWS_ACCESS_KEY_ID").map(|v| Secret::from(v.as_str()));
+            self.secret_access_key = var("AWS_SECRET_ACCESS_KEY").map(|v| Secret::from(v.as_str()));
+            if unset(&self.session_token) {
+                self.session_token = var("AWS_SESSION_TOKEN").map(|v| Secret::from(v.as_str()));
+            }
+        }
+    }
+
+    /// The HTTP fields every provider kind shares.
+    pub fn http(&self) -> HttpProviderConfig {
+        HttpProviderConfig {
+            base_url: self.base_url.clone(),
+            api_key: None,
+            headers: self.headers.clone(),
+            timeout: self.timeout,
+            discovery: None,
+            breaker: self.breaker,
+        }
+    }
 }
 
 /// A provider reached over HTTP.
@@ -490,11 +559,16 @@ impl Config {
         if !errors.is_empty() {
             return Err(LoadError::Invalid(errors));
         }
-        let config: Config = serde_path_to_error::deserialize(document).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(document).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             LoadError::Invalid(vec![ConfigError::new(path, e.into_inner().to_string())])
         })?;
+        for provider in config.providers.values_mut() {
+            if let ProviderConfig::Bedrock(bedrock) = provider {
+                bedrock.fill_from_env(lookup);
+            }
+        }
         let errors = validate::validate(&config);
         if errors.is_empty() {
             Ok(config)
@@ -589,5 +663,77 @@ keys:
     #[test]
     fn invalid_yaml_is_an_error_not_a_panic() {
         assert!(parse("models: [ {").is_err());
+    }
+
+    fn bedrock(config: &Config) -> &BedrockConfig {
+        match &config.providers["aws"] {
+            ProviderConfig::Bedrock(bedrock) => bedrock,
+            other => panic!("not bedrock: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bedrock_loads_from_the_file() {
+        let config = parse(
+            r#"
+providers:
+  aws:
+    kind: bedrock
+    region: eu-west-1
+    access_key_id: AKIAEXAMPLEKEY123456
+    secret_access_key: "${TEAM_KEY}"
+    session_token: token
+    base_url: http://127.0.0.1:9999
+    headers: { x-team: a }
+    timeout: 30s
+"#,
+        )
+        .unwrap();
+        let aws = bedrock(&config);
+        assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(aws.secret_access_key.as_ref().unwrap().expose(), "sk-team");
+        assert_eq!(aws.session_token.as_ref().unwrap().expose(), "token");
+        assert_eq!(aws.http().timeout, Some(Span(Duration::from_secs(30))));
+        assert!(parse("providers: { aws: { kind: bedrock, api_key: x } }").is_err());
+    }
+
+    #[test]
+    fn bedrock_reads_missing_credentials_and_region_from_the_aws_environment() {
+        let env = |name: &str| match name {
+            "AWS_ACCESS_KEY_ID" => Some("AKIAENV".to_owned()),
+            "AWS_SECRET_ACCESS_KEY" => Some("env-secret".to_owned()),
+            "AWS_SESSION_TOKEN" => Some("env-token".to_owned()),
+            "AWS_DEFAULT_REGION" => Some("us-west-2".to_owned()),
+            _ => None,
+        };
+        let config = Config::parse("providers: { aws: { kind: bedrock } }", &env).unwrap();
+        let aws = bedrock(&config);
+        assert_eq!(aws.region.as_deref(), Some("us-west-2"));
+        assert_eq!(aws.access_key_id.as_ref().unwrap().expose(), "AKIAENV");
+        assert_eq!(aws.session_token.as_ref().unwrap().expose(), "env-token");
+        // Keys from the file are never paired with the environment's session token.
+        let config = Config::parse(
+            "providers: { aws: { kind: bedrock, region: eu-west-1, access_key_id: AKIAFILE, secret_access_key: file } }",
+            &env,
+        )
+        .unwrap();
+        let aws = bedrock(&config);
+        assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(aws.access_key_id.as_ref().unwrap().expose(), "AKIAFILE");
+        assert!(aws.session_token.is_none());
+    }
+
+    #[test]
+    fn bedrock_without_region_or_keys_names_each_missing_field() {
+        let errors = parse("providers: { aws: { kind: bedrock, region: US East } }").unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].starts_with("providers.aws.region: "),
+            "{errors:?}"
+        );
+        assert!(errors[1].starts_with("providers.aws.access_key_id: required"));
+        assert!(errors[2].contains("AWS_SECRET_ACCESS_KEY"));
+        let errors = parse("providers: { aws: { kind: bedrock } }").unwrap_err();
+        assert!(errors[0].contains("AWS_REGION"), "{errors:?}");
     }
 }

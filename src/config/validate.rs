@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::{Config, ConfigError, HttpProviderConfig, ProviderConfig};
+use super::{BedrockConfig, Config, ConfigError, HttpProviderConfig, ProviderConfig};
 
 /// Every problem in `config`, in document order.
 pub fn validate(config: &Config) -> Vec<ConfigError> {
@@ -47,16 +47,69 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
             "a provider name must be non-empty and contain no '/'",
         ));
     }
-    if let ProviderConfig::Openai(http) = provider {
-        http_errors(&path, http, errors);
+    match provider {
+        ProviderConfig::Openai(http) => http_errors(&path, http, errors),
+        ProviderConfig::Bedrock(bedrock) => bedrock_errors(&path, bedrock, errors),
+        ProviderConfig::Mock(mock) if !(0.0..=1.0).contains(&mock.error_rate) => {
+            errors.push(ConfigError::new(
+                format!("{path}.error_rate"),
+                "must be between 0 and 1",
+            ));
+        }
+        ProviderConfig::Mock(_) => {}
     }
-    if let ProviderConfig::Mock(mock) = provider
-        && !(0.0..=1.0).contains(&mock.error_rate)
-    {
-        errors.push(ConfigError::new(
-            format!("{path}.error_rate"),
-            "must be between 0 and 1",
-        ));
+}
+
+fn bedrock_errors(path: &str, bedrock: &BedrockConfig, errors: &mut Vec<ConfigError>) {
+    http_errors(path, &bedrock.http(), errors);
+    match bedrock.region.as_deref() {
+        None | Some("") => errors.push(ConfigError::new(
+            format!("{path}.region"),
+            "required (or set AWS_REGION)",
+        )),
+        // The region becomes part of a host name and of the signature's scope.
+        Some(region)
+            if !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+        {
+            errors.push(ConfigError::new(
+                format!("{path}.region"),
+                format!("{region:?} is not an AWS region name like us-east-1"),
+            ));
+        }
+        Some(_) => {}
+    }
+    let secrets = [
+        ("access_key_id", &bedrock.access_key_id, "AWS_ACCESS_KEY_ID"),
+        (
+            "secret_access_key",
+            &bedrock.secret_access_key,
+            "AWS_SECRET_ACCESS_KEY",
+        ),
+    ];
+    for (field, value, variable) in secrets {
+        if value.as_ref().is_none_or(|v| v.is_empty()) {
+            errors.push(ConfigError::new(
+                format!("{path}.{field}"),
+                format!("required (or set {variable})"),
+            ));
+        }
+    }
+    let credentials = [
+        ("access_key_id", &bedrock.access_key_id),
+        ("secret_access_key", &bedrock.secret_access_key),
+        ("session_token", &bedrock.session_token),
+    ];
+    for (field, value) in credentials {
+        if let Some(value) = value
+            && http::HeaderValue::from_str(value.expose()).is_err()
+        {
+            errors.push(ConfigError::new(
+                format!("{path}.{field}"),
+                "contains characters not allowed in an HTTP header",
+            ));
+        }
     }
 }
 

@@ -1,0 +1,287 @@
+//! A canonical chat request as a Converse body: instructions become `system`, tool messages become
+//! user `toolResult` blocks, same-role turns are merged, and JSON mode becomes a forced tool call.
+//!
+//! Anything Converse cannot carry (several choices, images by URL) is refused with a 400 naming
+//! the parameter, rather than silently dropped.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use super::wire::{
+    ContentBlock, ConverseRequest, Empty, ImageBlock, ImageSource, InferenceConfig, InputSchema,
+    Message, NamedTool, Role, SystemBlock, ToolChoice, ToolConfig, ToolEntry, ToolResultBlock,
+    ToolResultContent, ToolSpec, ToolUseBlock,
+};
+use crate::catalog;
+use crate::chat::{
+    AssistantMessage, ChatRequest, Content, ContentPart, Message as ChatMessage, ResponseFormat,
+    Tool, ToolChoice as ChatToolChoice, ToolChoiceMode,
+};
+use crate::error::ProviderError;
+
+/// The tool that carries a JSON-mode answer; decoders turn its call back into text.
+pub const JSON_TOOL: &str = "switchboard_json_response";
+
+/// The output cap when neither the request nor the catalog gives one.
+const FALLBACK_MAX_TOKENS: u32 = 4096;
+
+/// Translates a request whose `model` is the Bedrock model id.
+pub fn converse_request(request: &ChatRequest) -> Result<ConverseRequest, ProviderError> {
+    if request.n.is_some_and(|n| n > 1) {
+        return Err(ProviderError::invalid_request(
+            "Bedrock returns one choice per request; 'n' must be 1.",
+            Some("n"),
+        ));
+    }
+    let mut system = Vec::new();
+    let mut messages: Vec<Message> = Vec::new();
+    for (i, message) in request.messages.iter().enumerate() {
+        let (role, blocks) = match message {
+            ChatMessage::System(m) | ChatMessage::Developer(m) => {
+                system.push(SystemBlock {
+                    text: m.content.text(),
+                });
+                continue;
+            }
+            ChatMessage::User(m) => (Role::User, user_blocks(&m.content, i)?),
+            ChatMessage::Assistant(m) => (Role::Assistant, assistant_blocks(m, i)?),
+            ChatMessage::Tool(m) => (
+                Role::User,
+                vec![ContentBlock::ToolResult(ToolResultBlock {
+                    tool_use_id: m.tool_call_id.clone(),
+                    content: vec![tool_result_content(&m.content)],
+                })],
+            ),
+        };
+        if blocks.is_empty() {
+            return Err(ProviderError::invalid_request(
+                "Bedrock needs every message to have content.",
+                Some(&format!("messages[{i}].content")),
+            ));
+        }
+        push_merged(&mut messages, role, blocks);
+    }
+    let has_tool_blocks = messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .any(|b| matches!(b, ContentBlock::ToolUse(_) | ContentBlock::ToolResult(_)));
+    Ok(ConverseRequest {
+        messages,
+        system,
+        inference_config: inference_config(request),
+        tool_config: tool_config(request, has_tool_blocks),
+    })
+}
+
+/// Bedrock wants turns to alternate: a turn of the same role as the last extends it.
+fn push_merged(messages: &mut Vec<Message>, role: Role, blocks: Vec<ContentBlock>) {
+    match messages.last_mut() {
+        Some(last) if last.role == role => {
+            // Tool results lead their turn, as Bedrock requires after a tool use.
+            let (results, rest): (Vec<_>, Vec<_>) = blocks
+                .into_iter()
+                .partition(|b| matches!(b, ContentBlock::ToolResult(_)));
+            let at = last
+                .content
+                .iter()
+                .take_while(|b| matches!(b, ContentBlock::ToolResult(_)))
+                .count();
+            last.content.splice(at..at, results);
+            last.content.extend(rest);
+        }
+        _ => messages.push(Message {
+            role,
+            content: blocks,
+        }),
+    }
+}
+
+fn user_blocks(content: &Content, index: usize) -> Result<Vec<ContentBlock>, ProviderError> {
+    let parts = match content {
+        Content::Text(text) => return Ok(text_block(text).into_iter().collect()),
+        Content::Parts(parts) => parts,
+    };
+    let mut blocks = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let param = || format!("messages[{index}].content[{j}]");
+        match part {
+            ContentPart::Text { text } => blocks.extend(text_block(text)),
+            ContentPart::ImageUrl { image_url } => {
+                blocks.push(ContentBlock::Image(image(&image_url.url, &param())?));
+            }
+            ContentPart::Refusal { refusal } => blocks.extend(text_block(refusal)),
+            ContentPart::InputAudio { .. } | ContentPart::File { .. } => {
+                return Err(ProviderError::invalid_request(
+                    "Bedrock's Converse API takes text and images; audio and files cannot be sent.",
+                    Some(&param()),
+                ));
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// Bedrock refuses blank text blocks; an empty string simply adds nothing.
+fn text_block(text: &str) -> Option<ContentBlock> {
+    (!text.trim().is_empty()).then(|| ContentBlock::Text(text.to_owned()))
+}
+
+/// A `data:image/<type>;base64,...` URL as an image block; Bedrock cannot fetch URLs.
+fn image(url: &str, param: &str) -> Result<ImageBlock, ProviderError> {
+    let refuse = |why: &str| ProviderError::invalid_request(why, Some(param));
+    let Some(rest) = url.strip_prefix("data:") else {
+        return Err(refuse(
+            "Bedrock cannot fetch images by URL; send the image inline as a data:image/...;base64 URL.",
+        ));
+    };
+    let (media_type, data) = rest
+        .split_once(";base64,")
+        .ok_or_else(|| refuse("an image data URL must be base64-encoded"))?;
+    let format = match media_type {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        _ => return Err(refuse("Bedrock takes png, jpeg, gif and webp images")),
+    };
+    STANDARD
+        .decode(data)
+        .map_err(|_| refuse("the image data URL is not valid base64"))?;
+    Ok(ImageBlock {
+        format: format.to_owned(),
+        source: ImageSource {
+            bytes: data.to_owned(),
+        },
+    })
+}
+
+fn assistant_blocks(
+    message: &AssistantMessage,
+    index: usize,
+) -> Result<Vec<ContentBlock>, ProviderError> {
+    let mut blocks: Vec<ContentBlock> = match &message.content {
+        Some(content) => text_block(&content.text()).into_iter().collect(),
+        None => Vec::new(),
+    };
+    for (j, call) in message.tool_calls.iter().flatten().enumerate() {
+        let arguments = if call.function.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            &call.function.arguments
+        };
+        let input: Value = serde_json::from_str(arguments).map_err(|_| {
+            ProviderError::invalid_request(
+                "tool call arguments must be a JSON document",
+                Some(&format!(
+                    "messages[{index}].tool_calls[{j}].function.arguments"
+                )),
+            )
+        })?;
+        blocks.push(ContentBlock::ToolUse(ToolUseBlock {
+            tool_use_id: call.id.clone(),
+            name: call.function.name.clone(),
+            input,
+        }));
+    }
+    Ok(blocks)
+}
+
+/// A tool's output: a JSON object goes as `json`, anything else as text.
+fn tool_result_content(content: &Content) -> ToolResultContent {
+    let text = content.text();
+    match serde_json::from_str::<Value>(&text) {
+        Ok(value @ Value::Object(_)) => ToolResultContent::Json(value),
+        _ => ToolResultContent::Text(text),
+    }
+}
+
+fn inference_config(request: &ChatRequest) -> InferenceConfig {
+    let max_tokens = request
+        .max_output_tokens()
+        .or_else(|| {
+            catalog::lookup(&request.model)
+                .map(|info| info.max_output_tokens)
+                .filter(|&max| max > 0)
+        })
+        .unwrap_or(FALLBACK_MAX_TOKENS);
+    InferenceConfig {
+        max_tokens,
+        temperature: request.temperature,
+        top_p: request.top_p,
+        stop_sequences: request
+            .stop
+            .as_ref()
+            .map(|s| s.sequences())
+            .unwrap_or_default(),
+    }
+}
+
+/// Tools and the choice among them. `tool_choice: none` omits them, unless the conversation
+/// already holds tool blocks: Bedrock refuses those without a `toolConfig`.
+fn tool_config(request: &ChatRequest, has_tool_blocks: bool) -> Option<ToolConfig> {
+    let mut tools: Vec<ToolEntry> = request
+        .tools
+        .iter()
+        .flatten()
+        .map(|Tool::Function { function }| ToolEntry {
+            tool_spec: ToolSpec {
+                name: function.name.clone(),
+                description: function.description.clone(),
+                input_schema: InputSchema {
+                    json: function
+                        .parameters
+                        .clone()
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                },
+            },
+        })
+        .collect();
+    let mut choice = match &request.tool_choice {
+        None | Some(ChatToolChoice::Mode(ToolChoiceMode::Auto)) => Some(ToolChoice::Auto(Empty {})),
+        Some(ChatToolChoice::Mode(ToolChoiceMode::Required)) => Some(ToolChoice::Any(Empty {})),
+        Some(ChatToolChoice::Named(named)) => Some(ToolChoice::Tool(NamedTool {
+            name: named.function.name.clone(),
+        })),
+        Some(ChatToolChoice::Mode(ToolChoiceMode::None)) if has_tool_blocks => None,
+        Some(ChatToolChoice::Mode(ToolChoiceMode::None)) => {
+            tools.clear();
+            None
+        }
+    };
+    if let Some(schema) = json_schema(request.response_format.as_ref()) {
+        // Alone, the JSON tool is forced; beside the caller's tools, some tool must be called.
+        choice = Some(if tools.is_empty() {
+            ToolChoice::Tool(NamedTool {
+                name: JSON_TOOL.to_owned(),
+            })
+        } else {
+            ToolChoice::Any(Empty {})
+        });
+        tools.push(ToolEntry {
+            tool_spec: ToolSpec {
+                name: JSON_TOOL.to_owned(),
+                description: Some("Answer with a JSON document.".to_owned()),
+                input_schema: InputSchema { json: schema },
+            },
+        });
+    }
+    (!tools.is_empty()).then_some(ToolConfig {
+        tools,
+        tool_choice: choice,
+    })
+}
+
+/// The schema a JSON-mode answer must follow, if the request asks for JSON.
+fn json_schema(format: Option<&ResponseFormat>) -> Option<Value> {
+    match format? {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(json!({"type": "object"})),
+        ResponseFormat::JsonSchema { json_schema } => Some(
+            json_schema
+                .schema
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        ),
+    }
+}

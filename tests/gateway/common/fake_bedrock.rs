@@ -1,0 +1,466 @@
+//! A fake AWS Bedrock runtime. It checks each request as Bedrock would (path, SigV4 signature
+//! recomputed from the received headers, JSON body, turn alternation, tool result ids) and answers
+//! Converse JSON or ConverseStream event-stream frames; the model id picks a behaviour.
+//!
+//! Behaviours (the model id up to any `:`): `ok` (text, or a call of the first tool when tools are
+//! offered), `parallel` (two calls of the first tool), `error-<status>` (Bedrock's error body,
+//! echoing the secret key), `cut` (stream aborted mid-frame), `unknown-event` (an event type the
+//! adapter does not know, then a normal finish), `refusal` (a guardrail intervention).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// The access key id the fake expects.
+pub const KEY: &str = "AKIAFAKEBEDROCK12345";
+/// The secret access key the fake verifies signatures with.
+pub const SECRET: &str = "fake/bedrock/secret/key/0123456789abcdefghij";
+/// The region the fake serves.
+pub const REGION: &str = "us-east-1";
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// A running fake.
+#[derive(Clone)]
+pub struct FakeBedrock {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeBedrock {
+    pub async fn start() -> FakeBedrock {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route("/model/{model}/{action}", post(invoke))
+            .with_state(received.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeBedrock { addr, received }
+    }
+
+    /// The `base_url` to configure: the runtime's root, as the AWS SDKs' endpoint.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// A `providers:` entry for this fake, in YAML flow style.
+    pub fn provider_yaml(&self) -> String {
+        format!(
+            "{{ kind: bedrock, region: {REGION}, access_key_id: {KEY}, secret_access_key: \"{SECRET}\", base_url: \"{}\" }}",
+            self.base_url()
+        )
+    }
+}
+
+/// Bedrock's error answer: `{"message"}` with the exception in `x-amzn-errortype`.
+fn aws_error(status: StatusCode, exception: &str, message: &str) -> Response {
+    let error_type = format!("{exception}:http://internal.amazon.com/coral/com.amazon.bedrock/");
+    (
+        status,
+        [("x-amzn-errortype", error_type)],
+        Json(json!({ "message": message })),
+    )
+        .into_response()
+}
+
+fn invalid(message: &str) -> Response {
+    aws_error(StatusCode::BAD_REQUEST, "ValidationException", message)
+}
+
+async fn invoke(
+    State(received): State<Arc<Mutex<Vec<Received>>>>,
+    Path((model, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    received.lock().expect("lock").push(Received {
+        path: uri.path().to_owned(),
+        headers: headers.clone(),
+        body: json.clone(),
+    });
+    if let Err(message) = check_signature(&headers, uri.path(), &body) {
+        return aws_error(StatusCode::FORBIDDEN, "AccessDeniedException", &message);
+    }
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/json")
+    {
+        return invalid("content-type must be application/json");
+    }
+    let behaviour = model.split(':').next().unwrap_or_default().to_owned();
+    if let Some(status) = behaviour.strip_prefix("error-") {
+        let status = StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::BAD_REQUEST);
+        let message = format!("fake failure {} for secret {SECRET}", status.as_u16());
+        return aws_error(status, "FakeException", &message);
+    }
+    match action.as_str() {
+        "converse" | "converse-stream" => {
+            if let Err(message) = check_converse(&json) {
+                return invalid(&message);
+            }
+            let plan = answer_plan(&behaviour, &json);
+            if action == "converse" {
+                Json(plan.converse()).into_response()
+            } else {
+                plan.stream(&behaviour)
+            }
+        }
+        "invoke" => match json["inputText"].as_str() {
+            Some(_) => Json(json!({"embedding": [0.5, -0.25, 0.125], "inputTextTokenCount": 3}))
+                .into_response(),
+            None => invalid("Malformed input request: #: required key [inputText] not found"),
+        },
+        _ => aws_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            "unknown operation",
+        ),
+    }
+}
+
+/// Recomputes the SigV4 signature from what arrived, as Bedrock does.
+fn check_signature(headers: &HeaderMap, path: &str, body: &[u8]) -> Result<(), String> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("missing Authorization")?;
+    let date = headers
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("missing x-amz-date")?;
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 Credential=")
+        .ok_or("algorithm must be AWS4-HMAC-SHA256")?;
+    let (credential, rest) = rest
+        .split_once(", SignedHeaders=")
+        .ok_or("no SignedHeaders")?;
+    let (signed, signature) = rest.split_once(", Signature=").ok_or("no Signature")?;
+    let scope = format!(
+        "{KEY}/{}/{REGION}/bedrock/aws4_request",
+        &date[..8.min(date.len())]
+    );
+    if credential != scope {
+        return Err(format!("credential scope {credential} is not {scope}"));
+    }
+    let signed: Vec<&str> = signed.split(';').collect();
+    if !signed.contains(&"host") || !signed.contains(&"x-amz-date") {
+        return Err("host and x-amz-date must be signed".into());
+    }
+    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("signature must be 64 hex digits".into());
+    }
+    let expected = expected_signature(headers, &signed, path, body, parse_amz_date(date)?)?;
+    if signature != expected {
+        return Err(
+            "The request signature we calculated does not match the signature you provided.".into(),
+        );
+    }
+    Ok(())
+}
+
+fn expected_signature(
+    headers: &HeaderMap,
+    signed: &[&str],
+    path: &str,
+    body: &[u8],
+    time: SystemTime,
+) -> Result<String, String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no host")?;
+    let signed_headers: Vec<(&str, &str)> = signed
+        .iter()
+        .filter_map(|name| Some((*name, headers.get(*name)?.to_str().ok()?)))
+        .collect();
+    let identity = Credentials::new(KEY, SECRET, None, None, "fake").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("bedrock")
+        .time(time)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        format!("http://{host}{path}"),
+        signed_headers.into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| e.to_string())?;
+    let (_, signature) = sign(request, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    Ok(signature)
+}
+
+/// `20150830T123600Z` as a time.
+fn parse_amz_date(date: &str) -> Result<SystemTime, String> {
+    let number = |range: std::ops::Range<usize>| -> Result<i64, String> {
+        date.get(range)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad x-amz-date {date}"))
+    };
+    let (y, m, d) = (number(0..4)?, number(4..6)?, number(6..8)?);
+    let seconds = number(9..11)? * 3600 + number(11..13)? * 60 + number(13..15)?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let total = u64::try_from(days * 86_400 + seconds).map_err(|e| e.to_string())?;
+    Ok(UNIX_EPOCH + Duration::from_secs(total))
+}
+
+/// What Bedrock's validation refuses: no messages, a first turn not the user's, turns of the same
+/// role in a row, empty content, a tool result without its tool use, no output cap.
+fn check_converse(body: &Value) -> Result<(), String> {
+    let messages = body["messages"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+        .ok_or("messages must not be empty")?;
+    if body["inferenceConfig"]["maxTokens"]
+        .as_u64()
+        .is_none_or(|n| n == 0)
+    {
+        return Err("inferenceConfig.maxTokens must be a positive integer".into());
+    }
+    let mut expected_role = "user";
+    let mut open_tool_uses: Vec<String> = Vec::new();
+    let mut uses_tools = false;
+    for (i, message) in messages.iter().enumerate() {
+        if message["role"] != expected_role {
+            return Err(format!(
+                "A conversation must alternate between user and assistant roles (messages.{i})"
+            ));
+        }
+        let content = message["content"]
+            .as_array()
+            .filter(|c| !c.is_empty())
+            .ok_or(format!("messages.{i}.content must not be empty"))?;
+        for block in content {
+            if let Some(text) = block.get("text") {
+                if text.as_str().is_none_or(|t| t.trim().is_empty()) {
+                    return Err(format!(
+                        "messages.{i}: text content blocks must be non-empty"
+                    ));
+                }
+            } else if let Some(tool_use) = block.get("toolUse") {
+                uses_tools = true;
+                open_tool_uses.push(
+                    tool_use["toolUseId"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            } else if let Some(result) = block.get("toolResult") {
+                uses_tools = true;
+                let id = result["toolUseId"].as_str().unwrap_or_default();
+                if !open_tool_uses.iter().any(|open| open == id) {
+                    return Err(format!("messages.{i}: toolResult {id} matches no toolUse"));
+                }
+            } else if block.get("image").is_none() {
+                return Err(format!("messages.{i}: unknown content block {block}"));
+            }
+        }
+        if expected_role == "user" {
+            open_tool_uses.clear();
+        }
+        expected_role = if expected_role == "user" {
+            "assistant"
+        } else {
+            "user"
+        };
+    }
+    if uses_tools && body["toolConfig"].is_null() {
+        return Err("The toolConfig field must be defined when using toolUse and toolResult content blocks.".into());
+    }
+    Ok(())
+}
+
+/// What the fake will answer, as content blocks and a stop reason.
+struct Plan {
+    text: Option<&'static str>,
+    tool_calls: Vec<(String, String, Value)>,
+    stop_reason: &'static str,
+}
+
+fn answer_plan(behaviour: &str, body: &Value) -> Plan {
+    let tool = body["toolConfig"]["tools"][0]["toolSpec"]["name"]
+        .as_str()
+        .map(str::to_owned);
+    match (behaviour, tool) {
+        ("refusal", _) => Plan {
+            text: Some("Sorry, the model cannot answer this question."),
+            tool_calls: Vec::new(),
+            stop_reason: "guardrail_intervened",
+        },
+        ("parallel", Some(name)) => Plan {
+            text: None,
+            tool_calls: vec![
+                (
+                    "tooluse_paris".into(),
+                    name.clone(),
+                    json!({"city": "Paris"}),
+                ),
+                ("tooluse_tokyo".into(), name, json!({"city": "Tokyo"})),
+            ],
+            stop_reason: "tool_use",
+        },
+        (_, Some(name)) => Plan {
+            text: None,
+            tool_calls: vec![("tooluse_paris".into(), name, json!({"city": "Paris"}))],
+            stop_reason: "tool_use",
+        },
+        (_, None) => Plan {
+            text: Some("Hello! How can I help?"),
+            tool_calls: Vec::new(),
+            stop_reason: "end_turn",
+        },
+    }
+}
+
+fn usage() -> Value {
+    json!({"inputTokens": 15, "outputTokens": 10, "totalTokens": 29, "cacheReadInputTokens": 4})
+}
+
+impl Plan {
+    fn converse(&self) -> Value {
+        let mut content: Vec<Value> = self.text.iter().map(|t| json!({"text": t})).collect();
+        for (id, name, input) in &self.tool_calls {
+            content.push(json!({"toolUse": {"toolUseId": id, "name": name, "input": input}}));
+        }
+        json!({
+            "output": {"message": {"role": "assistant", "content": content}},
+            "stopReason": self.stop_reason,
+            "usage": usage(),
+            "metrics": {"latencyMs": 120}
+        })
+    }
+
+    fn events(&self, behaviour: &str) -> Vec<(&'static str, Value)> {
+        let mut events = vec![("messageStart", json!({"role": "assistant"}))];
+        if let Some(text) = self.text {
+            let (first, second) = text.split_at(5);
+            for piece in [first, second] {
+                events.push((
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": 0, "delta": {"text": piece}, "p": "abcdef"}),
+                ));
+                if behaviour == "unknown-event" {
+                    events.push(("futureInsightEvent", json!({"insight": "not for you"})));
+                }
+            }
+            events.push(("contentBlockStop", json!({"contentBlockIndex": 0})));
+        }
+        for (i, (id, name, input)) in self.tool_calls.iter().enumerate() {
+            events.push(("contentBlockStart", json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": id, "name": name}}})));
+            let arguments = input.to_string();
+            let (a, rest) = arguments.split_at(4);
+            let (b, c) = rest.split_at(rest.len() / 2);
+            for piece in [a, b, c] {
+                events.push((
+                    "contentBlockDelta",
+                    json!({"contentBlockIndex": i, "delta": {"toolUse": {"input": piece}}}),
+                ));
+            }
+            events.push(("contentBlockStop", json!({"contentBlockIndex": i})));
+        }
+        events.push(("messageStop", json!({"stopReason": self.stop_reason})));
+        events.push((
+            "metadata",
+            json!({"usage": usage(), "metrics": {"latencyMs": 120}}),
+        ));
+        events
+    }
+
+    fn stream(&self, behaviour: &str) -> Response {
+        let mut frames: Vec<Vec<u8>> = self
+            .events(behaviour)
+            .into_iter()
+            .map(|(name, payload)| frame(name, &payload))
+            .collect();
+        let cut = behaviour == "cut";
+        if cut {
+            // Two whole events, then half a frame, then the connection breaks.
+            frames.truncate(3);
+            let last = frames.pop().unwrap_or_default();
+            frames.push(last[..last.len() / 2].to_vec());
+        }
+        let body = futures_util::stream::unfold(
+            (frames.into_iter(), false),
+            move |(mut frames, ended)| async move {
+                if ended {
+                    return None;
+                }
+                match frames.next() {
+                    Some(frame) => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        Some((Ok::<_, std::io::Error>(Bytes::from(frame)), (frames, false)))
+                    }
+                    None if cut => {
+                        Some((Err(std::io::Error::other("connection cut")), (frames, true)))
+                    }
+                    None => None,
+                }
+            },
+        );
+        (
+            [(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")],
+            Body::from_stream(body),
+        )
+            .into_response()
+    }
+}
+
+fn frame(event: &'static str, payload: &Value) -> Vec<u8> {
+    let message = Message::new(Bytes::from(payload.to_string()))
+        .add_header(Header::new(
+            ":message-type",
+            HeaderValue::String("event".into()),
+        ))
+        .add_header(Header::new(
+            ":event-type",
+            HeaderValue::String(event.into()),
+        ))
+        .add_header(Header::new(
+            ":content-type",
+            HeaderValue::String("application/json".into()),
+        ));
+    let mut bytes = Vec::new();
+    write_message_to(&message, &mut bytes).expect("frame encodes");
+    bytes
+}
