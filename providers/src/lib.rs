@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod chat;
 pub mod embeddings;
 pub mod error;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 mod request_de;
