@@ -22,7 +22,6 @@ use crate::chat::ChatRequest;
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::ProviderError;
 
-
 /// The default base URL of `kind: gemini`.
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 

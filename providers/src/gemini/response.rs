@@ -106,7 +106,7 @@ impl Answer {
                 answer
                     .tool_calls
                     .push(tool_call(call, part.thought_signature.as_deref()));
-            } else if let Some(text) = &part.text {
+            } else if let Some(text) = part.text.as_ref().filter(|t| !t.is_empty()) {
                 let target = if part.thought == Some(true) {
                     &mut answer.reasoning
                 } else {
