@@ -53,7 +53,9 @@ async fn answer(
                 .embeddings_request(&backend.endpoint, &request)?;
             let response = upstream::send(&state.client, name, backend, outgoing).await?;
             let bytes = upstream::read_body(name, response).await?;
-            backend.adapter.embeddings_response(&bytes)?
+            let mut answer = backend.adapter.embeddings_response(&bytes)?;
+            answer.fit_to(&request);
+            answer
         }
     };
     state.metrics.tokens(
