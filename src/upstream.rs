@@ -283,6 +283,24 @@ mod tests {
     use crate::config::Config;
 
     #[test]
+    fn gemini_defaults_to_googles_api_root() {
+        let config = Config::parse(
+            "providers:\n  g: { kind: gemini, api_key: AIza-long-enough-key }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let upstreams = build_all(&config.providers).unwrap();
+        let Backend::Http(backend) = &upstreams["g"].backend else {
+            panic!("http backend")
+        };
+        assert_eq!(
+            backend.endpoint.base_url,
+            "https://generativelanguage.googleapis.com"
+        );
+        assert_eq!(&backend.secrets[..], ["AIza-long-enough-key"]);
+    }
+
+    #[test]
     fn errors_are_scrubbed_of_the_key_and_every_header_value() {
         let config = Config::parse(
             "providers:\n  p: { kind: openai, api_key: sk-long-enough-key, headers: { api-key: azure-style-secret, x-team: a } }\n",

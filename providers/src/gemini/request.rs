@@ -34,7 +34,7 @@ pub fn encode(request: &ChatRequest) -> Result<GenerateContentRequest, ProviderE
     }
     Ok(GenerateContentRequest {
         contents,
-        system_instruction: (!system.is_empty()).then(|| Content {
+        system_instruction: (!system.is_empty()).then_some(Content {
             role: None,
             parts: system,
         }),
