@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use switchboard_providers::bedrock::{self, AwsCredentials, Bedrock};
+use switchboard_providers::gemini::{self, Gemini};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
@@ -192,6 +193,10 @@ impl Upstream {
                     .map_err(error)?
             }
             ProviderConfig::Bedrock(config) => bedrock_backend(config).map_err(error)?,
+            ProviderConfig::Gemini(http) => {
+                HttpBackend::backend(http, Box::new(Gemini), gemini::DEFAULT_BASE_URL)
+                    .map_err(error)?
+            }
         };
         let instances = match (&backend, config.http()) {
             (Backend::Http(http), Some(c)) if c.discovery.is_none() => {
@@ -384,6 +389,24 @@ fn describe(error: &reqwest::Error) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn gemini_defaults_to_googles_api_root() {
+        let config = Config::parse(
+            "providers:\n  g: { kind: gemini, api_key: AIza-long-enough-key }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let upstreams = build_all(&config.providers).unwrap();
+        let Backend::Http(backend) = &upstreams["g"].backend else {
+            panic!("http backend")
+        };
+        assert_eq!(
+            backend.endpoint.base_url,
+            "https://generativelanguage.googleapis.com"
+        );
+        assert_eq!(&backend.secrets[..], ["AIza-long-enough-key"]);
+    }
 
     #[test]
     fn errors_are_scrubbed_of_the_key_and_every_header_value() {

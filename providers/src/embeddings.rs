@@ -66,6 +66,24 @@ pub struct EmbeddingsResponse {
     pub extra: Extra,
 }
 
+impl EmbeddingsResponse {
+    /// Fills in what a translated answer cannot know from the body alone: the model asked for,
+    /// and base64 vectors when the client asked for them.
+    pub fn fit_to(&mut self, request: &EmbeddingsRequest) {
+        if self.model.is_empty() {
+            self.model.clone_from(&request.model);
+        }
+        if request.encoding_format == Some(EncodingFormat::Base64) {
+            for embedding in &mut self.data {
+                if let Vector::Float(values) = &mut embedding.embedding {
+                    embedding.embedding =
+                        Vector::encode(std::mem::take(values), EncodingFormat::Base64);
+                }
+            }
+        }
+    }
+}
+
 fn list_object() -> String {
     "list".to_owned()
 }
@@ -125,6 +143,25 @@ mod tests {
         let bytes = STANDARD.decode(text).unwrap();
         assert_eq!(bytes[..4], 1.0f32.to_le_bytes());
         assert_eq!(bytes[4..], (-2.5f32).to_le_bytes());
+    }
+
+    #[test]
+    fn translated_answers_fit_the_request() {
+        let request: EmbeddingsRequest = serde_json::from_value(
+            json!({"model": "gemini-embedding-001", "input": "a", "encoding_format": "base64"}),
+        )
+        .unwrap();
+        let mut response: EmbeddingsResponse = serde_json::from_value(json!({
+            "data": [{"index": 0, "embedding": [1.0]}], "model": "",
+            "usage": {"prompt_tokens": 0, "total_tokens": 0}
+        }))
+        .unwrap();
+        response.fit_to(&request);
+        assert_eq!(response.model, "gemini-embedding-001");
+        assert_eq!(
+            response.data[0].embedding,
+            Vector::encode(vec![1.0], EncodingFormat::Base64)
+        );
     }
 
     #[test]

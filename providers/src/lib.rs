@@ -12,6 +12,7 @@ pub mod chat;
 pub mod embeddings;
 pub mod error;
 pub mod eventstream;
+pub mod gemini;
 pub mod mock;
 pub mod openai;
 mod request_de;

@@ -137,25 +137,10 @@ async fn embed(
         .map_err(ApiError::from)?;
     let response = upstream::send(client, name, backend, outgoing, deadline).await?;
     let bytes = upstream::read_body(name, response).await?;
-    let answer = backend
+    let mut answer = backend
         .adapter
         .embeddings_response(&bytes)
         .map_err(ApiError::from)?;
-    Ok(conform(answer, request))
-}
-
-/// Fills in what a translating adapter cannot know: the model asked for, and the encoding the
-/// client wants (Titan answers floats; the OpenAI SDKs ask for base64).
-fn conform(mut answer: EmbeddingsResponse, request: &EmbeddingsRequest) -> EmbeddingsResponse {
-    if answer.model.is_empty() {
-        answer.model.clone_from(&request.model);
-    }
-    if request.encoding_format == Some(EncodingFormat::Base64) {
-        for item in &mut answer.data {
-            if let Vector::Float(values) = &mut item.embedding {
-                item.embedding = Vector::encode(std::mem::take(values), EncodingFormat::Base64);
-            }
-        }
-    }
-    answer
+    answer.fit_to(request);
+    Ok(answer)
 }

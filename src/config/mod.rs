@@ -149,6 +149,8 @@ fn default_shutdown_timeout() -> Span {
 pub enum ProviderConfig {
     /// OpenAI or any server that speaks its API.
     Openai(HttpProviderConfig),
+    /// Google's Gemini API; `base_url` is the API root, the adapter appends `/v1beta/...`.
+    Gemini(HttpProviderConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
     /// AWS Bedrock's Converse API, signed with SigV4.
@@ -159,7 +161,7 @@ impl ProviderConfig {
     /// The HTTP fields of an HTTP provider (instances, breaker); `None` for the mock.
     pub fn http(&self) -> Option<HttpProviderConfig> {
         match self {
-            ProviderConfig::Openai(http) => Some(http.clone()),
+            ProviderConfig::Openai(http) | ProviderConfig::Gemini(http) => Some(http.clone()),
             ProviderConfig::Bedrock(bedrock) => Some(bedrock.http()),
             ProviderConfig::Mock(_) => None,
         }
@@ -618,6 +620,30 @@ keys:
         assert_eq!(config.server.max_body, Size(1024 * 1024));
         assert_eq!(config.keys[0].key.as_ref().unwrap().expose(), "sk-team");
         assert_eq!(config.models[0].targets[1].weight, 1);
+    }
+
+    #[test]
+    fn gemini_provider_loads_with_the_common_fields() {
+        let config = parse(
+            "providers:\n  g: { kind: gemini, api_key: \"${TEAM_KEY}\", base_url: \"https://gemini.test\", headers: { x-goog-user-project: p }, timeout: 20s }\n",
+        )
+        .unwrap();
+        let ProviderConfig::Gemini(http) = &config.providers["g"] else {
+            panic!("gemini config")
+        };
+        assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
+        assert_eq!(http.base_url.as_deref(), Some("https://gemini.test"));
+        assert_eq!(http.timeout.unwrap().0, Duration::from_secs(20));
+        let errors =
+            parse("providers:\n  g: { kind: gemini, base_url: \"ftp://x\", project: p }\n")
+                .unwrap_err();
+        assert!(errors[0].starts_with("providers.g"), "{errors:?}");
+        let errors =
+            parse("providers:\n  g: { kind: gemini, base_url: \"ftp://x\" }\n").unwrap_err();
+        assert_eq!(
+            errors,
+            ["providers.g.base_url: must be an http:// or https:// URL"]
+        );
     }
 
     #[test]

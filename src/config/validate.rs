@@ -48,7 +48,9 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
         ));
     }
     match provider {
-        ProviderConfig::Openai(http) => http_errors(&path, http, errors),
+        ProviderConfig::Openai(http) | ProviderConfig::Gemini(http) => {
+            http_errors(&path, http, errors);
+        }
         ProviderConfig::Bedrock(bedrock) => bedrock_errors(&path, bedrock, errors),
         ProviderConfig::Mock(mock) if !(0.0..=1.0).contains(&mock.error_rate) => {
             errors.push(ConfigError::new(

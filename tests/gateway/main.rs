@@ -7,6 +7,7 @@ mod chat;
 mod cli;
 mod common;
 mod errors;
+mod gemini;
 mod limits;
 mod python;
 mod quota;
