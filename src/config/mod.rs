@@ -149,6 +149,8 @@ fn default_shutdown_timeout() -> Span {
 pub enum ProviderConfig {
     /// OpenAI or any server that speaks its API.
     Openai(HttpProviderConfig),
+    /// Anthropic's Messages API; `base_url` is the API root, without `/v1`.
+    Anthropic(HttpProviderConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
 }
@@ -405,6 +407,41 @@ keys:
         assert_eq!(config.server.max_body, Size(1024 * 1024));
         assert_eq!(config.keys[0].key.as_ref().unwrap().expose(), "sk-team");
         assert_eq!(config.models[0].targets[1].weight, 1);
+    }
+
+    #[test]
+    fn anthropic_provider_loads() {
+        let config = parse(
+            r#"
+providers:
+  claude: { kind: anthropic, api_key: "${TEAM_KEY}", headers: { anthropic-beta: files-api-2025-04-14 }, timeout: 2m }
+  proxy: { kind: anthropic, base_url: "http://127.0.0.1:9000" }
+models:
+  - name: smart
+    targets: [ { provider: claude, model: claude-sonnet-4-5 } ]
+"#,
+        )
+        .unwrap();
+        let ProviderConfig::Anthropic(http) = &config.providers["claude"] else {
+            panic!("anthropic kind")
+        };
+        assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
+        assert_eq!(http.timeout.unwrap().0, Duration::from_secs(120));
+        assert!(matches!(
+            config.providers["proxy"],
+            ProviderConfig::Anthropic(_)
+        ));
+        let errors =
+            parse("providers:\n  c: { kind: anthropic, base_url: \"ftp://x\", region: us }\n")
+                .unwrap_err();
+        assert!(errors[0].starts_with("providers.c"), "{errors:?}");
+        assert!(errors[0].contains("region"), "{errors:?}");
+        let errors =
+            parse("providers:\n  c: { kind: anthropic, base_url: \"ftp://x\" }\n").unwrap_err();
+        assert_eq!(
+            errors,
+            ["providers.c.base_url: must be an http:// or https:// URL"]
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
             "a provider name must be non-empty and contain no '/'",
         ));
     }
-    if let ProviderConfig::Openai(http) = provider {
+    if let ProviderConfig::Openai(http) | ProviderConfig::Anthropic(http) = provider {
         http_errors(&path, http, errors);
     }
 }
