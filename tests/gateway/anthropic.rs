@@ -413,3 +413,52 @@ async fn embeddings_are_refused_clearly() {
     );
     assert!(fake.received().is_empty());
 }
+
+#[tokio::test]
+async fn json_schema_answers_come_back_as_content() {
+    let fake = FakeAnthropic::start().await;
+    let gateway = gateway_for(&fake).await;
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let request = json!({"model": "smart", "messages": [{"role": "user", "content": "Capital of France?"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "place", "schema": schema}}});
+    let (status, body) = post(&gateway, request.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let message = &body["choices"][0]["message"];
+    let content: Value = serde_json::from_str(message["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, json!({"city": "Paris"}));
+    assert!(message.get("tool_calls").is_none());
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(fake.received()[0].body["tools"][0]["input_schema"], schema);
+
+    let (chunks, done) = stream(&gateway, request).await;
+    assert!(done);
+    let content: Value = serde_json::from_str(&text_of(&chunks)).unwrap();
+    assert_eq!(content, json!({"city": "Paris"}));
+    assert_eq!(finish_reasons(&chunks), ["stop"]);
+}
+
+#[tokio::test]
+async fn images_reach_anthropic_as_base64_and_url_sources() {
+    let fake = FakeAnthropic::start().await;
+    let gateway = gateway_for(&fake).await;
+    let (status, body) = post(
+        &gateway,
+        json!({"model": "smart", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Compare these."},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            {"type": "image_url", "image_url": {"url": "https://images.test/cat.jpg"}}
+        ]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let content = &fake.received()[0].body["messages"][0]["content"];
+    assert_eq!(
+        content[1]["source"],
+        json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+    );
+    assert_eq!(
+        content[2]["source"],
+        json!({"type": "url", "url": "https://images.test/cat.jpg"})
+    );
+}
