@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_providers::anthropic::{self, Anthropic};
 use switchboard_providers::bedrock::{self, AwsCredentials, Bedrock};
 use switchboard_providers::gemini::{self, Gemini};
 use switchboard_providers::openai::{self, OpenAi};
@@ -195,6 +196,10 @@ impl Upstream {
             ProviderConfig::Bedrock(config) => bedrock_backend(config).map_err(error)?,
             ProviderConfig::Gemini(http) => {
                 HttpBackend::backend(http, Box::new(Gemini), gemini::DEFAULT_BASE_URL)
+                    .map_err(error)?
+            }
+            ProviderConfig::Anthropic(http) => {
+                HttpBackend::backend(http, Box::new(Anthropic), anthropic::DEFAULT_BASE_URL)
                     .map_err(error)?
             }
         };

@@ -5,6 +5,7 @@
 //! translation testable from fixtures alone.
 
 pub mod adapter;
+pub mod anthropic;
 pub mod assemble;
 pub mod bedrock;
 pub mod catalog;

@@ -151,6 +151,8 @@ pub enum ProviderConfig {
     Openai(HttpProviderConfig),
     /// Google's Gemini API; `base_url` is the API root, the adapter appends `/v1beta/...`.
     Gemini(HttpProviderConfig),
+    /// Anthropic's Messages API; `base_url` is the API root, without `/v1`.
+    Anthropic(HttpProviderConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
     /// AWS Bedrock's Converse API, signed with SigV4.
@@ -161,7 +163,9 @@ impl ProviderConfig {
     /// The HTTP fields of an HTTP provider (instances, breaker); `None` for the mock.
     pub fn http(&self) -> Option<HttpProviderConfig> {
         match self {
-            ProviderConfig::Openai(http) | ProviderConfig::Gemini(http) => Some(http.clone()),
+            ProviderConfig::Openai(http)
+            | ProviderConfig::Gemini(http)
+            | ProviderConfig::Anthropic(http) => Some(http.clone()),
             ProviderConfig::Bedrock(bedrock) => Some(bedrock.http()),
             ProviderConfig::Mock(_) => None,
         }
@@ -643,6 +647,41 @@ keys:
         assert_eq!(
             errors,
             ["providers.g.base_url: must be an http:// or https:// URL"]
+        );
+    }
+
+    #[test]
+    fn anthropic_provider_loads() {
+        let config = parse(
+            r#"
+providers:
+  claude: { kind: anthropic, api_key: "${TEAM_KEY}", headers: { anthropic-beta: files-api-2025-04-14 }, timeout: 2m }
+  proxy: { kind: anthropic, base_url: "http://127.0.0.1:9000" }
+models:
+  - name: smart
+    targets: [ { provider: claude, model: claude-sonnet-4-5 } ]
+"#,
+        )
+        .unwrap();
+        let ProviderConfig::Anthropic(http) = &config.providers["claude"] else {
+            panic!("anthropic kind")
+        };
+        assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
+        assert_eq!(http.timeout.unwrap().0, Duration::from_secs(120));
+        assert!(matches!(
+            config.providers["proxy"],
+            ProviderConfig::Anthropic(_)
+        ));
+        let errors =
+            parse("providers:\n  c: { kind: anthropic, base_url: \"ftp://x\", region: us }\n")
+                .unwrap_err();
+        assert!(errors[0].starts_with("providers.c"), "{errors:?}");
+        assert!(errors[0].contains("region"), "{errors:?}");
+        let errors =
+            parse("providers:\n  c: { kind: anthropic, base_url: \"ftp://x\" }\n").unwrap_err();
+        assert_eq!(
+            errors,
+            ["providers.c.base_url: must be an http:// or https:// URL"]
         );
     }
 

@@ -48,7 +48,9 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
         ));
     }
     match provider {
-        ProviderConfig::Openai(http) | ProviderConfig::Gemini(http) => {
+        ProviderConfig::Openai(http)
+        | ProviderConfig::Gemini(http)
+        | ProviderConfig::Anthropic(http) => {
             http_errors(&path, http, errors);
         }
         ProviderConfig::Bedrock(bedrock) => bedrock_errors(&path, bedrock, errors),

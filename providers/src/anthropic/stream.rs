@@ -1,0 +1,222 @@
+//! Anthropic's streamed events as canonical chunks. Content blocks are numbered across text and
+//! tool calls; OpenAI numbers tool calls alone, so each `tool_use` block gets the next tool index.
+//!
+//! Order out: a role chunk at `message_start`, deltas, a `finish_reason` chunk at `message_delta`,
+//! then a usage-only chunk and `Done` at `message_stop`. An `error` event ends the stream as an error.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::adapter::{ChunkDecoder, StreamItem};
+use crate::chat::{
+    ChatChunk, ChunkChoice, Delta, FinishReason, FunctionCallDelta, FunctionType, ToolCallDelta,
+};
+use crate::error::ProviderError;
+
+use super::error::from_detail;
+use super::request::JSON_TOOL;
+use super::response::{REASONING_FIELD, finish_reason, unix_now, usage};
+use super::wire::{Block, BlockDelta, StreamEvent, WireUsage};
+
+/// Event names Anthropic documents; anything else is skipped unread.
+const KNOWN_EVENTS: &[&str] = &[
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "ping",
+    "error",
+];
+
+/// What one content block turns into.
+#[derive(Debug, Clone, Copy)]
+enum BlockKind {
+    Text,
+    Thinking,
+    /// A client tool call, with its OpenAI tool-call index.
+    Tool(u32),
+    /// The forced JSON-mode tool: its input is the answer's content.
+    Json,
+    /// Server tools and unknown blocks.
+    Skipped,
+}
+
+/// The state of one streamed answer.
+#[derive(Default)]
+pub struct Decoder {
+    id: String,
+    model: String,
+    created: u64,
+    usage: WireUsage,
+    blocks: HashMap<u32, BlockKind>,
+    tool_calls: u32,
+    answered_as_json: bool,
+}
+
+impl ChunkDecoder for Decoder {
+    fn decode(&mut self, event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError> {
+        if (!event.is_empty() && !KNOWN_EVENTS.contains(&event)) || data.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let parsed: StreamEvent =
+            serde_json::from_str(data).map_err(ProviderError::bad_response)?;
+        Ok(match parsed {
+            StreamEvent::MessageStart { message } => {
+                self.id = message.id;
+                self.model = message.model;
+                self.created = unix_now();
+                self.usage = message.usage;
+                let delta = Delta {
+                    role: Some("assistant".to_owned()),
+                    content: Some(String::new()),
+                    ..Delta::default()
+                };
+                vec![self.chunk(delta, None)]
+            }
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => self.block_start(index, content_block),
+            StreamEvent::ContentBlockDelta { index, delta } => self.block_delta(index, delta),
+            StreamEvent::MessageDelta { delta, usage } => {
+                if let Some(later) = usage {
+                    self.usage.update(later);
+                }
+                let reason = delta
+                    .stop_reason
+                    .as_deref()
+                    .map(|r| finish_reason(r, self.answered_as_json && self.tool_calls == 0));
+                reason
+                    .map(|r| self.chunk(Delta::default(), Some(r)))
+                    .into_iter()
+                    .collect()
+            }
+            StreamEvent::MessageStop {} => vec![self.usage_chunk(), StreamItem::Done],
+            StreamEvent::Error { error } => return Err(from_detail(None, error)),
+            StreamEvent::ContentBlockStop {} | StreamEvent::Ping {} | StreamEvent::Unknown => {
+                Vec::new()
+            }
+        })
+    }
+}
+
+impl Decoder {
+    fn block_start(&mut self, index: u32, block: Block) -> Vec<StreamItem> {
+        let (kind, first) = match block {
+            Block::Text { text } => (BlockKind::Text, content(text)),
+            Block::Thinking { thinking } => (BlockKind::Thinking, reasoning(thinking)),
+            Block::ToolUse { name, .. } if name == JSON_TOOL => {
+                self.answered_as_json = true;
+                (BlockKind::Json, None)
+            }
+            Block::ToolUse { id, name, .. } => {
+                let tool_index = self.tool_calls;
+                self.tool_calls += 1;
+                (
+                    BlockKind::Tool(tool_index),
+                    Some(tool_start(tool_index, id, name)),
+                )
+            }
+            _ => (BlockKind::Skipped, None),
+        };
+        self.blocks.insert(index, kind);
+        first.map(|d| self.chunk(d, None)).into_iter().collect()
+    }
+
+    fn block_delta(&mut self, index: u32, delta: BlockDelta) -> Vec<StreamItem> {
+        let kind = self
+            .blocks
+            .get(&index)
+            .copied()
+            .unwrap_or(BlockKind::Skipped);
+        let out = match (kind, delta) {
+            (BlockKind::Text, BlockDelta::TextDelta { text }) => content(text),
+            (BlockKind::Json, BlockDelta::InputJsonDelta { partial_json }) => content(partial_json),
+            (BlockKind::Thinking, BlockDelta::ThinkingDelta { thinking }) => reasoning(thinking),
+            (BlockKind::Tool(tool), BlockDelta::InputJsonDelta { partial_json }) => {
+                (!partial_json.is_empty()).then(|| arguments(tool, partial_json))
+            }
+            _ => None,
+        };
+        out.map(|d| self.chunk(d, None)).into_iter().collect()
+    }
+
+    fn chunk(&self, delta: Delta, finish_reason: Option<FinishReason>) -> StreamItem {
+        let choice = ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason,
+            logprobs: None,
+            extra: Default::default(),
+        };
+        StreamItem::Chunk(Box::new(self.frame(vec![choice])))
+    }
+
+    fn usage_chunk(&self) -> StreamItem {
+        let mut chunk = self.frame(Vec::new());
+        chunk.usage = Some(usage(&self.usage));
+        StreamItem::Chunk(Box::new(chunk))
+    }
+
+    fn frame(&self, choices: Vec<ChunkChoice>) -> ChatChunk {
+        ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".to_owned(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage: None,
+            system_fingerprint: None,
+            extra: Default::default(),
+        }
+    }
+}
+
+fn content(text: String) -> Option<Delta> {
+    (!text.is_empty()).then(|| Delta {
+        content: Some(text),
+        ..Delta::default()
+    })
+}
+
+fn reasoning(text: String) -> Option<Delta> {
+    (!text.is_empty()).then(|| {
+        let mut delta = Delta::default();
+        delta
+            .extra
+            .insert(REASONING_FIELD.to_owned(), Value::String(text));
+        delta
+    })
+}
+
+fn tool_start(index: u32, id: String, name: String) -> Delta {
+    Delta {
+        tool_calls: Some(vec![ToolCallDelta {
+            index,
+            id: Some(id),
+            kind: Some(FunctionType::Function),
+            function: Some(FunctionCallDelta {
+                name: Some(name),
+                arguments: Some(String::new()),
+            }),
+        }]),
+        ..Delta::default()
+    }
+}
+
+fn arguments(index: u32, fragment: String) -> Delta {
+    Delta {
+        tool_calls: Some(vec![ToolCallDelta {
+            index,
+            function: Some(FunctionCallDelta {
+                name: None,
+                arguments: Some(fragment),
+            }),
+            ..ToolCallDelta::default()
+        }]),
+        ..Delta::default()
+    }
+}
