@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_providers::cohere::{self, Cohere};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
@@ -169,6 +170,10 @@ impl Upstream {
             ProviderConfig::Mock(mock) => Backend::Mock(MockBackend::from(&mock.latency)),
             ProviderConfig::Openai(http) => {
                 HttpBackend::backend(http, Box::new(OpenAi), openai::DEFAULT_BASE_URL)
+                    .map_err(error)?
+            }
+            ProviderConfig::Cohere(http) => {
+                HttpBackend::backend(http, Box::new(Cohere), cohere::DEFAULT_BASE_URL)
                     .map_err(error)?
             }
         };

@@ -104,6 +104,25 @@ impl Vector {
     }
 }
 
+impl EmbeddingsResponse {
+    /// Fills in what a provider's format leaves out: the model asked for, and base64 vectors
+    /// when the client asked for them but the provider only sends floats.
+    pub fn fit_to(mut self, request: &EmbeddingsRequest) -> Self {
+        if self.model.is_empty() {
+            self.model.clone_from(&request.model);
+        }
+        if request.encoding_format == Some(EncodingFormat::Base64) {
+            for item in &mut self.data {
+                if let Vector::Float(values) = &mut item.embedding {
+                    let values = std::mem::take(values);
+                    item.embedding = Vector::encode(values, EncodingFormat::Base64);
+                }
+            }
+        }
+        self
+    }
+}
+
 /// Token counts of an embeddings call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmbeddingsUsage {

@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod assemble;
 pub mod catalog;
 pub mod chat;
+pub mod cohere;
 pub mod embeddings;
 pub mod error;
 pub mod mock;

@@ -198,12 +198,17 @@ async fn http_answer(
     let outgoing = backend.adapter.chat_request(&backend.endpoint, &request)?;
     let response = upstream::send(&state.client, name, backend, outgoing).await?;
     if request.is_stream() {
-        let items = upstream_items(name, backend, response);
+        let items = upstream_items(name, backend, response, &request.model);
         return Ok(answering.stream(items.boxed(), request.wants_stream_usage()));
     }
     let bytes = upstream::read_body(name, response).await?;
     Ok(match backend.adapter.chat_response(bytes)? {
-        ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
+        ChatAnswer::Translated(mut completion) => {
+            if completion.model.is_empty() {
+                completion.model.clone_from(&request.model);
+            }
+            answering.finish(*completion, None).await
+        }
         // Parsing the whole answer is only worth it when the cache will keep it, or when its
         // usage is missing and its text must be counted instead.
         ChatAnswer::Verbatim { body, usage } => {
@@ -224,12 +229,15 @@ async fn http_answer(
 
 /// A provider's streamed answer as canonical items: framed by the provider's stream format,
 /// decoded by its adapter, scrubbed of its credentials. The decoder hears of the end of the bytes
-/// too, so formats without a `[DONE]` can finish.
+/// too, so formats without a `[DONE]` can finish. Chunks of formats that do not name the model
+/// are given `model`, the one the gateway asked for.
 fn upstream_items(
     provider: &str,
     backend: &HttpBackend,
     response: reqwest::Response,
+    model: &str,
 ) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
+    let model = model.to_owned();
     let decoder = backend.adapter.chat_stream();
     let provider = provider.to_owned();
     let secrets = backend.secrets.clone();
@@ -256,12 +264,26 @@ fn upstream_items(
     steps
         .flat_map(move |items| {
             let items: Vec<Result<StreamItem, ApiError>> = match items {
-                Ok(items) => items.into_iter().map(Ok).collect(),
+                Ok(items) => items
+                    .into_iter()
+                    .map(|item| Ok(named(item, &model)))
+                    .collect(),
                 Err(error) => vec![Err(upstream::redact(error, &secrets))],
             };
             futures_util::stream::iter(items)
         })
         .boxed()
+}
+
+/// A translated chunk with the model filled in when the provider's event did not name it.
+fn named(item: StreamItem, model: &str) -> StreamItem {
+    match item {
+        StreamItem::Chunk(mut chunk) if chunk.model.is_empty() => {
+            model.clone_into(&mut chunk.model);
+            StreamItem::Chunk(chunk)
+        }
+        other => other,
+    }
 }
 
 fn stream_error<E: std::fmt::Display>(

@@ -149,6 +149,8 @@ fn default_shutdown_timeout() -> Span {
 pub enum ProviderConfig {
     /// OpenAI or any server that speaks its API.
     Openai(HttpProviderConfig),
+    /// Cohere's v2 API; `base_url` is the API root (default `https://api.cohere.com`).
+    Cohere(HttpProviderConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
 }
@@ -445,6 +447,24 @@ keys:
         let errors = parse("providers:\n  a: { kind: openai, api_key: \"${NOPE_A}\" }\n  b: { kind: openai, api_key: \"${NOPE_B}\" }\n").unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("providers.a.api_key: environment variable NOPE_A"));
+    }
+
+    #[test]
+    fn cohere_provider_loads_with_the_common_fields() {
+        let config = parse(
+            "providers:\n  co: { kind: cohere, api_key: \"${TEAM_KEY}\", base_url: \"https://api.cohere.com\", headers: { x-client-name: sb }, timeout: 20s }\n",
+        )
+        .unwrap();
+        let ProviderConfig::Cohere(http) = &config.providers["co"] else {
+            panic!("cohere kind")
+        };
+        assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
+        assert_eq!(http.timeout, Some(Span(Duration::from_secs(20))));
+        let errors = parse("providers:\n  co: { kind: cohere, base_url: \"ftp://x\", model: m }\n")
+            .unwrap_err();
+        assert!(errors[0].starts_with("providers.co"), "{errors:?}");
+        let errors = parse("providers:\n  co: { kind: cohere, base_url: \"ftp://x\" }\n").unwrap_err();
+        assert_eq!(errors, ["providers.co.base_url: must be an http:// or https:// URL"]);
     }
 
     #[test]

@@ -47,8 +47,11 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
             "a provider name must be non-empty and contain no '/'",
         ));
     }
-    if let ProviderConfig::Openai(http) = provider {
-        http_errors(&path, http, errors);
+    match provider {
+        ProviderConfig::Openai(http) | ProviderConfig::Cohere(http) => {
+            http_errors(&path, http, errors);
+        }
+        ProviderConfig::Mock(_) => {}
     }
 }
 
