@@ -53,7 +53,10 @@ async fn answer(
                 .embeddings_request(&backend.endpoint, &request)?;
             let response = upstream::send(&state.client, name, backend, outgoing).await?;
             let bytes = upstream::read_body(name, response).await?;
-            backend.adapter.embeddings_response(&bytes)?.fit_to(&request)
+            backend
+                .adapter
+                .embeddings_response(&bytes)?
+                .fit_to(&request)
         }
     };
     state.metrics.tokens(

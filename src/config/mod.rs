@@ -463,8 +463,12 @@ keys:
         let errors = parse("providers:\n  co: { kind: cohere, base_url: \"ftp://x\", model: m }\n")
             .unwrap_err();
         assert!(errors[0].starts_with("providers.co"), "{errors:?}");
-        let errors = parse("providers:\n  co: { kind: cohere, base_url: \"ftp://x\" }\n").unwrap_err();
-        assert_eq!(errors, ["providers.co.base_url: must be an http:// or https:// URL"]);
+        let errors =
+            parse("providers:\n  co: { kind: cohere, base_url: \"ftp://x\" }\n").unwrap_err();
+        assert_eq!(
+            errors,
+            ["providers.co.base_url: must be an http:// or https:// URL"]
+        );
     }
 
     #[test]

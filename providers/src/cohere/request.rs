@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::chat::{
-    AssistantMessage, ChatRequest, Content, ContentPart, Message, ResponseFormat, Tool,
-    ToolChoice, ToolChoiceMode,
+    AssistantMessage, ChatRequest, Content, ContentPart, Message, ResponseFormat, Tool, ToolChoice,
+    ToolChoiceMode,
 };
 use crate::error::ProviderError;
 

@@ -111,9 +111,7 @@ impl CohereStream {
         let (id, name, arguments) = match call {
             Some(call) => {
                 let function = call.function;
-                let (name, arguments) = function
-                    .map(|f| (f.name, f.arguments))
-                    .unwrap_or_default();
+                let (name, arguments) = function.map(|f| (f.name, f.arguments)).unwrap_or_default();
                 (call.id, name, arguments)
             }
             None => (None, None, None),
@@ -166,9 +164,7 @@ impl CohereStream {
 
     fn end(&self, delta: Option<EventDelta>) -> Vec<StreamItem> {
         let (reason, usage) = delta.map_or((None, None), |d| (d.finish_reason, d.usage));
-        let reason = reason
-            .as_deref()
-            .map_or(FinishReason::Stop, finish_reason);
+        let reason = reason.as_deref().map_or(FinishReason::Stop, finish_reason);
         let mut items = vec![self.chunk(Delta::default(), Some(reason))];
         if let Some(usage) = usage {
             items.push(StreamItem::Chunk(Box::new(
@@ -197,7 +193,6 @@ impl ChunkDecoder for CohereStream {
                 self.id = parsed.id.unwrap_or_default();
                 let delta = Delta {
                     role: Some("assistant".into()),
-                    content: Some(String::new()),
                     ..Delta::default()
                 };
                 vec![self.chunk(delta, None)]
@@ -205,9 +200,12 @@ impl ChunkDecoder for CohereStream {
             "content-start" | "content-delta" => {
                 self.content(parsed.delta.and_then(|d| d.message).and_then(|m| m.content))
             }
-            "tool-call-start" => {
-                self.start_tool_call(parsed.delta.and_then(|d| d.message).and_then(|m| m.tool_calls))
-            }
+            "tool-call-start" => self.start_tool_call(
+                parsed
+                    .delta
+                    .and_then(|d| d.message)
+                    .and_then(|m| m.tool_calls),
+            ),
             "tool-call-delta" => {
                 let arguments = parsed
                     .delta
