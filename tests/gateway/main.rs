@@ -4,6 +4,7 @@
 mod cache;
 mod chat;
 mod cli;
+mod cohere;
 mod common;
 mod errors;
 mod limits;
