@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use switchboard_providers::cohere::{self, Cohere};
+use switchboard_providers::mistral::{self, Mistral};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
@@ -174,6 +175,10 @@ impl Upstream {
             }
             ProviderConfig::Cohere(http) => {
                 HttpBackend::backend(http, Box::new(Cohere), cohere::DEFAULT_BASE_URL)
+                    .map_err(error)?
+            }
+            ProviderConfig::Mistral(http) => {
+                HttpBackend::backend(http, Box::new(Mistral), mistral::DEFAULT_BASE_URL)
                     .map_err(error)?
             }
         };

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod cohere;
 pub mod embeddings;
 pub mod error;
+pub mod mistral;
 pub mod mock;
 pub mod openai;
 mod request_de;

@@ -151,6 +151,8 @@ pub enum ProviderConfig {
     Openai(HttpProviderConfig),
     /// Cohere's v2 API; `base_url` is the API root (default `https://api.cohere.com`).
     Cohere(HttpProviderConfig),
+    /// Mistral's API; `base_url` includes `/v1` (default `https://api.mistral.ai/v1`).
+    Mistral(HttpProviderConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
 }
@@ -469,6 +471,20 @@ keys:
             errors,
             ["providers.co.base_url: must be an http:// or https:// URL"]
         );
+    }
+
+    #[test]
+    fn mistral_provider_loads_with_the_common_fields() {
+        let config =
+            parse("providers:\n  mi: { kind: mistral, api_key: \"${TEAM_KEY}\", timeout: 5s }\n")
+                .unwrap();
+        let ProviderConfig::Mistral(http) = &config.providers["mi"] else {
+            panic!("mistral kind")
+        };
+        assert_eq!(http.base_url, None);
+        assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
+        let errors = parse("providers:\n  mi: { kind: mistral, timeout: 0s }\n").unwrap_err();
+        assert_eq!(errors, ["providers.mi.timeout: must be longer than 0s"]);
     }
 
     #[test]

@@ -48,7 +48,9 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
         ));
     }
     match provider {
-        ProviderConfig::Openai(http) | ProviderConfig::Cohere(http) => {
+        ProviderConfig::Openai(http)
+        | ProviderConfig::Cohere(http)
+        | ProviderConfig::Mistral(http) => {
             http_errors(&path, http, errors);
         }
         ProviderConfig::Mock(_) => {}
