@@ -8,6 +8,7 @@ mod cohere;
 mod common;
 mod errors;
 mod limits;
+mod mistral;
 mod python;
 mod quota;
 mod surface;

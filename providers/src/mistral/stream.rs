@@ -90,6 +90,11 @@ impl MistralStream {
         let mut fragments = Vec::new();
         for mut call in calls {
             let Some(id) = call.id.clone() else {
+                // Calls stream one after another: a fragment continues the latest one, whatever
+                // index Mistral wrote on it.
+                if let Some(latest) = self.calls.len().checked_sub(1) {
+                    call.index = u32::try_from(latest).unwrap_or(u32::MAX);
+                }
                 fragments.push(call);
                 continue;
             };
@@ -129,6 +134,10 @@ fn memchr_str(haystack: &[u8], needle: &[u8]) -> bool {
 
 impl ChunkDecoder for MistralStream {
     fn decode(&mut self, event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError> {
+        // Chunks come as unnamed events; a named one (a keep-alive, say) is not a chunk.
+        if !matches!(event, "" | "message") {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
         for item in self.inner.decode(event, data)? {
             out.extend(self.item(item)?);
