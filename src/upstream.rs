@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use switchboard_providers::azure::Azure;
 use switchboard_providers::cohere::{self, Cohere};
 use switchboard_providers::mistral::{self, Mistral};
 use switchboard_providers::openai::{self, OpenAi};
@@ -177,6 +178,13 @@ impl Upstream {
                 HttpBackend::backend(http, Box::new(Cohere), cohere::DEFAULT_BASE_URL)
                     .map_err(error)?
             }
+            // `base_url` is required for Azure, so the default is never used.
+            ProviderConfig::Azure(azure) => HttpBackend::backend(
+                &azure.http(),
+                Box::new(Azure::new(azure.api_version.clone())),
+                "",
+            )
+            .map_err(error)?,
             ProviderConfig::Mistral(http) => {
                 HttpBackend::backend(http, Box::new(Mistral), mistral::DEFAULT_BASE_URL)
                     .map_err(error)?

@@ -6,6 +6,7 @@
 
 pub mod adapter;
 pub mod assemble;
+pub mod azure;
 pub mod catalog;
 pub mod chat;
 pub mod cohere;

@@ -153,6 +153,8 @@ pub enum ProviderConfig {
     Cohere(HttpProviderConfig),
     /// Mistral's API; `base_url` includes `/v1` (default `https://api.mistral.ai/v1`).
     Mistral(HttpProviderConfig),
+    /// Azure OpenAI: a resource's deployments, addressed by the target's model name.
+    Azure(AzureConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
 }
@@ -172,6 +174,39 @@ pub struct HttpProviderConfig {
     /// Limit on a whole upstream call, streams included.
     #[serde(default)]
     pub timeout: Option<Span>,
+}
+
+/// `kind: azure`: an Azure OpenAI resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    /// The resource's endpoint, e.g. `https://my-resource.openai.azure.com`; no default exists.
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// The `api-version` query every request carries.
+    #[serde(default = "default_azure_api_version")]
+    pub api_version: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+}
+
+fn default_azure_api_version() -> String {
+    switchboard_providers::azure::DEFAULT_API_VERSION.to_owned()
+}
+
+impl AzureConfig {
+    /// The fields every HTTP provider shares.
+    pub fn http(&self) -> HttpProviderConfig {
+        HttpProviderConfig {
+            base_url: Some(self.base_url.clone()),
+            api_key: self.api_key.clone(),
+            headers: self.headers.clone(),
+            timeout: self.timeout,
+        }
+    }
 }
 
 /// The built-in mock provider.
@@ -485,6 +520,38 @@ keys:
         assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
         let errors = parse("providers:\n  mi: { kind: mistral, timeout: 0s }\n").unwrap_err();
         assert_eq!(errors, ["providers.mi.timeout: must be longer than 0s"]);
+    }
+
+    #[test]
+    fn azure_provider_loads_with_its_api_version() {
+        let config = parse(
+            "providers:\n  az: { kind: azure, base_url: \"https://r.openai.azure.com\", api_key: \"${TEAM_KEY}\", headers: { x-ms-client-request-id: a } }\n  az2: { kind: azure, base_url: \"https://r.openai.azure.com\", api_version: 2025-01-01-preview, timeout: 30s }\n",
+        )
+        .unwrap();
+        let ProviderConfig::Azure(az) = &config.providers["az"] else {
+            panic!("azure kind")
+        };
+        assert_eq!(az.api_version, "2024-10-21");
+        assert_eq!(az.http().api_key.unwrap().expose(), "sk-team");
+        let ProviderConfig::Azure(az2) = &config.providers["az2"] else {
+            panic!("azure kind")
+        };
+        assert_eq!(az2.api_version, "2025-01-01-preview");
+        let errors = parse("providers:\n  az: { kind: azure, api_key: k }\n").unwrap_err();
+        assert!(
+            errors[0].starts_with("providers.az") && errors[0].contains("base_url"),
+            "{errors:?}"
+        );
+        let errors = parse("providers:\n  az: { kind: azure, base_url: \"https://r\", api_version: \"a b\", deployment: x }\n").unwrap_err();
+        assert!(errors[0].contains("deployment"), "{errors:?}");
+        let errors = parse(
+            "providers:\n  az: { kind: azure, base_url: \"https://r\", api_version: \"a&b\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            ["providers.az.api_version: must be a version such as 2024-10-21"]
+        );
     }
 
     #[test]

@@ -53,6 +53,21 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
         | ProviderConfig::Mistral(http) => {
             http_errors(&path, http, errors);
         }
+        ProviderConfig::Azure(azure) => {
+            http_errors(&path, &azure.http(), errors);
+            let version = &azure.api_version;
+            // It is written into the query string as is.
+            if version.is_empty()
+                || !version
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+            {
+                errors.push(ConfigError::new(
+                    format!("{path}.api_version"),
+                    "must be a version such as 2024-10-21",
+                ));
+            }
+        }
         ProviderConfig::Mock(_) => {}
     }
 }
