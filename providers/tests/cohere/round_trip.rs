@@ -98,10 +98,11 @@ fn expressible(request: &Value) -> Value {
     if out_map.get("tool_choice") == Some(&json!("auto")) {
         out_map.remove("tool_choice");
     }
-    if let Some(format) = out_map.get_mut("response_format") {
-        if let Some(schema) = format.get_mut("json_schema") {
-            schema["name"] = json!("schema");
-        }
+    if let Some(schema) = out_map
+        .get_mut("response_format")
+        .and_then(|f| f.get_mut("json_schema"))
+    {
+        schema["name"] = json!("schema");
     }
     if out_map.get("tools").is_none() {
         out_map.remove("tool_choice");
