@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use switchboard_providers::anthropic::{self, Anthropic};
+use switchboard_providers::azure::Azure;
 use switchboard_providers::bedrock::{self, AwsCredentials, Bedrock};
+use switchboard_providers::cohere::{self, Cohere};
 use switchboard_providers::gemini::{self, Gemini};
+use switchboard_providers::mistral::{self, Mistral};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
@@ -200,6 +203,21 @@ impl Upstream {
             }
             ProviderConfig::Anthropic(http) => {
                 HttpBackend::backend(http, Box::new(Anthropic), anthropic::DEFAULT_BASE_URL)
+                    .map_err(error)?
+            }
+            ProviderConfig::Cohere(http) => {
+                HttpBackend::backend(http, Box::new(Cohere), cohere::DEFAULT_BASE_URL)
+                    .map_err(error)?
+            }
+            // `base_url` is required for Azure, so the default is never used.
+            ProviderConfig::Azure(azure) => HttpBackend::backend(
+                &azure.http(),
+                Box::new(Azure::new(azure.api_version.clone())),
+                "",
+            )
+            .map_err(error)?,
+            ProviderConfig::Mistral(http) => {
+                HttpBackend::backend(http, Box::new(Mistral), mistral::DEFAULT_BASE_URL)
                     .map_err(error)?
             }
         };

@@ -7,13 +7,16 @@
 pub mod adapter;
 pub mod anthropic;
 pub mod assemble;
+pub mod azure;
 pub mod bedrock;
 pub mod catalog;
 pub mod chat;
+pub mod cohere;
 pub mod embeddings;
 pub mod error;
 pub mod eventstream;
 pub mod gemini;
+pub mod mistral;
 pub mod mock;
 pub mod openai;
 mod request_de;

@@ -153,6 +153,12 @@ pub enum ProviderConfig {
     Gemini(HttpProviderConfig),
     /// Anthropic's Messages API; `base_url` is the API root, without `/v1`.
     Anthropic(HttpProviderConfig),
+    /// Cohere's v2 API; `base_url` is the API root (default `https://api.cohere.com`).
+    Cohere(HttpProviderConfig),
+    /// Mistral's API; `base_url` includes `/v1` (default `https://api.mistral.ai/v1`).
+    Mistral(HttpProviderConfig),
+    /// Azure OpenAI: a resource's deployments, addressed by the target's model name.
+    Azure(AzureConfig),
     /// The built-in deterministic model.
     Mock(MockConfig),
     /// AWS Bedrock's Converse API, signed with SigV4.
@@ -165,8 +171,11 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Openai(http)
             | ProviderConfig::Gemini(http)
-            | ProviderConfig::Anthropic(http) => Some(http.clone()),
+            | ProviderConfig::Anthropic(http)
+            | ProviderConfig::Cohere(http)
+            | ProviderConfig::Mistral(http) => Some(http.clone()),
             ProviderConfig::Bedrock(bedrock) => Some(bedrock.http()),
+            ProviderConfig::Azure(azure) => Some(azure.http()),
             ProviderConfig::Mock(_) => None,
         }
     }
@@ -303,6 +312,43 @@ fn default_breaker_window() -> Span {
 
 fn default_breaker_cooldown() -> Span {
     Span(Duration::from_secs(15))
+}
+
+/// `kind: azure`: an Azure OpenAI resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    /// The resource's endpoint, e.g. `https://my-resource.openai.azure.com`; no default exists.
+    pub base_url: String,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// The `api-version` query every request carries.
+    #[serde(default = "default_azure_api_version")]
+    pub api_version: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+}
+
+fn default_azure_api_version() -> String {
+    switchboard_providers::azure::DEFAULT_API_VERSION.to_owned()
+}
+
+impl AzureConfig {
+    /// The fields every HTTP provider shares.
+    pub fn http(&self) -> HttpProviderConfig {
+        HttpProviderConfig {
+            base_url: Some(self.base_url.clone()),
+            api_key: self.api_key.clone(),
+            headers: self.headers.clone(),
+            timeout: self.timeout,
+            discovery: None,
+            breaker: self.breaker,
+        }
+    }
 }
 
 /// The built-in mock provider.
@@ -723,6 +769,74 @@ models:
         let errors = parse("providers:\n  a: { kind: openai, api_key: \"${NOPE_A}\" }\n  b: { kind: openai, api_key: \"${NOPE_B}\" }\n").unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("providers.a.api_key: environment variable NOPE_A"));
+    }
+
+    #[test]
+    fn cohere_provider_loads_with_the_common_fields() {
+        let config = parse(
+            "providers:\n  co: { kind: cohere, api_key: \"${TEAM_KEY}\", base_url: \"https://api.cohere.com\", headers: { x-client-name: sb }, timeout: 20s }\n",
+        )
+        .unwrap();
+        let ProviderConfig::Cohere(http) = &config.providers["co"] else {
+            panic!("cohere kind")
+        };
+        assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
+        assert_eq!(http.timeout, Some(Span(Duration::from_secs(20))));
+        let errors = parse("providers:\n  co: { kind: cohere, base_url: \"ftp://x\", model: m }\n")
+            .unwrap_err();
+        assert!(errors[0].starts_with("providers.co"), "{errors:?}");
+        let errors =
+            parse("providers:\n  co: { kind: cohere, base_url: \"ftp://x\" }\n").unwrap_err();
+        assert_eq!(
+            errors,
+            ["providers.co.base_url: must be an http:// or https:// URL"]
+        );
+    }
+
+    #[test]
+    fn mistral_provider_loads_with_the_common_fields() {
+        let config =
+            parse("providers:\n  mi: { kind: mistral, api_key: \"${TEAM_KEY}\", timeout: 5s }\n")
+                .unwrap();
+        let ProviderConfig::Mistral(http) = &config.providers["mi"] else {
+            panic!("mistral kind")
+        };
+        assert_eq!(http.base_url, None);
+        assert_eq!(http.api_key.as_ref().unwrap().expose(), "sk-team");
+        let errors = parse("providers:\n  mi: { kind: mistral, timeout: 0s }\n").unwrap_err();
+        assert_eq!(errors, ["providers.mi.timeout: must be longer than 0s"]);
+    }
+
+    #[test]
+    fn azure_provider_loads_with_its_api_version() {
+        let config = parse(
+            "providers:\n  az: { kind: azure, base_url: \"https://r.openai.azure.com\", api_key: \"${TEAM_KEY}\", headers: { x-ms-client-request-id: a } }\n  az2: { kind: azure, base_url: \"https://r.openai.azure.com\", api_version: 2025-01-01-preview, timeout: 30s }\n",
+        )
+        .unwrap();
+        let ProviderConfig::Azure(az) = &config.providers["az"] else {
+            panic!("azure kind")
+        };
+        assert_eq!(az.api_version, "2024-10-21");
+        assert_eq!(az.http().api_key.unwrap().expose(), "sk-team");
+        let ProviderConfig::Azure(az2) = &config.providers["az2"] else {
+            panic!("azure kind")
+        };
+        assert_eq!(az2.api_version, "2025-01-01-preview");
+        let errors = parse("providers:\n  az: { kind: azure, api_key: k }\n").unwrap_err();
+        assert!(
+            errors[0].starts_with("providers.az") && errors[0].contains("base_url"),
+            "{errors:?}"
+        );
+        let errors = parse("providers:\n  az: { kind: azure, base_url: \"https://r\", api_version: \"a b\", deployment: x }\n").unwrap_err();
+        assert!(errors[0].contains("deployment"), "{errors:?}");
+        let errors = parse(
+            "providers:\n  az: { kind: azure, base_url: \"https://r\", api_version: \"a&b\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            ["providers.az.api_version: must be a version such as 2024-10-21"]
+        );
     }
 
     #[test]

@@ -50,9 +50,27 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
     match provider {
         ProviderConfig::Openai(http)
         | ProviderConfig::Gemini(http)
-        | ProviderConfig::Anthropic(http) => {
+        | ProviderConfig::Anthropic(http)
+        | ProviderConfig::Cohere(http)
+        | ProviderConfig::Mistral(http) => {
             http_errors(&path, http, errors);
         }
+        ProviderConfig::Azure(azure) => {
+            http_errors(&path, &azure.http(), errors);
+            let version = &azure.api_version;
+            // It is written into the query string as is.
+            if version.is_empty()
+                || !version
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+            {
+                errors.push(ConfigError::new(
+                    format!("{path}.api_version"),
+                    "must be a version such as 2024-10-21",
+                ));
+            }
+        }
+
         ProviderConfig::Bedrock(bedrock) => bedrock_errors(&path, bedrock, errors),
         ProviderConfig::Mock(mock) if !(0.0..=1.0).contains(&mock.error_rate) => {
             errors.push(ConfigError::new(

@@ -2,14 +2,17 @@
 //! what they receive and answer in their documented wire format.
 
 mod anthropic;
+mod azure;
 mod bedrock;
 mod cache;
 mod chat;
 mod cli;
+mod cohere;
 mod common;
 mod errors;
 mod gemini;
 mod limits;
+mod mistral;
 mod python;
 mod quota;
 mod resilience;

@@ -1,8 +1,11 @@
 //! Test harness: start a gateway from YAML on 127.0.0.1, and fake upstreams to put behind it.
 
 pub mod fake_anthropic;
+pub mod fake_azure;
 pub mod fake_bedrock;
+pub mod fake_cohere;
 pub mod fake_gemini;
+pub mod fake_mistral;
 pub mod fake_openai;
 
 use std::net::SocketAddr;
