@@ -153,6 +153,16 @@ pub enum ProviderConfig {
     Mock(MockConfig),
 }
 
+impl ProviderConfig {
+    /// The HTTP fields of a provider reached over HTTP; `None` for the built-in mock.
+    pub fn http(&self) -> Option<&HttpProviderConfig> {
+        match self {
+            ProviderConfig::Openai(http) => Some(http),
+            ProviderConfig::Mock(_) => None,
+        }
+    }
+}
+
 /// A provider reached over HTTP.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
