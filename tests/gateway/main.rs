@@ -5,6 +5,7 @@ mod cache;
 mod chat;
 mod cli;
 mod common;
+mod discovery;
 mod errors;
 mod limits;
 mod python;

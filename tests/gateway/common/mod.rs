@@ -1,5 +1,6 @@
 //! Test harness: start a gateway from YAML on 127.0.0.1, and fake upstreams to put behind it.
 
+pub mod fake_dns;
 pub mod fake_openai;
 
 use std::net::SocketAddr;
