@@ -18,6 +18,7 @@ use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::routing::Routes;
 use crate::telemetry::Metrics;
+use crate::upstream::discovery::{self, Discovery, DiscoveryError};
 use crate::upstream::{self, UpstreamError};
 use crate::usage::{Ledger, StateError};
 
@@ -30,6 +31,8 @@ pub enum BuildError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -38,12 +41,15 @@ pub enum BuildError {
 pub struct Gateway {
     state: Arc<AppState>,
     shutdown_timeout: Duration,
+    /// Started when serving starts, so `check` resolves nothing.
+    discoveries: Vec<Discovery>,
 }
 
 impl Gateway {
     /// Builds every runtime part from a validated configuration.
     pub fn new(config: &Config) -> Result<Self, BuildError> {
         let upstreams = upstream::build_all(&config.providers)?;
+        let discoveries = discovery::build_all(&config.providers, &upstreams)?;
         let metrics = Arc::new(Metrics::default());
         let cache = config
             .cache
@@ -88,6 +94,7 @@ impl Gateway {
         Ok(Gateway {
             state: Arc::new(state),
             shutdown_timeout: config.server.shutdown_timeout.0,
+            discoveries,
         })
     }
 
@@ -119,6 +126,7 @@ impl Gateway {
         });
         let ledger = self.state.ledger.clone();
         let maintenance = tokio::spawn(ledger.clone().maintain());
+        let discovering = discovery::spawn_all(self.discoveries);
         let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
         let grace = self.shutdown_timeout;
         let result = tokio::select! {
@@ -129,6 +137,9 @@ impl Gateway {
             }
         };
         maintenance.abort();
+        for task in discovering {
+            task.abort();
+        }
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }

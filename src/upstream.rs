@@ -28,6 +28,7 @@ use crate::routing::Route;
 /// Whole-call limit when a provider sets no `timeout:`, as long as the OpenAI SDKs wait.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
+pub mod discovery;
 pub mod instances;
 
 use instances::Instances;
@@ -221,17 +222,18 @@ impl Upstream {
                     .map_err(error)?
             }
         };
-        let instances = match (&backend, config.http()) {
-            (Backend::Http(http), Some(c)) if c.discovery.is_none() => {
-                Instances::fixed(http.endpoint.clone(), c.breaker)
-            }
-            (Backend::Http(_), Some(c)) => Instances::empty(c.breaker),
-            (_, _) => Instances::fixed(
+        let breaker = config.http().map(|h| h.breaker).unwrap_or_default();
+        let discovered = config.http().is_some_and(|h| h.discovery.is_some());
+        let instances = match &backend {
+            // Discovery fills the list once the gateway serves.
+            Backend::Http(_) if discovered => Instances::empty(breaker),
+            Backend::Http(http) => Instances::fixed(http.endpoint.clone(), breaker),
+            Backend::Mock(_) => Instances::fixed(
                 Endpoint {
                     base_url: format!("mock://{name}"),
                     ..Endpoint::default()
                 },
-                Default::default(),
+                breaker,
             ),
         };
         Ok(Upstream {

@@ -10,9 +10,7 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use switchboard_providers::embeddings::{
-    EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, Vector,
-};
+use switchboard_providers::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use switchboard_providers::mock;
 
 use super::chat::json_response;

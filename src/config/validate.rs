@@ -5,7 +5,9 @@
 
 use std::collections::HashSet;
 
-use super::{BedrockConfig, Config, ConfigError, HttpProviderConfig, ProviderConfig};
+use super::{
+    BedrockConfig, Config, ConfigError, DiscoveryConfig, HttpProviderConfig, ProviderConfig,
+};
 
 /// Every problem in `config`, in document order.
 pub fn validate(config: &Config) -> Vec<ConfigError> {
@@ -166,6 +168,9 @@ fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigErr
             "must be longer than 0s",
         ));
     }
+    if let Some(discovery) = &http.discovery {
+        discovery_errors(&format!("{path}.discovery"), discovery, errors);
+    }
     if http.timeout.is_some_and(|t| t.0.is_zero()) {
         errors.push(ConfigError::new(
             format!("{path}.timeout"),
@@ -188,6 +193,20 @@ fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigErr
         if http::HeaderValue::from_str(value.expose()).is_err() {
             errors.push(ConfigError::new(&at, "invalid header value"));
         }
+    }
+}
+
+/// `discovery:` is only read by HTTP kinds: the mock's config has no such field, so serde rejects
+/// it there with the provider's path.
+fn discovery_errors(path: &str, discovery: &DiscoveryConfig, errors: &mut Vec<ConfigError>) {
+    if let Err(message) = crate::upstream::discovery::parse_target(&discovery.dns) {
+        errors.push(ConfigError::new(format!("{path}.dns"), message));
+    }
+    if discovery.refresh.0.is_zero() {
+        errors.push(ConfigError::new(
+            format!("{path}.refresh"),
+            "must be longer than 0s",
+        ));
     }
 }
 
@@ -487,5 +506,42 @@ mod tests {
             "{found:#?}"
         );
         assert!(found[2].contains("did you mean \"fast\""), "{found:#?}");
+    }
+
+    #[test]
+    fn discovery_needs_host_port_a_refresh_and_an_http_provider() {
+        let found = errors(
+            "providers:\n  p: { kind: openai, discovery: { dns: llm.internal, refresh: 0s } }\n  q: { kind: openai, discovery: { dns: 'llm:0' } }\n",
+        );
+        assert_eq!(
+            found,
+            [
+                r#"providers.p.discovery.dns: "llm.internal" must be host:port"#,
+                "providers.p.discovery.refresh: must be longer than 0s",
+                r#"providers.q.discovery.dns: "0" is not a port (1-65535)"#,
+            ]
+        );
+        let mock = errors("providers:\n  m: { kind: mock, discovery: { dns: 'llm:80' } }\n");
+        assert!(
+            mock.len() == 1 && mock[0].starts_with("providers.m: unknown field `discovery`"),
+            "{mock:?}"
+        );
+        let good = Config::parse(
+            "providers:\n  p: { kind: openai, base_url: 'http://llm:8000/v1', discovery: { dns: 'llm.internal:8000', refresh: 250ms, nameserver: '127.0.0.1:5353' } }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let discovery = good.providers["p"]
+            .http()
+            .unwrap()
+            .discovery
+            .clone()
+            .unwrap();
+        assert_eq!(discovery.dns, "llm.internal:8000");
+        assert_eq!(discovery.refresh.0, std::time::Duration::from_millis(250));
+        assert_eq!(
+            discovery.nameserver,
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
     }
 }

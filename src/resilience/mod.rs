@@ -129,10 +129,13 @@ impl<'r> Plan<'r> {
                 .iter()
                 .flat_map(|r| r.targets.iter())
                 .map(|t| {
-                    format!(
-                        "{} (no instance available: circuit breakers open or none discovered)",
-                        t.name()
-                    )
+                    // Only discovery leaves an upstream with no instance at all.
+                    let why = if t.upstream.instances.all().is_empty() {
+                        "no instance: DNS discovery found no address"
+                    } else {
+                        "no instance available: circuit breakers open"
+                    };
+                    format!("{} ({why})", t.name())
                 })
                 .collect();
             self.failures = held;

@@ -9,6 +9,7 @@ mod chat;
 mod cli;
 mod cohere;
 mod common;
+mod discovery;
 mod errors;
 mod gemini;
 mod limits;

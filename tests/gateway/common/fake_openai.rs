@@ -53,17 +53,22 @@ pub struct FakeOpenAi {
 
 impl FakeOpenAi {
     pub async fn start() -> FakeOpenAi {
+        FakeOpenAi::start_on(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind")
+    }
+
+    /// A fake listening on `addr`, for tests that need a given address (DNS discovery).
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<FakeOpenAi> {
         let shared = Arc::new(Shared::default());
         let app = axum::Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeOpenAi { addr, shared }
+        Ok(FakeOpenAi { addr, shared })
     }
 
     /// The `base_url` to configure: includes `/v1`, as OpenAI's SDK spells it.

@@ -4,6 +4,7 @@ pub mod fake_anthropic;
 pub mod fake_azure;
 pub mod fake_bedrock;
 pub mod fake_cohere;
+pub mod fake_dns;
 pub mod fake_gemini;
 pub mod fake_mistral;
 pub mod fake_openai;
