@@ -16,10 +16,12 @@ use crate::api::{self, AppState};
 use crate::auth::{self, KeyError, KeyStore};
 use crate::cache::ResponseCache;
 use crate::config::Config;
+use crate::context::ContextStore;
 use crate::routing::Routes;
 use crate::telemetry::Metrics;
 use crate::upstream::{self, UpstreamError};
 use crate::usage::{Ledger, StateError};
+use tokio_util::sync::CancellationToken;
 
 /// A configuration that cannot be turned into a running gateway.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +34,18 @@ pub enum BuildError {
     State(#[from] StateError),
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Context(#[from] crate::context::StateError),
+    #[error("{0}")]
+    Mcp(String),
 }
 
 /// A gateway ready to serve.
 pub struct Gateway {
     state: Arc<AppState>,
     shutdown_timeout: Duration,
+    /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open.
+    mcp_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -66,6 +74,19 @@ impl Gateway {
             )?
         };
         let keys = KeyStore::new(&config.keys, &ledger)?;
+        let context = Arc::new(ContextStore::open(
+            &config.state.data_dir,
+            config.mcp.max_document.0,
+        )?);
+        let clients = upstream::Clients::new(&config.models)?;
+        let mcp_stop = CancellationToken::new();
+        let mcp = crate::mcp::service(
+            config,
+            context.clone(),
+            clients.default_client().clone(),
+            mcp_stop.clone(),
+        )
+        .map_err(BuildError::Mcp)?;
         if keys
             .callers()
             .iter()
@@ -77,17 +98,20 @@ impl Gateway {
             keys,
             ledger: Arc::new(ledger),
             routes: Routes::new(&config.models, upstreams),
-            clients: upstream::Clients::new(&config.models)?,
+            clients,
             metrics,
             cache,
             admin_key,
             max_body: config.server.max_body.0,
             started: api::unix_now(),
             draining: AtomicBool::new(false),
+            context,
+            mcp,
         };
         Ok(Gateway {
             state: Arc::new(state),
             shutdown_timeout: config.server.shutdown_timeout.0,
+            mcp_stop,
         })
     }
 
@@ -105,9 +129,11 @@ impl Gateway {
         let draining = Arc::new(Notify::new());
         let state = self.state.clone();
         let notify = draining.clone();
+        let mcp_stop = self.mcp_stop.clone();
         let signal = async move {
             shutdown.await;
             state.draining.store(true, Ordering::Relaxed);
+            mcp_stop.cancel();
             tracing::info!("shutting down: draining in-flight requests");
             notify.notify_one();
         };
@@ -119,6 +145,7 @@ impl Gateway {
         });
         let ledger = self.state.ledger.clone();
         let maintenance = tokio::spawn(ledger.clone().maintain());
+        let expiry = tokio::spawn(self.state.context.clone().expire());
         let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
         let grace = self.shutdown_timeout;
         let result = tokio::select! {
@@ -129,6 +156,7 @@ impl Gateway {
             }
         };
         maintenance.abort();
+        expiry.abort();
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }
