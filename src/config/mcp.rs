@@ -237,6 +237,92 @@ fn url_errors(path: &str, tool: &HttpToolConfig, errors: &mut Vec<ConfigError>) 
 #[cfg(test)]
 mod tests {
     use super::placeholders;
+    use crate::config::{Config, LoadError};
+
+    fn errors(text: &str) -> Vec<String> {
+        match Config::parse(text, &|name| {
+            (name == "SVC_KEY").then(|| "s3cret".to_owned())
+        }) {
+            Err(LoadError::Invalid(errors)) => errors.iter().map(ToString::to_string).collect(),
+            Err(other) => vec![other.to_string()],
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_documented_shape_loads() {
+        let config = Config::parse(
+            r#"
+mcp:
+  max_document: 64KiB
+  tools:
+    - name: get_weather
+      description: Current weather for a city
+      input_schema: { type: object, properties: { city: { type: string } }, required: [city] }
+      output_schema: { type: object, properties: { temp: { type: number } } }
+      annotations: { read_only: true, idempotent: true }
+      http:
+        method: GET
+        url: "http://127.0.0.1:9002/weather/{city}"
+        headers: { authorization: "Bearer ${SVC_KEY}" }
+        timeout: 5s
+keys:
+  - { name: a, key: k, tools: ["get_*"], context: ["team-*"] }
+"#,
+            &|name| (name == "SVC_KEY").then(|| "s3cret".to_owned()),
+        )
+        .unwrap();
+        assert_eq!(config.mcp.max_document.0, 64 * 1024);
+        let tool = &config.mcp.tools[0];
+        assert_eq!(tool.http.headers["authorization"].expose(), "Bearer s3cret");
+        assert_eq!(tool.http.timeout.0, std::time::Duration::from_secs(5));
+        assert_eq!(
+            config.keys[0].context.as_deref(),
+            Some(&["team-*".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn every_tool_problem_names_its_path() {
+        let found = errors(
+            r#"
+mcp:
+  max_document: 0
+  tools:
+    - { name: a, input_schema: { type: object }, http: { url: "http://h/" } }
+    - { name: a, input_schema: { type: array }, http: { method: FETCH, url: "http://h/{id}", timeout: 0s } }
+    - { name: context_get, input_schema: { type: object, properties: { x: { type: 12 } } }, http: { url: "ftp://h/" } }
+    - { name: "bad name", input_schema: { type: object }, http: { url: "http://h/{x", headers: { "bad header": v } } }
+keys:
+  - { name: k, key: s, tools: ["a["], context: ["[z"] }
+"#,
+        );
+        let paths: Vec<&str> = found
+            .iter()
+            .map(|e| e.split(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "keys[0].tools[0]",
+                "keys[0].context[0]",
+                "mcp.max_document",
+                "mcp.tools[1].name",
+                "mcp.tools[1].input_schema",
+                "mcp.tools[1].http.method",
+                "mcp.tools[1].http.url",
+                "mcp.tools[1].http.timeout",
+                "mcp.tools[2].name",
+                "mcp.tools[2].input_schema",
+                "mcp.tools[2].http.url",
+                "mcp.tools[3].name",
+                "mcp.tools[3].http.url",
+                "mcp.tools[3].http.headers.bad header",
+            ],
+            "{found:#?}"
+        );
+        assert!(found[6].contains("{id} is not a property"), "{found:#?}");
+    }
 
     #[test]
     fn placeholders_are_found_and_unbalanced_braces_refused() {
