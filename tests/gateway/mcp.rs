@@ -167,3 +167,83 @@ async fn mcp_without_a_valid_key_is_401_in_openai_shape() {
     assert_eq!(accepted.status(), StatusCode::OK);
     assert!(accepted.headers().contains_key("mcp-session-id"));
 }
+
+/// One JSON-RPC message posted to a session; the answer's status and its JSON-RPC messages.
+async fn post(gateway: &TestGateway, session: &str, body: String) -> (StatusCode, Vec<Value>) {
+    let response = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let messages = crate::common::sse_data(&text)
+        .iter()
+        .chain(std::iter::once(&text))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|m| m.get("jsonrpc").is_some())
+        .collect();
+    (status, messages)
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_requests_get_clear_errors() {
+    let (service, _) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    let opened = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _) = post(&gateway, &session, initialized.to_string()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let (status, _) = post(&gateway, &session, "{not json".to_owned()).await;
+    assert!(status.is_client_error(), "{status}");
+
+    let unknown = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/teleport", "params": {}});
+    let (status, messages) = post(&gateway, &session, unknown.to_string()).await;
+    let error = messages
+        .iter()
+        .find_map(|m| m.get("error"))
+        .unwrap_or_else(|| panic!("{status} {messages:?}"));
+    assert_eq!(error["code"], -32601, "{error}");
+
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "context_put", "arguments": {"namespace": "team-a", "key": "k", "value": 1}}});
+    let (_, messages) = post(&gateway, &session, call.to_string()).await;
+    let result = messages.iter().find_map(|m| m.get("result")).unwrap();
+    assert_eq!(result["isError"], false, "{result}");
+
+    // Another key cannot ride on this session.
+    let hijack = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-team")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    let text = hijack.text().await.unwrap();
+    assert!(text.contains("another API key"), "{text}");
+}
