@@ -22,6 +22,8 @@ pub struct Caller {
     /// The key's name from config.yaml; usage is accounted to it. `None` for an open gateway.
     pub name: Option<String>,
     models: Option<GlobSet>,
+    tools: Option<GlobSet>,
+    context: Option<GlobSet>,
     /// The key's quotas over its usage; `None` for an open gateway, which accounts nothing.
     pub quota: Option<KeyQuota>,
 }
@@ -40,6 +42,18 @@ impl Caller {
         self.models
             .as_ref()
             .is_none_or(|globs| globs.is_match(model))
+    }
+
+    /// Whether this caller may list and call the MCP tool with this name.
+    pub fn may_use_tool(&self, tool: &str) -> bool {
+        self.tools.as_ref().is_none_or(|globs| globs.is_match(tool))
+    }
+
+    /// Whether this caller may read and write the context namespace with this name.
+    pub fn may_use_context(&self, namespace: &str) -> bool {
+        self.context
+            .as_ref()
+            .is_none_or(|globs| globs.is_match(namespace))
     }
 }
 
@@ -73,16 +87,25 @@ impl KeyStore {
                     .ok_or_else(|| invalid("key_sha256 is not 64 hex digits".into()))?,
                 (None, None) => return Err(invalid("needs key or key_sha256".into())),
             };
-            let models = match &config.models {
-                None => None,
-                Some(globs) => Some(glob_set(globs).map_err(|e| invalid(e.to_string()))?),
+            let globs = |list: &Option<Vec<String>>| match list {
+                None => Ok(None),
+                Some(globs) => glob_set(globs)
+                    .map(Some)
+                    .map_err(|e| invalid(e.to_string())),
             };
+            let (models, tools, context) = (
+                globs(&config.models)?,
+                globs(&config.tools)?,
+                globs(&config.context)?,
+            );
             let account = ledger
                 .account(&config.name)
                 .ok_or_else(|| invalid(format!("no usage account for {:?}", config.name)))?;
             let caller = Arc::new(Caller {
                 name: Some(config.name.clone()),
                 models,
+                tools,
+                context,
                 quota: Some(KeyQuota::new(config.limits.as_ref(), account)),
             });
             ordered.push(caller.clone());
@@ -93,6 +116,8 @@ impl KeyStore {
             open: Arc::new(Caller {
                 name: None,
                 models: None,
+                tools: None,
+                context: None,
                 quota: None,
             }),
             ordered,
@@ -185,6 +210,8 @@ mod tests {
             key_sha256: sha.map(Into::into),
             models: models.map(|m| m.iter().map(|s| s.to_string()).collect()),
             limits: None,
+            tools: None,
+            context: None,
         }
     }
 

@@ -152,6 +152,27 @@ impl ApiError {
         )
     }
 
+    /// 412: a conditional write's `If-Match` or `If-None-Match` does not hold.
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "invalid_request_error",
+            Some("precondition_failed"),
+            message,
+        )
+    }
+
+    /// 413: a context document over `mcp.max_document`.
+    pub fn document_too_large(size: Option<usize>, limit: usize) -> Self {
+        let size = size.map_or_else(|| "larger".to_owned(), |s| format!("{s} bytes,"));
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            Some("document_too_large"),
+            format!("The document is {size} over the limit of {limit} bytes (mcp.max_document)."),
+        )
+    }
+
     /// 429: a limit of the caller's key refused the request.
     pub fn rate_limited(message: impl Into<String>) -> Self {
         Self::new(

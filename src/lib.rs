@@ -12,6 +12,8 @@ mod api;
 mod auth;
 mod cache;
 mod charge;
+mod context;
+mod mcp;
 mod resilience;
 mod routing;
 mod sse;

@@ -16,11 +16,13 @@ use crate::api::{self, AppState};
 use crate::auth::{self, KeyError, KeyStore};
 use crate::cache::ResponseCache;
 use crate::config::Config;
+use crate::context::ContextStore;
 use crate::routing::Routes;
 use crate::telemetry::Metrics;
 use crate::upstream::discovery::{self, Discovery, DiscoveryError};
 use crate::upstream::{self, UpstreamError};
 use crate::usage::{Ledger, StateError};
+use tokio_util::sync::CancellationToken;
 
 /// A configuration that cannot be turned into a running gateway.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,10 @@ pub enum BuildError {
     Discovery(#[from] DiscoveryError),
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Context(#[from] crate::context::StateError),
+    #[error("{0}")]
+    Mcp(String),
 }
 
 /// A gateway ready to serve.
@@ -43,6 +49,8 @@ pub struct Gateway {
     shutdown_timeout: Duration,
     /// Started when serving starts, so `check` resolves nothing.
     discoveries: Vec<Discovery>,
+    /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open.
+    mcp_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -72,6 +80,19 @@ impl Gateway {
             )?
         };
         let keys = KeyStore::new(&config.keys, &ledger)?;
+        let context = Arc::new(ContextStore::open(
+            &config.state.data_dir,
+            config.mcp.max_document.0,
+        )?);
+        let clients = upstream::Clients::new(&config.models)?;
+        let mcp_stop = CancellationToken::new();
+        let mcp = crate::mcp::service(
+            config,
+            context.clone(),
+            clients.default_client().clone(),
+            mcp_stop.clone(),
+        )
+        .map_err(BuildError::Mcp)?;
         if keys
             .callers()
             .iter()
@@ -83,18 +104,21 @@ impl Gateway {
             keys,
             ledger: Arc::new(ledger),
             routes: Routes::new(&config.models, upstreams),
-            clients: upstream::Clients::new(&config.models)?,
+            clients,
             metrics,
             cache,
             admin_key,
             max_body: config.server.max_body.0,
             started: api::unix_now(),
             draining: AtomicBool::new(false),
+            context,
+            mcp,
         };
         Ok(Gateway {
             state: Arc::new(state),
             shutdown_timeout: config.server.shutdown_timeout.0,
             discoveries,
+            mcp_stop,
         })
     }
 
@@ -112,9 +136,11 @@ impl Gateway {
         let draining = Arc::new(Notify::new());
         let state = self.state.clone();
         let notify = draining.clone();
+        let mcp_stop = self.mcp_stop.clone();
         let signal = async move {
             shutdown.await;
             state.draining.store(true, Ordering::Relaxed);
+            mcp_stop.cancel();
             tracing::info!("shutting down: draining in-flight requests");
             notify.notify_one();
         };
@@ -127,6 +153,7 @@ impl Gateway {
         let ledger = self.state.ledger.clone();
         let maintenance = tokio::spawn(ledger.clone().maintain());
         let discovering = discovery::spawn_all(self.discoveries);
+        let expiry = tokio::spawn(self.state.context.clone().expire());
         let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
         let grace = self.shutdown_timeout;
         let result = tokio::select! {
@@ -140,6 +167,7 @@ impl Gateway {
         for task in discovering {
             task.abort();
         }
+        expiry.abort();
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }

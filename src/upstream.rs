@@ -303,6 +303,11 @@ impl Clients {
         })
     }
 
+    /// The client used when nothing asks for another connect timeout.
+    pub fn default_client(&self) -> &reqwest::Client {
+        &self.default
+    }
+
     /// The client for a route's connect timeout.
     pub fn for_route(&self, route: &Route) -> &reqwest::Client {
         route

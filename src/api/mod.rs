@@ -6,6 +6,7 @@
 mod admin;
 mod body;
 mod chat;
+mod context;
 mod embeddings;
 mod models;
 mod ops;
@@ -47,11 +48,26 @@ pub struct AppState {
     pub started: u64,
     /// Set once shutdown begins, so `/ready` sends traffic elsewhere.
     pub draining: AtomicBool,
+    /// The shared context store, behind `/v1/context` and `/mcp`.
+    pub context: Arc<crate::context::ContextStore>,
+    /// The MCP server mounted at `/mcp`.
+    pub mcp: crate::mcp::McpService,
 }
 
 /// The gateway's routes.
 pub fn router(state: Arc<AppState>) -> Router {
+    let mcp = Router::new()
+        .route_service("/mcp", state.mcp.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::mcp::authenticate,
+        ));
     Router::new()
+        .merge(mcp)
+        .route(
+            "/v1/context/{namespace}/{key}",
+            get(context::get).put(context::put).delete(context::delete),
+        )
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/models", get(models::list))

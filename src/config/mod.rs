@@ -4,6 +4,7 @@
 //! A [`Config`] that loaded is valid: every reference resolves and every value parses.
 
 mod interpolate;
+mod mcp;
 mod units;
 mod validate;
 
@@ -16,6 +17,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use mcp::{
+    BUILT_IN_TOOLS, HttpCallConfig, HttpToolConfig, McpConfig, ToolAnnotationsConfig, placeholders,
+};
 pub use units::{Secret, Size, Span};
 
 /// The whole configuration file.
@@ -35,6 +39,9 @@ pub struct Config {
     pub cache: Option<CacheConfig>,
     #[serde(default)]
     pub state: StateConfig,
+    /// The MCP server at `/mcp` and the context store.
+    #[serde(default)]
+    pub mcp: McpConfig,
 }
 
 /// `state:`: where state that must survive a restart (usage and spend) is kept.
@@ -502,6 +509,12 @@ pub struct KeyConfig {
     /// What this key may spend; absent means no limit.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
+    /// Globs of MCP tool names this key may list and call; absent means every tool.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    /// Globs of context namespaces this key may read and write; absent means every namespace.
+    #[serde(default)]
+    pub context: Option<Vec<String>>,
 }
 
 /// `keys[].limits`: request rate and concurrency per key.

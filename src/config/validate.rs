@@ -18,6 +18,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     model_errors(config, &mut errors);
     key_errors(config, &mut errors);
     server_and_cache_errors(config, &mut errors);
+    super::mcp::validate(&config.mcp, &mut errors);
     errors
 }
 
@@ -375,12 +376,18 @@ fn key_errors(config: &Config, errors: &mut Vec<ConfigError>) {
                 "must be an amount in USD larger than 0",
             ));
         }
-        for (j, glob) in key.models.iter().flatten().enumerate() {
-            if let Err(e) = globset::Glob::new(glob) {
-                errors.push(ConfigError::new(
-                    format!("{path}.models[{j}]"),
-                    format!("invalid glob: {}", e.kind()),
-                ));
+        for (field, globs) in [
+            ("models", &key.models),
+            ("tools", &key.tools),
+            ("context", &key.context),
+        ] {
+            for (j, glob) in globs.iter().flatten().enumerate() {
+                if let Err(e) = globset::Glob::new(glob) {
+                    errors.push(ConfigError::new(
+                        format!("{path}.{field}[{j}]"),
+                        format!("invalid glob: {}", e.kind()),
+                    ));
+                }
             }
         }
     }

@@ -1,0 +1,176 @@
+//! The context store's files: `state.data_dir/context/<sha256 of namespace and key>.json`, one
+//! document per file, each written to a temporary file, synced and renamed into place.
+//!
+//! A rename is atomic, so a crash mid-write leaves the old document or the new one, never a torn
+//! one. A file per document keeps each write as small as its document and needs no compaction.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Why the context files cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state.data_dir: cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state.data_dir: {path} is in use by another running gateway")]
+    Locked { path: PathBuf },
+    #[error("state.data_dir: {path} is not a context document: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// What one file holds.
+#[derive(Serialize, Deserialize)]
+pub struct Stored {
+    pub namespace: String,
+    pub key: String,
+    pub version: u64,
+    /// Unix milliseconds after which the document is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+    pub value: Box<RawValue>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
+    let path = path.to_owned();
+    move |source| StateError::Io { path, source }
+}
+
+/// The directory's lock: two gateways writing one store would each overwrite the other's view.
+pub fn claim(dir: &Path) -> Result<File, StateError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join("context.lock");
+    let lock = File::create(&path).map_err(io(&path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+    }
+}
+
+/// Every document in `dir`; leftover temporary files of an interrupted write are removed.
+pub fn load(dir: &Path) -> Result<Vec<Stored>, StateError> {
+    let mut documents = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => {
+                let bytes = std::fs::read(&path).map_err(io(&path))?;
+                let stored = serde_json::from_slice(&bytes)
+                    .map_err(|source| StateError::Corrupt { path, source })?;
+                documents.push(stored);
+            }
+            Some("tmp") => std::fs::remove_file(&path).map_err(io(&path))?,
+            _ => {}
+        }
+    }
+    Ok(documents)
+}
+
+/// The file of a document. Hashing the names keeps every name a safe, short file name.
+pub fn file_of(dir: &Path, namespace: &str, key: &str) -> PathBuf {
+    let mut id = Vec::with_capacity(namespace.len() + key.len() + 1);
+    id.extend_from_slice(namespace.as_bytes());
+    id.push(0);
+    id.extend_from_slice(key.as_bytes());
+    let digest = crate::auth::sha256(&id);
+    let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{name}.json"))
+}
+
+/// Replaces a document's file with `stored`, durably.
+pub fn write(dir: &Path, stored: &Stored) -> Result<(), StateError> {
+    let path = file_of(dir, &stored.namespace, &stored.key);
+    let temporary = path.with_extension("tmp");
+    let bytes = serde_json::to_vec(stored).map_err(|source| StateError::Corrupt {
+        path: path.clone(),
+        source,
+    })?;
+    let mut file = File::create(&temporary).map_err(io(&temporary))?;
+    file.write_all(&bytes).map_err(io(&temporary))?;
+    file.sync_all().map_err(io(&temporary))?;
+    std::fs::rename(&temporary, &path).map_err(io(&path))?;
+    sync_dir(dir)
+}
+
+/// Removes a document's file, durably; a file already gone is no error.
+pub fn remove(dir: &Path, namespace: &str, key: &str) -> Result<(), StateError> {
+    let path = file_of(dir, namespace, key);
+    match std::fs::remove_file(&path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+/// A rename or removal is durable only once the directory is.
+fn sync_dir(dir: &Path) -> Result<(), StateError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("switchboard-context-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn stored(key: &str, value: &str) -> Stored {
+        Stored {
+            namespace: "ns".into(),
+            key: key.into(),
+            version: 7,
+            expires_ms: None,
+            value: RawValue::from_string(value.into()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn documents_round_trip_and_interrupted_writes_leave_the_old_one() {
+        let dir = temp_dir("roundtrip");
+        let _lock = claim(&dir).unwrap();
+        write(&dir, &stored("a", r#"{"n":1}"#)).unwrap();
+        // A crash after writing the temporary file but before the rename.
+        let path = file_of(&dir, "ns", "a");
+        std::fs::write(
+            path.with_extension("tmp"),
+            br#"{"namespace":"ns","key":"a","ver"#,
+        )
+        .unwrap();
+        let loaded = load(&dir).unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].value.get(), r#"{"n":1}"#);
+        assert!(!path.with_extension("tmp").exists(), "leftover removed");
+        remove(&dir, "ns", "a").unwrap();
+        remove(&dir, "ns", "a").unwrap();
+        assert!(load(&dir).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn one_directory_serves_one_gateway_and_names_never_escape_it() {
+        let dir = temp_dir("lock");
+        let first = claim(&dir).unwrap();
+        assert!(matches!(claim(&dir), Err(StateError::Locked { .. })));
+        drop(first);
+        assert!(claim(&dir).is_ok());
+        let file = file_of(&dir, "../..", "../../etc/passwd");
+        assert_eq!(file.parent(), Some(dir.as_path()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,565 @@
+//! The context store: namespaced JSON documents with versions (served as ETags), optional TTLs and
+//! a size bound, kept in memory and persisted under `state.data_dir/context` (`disk`).
+//!
+//! Every change is broadcast, so MCP sessions can tell subscribers. Writes are serialized, so the
+//! files and the memory always agree on which version came last.
+
+mod disk;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+
+pub use disk::StateError;
+
+/// One document as it is now.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Compact JSON text.
+    pub json: Arc<str>,
+    pub version: u64,
+    /// Unix milliseconds after which the document is gone.
+    pub expires_ms: Option<u64>,
+}
+
+impl Document {
+    /// The version as a strong HTTP entity tag.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+
+    fn live(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_none_or(|at| at > now_ms)
+    }
+}
+
+/// A document was written or removed.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub namespace: String,
+    pub key: String,
+}
+
+/// What must hold of the current document for a write to go ahead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Precondition {
+    #[default]
+    None,
+    /// `If-Match: *`: the document exists.
+    Exists,
+    /// `If-Match` with versions: the document has one of them.
+    Version(Vec<u64>),
+    /// `If-None-Match: *`: the document does not exist.
+    Absent,
+}
+
+impl Precondition {
+    /// From `If-Match` and `If-None-Match` header values. Weak tags never match, as RFC 9110's
+    /// strong comparison requires; a tag that is not one of ours matches nothing.
+    pub fn from_headers(if_match: Option<&str>, if_none_match: Option<&str>) -> Precondition {
+        if let Some(tags) = if_match {
+            if tags.trim() == "*" {
+                return Precondition::Exists;
+            }
+            let versions = tags
+                .split(',')
+                .filter_map(|tag| {
+                    tag.trim()
+                        .strip_prefix('"')?
+                        .strip_suffix('"')?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+            return Precondition::Version(versions);
+        }
+        match if_none_match {
+            Some(tags) if tags.trim() == "*" => Precondition::Absent,
+            _ => Precondition::None,
+        }
+    }
+
+    fn holds(&self, current: Option<&Document>) -> bool {
+        match (self, current) {
+            (Precondition::None, _) => true,
+            (Precondition::Exists, current) => current.is_some(),
+            (Precondition::Version(versions), Some(doc)) => versions.contains(&doc.version),
+            (Precondition::Version(_), None) => false,
+            (Precondition::Absent, current) => current.is_none(),
+        }
+    }
+}
+
+/// Why a context operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("invalid {field} {name:?}: {NAME_RULE}")]
+    InvalidName { field: &'static str, name: String },
+    #[error("no document {namespace}/{key}")]
+    NotFound { namespace: String, key: String },
+    #[error("the document {namespace}/{key} is at version {current:?}, not the one expected")]
+    Stale {
+        namespace: String,
+        key: String,
+        current: Option<u64>,
+    },
+    #[error("the document is {size} bytes, over the limit of {limit} bytes (mcp.max_document)")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the context store cannot save: {0}")]
+    Storage(#[from] StateError),
+}
+
+const NAME_RULE: &str = "names are 1-200 characters of letters, digits, '-', '_', '.', '~', ':' and '@', and not '.' or '..'";
+
+/// Whether `name` may be a namespace or key: safe in a URL path and a `context://` URI as it is.
+pub fn valid_name(name: &str) -> bool {
+    (1..=200).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@')
+        })
+}
+
+fn check_names(namespace: &str, key: &str) -> Result<(), ContextError> {
+    for (field, name) in [("namespace", namespace), ("key", key)] {
+        if !valid_name(name) {
+            return Err(ContextError::InvalidName {
+                field,
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub namespace: String,
+    pub key: String,
+    pub version: u64,
+    pub size: usize,
+}
+
+type Id = (String, String);
+
+/// The writer's state, behind the lock that serializes writes.
+struct Writer {
+    last_version: u64,
+    /// Taken on the first write when the directory did not exist at start.
+    lock: Option<std::fs::File>,
+}
+
+/// The store, shared by the REST API and every MCP session.
+pub struct ContextStore {
+    documents: RwLock<BTreeMap<Id, Document>>,
+    writer: tokio::sync::Mutex<Writer>,
+    changes: broadcast::Sender<Change>,
+    dir: PathBuf,
+    max_document: usize,
+}
+
+/// How many changes a slow subscriber may fall behind before it hears of all of them at once.
+const CHANGE_BACKLOG: usize = 1024;
+
+impl ContextStore {
+    /// Opens the store under `data_dir`, loading what an earlier run saved. Nothing is written,
+    /// and no directory created, until the first document is.
+    pub fn open(data_dir: &Path, max_document: u64) -> Result<ContextStore, StateError> {
+        let dir = data_dir.join("context");
+        let mut documents = BTreeMap::new();
+        let mut last_version = 0;
+        let lock = if dir.exists() {
+            let lock = disk::claim(&dir)?;
+            let now = unix_ms();
+            for stored in disk::load(&dir)? {
+                last_version = last_version.max(stored.version);
+                let document = Document {
+                    json: Arc::from(stored.value.get()),
+                    version: stored.version,
+                    expires_ms: stored.expires_ms,
+                };
+                if document.live(now) {
+                    documents.insert((stored.namespace, stored.key), document);
+                } else {
+                    disk::remove(&dir, &stored.namespace, &stored.key)?;
+                }
+            }
+            Some(lock)
+        } else {
+            None
+        };
+        Ok(ContextStore {
+            documents: RwLock::new(documents),
+            writer: tokio::sync::Mutex::new(Writer { last_version, lock }),
+            changes: broadcast::channel(CHANGE_BACKLOG).0,
+            dir,
+            max_document: usize::try_from(max_document).unwrap_or(usize::MAX),
+        })
+    }
+
+    pub fn max_document(&self) -> usize {
+        self.max_document
+    }
+
+    /// Every change from now on.
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Id, Document>> {
+        self.documents.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn current(&self, namespace: &str, key: &str) -> Option<Document> {
+        let now = unix_ms();
+        self.read()
+            .get(&(namespace.to_owned(), key.to_owned()))
+            .filter(|d| d.live(now))
+            .cloned()
+    }
+
+    /// The document, if it exists and has not expired.
+    pub fn get(&self, namespace: &str, key: &str) -> Result<Document, ContextError> {
+        check_names(namespace, key)?;
+        self.current(namespace, key)
+            .ok_or_else(|| ContextError::NotFound {
+                namespace: namespace.to_owned(),
+                key: key.to_owned(),
+            })
+    }
+
+    /// Writes `value` if `precondition` holds, living `ttl` if given. Returns the new document
+    /// and whether it was created rather than replaced.
+    pub async fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &Value,
+        precondition: &Precondition,
+        ttl: Option<Duration>,
+    ) -> Result<(Document, bool), ContextError> {
+        check_names(namespace, key)?;
+        let json = value.to_string();
+        if json.len() > self.max_document {
+            return Err(ContextError::TooLarge {
+                size: json.len(),
+                limit: self.max_document,
+            });
+        }
+        let mut writer = self.writer.lock().await;
+        let current = self.current(namespace, key);
+        self.check(namespace, key, precondition, current.as_ref())?;
+        let now = unix_ms();
+        // Microseconds since the epoch, never repeating: a version stays unique across deletes
+        // and restarts, so a stale ETag can never match a newer document by accident.
+        let version = (now.saturating_mul(1000)).max(writer.last_version + 1);
+        let expires_ms = ttl.map(|t| now.saturating_add(t.as_millis() as u64));
+        let value = RawValue::from_string(json).map_err(|source| StateError::Corrupt {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let stored = disk::Stored {
+            namespace: namespace.to_owned(),
+            key: key.to_owned(),
+            version,
+            expires_ms,
+            value,
+        };
+        self.claim(&mut writer).await?;
+        let dir = self.dir.clone();
+        let stored = blocking(move || disk::write(&dir, &stored).map(|()| stored)).await?;
+        writer.last_version = version;
+        let document = Document {
+            json: Arc::from(stored.value.get()),
+            version,
+            expires_ms,
+        };
+        self.documents
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((stored.namespace, stored.key), document.clone());
+        self.announce(namespace, key);
+        Ok((document, current.is_none()))
+    }
+
+    /// Removes the document if it exists and `precondition` holds.
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        key: &str,
+        precondition: &Precondition,
+    ) -> Result<(), ContextError> {
+        check_names(namespace, key)?;
+        let _writer = self.writer.lock().await;
+        let Some(current) = self.current(namespace, key) else {
+            return Err(ContextError::NotFound {
+                namespace: namespace.to_owned(),
+                key: key.to_owned(),
+            });
+        };
+        self.check(namespace, key, precondition, Some(&current))?;
+        self.remove(namespace, key).await
+    }
+
+    fn check(
+        &self,
+        namespace: &str,
+        key: &str,
+        precondition: &Precondition,
+        current: Option<&Document>,
+    ) -> Result<(), ContextError> {
+        if precondition.holds(current) {
+            Ok(())
+        } else {
+            Err(ContextError::Stale {
+                namespace: namespace.to_owned(),
+                key: key.to_owned(),
+                current: current.map(|d| d.version),
+            })
+        }
+    }
+
+    /// Removes a document's file and entry; the caller holds the writer lock.
+    async fn remove(&self, namespace: &str, key: &str) -> Result<(), ContextError> {
+        let (dir, ns, k) = (self.dir.clone(), namespace.to_owned(), key.to_owned());
+        blocking(move || disk::remove(&dir, &ns, &k)).await?;
+        self.documents
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.to_owned(), key.to_owned()));
+        self.announce(namespace, key);
+        Ok(())
+    }
+
+    async fn claim(&self, writer: &mut Writer) -> Result<(), StateError> {
+        if writer.lock.is_none() {
+            let dir = self.dir.clone();
+            writer.lock = Some(blocking(move || disk::claim(&dir)).await?);
+        }
+        Ok(())
+    }
+
+    fn announce(&self, namespace: &str, key: &str) {
+        // No receiver is no error: nobody is subscribed.
+        let _ = self.changes.send(Change {
+            namespace: namespace.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+
+    /// Up to `limit` live documents after `after`, in (namespace, key) order, of the namespaces
+    /// `visible` admits (only `namespace` when given). Also returns whether more follow.
+    pub fn list(
+        &self,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+        visible: impl Fn(&str) -> bool,
+    ) -> (Vec<Entry>, bool) {
+        use std::ops::Bound;
+        let now = unix_ms();
+        let start = match after {
+            Some((ns, key)) => Bound::Excluded((ns.to_owned(), key.to_owned())),
+            None => match namespace {
+                Some(ns) => Bound::Included((ns.to_owned(), String::new())),
+                None => Bound::Unbounded,
+            },
+        };
+        let documents = self.read();
+        let mut matching = documents
+            .range((start, Bound::Unbounded))
+            .take_while(|((ns, _), _)| namespace.is_none_or(|wanted| wanted == ns))
+            .filter(|((ns, _), doc)| doc.live(now) && visible(ns))
+            .map(|((ns, key), doc)| Entry {
+                namespace: ns.clone(),
+                key: key.clone(),
+                version: doc.version,
+                size: doc.json.len(),
+            });
+        let page: Vec<Entry> = matching.by_ref().take(limit).collect();
+        let more = matching.next().is_some();
+        (page, more)
+    }
+
+    /// Removes every expired document, telling subscribers; runs until the gateway stops.
+    pub async fn expire(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = unix_ms();
+            let expired: Vec<Id> = self
+                .read()
+                .iter()
+                .filter(|(_, doc)| !doc.live(now))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for (namespace, key) in expired {
+                let _writer = self.writer.lock().await;
+                // A write may have renewed it since it was seen expired.
+                let still_expired = self
+                    .read()
+                    .get(&(namespace.clone(), key.clone()))
+                    .is_some_and(|doc| !doc.live(unix_ms()));
+                if still_expired && let Err(error) = self.remove(&namespace, &key).await {
+                    tracing::error!(%error, "cannot remove an expired context document");
+                }
+            }
+        }
+    }
+}
+
+/// Runs file I/O off the async workers; a panicked task is reported as an I/O error.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(StateError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store(name: &str, max: u64) -> (ContextStore, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("switchboard-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (ContextStore::open(&dir, max).unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn versions_guard_writes_and_survive_reopening() {
+        let (store, dir) = store("versions", 1024);
+        let mut changes = store.changes();
+        let (first, created) = store
+            .put("ns", "k", &json!({"a": 1}), &Precondition::None, None)
+            .await
+            .unwrap();
+        assert!(created);
+        let stale = Precondition::Version(vec![first.version + 1]);
+        let refused = store.put("ns", "k", &json!(2), &stale, None).await;
+        assert!(matches!(refused, Err(ContextError::Stale { .. })));
+        let matching = Precondition::Version(vec![first.version]);
+        let (second, created) = store
+            .put("ns", "k", &json!(2), &matching, None)
+            .await
+            .unwrap();
+        assert!(!created && second.version > first.version);
+        assert_eq!(changes.recv().await.unwrap().key, "k");
+        drop(store);
+        let reopened = ContextStore::open(&dir, 1024).unwrap();
+        let doc = reopened.get("ns", "k").unwrap();
+        assert_eq!((&*doc.json, doc.version), ("2", second.version));
+        reopened
+            .delete("ns", "k", &Precondition::None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            reopened.get("ns", "k"),
+            Err(ContextError::NotFound { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn bad_names_oversized_documents_and_expired_ones_are_refused() {
+        let (store, dir) = store("bounds", 8);
+        let big = json!("0123456789");
+        let too_big = store.put("ns", "k", &big, &Precondition::None, None);
+        assert!(matches!(
+            too_big.await,
+            Err(ContextError::TooLarge { size: 12, limit: 8 })
+        ));
+        for (ns, key) in [("..", "k"), ("ns", "a/b"), ("", "k"), ("ns", "sp ace")] {
+            let bad = store
+                .put(ns, key, &json!(1), &Precondition::None, None)
+                .await;
+            assert!(
+                matches!(bad, Err(ContextError::InvalidName { .. })),
+                "{ns}/{key}"
+            );
+        }
+        let ttl = Some(Duration::from_millis(1));
+        store
+            .put("ns", "k", &json!(1), &Precondition::None, ttl)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(store.get("ns", "k").is_err());
+        assert!(
+            !dir.join("context").read_dir().unwrap().any(|e| e
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "tmp"))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn listing_pages_through_visible_namespaces() {
+        let (store, dir) = store("list", 1024);
+        for (ns, key) in [("a", "1"), ("a", "2"), ("b", "1"), ("c", "1")] {
+            store
+                .put(ns, key, &json!(1), &Precondition::None, None)
+                .await
+                .unwrap();
+        }
+        let visible = |ns: &str| ns != "b";
+        let (page, more) = store.list(None, None, 2, visible);
+        assert!(more);
+        let last = page.last().unwrap();
+        let (rest, more) = store.list(None, Some((&last.namespace, &last.key)), 2, visible);
+        assert!(!more);
+        assert_eq!(
+            rest.iter()
+                .map(|e| e.namespace.as_str())
+                .collect::<Vec<_>>(),
+            ["c"]
+        );
+        let (only_a, _) = store.list(Some("a"), None, 10, |_| true);
+        assert_eq!(only_a.len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn preconditions_follow_the_headers() {
+        assert_eq!(
+            Precondition::from_headers(Some("*"), None),
+            Precondition::Exists
+        );
+        assert_eq!(
+            Precondition::from_headers(Some("\"5\", W/\"6\", \"x\""), None),
+            Precondition::Version(vec![5])
+        );
+        assert_eq!(
+            Precondition::from_headers(None, Some("*")),
+            Precondition::Absent
+        );
+        assert_eq!(Precondition::from_headers(None, None), Precondition::None);
+    }
+}

@@ -1,0 +1,330 @@
+//! One MCP session: the `ServerHandler` rmcp drives. Tools (YAML HTTP tools and the context
+//! tools) and resources (`context://{namespace}/{key}`), each filtered by the caller's globs.
+//!
+//! The caller comes from the request itself (the auth layer put it there), so every request is
+//! judged by the key that sent it, and a session stays with the key that opened it.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ServerCapabilities,
+    ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::Shared;
+use crate::auth::Caller;
+use crate::context::ContextError;
+
+/// Resources listed per page.
+const PAGE: usize = 100;
+
+/// A session's handler; rmcp makes one per session and drops it when the session ends.
+pub struct Session {
+    shared: Arc<Shared>,
+    /// The name of the key that opened the session (`None`: an open gateway).
+    owner: OnceLock<Option<String>>,
+    subscribed: Arc<Mutex<HashSet<String>>>,
+    forwarding: OnceLock<()>,
+    stop: CancellationToken,
+    _stop_on_drop: DropGuard,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Session {
+        let stop = CancellationToken::new();
+        Session {
+            shared,
+            owner: OnceLock::new(),
+            subscribed: Arc::default(),
+            forwarding: OnceLock::new(),
+            _stop_on_drop: stop.clone().drop_guard(),
+            stop,
+        }
+    }
+
+    /// The key behind this request; it must be the key that opened the session.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Arc<Caller>, ErrorData> {
+        let caller = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+            .cloned()
+            .ok_or_else(|| ErrorData::internal_error("the request carries no caller", None))?;
+        match self.owner.get() {
+            Some(owner) if *owner != caller.name => Err(ErrorData::invalid_request(
+                "This session was opened with another API key.",
+                None,
+            )),
+            _ => Ok(caller),
+        }
+    }
+
+    /// Starts telling this session of changes to the documents it subscribed to.
+    fn forward_changes(&self, peer: rmcp::Peer<RoleServer>) {
+        if self.forwarding.set(()).is_err() {
+            return;
+        }
+        let mut changes = self.shared.context.changes();
+        let subscribed = self.subscribed.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let uris: Vec<String> = tokio::select! {
+                    () = stop.cancelled() => return,
+                    change = changes.recv() => match change {
+                        Ok(change) => vec![uri(&change.namespace, &change.key)],
+                        // Fallen behind: any subscribed document may have changed.
+                        Err(RecvError::Lagged(_)) => lock(&subscribed).iter().cloned().collect(),
+                        Err(RecvError::Closed) => return,
+                    },
+                };
+                for uri in uris.into_iter().filter(|u| lock(&subscribed).contains(u)) {
+                    let notice = ResourceUpdatedNotificationParam::new(uri);
+                    if peer.notify_resource_updated(notice).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// The namespace and key of a `context://` URI the caller may use.
+    fn document_of(&self, caller: &Caller, uri_text: &str) -> Result<(String, String), ErrorData> {
+        let (namespace, key) = parse_uri(uri_text).ok_or_else(|| {
+            ErrorData::invalid_params(
+                format!("'{uri_text}' is not a context://{{namespace}}/{{key}} URI"),
+                None,
+            )
+        })?;
+        if !caller.may_use_context(&namespace) {
+            return Err(ErrorData::invalid_params(
+                format!("This API key may not use the context namespace '{namespace}'."),
+                None,
+            ));
+        }
+        Ok((namespace, key))
+    }
+}
+
+fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    set.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `context://{namespace}/{key}`; names need no escaping (see `context::valid_name`).
+pub fn uri(namespace: &str, key: &str) -> String {
+    format!("context://{namespace}/{key}")
+}
+
+fn parse_uri(uri: &str) -> Option<(String, String)> {
+    let (namespace, key) = uri.strip_prefix("context://")?.split_once('/')?;
+    let valid = crate::context::valid_name;
+    (valid(namespace) && valid(key)).then(|| (namespace.to_owned(), key.to_owned()))
+}
+
+impl ServerHandler for Session {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(rmcp::model::Implementation::new(
+                "switchboard",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "Tools of the services behind Switchboard, and a shared context store: \
+                 JSON documents at context://{namespace}/{key}, also reachable with the \
+                 context_* tools.",
+            )
+    }
+
+    /// The session-based revisions only; the stateless 2026-07-28 revision is not served yet.
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let _ = self.owner.set(caller.name.clone());
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let tools = self
+            .shared
+            .all_tools()
+            .filter(|tool| caller.may_use_tool(&tool.name))
+            .cloned()
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        let name = request.name.as_ref();
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!("The tool '{name}' does not exist or this API key may not use it."),
+                None,
+            )
+        };
+        if !caller.may_use_tool(name) {
+            return Err(unknown());
+        }
+        let arguments = request.arguments.unwrap_or_default();
+        let shared = &self.shared;
+        let result = if let Some(tool) = shared.http_tools.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.client, arguments).await
+        } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.context, &caller, arguments).await
+        } else {
+            return Err(unknown());
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let cursor = request.and_then(|r| r.cursor);
+        let after = match &cursor {
+            None => None,
+            Some(text) => Some(parse_uri(text).ok_or_else(|| {
+                ErrorData::invalid_params(format!("invalid cursor {text:?}"), None)
+            })?),
+        };
+        let after = after.as_ref().map(|(ns, key)| (ns.as_str(), key.as_str()));
+        let (entries, more) = self
+            .shared
+            .context
+            .list(None, after, PAGE, |ns| caller.may_use_context(ns));
+        let next = more
+            .then(|| entries.last().map(|e| uri(&e.namespace, &e.key)))
+            .flatten();
+        let resources = entries
+            .iter()
+            .map(|entry| {
+                Resource::new(
+                    uri(&entry.namespace, &entry.key),
+                    format!("{}/{}", entry.namespace, entry.key),
+                )
+                .with_mime_type("application/json")
+                .with_size(entry.size as u64)
+            })
+            .collect();
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.caller(&context)?;
+        let template = ResourceTemplate::new("context://{namespace}/{key}", "context")
+            .with_title("Shared context document")
+            .with_description("A JSON document of the context store, by namespace and key.")
+            .with_mime_type("application/json");
+        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        let (namespace, key) = self.document_of(&caller, &request.uri)?;
+        match self.shared.context.get(&namespace, &key) {
+            Ok(document) => {
+                let contents = ResourceContents::TextResourceContents {
+                    uri: request.uri,
+                    mime_type: Some("application/json".to_owned()),
+                    text: document.json.to_string(),
+                    meta: None,
+                };
+                Ok(ReadResourceResult::new(vec![contents]).into())
+            }
+            Err(ContextError::NotFound { .. }) => Err(ErrorData::resource_not_found(
+                format!("No document at {}", request.uri),
+                None,
+            )),
+            Err(other) => Err(ErrorData::invalid_params(other.to_string(), None)),
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context)?;
+        let (namespace, key) = self.document_of(&caller, &request.uri)?;
+        lock(&self.subscribed).insert(uri(&namespace, &key));
+        self.forward_changes(context.peer.clone());
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.caller(&context)?;
+        lock(&self.subscribed).remove(&request.uri);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_uris_round_trip_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_uri(&uri("team-a", "plan.v2")),
+            Some(("team-a".into(), "plan.v2".into()))
+        );
+        for bad in [
+            "context://ns",
+            "context://ns/a/b",
+            "file://ns/k",
+            "context://../k",
+            "context:///k",
+        ] {
+            assert_eq!(parse_uri(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The MCP server at `/mcp`: the official `mcp` Python SDK lists and calls an HTTP tool backed by
+//! a fake service, reads context and hears of a REST change, and is refused outside its key's
+//! globs; plus what needs no SDK: 401 without a key, and what the service receives.
+//!
+//! The interpreter is `$SWITCHBOARD_PYTHON`, else the `.venv` that the test script creates.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::common::{TestGateway, client};
+
+/// The secret the weather service expects, given to the gateway as a tool header.
+const SERVICE_KEY: &str = "svc-secret-0123456789";
+
+/// What the fake weather service received: path, query and its auth header.
+type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// A weather service: `GET /weather/{city}`; 401 without the service key, 404 for Atlantis.
+async fn weather_service() -> (String, Seen) {
+    async fn weather(
+        State(seen): State<Seen>,
+        Path(city): Path<String>,
+        RawQuery(query): RawQuery,
+        headers: HeaderMap,
+    ) -> axum::response::Response {
+        let auth = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let query = query.unwrap_or_default();
+        seen.lock()
+            .unwrap()
+            .push((city.clone(), query.clone(), auth.clone()));
+        if auth != SERVICE_KEY {
+            return (StatusCode::UNAUTHORIZED, "bad key").into_response();
+        }
+        if city == "Atlantis" {
+            let body = format!("no city Atlantis (key {SERVICE_KEY})");
+            return (StatusCode::NOT_FOUND, body).into_response();
+        }
+        let units = query.strip_prefix("units=");
+        axum::Json(json!({"city": city, "temp": 21.5, "units": units})).into_response()
+    }
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route("/weather/{city}", axum::routing::get(weather))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
+fn config(service: &str) -> String {
+    format!(
+        r#"
+keys:
+  - {{ name: all, key: sk-mcp-all }}
+  - {{ name: team, key: sk-mcp-team, tools: ["context_*"], context: ["team-*"] }}
+mcp:
+  tools:
+    - name: get_weather
+      description: Current weather for a city
+      input_schema:
+        type: object
+        properties: {{ city: {{ type: string }}, units: {{ type: string, enum: [metric, imperial] }} }}
+        required: [city]
+      output_schema: {{ type: object, properties: {{ temp: {{ type: number }} }}, required: [temp] }}
+      annotations: {{ read_only: true }}
+      http:
+        method: GET
+        url: "{service}/weather/{{city}}"
+        headers: {{ x-api-key: {SERVICE_KEY} }}
+        timeout: 5s
+"#
+    )
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_PYTHON").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")),
+        PathBuf::from,
+    )
+}
+
+#[tokio::test]
+async fn mcp_sdk_calls_tools_reads_context_hears_changes_and_is_refused_outside_its_globs() {
+    let (service, seen) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    let python = python();
+    assert!(
+        python.exists(),
+        "{} not found: run ./scripts/test.sh, which creates the venv with the mcp SDK",
+        python.display()
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_mcp_sdk.py");
+    let (mcp_url, context_url) = (gateway.url("/mcp"), gateway.url("/v1/context"));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&python)
+            .arg(script)
+            .env("SWITCHBOARD_MCP_URL", mcp_url)
+            .env("SWITCHBOARD_CONTEXT_URL", context_url)
+            .env("SWITCHBOARD_KEY", "sk-mcp-all")
+            .env("SWITCHBOARD_TEAM_KEY", "sk-mcp-team")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "test_mcp_sdk.py failed\nstdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen = seen.lock().unwrap().clone();
+    // Bad arguments never reach the service; the key is the configured one, not the client's.
+    assert_eq!(
+        seen,
+        [
+            (
+                "Paris".to_owned(),
+                "units=metric".to_owned(),
+                SERVICE_KEY.to_owned()
+            ),
+            ("Atlantis".to_owned(), String::new(), SERVICE_KEY.to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn mcp_without_a_valid_key_is_401_in_openai_shape() {
+    let (service, _) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    for key in [None, Some("sk-wrong")] {
+        let mut request = client()
+            .post(gateway.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+    }
+    let accepted = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::OK);
+    assert!(accepted.headers().contains_key("mcp-session-id"));
+}
+
+/// One JSON-RPC message posted to a session; the answer's status and its JSON-RPC messages.
+async fn post(gateway: &TestGateway, session: &str, body: String) -> (StatusCode, Vec<Value>) {
+    let response = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let messages = crate::common::sse_data(&text)
+        .iter()
+        .chain(std::iter::once(&text))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|m| m.get("jsonrpc").is_some())
+        .collect();
+    (status, messages)
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_requests_get_clear_errors() {
+    let (service, _) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    let opened = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let (status, _) = post(&gateway, &session, initialized.to_string()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let (status, _) = post(&gateway, &session, "{not json".to_owned()).await;
+    assert!(status.is_client_error(), "{status}");
+
+    let unknown = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/teleport", "params": {}});
+    let (status, messages) = post(&gateway, &session, unknown.to_string()).await;
+    let error = messages
+        .iter()
+        .find_map(|m| m.get("error"))
+        .unwrap_or_else(|| panic!("{status} {messages:?}"));
+    assert_eq!(error["code"], -32601, "{error}");
+
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "context_put", "arguments": {"namespace": "team-a", "key": "k", "value": 1}}});
+    let (_, messages) = post(&gateway, &session, call.to_string()).await;
+    let result = messages.iter().find_map(|m| m.get("result")).unwrap();
+    assert_eq!(result["isError"], false, "{result}");
+
+    // Another key cannot ride on this session.
+    let hijack = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-team")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    let text = hijack.text().await.unwrap();
+    assert!(text.contains("another API key"), "{text}");
+}
