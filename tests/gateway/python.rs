@@ -16,13 +16,23 @@ fn python() -> PathBuf {
 
 /// Runs a script on a blocking thread, so the in-process gateway keeps serving meanwhile.
 async fn run_script(script: &'static str, gateway: &TestGateway, key: &'static str) {
+    run_script_with(script, gateway, key, &[]).await;
+}
+
+async fn run_script_with(
+    script: &'static str,
+    gateway: &TestGateway,
+    key: &'static str,
+    env: &[(&'static str, String)],
+) {
     let base_url = gateway.url("/v1");
-    tokio::task::spawn_blocking(move || run_blocking(script, &base_url, key))
+    let env = env.to_vec();
+    tokio::task::spawn_blocking(move || run_blocking(script, &base_url, key, &env))
         .await
         .unwrap();
 }
 
-fn run_blocking(script: &str, base_url: &str, key: &str) {
+fn run_blocking(script: &str, base_url: &str, key: &str, env: &[(&str, String)]) {
     let python = python();
     assert!(
         python.exists(),
@@ -34,6 +44,7 @@ fn run_blocking(script: &str, base_url: &str, key: &str) {
         .arg(&path)
         .env("SWITCHBOARD_BASE_URL", base_url)
         .env("SWITCHBOARD_KEY", key)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     assert!(
@@ -79,4 +90,51 @@ cache: { ttl: 10m }
     )
     .await;
     run_script("test_cache_sdk.py", &gateway, "sk-sdk-cache").await;
+}
+
+#[tokio::test]
+async fn openai_sdk_cannot_tell_which_provider_answered() {
+    use crate::common::{
+        fake_anthropic::FakeAnthropic, fake_azure::FakeAzure, fake_bedrock::FakeBedrock,
+        fake_cohere::FakeCohere, fake_gemini::FakeGemini, fake_mistral::FakeMistral,
+    };
+    let anthropic = FakeAnthropic::start().await;
+    let gemini = FakeGemini::start().await;
+    let cohere = FakeCohere::start().await;
+    let mistral = FakeMistral::start().await;
+    let azure = FakeAzure::start().await;
+    let bedrock = FakeBedrock::start().await;
+    let gateway = TestGateway::start(&format!(
+        r#"
+providers:
+  anthropic: {{ kind: anthropic, base_url: "{}", api_key: "{}" }}
+  gemini: {{ kind: gemini, base_url: "{}", api_key: "{}" }}
+  cohere: {{ kind: cohere, base_url: "{}", api_key: "{}" }}
+  mistral: {{ kind: mistral, base_url: "{}", api_key: "{}" }}
+  azure: {{ kind: azure, base_url: "{}", api_key: "{}" }}
+  bedrock: {}
+keys:
+  - {{ name: sdk, key: sk-sdk-providers }}
+"#,
+        anthropic.base_url(),
+        crate::common::fake_anthropic::KEY,
+        gemini.base_url(),
+        crate::common::fake_gemini::KEY,
+        cohere.base_url(),
+        crate::common::fake_cohere::KEY,
+        mistral.base_url(),
+        crate::common::fake_mistral::KEY,
+        azure.base_url(),
+        crate::common::fake_azure::KEY,
+        bedrock.provider_yaml(),
+    ))
+    .await;
+    let providers = "anthropic,gemini,cohere,mistral,azure,bedrock".to_owned();
+    run_script_with(
+        "test_providers_sdk.py",
+        &gateway,
+        "sk-sdk-providers",
+        &[("SWITCHBOARD_MODELS", providers)],
+    )
+    .await;
 }
