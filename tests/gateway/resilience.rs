@@ -382,3 +382,28 @@ async fn instances_registered_at_run_time_take_traffic_until_their_ttl_runs_out(
         .unwrap();
     assert_eq!(bad.status(), 404);
 }
+
+#[tokio::test]
+async fn a_target_failing_at_a_set_rate_costs_the_client_nothing() {
+    // Half the tries of `flaky` fail, each retried on `steady`, until flaky's breaker opens
+    // (five failures) and the balancer skips it.
+    let gateway = TestGateway::start(
+        "providers:\n  flaky: { kind: mock, error_rate: 0.5 }\n  steady: { kind: mock }\nmodels:\n  - { name: m, targets: [ { provider: flaky, model: x }, { provider: steady, model: x } ], retry: { attempts: 2, backoff: 1ms, max_backoff: 1ms } }\n",
+    )
+    .await;
+    let replies = futures_util::future::join_all((0..200).map(|_| ask(&gateway, chat("m")))).await;
+    assert!(
+        replies.iter().all(|r| r.status == 200),
+        "every request succeeded"
+    );
+    let answered_by_flaky = replies.iter().filter(|r| r.target == "flaky/x").count();
+    assert!(
+        answered_by_flaky > 0,
+        "the flaky target still served when it worked"
+    );
+    assert!(
+        metrics(&gateway)
+            .await
+            .contains("switchboard_retries_total{model=\"m\"}")
+    );
+}

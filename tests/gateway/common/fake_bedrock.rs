@@ -52,11 +52,7 @@ impl FakeBedrock {
         let app = axum::Router::new()
             .route("/model/{model}/{action}", post(invoke))
             .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = super::serve(app).await;
         FakeBedrock { addr, received }
     }
 

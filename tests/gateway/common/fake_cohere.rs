@@ -69,11 +69,7 @@ impl FakeCohere {
             .route("/v2/chat", post(chat))
             .route("/v2/embed", post(embed))
             .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let addr = super::serve(app).await;
         FakeCohere { addr, received }
     }
 

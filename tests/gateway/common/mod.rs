@@ -89,6 +89,16 @@ pub fn temp_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("switchboard-test-{}-{n}", std::process::id()))
 }
 
+/// Serves a fake upstream on a loopback port until the test ends; returns its address.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 /// An HTTP client for tests.
 pub fn client() -> reqwest::Client {
     reqwest::Client::new()
