@@ -33,6 +33,8 @@ pub struct Session {
     owner: OnceLock<Option<String>>,
     subscribed: Arc<Mutex<HashSet<String>>>,
     forwarding: OnceLock<()>,
+    /// Set once the session listens to registered tools' changes.
+    tool_feed: OnceLock<()>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -45,6 +47,7 @@ impl Session {
             owner: OnceLock::new(),
             subscribed: Arc::default(),
             forwarding: OnceLock::new(),
+            tool_feed: OnceLock::new(),
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
         }
@@ -171,7 +174,9 @@ impl ServerHandler for Session {
             .get::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
             .cloned();
-        if let Some(caller) = caller {
+        if let Some(caller) = caller
+            && self.tool_feed.set(()).is_ok()
+        {
             let registry = &self.shared.registry;
             registry.forward_changes(caller, context.peer, self.stop.clone());
         }
