@@ -86,9 +86,11 @@ impl Gateway {
         )?);
         let clients = upstream::Clients::new(&config.models)?;
         let mcp_stop = CancellationToken::new();
+        let tool_registry = Arc::new(crate::mcp::Registry::new(config));
         let mcp = crate::mcp::service(
             config,
             context.clone(),
+            tool_registry.clone(),
             clients.default_client().clone(),
             mcp_stop.clone(),
         )
@@ -113,6 +115,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             context,
             mcp,
+            tool_registry,
         };
         Ok(Gateway {
             state: Arc::new(state),
@@ -154,6 +157,7 @@ impl Gateway {
         let maintenance = tokio::spawn(ledger.clone().maintain());
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
+        let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
         let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
         let grace = self.shutdown_timeout;
         let result = tokio::select! {
@@ -168,6 +172,7 @@ impl Gateway {
             task.abort();
         }
         expiry.abort();
+        tool_expiry.abort();
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }

@@ -22,7 +22,7 @@ use crate::upstream::Backend;
 use crate::upstream::instances::{Instance, Origin};
 
 /// Refuses the request unless it carries the admin key.
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     match &state.admin_key {
         None => Err(ApiError::forbidden(
             "The admin API is disabled: set server.admin_key to enable it.",

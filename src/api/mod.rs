@@ -10,6 +10,7 @@ mod context;
 mod embeddings;
 mod models;
 mod ops;
+mod tools;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub context: Arc<crate::context::ContextStore>,
     /// The MCP server mounted at `/mcp`.
     pub mcp: crate::mcp::McpService,
+    /// MCP tools registered at run time through `/admin/tools`.
+    pub tool_registry: Arc<crate::mcp::Registry>,
 }
 
 /// The gateway's routes.
@@ -81,6 +84,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/upstreams",
             get(admin::upstreams).post(admin::register_upstream),
         )
+        .route("/admin/tools", get(tools::list).post(tools::register))
+        .route("/admin/tools/{name}", delete(tools::remove))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(telemetry::request_span))

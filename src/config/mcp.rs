@@ -129,28 +129,36 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
     let mut names = HashSet::new();
     for (i, tool) in mcp.tools.iter().enumerate() {
         let path = format!("mcp.tools[{i}]");
-        if !valid_tool_name(&tool.name) {
-            errors.push(ConfigError::new(
-                format!("{path}.name"),
-                "must be 1-128 characters of letters, digits, '_', '-' and '.'",
-            ));
-        } else if BUILT_IN_TOOLS.contains(&tool.name.as_str()) {
-            errors.push(ConfigError::new(
-                format!("{path}.name"),
-                format!("{:?} is a built-in tool", tool.name),
-            ));
-        } else if !names.insert(tool.name.as_str()) {
+        let named = valid_tool_name(&tool.name) && !BUILT_IN_TOOLS.contains(&tool.name.as_str());
+        if named && !names.insert(tool.name.as_str()) {
             errors.push(ConfigError::new(
                 format!("{path}.name"),
                 format!("duplicate tool name {:?}", tool.name),
             ));
         }
-        schema_errors(&format!("{path}.input_schema"), &tool.input_schema, errors);
-        if let Some(schema) = &tool.output_schema {
-            schema_errors(&format!("{path}.output_schema"), schema, errors);
-        }
-        http_errors(&path, tool, errors);
+        tool_errors(&path, tool, errors);
     }
+}
+
+/// Every problem in one tool entry, at paths under `path` (also used for tools registered at
+/// run time, which are checked exactly as YAML ones).
+pub fn tool_errors(path: &str, tool: &HttpToolConfig, errors: &mut Vec<ConfigError>) {
+    if !valid_tool_name(&tool.name) {
+        errors.push(ConfigError::new(
+            format!("{path}.name"),
+            "must be 1-128 characters of letters, digits, '_', '-' and '.'",
+        ));
+    } else if BUILT_IN_TOOLS.contains(&tool.name.as_str()) {
+        errors.push(ConfigError::new(
+            format!("{path}.name"),
+            format!("{:?} is a built-in tool", tool.name),
+        ));
+    }
+    schema_errors(&format!("{path}.input_schema"), &tool.input_schema, errors);
+    if let Some(schema) = &tool.output_schema {
+        schema_errors(&format!("{path}.output_schema"), schema, errors);
+    }
+    http_errors(path, tool, errors);
 }
 
 fn valid_tool_name(name: &str) -> bool {

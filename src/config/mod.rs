@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 pub use mcp::{
     BUILT_IN_TOOLS, HttpCallConfig, HttpToolConfig, McpConfig, ToolAnnotationsConfig, placeholders,
+    tool_errors,
 };
 pub use units::{Secret, Size, Span};
 

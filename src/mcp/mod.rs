@@ -6,6 +6,7 @@
 
 mod context_tools;
 mod http_tool;
+mod registry;
 mod schema;
 mod session;
 
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::context::ContextStore;
 
 pub use context_tools::parse_ttl;
+pub use registry::{RegisterError, Registered, Registry};
 
 /// The rmcp service mounted at `/mcp`.
 pub type McpService = StreamableHttpService<session::Session, LocalSessionManager>;
@@ -34,6 +36,8 @@ pub struct Shared {
     pub context: Arc<ContextStore>,
     http_tools: Vec<http_tool::HttpTool>,
     context_tools: Vec<context_tools::ContextTool>,
+    /// Tools registered at run time, listed after the configured ones.
+    registry: Arc<Registry>,
     client: reqwest::Client,
 }
 
@@ -48,6 +52,7 @@ impl Shared {
 pub fn service(
     config: &Config,
     context: Arc<ContextStore>,
+    registry: Arc<Registry>,
     client: reqwest::Client,
     stop: CancellationToken,
 ) -> Result<McpService, String> {
@@ -61,6 +66,7 @@ pub fn service(
         context,
         http_tools,
         context_tools: context_tools::tools(),
+        registry,
         client,
     });
     let mut transport = StreamableHttpServerConfig::default()

@@ -14,7 +14,7 @@ use rmcp::model::{
     ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ServerCapabilities,
     ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -33,6 +33,8 @@ pub struct Session {
     owner: OnceLock<Option<String>>,
     subscribed: Arc<Mutex<HashSet<String>>>,
     forwarding: OnceLock<()>,
+    /// Set once the session listens to registered tools' changes.
+    tool_feed: OnceLock<()>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -45,6 +47,7 @@ impl Session {
             owner: OnceLock::new(),
             subscribed: Arc::default(),
             forwarding: OnceLock::new(),
+            tool_feed: OnceLock::new(),
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
         }
@@ -133,6 +136,7 @@ impl ServerHandler for Session {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_resources()
             .enable_resources_subscribe()
             .build();
@@ -164,6 +168,20 @@ impl ServerHandler for Session {
         self.negotiate_initialize(&request)
     }
 
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let caller = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
+            .cloned();
+        if let Some(caller) = caller
+            && self.tool_feed.set(()).is_ok()
+        {
+            let registry = &self.shared.registry;
+            registry.forward_changes(caller, context.peer, self.stop.clone());
+        }
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -173,8 +191,9 @@ impl ServerHandler for Session {
         let tools = self
             .shared
             .all_tools()
-            .filter(|tool| caller.may_use_tool(&tool.name))
             .cloned()
+            .chain(self.shared.registry.tools())
+            .filter(|tool| caller.may_use_tool(&tool.name))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -201,6 +220,8 @@ impl ServerHandler for Session {
             tool.call(&shared.client, arguments).await
         } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
             tool.call(&shared.context, &caller, arguments).await
+        } else if let Some(tool) = shared.registry.get(name) {
+            tool.call(&shared.client, arguments).await
         } else {
             return Err(unknown());
         };

@@ -1,0 +1,126 @@
+//! `/admin/tools`: services register, renew, list and remove MCP HTTP tools at run time, each
+//! alive for the `ttl` of its last registration. Admin key only.
+//!
+//! The body is an `mcp.tools` entry as JSON plus `ttl`; it is checked exactly as YAML is, and
+//! every error names the field it is about.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::admin::require_admin;
+use crate::config::{HttpToolConfig, Span};
+use crate::error::ApiError;
+use crate::mcp::{RegisterError, Registered};
+
+/// `POST /admin/tools`: 201 for a new tool, 200 for a renewal (which also replaces it).
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&state, &headers)?;
+    let (tool, ttl) = parse(&body)?;
+    let outcome = state
+        .tool_registry
+        .register(&tool, ttl.0)
+        .map_err(refusal)?;
+    let status = match outcome {
+        Registered::Added => StatusCode::CREATED,
+        Registered::Renewed => StatusCode::OK,
+    };
+    let answer = json!({
+        "name": tool.name,
+        "ttl_ms": ttl.0.as_millis() as u64,
+        "renewed": outcome == Registered::Renewed,
+    });
+    Ok((status, Json(answer)))
+}
+
+/// `GET /admin/tools`: every registered tool with its TTL and what is left of it. Header values
+/// are secrets and are never shown.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let tools: Vec<Value> = state
+        .tool_registry
+        .list()
+        .into_iter()
+        .map(|entry| {
+            json!({
+                "name": entry.tool.name,
+                "title": entry.tool.title,
+                "description": entry.tool.description,
+                "method": entry.method,
+                "url": entry.url,
+                "ttl_ms": entry.ttl.as_millis() as u64,
+                "expires_in_ms": entry.remaining.as_millis() as u64,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"tools": tools})))
+}
+
+/// `DELETE /admin/tools/{name}`: removes a registered tool at once.
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    if state.tool_registry.remove(&name) {
+        Ok(Json(json!({"name": name, "deleted": true})))
+    } else {
+        Err(ApiError::not_found(format!(
+            "No registered tool named '{name}'."
+        )))
+    }
+}
+
+/// The tool entry and its TTL. `ttl` is taken out before the entry is parsed, because the entry
+/// refuses unknown fields and `#[serde(flatten)]` would silently accept them.
+fn parse(body: &[u8]) -> Result<(HttpToolConfig, Span), ApiError> {
+    let mut object: Map<String, Value> = super::body::parse(body)?;
+    let ttl = object.remove("ttl").ok_or_else(|| {
+        ApiError::invalid_request("'ttl' is required, e.g. \"30s\".", Some("ttl".into()))
+    })?;
+    let ttl: Span = serde_json::from_value(ttl).map_err(|e| {
+        ApiError::invalid_request(format!("Invalid value for 'ttl': {e}"), Some("ttl".into()))
+    })?;
+    let entry = serde_json::to_vec(&object)
+        .map_err(|e| ApiError::invalid_request(format!("Invalid request body: {e}"), None))?;
+    Ok((super::body::parse(&entry)?, ttl))
+}
+
+fn refusal(error: RegisterError) -> ApiError {
+    match error {
+        RegisterError::Reserved(name) => ApiError {
+            status: StatusCode::CONFLICT,
+            kind: "invalid_request_error".into(),
+            message: format!(
+                "'{name}' is a tool of the gateway's configuration; a registered tool may not \
+                 shadow it."
+            ),
+            param: Some("name".into()),
+            code: Some("conflict".into()),
+        },
+        RegisterError::Invalid(errors) => {
+            let param = errors
+                .first()
+                .map(|e| e.path.clone())
+                .filter(|p| !p.is_empty());
+            let message = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            ApiError::invalid_request(format!("Invalid tool: {message}"), param)
+        }
+    }
+}

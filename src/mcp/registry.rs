@@ -1,0 +1,311 @@
+//! HTTP tools registered at run time (`POST /admin/tools`), each alive until its TTL runs out:
+//! the store, its expiry (lazy on read plus a sweep), and the change feed sessions listen to.
+//!
+//! A registered tool is built and called exactly as a YAML one; only its lifetime differs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rmcp::model::Tool;
+use rmcp::{Peer, RoleServer};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use super::http_tool::HttpTool;
+use crate::auth::Caller;
+use crate::config::{BUILT_IN_TOOLS, Config, ConfigError, HttpToolConfig, tool_errors};
+
+/// The longest TTL accepted: a registration is meant to be renewed, not to stay forever.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Changes buffered per listening session before it is told "something changed" wholesale.
+const FEED: usize = 256;
+
+/// The run-time tools, by name.
+pub struct Registry {
+    entries: Mutex<BTreeMap<String, Entry>>,
+    /// YAML and built-in tool names, which a registration may not shadow.
+    reserved: HashSet<String>,
+    /// The name of each tool added, replaced, removed or expired.
+    changes: broadcast::Sender<String>,
+    /// Wakes the sweep when an expiry may have moved closer.
+    wake: Notify,
+}
+
+struct Entry {
+    tool: Arc<HttpTool>,
+    ttl: Duration,
+    expires: Instant,
+    method: String,
+    url: String,
+}
+
+/// A registered tool as `GET /admin/tools` reports it.
+pub struct Listing {
+    pub tool: Tool,
+    pub ttl: Duration,
+    pub remaining: Duration,
+    pub method: String,
+    pub url: String,
+}
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Added,
+    Renewed,
+}
+
+/// Why a registration was refused.
+#[derive(Debug)]
+pub enum RegisterError {
+    /// Problems in the body, each at the path of its field (`http.url`, `ttl`, ...).
+    Invalid(Vec<ConfigError>),
+    /// The name belongs to a YAML or built-in tool.
+    Reserved(String),
+}
+
+impl Registry {
+    /// An empty registry that keeps the names `config` serves out of reach.
+    pub fn new(config: &Config) -> Registry {
+        let yaml = config.mcp.tools.iter().map(|t| t.name.clone());
+        let built_in = BUILT_IN_TOOLS.iter().map(|name| (*name).to_owned());
+        Registry {
+            entries: Mutex::default(),
+            reserved: yaml.chain(built_in).collect(),
+            changes: broadcast::channel(FEED).0,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Adds `config` for `ttl`, or renews (and replaces) the tool of that name.
+    pub fn register(
+        &self,
+        config: &HttpToolConfig,
+        ttl: Duration,
+    ) -> Result<Registered, RegisterError> {
+        if self.reserved.contains(&config.name) {
+            return Err(RegisterError::Reserved(config.name.clone()));
+        }
+        let tool = build(config, ttl)?;
+        let entry = Entry {
+            tool: Arc::new(tool),
+            ttl,
+            expires: Instant::now() + ttl,
+            method: config.http.method.clone(),
+            url: config.http.url.clone(),
+        };
+        let listed = entry.tool.tool.clone();
+        let previous = self.lock().insert(config.name.clone(), entry);
+        // A renewal that lists the same tool changes nothing a client can see: services renew
+        // often, and each notice makes every session list its tools again.
+        if previous.as_ref().is_none_or(|p| p.tool.tool != listed) {
+            let _ = self.changes.send(config.name.clone());
+        }
+        self.wake.notify_one();
+        Ok(match previous {
+            Some(_) => Registered::Renewed,
+            None => Registered::Added,
+        })
+    }
+
+    /// Removes the tool of that name; `false` when there was none.
+    pub fn remove(&self, name: &str) -> bool {
+        let removed = self.lock().remove(name).is_some();
+        if removed {
+            let _ = self.changes.send(name.to_owned());
+        }
+        removed
+    }
+
+    /// The live tools as clients see them.
+    pub fn tools(&self) -> Vec<Tool> {
+        self.live().values().map(|e| e.tool.tool.clone()).collect()
+    }
+
+    /// The live tool of that name.
+    pub fn get(&self, name: &str) -> Option<Arc<HttpTool>> {
+        self.live().get(name).map(|e| e.tool.clone())
+    }
+
+    /// Every live tool with its TTL and what is left of it.
+    pub fn list(&self) -> Vec<Listing> {
+        let now = Instant::now();
+        self.live()
+            .values()
+            .map(|e| Listing {
+                tool: e.tool.tool.clone(),
+                ttl: e.ttl,
+                remaining: e.expires.saturating_duration_since(now),
+                method: e.method.clone(),
+                url: e.url.clone(),
+            })
+            .collect()
+    }
+
+    /// Names of the tools that change from now on.
+    pub fn changes(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// Tells one session `notifications/tools/list_changed` whenever a tool its key may use
+    /// changes, until `stop` (the session's end) or the peer is gone.
+    pub fn forward_changes(
+        &self,
+        caller: Arc<Caller>,
+        peer: Peer<RoleServer>,
+        stop: CancellationToken,
+    ) {
+        let mut changes = self.changes();
+        tokio::spawn(async move {
+            loop {
+                let relevant = tokio::select! {
+                    () = stop.cancelled() => return,
+                    change = changes.recv() => match change {
+                        Ok(name) => caller.may_use_tool(&name),
+                        // Fallen behind: one of the missed changes may concern this key.
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => return,
+                    },
+                };
+                if relevant && peer.notify_tool_list_changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Removes tools as their TTL runs out, so sessions hear of it on time rather than at the
+    /// next read. Runs until aborted.
+    pub async fn sweep(self: Arc<Self>) {
+        loop {
+            let next = {
+                let entries = self.live();
+                entries.values().map(|e| e.expires).min()
+            };
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at.into()) => {}
+                        () = self.wake.notified() => {}
+                    }
+                }
+                None => self.wake.notified().await,
+            }
+        }
+    }
+
+    /// The entries, the expired ones removed first (and announced).
+    fn live(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        entries.retain(|name, entry| {
+            let alive = entry.expires > now;
+            if !alive {
+                let _ = self.changes.send(name.clone());
+            }
+            alive
+        });
+        entries
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The tool, after the checks a YAML entry gets plus the TTL's; paths name the body's fields.
+fn build(config: &HttpToolConfig, ttl: Duration) -> Result<HttpTool, RegisterError> {
+    let mut errors = Vec::new();
+    tool_errors("", config, &mut errors);
+    for error in &mut errors {
+        error.path = error.path.trim_start_matches('.').to_owned();
+    }
+    if ttl.is_zero() || ttl > MAX_TTL {
+        let message = format!("must be between 1ms and {}h", MAX_TTL.as_secs() / 3600);
+        errors.push(ConfigError::new("ttl", message));
+    }
+    if !errors.is_empty() {
+        return Err(RegisterError::Invalid(errors));
+    }
+    HttpTool::new(config)
+        .map_err(|message| RegisterError::Invalid(vec![ConfigError::new("", message)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        let yaml = "mcp:\n  tools:\n    - { name: yaml_tool, input_schema: { type: object }, http: { url: 'http://h/' } }\n";
+        Registry::new(&Config::parse(yaml, &|_| None).unwrap())
+    }
+
+    fn tool(name: &str, description: &str) -> HttpToolConfig {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "description": description,
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+            "http": {"method": "GET", "url": "http://svc/w/{city}"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn renewal_replaces_and_only_a_visible_change_is_announced() {
+        let registry = registry();
+        let mut changes = registry.changes();
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            registry.register(&tool("w", "one"), minute).unwrap(),
+            Registered::Added
+        );
+        assert_eq!(changes.try_recv().unwrap(), "w");
+        assert_eq!(
+            registry.register(&tool("w", "one"), minute).unwrap(),
+            Registered::Renewed
+        );
+        assert!(changes.try_recv().is_err());
+        registry.register(&tool("w", "two"), minute).unwrap();
+        assert_eq!(changes.try_recv().unwrap(), "w");
+        assert_eq!(registry.tools()[0].description.as_deref(), Some("two"));
+        assert!(registry.remove("w"));
+        assert!(!registry.remove("w"));
+        assert_eq!(changes.try_recv().unwrap(), "w");
+        assert!(registry.tools().is_empty());
+    }
+
+    #[test]
+    fn an_expired_tool_is_gone_on_the_next_read_and_announced() {
+        let registry = registry();
+        registry
+            .register(&tool("brief", "d"), Duration::from_millis(1))
+            .unwrap();
+        let mut changes = registry.changes();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(registry.get("brief").is_none());
+        assert_eq!(changes.try_recv().unwrap(), "brief");
+        assert!(registry.list().is_empty());
+    }
+
+    #[test]
+    fn reserved_names_and_bad_fields_are_refused_with_their_paths() {
+        let registry = registry();
+        let day = Duration::from_secs(3600);
+        for name in ["yaml_tool", "context_get"] {
+            assert!(matches!(
+                registry.register(&tool(name, "d"), day),
+                Err(RegisterError::Reserved(n)) if n == name
+            ));
+        }
+        let mut bad = tool("ok", "d");
+        bad.http.url = "ftp://svc/{nope}".into();
+        bad.input_schema = serde_json::json!({"type": "array"});
+        let Err(RegisterError::Invalid(errors)) = registry.register(&bad, Duration::ZERO) else {
+            panic!("accepted");
+        };
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["input_schema", "http.url", "http.url", "ttl"]);
+    }
+}
