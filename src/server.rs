@@ -51,6 +51,8 @@ pub struct Gateway {
     discoveries: Vec<Discovery>,
     /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open.
     mcp_stop: CancellationToken,
+    /// Upstream MCP servers; their supervisors start when serving starts.
+    mcp_upstreams: Arc<crate::mcp::Upstreams>,
 }
 
 impl Gateway {
@@ -86,10 +88,15 @@ impl Gateway {
         )?);
         let clients = upstream::Clients::new(&config.models)?;
         let mcp_stop = CancellationToken::new();
+        let mcp_upstreams = Arc::new(crate::mcp::Upstreams::new(
+            &config.mcp.servers,
+            clients.default_client().clone(),
+        ));
         let mcp = crate::mcp::service(
             config,
             context.clone(),
             clients.default_client().clone(),
+            mcp_upstreams.clone(),
             mcp_stop.clone(),
         )
         .map_err(BuildError::Mcp)?;
@@ -119,6 +126,7 @@ impl Gateway {
             shutdown_timeout: config.server.shutdown_timeout.0,
             discoveries,
             mcp_stop,
+            mcp_upstreams,
         })
     }
 
@@ -154,6 +162,7 @@ impl Gateway {
         let maintenance = tokio::spawn(ledger.clone().maintain());
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
+        let mcp_supervisors = self.mcp_upstreams.spawn(&self.mcp_stop);
         let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
         let grace = self.shutdown_timeout;
         let result = tokio::select! {
@@ -168,6 +177,11 @@ impl Gateway {
             task.abort();
         }
         expiry.abort();
+        // Each closes its connection (and ends its child process) within 5s of the cancel.
+        self.mcp_stop.cancel();
+        for task in mcp_supervisors {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(6), task).await;
+        }
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }

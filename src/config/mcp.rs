@@ -18,6 +18,9 @@ pub struct McpConfig {
     /// Largest context document, as JSON bytes.
     #[serde(default = "default_max_document")]
     pub max_document: Size,
+    /// Upstream MCP servers whose tools are offered as `{server}__{tool}`.
+    #[serde(default)]
+    pub servers: Vec<super::McpServerConfig>,
 }
 
 impl Default for McpConfig {
@@ -25,6 +28,7 @@ impl Default for McpConfig {
         McpConfig {
             tools: Vec::new(),
             max_document: default_max_document(),
+            servers: Vec::new(),
         }
     }
 }
@@ -151,9 +155,11 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
         }
         http_errors(&path, tool, errors);
     }
+    super::mcp_servers::validate(mcp, errors);
 }
 
-fn valid_tool_name(name: &str) -> bool {
+/// The MCP spec's tool-name rule: 1-128 of ASCII letters, digits, '_', '-' and '.'.
+pub fn valid_tool_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && name
             .bytes()

@@ -8,6 +8,7 @@ mod context_tools;
 mod http_tool;
 mod schema;
 mod session;
+mod upstream;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::context::ContextStore;
 
 pub use context_tools::parse_ttl;
+pub use upstream::Upstreams;
 
 /// The rmcp service mounted at `/mcp`.
 pub type McpService = StreamableHttpService<session::Session, LocalSessionManager>;
@@ -35,6 +37,7 @@ pub struct Shared {
     http_tools: Vec<http_tool::HttpTool>,
     context_tools: Vec<context_tools::ContextTool>,
     client: reqwest::Client,
+    upstreams: Arc<Upstreams>,
 }
 
 impl Shared {
@@ -49,6 +52,7 @@ pub fn service(
     config: &Config,
     context: Arc<ContextStore>,
     client: reqwest::Client,
+    upstreams: Arc<Upstreams>,
     stop: CancellationToken,
 ) -> Result<McpService, String> {
     let http_tools = config
@@ -62,6 +66,7 @@ pub fn service(
         http_tools,
         context_tools: context_tools::tools(),
         client,
+        upstreams,
     });
     let mut transport = StreamableHttpServerConfig::default()
         .with_cancellation_token(stop)

@@ -14,7 +14,7 @@ use rmcp::model::{
     ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ServerCapabilities,
     ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -133,6 +133,7 @@ impl ServerHandler for Session {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_resources()
             .enable_resources_subscribe()
             .build();
@@ -164,6 +165,12 @@ impl ServerHandler for Session {
         self.negotiate_initialize(&request)
     }
 
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.shared
+            .upstreams
+            .forward_changes(context.peer, self.stop.clone());
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -173,8 +180,9 @@ impl ServerHandler for Session {
         let tools = self
             .shared
             .all_tools()
-            .filter(|tool| caller.may_use_tool(&tool.name))
             .cloned()
+            .chain(self.shared.upstreams.tools())
+            .filter(|tool| caller.may_use_tool(&tool.name))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -195,8 +203,11 @@ impl ServerHandler for Session {
         if !caller.may_use_tool(name) {
             return Err(unknown());
         }
-        let arguments = request.arguments.unwrap_or_default();
         let shared = &self.shared;
+        if let Some(forwarded) = shared.upstreams.call(request.clone()).await {
+            return forwarded;
+        }
+        let arguments = request.arguments.unwrap_or_default();
         let result = if let Some(tool) = shared.http_tools.iter().find(|t| t.tool.name == name) {
             tool.call(&shared.client, arguments).await
         } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
