@@ -15,6 +15,7 @@ mod errors;
 mod gemini;
 mod limits;
 mod mcp;
+mod mcp_upstreams;
 mod mistral;
 mod python;
 mod quota;
