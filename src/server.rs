@@ -51,6 +51,8 @@ pub struct Gateway {
     discoveries: Vec<Discovery>,
     /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open.
     mcp_stop: CancellationToken,
+    /// Upstream MCP servers; their supervisors start when serving starts.
+    mcp_upstreams: Arc<crate::mcp::Upstreams>,
 }
 
 impl Gateway {
@@ -87,11 +89,16 @@ impl Gateway {
         let clients = upstream::Clients::new(&config.models)?;
         let mcp_stop = CancellationToken::new();
         let tool_registry = Arc::new(crate::mcp::Registry::new(config));
+        let mcp_upstreams = Arc::new(crate::mcp::Upstreams::new(
+            &config.mcp.servers,
+            clients.default_client().clone(),
+        ));
         let mcp = crate::mcp::service(
             config,
             context.clone(),
             tool_registry.clone(),
             clients.default_client().clone(),
+            mcp_upstreams.clone(),
             mcp_stop.clone(),
         )
         .map_err(BuildError::Mcp)?;
@@ -122,6 +129,7 @@ impl Gateway {
             shutdown_timeout: config.server.shutdown_timeout.0,
             discoveries,
             mcp_stop,
+            mcp_upstreams,
         })
     }
 
@@ -158,6 +166,7 @@ impl Gateway {
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
         let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
+        let mcp_supervisors = self.mcp_upstreams.spawn(&self.mcp_stop);
         let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
         let grace = self.shutdown_timeout;
         let result = tokio::select! {
@@ -173,6 +182,11 @@ impl Gateway {
         }
         expiry.abort();
         tool_expiry.abort();
+        // Each closes its connection (and ends its child process) within 5s of the cancel.
+        self.mcp_stop.cancel();
+        for task in mcp_supervisors {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(6), task).await;
+        }
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }

@@ -18,6 +18,9 @@ pub struct McpConfig {
     /// Largest context document, as JSON bytes.
     #[serde(default = "default_max_document")]
     pub max_document: Size,
+    /// Upstream MCP servers whose tools are offered as `{server}__{tool}`.
+    #[serde(default)]
+    pub servers: Vec<super::McpServerConfig>,
 }
 
 impl Default for McpConfig {
@@ -25,6 +28,7 @@ impl Default for McpConfig {
         McpConfig {
             tools: Vec::new(),
             max_document: default_max_document(),
+            servers: Vec::new(),
         }
     }
 }
@@ -138,6 +142,7 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
         }
         tool_errors(&path, tool, errors);
     }
+    super::mcp_servers::validate(mcp, errors);
 }
 
 /// Every problem in one tool entry, at paths under `path` (also used for tools registered at
@@ -161,7 +166,8 @@ pub fn tool_errors(path: &str, tool: &HttpToolConfig, errors: &mut Vec<ConfigErr
     http_errors(path, tool, errors);
 }
 
-fn valid_tool_name(name: &str) -> bool {
+/// The MCP spec's tool-name rule: 1-128 of ASCII letters, digits, '_', '-' and '.'.
+pub fn valid_tool_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && name
             .bytes()

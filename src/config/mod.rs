@@ -5,6 +5,7 @@
 
 mod interpolate;
 mod mcp;
+mod mcp_servers;
 mod units;
 mod validate;
 
@@ -17,10 +18,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use mcp::valid_tool_name;
 pub use mcp::{
     BUILT_IN_TOOLS, HttpCallConfig, HttpToolConfig, McpConfig, ToolAnnotationsConfig, placeholders,
     tool_errors,
 };
+pub use mcp_servers::{McpServerConfig, McpServerTransport, TOOL_SEPARATOR};
 pub use units::{Secret, Size, Span};
 
 /// The whole configuration file.

@@ -9,6 +9,7 @@ mod http_tool;
 mod registry;
 mod schema;
 mod session;
+mod upstream;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::context::ContextStore;
 
 pub use context_tools::parse_ttl;
 pub use registry::{RegisterError, Registered, Registry};
+pub use upstream::Upstreams;
 
 /// The rmcp service mounted at `/mcp`.
 pub type McpService = StreamableHttpService<session::Session, LocalSessionManager>;
@@ -39,6 +41,7 @@ pub struct Shared {
     /// Tools registered at run time, listed after the configured ones.
     registry: Arc<Registry>,
     client: reqwest::Client,
+    upstreams: Arc<Upstreams>,
 }
 
 impl Shared {
@@ -54,6 +57,7 @@ pub fn service(
     context: Arc<ContextStore>,
     registry: Arc<Registry>,
     client: reqwest::Client,
+    upstreams: Arc<Upstreams>,
     stop: CancellationToken,
 ) -> Result<McpService, String> {
     let http_tools = config
@@ -68,6 +72,7 @@ pub fn service(
         context_tools: context_tools::tools(),
         registry,
         client,
+        upstreams,
     });
     let mut transport = StreamableHttpServerConfig::default()
         .with_cancellation_token(stop)

@@ -178,8 +178,11 @@ impl ServerHandler for Session {
             && self.tool_feed.set(()).is_ok()
         {
             let registry = &self.shared.registry;
-            registry.forward_changes(caller, context.peer, self.stop.clone());
+            registry.forward_changes(caller, context.peer.clone(), self.stop.clone());
         }
+        self.shared
+            .upstreams
+            .forward_changes(context.peer, self.stop.clone());
     }
 
     async fn list_tools(
@@ -193,6 +196,7 @@ impl ServerHandler for Session {
             .all_tools()
             .cloned()
             .chain(self.shared.registry.tools())
+            .chain(self.shared.upstreams.tools())
             .filter(|tool| caller.may_use_tool(&tool.name))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
@@ -214,8 +218,11 @@ impl ServerHandler for Session {
         if !caller.may_use_tool(name) {
             return Err(unknown());
         }
-        let arguments = request.arguments.unwrap_or_default();
         let shared = &self.shared;
+        if let Some(forwarded) = shared.upstreams.call(request.clone()).await {
+            return forwarded;
+        }
+        let arguments = request.arguments.unwrap_or_default();
         let result = if let Some(tool) = shared.http_tools.iter().find(|t| t.tool.name == name) {
             tool.call(&shared.client, arguments).await
         } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {

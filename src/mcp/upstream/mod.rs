@@ -1,0 +1,202 @@
+//! Upstream MCP servers (`mcp.servers`): their tools, offered as `{server}__{tool}`, and calls
+//! forwarded to them. A server that is down offers nothing until its supervisor reconnects.
+//!
+//! Sessions hear of every change to the set of upstream tools through
+//! [`Upstreams::forward_changes`].
+
+mod link;
+mod supervise;
+
+use std::borrow::Cow;
+use std::sync::{Arc, RwLock};
+
+use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Tool};
+use rmcp::service::ServiceError;
+use rmcp::{ErrorData, Peer, RoleClient, RoleServer};
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{McpServerConfig, TOOL_SEPARATOR};
+
+/// Every configured upstream server.
+pub struct Upstreams {
+    servers: Vec<Arc<Server>>,
+    changed: broadcast::Sender<()>,
+    client: reqwest::Client,
+}
+
+/// One server and, while it is up, its connection and tools.
+struct Server {
+    config: McpServerConfig,
+    live: RwLock<Option<Live>>,
+}
+
+/// A connected server: how to reach it, what it offers, and how a caller reports it broken.
+#[derive(Clone)]
+struct Live {
+    peer: Peer<RoleClient>,
+    /// Already named `{server}__{tool}`.
+    tools: Arc<Vec<Tool>>,
+    /// Wakes the supervisor when a request hit a transport error; one per connection, so a
+    /// report about an old connection cannot end a new one.
+    failed: Arc<tokio::sync::Notify>,
+}
+
+impl Upstreams {
+    pub fn new(servers: &[McpServerConfig], client: reqwest::Client) -> Upstreams {
+        let servers = servers
+            .iter()
+            .map(|config| {
+                Arc::new(Server {
+                    config: config.clone(),
+                    live: RwLock::new(None),
+                })
+            })
+            .collect();
+        Upstreams {
+            servers,
+            changed: broadcast::channel(16).0,
+            client,
+        }
+    }
+
+    /// Starts one supervisor per server; each connects, watches and reconnects until `stop`.
+    pub fn spawn(&self, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        self.servers
+            .iter()
+            .map(|server| {
+                let supervisor = supervise::Supervisor {
+                    server: server.clone(),
+                    client: self.client.clone(),
+                    changed: self.changed.clone(),
+                    stop: stop.clone(),
+                };
+                tokio::spawn(supervisor.run())
+            })
+            .collect()
+    }
+
+    /// Sends `notifications/tools/list_changed` to a session whenever a server's tools appear,
+    /// change or disappear, until `stop` (the session's end).
+    pub fn forward_changes(&self, peer: Peer<RoleServer>, stop: CancellationToken) {
+        if self.servers.is_empty() {
+            return;
+        }
+        let mut changes = self.changed.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    change = changes.recv() => if let Err(RecvError::Closed) = change {
+                        return;
+                    },
+                }
+                // A lagged receiver still means "changed"; one notice covers any number.
+                if peer.notify_tool_list_changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// The tools of every server that is up.
+    pub fn tools(&self) -> Vec<Tool> {
+        self.servers
+            .iter()
+            .filter_map(|server| server.live())
+            .flat_map(|live| live.tools.iter().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Forwards a call of `{server}__{tool}` and returns the server's answer as is; `None` when
+    /// the name is no tool of a configured server.
+    pub async fn call(
+        &self,
+        request: CallToolRequestParams,
+    ) -> Option<Result<CallToolResponse, ErrorData>> {
+        let (prefix, tool) = request.name.split_once(TOOL_SEPARATOR)?;
+        let tool = tool.to_owned();
+        let server = self.servers.iter().find(|s| s.config.name == prefix)?;
+        let Some(live) = server.live() else {
+            return Some(Ok(server.unavailable()));
+        };
+        if !live.tools.iter().any(|t| t.name == request.name) {
+            return None;
+        }
+        Some(server.call(live, tool, request, &self.changed).await)
+    }
+}
+
+impl Server {
+    fn live(&self) -> Option<Live> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the connection state; tells sessions when the offered tools changed.
+    fn set_live(&self, live: Option<Live>, changed: &broadcast::Sender<()>) {
+        let mut slot = self.live.write().unwrap_or_else(|e| e.into_inner());
+        let before = slot.as_ref().map(|l| l.tools.clone());
+        let after = live.as_ref().map(|l| l.tools.clone());
+        *slot = live;
+        drop(slot);
+        if before != after {
+            let _ = changed.send(());
+        }
+    }
+
+    /// Drops the connection `broken` (unless a newer one replaced it) and wakes the supervisor.
+    fn fail(&self, broken: &Live, changed: &broadcast::Sender<()>) {
+        let current = self.live();
+        if current.is_some_and(|l| Arc::ptr_eq(&l.failed, &broken.failed)) {
+            self.set_live(None, changed);
+        }
+        broken.failed.notify_one();
+    }
+
+    async fn call(
+        &self,
+        live: Live,
+        tool: String,
+        mut request: CallToolRequestParams,
+        changed: &broadcast::Sender<()>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        request.name = Cow::Owned(tool);
+        let timeout = self.config.timeout.0;
+        let name = &self.config.name;
+        match tokio::time::timeout(timeout, live.peer.call_tool_once(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(ServiceError::McpError(error))) => Err(error),
+            Ok(Err(error)) if is_transport(&error) => {
+                tracing::warn!(server = %name, %error, "MCP server failed during a tool call");
+                self.fail(&live, changed);
+                Ok(self.unavailable())
+            }
+            Ok(Err(error)) => Ok(tool_error(format!(
+                "The MCP server '{name}' did not complete the call: {error}"
+            ))),
+            Err(_) => Ok(tool_error(format!(
+                "The MCP server '{name}' did not answer within {timeout:?}."
+            ))),
+        }
+    }
+
+    fn unavailable(&self) -> CallToolResponse {
+        tool_error(format!(
+            "The MCP server '{}' is unavailable; its tools return when it recovers.",
+            self.config.name
+        ))
+    }
+}
+
+/// Whether the connection itself broke, as opposed to the server refusing one request.
+fn is_transport(error: &ServiceError) -> bool {
+    matches!(
+        error,
+        ServiceError::TransportSend(_) | ServiceError::TransportClosed
+    )
+}
+
+fn tool_error(text: String) -> CallToolResponse {
+    CallToolResult::error(vec![ContentBlock::text(text)]).into()
+}

@@ -1,0 +1,197 @@
+//! Upstream MCP servers (`mcp.servers`): the official `mcp` Python SDK, through the gateway's
+//! /mcp, lists and calls tools of a Streamable HTTP upstream and of a stdio upstream (both the
+//! SDK-built fake_mcp_server.py), proves the client's key never reaches an upstream, and sees
+//! the HTTP upstream's tools leave when it is killed and return when it is restarted.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::common::{TestGateway, client};
+
+const FAKE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/fake_mcp_server.py"
+);
+const CLIENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/test_mcp_upstreams.py"
+);
+/// The credential the HTTP upstream demands; configured as a header of the server entry.
+const UPSTREAM_AUTH: &str = "Bearer up-token";
+
+fn python() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_PYTHON").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")),
+        PathBuf::from,
+    )
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The HTTP fake on `port`; the gateway's supervisor finds it whenever it is ready.
+fn http_upstream(port: u16) -> Child {
+    Command::new(python())
+        .args([FAKE, "http", &port.to_string(), UPSTREAM_AUTH])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn config(port: u16) -> String {
+    let python = python().display().to_string();
+    format!(
+        r#"
+keys:
+  - {{ name: all, key: sk-up-all }}
+  - {{ name: local-only, key: sk-up-local, tools: ["local__*"] }}
+mcp:
+  servers:
+    - name: up
+      url: "http://127.0.0.1:{port}/mcp"
+      headers: {{ authorization: "{UPSTREAM_AUTH}" }}
+      timeout: 5s
+      ping_interval: 200ms
+    - name: local
+      command: {python:?}
+      args: [{FAKE:?}, stdio]
+"#
+    )
+}
+
+#[tokio::test]
+async fn mcp_sdk_calls_upstream_tools_over_http_and_stdio_and_follows_the_http_upstream_down_and_up()
+ {
+    assert!(
+        python().exists(),
+        "{} not found: run ./scripts/test.sh, which creates the venv with the mcp SDK",
+        python().display()
+    );
+    let port = free_port();
+    let mut upstream = http_upstream(port);
+    let gateway = TestGateway::start(&config(port)).await;
+
+    let mut client = Command::new(python())
+        .arg(CLIENT)
+        .env("SWITCHBOARD_MCP_URL", gateway.url("/mcp"))
+        .env("SWITCHBOARD_KEY", "sk-up-all")
+        .env("SWITCHBOARD_LOCAL_KEY", "sk-up-local")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = client.stdin.take().unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut said = Vec::new();
+    let driven = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            match line.as_str() {
+                "KILL" => {
+                    upstream.kill().await.unwrap();
+                    stdin.write_all(b"killed\n").await.unwrap();
+                }
+                "RESTART" => {
+                    upstream = http_upstream(port);
+                    stdin.write_all(b"restarted\n").await.unwrap();
+                }
+                _ => {}
+            }
+            said.push(line);
+        }
+    })
+    .await;
+    let output = client.wait_with_output().await.unwrap();
+    assert!(
+        driven.is_ok() && output.status.success(),
+        "test_mcp_upstreams.py failed (timed out: {})\nstdout:\n{}\nstderr:\n{}",
+        driven.is_err(),
+        said.join("\n"),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        said,
+        ["KILL", "RESTART", "mcp upstreams: all checks passed"]
+    );
+    gateway.stop().await;
+}
+
+/// One JSON-RPC request to /mcp as `sk-up-all`; the JSON-RPC answer to it.
+async fn rpc(gateway: &TestGateway, session: Option<&str>, body: Value) -> (Option<String>, Value) {
+    let mut request = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-up-all")
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    let response = request.send().await.unwrap();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    let answer = crate::common::sse_data(&text)
+        .iter()
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find(|m| m.get("id").is_some())
+        .unwrap_or(Value::Null);
+    (session, answer)
+}
+
+#[tokio::test]
+async fn a_server_that_never_comes_up_offers_nothing_while_the_others_serve() {
+    // Nothing listens on this port.
+    let gateway = TestGateway::start(&config(free_port())).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (session, opened) = rpc(&gateway, None, initialize).await;
+    let session = session.unwrap();
+    assert_eq!(
+        opened["result"]["capabilities"]["tools"]["listChanged"], true,
+        "{opened}"
+    );
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    rpc(&gateway, Some(&session), initialized).await;
+
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let names = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (_, listed) = rpc(&gateway, Some(&session), list.clone()).await;
+            let names: Vec<String> = listed["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect();
+            if names.iter().any(|n| n == "local__echo") {
+                return names;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the stdio upstream's tools appear");
+    assert!(names.iter().all(|n| !n.starts_with("up__")), "{names:?}");
+
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "up__echo", "arguments": {"text": "x"}}});
+    let (_, called) = rpc(&gateway, Some(&session), call).await;
+    assert_eq!(called["result"]["isError"], true, "{called}");
+    let text = called["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("'up' is unavailable"), "{text}");
+    gateway.stop().await;
+}

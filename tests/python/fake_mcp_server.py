@@ -1,0 +1,83 @@
+"""A fake upstream MCP server, built on the official `mcp` SDK, for tests/gateway/mcp_upstreams.rs.
+
+    fake_mcp_server.py stdio
+    fake_mcp_server.py http PORT [REQUIRED_AUTHORIZATION]
+
+Over HTTP it serves Streamable HTTP at /mcp on 127.0.0.1:PORT, answers 401 to a request whose
+Authorization header is not REQUIRED_AUTHORIZATION (when given), and records every Authorization
+header it saw; the `seen_auth` tool returns them, so a test can prove which credentials arrived.
+"""
+
+import sys
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+SEEN_AUTH = set()
+
+server = MCPServer("fake-upstream")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Returns its text."""
+    return text
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Adds two integers."""
+    return a + b
+
+
+@server.tool()
+def fail() -> str:
+    """Always fails, as a tool error."""
+    raise ToolError("upstream says no")
+
+
+@server.tool()
+def seen_auth() -> list[str]:
+    """Every Authorization header this server received (HTTP only)."""
+    return sorted(SEEN_AUTH)
+
+
+@server.tool(name="bad name!")
+def bad_name() -> str:
+    """A name outside the MCP tool-name characters; a gateway must not offer it as is."""
+    return "unreachable"
+
+
+def checking_auth(app, required):
+    """ASGI middleware: records Authorization and refuses a request without the required one."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            auth = headers.get(b"authorization", b"").decode()
+            if auth:
+                SEEN_AUTH.add(auth)
+            if required and auth != required:
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"unauthorized"})
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "stdio":
+        server.run("stdio")
+        return
+    import uvicorn
+
+    port = int(sys.argv[2])
+    required = sys.argv[3] if len(sys.argv) > 3 else None
+    app = checking_auth(server.streamable_http_app(), required)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The official `mcp` Python SDK calls tools of upstream MCP servers through Switchboard's /mcp.
+
+Run by tests/gateway/mcp_upstreams.rs, with a gateway whose `mcp.servers` are `up` (Streamable
+HTTP, configured header `Authorization: Bearer up-token`) and `local` (stdio), both running
+fake_mcp_server.py. Environment: SWITCHBOARD_MCP_URL, SWITCHBOARD_KEY (every tool),
+SWITCHBOARD_LOCAL_KEY (tools ["local__*"]). It asks the test to stop and restart the HTTP
+upstream by printing KILL / RESTART and waits for a line on stdin after each.
+"""
+
+import os
+import sys
+from contextlib import asynccontextmanager
+
+import anyio
+import mcp.types as types
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+
+MCP_URL = os.environ["SWITCHBOARD_MCP_URL"]
+KEY = os.environ["SWITCHBOARD_KEY"]
+LOCAL_KEY = os.environ["SWITCHBOARD_LOCAL_KEY"]
+UPSTREAM_TOOLS = {"echo", "add", "fail", "seen_auth"}
+
+
+@asynccontextmanager
+async def connect(key, message_handler=None):
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    async with http, streamable_http_client(MCP_URL, http_client=http) as (read, write):
+        async with ClientSession(read, write, message_handler=message_handler) as session:
+            await session.initialize()
+            yield session
+
+
+def text_of(result):
+    return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+async def names(session):
+    return {tool.name for tool in (await session.list_tools()).tools}
+
+
+class Changes:
+    """Counts notifications/tools/list_changed and wakes whoever waits for one."""
+
+    def __init__(self):
+        self.count = 0
+        self.event = anyio.Event()
+
+    async def __call__(self, message):
+        if isinstance(message, types.ToolListChangedNotification):
+            self.count += 1
+            self.event.set()
+
+    async def until(self, session, wanted, notified_after=None):
+        """Lists until `wanted(names)` holds; if `notified_after` is given, also until a
+        notification arrived after that count. Each wait is cut short by a notification."""
+        with anyio.fail_after(30):
+            while True:
+                current = await names(session)
+                notified = notified_after is None or self.count > notified_after
+                if wanted(current) and notified:
+                    return current
+                self.event = anyio.Event()
+                with anyio.move_on_after(0.5):
+                    await self.event.wait()
+
+
+async def step(word):
+    print(word, flush=True)
+    line = await anyio.to_thread.run_sync(sys.stdin.readline)
+    assert line.strip(), f"no answer to {word}"
+
+
+def prefixed(prefix):
+    return {f"{prefix}__{tool}" for tool in UPSTREAM_TOOLS}
+
+
+async def calls_over(session, prefix):
+    result = await session.call_tool(f"{prefix}__echo", {"text": "hello"})
+    assert not result.is_error and text_of(result) == "hello", result
+    result = await session.call_tool(f"{prefix}__add", {"a": 2, "b": 3})
+    assert not result.is_error, result
+    assert result.structured_content == {"result": 5}, result.structured_content
+    result = await session.call_tool(f"{prefix}__fail", {})
+    assert result.is_error and "upstream says no" in text_of(result), result
+
+
+async def main():
+    changes = Changes()
+    async with connect(KEY, changes) as session:
+        listed = await changes.until(session, lambda n: prefixed("up") | prefixed("local") <= n)
+        assert not any("bad name" in name for name in listed), listed
+        await calls_over(session, "up")
+        await calls_over(session, "local")
+
+        seen = await session.call_tool("up__seen_auth", {})
+        assert seen.structured_content == {"result": ["Bearer up-token"]}, seen.structured_content
+
+        before = changes.count
+        await step("KILL")
+        listed = await changes.until(session, lambda n: not n & prefixed("up"), before)
+        assert prefixed("local") <= listed, listed
+        down = await session.call_tool("up__echo", {"text": "x"})
+        assert down.is_error and "unavailable" in text_of(down), down
+        await calls_over(session, "local")
+
+        before = changes.count
+        await step("RESTART")
+        await changes.until(session, lambda n: prefixed("up") <= n, before)
+        await calls_over(session, "up")
+
+    async with connect(LOCAL_KEY) as session:
+        listed = await names(session)
+        assert listed == prefixed("local"), listed
+        try:
+            await session.call_tool("up__echo", {"text": "x"})
+            raise AssertionError("a tool outside the key's globs was called")
+        except MCPError as error:
+            assert "may not use" in str(error), error
+        await calls_over(session, "local")
+    print("mcp upstreams: all checks passed", flush=True)
+
+
+anyio.run(main)
