@@ -32,9 +32,15 @@ if [[ -z "$bin" ]]; then
     bin="${CARGO_TARGET_DIR:-target}/debug/switchboard"
 fi
 
+if [[ ! -x "$bin" ]]; then
+    echo "no gateway binary at $bin" >&2
+    exit 1
+fi
+
 port="${CONFORMANCE_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 work="$(mktemp -d)"
 gateway_pid=""
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     if [[ -n "$gateway_pid" ]]; then
         kill "$gateway_pid" 2>/dev/null || true
