@@ -100,13 +100,10 @@ fn parse(body: &[u8]) -> Result<(HttpToolConfig, Span), ApiError> {
 
 fn refusal(error: RegisterError) -> ApiError {
     match error {
-        RegisterError::Reserved(name) => ApiError {
+        RegisterError::Reserved(message) => ApiError {
             status: StatusCode::CONFLICT,
             kind: "invalid_request_error".into(),
-            message: format!(
-                "'{name}' is a tool of the gateway's configuration; a registered tool may not \
-                 shadow it."
-            ),
+            message,
             param: Some("name".into()),
             code: Some("conflict".into()),
         },

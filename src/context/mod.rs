@@ -47,6 +47,8 @@ impl Document {
 pub struct Change {
     pub namespace: String,
     pub key: String,
+    /// Whether the set of documents changed (one was created or removed), not only a content.
+    pub listed: bool,
 }
 
 /// What must hold of the current document for a write to go ahead.
@@ -289,7 +291,7 @@ impl ContextStore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert((stored.namespace, stored.key), document.clone());
-        self.announce(namespace, key);
+        self.announce(namespace, key, current.is_none());
         Ok((document, current.is_none()))
     }
 
@@ -338,7 +340,7 @@ impl ContextStore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(namespace.to_owned(), key.to_owned()));
-        self.announce(namespace, key);
+        self.announce(namespace, key, true);
         Ok(())
     }
 
@@ -350,11 +352,12 @@ impl ContextStore {
         Ok(())
     }
 
-    fn announce(&self, namespace: &str, key: &str) {
+    fn announce(&self, namespace: &str, key: &str, listed: bool) {
         // No receiver is no error: nobody is subscribed.
         let _ = self.changes.send(Change {
             namespace: namespace.to_owned(),
             key: key.to_owned(),
+            listed,
         });
     }
 
@@ -469,7 +472,9 @@ mod tests {
             .await
             .unwrap();
         assert!(!created && second.version > first.version);
-        assert_eq!(changes.recv().await.unwrap().key, "k");
+        let (creation, update) = (changes.recv().await.unwrap(), changes.recv().await.unwrap());
+        assert_eq!((creation.key.as_str(), creation.listed), ("k", true));
+        assert_eq!((update.key.as_str(), update.listed), ("k", false));
         drop(store);
         let reopened = ContextStore::open(&dir, 1024).unwrap();
         let doc = reopened.get("ns", "k").unwrap();

@@ -86,7 +86,12 @@ impl HttpTool {
     }
 
     /// Runs one call: validate, send, and report the answer.
-    pub async fn call(&self, client: &reqwest::Client, arguments: JsonObject) -> CallToolResult {
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        mut arguments: JsonObject,
+    ) -> CallToolResult {
+        self.input.fill_defaults(&mut arguments);
         if let Err(problems) = self.input.check(&arguments) {
             return failure(format!(
                 "Invalid arguments for {}:\n{problems}",

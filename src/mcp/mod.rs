@@ -5,6 +5,7 @@
 //! extensions, where each session's handler reads it.
 
 mod context_tools;
+mod feed;
 mod http_tool;
 mod registry;
 mod schema;

@@ -8,14 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rmcp::model::Tool;
-use rmcp::{Peer, RoleServer};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Notify, broadcast};
-use tokio_util::sync::CancellationToken;
 
 use super::http_tool::HttpTool;
-use crate::auth::Caller;
-use crate::config::{BUILT_IN_TOOLS, Config, ConfigError, HttpToolConfig, tool_errors};
+use crate::config::{
+    BUILT_IN_TOOLS, Config, ConfigError, HttpToolConfig, TOOL_SEPARATOR, tool_errors,
+};
 
 /// The longest TTL accepted: a registration is meant to be renewed, not to stay forever.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -28,6 +26,8 @@ pub struct Registry {
     entries: Mutex<BTreeMap<String, Entry>>,
     /// YAML and built-in tool names, which a registration may not shadow.
     reserved: HashSet<String>,
+    /// `{server}__` of each upstream MCP server: its tools' names are its own.
+    prefixes: Vec<String>,
     /// The name of each tool added, replaced, removed or expired.
     changes: broadcast::Sender<String>,
     /// Wakes the sweep when an expiry may have moved closer.
@@ -63,7 +63,7 @@ pub enum Registered {
 pub enum RegisterError {
     /// Problems in the body, each at the path of its field (`http.url`, `ttl`, ...).
     Invalid(Vec<ConfigError>),
-    /// The name belongs to a YAML or built-in tool.
+    /// The name belongs to the gateway's configuration; the message says how.
     Reserved(String),
 }
 
@@ -72,9 +72,13 @@ impl Registry {
     pub fn new(config: &Config) -> Registry {
         let yaml = config.mcp.tools.iter().map(|t| t.name.clone());
         let built_in = BUILT_IN_TOOLS.iter().map(|name| (*name).to_owned());
+        let servers = config.mcp.servers.iter();
         Registry {
             entries: Mutex::default(),
             reserved: yaml.chain(built_in).collect(),
+            prefixes: servers
+                .map(|s| format!("{}{TOOL_SEPARATOR}", s.name))
+                .collect(),
             changes: broadcast::channel(FEED).0,
             wake: Notify::new(),
         }
@@ -86,9 +90,7 @@ impl Registry {
         config: &HttpToolConfig,
         ttl: Duration,
     ) -> Result<Registered, RegisterError> {
-        if self.reserved.contains(&config.name) {
-            return Err(RegisterError::Reserved(config.name.clone()));
-        }
+        self.check_name(&config.name)?;
         let tool = build(config, ttl)?;
         let entry = Entry {
             tool: Arc::new(tool),
@@ -109,6 +111,24 @@ impl Registry {
             Some(_) => Registered::Renewed,
             None => Registered::Added,
         })
+    }
+
+    /// A registered tool may shadow neither a configured tool nor an upstream server's.
+    fn check_name(&self, name: &str) -> Result<(), RegisterError> {
+        if self.reserved.contains(name) {
+            return Err(RegisterError::Reserved(format!(
+                "'{name}' is a tool of the gateway's configuration; a registered tool may not \
+                 shadow it."
+            )));
+        }
+        match self.prefixes.iter().find(|p| name.starts_with(p.as_str())) {
+            Some(prefix) => Err(RegisterError::Reserved(format!(
+                "'{name}' starts with '{prefix}', the prefix of the tools of the MCP server \
+                 '{}'; a registered tool may not use it.",
+                prefix.trim_end_matches(TOOL_SEPARATOR)
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Removes the tool of that name; `false` when there was none.
@@ -148,33 +168,6 @@ impl Registry {
     /// Names of the tools that change from now on.
     pub fn changes(&self) -> broadcast::Receiver<String> {
         self.changes.subscribe()
-    }
-
-    /// Tells one session `notifications/tools/list_changed` whenever a tool its key may use
-    /// changes, until `stop` (the session's end) or the peer is gone.
-    pub fn forward_changes(
-        &self,
-        caller: Arc<Caller>,
-        peer: Peer<RoleServer>,
-        stop: CancellationToken,
-    ) {
-        let mut changes = self.changes();
-        tokio::spawn(async move {
-            loop {
-                let relevant = tokio::select! {
-                    () = stop.cancelled() => return,
-                    change = changes.recv() => match change {
-                        Ok(name) => caller.may_use_tool(&name),
-                        // Fallen behind: one of the missed changes may concern this key.
-                        Err(RecvError::Lagged(_)) => true,
-                        Err(RecvError::Closed) => return,
-                    },
-                };
-                if relevant && peer.notify_tool_list_changed().await.is_err() {
-                    return;
-                }
-            }
-        });
     }
 
     /// Removes tools as their TTL runs out, so sessions hear of it on time rather than at the
@@ -239,7 +232,7 @@ mod tests {
     use super::*;
 
     fn registry() -> Registry {
-        let yaml = "mcp:\n  tools:\n    - { name: yaml_tool, input_schema: { type: object }, http: { url: 'http://h/' } }\n";
+        let yaml = "mcp:\n  tools:\n    - { name: yaml_tool, input_schema: { type: object }, http: { url: 'http://h/' } }\n  servers:\n    - { name: files, url: 'http://files/mcp' }\n";
         Registry::new(&Config::parse(yaml, &|_| None).unwrap())
     }
 
@@ -293,12 +286,17 @@ mod tests {
     fn reserved_names_and_bad_fields_are_refused_with_their_paths() {
         let registry = registry();
         let day = Duration::from_secs(3600);
-        for name in ["yaml_tool", "context_get"] {
+        for (name, why) in [
+            ("yaml_tool", "configuration"),
+            ("context_get", "configuration"),
+            ("files__read", "MCP server 'files'"),
+        ] {
             assert!(matches!(
                 registry.register(&tool(name, "d"), day),
-                Err(RegisterError::Reserved(n)) if n == name
+                Err(RegisterError::Reserved(message)) if message.contains(name) && message.contains(why)
             ));
         }
+        assert!(registry.register(&tool("files_read", "d"), day).is_ok());
         let mut bad = tool("ok", "d");
         bad.http.url = "ftp://svc/{nope}".into();
         bad.input_schema = serde_json::json!({"type": "array"});

@@ -6,14 +6,34 @@ use serde_json::{Map, Value};
 /// A compiled input (or output) schema.
 pub struct Schema {
     validator: jsonschema::Validator,
+    /// The `default` of each top-level property that declares one.
+    defaults: Map<String, Value>,
 }
 
 impl Schema {
     /// Compiles `schema`; config validation already refused the ones that do not compile.
     pub fn compile(schema: &Value) -> Result<Schema, String> {
-        jsonschema::validator_for(schema)
-            .map(|validator| Schema { validator })
-            .map_err(|e| e.to_string())
+        let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
+        let properties = schema.get("properties").and_then(Value::as_object);
+        let defaults = properties
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, property)| Some((name.clone(), property.get("default")?.clone())))
+            .collect();
+        Ok(Schema {
+            validator,
+            defaults,
+        })
+    }
+
+    /// Gives each absent argument the `default` its property declares, as a client that reads
+    /// the schema would have sent it.
+    pub fn fill_defaults(&self, arguments: &mut Map<String, Value>) {
+        for (name, value) in &self.defaults {
+            if !arguments.contains_key(name) {
+                arguments.insert(name.clone(), value.clone());
+            }
+        }
     }
 
     /// `Err` with one line per problem, each naming the argument it is about.
@@ -117,6 +137,26 @@ mod tests {
         assert!(
             extra.starts_with("arguments: ") && extra.contains("extra"),
             "{extra}"
+        );
+    }
+
+    #[test]
+    fn absent_arguments_take_their_declared_default_and_given_ones_are_kept() {
+        let schema = Schema::compile(&json!({
+            "type": "object",
+            "properties": {
+                "units": {"type": "string", "default": "metric"},
+                "days": {"type": "integer", "default": 3},
+                "city": {"type": "string"}
+            }
+        }))
+        .unwrap();
+        let mut arguments = Map::new();
+        arguments.insert("days".into(), json!(7));
+        schema.fill_defaults(&mut arguments);
+        assert_eq!(
+            Value::Object(arguments),
+            json!({"units": "metric", "days": 7})
         );
     }
 }

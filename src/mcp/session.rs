@@ -8,23 +8,31 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
+    CacheScope, CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
     ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, UnsubscribeRequestParams,
+    ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext};
-use rmcp::{ErrorData, RoleServer, ServerHandler};
-use tokio::sync::broadcast::error::RecvError;
+use rmcp::service::{
+    NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
+    SubscriptionSink,
+};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Shared;
+use super::feed::{Feed, Outlet};
 use crate::auth::Caller;
 use crate::context::ContextError;
 
 /// Resources listed per page.
 const PAGE: usize = 100;
+
+/// How long a client may keep the resource template list (2026-07-28 `ttlMs`): it is fixed for
+/// the life of the process. Tool lists, resource lists and documents change at any moment and
+/// are announced when they do, so they are fresh for 0 ms.
+const TEMPLATES_TTL_MS: u64 = 3_600_000;
 
 /// A session's handler; rmcp makes one per session and drops it when the session ends.
 pub struct Session {
@@ -32,9 +40,8 @@ pub struct Session {
     /// The name of the key that opened the session (`None`: an open gateway).
     owner: OnceLock<Option<String>>,
     subscribed: Arc<Mutex<HashSet<String>>>,
-    forwarding: OnceLock<()>,
-    /// Set once the session listens to registered tools' changes.
-    tool_feed: OnceLock<()>,
+    /// Set once the session hears of changes.
+    feeding: OnceLock<()>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -46,8 +53,7 @@ impl Session {
             shared,
             owner: OnceLock::new(),
             subscribed: Arc::default(),
-            forwarding: OnceLock::new(),
-            tool_feed: OnceLock::new(),
+            feeding: OnceLock::new(),
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
         }
@@ -68,35 +74,6 @@ impl Session {
             )),
             _ => Ok(caller),
         }
-    }
-
-    /// Starts telling this session of changes to the documents it subscribed to.
-    fn forward_changes(&self, peer: rmcp::Peer<RoleServer>) {
-        if self.forwarding.set(()).is_err() {
-            return;
-        }
-        let mut changes = self.shared.context.changes();
-        let subscribed = self.subscribed.clone();
-        let stop = self.stop.clone();
-        tokio::spawn(async move {
-            loop {
-                let uris: Vec<String> = tokio::select! {
-                    () = stop.cancelled() => return,
-                    change = changes.recv() => match change {
-                        Ok(change) => vec![uri(&change.namespace, &change.key)],
-                        // Fallen behind: any subscribed document may have changed.
-                        Err(RecvError::Lagged(_)) => lock(&subscribed).iter().cloned().collect(),
-                        Err(RecvError::Closed) => return,
-                    },
-                };
-                for uri in uris.into_iter().filter(|u| lock(&subscribed).contains(u)) {
-                    let notice = ResourceUpdatedNotificationParam::new(uri);
-                    if peer.notify_resource_updated(notice).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
     }
 
     /// The namespace and key of a `context://` URI the caller may use.
@@ -132,12 +109,83 @@ fn parse_uri(uri: &str) -> Option<(String, String)> {
     (valid(namespace) && valid(key)).then(|| (namespace.to_owned(), key.to_owned()))
 }
 
+/// Who may cache a result a caller got (2026-07-28 `cacheScope`): with keys, what a list or a
+/// read holds depends on the key, so only that client may keep it.
+fn scope(caller: &Caller) -> CacheScope {
+    match caller.name {
+        None => CacheScope::Public,
+        Some(_) => CacheScope::Private,
+    }
+}
+
+/// Whether the request speaks 2026-07-28 or later, whose results carry caching hints.
+fn modern(context: &RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| !v.has_initialize())
+}
+
+/// A 2025 session's own stream, where the session's subscriptions decide which document
+/// updates it hears.
+struct SessionOutlet {
+    peer: Peer<RoleServer>,
+    subscribed: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Outlet for SessionOutlet {
+    async fn tools_changed(&self) -> bool {
+        self.peer.notify_tool_list_changed().await.is_ok()
+    }
+    async fn resources_changed(&self) -> bool {
+        self.peer.notify_resource_list_changed().await.is_ok()
+    }
+    async fn resource_updated(&self, uri: String) -> bool {
+        let notice = ResourceUpdatedNotificationParam::new(uri);
+        self.peer.notify_resource_updated(notice).await.is_ok()
+    }
+    fn subscribed(&self) -> Vec<String> {
+        lock(&self.subscribed).iter().cloned().collect()
+    }
+}
+
+/// A 2026-07-28 `subscriptions/listen` stream; its sink drops what the filter did not accept.
+struct ListenOutlet<'a>(&'a SubscriptionSink);
+
+impl ListenOutlet<'_> {
+    fn alive(sent: Result<(), SubscriptionSendError>) -> bool {
+        matches!(
+            sent,
+            Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_))
+        )
+    }
+}
+
+impl Outlet for ListenOutlet<'_> {
+    async fn tools_changed(&self) -> bool {
+        Self::alive(self.0.notify_tool_list_changed().await)
+    }
+    async fn resources_changed(&self) -> bool {
+        Self::alive(self.0.notify_resource_list_changed().await)
+    }
+    async fn resource_updated(&self, uri: String) -> bool {
+        Self::alive(self.0.notify_resource_updated(uri).await)
+    }
+    fn subscribed(&self) -> Vec<String> {
+        self.0
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default()
+    }
+}
+
 impl ServerHandler for Session {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_tool_list_changed()
             .enable_resources()
+            .enable_resources_list_changed()
             .enable_resources_subscribe()
             .build();
         ServerConfig::new(capabilities)
@@ -152,9 +200,9 @@ impl ServerHandler for Session {
             )
     }
 
-    /// The session-based revisions only; the stateless 2026-07-28 revision is not served yet.
+    /// Every revision rmcp knows: the session-based ones and the stateless 2026-07-28.
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
-        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2026_07_28))
     }
 
     async fn initialize(
@@ -174,15 +222,59 @@ impl ServerHandler for Session {
             .get::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<Arc<Caller>>())
             .cloned();
-        if let Some(caller) = caller
-            && self.tool_feed.set(()).is_ok()
-        {
-            let registry = &self.shared.registry;
-            registry.forward_changes(caller, context.peer.clone(), self.stop.clone());
+        let Some(caller) = caller else { return };
+        if self.feeding.set(()).is_err() {
+            return;
         }
-        self.shared
-            .upstreams
-            .forward_changes(context.peer, self.stop.clone());
+        let feed = Feed::new(&self.shared, caller);
+        let outlet = SessionOutlet {
+            peer: context.peer,
+            subscribed: self.subscribed.clone(),
+        };
+        let stop = self.stop.clone();
+        tokio::spawn(async move { feed.pump(&outlet, &stop).await });
+    }
+
+    /// Tools list changes, resource list changes and updates of `context://` documents; which
+    /// documents a key may hear of is decided per change, by its `context:` globs.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let documents = requested.resource_subscriptions.as_ref().map(|uris| {
+            let valid = uris.iter().filter(|u| parse_uri(u).is_some());
+            valid.cloned().collect()
+        });
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.resources_list_changed = requested.resources_list_changed;
+        accepted.resource_subscriptions = documents;
+        Some(accepted)
+    }
+
+    async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
+        let caller = self.caller(subscription.request_context())?;
+        let feed = Feed::new(&self.shared, caller);
+        let outlet = ListenOutlet(subscription.sink());
+        tokio::select! {
+            () = subscription.cancelled() => {}
+            () = feed.pump(&outlet, &self.stop) => {}
+        }
+        Ok(())
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        let shared = &self.shared;
+        let configured = shared.all_tools().find(|t| t.name == name).cloned();
+        configured
+            .or_else(|| shared.registry.get(name).map(|t| t.tool.clone()))
+            .or_else(|| {
+                shared
+                    .upstreams
+                    .tools()
+                    .into_iter()
+                    .find(|t| t.name == name)
+            })
     }
 
     async fn list_tools(
@@ -199,7 +291,11 @@ impl ServerHandler for Session {
             .chain(self.shared.upstreams.tools())
             .filter(|tool| caller.may_use_tool(&tool.name))
             .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        let mut result = ListToolsResult::with_all_items(tools);
+        if modern(&context) {
+            (result.ttl_ms, result.cache_scope) = (Some(0), Some(scope(&caller)));
+        }
+        Ok(result)
     }
 
     async fn call_tool(
@@ -269,6 +365,9 @@ impl ServerHandler for Session {
             .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
+        if modern(&context) {
+            (result.ttl_ms, result.cache_scope) = (Some(0), Some(scope(&caller)));
+        }
         Ok(result)
     }
 
@@ -282,7 +381,13 @@ impl ServerHandler for Session {
             .with_title("Shared context document")
             .with_description("A JSON document of the context store, by namespace and key.")
             .with_mime_type("application/json");
-        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+        let mut result = ListResourceTemplatesResult::with_all_items(vec![template]);
+        if modern(&context) {
+            // The same template for every key.
+            (result.ttl_ms, result.cache_scope) =
+                (Some(TEMPLATES_TTL_MS), Some(CacheScope::Public));
+        }
+        Ok(result)
     }
 
     async fn read_resource(
@@ -300,7 +405,11 @@ impl ServerHandler for Session {
                     text: document.json.to_string(),
                     meta: None,
                 };
-                Ok(ReadResourceResult::new(vec![contents]).into())
+                let mut result = ReadResourceResult::new(vec![contents]);
+                if modern(&context) {
+                    (result.ttl_ms, result.cache_scope) = (Some(0), Some(scope(&caller)));
+                }
+                Ok(result.into())
             }
             Err(ContextError::NotFound { .. }) => Err(ErrorData::resource_not_found(
                 format!("No document at {}", request.uri),
@@ -319,7 +428,6 @@ impl ServerHandler for Session {
         let caller = self.caller(&context)?;
         let (namespace, key) = self.document_of(&caller, &request.uri)?;
         lock(&self.subscribed).insert(uri(&namespace, &key));
-        self.forward_changes(context.peer.clone());
         Ok(())
     }
 

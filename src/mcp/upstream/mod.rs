@@ -1,8 +1,7 @@
 //! Upstream MCP servers (`mcp.servers`): their tools, offered as `{server}__{tool}`, and calls
 //! forwarded to them. A server that is down offers nothing until its supervisor reconnects.
 //!
-//! Sessions hear of every change to the set of upstream tools through
-//! [`Upstreams::forward_changes`].
+//! Sessions hear of every change to the set of upstream tools through [`Upstreams::changes`].
 
 mod link;
 mod supervise;
@@ -12,9 +11,8 @@ use std::sync::{Arc, RwLock};
 
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Tool};
 use rmcp::service::ServiceError;
-use rmcp::{ErrorData, Peer, RoleClient, RoleServer};
+use rmcp::{ErrorData, Peer, RoleClient};
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{McpServerConfig, TOOL_SEPARATOR};
@@ -77,27 +75,10 @@ impl Upstreams {
             .collect()
     }
 
-    /// Sends `notifications/tools/list_changed` to a session whenever a server's tools appear,
-    /// change or disappear, until `stop` (the session's end).
-    pub fn forward_changes(&self, peer: Peer<RoleServer>, stop: CancellationToken) {
-        if self.servers.is_empty() {
-            return;
-        }
-        let mut changes = self.changed.subscribe();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    change = changes.recv() => if let Err(RecvError::Closed) = change {
-                        return;
-                    },
-                }
-                // A lagged receiver still means "changed"; one notice covers any number.
-                if peer.notify_tool_list_changed().await.is_err() {
-                    return;
-                }
-            }
-        });
+    /// A signal for every time a server's tools appear, change or disappear; `None` without
+    /// servers, when there is nothing to hear.
+    pub fn changes(&self) -> Option<broadcast::Receiver<()>> {
+        (!self.servers.is_empty()).then(|| self.changed.subscribe())
     }
 
     /// The tools of every server that is up.
