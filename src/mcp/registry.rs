@@ -100,7 +100,9 @@ impl Registry {
             url: config.http.url.clone(),
         };
         let listed = entry.tool.tool.clone();
-        let previous = self.lock().insert(config.name.clone(), entry);
+        // `live`: a tool whose TTL ran out is gone, even before the sweep saw it, so registering
+        // it again adds it anew.
+        let previous = self.live().insert(config.name.clone(), entry);
         // A renewal that lists the same tool changes nothing a client can see: services renew
         // often, and each notice makes every session list its tools again.
         if previous.as_ref().is_none_or(|p| p.tool.tool != listed) {
@@ -267,6 +269,22 @@ mod tests {
         assert!(!registry.remove("w"));
         assert_eq!(changes.try_recv().unwrap(), "w");
         assert!(registry.tools().is_empty());
+    }
+
+    #[test]
+    fn registering_an_expired_tool_again_adds_it_anew() {
+        let registry = registry();
+        let brief = Duration::from_millis(1);
+        registry.register(&tool("w", "one"), brief).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let mut changes = registry.changes();
+        let minute = Duration::from_secs(60);
+        assert_eq!(
+            registry.register(&tool("w", "one"), minute).unwrap(),
+            Registered::Added
+        );
+        assert_eq!(changes.try_recv().unwrap(), "w", "the expiry");
+        assert_eq!(changes.try_recv().unwrap(), "w", "the new registration");
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod gemini;
 mod limits;
 mod mcp;
 mod mcp_registry;
+mod mcp_stateless;
 mod mcp_upstreams;
 mod mistral;
 mod python;

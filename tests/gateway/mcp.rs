@@ -1,6 +1,7 @@
-//! The MCP server at `/mcp`: the official `mcp` Python SDK lists and calls an HTTP tool backed by
-//! a fake service, reads context and hears of a REST change, and is refused outside its key's
-//! globs; plus what needs no SDK: 401 without a key, and what the service receives.
+//! The MCP server at `/mcp`: the official `mcp` Python SDK, in both protocol eras, lists and
+//! calls an HTTP tool backed by a fake service, reads context and hears of REST changes, and is
+//! refused outside its key's globs; plus what needs no SDK: 401 without a key, and what the
+//! service receives.
 //!
 //! The interpreter is `$SWITCHBOARD_PYTHON`, else the `.venv` that the test script creates.
 
@@ -22,7 +23,7 @@ const SERVICE_KEY: &str = "svc-secret-0123456789";
 type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
 
 /// A weather service: `GET /weather/{city}`; 401 without the service key, 404 for Atlantis.
-async fn weather_service() -> (String, Seen) {
+pub async fn weather_service() -> (String, Seen) {
     async fn weather(
         State(seen): State<Seen>,
         Path(city): Path<String>,
@@ -58,9 +59,15 @@ async fn weather_service() -> (String, Seen) {
     (format!("http://{addr}"), seen)
 }
 
-fn config(service: &str) -> String {
+/// The admin key of [`config`], for `/admin/tools`.
+pub const ADMIN_KEY: &str = "sk-mcp-admin";
+
+/// Keys `all` (every tool and namespace) and `team` (`context_*` tools, `team-*` namespaces),
+/// and `get_weather` calling `service`.
+pub fn config(service: &str) -> String {
     format!(
         r#"
+server: {{ admin_key: {ADMIN_KEY} }}
 keys:
   - {{ name: all, key: sk-mcp-all }}
   - {{ name: team, key: sk-mcp-team, tools: ["context_*"], context: ["team-*"] }}
@@ -90,23 +97,25 @@ fn python() -> PathBuf {
     )
 }
 
-#[tokio::test]
-async fn mcp_sdk_calls_tools_reads_context_hears_changes_and_is_refused_outside_its_globs() {
-    let (service, seen) = weather_service().await;
-    let gateway = TestGateway::start(&config(&service)).await;
+/// Runs `tests/python/{script}` against the gateway and fails with its output if it fails.
+async fn run_sdk_script(gateway: &TestGateway, script: &'static str) {
     let python = python();
     assert!(
         python.exists(),
         "{} not found: run ./scripts/test.sh, which creates the venv with the mcp SDK",
         python.display()
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_mcp_sdk.py");
-    let (mcp_url, context_url) = (gateway.url("/mcp"), gateway.url("/v1/context"));
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let urls = [
+        ("SWITCHBOARD_MCP_URL", gateway.url("/mcp")),
+        ("SWITCHBOARD_CONTEXT_URL", gateway.url("/v1/context")),
+        ("SWITCHBOARD_ADMIN_URL", gateway.url("/admin")),
+    ];
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&python)
-            .arg(script)
-            .env("SWITCHBOARD_MCP_URL", mcp_url)
-            .env("SWITCHBOARD_CONTEXT_URL", context_url)
+            .arg(path)
+            .envs(urls)
+            .env("SWITCHBOARD_ADMIN_KEY", ADMIN_KEY)
             .env("SWITCHBOARD_KEY", "sk-mcp-all")
             .env("SWITCHBOARD_TEAM_KEY", "sk-mcp-team")
             .output()
@@ -116,10 +125,17 @@ async fn mcp_sdk_calls_tools_reads_context_hears_changes_and_is_refused_outside_
     .unwrap();
     assert!(
         output.status.success(),
-        "test_mcp_sdk.py failed\nstdout:\n{}\nstderr:\n{}",
+        "{script} failed\nstdout:\n{}\nstderr:\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn mcp_sdk_calls_tools_reads_context_hears_changes_and_is_refused_outside_its_globs() {
+    let (service, seen) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    run_sdk_script(&gateway, "test_mcp_sdk.py").await;
     let seen = seen.lock().unwrap().clone();
     // Bad arguments never reach the service; the key is the configured one, not the client's.
     assert_eq!(
@@ -133,6 +149,15 @@ async fn mcp_sdk_calls_tools_reads_context_hears_changes_and_is_refused_outside_
             ("Atlantis".to_owned(), String::new(), SERVICE_KEY.to_owned()),
         ]
     );
+}
+
+#[tokio::test]
+async fn mcp_sdk_on_the_stateless_revision_calls_tools_and_listens_within_its_globs() {
+    let (service, seen) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    run_sdk_script(&gateway, "test_mcp_modern.py").await;
+    let cities: Vec<String> = seen.lock().unwrap().iter().map(|s| s.0.clone()).collect();
+    assert_eq!(cities, ["Paris"], "bad arguments never reach the service");
 }
 
 #[tokio::test]
