@@ -78,12 +78,8 @@ impl Session {
 
     /// The namespace and key of a `context://` URI the caller may use.
     fn document_of(&self, caller: &Caller, uri_text: &str) -> Result<(String, String), ErrorData> {
-        let (namespace, key) = parse_uri(uri_text).ok_or_else(|| {
-            ErrorData::invalid_params(
-                format!("'{uri_text}' is not a context://{{namespace}}/{{key}} URI"),
-                None,
-            )
-        })?;
+        // A URI that is no context document names nothing the gateway has.
+        let (namespace, key) = parse_uri(uri_text).ok_or_else(|| not_found(uri_text))?;
         if !caller.may_use_context(&namespace) {
             return Err(ErrorData::invalid_params(
                 format!("This API key may not use the context namespace '{namespace}'."),
@@ -92,6 +88,12 @@ impl Session {
         }
         Ok((namespace, key))
     }
+}
+
+/// Resource not found, naming the URI in `data` as SEP-2164 asks.
+fn not_found(uri: &str) -> ErrorData {
+    let message = format!("No resource at {uri}: resources are context://{{namespace}}/{{key}}");
+    ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
 }
 
 fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -411,10 +413,7 @@ impl ServerHandler for Session {
                 }
                 Ok(result.into())
             }
-            Err(ContextError::NotFound { .. }) => Err(ErrorData::resource_not_found(
-                format!("No document at {}", request.uri),
-                None,
-            )),
+            Err(ContextError::NotFound { .. }) => Err(not_found(&request.uri)),
             Err(other) => Err(ErrorData::invalid_params(other.to_string(), None)),
         }
     }
