@@ -14,6 +14,7 @@ use crate::adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, Ve
 use crate::chat::{ChatRequest, StreamOptions, Usage};
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::{OpenAiErrorBody, ProviderError};
+use crate::json_scan;
 
 /// The default base URL of `kind: openai`.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -85,7 +86,7 @@ impl Adapter for OpenAi {
     }
 
     fn chat_stream(&self) -> Box<dyn ChunkDecoder> {
-        Box::new(OpenAiStream)
+        Box::new(OpenAiStream::default())
     }
 
     fn embeddings_request(
@@ -146,7 +147,14 @@ struct PeekDelta {
 }
 
 /// OpenAI streams are already canonical: each event is one chunk, `[DONE]` ends it.
-struct OpenAiStream;
+///
+/// Chunks are parsed until the first with choices (the relay may have to add its role); after
+/// that, a chunk a byte scan shows to be plain is forwarded unparsed, and only chunks carrying
+/// usage, errors or anything unusual are parsed.
+#[derive(Default)]
+struct OpenAiStream {
+    seen_choices: bool,
+}
 
 impl ChunkDecoder for OpenAiStream {
     fn decode(&mut self, _event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError> {
@@ -157,16 +165,31 @@ impl ChunkDecoder for OpenAiStream {
         if data.is_empty() {
             return Ok(Vec::new());
         }
+        let bytes = Bytes::copy_from_slice(data.as_bytes());
+        if self.seen_choices
+            && let Some(plain) = json_scan::plain_chunk(&bytes)
+        {
+            return Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
+                data: bytes,
+                usage: None,
+                has_choices: plain.has_choices,
+                // Only the first chunk with choices is asked about its role.
+                has_role: true,
+            }))]);
+        }
         match serde_json::from_str::<Peek>(data) {
-            Ok(peek) => Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
-                data: Bytes::copy_from_slice(data.as_bytes()),
-                has_role: peek
-                    .choices
-                    .iter()
-                    .all(|c| c.delta.as_ref().is_some_and(|d| d.role.is_some())),
-                usage: peek.usage,
-                has_choices: !peek.choices.is_empty(),
-            }))]),
+            Ok(peek) => {
+                self.seen_choices |= !peek.choices.is_empty();
+                Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
+                    data: bytes,
+                    has_role: peek
+                        .choices
+                        .iter()
+                        .all(|c| c.delta.as_ref().is_some_and(|d| d.role.is_some())),
+                    usage: peek.usage,
+                    has_choices: !peek.choices.is_empty(),
+                }))])
+            }
             Err(parse_error) => match serde_json::from_str::<OpenAiErrorBody>(data) {
                 Ok(OpenAiErrorBody { error }) => {
                     Err(error.into_error(502, || "upstream stream failed".to_owned()))
@@ -248,6 +271,35 @@ mod tests {
             let err = OpenAi.chat_response(Bytes::from_static(bad)).unwrap_err();
             assert_eq!(err.kind, ErrorKind::BadResponse);
         }
+    }
+
+    #[test]
+    fn later_plain_chunks_skip_the_parse_but_usage_and_errors_do_not() {
+        let mut decoder = OpenAi.chat_stream();
+        let first = r#"{"choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}"#;
+        let items = decoder.decode("", first).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if c.has_choices && !c.has_role),
+            "the first chunk is parsed: its missing role is seen"
+        );
+        let middle = r#"{"choices":[{"index":0,"delta":{"content":"b"}}],"usage":null}"#;
+        let items = decoder.decode("", middle).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if c.has_choices && c.usage.is_none() && &c.data[..] == middle.as_bytes())
+        );
+        let usage =
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let items = decoder.decode("", usage).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if !c.has_choices && c.usage.as_ref().map(|u| u.total_tokens) == Some(5))
+        );
+        let err = decoder
+            .decode(
+                "",
+                r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            )
+            .unwrap_err();
+        assert_eq!(err.message, "overloaded");
     }
 
     #[test]
