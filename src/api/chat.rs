@@ -231,7 +231,7 @@ enum Attempted {
 /// One try on one target: sent, and waited on until its first token (its whole answer when not
 /// streamed), within `first_token`. The lease's breaker hears how it went.
 async fn attempt(
-    client: &reqwest::Client,
+    client: &upstream::Client,
     target: &Target,
     mut lease: Lease,
     request: &ChatRequest,
@@ -362,7 +362,7 @@ struct Pace {
 fn upstream_items(
     provider: &str,
     backend: &HttpBackend,
-    response: reqwest::Response,
+    response: upstream::Response,
     pace: Pace,
     model: &str,
 ) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
@@ -449,7 +449,7 @@ fn name_model(item: StreamItem, model: &str) -> StreamItem {
 }
 
 /// Server-sent events split as bytes arrive; the events of one read are handed on together.
-fn sse_events(provider: &str, response: reqwest::Response) -> Events {
+fn sse_events(provider: &str, response: upstream::Response) -> Events {
     let provider = provider.to_owned();
     let start = (response.bytes_stream(), SseSplitter::new());
     futures_util::stream::unfold(Some(start), move |state| {
@@ -482,7 +482,7 @@ fn sse_event(event: SseEvent) -> Result<UpstreamEvent, ApiError> {
 }
 
 /// AWS event stream frames split as bytes arrive; a stream cut inside a frame is an error.
-fn aws_events(provider: &str, response: reqwest::Response) -> Events {
+fn aws_events(provider: &str, response: upstream::Response) -> Events {
     let provider = provider.to_owned();
     let start = (response.bytes_stream(), FrameSplitter::new());
     futures_util::stream::unfold(Some(start), move |state| {
