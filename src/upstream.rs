@@ -30,6 +30,9 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub mod discovery;
 pub mod instances;
+mod plain;
+
+pub use plain::{Response, TransportError};
 
 use instances::Instances;
 
@@ -284,8 +287,15 @@ impl From<&MockConfig> for MockBackend {
 
 /// HTTP clients by connect timeout: reqwest sets it per client, and models may differ.
 pub struct Clients {
-    default: reqwest::Client,
-    by_connect: HashMap<Duration, reqwest::Client>,
+    default: Client,
+    by_connect: HashMap<Duration, Client>,
+}
+
+/// The clients for one connect timeout: hyper's own for plain HTTP, reqwest for the rest.
+pub struct Client {
+    reqwest: reqwest::Client,
+    /// `None` when a proxy is configured, which only reqwest honours.
+    plain: Option<plain::PlainClient>,
 }
 
 impl Clients {
@@ -294,22 +304,22 @@ impl Clients {
         let mut by_connect = HashMap::new();
         for connect in models.iter().filter_map(|m| m.timeouts.connect) {
             if let std::collections::hash_map::Entry::Vacant(slot) = by_connect.entry(connect.0) {
-                slot.insert(client(connect.0)?);
+                slot.insert(Client::new(connect.0)?);
             }
         }
         Ok(Clients {
-            default: client(DEFAULT_CONNECT_TIMEOUT)?,
+            default: Client::new(DEFAULT_CONNECT_TIMEOUT)?,
             by_connect,
         })
     }
 
-    /// The client used when nothing asks for another connect timeout.
+    /// The reqwest client used when nothing asks for another connect timeout.
     pub fn default_client(&self) -> &reqwest::Client {
-        &self.default
+        &self.default.reqwest
     }
 
     /// The client for a route's connect timeout.
-    pub fn for_route(&self, route: &Route) -> &reqwest::Client {
+    pub fn for_route(&self, route: &Route) -> &Client {
         route
             .timeouts
             .connect
@@ -318,11 +328,25 @@ impl Clients {
     }
 }
 
+impl Client {
+    fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+        let plain = (!plain::proxy_configured())
+            .then(|| plain::PlainClient::new(connect_timeout, POOL_IDLE_TIMEOUT));
+        Ok(Client {
+            reqwest: reqwest_client(connect_timeout)?,
+            plain,
+        })
+    }
+}
+
 /// How long connecting may take when a model sets no `timeouts.connect`.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An HTTP client for upstreams.
-fn client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// How long an idle upstream connection is kept for reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A reqwest client for upstreams.
+fn reqwest_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     // reqwest is built without a default TLS provider; installing one twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -330,7 +354,7 @@ fn client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> 
         .retry(reqwest::retry::never())
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .connect_timeout(connect_timeout)
         .build()
 }
@@ -339,25 +363,21 @@ fn client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> 
 /// 502 (unreachable) or 504 (too slow); an error status is translated by the adapter and scrubbed
 /// of this backend's credentials.
 pub async fn send(
-    client: &reqwest::Client,
+    client: &Client,
     upstream: &str,
     backend: &HttpBackend,
     request: http::Request<Bytes>,
     deadline: Instant,
-) -> Result<reqwest::Response, Failure> {
-    let (parts, body) = request.into_parts();
-    let url = backend.urls.get(&parts.uri).map_err(|e| {
-        ApiError::bad_gateway(format!("invalid URL for provider '{upstream}': {e}"))
-    })?;
-    let mut request = reqwest::Request::new(parts.method, url);
-    *request.headers_mut() = parts.headers;
-    *request.body_mut() = Some(reqwest::Body::from(body));
+) -> Result<Response, Failure> {
     let remaining = deadline.saturating_duration_since(Instant::now());
-    *request.timeout_mut() = Some(backend.timeout.min(remaining));
-    let response = client
-        .execute(request)
-        .await
-        .map_err(|e| transport_error(upstream, &e))?;
+    let timeout = backend.timeout.min(remaining);
+    let response = match &client.plain {
+        Some(plain) if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) => plain
+            .send(request, Instant::now() + timeout)
+            .await
+            .map_err(|e| transport_error(upstream, &e))?,
+        _ => via_reqwest(&client.reqwest, upstream, backend, request, timeout).await?,
+    };
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -375,8 +395,30 @@ pub async fn send(
     Err(failure)
 }
 
+async fn via_reqwest(
+    client: &reqwest::Client,
+    upstream: &str,
+    backend: &HttpBackend,
+    request: http::Request<Bytes>,
+    timeout: Duration,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let url = backend.urls.get(&parts.uri).map_err(|e| {
+        ApiError::bad_gateway(format!("invalid URL for provider '{upstream}': {e}"))
+    })?;
+    let mut request = reqwest::Request::new(parts.method, url);
+    *request.headers_mut() = parts.headers;
+    *request.body_mut() = Some(reqwest::Body::from(body));
+    *request.timeout_mut() = Some(timeout);
+    let response = client
+        .execute(request)
+        .await
+        .map_err(|e| transport_error(upstream, &e.into()))?;
+    Ok(Response::Reqwest(response))
+}
+
 /// Reads a whole upstream body, mapping a failure midway like a failed send.
-pub async fn read_body(upstream: &str, response: reqwest::Response) -> Result<Bytes, ApiError> {
+pub async fn read_body(upstream: &str, response: Response) -> Result<Bytes, ApiError> {
     response
         .bytes()
         .await
@@ -384,34 +426,17 @@ pub async fn read_body(upstream: &str, response: reqwest::Response) -> Result<By
 }
 
 /// The client-facing error for a failed exchange with a provider.
-pub fn transport_error(upstream: &str, error: &reqwest::Error) -> ApiError {
-    if error.is_timeout() {
-        ApiError::gateway_timeout(format!("provider '{upstream}' did not answer in time"))
-    } else if error.is_connect() {
-        ApiError::bad_gateway(format!("cannot connect to provider '{upstream}'"))
-    } else {
-        ApiError::bad_gateway(format!(
-            "request to provider '{upstream}' failed: {}",
-            describe(error)
-        ))
-    }
-}
-
-/// The error's cause chain without the URL, which could carry a credential in its query.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if !text.is_empty() {
-            text.push_str(": ");
+pub fn transport_error(upstream: &str, error: &TransportError) -> ApiError {
+    match error {
+        TransportError::Timeout => {
+            ApiError::gateway_timeout(format!("provider '{upstream}' did not answer in time"))
         }
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if text.is_empty() {
-        "transport error".to_owned()
-    } else {
-        text
+        TransportError::Connect => {
+            ApiError::bad_gateway(format!("cannot connect to provider '{upstream}'"))
+        }
+        TransportError::Other(text) => {
+            ApiError::bad_gateway(format!("request to provider '{upstream}' failed: {text}"))
+        }
     }
 }
 

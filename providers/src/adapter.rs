@@ -81,7 +81,8 @@ pub struct VerbatimChunk {
     pub usage: Option<Usage>,
     /// Whether the chunk has any choices; a usage-only chunk has none.
     pub has_choices: bool,
-    /// Whether every choice's delta names the role.
+    /// Whether every choice's delta names the role. Only the first chunk with choices is asked,
+    /// so a decoder may report `true` for later ones without looking.
     pub has_role: bool,
 }
 

@@ -16,10 +16,12 @@ pub mod embeddings;
 pub mod error;
 pub mod eventstream;
 pub mod gemini;
+mod json_scan;
 pub mod mistral;
 pub mod mock;
 pub mod openai;
 mod request_de;
+pub mod sse_frames;
 
 pub use adapter::{
     Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamFormat, StreamItem, VerbatimChunk,

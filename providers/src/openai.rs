@@ -11,9 +11,12 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, VerbatimChunk};
-use crate::chat::{ChatRequest, StreamOptions, Usage};
+use crate::chat::{
+    ChatRequest, CompletionTokensDetails, PromptTokensDetails, StreamOptions, Usage,
+};
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::{OpenAiErrorBody, ProviderError};
+use crate::json_scan;
 
 /// The default base URL of `kind: openai`.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -80,12 +83,12 @@ impl Adapter for OpenAi {
         let peek: Peek = serde_json::from_slice(&body).map_err(ProviderError::bad_response)?;
         Ok(ChatAnswer::Verbatim {
             body,
-            usage: peek.usage,
+            usage: peek.usage.map(Usage::from),
         })
     }
 
     fn chat_stream(&self) -> Box<dyn ChunkDecoder> {
-        Box::new(OpenAiStream)
+        Box::new(OpenAiStream::default())
     }
 
     fn embeddings_request(
@@ -130,7 +133,66 @@ struct UsageOption {
 struct Peek {
     choices: Vec<PeekChoice>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<PeekUsage>,
+}
+
+/// The counts of `usage`, without the unknown fields `Usage` keeps: accounting reads only the
+/// counts, and collecting the rest through `flatten` was half the cost of the peek.
+#[derive(Deserialize)]
+struct PeekUsage {
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    total_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PeekPromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<PeekCompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct PeekPromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PeekCompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    accepted_prediction_tokens: Option<u64>,
+    #[serde(default)]
+    rejected_prediction_tokens: Option<u64>,
+}
+
+impl From<PeekUsage> for Usage {
+    fn from(peek: PeekUsage) -> Self {
+        Usage {
+            prompt_tokens: peek.prompt_tokens,
+            completion_tokens: peek.completion_tokens,
+            total_tokens: peek.total_tokens,
+            prompt_tokens_details: peek.prompt_tokens_details.map(|d| PromptTokensDetails {
+                cached_tokens: d.cached_tokens,
+                audio_tokens: d.audio_tokens,
+                ..Default::default()
+            }),
+            completion_tokens_details: peek.completion_tokens_details.map(|d| {
+                CompletionTokensDetails {
+                    reasoning_tokens: d.reasoning_tokens,
+                    audio_tokens: d.audio_tokens,
+                    accepted_prediction_tokens: d.accepted_prediction_tokens,
+                    rejected_prediction_tokens: d.rejected_prediction_tokens,
+                    ..Default::default()
+                }
+            }),
+            extra: Default::default(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,7 +208,14 @@ struct PeekDelta {
 }
 
 /// OpenAI streams are already canonical: each event is one chunk, `[DONE]` ends it.
-struct OpenAiStream;
+///
+/// Chunks are parsed until the first with choices (the relay may have to add its role); after
+/// that, a chunk a byte scan shows to be plain is forwarded unparsed, and only chunks carrying
+/// usage, errors or anything unusual are parsed.
+#[derive(Default)]
+struct OpenAiStream {
+    seen_choices: bool,
+}
 
 impl ChunkDecoder for OpenAiStream {
     fn decode(&mut self, _event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError> {
@@ -157,16 +226,31 @@ impl ChunkDecoder for OpenAiStream {
         if data.is_empty() {
             return Ok(Vec::new());
         }
+        let bytes = Bytes::copy_from_slice(data.as_bytes());
+        if self.seen_choices
+            && let Some(plain) = json_scan::plain_chunk(&bytes)
+        {
+            return Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
+                data: bytes,
+                usage: None,
+                has_choices: plain.has_choices,
+                // Only the first chunk with choices is asked about its role.
+                has_role: true,
+            }))]);
+        }
         match serde_json::from_str::<Peek>(data) {
-            Ok(peek) => Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
-                data: Bytes::copy_from_slice(data.as_bytes()),
-                has_role: peek
-                    .choices
-                    .iter()
-                    .all(|c| c.delta.as_ref().is_some_and(|d| d.role.is_some())),
-                usage: peek.usage,
-                has_choices: !peek.choices.is_empty(),
-            }))]),
+            Ok(peek) => {
+                self.seen_choices |= !peek.choices.is_empty();
+                Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
+                    data: bytes,
+                    has_role: peek
+                        .choices
+                        .iter()
+                        .all(|c| c.delta.as_ref().is_some_and(|d| d.role.is_some())),
+                    usage: peek.usage.map(Usage::from),
+                    has_choices: !peek.choices.is_empty(),
+                }))])
+            }
             Err(parse_error) => match serde_json::from_str::<OpenAiErrorBody>(data) {
                 Ok(OpenAiErrorBody { error }) => {
                     Err(error.into_error(502, || "upstream stream failed".to_owned()))
@@ -248,6 +332,55 @@ mod tests {
             let err = OpenAi.chat_response(Bytes::from_static(bad)).unwrap_err();
             assert_eq!(err.kind, ErrorKind::BadResponse);
         }
+    }
+
+    #[test]
+    fn later_plain_chunks_skip_the_parse_but_usage_and_errors_do_not() {
+        let mut decoder = OpenAi.chat_stream();
+        let first = r#"{"choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}"#;
+        let items = decoder.decode("", first).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if c.has_choices && !c.has_role),
+            "the first chunk is parsed: its missing role is seen"
+        );
+        let middle = r#"{"choices":[{"index":0,"delta":{"content":"b"}}],"usage":null}"#;
+        let items = decoder.decode("", middle).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if c.has_choices && c.usage.is_none() && &c.data[..] == middle.as_bytes())
+        );
+        let usage =
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        let items = decoder.decode("", usage).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if !c.has_choices && c.usage.as_ref().map(|u| u.total_tokens) == Some(5))
+        );
+        let err = decoder
+            .decode(
+                "",
+                r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+            )
+            .unwrap_err();
+        assert_eq!(err.message, "overloaded");
+    }
+
+    #[test]
+    fn peeked_usage_keeps_cached_and_reasoning_details() {
+        let body = br#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":8,"x":1},"completion_tokens_details":{"reasoning_tokens":2},"cost":0.1}}"#;
+        let answer = OpenAi.chat_response(Bytes::from_static(body)).unwrap();
+        let usage = answer.usage().unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (9, 4));
+        assert_eq!(
+            usage.prompt_tokens_details.as_ref().unwrap().cached_tokens,
+            Some(8)
+        );
+        assert_eq!(
+            usage
+                .completion_tokens_details
+                .as_ref()
+                .unwrap()
+                .reasoning_tokens,
+            Some(2)
+        );
     }
 
     #[test]

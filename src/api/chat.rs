@@ -3,6 +3,7 @@
 //!
 //! Each outcome is counted once in the metrics, labelled with the route that served it.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,13 +13,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use switchboard_providers::assemble;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::eventstream::{EventMessage, FrameSplitter, MessageKind};
 use switchboard_providers::mock::MockAnswer;
+use switchboard_providers::sse_frames::{SseEvent, SseSplitter};
 use switchboard_providers::{ChatAnswer, ChunkDecoder, StreamFormat, StreamItem};
 
 use super::{
@@ -230,7 +231,7 @@ enum Attempted {
 /// One try on one target: sent, and waited on until its first token (its whole answer when not
 /// streamed), within `first_token`. The lease's breaker hears how it went.
 async fn attempt(
-    client: &reqwest::Client,
+    client: &upstream::Client,
     target: &Target,
     mut lease: Lease,
     request: &ChatRequest,
@@ -361,7 +362,7 @@ struct Pace {
 fn upstream_items(
     provider: &str,
     backend: &HttpBackend,
-    response: reqwest::Response,
+    response: upstream::Response,
     pace: Pace,
     model: &str,
 ) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
@@ -415,7 +416,7 @@ fn upstream_items(
 
 /// One framed upstream event.
 struct UpstreamEvent {
-    name: String,
+    name: Cow<'static, str>,
     data: String,
     /// An AWS exception or error message: the stream fails whatever the decoder makes of it.
     fatal: bool,
@@ -447,24 +448,41 @@ fn name_model(item: StreamItem, model: &str) -> StreamItem {
     }
 }
 
-fn sse_events(provider: &str, response: reqwest::Response) -> Events {
+/// Server-sent events split as bytes arrive; the events of one read are handed on together.
+fn sse_events(provider: &str, response: upstream::Response) -> Events {
     let provider = provider.to_owned();
-    response
-        .bytes_stream()
-        .eventsource()
-        .map(move |event| match event {
-            Ok(event) => Ok(UpstreamEvent {
-                name: event.event,
-                data: event.data,
-                fatal: false,
-            }),
-            Err(error) => Err(stream_error(&provider, &error)),
-        })
-        .boxed()
+    let start = (response.bytes_stream(), SseSplitter::new());
+    futures_util::stream::unfold(Some(start), move |state| {
+        let provider = provider.clone();
+        async move {
+            let (mut bytes, mut splitter) = state?;
+            let mut events = Vec::new();
+            let (events, next) = match bytes.next().await {
+                Some(Ok(piece)) => match splitter.feed(&piece, &mut events) {
+                    Ok(()) => (events.into_iter().map(sse_event).collect(), true),
+                    Err(error) => (vec![Err(invalid_stream(&provider, &error))], false),
+                },
+                Some(Err(error)) => (vec![Err(broken(&provider, &error))], false),
+                None => (Vec::new(), false),
+            };
+            let next = next.then_some((bytes, splitter));
+            Some((futures_util::stream::iter(events), next))
+        }
+    })
+    .flatten()
+    .boxed()
+}
+
+fn sse_event(event: SseEvent) -> Result<UpstreamEvent, ApiError> {
+    Ok(UpstreamEvent {
+        name: event.event,
+        data: event.data,
+        fatal: false,
+    })
 }
 
 /// AWS event stream frames split as bytes arrive; a stream cut inside a frame is an error.
-fn aws_events(provider: &str, response: reqwest::Response) -> Events {
+fn aws_events(provider: &str, response: upstream::Response) -> Events {
     let provider = provider.to_owned();
     let start = (response.bytes_stream(), FrameSplitter::new());
     futures_util::stream::unfold(Some(start), move |state| {
@@ -501,7 +519,7 @@ fn aws_event(message: EventMessage) -> Result<UpstreamEvent, ApiError> {
     })?;
     Ok(UpstreamEvent {
         fatal: message.kind != MessageKind::Event,
-        name: message.name,
+        name: Cow::Owned(message.name),
         data,
     })
 }
@@ -512,16 +530,10 @@ fn broken(provider: &str, error: &impl std::fmt::Display) -> ApiError {
     ))
 }
 
-fn stream_error<E: std::fmt::Display>(
-    provider: &str,
-    error: &eventsource_stream::EventStreamError<E>,
-) -> ApiError {
-    match error {
-        eventsource_stream::EventStreamError::Transport(e) => broken(provider, e),
-        other => ApiError::bad_gateway(format!(
-            "provider '{provider}' sent an invalid stream: {other}"
-        )),
-    }
+fn invalid_stream(provider: &str, error: &impl std::fmt::Display) -> ApiError {
+    ApiError::bad_gateway(format!(
+        "provider '{provider}' sent an invalid stream: {error}"
+    ))
 }
 
 async fn mock_answer(

@@ -122,7 +122,7 @@ async fn answer(
 
 /// One try: the request encoded for the lease's instance, sent, and its answer decoded.
 async fn embed(
-    client: &reqwest::Client,
+    client: &crate::upstream::Client,
     name: &str,
     backend: &HttpBackend,
     lease: &Lease,

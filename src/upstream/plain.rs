@@ -1,0 +1,187 @@
+//! Plain-HTTP upstreams (a local or in-cluster inference server) sent through hyper's pooled
+//! client directly, and the response either client hands back.
+//!
+//! reqwest re-parses the URL twice per request for its redirect layer and wraps every call in
+//! retry and redirect services the gateway turns off anyway; on the one-connection hot path that
+//! was a tenth of the gateway's CPU. TLS and proxies stay with reqwest.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+/// A pooled HTTP/1.1 client for `http://` upstreams.
+#[derive(Clone)]
+pub struct PlainClient(Client<HttpConnector, Full<Bytes>>);
+
+/// Whether the environment names a proxy for plain HTTP, which only reqwest honours.
+pub fn proxy_configured() -> bool {
+    ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+impl PlainClient {
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(idle_timeout)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        PlainClient(client)
+    }
+
+    /// Sends one request; the whole exchange, body included, must be over by `until`.
+    pub async fn send(
+        &self,
+        request: http::Request<Bytes>,
+        until: Instant,
+    ) -> Result<Response, TransportError> {
+        let (mut parts, body) = request.into_parts();
+        // As reqwest does: a provider that cares about Accept gets the usual default.
+        parts
+            .headers
+            .entry(header::ACCEPT)
+            .or_insert(HeaderValue::from_static("*/*"));
+        let request = http::Request::from_parts(parts, Full::new(body));
+        let sent = tokio::time::timeout_at(until.into(), self.0.request(request)).await;
+        match sent {
+            Err(_) => Err(TransportError::Timeout),
+            Ok(Err(error)) if error.is_connect() => Err(TransportError::Connect),
+            Ok(Err(error)) => Err(TransportError::hyper(&error)),
+            Ok(Ok(response)) => Ok(Response::Plain {
+                response: Box::new(response),
+                until,
+            }),
+        }
+    }
+}
+
+/// An upstream's answer, whichever client fetched it.
+pub enum Response {
+    Reqwest(reqwest::Response),
+    Plain {
+        response: Box<http::Response<Incoming>>,
+        /// When the provider's timeout runs out for the rest of the body.
+        until: Instant,
+    },
+}
+
+impl Response {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Response::Reqwest(response) => response.status(),
+            Response::Plain { response, .. } => response.status(),
+        }
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        match self {
+            Response::Reqwest(response) => response.headers(),
+            Response::Plain { response, .. } => response.headers(),
+        }
+    }
+
+    /// The whole body.
+    pub async fn bytes(self) -> Result<Bytes, TransportError> {
+        match self {
+            Response::Reqwest(response) => response.bytes().await.map_err(TransportError::from),
+            Response::Plain { response, until } => {
+                let collect = response.into_body().collect();
+                match tokio::time::timeout_at(until.into(), collect).await {
+                    Err(_) => Err(TransportError::Timeout),
+                    Ok(Err(error)) => Err(TransportError::hyper(&error)),
+                    Ok(Ok(body)) => Ok(body.to_bytes()),
+                }
+            }
+        }
+    }
+
+    /// The body as it arrives.
+    pub fn bytes_stream(self) -> BoxStream<'static, Result<Bytes, TransportError>> {
+        match self {
+            Response::Reqwest(response) => response
+                .bytes_stream()
+                .map(|piece| piece.map_err(TransportError::from))
+                .boxed(),
+            Response::Plain { response, until } => {
+                let body = response.into_body();
+                futures_util::stream::unfold(Some(body), move |body| async move {
+                    let mut body = body?;
+                    loop {
+                        let frame = tokio::time::timeout_at(until.into(), body.frame()).await;
+                        return match frame {
+                            Err(_) => Some((Err(TransportError::Timeout), None)),
+                            Ok(None) => None,
+                            Ok(Some(Err(error))) => {
+                                Some((Err(TransportError::hyper(&error)), None))
+                            }
+                            Ok(Some(Ok(frame))) => match frame.into_data() {
+                                Ok(data) => Some((Ok(data), Some(body))),
+                                // Trailers carry nothing a relay forwards.
+                                Err(_) => continue,
+                            },
+                        };
+                    }
+                })
+                .boxed()
+            }
+        }
+    }
+}
+
+/// Why an exchange with a provider failed, without the URL (it may carry a credential).
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("operation timed out")]
+    Timeout,
+    #[error("connection failed")]
+    Connect,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl TransportError {
+    fn hyper(error: &dyn std::error::Error) -> Self {
+        match causes(error) {
+            Some(causes) => TransportError::Other(format!("{error}: {causes}")),
+            None => TransportError::Other(error.to_string()),
+        }
+    }
+}
+
+impl From<reqwest::Error> for TransportError {
+    fn from(error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            TransportError::Timeout
+        } else if error.is_connect() {
+            TransportError::Connect
+        } else {
+            // reqwest's own text names the URL, which could carry a credential in its query.
+            TransportError::Other(causes(&error).unwrap_or_else(|| "transport error".to_owned()))
+        }
+    }
+}
+
+/// The error's cause chain, if it has one.
+fn causes(error: &dyn std::error::Error) -> Option<String> {
+    let mut text = String::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    (!text.is_empty()).then_some(text)
+}
