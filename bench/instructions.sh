@@ -10,6 +10,7 @@ MODES=${MODES:-"json sse"}
 PORT_UP=${PORT_UP:-18091}
 PORT_UP_SSE=${PORT_UP_SSE:-18092}
 PORT_GW=${PORT_GW:-18095}
+KEEP=${KEEP:-}                 # a directory to copy the callgrind dumps to, for callgrind_annotate
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
@@ -96,4 +97,8 @@ for mode in $MODES; do
     total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
     [[ -n $total ]] || die "no callgrind totals in $dump"
     printf '%-5s %8d instructions per request\n' "$mode" $((total / REQUESTS))
+    if [[ -n $KEEP ]]; then
+        mkdir -p "$KEEP"
+        cp "$dump" "$KEEP/callgrind.$mode"
+    fi
 done

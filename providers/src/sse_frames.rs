@@ -15,10 +15,20 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// The stream was not UTF-8, which the event-stream format requires.
+/// Bytes held for one event (a line still open plus the data gathered): an upstream that never
+/// ends its event must not grow the gateway's memory without bound.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why the byte stream is not an event stream the relay can pass on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the event stream is not valid UTF-8")]
-pub struct SseError;
+pub enum SseError {
+    /// The event-stream format is UTF-8.
+    #[error("the event stream is not valid UTF-8")]
+    NotUtf8,
+    /// One event outgrew [`MAX_EVENT_BYTES`].
+    #[error("an event is larger than {MAX_EVENT_BYTES} bytes")]
+    TooLarge,
+}
 
 /// Splits a byte stream into events, keeping what belongs to the next piece.
 #[derive(Debug, Default)]
@@ -63,7 +73,7 @@ impl SseSplitter {
                 bytes = &bytes[1..];
             }
         }
-        while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', bytes) {
             let line_end = bytes[end];
             let mut next = end + 1;
             if line_end == b'\r' {
@@ -81,6 +91,9 @@ impl SseSplitter {
                 self.line(&line, out)?;
             }
             bytes = &bytes[next..];
+        }
+        if self.partial.len() + self.data.len() + bytes.len() > MAX_EVENT_BYTES {
+            return Err(SseError::TooLarge);
         }
         self.partial.extend_from_slice(bytes);
         Ok(())
@@ -104,15 +117,18 @@ impl SseSplitter {
         };
         match field {
             b"data" => {
-                let value = std::str::from_utf8(value).map_err(|_| SseError)?;
+                let value = std::str::from_utf8(value).map_err(|_| SseError::NotUtf8)?;
                 if self.has_data {
                     self.data.push('\n');
+                }
+                if self.data.len() + value.len() > MAX_EVENT_BYTES {
+                    return Err(SseError::TooLarge);
                 }
                 self.data.push_str(value);
                 self.has_data = true;
             }
             b"event" => {
-                let value = std::str::from_utf8(value).map_err(|_| SseError)?;
+                let value = std::str::from_utf8(value).map_err(|_| SseError::NotUtf8)?;
                 self.event = Some(value.to_owned());
             }
             // `id` and `retry` steer a browser's reconnection; a relay has no use for them.
@@ -203,6 +219,26 @@ mod tests {
             split(&[b"\xEF", b"\xBB\xBFdata: \xC3", b"\xA9\n\n"]).unwrap(),
             vec![ev("message", "é")]
         );
-        assert_eq!(split(&[b"data: \xFF\n\n"]), Err(SseError));
+        assert_eq!(split(&[b"data: \xFF\n\n"]), Err(SseError::NotUtf8));
+    }
+
+    #[test]
+    fn an_event_that_never_ends_is_refused_not_buffered() {
+        let line = vec![b'x'; MAX_EVENT_BYTES / 4];
+        let mut splitter = SseSplitter::new();
+        let mut out = Vec::new();
+        splitter.feed(b"data: ", &mut out).unwrap();
+        let fed: Result<Vec<()>, SseError> =
+            (0..5).map(|_| splitter.feed(&line, &mut out)).collect();
+        assert_eq!(fed, Err(SseError::TooLarge));
+        // Many data lines without the blank line that ends the event: the same.
+        let mut splitter = SseSplitter::new();
+        let mut piece = b"data: ".to_vec();
+        piece.extend_from_slice(&line);
+        piece.push(b'\n');
+        let fed: Result<Vec<()>, SseError> =
+            (0..5).map(|_| splitter.feed(&piece, &mut out)).collect();
+        assert_eq!(fed, Err(SseError::TooLarge));
+        assert!(out.is_empty());
     }
 }
