@@ -86,7 +86,11 @@ impl Gateway {
             &config.state.data_dir,
             config.mcp.max_document.0,
         )?);
-        let clients = upstream::Clients::new(&config.models)?;
+        // A provider's non-streamed answer may be far larger than the request (embeddings): allow
+        // eight request bodies' worth before calling it broken.
+        let max_answer =
+            usize::try_from(config.server.max_body.0.saturating_mul(8)).unwrap_or(usize::MAX);
+        let clients = upstream::Clients::new(&config.models, max_answer)?;
         let mcp_stop = CancellationToken::new();
         let tool_registry = Arc::new(crate::mcp::Registry::new(config));
         let mcp_upstreams = Arc::new(crate::mcp::Upstreams::new(

@@ -294,21 +294,24 @@ pub struct Clients {
 /// The clients for one connect timeout: hyper's own for plain HTTP, reqwest for the rest.
 pub struct Client {
     reqwest: reqwest::Client,
+    /// The most a non-streamed answer may hold.
+    max_answer: usize,
     /// `None` when a proxy is configured, which only reqwest honours.
     plain: Option<plain::PlainClient>,
 }
 
 impl Clients {
-    /// One client per distinct `timeouts.connect` in `models`, and the default one.
-    pub fn new(models: &[ModelConfig]) -> Result<Self, reqwest::Error> {
+    /// One client per distinct `timeouts.connect` in `models`, and the default one; none reads
+    /// a non-streamed answer past `max_answer` bytes.
+    pub fn new(models: &[ModelConfig], max_answer: usize) -> Result<Self, reqwest::Error> {
         let mut by_connect = HashMap::new();
         for connect in models.iter().filter_map(|m| m.timeouts.connect) {
             if let std::collections::hash_map::Entry::Vacant(slot) = by_connect.entry(connect.0) {
-                slot.insert(Client::new(connect.0)?);
+                slot.insert(Client::new(connect.0, max_answer)?);
             }
         }
         Ok(Clients {
-            default: Client::new(DEFAULT_CONNECT_TIMEOUT)?,
+            default: Client::new(DEFAULT_CONNECT_TIMEOUT, max_answer)?,
             by_connect,
         })
     }
@@ -329,11 +332,12 @@ impl Clients {
 }
 
 impl Client {
-    fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+    fn new(connect_timeout: Duration, max_answer: usize) -> Result<Self, reqwest::Error> {
         let plain = (!plain::proxy_configured())
             .then(|| plain::PlainClient::new(connect_timeout, POOL_IDLE_TIMEOUT));
         Ok(Client {
             reqwest: reqwest_client(connect_timeout)?,
+            max_answer,
             plain,
         })
     }
@@ -388,7 +392,7 @@ pub async fn send(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = read_body(upstream, response).await?;
+    let body = read_body(client, upstream, response).await?;
     let error = backend.adapter.error_response(status.as_u16(), &body);
     let mut failure = Failure::from_error(backend.scrub(error.into()));
     failure.retry_after = retry_after;
@@ -417,10 +421,15 @@ async fn via_reqwest(
     Ok(Response::Reqwest(response))
 }
 
-/// Reads a whole upstream body, mapping a failure midway like a failed send.
-pub async fn read_body(upstream: &str, response: Response) -> Result<Bytes, ApiError> {
+/// Reads a whole upstream body within the client's bound, mapping a failure midway like a
+/// failed send.
+pub async fn read_body(
+    client: &Client,
+    upstream: &str,
+    response: Response,
+) -> Result<Bytes, ApiError> {
     response
-        .bytes()
+        .bytes(client.max_answer)
         .await
         .map_err(|e| transport_error(upstream, &e))
 }
@@ -434,6 +443,10 @@ pub fn transport_error(upstream: &str, error: &TransportError) -> ApiError {
         TransportError::Connect => {
             ApiError::bad_gateway(format!("cannot connect to provider '{upstream}'"))
         }
+        TransportError::TooLarge(limit) => ApiError::bad_gateway(format!(
+            "provider '{upstream}' answered with more than {} (8 times server.max_body)",
+            bytesize::ByteSize::b(*limit as u64)
+        )),
         TransportError::Other(text) => {
             ApiError::bad_gateway(format!("request to provider '{upstream}' failed: {text}"))
         }

@@ -268,7 +268,7 @@ async fn attempt(
     let tried = tokio::time::timeout_at(until.into(), async {
         let response = upstream::send(client, name, http, outgoing?, deadline).await?;
         if !request.is_stream() {
-            let bytes = upstream::read_body(name, response).await?;
+            let bytes = upstream::read_body(client, name, response).await?;
             let mut answer = http.adapter.chat_response(bytes).map_err(ApiError::from)?;
             // Answers that name no model (Bedrock's) are labelled with the model asked for.
             if let ChatAnswer::Translated(completion) = &mut answer

@@ -134,7 +134,7 @@ async fn embed(
         .embeddings_request(&lease.instance().endpoint, request)
         .map_err(ApiError::from)?;
     let response = upstream::send(client, name, backend, outgoing, deadline).await?;
-    let bytes = upstream::read_body(name, response).await?;
+    let bytes = upstream::read_body(client, name, response).await?;
     let mut answer = backend
         .adapter
         .embeddings_response(&bytes)

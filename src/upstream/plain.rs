@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -91,19 +91,37 @@ impl Response {
         }
     }
 
-    /// The whole body.
-    pub async fn bytes(self) -> Result<Bytes, TransportError> {
-        match self {
-            Response::Reqwest(response) => response.bytes().await.map_err(TransportError::from),
-            Response::Plain { response, until } => {
-                let collect = response.into_body().collect();
-                match tokio::time::timeout_at(until.into(), collect).await {
-                    Err(_) => Err(TransportError::Timeout),
-                    Ok(Err(error)) => Err(TransportError::hyper(&error)),
-                    Ok(Ok(body)) => Ok(body.to_bytes()),
+    /// The whole body, refused once it passes `limit` bytes: a provider that never stops
+    /// sending must not take the gateway's memory with it.
+    pub async fn bytes(self, limit: usize) -> Result<Bytes, TransportError> {
+        let declared = self
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(TransportError::TooLarge(limit));
+        }
+        let mut pieces = self.bytes_stream();
+        // Most answers arrive in one piece, which is handed on without a copy.
+        let mut whole: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        while let Some(piece) = pieces.next().await {
+            let piece = piece?;
+            let held = whole.as_ref().map_or(0, Bytes::len) + joined.len();
+            if held + piece.len() > limit {
+                return Err(TransportError::TooLarge(limit));
+            }
+            match whole.take() {
+                None if joined.is_empty() => whole = Some(piece),
+                first => {
+                    if let Some(first) = first {
+                        joined.extend_from_slice(&first);
+                    }
+                    joined.extend_from_slice(&piece);
                 }
             }
         }
+        Ok(whole.unwrap_or_else(|| joined.freeze()))
     }
 
     /// The body as it arrives.
@@ -146,6 +164,9 @@ pub enum TransportError {
     Timeout,
     #[error("connection failed")]
     Connect,
+    /// The body passed this many bytes.
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("{0}")]
     Other(String),
 }

@@ -116,7 +116,7 @@ async fn unknown_model_is_404() {
 }
 
 #[tokio::test]
-async fn unreachable_provider_is_502_and_slow_one_is_504() {
+async fn unreachable_provider_is_503_once_tried_and_slow_one_is_504() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway_for(&fake).await;
     // Retried, then given up on: 503 naming what failed.
@@ -180,6 +180,25 @@ async fn provider_errors_keep_status_and_hide_the_key() {
         !error.to_string().contains("this is not json"),
         "raw bodies are not forwarded"
     );
+}
+
+#[tokio::test]
+async fn an_answer_past_eight_request_bodies_is_refused_not_buffered() {
+    // max_body is 2 KiB here, so no answer may pass 16 KiB.
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    for model in ["up/endless", "up/bloated"] {
+        let (status, error) = post(&gateway, chat(model)).await;
+        assert_shape(&error);
+        assert_eq!(status, 503, "{model}: {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("answered with more than 16.0 KiB"),
+            "{model}: {message}"
+        );
+    }
+    let (status, _) = post(&gateway, chat("up/ok")).await;
+    assert_eq!(status, 200, "an answer within the bound still passes");
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 //! normally after a pause), `stream-error` (an error event mid-stream that echoes the key),
 //! `no-usage` (a stream that never reports usage, even when asked), `fail-first-<n>` (500 for
 //! the first n requests, then answers after 300 ms), `limited-<s>` (429 with `Retry-After: s` on
-//! the first request, then answers).
+//! the first request, then answers), `endless` (a 200 whose body never ends), `bloated` (a valid
+//! answer of 100 KiB, its length declared).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -214,6 +215,26 @@ async fn chat(
     }
     if model == "garbage" {
         return (StatusCode::OK, "{ this is not json").into_response();
+    }
+    if model == "endless" {
+        let spaces = futures_util::stream::repeat_with(|| {
+            Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(&[b' '; 16 * 1024]))
+        });
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(spaces),
+        )
+            .into_response();
+    }
+    if model == "bloated" {
+        let padding = "x".repeat(100 * 1024);
+        return Json(json!({
+            "id": "chatcmpl-fake1", "object": "chat.completion", "created": 1741569952,
+            "model": model, "padding": padding,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        }))
+        .into_response();
     }
     if body["stream"] == json!(true) {
         return stream(shared, &model, &body);
