@@ -86,10 +86,7 @@ impl Gateway {
             &config.state.data_dir,
             config.mcp.max_document.0,
         )?);
-        // A provider's non-streamed answer may be far larger than the request (embeddings): allow
-        // eight request bodies' worth before calling it broken.
-        let max_answer =
-            usize::try_from(config.server.max_body.0.saturating_mul(8)).unwrap_or(usize::MAX);
+        let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
         let clients = upstream::Clients::new(&config.models, max_answer)?;
         let mcp_stop = CancellationToken::new();
         let tool_registry = Arc::new(crate::mcp::Registry::new(config));

@@ -275,11 +275,16 @@ where
     }
 }
 
+/// One `data:` event. An upstream event whose data spanned several lines keeps one `data:` line
+/// per line, so the client joins them back exactly as it was sent.
 fn frame(json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(json.len() + 8);
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(json);
-    out.extend_from_slice(b"\n\n");
+    for line in json.split(|&b| b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.push(b'\n');
     Bytes::from(out)
 }
 
@@ -302,6 +307,16 @@ pub fn error_event(error: &ApiError) -> Bytes {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn data_spanning_lines_keeps_a_data_field_per_line() {
+        assert_eq!(&frame(b"{\"a\":1}")[..], b"data: {\"a\":1}\n\n");
+        assert_eq!(
+            &frame(b"{\"a\":\n1}")[..],
+            b"data: {\"a\":\ndata: 1}\n\n",
+            "a raw newline inside one data field would cut the event"
+        );
+    }
 
     fn chunk(value: serde_json::Value) -> Result<StreamItem, ApiError> {
         Ok(StreamItem::Chunk(Box::new(

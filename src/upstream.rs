@@ -444,7 +444,7 @@ pub fn transport_error(upstream: &str, error: &TransportError) -> ApiError {
             ApiError::bad_gateway(format!("cannot connect to provider '{upstream}'"))
         }
         TransportError::TooLarge(limit) => ApiError::bad_gateway(format!(
-            "provider '{upstream}' answered with more than {} (8 times server.max_body)",
+            "provider '{upstream}' answered with more than {} (server.max_answer)",
             bytesize::ByteSize::b(*limit as u64)
         )),
         TransportError::Other(text) => {

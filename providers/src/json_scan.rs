@@ -20,6 +20,10 @@ pub(crate) fn plain_chunk(json: &[u8]) -> Option<PlainChunk> {
             return None;
         }
     }
+    // An error object (OpenRouter sends one beside choices mid-stream) is for the parse to see.
+    if memmem::find_iter(json, b"\"error\"").any(|at| skip_ws(&json[at + 7..]).starts_with(b":")) {
+        return None;
+    }
     let mut keys = memmem::find_iter(json, b"\"choices\"");
     let at = keys.next()?;
     if keys.next().is_some() {
@@ -71,6 +75,7 @@ mod tests {
             br#"{"choices":[{"delta":{}}],"usage" : {"total_tokens":2}}"#,
             br#"{"choices":[{"usage":{"x":1}}],"usage":null}"#,
             br#"{"error":{"message":"overloaded"}}"#,
+            br#"{"choices":[{"delta":{}}],"error" :{"message":"provider died"}}"#,
             br#"{"choices":{}}"#,
             br#"{"choices":[],"x":{"choices":[]}}"#,
             b"{not json",

@@ -458,10 +458,18 @@ fn sse_events(provider: &str, response: upstream::Response) -> Events {
             let (mut bytes, mut splitter) = state?;
             let mut events = Vec::new();
             let (events, next) = match bytes.next().await {
-                Some(Ok(piece)) => match splitter.feed(&piece, &mut events) {
-                    Ok(()) => (events.into_iter().map(sse_event).collect(), true),
-                    Err(error) => (vec![Err(invalid_stream(&provider, &error))], false),
-                },
+                Some(Ok(piece)) => {
+                    // Events completed before a bad line still reach the client, then the error.
+                    let fed = splitter.feed(&piece, &mut events);
+                    let mut items: Vec<_> = events.into_iter().map(sse_event).collect();
+                    match fed {
+                        Ok(()) => (items, true),
+                        Err(error) => {
+                            items.push(Err(invalid_stream(&provider, &error)));
+                            (items, false)
+                        }
+                    }
+                }
                 Some(Err(error)) => (vec![Err(broken(&provider, &error))], false),
                 None => (Vec::new(), false),
             };

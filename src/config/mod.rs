@@ -126,6 +126,10 @@ pub struct ServerConfig {
     /// Largest request body accepted.
     #[serde(default = "default_max_body")]
     pub max_body: Size,
+    /// Largest non-streamed answer read from a provider: a provider that never stops sending
+    /// fails the try instead of filling the gateway's memory.
+    #[serde(default = "default_max_answer")]
+    pub max_answer: Size,
     /// How long a shutdown waits for in-flight requests, streams included.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Span,
@@ -137,6 +141,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             admin_key: None,
             max_body: default_max_body(),
+            max_answer: default_max_answer(),
             shutdown_timeout: default_shutdown_timeout(),
         }
     }
@@ -148,6 +153,12 @@ fn default_listen() -> SocketAddr {
 
 fn default_max_body() -> Size {
     Size(32 * 1024 * 1024)
+}
+
+/// Embeddings answers grow with inputs times dimensions: 2048 inputs of 3072 floats is well
+/// over 100 MB of JSON.
+fn default_max_answer() -> Size {
+    Size(256 * 1024 * 1024)
 }
 
 fn default_shutdown_timeout() -> Span {

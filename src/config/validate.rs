@@ -29,6 +29,12 @@ fn server_and_cache_errors(config: &Config, errors: &mut Vec<ConfigError>) {
     if config.server.max_body.0 == 0 {
         errors.push(ConfigError::new("server.max_body", "must be larger than 0"));
     }
+    if config.server.max_answer.0 == 0 {
+        errors.push(ConfigError::new(
+            "server.max_answer",
+            "must be larger than 0",
+        ));
+    }
     if let Some(cache) = &config.cache {
         if cache.ttl.0.is_zero() || cache.ttl.0 > MAX_CACHE_TTL {
             errors.push(ConfigError::new(
@@ -432,7 +438,7 @@ mod tests {
     fn colliding_keys_zero_limits_and_bad_uris_are_rejected() {
         let hashed = crate::auth::sha256_hex("sk-same");
         let found = errors(&format!(
-            "server: {{ max_body: 0 }}\nproviders:\n  p: {{ kind: openai, base_url: 'https://ex.com/my v1', timeout: 0s }}\nkeys:\n  - {{ name: a, key: sk-same }}\n  - {{ name: b, key_sha256: {hashed} }}\ncache: {{ ttl: 5000d }}\n"
+            "server: {{ max_body: 0, max_answer: 0 }}\nproviders:\n  p: {{ kind: openai, base_url: 'https://ex.com/my v1', timeout: 0s }}\nkeys:\n  - {{ name: a, key: sk-same }}\n  - {{ name: b, key_sha256: {hashed} }}\ncache: {{ ttl: 5000d }}\n"
         ));
         let paths: Vec<&str> = found.iter().map(|e| e.split(':').next().unwrap()).collect();
         for path in [
@@ -440,6 +446,7 @@ mod tests {
             "providers.p.timeout",
             "keys[1]",
             "server.max_body",
+            "server.max_answer",
             "cache.ttl",
         ] {
             assert!(paths.contains(&path), "{path} missing from {found:#?}");

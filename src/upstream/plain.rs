@@ -33,6 +33,12 @@ impl PlainClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
+        // reqwest's defaults, so a peer that dies silently mid-stream or in the pool is noticed.
+        connector.set_keepalive(Some(Duration::from_secs(15)));
+        connector.set_keepalive_interval(Some(Duration::from_secs(15)));
+        connector.set_keepalive_retries(Some(3));
+        #[cfg(target_os = "linux")]
+        connector.set_tcp_user_timeout(Some(Duration::from_secs(30)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(idle_timeout)
             .pool_timer(TokioTimer::new())
@@ -56,6 +62,8 @@ impl PlainClient {
         let sent = tokio::time::timeout_at(until.into(), self.0.request(request)).await;
         match sent {
             Err(_) => Err(TransportError::Timeout),
+            // hyper reports a connect timeout as a connect error caused by one.
+            Ok(Err(error)) if timed_out(&error) => Err(TransportError::Timeout),
             Ok(Err(error)) if error.is_connect() => Err(TransportError::Connect),
             Ok(Err(error)) => Err(TransportError::hyper(&error)),
             Ok(Ok(response)) => Ok(Response::Plain {
@@ -193,6 +201,21 @@ impl From<reqwest::Error> for TransportError {
     }
 }
 
+/// Whether an I/O timeout is somewhere in the error's cause chain.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
 /// The error's cause chain, if it has one.
 fn causes(error: &dyn std::error::Error) -> Option<String> {
     let mut text = String::new();
@@ -205,4 +228,24 @@ fn causes(error: &dyn std::error::Error) -> Option<String> {
         source = cause.source();
     }
     (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error (Connect)")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn a_timeout_deep_in_the_cause_chain_is_a_timeout() {
+        let timeout = Wrapper(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timed out",
+        ));
+        assert!(timed_out(&timeout));
+        let refused = Wrapper(std::io::ErrorKind::ConnectionRefused.into());
+        assert!(!timed_out(&refused));
+    }
 }

@@ -14,7 +14,7 @@ async fn gateway_for(fake: &FakeOpenAi) -> TestGateway {
     };
     TestGateway::start(&format!(
         r#"
-server: {{ max_body: 2KiB }}
+server: {{ max_body: 2KiB, max_answer: 16KiB }}
 providers:
   up: {{ kind: openai, base_url: "{}", api_key: "{KEY}", timeout: 500ms, breaker: {{ failures: 1000 }} }}
   dead: {{ kind: openai, base_url: "http://{dead}/v1", api_key: "x" }}
@@ -183,8 +183,7 @@ async fn provider_errors_keep_status_and_hide_the_key() {
 }
 
 #[tokio::test]
-async fn an_answer_past_eight_request_bodies_is_refused_not_buffered() {
-    // max_body is 2 KiB here, so no answer may pass 16 KiB.
+async fn an_answer_past_max_answer_is_refused_not_buffered() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway_for(&fake).await;
     for model in ["up/endless", "up/bloated"] {
