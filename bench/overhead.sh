@@ -8,12 +8,15 @@ DURATION=${DURATION:-10}             # seconds per measured run
 WARMUP=${WARMUP:-1}                  # seconds of unmeasured load before each run
 CONNECTIONS=${CONNECTIONS:-"1 32"}
 SKIP_GATEWAY=${SKIP_GATEWAY:-0}
+FLOOR=${FLOOR:-0}                    # 1 adds axum-floor (bench/floor): the HTTP stack alone
 KEEP_TMP=${KEEP_TMP:-0}
 PORT_UP=${PORT_UP:-18081}
 PORT_UP_SSE=${PORT_UP_SSE:-18082}
 PORT_PROXY=${PORT_PROXY:-18083}
 PORT_PROXY_SSE=${PORT_PROXY_SSE:-18084}
 PORT_GW=${PORT_GW:-18085}
+PORT_FLOOR=${PORT_FLOOR:-18086}
+PORT_FLOOR_SSE=${PORT_FLOOR_SSE:-18087}
 # The proxy under test gets a core to itself; wrk and the upstream share the
 # other, so the proxy's own cost is not blurred by the load generator's.
 CORE_PROXY=${CORE_PROXY:-0}
@@ -22,6 +25,7 @@ CORE_LOAD=${CORE_LOAD:-1}
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
 SWITCHBOARD_BIN=${SWITCHBOARD_BIN:-$REPO_DIR/target/release/switchboard}
+FLOOR_BIN=$BENCH_DIR/floor/target/release/axum-floor
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -61,6 +65,11 @@ if [[ $SKIP_GATEWAY != 1 && ! -x $SWITCHBOARD_BIN ]]; then
     (cd "$REPO_DIR" && cargo build --release)
 fi
 
+if [[ $FLOOR == 1 ]]; then
+    log "building axum-floor (release)"
+    (cd "$BENCH_DIR/floor" && cargo build --release --quiet)
+fi
+
 PIN=1
 if (($(nproc) < 2)); then
     log "warning: fewer than 2 usable cores; running unpinned, numbers will be noisy"
@@ -82,6 +91,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ports=("$PORT_UP" "$PORT_UP_SSE" "$PORT_PROXY" "$PORT_PROXY_SSE")
 [[ $SKIP_GATEWAY == 1 ]] || ports+=("$PORT_GW")
+[[ $FLOOR != 1 ]] || ports+=("$PORT_FLOOR" "$PORT_FLOOR_SSE")
 for p in "${ports[@]}"; do
     ! port_in_use "$p" || die "port $p is already in use (override with PORT_* variables)"
 done
@@ -228,6 +238,15 @@ EOF
     done
 fi
 
+FLOOR_PID=
+if [[ $FLOOR == 1 ]]; then
+    (pinned "$CORE_PROXY" "$FLOOR_BIN" "127.0.0.1:$PORT_FLOOR" "http://127.0.0.1:$PORT_UP" \
+        "127.0.0.1:$PORT_FLOOR_SSE" "http://127.0.0.1:$PORT_UP_SSE") >"$RUN/floor.log" 2>&1 &
+    FLOOR_PID=$!
+    STARTED+=("$FLOOR_PID")
+    wait_ready "axum-floor" "$FLOOR_PID" "http://127.0.0.1:$PORT_FLOOR/" "$RUN/floor.log"
+fi
+
 # --------------------------------------------------------------- sanity checks
 
 body_for() { # mode
@@ -246,6 +265,8 @@ url_for() { # target mode
     nginx/json) port=$PORT_PROXY ;;
     nginx/sse) port=$PORT_PROXY_SSE ;;
     switchboard/*) port=$PORT_GW ;;
+    axum-floor/json) port=$PORT_FLOOR ;;
+    axum-floor/sse) port=$PORT_FLOOR_SSE ;;
     esac
     echo "http://127.0.0.1:$port/v1/chat/completions"
 }
@@ -267,6 +288,7 @@ check_target() { # target mode
 }
 
 TARGETS=(direct nginx)
+[[ $FLOOR != 1 ]] || TARGETS+=(axum-floor)
 [[ $SKIP_GATEWAY == 1 ]] || TARGETS+=(switchboard)
 for t in "${TARGETS[@]}"; do
     check_target "$t" json
@@ -303,6 +325,7 @@ for mode in json sse; do
             case $target in
             nginx) read -r -a pids <<<"$(nginx_workers "$PROXY_PID")" ;;
             switchboard) pids=("$GW_PID") ;;
+            axum-floor) pids=("$FLOOR_PID") ;;
             esac
 
             log "$mode c=$conns $target: warmup ${WARMUP}s, run ${DURATION}s"
