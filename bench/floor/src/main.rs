@@ -55,10 +55,14 @@ fn main() -> std::io::Result<()> {
                 base: pair[1].trim_end_matches('/').to_owned(),
             };
             let app = Router::new().fallback(relay).with_state(upstream);
-            let listener = tokio::net::TcpListener::bind(&pair[0]).await?.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            servers.push(tokio::spawn(async move { axum::serve(listener, app).await }));
+            let listener = tokio::net::TcpListener::bind(&pair[0])
+                .await?
+                .tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+            servers.push(tokio::spawn(
+                async move { axum::serve(listener, app).await },
+            ));
         }
         for server in servers {
             server.await??;
