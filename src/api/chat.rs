@@ -101,23 +101,8 @@ async fn answer(
     };
     let token_headers = charge.as_ref().map(|c| c.headers().clone());
     let client = state.clients.for_route(&route);
-    let timeouts = route.timeouts;
-    let mut plan = Plan::new(&routes, deadline, &state.metrics);
-    let tried = loop {
-        let (target, lease) = match plan.next() {
-            Ok(next) => next,
-            Err(error) => break Err(error),
-        };
-        request.model.clone_from(&target.model);
-        match attempt(client, target, lease, &request, &timeouts, deadline).await {
-            Ok(attempted) => break Ok((attempted, target)),
-            Err(failure) => {
-                if let Err(error) = plan.failed(target, failure).await {
-                    break Err(error);
-                }
-            }
-        }
-    };
+    let plan = Plan::new(&routes, deadline, &state.metrics);
+    let tried = try_targets(plan, client, &mut request, &route.timeouts, deadline).await;
     let mut response = match tried {
         Err(error) => error.into_response(),
         Ok((attempted, target)) => {
@@ -152,6 +137,25 @@ async fn answer(
         token_headers.apply(&mut response);
     }
     Ok(response)
+}
+
+/// Tries the plan's targets in turn until one answers or the plan gives up; the request names
+/// each target's upstream model as it goes.
+async fn try_targets<'r>(
+    mut plan: Plan<'r>,
+    client: &upstream::Client,
+    request: &mut ChatRequest,
+    timeouts: &TimeoutsConfig,
+    deadline: Instant,
+) -> Result<(Attempted, &'r Target), ApiError> {
+    loop {
+        let (target, lease) = plan.next()?;
+        request.model.clone_from(&target.model);
+        match attempt(client, target, lease, request, timeouts, deadline).await {
+            Ok(attempted) => return Ok((attempted, target)),
+            Err(failure) => plan.failed(target, failure).await?,
+        }
+    }
 }
 
 /// How an answer from upstream is accounted for and kept.
