@@ -165,7 +165,16 @@ impl Process {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.log.push(line);
         }
-        (status.code(), self.log)
+        (status.code(), std::mem::take(&mut self.log))
+    }
+}
+
+/// A test that fails midway must not leave its gateway running: it would hold the test
+/// runner's pipes open.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -253,4 +262,61 @@ async fn logs_never_contain_secrets() {
     for secret in [KEY, client_key, header_secret] {
         assert!(!log.contains(secret), "secret {secret} leaked into the log");
     }
+}
+
+#[tokio::test]
+async fn with_a_proxy_in_the_environment_every_upstream_goes_through_it() {
+    // The gateway relays plain-HTTP upstreams itself unless a proxy is configured; then reqwest
+    // carries everything, as it does HTTPS. The fake stands in for the proxy: it gets requests
+    // in absolute form for a host that does not exist, and answers them by path.
+    let fake = FakeOpenAi::start().await;
+    let proxy = fake.base_url().trim_end_matches("/v1").to_owned();
+    let path = write_config(
+        "proxy",
+        &format!(
+            "server: {{ max_answer: 16KiB }}\nproviders:\n  up: {{ kind: openai, base_url: \"http://llm.upstream.invalid/v1\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: gpt, targets: [ {{ provider: up, model: ok }} ] }}\n"
+        ),
+    );
+    let process = Process::start(&path, &[("HTTP_PROXY", &proxy), ("NO_PROXY", "")]);
+    let ask = async |model: &str, stream: bool| {
+        client()
+            .post(process.url("/v1/chat/completions"))
+            .json(&json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let whole = ask("gpt", false).await;
+    assert_eq!(whole.status(), 200);
+    let whole: Value = whole.json().await.unwrap();
+    assert_eq!(
+        whole["choices"][0]["message"]["content"],
+        "Hello! How can I assist you today?"
+    );
+    let streamed = ask("gpt", true).await;
+    assert_eq!(streamed.status(), 200);
+    let events = sse_data(&streamed.text().await.unwrap());
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let received = fake.received();
+    assert_eq!(received.len(), 2, "both reached the proxy");
+    assert!(received.iter().all(|r| r.path == "/v1/chat/completions"));
+    assert_eq!(
+        received[0].headers["authorization"],
+        format!("Bearer {KEY}").as_str()
+    );
+    // reqwest's path bounds an answer as hyper's does.
+    let bloated = ask("up/bloated", false).await;
+    assert_eq!(bloated.status(), 503);
+    let error: Value = bloated.json().await.unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("more than 16.0 KiB"), "{message}");
+    process.terminate();
+    let (code, _) = tokio::task::spawn_blocking(move || process.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
 }

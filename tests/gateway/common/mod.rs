@@ -101,6 +101,9 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
 
 /// An HTTP client for tests.
 pub fn client() -> reqwest::Client {
+    // reqwest is built without a crypto provider of its own; the gateway installs ring when it
+    // builds its clients, but a test may need a client before any gateway exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
