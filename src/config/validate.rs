@@ -26,14 +26,14 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
 const MAX_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 fn server_and_cache_errors(config: &Config, errors: &mut Vec<ConfigError>) {
-    if config.server.max_body.0 == 0 {
-        errors.push(ConfigError::new("server.max_body", "must be larger than 0"));
-    }
-    if config.server.max_answer.0 == 0 {
-        errors.push(ConfigError::new(
-            "server.max_answer",
-            "must be larger than 0",
-        ));
+    let sizes = [
+        ("server.max_body", config.server.max_body),
+        ("server.max_answer", config.server.max_answer),
+    ];
+    for (path, size) in sizes {
+        if size.0 == 0 {
+            errors.push(ConfigError::new(path, "must be larger than 0"));
+        }
     }
     if let Some(cache) = &config.cache {
         if cache.ttl.0.is_zero() || cache.ttl.0 > MAX_CACHE_TTL {

@@ -127,6 +127,19 @@ fn modern(context: &RequestContext<RoleServer>) -> bool {
         .is_some_and(|v| !v.has_initialize())
 }
 
+/// `ttlMs` and `cacheScope` of a result that may change at any moment (it is announced when it
+/// does): fresh for 0 ms, kept by whom the caller's key allows. Nothing for session-era peers.
+fn fresh_hints(
+    context: &RequestContext<RoleServer>,
+    caller: &Caller,
+) -> (Option<u64>, Option<CacheScope>) {
+    if modern(context) {
+        (Some(0), Some(scope(caller)))
+    } else {
+        (None, None)
+    }
+}
+
 /// A 2025 session's own stream, where the session's subscriptions decide which document
 /// updates it hears.
 struct SessionOutlet {
@@ -294,9 +307,7 @@ impl ServerHandler for Session {
             .filter(|tool| caller.may_use_tool(&tool.name))
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);
-        if modern(&context) {
-            (result.ttl_ms, result.cache_scope) = (Some(0), Some(scope(&caller)));
-        }
+        (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
         Ok(result)
     }
 
@@ -367,9 +378,7 @@ impl ServerHandler for Session {
             .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
-        if modern(&context) {
-            (result.ttl_ms, result.cache_scope) = (Some(0), Some(scope(&caller)));
-        }
+        (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
         Ok(result)
     }
 
@@ -408,9 +417,7 @@ impl ServerHandler for Session {
                     meta: None,
                 };
                 let mut result = ReadResourceResult::new(vec![contents]);
-                if modern(&context) {
-                    (result.ttl_ms, result.cache_scope) = (Some(0), Some(scope(&caller)));
-                }
+                (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
                 Ok(result.into())
             }
             Err(ContextError::NotFound { .. }) => Err(not_found(&request.uri)),

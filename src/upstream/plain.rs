@@ -119,15 +119,14 @@ impl Response {
             if held + piece.len() > limit {
                 return Err(TransportError::TooLarge(limit));
             }
-            match whole.take() {
-                None if joined.is_empty() => whole = Some(piece),
-                first => {
-                    if let Some(first) = first {
-                        joined.extend_from_slice(&first);
-                    }
-                    joined.extend_from_slice(&piece);
-                }
+            if whole.is_none() && joined.is_empty() {
+                whole = Some(piece);
+                continue;
             }
+            if let Some(first) = whole.take() {
+                joined.extend_from_slice(&first);
+            }
+            joined.extend_from_slice(&piece);
         }
         Ok(whole.unwrap_or_else(|| joined.freeze()))
     }
