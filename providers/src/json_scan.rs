@@ -3,7 +3,14 @@
 //!
 //! A scan answers only when it is sure; anything unusual sends the chunk to a real parse.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
+/// Built once: a searcher's set-up cost more than the search over a chunk.
+static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+static CHOICES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\""));
 
 /// What a scan learned of a plain stream chunk: one with a `choices` array and no usage (absent
 /// or `null`). `None` means the chunk needs a parse: usage, an error object, or any doubt.
@@ -12,7 +19,7 @@ pub(crate) fn plain_chunk(json: &[u8]) -> Option<PlainChunk> {
         return None;
     }
     // Inside a JSON string every `"` is escaped, so `"usage"` followed by `:` is a key.
-    for at in memmem::find_iter(json, b"\"usage\"") {
+    for at in USAGE.find_iter(json) {
         let rest = skip_ws(&json[at + 7..]);
         if let Some(value) = rest.strip_prefix(b":")
             && !skip_ws(value).starts_with(b"null")
@@ -21,10 +28,13 @@ pub(crate) fn plain_chunk(json: &[u8]) -> Option<PlainChunk> {
         }
     }
     // An error object (OpenRouter sends one beside choices mid-stream) is for the parse to see.
-    if memmem::find_iter(json, b"\"error\"").any(|at| skip_ws(&json[at + 7..]).starts_with(b":")) {
+    if ERROR
+        .find_iter(json)
+        .any(|at| skip_ws(&json[at + 7..]).starts_with(b":"))
+    {
         return None;
     }
-    let mut keys = memmem::find_iter(json, b"\"choices\"");
+    let mut keys = CHOICES.find_iter(json);
     let at = keys.next()?;
     if keys.next().is_some() {
         return None;

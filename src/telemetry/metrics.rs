@@ -178,14 +178,14 @@ impl Metrics {
 
     /// Adds the tokens of one call.
     pub fn tokens(&self, model: &str, provider: &str, prompt: u64, completion: u64) {
-        for (kind, count) in [("prompt", prompt), ("completion", completion)] {
-            let labels = TokenLabels {
-                model: model.to_owned(),
-                provider: provider.to_owned(),
-                kind,
-            };
-            self.tokens.get_or_create(&labels).inc_by(count);
-        }
+        let mut labels = TokenLabels {
+            model: model.to_owned(),
+            provider: provider.to_owned(),
+            kind: "prompt",
+        };
+        self.tokens.get_or_create(&labels).inc_by(prompt);
+        labels.kind = "completion";
+        self.tokens.get_or_create(&labels).inc_by(completion);
     }
 
     /// Counts a cache lookup by outcome.
