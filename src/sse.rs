@@ -157,22 +157,19 @@ where
     /// are already waiting. Events that arrived together leave together, in one write, instead of
     /// one syscall each; nothing ever waits for more to come.
     async fn next_event(&mut self) -> Option<Bytes> {
-        let mut out = loop {
-            if self.finished {
-                return None;
-            }
+        if self.finished {
+            return None;
+        }
+        // Events are written straight into the piece of body they leave in.
+        let mut out = Vec::with_capacity(1024);
+        // Every last item (the end, an error) writes an event, so `out` is never sent empty.
+        while out.is_empty() && !self.finished {
             let item = self.items.next().await;
-            if let Some(event) = self.handle(item) {
-                break Vec::from(event);
-            }
-        };
+            self.handle(item, &mut out);
+        }
         while !self.finished {
             match self.items.next().now_or_never() {
-                Some(item) => {
-                    if let Some(event) = self.handle(item) {
-                        out.extend_from_slice(&event);
-                    }
-                }
+                Some(item) => self.handle(item, &mut out),
                 None => break,
             }
         }
@@ -195,43 +192,41 @@ where
         }
     }
 
-    /// Turns one item into its event, if it has one.
-    fn handle(&mut self, item: Option<Result<StreamItem, ApiError>>) -> Option<Bytes> {
+    /// Writes one item's event to `out`, if it has one.
+    fn handle(&mut self, item: Option<Result<StreamItem, ApiError>>, out: &mut Vec<u8>) {
         match item {
-            Some(Ok(StreamItem::Chunk(chunk))) => self.chunk(chunk),
-            Some(Ok(StreamItem::Verbatim(chunk))) => self.verbatim(chunk),
+            Some(Ok(StreamItem::Chunk(chunk))) => self.chunk(chunk, out),
+            Some(Ok(StreamItem::Verbatim(chunk))) => self.verbatim(chunk, out),
             Some(Ok(StreamItem::Done)) => {
                 self.finished = true;
                 self.completed = true;
-                Some(Bytes::from_static(b"data: [DONE]\n\n"))
+                out.extend_from_slice(b"data: [DONE]\n\n");
             }
-            Some(Err(error)) => {
-                self.finished = true;
-                Some(error_event(&error))
-            }
-            None => {
-                self.finished = true;
-                let error =
-                    ApiError::bad_gateway("the provider closed the stream before it finished");
-                Some(error_event(&error))
-            }
+            Some(Err(error)) => self.fail(&error, out),
+            None => self.fail(
+                &ApiError::bad_gateway("the provider closed the stream before it finished"),
+                out,
+            ),
         }
+    }
+
+    fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
+        self.finished = true;
+        out.extend_from_slice(&error_event(error));
     }
 
     /// Forwards a provider's own chunk unchanged, parsing it only when it must be edited: the
     /// first chunk (to guarantee the role) and usage the client did not ask for.
-    fn verbatim(&mut self, chunk: Box<VerbatimChunk>) -> Option<Bytes> {
+    fn verbatim(&mut self, chunk: Box<VerbatimChunk>, out: &mut Vec<u8>) {
         let needs_role = self.first && chunk.has_choices && !chunk.has_role;
         let stray_usage = chunk.has_choices && chunk.usage.is_some() && !self.wants_usage;
         if needs_role || stray_usage {
             // `chunk` records and assembles the parsed form: nothing is pushed twice.
-            return match chunk.parse() {
-                Ok(parsed) => self.chunk(Box::new(parsed)),
-                Err(error) => {
-                    self.finished = true;
-                    Some(error_event(&error.into()))
-                }
-            };
+            match chunk.parse() {
+                Ok(parsed) => self.chunk(Box::new(parsed), out),
+                Err(error) => self.fail(&error.into(), out),
+            }
+            return;
         }
         if let Some(recorder) = &mut self.recorder {
             match chunk.parse() {
@@ -245,12 +240,12 @@ where
         if chunk.has_choices {
             self.first = false;
         } else if chunk.usage.is_some() && !self.wants_usage {
-            return None;
+            return;
         }
-        Some(frame(&chunk.data))
+        frame(out, &chunk.data);
     }
 
-    fn chunk(&mut self, mut chunk: Box<ChatChunk>) -> Option<Bytes> {
+    fn chunk(&mut self, mut chunk: Box<ChatChunk>, out: &mut Vec<u8>) {
         if let Some(recorder) = &mut self.recorder {
             recorder.assembler.push(&chunk);
         }
@@ -258,7 +253,7 @@ where
         self.sink.observe_chunk(&chunk);
         if !self.wants_usage {
             if chunk.is_usage_only() {
-                return None;
+                return;
             }
             chunk.usage = None;
         }
@@ -271,20 +266,19 @@ where
                     .get_or_insert_with(|| "assistant".to_owned());
             }
         }
-        Some(data_event(&chunk))
+        data_event(out, &chunk);
     }
 }
 
 /// One `data:` event. An upstream event whose data spanned several lines keeps one `data:` line
 /// per line, so the client joins them back exactly as it was sent.
-fn frame(json: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(json.len() + 8);
+fn frame(out: &mut Vec<u8>, json: &[u8]) {
     // `contains` on bytes is a memchr; splitting byte by byte cost more than the rest of a relay.
     if !json.contains(&b'\n') {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(json);
         out.extend_from_slice(b"\n\n");
-        return Bytes::from(out);
+        return;
     }
     for line in json.split(|&b| b == b'\n') {
         out.extend_from_slice(b"data: ");
@@ -292,22 +286,21 @@ fn frame(json: &[u8]) -> Bytes {
         out.push(b'\n');
     }
     out.push(b'\n');
-    Bytes::from(out)
 }
 
-fn data_event(chunk: &ChatChunk) -> Bytes {
-    let mut out = Vec::with_capacity(256);
+fn data_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
     out.extend_from_slice(b"data: ");
     // Canonical chunks hold only strings, numbers and JSON values: serializing cannot fail.
-    let _ = serde_json::to_writer(&mut out, chunk);
+    let _ = serde_json::to_writer(&mut *out, chunk);
     out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
 }
 
 /// An error inside a stream, in OpenAI's shape: `data: {"error": {...}}`.
 pub fn error_event(error: &ApiError) -> Bytes {
     tracing::warn!(status = error.status.as_u16(), message = %error.message, "stream ended with an error");
-    frame(&error.body())
+    let mut out = Vec::new();
+    frame(&mut out, &error.body());
+    Bytes::from(out)
 }
 
 #[cfg(test)]
@@ -317,9 +310,14 @@ mod tests {
 
     #[test]
     fn data_spanning_lines_keeps_a_data_field_per_line() {
-        assert_eq!(&frame(b"{\"a\":1}")[..], b"data: {\"a\":1}\n\n");
+        let framed = |json: &[u8]| {
+            let mut out = Vec::new();
+            frame(&mut out, json);
+            out
+        };
+        assert_eq!(framed(b"{\"a\":1}"), b"data: {\"a\":1}\n\n");
         assert_eq!(
-            &frame(b"{\"a\":\n1}")[..],
+            framed(b"{\"a\":\n1}"),
             b"data: {\"a\":\ndata: 1}\n\n",
             "a raw newline inside one data field would cut the event"
         );

@@ -385,37 +385,61 @@ fn upstream_items(
             let until = pace.idle.map_or(pace.deadline, |idle| {
                 (Instant::now() + idle).min(pace.deadline)
             });
-            let Ok(event) = tokio::time::timeout_at(until.into(), events.next()).await else {
-                // Dropping the events drops the upstream response: the connection is released.
-                let stalled = ApiError::gateway_timeout(format!(
-                    "the stream from provider '{provider}' stalled"
-                ));
-                return Some((Err(stalled), None));
-            };
-            let (items, next) = match event {
-                Some(Ok(event)) => {
-                    let items = decode_event(decoder.as_mut(), &event);
-                    let failed = items.is_err();
-                    (items, (!failed).then_some((events, decoder)))
+            // Reads that complete no event (a comment, half an event) do not end the silence.
+            loop {
+                let Ok(batch) = tokio::time::timeout_at(until.into(), events.next()).await else {
+                    // Dropping the events drops the upstream response: the connection is released.
+                    let stalled = ApiError::gateway_timeout(format!(
+                        "the stream from provider '{provider}' stalled"
+                    ));
+                    return Some((vec![Err(stalled)], None));
+                };
+                let Some(batch) = batch else {
+                    let items = match decoder.finish() {
+                        Ok(items) => items.into_iter().map(Ok).collect(),
+                        Err(error) => vec![Err(error.into())],
+                    };
+                    return Some((items, None));
+                };
+                if batch.is_empty() {
+                    continue;
                 }
-                Some(Err(error)) => (Err(error), None),
-                None => (decoder.finish().map_err(ApiError::from), None),
-            };
-            Some((items, next))
+                let (items, ok) = decode_batch(decoder.as_mut(), batch);
+                return Some((items, ok.then_some((events, decoder))));
+            }
         }
     });
     steps
         .flat_map(move |items| {
-            let items: Vec<Result<StreamItem, ApiError>> = match items {
-                Ok(items) => items
-                    .into_iter()
-                    .map(|item| Ok(name_model(item, &model)))
-                    .collect(),
-                Err(error) => vec![Err(upstream::redact(error, &secrets))],
-            };
+            let items: Vec<_> = items
+                .into_iter()
+                .map(|item| match item {
+                    Ok(item) => Ok(name_model(item, &model)),
+                    Err(error) => Err(upstream::redact(error, &secrets)),
+                })
+                .collect();
             futures_util::stream::iter(items)
         })
         .boxed()
+}
+
+/// The items of the events one read completed, in order; `false` once one failed, which ends
+/// the stream after the items before it.
+fn decode_batch(
+    decoder: &mut dyn ChunkDecoder,
+    batch: Vec<Result<UpstreamEvent, ApiError>>,
+) -> (Vec<Result<StreamItem, ApiError>>, bool) {
+    let mut items = Vec::with_capacity(batch.len());
+    for event in batch {
+        match event.and_then(|event| decode_event(decoder, &event)) {
+            Ok(decoded) => items.extend(decoded.into_iter().map(Ok)),
+            Err(error) => {
+                items.push(Err(error));
+                return (items, false);
+            }
+        }
+    }
+    (items, true)
 }
 
 /// One framed upstream event.
@@ -426,7 +450,8 @@ struct UpstreamEvent {
     fatal: bool,
 }
 
-type Events = futures_util::stream::BoxStream<'static, Result<UpstreamEvent, ApiError>>;
+/// The events each read of the body completed, one batch per read.
+type Events = futures_util::stream::BoxStream<'static, Vec<Result<UpstreamEvent, ApiError>>>;
 
 fn decode_event(
     decoder: &mut dyn ChunkDecoder,
@@ -478,10 +503,9 @@ fn sse_events(provider: &str, response: upstream::Response) -> Events {
                 None => (Vec::new(), false),
             };
             let next = next.then_some((bytes, splitter));
-            Some((futures_util::stream::iter(events), next))
+            Some((events, next))
         }
     })
-    .flatten()
     .boxed()
 }
 
@@ -518,10 +542,9 @@ fn aws_events(provider: &str, response: upstream::Response) -> Events {
                 ),
             };
             let next = next.then_some((bytes, splitter));
-            Some((futures_util::stream::iter(events), next))
+            Some((events, next))
         }
     })
-    .flatten()
     .boxed()
 }
 
