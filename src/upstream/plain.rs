@@ -171,6 +171,9 @@ pub enum TransportError {
     Timeout,
     #[error("connection failed")]
     Connect,
+    /// The TLS handshake failed, most often on a certificate the system does not trust.
+    #[error("TLS failed: {0}")]
+    Tls(String),
     /// The body passed this many bytes.
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
@@ -191,6 +194,8 @@ impl From<reqwest::Error> for TransportError {
     fn from(error: reqwest::Error) -> Self {
         if error.is_timeout() {
             TransportError::Timeout
+        } else if let Some(tls) = tls_failure(&error) {
+            TransportError::Tls(tls)
         } else if error.is_connect() {
             TransportError::Connect
         } else {
@@ -215,6 +220,24 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// What rustls refused, if a TLS error is somewhere in the cause chain. An `io::Error` hides the
+/// error it wraps from `source()` (it answers with that error's own source), so it is opened.
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    None
+}
+
 /// The error's cause chain, if it has one.
 fn causes(error: &dyn std::error::Error) -> Option<String> {
     let mut text = String::new();
@@ -236,6 +259,24 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("client error (Connect)")]
     struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn a_tls_error_inside_an_io_error_is_found() {
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        // As reqwest's connector nests it: an I/O error inside an I/O error.
+        let wrapped = Wrapper(std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            refused,
+        )));
+        assert_eq!(
+            tls_failure(&wrapped).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        assert_eq!(
+            tls_failure(&Wrapper(std::io::ErrorKind::ConnectionRefused.into())),
+            None
+        );
+    }
 
     #[test]
     fn a_timeout_deep_in_the_cause_chain_is_a_timeout() {

@@ -320,3 +320,68 @@ async fn with_a_proxy_in_the_environment_every_upstream_goes_through_it() {
         .unwrap();
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test]
+async fn https_upstreams_are_verified_against_the_system_trust_store() {
+    // reqwest carries every `https://` upstream. It trusts what the system trusts, which
+    // `SSL_CERT_FILE` replaces here with a test CA; the key must never reach a server it cannot
+    // verify.
+    const TLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/fixtures/tls");
+    let fake = FakeOpenAi::start_tls(
+        include_bytes!("fixtures/tls/upstream.pem"),
+        include_bytes!("fixtures/tls/upstream.key"),
+    )
+    .await;
+    let path = write_config(
+        "https",
+        &format!(
+            "providers:\n  up: {{ kind: openai, base_url: \"https://{}/v1\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: gpt, targets: [ {{ provider: up, model: ok }} ] }}\n",
+            fake.addr
+        ),
+    );
+    let ask = async |process: &Process, stream: bool| {
+        client()
+            .post(process.url("/v1/chat/completions"))
+            .json(&json!({"model": "gpt", "stream": stream, "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap()
+    };
+
+    let trusting = Process::start(&path, &[("SSL_CERT_FILE", &format!("{TLS}/ca.pem"))]);
+    let whole = ask(&trusting, false).await;
+    assert_eq!(whole.status(), 200);
+    let whole: Value = whole.json().await.unwrap();
+    assert_eq!(
+        whole["choices"][0]["message"]["content"],
+        "Hello! How can I assist you today?"
+    );
+    let streamed = ask(&trusting, true).await;
+    assert_eq!(streamed.status(), 200);
+    let events = sse_data(&streamed.text().await.unwrap());
+    assert!(events.len() > 2, "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[0].headers["authorization"],
+        format!("Bearer {KEY}").as_str()
+    );
+    drop(trusting);
+
+    let doubting = Process::start(&path, &[("SSL_CERT_FILE", &format!("{TLS}/other-ca.pem"))]);
+    let refused = ask(&doubting, false).await;
+    assert_eq!(refused.status(), 503, "the only target failed");
+    let error: Value = refused.json().await.unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot connect to provider 'up': TLS failed: invalid peer certificate"),
+        "{message}"
+    );
+    assert!(!message.contains(KEY), "{message}");
+    assert_eq!(
+        fake.received().len(),
+        2,
+        "nothing was sent to the untrusted server"
+    );
+}

@@ -62,14 +62,19 @@ impl FakeOpenAi {
     /// A fake listening on `addr`, for tests that need a given address (DNS discovery).
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<FakeOpenAi> {
         let shared = Arc::new(Shared::default());
-        let app = axum::Router::new()
-            .route("/v1/chat/completions", post(chat))
-            .route("/v1/embeddings", post(embeddings))
-            .with_state(shared.clone());
+        let app = app(&shared);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(FakeOpenAi { addr, shared })
+    }
+
+    /// A fake served over TLS with the given certificate chain and key (PEM); its `base_url`
+    /// is still plain, callers spell the `https://` one.
+    pub async fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> FakeOpenAi {
+        let shared = Arc::new(Shared::default());
+        let addr = super::serve_tls(app(&shared), cert_pem, key_pem).await;
+        FakeOpenAi { addr, shared }
     }
 
     /// The `base_url` to configure: includes `/v1`, as OpenAI's SDK spells it.
@@ -85,6 +90,13 @@ impl FakeOpenAi {
     pub async fn stream_cancelled(&self) {
         self.shared.cancelled.notified().await;
     }
+}
+
+fn app(shared: &Arc<Shared>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
+        .with_state(shared.clone())
 }
 
 fn check_request(
