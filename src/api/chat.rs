@@ -118,7 +118,11 @@ async fn answer(
                 target: target.name(),
             };
             let mut response = match attempted {
-                Attempted::Mock(mock, lease) => mock_answer(mock, lease, request, answering).await,
+                // Boxed, like the cache's store below: the handler's future is as large as its
+                // largest branch, and it is moved whole into place on every request.
+                Attempted::Mock(mock, lease) => {
+                    Box::pin(mock_answer(mock, lease, request, answering)).await
+                }
                 Attempted::Whole(answer) => whole_answer(answer, answering).await,
                 Attempted::Stream(items) => answering.stream(items, request.wants_stream_usage()),
             };
@@ -182,7 +186,7 @@ impl Answering {
             },
         };
         if let Some(fill) = self.fill.take() {
-            fill.store(response, Some(json.clone()), &self.target).await;
+            Box::pin(fill.store(response, Some(json.clone()), &self.target)).await;
         }
         json_bytes(json)
     }
