@@ -75,7 +75,7 @@ impl Charge {
 
     /// Charges the target that answered, at its price.
     pub fn retarget(mut self, target: &Target) -> Charge {
-        self.target = target.name();
+        target.name().clone_into(&mut self.target);
         self.price = target.price.unwrap_or_default();
         self
     }
@@ -152,7 +152,7 @@ impl Charge {
 fn price_of(target: &Target, budgeted: bool) -> Price {
     target.price.unwrap_or_else(|| {
         if budgeted {
-            warn_unpriced(&target.name());
+            warn_unpriced(target.name());
         }
         Price::default()
     })

@@ -30,6 +30,8 @@ pub struct Target {
     pub price: Option<Price>,
     /// Output tokens reserved when a request sets no `max_tokens`.
     pub max_output: u32,
+    /// `provider/model`, spelled once: every answer names its target.
+    name: String,
 }
 
 impl Target {
@@ -54,6 +56,7 @@ impl Target {
             .or(known.map(|k| k.max_output_tokens).filter(|&n| n > 0))
             .unwrap_or(DEFAULT_MAX_OUTPUT);
         Target {
+            name: format!("{}/{model}", upstream.name),
             upstream,
             model: model.to_owned(),
             weight,
@@ -63,8 +66,8 @@ impl Target {
     }
 
     /// `provider/model`: what usage is charged to.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.upstream.name, self.model)
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 

@@ -115,7 +115,7 @@ async fn answer(
                     charge.map(|c| c.retarget(target)),
                 ),
                 fill,
-                target: target.name(),
+                target: target.name().to_owned(),
             };
             let mut response = match attempted {
                 // Boxed, like the cache's store below: the handler's future is as large as its
@@ -126,7 +126,7 @@ async fn answer(
                 Attempted::Whole(answer) => whole_answer(answer, answering).await,
                 Attempted::Stream(items) => answering.stream(items, request.wants_stream_usage()),
             };
-            if let Ok(value) = HeaderValue::from_str(&target.name()) {
+            if let Ok(value) = HeaderValue::from_str(target.name()) {
                 response.headers_mut().insert(TARGET_HEADER.clone(), value);
             }
             response
