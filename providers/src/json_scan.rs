@@ -12,43 +12,54 @@ static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 static CHOICES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\""));
 
-/// What a scan learned of a plain stream chunk: one with a `choices` array and no usage (absent
-/// or `null`). `None` means the chunk needs a parse: usage, an error object, or any doubt.
-pub(crate) fn plain_chunk(json: &[u8]) -> Option<PlainChunk> {
+/// What a scan learned of a stream chunk with one `choices` array and no error object. `None`
+/// means the chunk needs a parse: an error, several usages, or any doubt.
+pub(crate) fn chunk_shape(json: &[u8]) -> Option<ChunkShape> {
     if json.first() != Some(&b'{') || json.last() != Some(&b'}') {
         return None;
     }
-    // Inside a JSON string every `"` is escaped, so `"usage"` followed by `:` is a key.
-    for at in USAGE.find_iter(json) {
-        let rest = skip_ws(&json[at + 7..]);
-        if let Some(value) = rest.strip_prefix(b":")
-            && !skip_ws(value).starts_with(b"null")
-        {
-            return None;
-        }
-    }
     // An error object (OpenRouter sends one beside choices mid-stream) is for the parse to see.
-    if ERROR
-        .find_iter(json)
-        .any(|at| skip_ws(&json[at + 7..]).starts_with(b":"))
-    {
+    if values(&ERROR, json).next().is_some() {
         return None;
     }
-    let mut keys = CHOICES.find_iter(json);
-    let at = keys.next()?;
-    if keys.next().is_some() {
+    // At most one usage key, whose value is null or an object; a second one could be nested
+    // anywhere, so the parse decides.
+    let mut usages = values(&USAGE, json);
+    let usage = match usages.next() {
+        None => None,
+        Some(_) if usages.next().is_some() => return None,
+        Some(at) if json[at..].starts_with(b"null") => None,
+        Some(at) if json[at] == b'{' => Some(at),
+        Some(_) => return None,
+    };
+    let mut arrays = values(&CHOICES, json);
+    let at = arrays.next()?;
+    if arrays.next().is_some() {
         return None;
     }
-    let array = skip_ws(skip_ws(&json[at + 9..]).strip_prefix(b":")?).strip_prefix(b"[")?;
-    Some(PlainChunk {
+    let array = json[at..].strip_prefix(b"[")?;
+    Some(ChunkShape {
         has_choices: !skip_ws(array).starts_with(b"]"),
+        usage,
     })
 }
 
-/// See [`plain_chunk`].
+/// See [`chunk_shape`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PlainChunk {
+pub(crate) struct ChunkShape {
     pub has_choices: bool,
+    /// Where the `usage` object starts, when the chunk has one (not absent, not `null`).
+    pub usage: Option<usize>,
+}
+
+/// The offset of each value that follows `"key":`. Inside a JSON string every `"` is escaped,
+/// so a quoted name followed by a colon is a key, never text.
+fn values<'a>(key: &'a Finder<'static>, json: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    key.find_iter(json).filter_map(move |at| {
+        let rest = skip_ws(&json[at + key.needle().len()..]);
+        let value = skip_ws(rest.strip_prefix(b":")?);
+        Some(json.len() - value.len())
+    })
 }
 
 fn skip_ws(bytes: &[u8]) -> &[u8] {
@@ -63,27 +74,54 @@ fn skip_ws(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    fn shape(json: &[u8]) -> Option<ChunkShape> {
+        chunk_shape(json)
+    }
+
     #[test]
     fn plain_chunks_are_recognised() {
         let chunk = br#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi \"usage\": 5"}}],"usage":null}"#;
-        assert_eq!(plain_chunk(chunk), Some(PlainChunk { has_choices: true }));
         assert_eq!(
-            plain_chunk(br#"{"choices" : [ ], "prompt_filter_results": []}"#),
-            Some(PlainChunk { has_choices: false })
+            shape(chunk),
+            Some(ChunkShape {
+                has_choices: true,
+                usage: None
+            })
         );
         assert_eq!(
-            plain_chunk(br#"{"choices":[{"delta":{"type":"usage"}}]}"#),
-            Some(PlainChunk { has_choices: true }),
+            shape(br#"{"choices" : [ ], "prompt_filter_results": []}"#),
+            Some(ChunkShape {
+                has_choices: false,
+                usage: None
+            })
+        );
+        assert_eq!(
+            shape(br#"{"choices":[{"delta":{"type":"usage"}}]}"#),
+            Some(ChunkShape {
+                has_choices: true,
+                usage: None
+            }),
             "a string value named usage is not a key"
         );
     }
 
     #[test]
+    fn a_single_usage_object_is_located() {
+        let json = br#"{"choices":[],"usage" : {"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+        let found = shape(json).unwrap();
+        assert!(!found.has_choices);
+        let at = found.usage.unwrap();
+        assert!(json[at..].starts_with(b"{\"prompt_tokens\":1"));
+        let with_choices = br#"{"choices":[{"delta":{}}],"usage":{"total_tokens":2}}"#;
+        assert!(shape(with_choices).unwrap().has_choices);
+    }
+
+    #[test]
     fn anything_needing_a_look_is_refused() {
         for json in [
-            &br#"{"choices":[],"usage":{"prompt_tokens":1}}"#[..],
-            br#"{"choices":[{"delta":{}}],"usage" : {"total_tokens":2}}"#,
-            br#"{"choices":[{"usage":{"x":1}}],"usage":null}"#,
+            &br#"{"choices":[{"usage":{"x":1}}],"usage":{"y":2}}"#[..],
+            br#"{"choices":[{"usage":{"prompt_tokens":1}}],"usage":null}"#,
+            br#"{"choices":[],"usage":5}"#,
             br#"{"error":{"message":"overloaded"}}"#,
             br#"{"choices":[{"delta":{}}],"error" :{"message":"provider died"}}"#,
             br#"{"choices":{}}"#,
@@ -91,7 +129,7 @@ mod tests {
             b"{not json",
             b"",
         ] {
-            assert_eq!(plain_chunk(json), None, "{}", String::from_utf8_lossy(json));
+            assert_eq!(shape(json), None, "{}", String::from_utf8_lossy(json));
         }
     }
 }
