@@ -443,9 +443,9 @@ pub fn transport_error(upstream: &str, error: &TransportError) -> ApiError {
         TransportError::Connect => {
             ApiError::bad_gateway(format!("cannot connect to provider '{upstream}'"))
         }
-        TransportError::Tls(why) => ApiError::bad_gateway(format!(
-            "cannot connect to provider '{upstream}': TLS failed: {why}"
-        )),
+        TransportError::Tls(why) => {
+            ApiError::bad_gateway(format!("TLS with provider '{upstream}' failed: {why}"))
+        }
         TransportError::TooLarge(limit) => ApiError::bad_gateway(format!(
             "provider '{upstream}' answered with more than {} (server.max_answer)",
             bytesize::ByteSize::b(*limit as u64)

@@ -22,14 +22,15 @@ pub(crate) fn chunk_shape(json: &[u8]) -> Option<ChunkShape> {
     if values(&ERROR, json).next().is_some() {
         return None;
     }
-    // At most one usage key, whose value is null or an object; a second one could be nested
-    // anywhere, so the parse decides.
+    // At most one usage key, whose value is null or an object. A second one, or one nested
+    // inside something (Groq's `x_groq.usage`, a usage inside a choice), is for the parse, which
+    // reads only the chunk's own.
     let mut usages = values(&USAGE, json);
     let usage = match usages.next() {
         None => None,
         Some(_) if usages.next().is_some() => return None,
         Some(at) if json[at..].starts_with(b"null") => None,
-        Some(at) if json[at] == b'{' => Some(at),
+        Some(at) if json[at] == b'{' && depth_at(json, at) == 1 => Some(at),
         Some(_) => return None,
     };
     let mut arrays = values(&CHOICES, json);
@@ -60,6 +61,29 @@ fn values<'a>(key: &'a Finder<'static>, json: &'a [u8]) -> impl Iterator<Item = 
         let value = skip_ws(rest.strip_prefix(b":")?);
         Some(json.len() - value.len())
     })
+}
+
+/// How many objects and arrays are open at `pos`, strings skipped: 1 inside the chunk itself.
+fn depth_at(json: &[u8], pos: usize) -> usize {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in &json[..pos] {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    depth
 }
 
 fn skip_ws(bytes: &[u8]) -> &[u8] {
@@ -114,6 +138,10 @@ mod tests {
         assert!(json[at..].starts_with(b"{\"prompt_tokens\":1"));
         let with_choices = br#"{"choices":[{"delta":{}}],"usage":{"total_tokens":2}}"#;
         assert!(shape(with_choices).unwrap().has_choices);
+        // Braces and quotes inside strings do not count as nesting.
+        let tricky =
+            br#"{"id":"}}\"{[","choices":[{"delta":{"content":"]}"}}],"usage":{"total_tokens":2}}"#;
+        assert!(shape(tricky).unwrap().usage.is_some());
     }
 
     #[test]
@@ -121,6 +149,9 @@ mod tests {
         for json in [
             &br#"{"choices":[{"usage":{"x":1}}],"usage":{"y":2}}"#[..],
             br#"{"choices":[{"usage":{"prompt_tokens":1}}],"usage":null}"#,
+            br#"{"choices":[{"delta":{},"usage":{"prompt_tokens":1,"total_tokens":1}}]}"#,
+            br#"{"choices":[],"x_groq":{"usage":{"prompt_tokens":1,"total_tokens":1}}}"#,
+            br#"{"id":"a\"{","choices":[],"x":[{"usage":{"total_tokens":1}}]}"#,
             br#"{"choices":[],"usage":5}"#,
             br#"{"error":{"message":"overloaded"}}"#,
             br#"{"choices":[{"delta":{}}],"error" :{"message":"provider died"}}"#,

@@ -377,6 +377,13 @@ mod tests {
             Some(8)
         );
         assert_eq!(&chunk.data[..], detailed.as_bytes());
+        // A usage nested elsewhere (Groq's `x_groq`) is not the chunk's: the full parse ignores it.
+        let nested = r#"{"choices":[],"x_groq":{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}}"#;
+        let items = decoder.decode("", nested).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if !c.has_choices && c.usage.is_none()),
+            "{items:?}"
+        );
         // A usage object that does not read as one sends the chunk to the full parse, which fails.
         let err = decoder
             .decode("", r#"{"choices":[],"usage":{"prompt_tokens":"many"}}"#)

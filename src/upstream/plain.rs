@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::CertificateError;
 
 /// A pooled HTTP/1.1 client for `http://` upstreams.
 #[derive(Clone)]
@@ -220,13 +221,38 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// What rustls refused, if a TLS error is somewhere in the cause chain. An `io::Error` hides the
-/// error it wraps from `source()` (it answers with that error's own source), so it is opened.
+/// Why the TLS handshake failed, in words that name neither the upstream's host nor its
+/// certificate's names (rustls's own text carries both; it goes to the log only).
 fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let tls = find_tls_error(error)?;
+    tracing::warn!(error = %tls, "TLS with an upstream failed");
+    let why = match tls {
+        rustls::Error::InvalidCertificate(refused) => match refused {
+            CertificateError::UnknownIssuer => "certificate not trusted (unknown issuer)",
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "certificate expired"
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "certificate not valid yet"
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "certificate does not match the host"
+            }
+            CertificateError::Revoked => "certificate revoked",
+            _ => "certificate refused",
+        },
+        _ => "handshake failed",
+    };
+    Some(why.to_owned())
+}
+
+/// The rustls error somewhere in the cause chain. An `io::Error` hides the error it wraps from
+/// `source()` (it answers with that error's own source), so it is opened.
+fn find_tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
     let mut next = Some(error);
     while let Some(cause) = next {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
+            return Some(tls);
         }
         next = match cause.downcast_ref::<std::io::Error>() {
             Some(io) => io
@@ -270,8 +296,18 @@ mod tests {
         )));
         assert_eq!(
             tls_failure(&wrapped).as_deref(),
-            Some("invalid peer certificate: UnknownIssuer")
+            Some("certificate not trusted (unknown issuer)")
         );
+        // rustls names the host it expected; the client is told only that it did not match.
+        let wrong_name =
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                expected: rustls::pki_types::ServerName::try_from("internal.example")
+                    .unwrap()
+                    .to_owned(),
+                presented: vec!["DnsName(\"other.example\")".to_owned()],
+            });
+        let told = tls_failure(&Wrapper(std::io::Error::other(wrong_name))).unwrap();
+        assert_eq!(told, "certificate does not match the host");
         assert_eq!(
             tls_failure(&Wrapper(std::io::ErrorKind::ConnectionRefused.into())),
             None

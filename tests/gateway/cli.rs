@@ -375,7 +375,7 @@ async fn https_upstreams_are_verified_against_the_system_trust_store() {
     let error: Value = refused.json().await.unwrap();
     let message = error["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("cannot connect to provider 'up': TLS failed: invalid peer certificate"),
+        message.contains("TLS with provider 'up' failed: certificate not trusted (unknown issuer)"),
         "{message}"
     );
     assert!(!message.contains(KEY), "{message}");

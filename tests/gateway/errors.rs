@@ -251,6 +251,60 @@ async fn a_stream_past_the_provider_timeout_ends_with_an_error_event() {
 }
 
 #[tokio::test]
+async fn events_arriving_together_keep_their_order_and_a_bad_one_ends_them() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let content = |events: &[String]| -> String {
+        events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let whole = sse_data(&stream_text(&gateway, "up/burst").await);
+    assert_eq!(content(&whole), "Hello! How can I help?", "{whole:?}");
+    assert_eq!(whole.last().map(String::as_str), Some("[DONE]"));
+    for (model, why) in [
+        ("up/burst-garbage", "sent an invalid"),
+        ("up/burst-bad-utf8", "not valid UTF-8"),
+    ] {
+        let events = sse_data(&stream_text(&gateway, model).await);
+        assert_eq!(events.len(), 4, "three chunks, then the error: {events:?}");
+        assert_eq!(content(&events), "Hello! How", "{model}");
+        let last: Value = serde_json::from_str(&events[3]).unwrap();
+        assert_shape(&last);
+        let message = last["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{model}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn bytes_that_never_complete_an_event_still_stall() {
+    // The provider keeps sending (a byte every 50 ms) but finishes no event within the idle
+    // limit: that is silence between chunks, and the stream ends.
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: up, model: dribble }} ], timeouts: {{ idle: 300ms }} }}\n",
+        fake.base_url()
+    ))
+    .await;
+    let events = sse_data(&stream_text(&gateway, "m").await);
+    assert_eq!(
+        events.len(),
+        2,
+        "the first chunk, then the error: {events:?}"
+    );
+    let last: Value = serde_json::from_str(&events[1]).unwrap();
+    assert_shape(&last);
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(message.contains("stalled"), "{message}");
+}
+
+#[tokio::test]
 async fn an_error_event_mid_stream_is_translated_and_redacted() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway_for(&fake).await;

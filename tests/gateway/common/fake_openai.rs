@@ -335,6 +335,12 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
         }
         events.push("data: [DONE]\n\n".to_owned());
     }
+    if let Some(kind) = model.strip_prefix("burst") {
+        return burst(&events, kind);
+    }
+    if model == "dribble" {
+        return dribble(events.swap_remove(0), events.swap_remove(0));
+    }
     let guard = CancelGuard {
         shared,
         finished: false,
@@ -370,6 +376,41 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
     (
         [(header::CONTENT_TYPE, "text/event-stream")],
         Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// The whole stream in one write, so one read at the gateway completes every event: `burst`
+/// as is, `burst-garbage` and `burst-bad-utf8` with a broken event after the third.
+fn burst(events: &[String], kind: &str) -> Response {
+    let mut bytes = b": keep-alive\n\n".to_vec();
+    for (i, event) in events.iter().enumerate() {
+        if i == 3 {
+            match kind {
+                "-garbage" => bytes.extend_from_slice(b"data: {not json\n\n"),
+                "-bad-utf8" => bytes.extend_from_slice(b"data: \xff\xfe\n\n"),
+                _ => {}
+            }
+        }
+        bytes.extend_from_slice(event.as_bytes());
+    }
+    ([(header::CONTENT_TYPE, "text/event-stream")], bytes).into_response()
+}
+
+/// One event, then the next a byte every 50 ms, never finished: bytes keep coming, events do not.
+fn dribble(first: String, next: String) -> Response {
+    use futures_util::StreamExt;
+    let next = next.trim_end().as_bytes().to_vec();
+    let bytes = futures_util::stream::iter(std::iter::once(first.into_bytes()))
+        .chain(futures_util::stream::iter(next).then(|byte| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            vec![byte]
+        }))
+        .chain(futures_util::stream::once(std::future::pending()))
+        .map(Ok::<_, std::io::Error>);
+    (
+        [(header::CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(bytes),
     )
         .into_response()
 }
