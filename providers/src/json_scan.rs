@@ -12,45 +12,36 @@ static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 static CHOICES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\""));
 
-/// What a scan learned of a stream chunk with one `choices` array and no error object. `None`
-/// means the chunk needs a parse: an error, several usages, or any doubt.
-pub(crate) fn chunk_shape(json: &[u8]) -> Option<ChunkShape> {
+/// What a scan learned of a plain stream chunk: one `choices` array and no usage (absent or
+/// `null`) or error object. `None` means the chunk needs a parse: usage, an error, or any doubt.
+pub(crate) fn plain_chunk(json: &[u8]) -> Option<PlainChunk> {
     if json.first() != Some(&b'{') || json.last() != Some(&b'}') {
+        return None;
+    }
+    // Usage anywhere, even nested where it is not the chunk's own (Groq's `x_groq.usage`), is for
+    // the parse to read.
+    if values(&USAGE, json).any(|at| !json[at..].starts_with(b"null")) {
         return None;
     }
     // An error object (OpenRouter sends one beside choices mid-stream) is for the parse to see.
     if values(&ERROR, json).next().is_some() {
         return None;
     }
-    // At most one usage key, whose value is null or an object. A second one, or one nested
-    // inside something (Groq's `x_groq.usage`, a usage inside a choice), is for the parse, which
-    // reads only the chunk's own.
-    let mut usages = values(&USAGE, json);
-    let usage = match usages.next() {
-        None => None,
-        Some(_) if usages.next().is_some() => return None,
-        Some(at) if json[at..].starts_with(b"null") => None,
-        Some(at) if json[at] == b'{' && depth_at(json, at) == 1 => Some(at),
-        Some(_) => return None,
-    };
     let mut arrays = values(&CHOICES, json);
     let at = arrays.next()?;
     if arrays.next().is_some() {
         return None;
     }
     let array = json[at..].strip_prefix(b"[")?;
-    Some(ChunkShape {
+    Some(PlainChunk {
         has_choices: !skip_ws(array).starts_with(b"]"),
-        usage,
     })
 }
 
-/// See [`chunk_shape`].
+/// See [`plain_chunk`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChunkShape {
+pub(crate) struct PlainChunk {
     pub has_choices: bool,
-    /// Where the `usage` object starts, when the chunk has one (not absent, not `null`).
-    pub usage: Option<usize>,
 }
 
 /// The offset of each value that follows `"key":`. Inside a JSON string every `"` is escaped,
@@ -61,29 +52,6 @@ fn values<'a>(key: &'a Finder<'static>, json: &'a [u8]) -> impl Iterator<Item = 
         let value = skip_ws(rest.strip_prefix(b":")?);
         Some(json.len() - value.len())
     })
-}
-
-/// How many objects and arrays are open at `pos`, strings skipped: 1 inside the chunk itself.
-fn depth_at(json: &[u8], pos: usize) -> usize {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in &json[..pos] {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    depth
 }
 
 fn skip_ws(bytes: &[u8]) -> &[u8] {
@@ -98,61 +66,28 @@ fn skip_ws(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn shape(json: &[u8]) -> Option<ChunkShape> {
-        chunk_shape(json)
-    }
-
     #[test]
     fn plain_chunks_are_recognised() {
         let chunk = br#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi \"usage\": 5"}}],"usage":null}"#;
+        assert_eq!(plain_chunk(chunk), Some(PlainChunk { has_choices: true }));
         assert_eq!(
-            shape(chunk),
-            Some(ChunkShape {
-                has_choices: true,
-                usage: None
-            })
+            plain_chunk(br#"{"choices" : [ ], "prompt_filter_results": []}"#),
+            Some(PlainChunk { has_choices: false })
         );
         assert_eq!(
-            shape(br#"{"choices" : [ ], "prompt_filter_results": []}"#),
-            Some(ChunkShape {
-                has_choices: false,
-                usage: None
-            })
-        );
-        assert_eq!(
-            shape(br#"{"choices":[{"delta":{"type":"usage"}}]}"#),
-            Some(ChunkShape {
-                has_choices: true,
-                usage: None
-            }),
+            plain_chunk(br#"{"choices":[{"delta":{"type":"usage"}}]}"#),
+            Some(PlainChunk { has_choices: true }),
             "a string value named usage is not a key"
         );
     }
 
     #[test]
-    fn a_single_usage_object_is_located() {
-        let json = br#"{"choices":[],"usage" : {"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
-        let found = shape(json).unwrap();
-        assert!(!found.has_choices);
-        let at = found.usage.unwrap();
-        assert!(json[at..].starts_with(b"{\"prompt_tokens\":1"));
-        let with_choices = br#"{"choices":[{"delta":{}}],"usage":{"total_tokens":2}}"#;
-        assert!(shape(with_choices).unwrap().has_choices);
-        // Braces and quotes inside strings do not count as nesting.
-        let tricky =
-            br#"{"id":"}}\"{[","choices":[{"delta":{"content":"]}"}}],"usage":{"total_tokens":2}}"#;
-        assert!(shape(tricky).unwrap().usage.is_some());
-    }
-
-    #[test]
     fn anything_needing_a_look_is_refused() {
         for json in [
-            &br#"{"choices":[{"usage":{"x":1}}],"usage":{"y":2}}"#[..],
-            br#"{"choices":[{"usage":{"prompt_tokens":1}}],"usage":null}"#,
-            br#"{"choices":[{"delta":{},"usage":{"prompt_tokens":1,"total_tokens":1}}]}"#,
+            &br#"{"choices":[],"usage":{"prompt_tokens":1}}"#[..],
+            br#"{"choices":[{"delta":{}}],"usage" : {"total_tokens":2}}"#,
+            br#"{"choices":[{"usage":{"x":1}}],"usage":null}"#,
             br#"{"choices":[],"x_groq":{"usage":{"prompt_tokens":1,"total_tokens":1}}}"#,
-            br#"{"id":"a\"{","choices":[],"x":[{"usage":{"total_tokens":1}}]}"#,
-            br#"{"choices":[],"usage":5}"#,
             br#"{"error":{"message":"overloaded"}}"#,
             br#"{"choices":[{"delta":{}}],"error" :{"message":"provider died"}}"#,
             br#"{"choices":{}}"#,
@@ -160,7 +95,7 @@ mod tests {
             b"{not json",
             b"",
         ] {
-            assert_eq!(shape(json), None, "{}", String::from_utf8_lossy(json));
+            assert_eq!(plain_chunk(json), None, "{}", String::from_utf8_lossy(json));
         }
     }
 }

@@ -195,15 +195,6 @@ impl From<PeekUsage> for Usage {
     }
 }
 
-/// The usage object that starts `json`, read without the rest of the chunk; `None` when it does
-/// not read as one (the whole chunk is parsed then).
-fn peek_usage(json: &str) -> Option<Option<Usage>> {
-    let mut object = serde_json::Deserializer::from_str(json);
-    PeekUsage::deserialize(&mut object)
-        .ok()
-        .map(|usage| Some(usage.into()))
-}
-
 #[derive(Deserialize)]
 struct PeekChoice {
     #[serde(default)]
@@ -219,8 +210,8 @@ struct PeekDelta {
 /// OpenAI streams are already canonical: each event is one chunk, `[DONE]` ends it.
 ///
 /// Chunks are parsed until the first with choices (the relay may have to add its role); after
-/// that, a byte scan finds each chunk's shape: only its usage object, if any, is read, and chunks
-/// carrying errors or anything unusual are parsed whole.
+/// that, a chunk a byte scan shows to be plain is forwarded unparsed, and only chunks carrying
+/// usage, errors or anything unusual are parsed.
 #[derive(Default)]
 struct OpenAiStream {
     seen_choices: bool,
@@ -237,13 +228,12 @@ impl ChunkDecoder for OpenAiStream {
         }
         let bytes = Bytes::copy_from_slice(data.as_bytes());
         if self.seen_choices
-            && let Some(shape) = json_scan::chunk_shape(&bytes)
-            && let Some(usage) = shape.usage.map_or(Some(None), |at| peek_usage(&data[at..]))
+            && let Some(plain) = json_scan::plain_chunk(&bytes)
         {
             return Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
                 data: bytes,
-                usage,
-                has_choices: shape.has_choices,
+                usage: None,
+                has_choices: plain.has_choices,
                 // Only the first chunk with choices is asked about its role.
                 has_role: true,
             }))]);
@@ -364,7 +354,7 @@ mod tests {
         assert!(
             matches!(&items[..], [StreamItem::Verbatim(c)] if !c.has_choices && c.usage.as_ref().map(|u| u.total_tokens) == Some(5))
         );
-        // Only the usage object is read, details included.
+        // Usage details survive the peek.
         let detailed = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13,"prompt_tokens_details":{"cached_tokens":8}}}"#;
         let items = decoder.decode("", detailed).unwrap();
         let [StreamItem::Verbatim(chunk)] = &items[..] else {
