@@ -212,7 +212,7 @@ where
 
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         self.finished = true;
-        out.extend_from_slice(&error_event(error));
+        write_error(out, error);
     }
 
     /// Forwards a provider's own chunk unchanged, parsing it only when it must be edited: the
@@ -296,11 +296,9 @@ fn data_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
 }
 
 /// An error inside a stream, in OpenAI's shape: `data: {"error": {...}}`.
-pub fn error_event(error: &ApiError) -> Bytes {
+fn write_error(out: &mut Vec<u8>, error: &ApiError) {
     tracing::warn!(status = error.status.as_u16(), message = %error.message, "stream ended with an error");
-    let mut out = Vec::new();
-    frame(&mut out, &error.body());
-    Bytes::from(out)
+    frame(out, &error.body());
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ pub enum TransportError {
     Connect,
     /// The TLS handshake failed, most often on a certificate the system does not trust.
     #[error("TLS failed: {0}")]
-    Tls(String),
+    Tls(&'static str),
     /// The body passed this many bytes.
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
@@ -206,25 +206,34 @@ impl From<reqwest::Error> for TransportError {
     }
 }
 
+/// The error and every cause under it. An `io::Error` hides the error it wraps from `source()`
+/// (it answers with that error's own source), so it is opened instead.
+fn chain<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |cause| {
+        match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        }
+    })
+}
+
 /// Whether an I/O timeout is somewhere in the error's cause chain.
 fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(cause) = next {
-        if cause
+    chain(error).any(|cause| {
+        cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
-        }
-        next = cause.source();
-    }
-    false
+    })
 }
 
 /// Why the TLS handshake failed, in words that name neither the upstream's host nor its
 /// certificate's names (rustls's own text carries both; it goes to the log only).
-fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let tls = find_tls_error(error)?;
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let tls = chain(error).find_map(|cause| cause.downcast_ref::<rustls::Error>())?;
     tracing::warn!(error = %tls, "TLS with an upstream failed");
     let why = match tls {
         rustls::Error::InvalidCertificate(refused) => match refused {
@@ -243,25 +252,7 @@ fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
         },
         _ => "handshake failed",
     };
-    Some(why.to_owned())
-}
-
-/// The rustls error somewhere in the cause chain. An `io::Error` hides the error it wraps from
-/// `source()` (it answers with that error's own source), so it is opened.
-fn find_tls_error<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
-    let mut next = Some(error);
-    while let Some(cause) = next {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        next = match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => cause.source(),
-        };
-    }
-    None
+    Some(why)
 }
 
 /// The error's cause chain, if it has one.
@@ -295,7 +286,7 @@ mod tests {
             refused,
         )));
         assert_eq!(
-            tls_failure(&wrapped).as_deref(),
+            tls_failure(&wrapped),
             Some("certificate not trusted (unknown issuer)")
         );
         // rustls names the host it expected; the client is told only that it did not match.
