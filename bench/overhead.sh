@@ -10,6 +10,7 @@ CONNECTIONS=${CONNECTIONS:-"1 32"}
 SKIP_GATEWAY=${SKIP_GATEWAY:-0}
 FLOOR=${FLOOR:-0}                    # 1 adds axum-floor (bench/floor): the HTTP stack alone
 KEEP_TMP=${KEEP_TMP:-0}
+ROUNDS=${ROUNDS:-1}                  # >1: every scenario again, targets interleaved; medians at the end
 PORT_UP=${PORT_UP:-18081}
 PORT_UP_SSE=${PORT_UP_SSE:-18082}
 PORT_PROXY=${PORT_PROXY:-18083}
@@ -315,54 +316,68 @@ run_wrk() { # url mode conns seconds logfile
     for kv in "${parts[@]}"; do R[${kv%%=*}]=${kv#*=}; done
 }
 
-declare -A DIRECT_P50 CPU_PER_REQ
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS=$ROUNDS is not a positive number"
+
+declare -A DIRECT_P50 CPU_PER_REQ ADDED_ALL CPU_ALL
 ROWS=()
 for mode in json sse; do
     for conns in $CONNECTIONS; do
-        for target in "${TARGETS[@]}"; do
-            url=$(url_for "$target" "$mode")
-            pids=()
-            case $target in
-            nginx) read -r -a pids <<<"$(nginx_workers "$PROXY_PID")" ;;
-            switchboard) pids=("$GW_PID") ;;
-            axum-floor) pids=("$FLOOR_PID") ;;
-            esac
+        # A VM's speed drifts over minutes; a round measures every target back to back, so each
+        # round compares like with like and the median over rounds is not one slow phase.
+        for ((round = 1; round <= ROUNDS; round++)); do
+            for target in "${TARGETS[@]}"; do
+                url=$(url_for "$target" "$mode")
+                pids=()
+                case $target in
+                nginx) read -r -a pids <<<"$(nginx_workers "$PROXY_PID")" ;;
+                switchboard) pids=("$GW_PID") ;;
+                axum-floor) pids=("$FLOOR_PID") ;;
+                esac
 
-            log "$mode c=$conns $target: warmup ${WARMUP}s, run ${DURATION}s"
-            if ((WARMUP > 0)); then
-                run_wrk "$url" "$mode" "$conns" "$WARMUP" "$RUN/wrk-$mode-$conns-$target-warmup.log"
-            fi
-            before=0
-            ((${#pids[@]} == 0)) || before=$(cpu_ticks "${pids[@]}")
-            run_wrk "$url" "$mode" "$conns" "$DURATION" "$RUN/wrk-$mode-$conns-$target.log"
-            after=0
-            ((${#pids[@]} == 0)) || after=$(cpu_ticks "${pids[@]}")
+                log "$mode c=$conns $target: round $round/$ROUNDS, warmup ${WARMUP}s, run ${DURATION}s"
+                if ((WARMUP > 0)); then
+                    run_wrk "$url" "$mode" "$conns" "$WARMUP" "$RUN/wrk-$mode-$conns-$target-warmup.log"
+                fi
+                before=0
+                ((${#pids[@]} == 0)) || before=$(cpu_ticks "${pids[@]}")
+                run_wrk "$url" "$mode" "$conns" "$DURATION" "$RUN/wrk-$mode-$conns-$target.log"
+                after=0
+                ((${#pids[@]} == 0)) || after=$(cpu_ticks "${pids[@]}")
 
-            reqs=${R[requests]}
-            ((reqs > 0)) || die "$target ($mode, c=$conns) completed no requests"
-            errs=$((R[err_connect] + R[err_read] + R[err_write] + R[err_status] + R[err_timeout]))
-            ((errs == 0)) || log "warning: $target ($mode, c=$conns): $errs errors (status: ${R[err_status]})"
+                reqs=${R[requests]}
+                ((reqs > 0)) || die "$target ($mode, c=$conns) completed no requests"
+                errs=$((R[err_connect] + R[err_read] + R[err_write] + R[err_status] + R[err_timeout]))
+                ((errs == 0)) || log "warning: $target ($mode, c=$conns): $errs errors (status: ${R[err_status]})"
 
-            rps=$(awk -v n="$reqs" -v us="${R[duration_us]}" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
-            p50=${R[p50_us]}
-            p99=${R[p99_us]}
-            if [[ $target == direct ]]; then
-                DIRECT_P50[$mode/$conns]=$p50
-                added=-
-                cpu=-
-                rss=-
-            else
-                added=$((p50 - DIRECT_P50[$mode/$conns]))
-                cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$reqs" \
-                    'BEGIN { printf "%.2f", t / hz / n * 1e6 }')
-                CPU_PER_REQ[$target/$mode/$conns]=$cpu_us
-                cpu=$cpu_us
-                rss=$(awk -v kb="$(peak_rss_kb "${pids[@]}")" 'BEGIN { printf "%.1f", kb / 1024 }')
-            fi
-            ROWS+=("$mode|$conns|$target|$rps|$p50|$p99|$added|$cpu|$rss|$errs")
+                rps=$(awk -v n="$reqs" -v us="${R[duration_us]}" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
+                p50=${R[p50_us]}
+                p99=${R[p99_us]}
+                if [[ $target == direct ]]; then
+                    DIRECT_P50[$mode/$conns]=$p50
+                    added=-
+                    cpu=-
+                    rss=-
+                else
+                    added=$((p50 - DIRECT_P50[$mode/$conns]))
+                    cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$reqs" \
+                        'BEGIN { printf "%.2f", t / hz / n * 1e6 }')
+                    CPU_PER_REQ[$target/$mode/$conns]=$cpu_us
+                    ADDED_ALL[$target/$mode/$conns]+="$added "
+                    CPU_ALL[$target/$mode/$conns]+="$cpu_us "
+                    cpu=$cpu_us
+                    rss=$(awk -v kb="$(peak_rss_kb "${pids[@]}")" 'BEGIN { printf "%.1f", kb / 1024 }')
+                fi
+                ROWS+=("$mode|$conns|$round|$target|$rps|$p50|$p99|$added|$cpu|$rss|$errs")
+            done
         done
     done
 done
+
+# Median of the numbers given as arguments (the mean of the middle two of an even count).
+median() {
+    printf '%s\n' "$@" | sort -g |
+        awk '{ v[NR] = $1 } END { m = (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2; print (m == int(m) ? m : sprintf("%.2f", m)) }'
+}
 
 # -------------------------------------------------------------------- report
 
@@ -370,18 +385,42 @@ echo
 printf 'Overhead benchmark: %ss per run, wrk 1 thread, proxy on core %s, wrk+upstream on core %s\n' \
     "$DURATION" "$CORE_PROXY" "$CORE_LOAD"
 echo
-fmt_row='%-5s %5s  %-11s %9s %9s %9s %10s %12s %11s %6s\n'
+fmt_row='%-5s %5s %5s  %-11s %9s %9s %9s %10s %12s %11s %6s\n'
 # shellcheck disable=SC2059 # the format is a constant defined just above
-printf "$fmt_row" mode conns target 'req/s' 'p50 us' 'p99 us' '+p50 us' 'cpu/req us' 'peak RSS MiB' errors
+printf "$fmt_row" mode conns round target 'req/s' 'p50 us' 'p99 us' '+p50 us' 'cpu/req us' 'peak RSS MiB' errors
 for row in "${ROWS[@]}"; do
     IFS='|' read -r -a c <<<"$row"
     # shellcheck disable=SC2059
     printf "$fmt_row" "${c[@]}"
 done
 
+if ((ROUNDS > 1)); then
+    echo
+    echo "Medians over $ROUNDS rounds:"
+    fmt_median='  %-5s c=%-3s %-11s +p50 %6s us   cpu/req %8s us\n'
+    for mode in json sse; do
+        for conns in $CONNECTIONS; do
+            for target in "${TARGETS[@]}"; do
+                [[ $target != direct ]] || continue
+                key=$target/$mode/$conns
+                # Word splitting of the space-separated lists is the point here.
+                # shellcheck disable=SC2086,SC2059
+                printf "$fmt_median" "$mode" "$conns" "$target" \
+                    "$(median ${ADDED_ALL[$key]})" "$(median ${CPU_ALL[$key]})"
+                # shellcheck disable=SC2086
+                CPU_PER_REQ[$key]=$(median ${CPU_ALL[$key]})
+            done
+        done
+    done
+fi
+
 if [[ $SKIP_GATEWAY != 1 ]]; then
     echo
-    echo 'CPU per request, switchboard / nginx:'
+    if ((ROUNDS > 1)); then
+        echo 'CPU per request, switchboard / nginx (medians):'
+    else
+        echo 'CPU per request, switchboard / nginx:'
+    fi
     for mode in json sse; do
         for conns in $CONNECTIONS; do
             sb=${CPU_PER_REQ[switchboard/$mode/$conns]}
