@@ -486,6 +486,25 @@ fn parallel_tool_stream_numbers_calls() {
     assert_eq!(starts, [(0, "toolu_A"), (1, "toolu_B")]);
 }
 
+/// OpenAI streams `{}` as the arguments of a call without any; Anthropic streams an empty
+/// fragment or none, which a client's `json.loads` would reject.
+#[test]
+fn streamed_calls_without_arguments_get_an_empty_object() {
+    let (chunks, done, _) = stream(fixture!("stream_tool_without_arguments.sse"));
+    assert!(done);
+    let mut arguments = vec![String::new(); 3];
+    for call in chunks
+        .iter()
+        .flat_map(|c| &c.choices)
+        .filter_map(|c| c.delta.tool_calls.as_ref())
+        .flatten()
+    {
+        let fragment = call.function.as_ref().and_then(|f| f.arguments.as_deref());
+        arguments[call.index as usize].push_str(fragment.unwrap_or_default());
+    }
+    assert_eq!(arguments, ["{}", r#"{"city": "Paris"}"#, "{}"]);
+}
+
 #[test]
 fn thinking_stream_maps_reasoning_and_skips_signatures() {
     let (chunks, done, _) = stream(fixture!("stream_thinking.sse"));

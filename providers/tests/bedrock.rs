@@ -284,6 +284,12 @@ fn streamed_tool_calls_open_with_id_and_name_then_carry_fragments() {
     );
 }
 
+/// OpenAI streams `{}` as the arguments of a call without any; Bedrock may stream no input.
+#[test]
+fn streamed_calls_without_input_get_an_empty_object() {
+    streams(include_str!("fixtures/bedrock/stream_tool_without_input.json"));
+}
+
 #[test]
 fn streamed_guardrail_is_a_content_filter() {
     streams(include_str!("fixtures/bedrock/stream_guardrail.json"));

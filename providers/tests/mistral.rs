@@ -171,6 +171,61 @@ fn whole_tool_calls_are_opened_then_filled() {
     assert_eq!(whole.usage.unwrap().completion_tokens, 36);
 }
 
+/// Mistral streams thinking as a list of chunks in `content` and may stop with `model_length`;
+/// an OpenAI client expects text in `content`, thinking in `reasoning_content`, and `length`.
+#[test]
+fn thinking_streams_as_reasoning_content_and_model_length_is_length() {
+    let chunks = parsed(&stream(include_str!("fixtures/mistral/stream_thinking.sse")));
+    let mut assembler = Assembler::default();
+    chunks.iter().for_each(|c| assembler.push(c));
+    let whole = serde_json::to_value(assembler.finish()).unwrap();
+    let choice = &whole["choices"][0];
+    assert_eq!(choice["message"]["content"], "John is 22.");
+    assert_eq!(choice["finish_reason"], "length");
+    let reasoning: String = chunks
+        .iter()
+        .flat_map(|c| &c.choices)
+        .filter_map(|c| c.delta.extra.get("reasoning_content")?.as_str())
+        .collect();
+    assert_eq!(reasoning, "John has 3 sisters.");
+}
+
+#[test]
+fn answers_with_thinking_are_rewritten_and_others_stay_verbatim() {
+    let body = json!({"id": "a", "object": "chat.completion", "created": 1, "model": "mistral-medium-3-5",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": [{"type": "text", "text": "Two and two."}]},
+            {"type": "text", "text": "4"}]}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}});
+    let answer = Mistral
+        .chat_response(Bytes::from(body.to_string()))
+        .unwrap();
+    assert_eq!(answer.usage().unwrap().total_tokens, 12);
+    let ChatAnswer::Verbatim { body, .. } = answer else {
+        panic!("verbatim")
+    };
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        sent["choices"][0]["message"],
+        json!({"role": "assistant", "content": "4", "reasoning_content": "Two and two."})
+    );
+    let failed = Mistral.chat_response(Bytes::from(
+        json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Par"},
+            "finish_reason": "error"}]})
+        .to_string(),
+    ));
+    assert_eq!(failed.unwrap_err().kind, ErrorKind::BadResponse);
+}
+
+#[test]
+fn reasoning_effort_is_sent_as_one_of_mistral_two_levels() {
+    for (asked, sent) in [("none", "none"), ("minimal", "none"), ("low", "high"), ("medium", "high"), ("high", "high")] {
+        let (_, body) = encode(&json!({"model": "mistral-medium-3-5", "reasoning_effort": asked,
+            "messages": [{"role": "user", "content": "x"}]}));
+        assert_eq!(body["reasoning_effort"], sent, "{asked}");
+    }
+}
+
 #[test]
 fn errors_keep_mistral_vocabulary() {
     let err = Mistral.error_response(422, include_bytes!("fixtures/mistral/error_422.json"));

@@ -36,8 +36,9 @@ const KNOWN_EVENTS: &[&str] = &[
 enum BlockKind {
     Text,
     Thinking,
-    /// A client tool call, with its OpenAI tool-call index.
-    Tool(u32),
+    /// A client tool call, with its OpenAI tool-call index and whether any of its input has
+    /// streamed yet.
+    Tool { index: u32, has_input: bool },
     /// The forced JSON-mode tool: its input is the answer's content.
     Json,
     /// Server tools and unknown blocks.
@@ -96,9 +97,11 @@ impl ChunkDecoder for Decoder {
             }
             StreamEvent::MessageStop {} => vec![self.usage_chunk(), StreamItem::Done],
             StreamEvent::Error { error } => return Err(from_detail(None, error)),
-            StreamEvent::ContentBlockStop {} | StreamEvent::Ping {} | StreamEvent::Unknown => {
-                Vec::new()
-            }
+            StreamEvent::ContentBlockStop { index } => index
+                .and_then(|index| self.block_stop(index))
+                .into_iter()
+                .collect(),
+            StreamEvent::Ping {} | StreamEvent::Unknown => Vec::new(),
         })
     }
 }
@@ -116,7 +119,10 @@ impl Decoder {
                 let tool_index = self.tool_calls;
                 self.tool_calls += 1;
                 (
-                    BlockKind::Tool(tool_index),
+                    BlockKind::Tool {
+                        index: tool_index,
+                        has_input: false,
+                    },
                     Some(tool_start(tool_index, id, name)),
                 )
             }
@@ -127,21 +133,32 @@ impl Decoder {
     }
 
     fn block_delta(&mut self, index: u32, delta: BlockDelta) -> Vec<StreamItem> {
-        let kind = self
-            .blocks
-            .get(&index)
-            .copied()
-            .unwrap_or(BlockKind::Skipped);
+        let Some(kind) = self.blocks.get_mut(&index) else {
+            return Vec::new();
+        };
         let out = match (kind, delta) {
             (BlockKind::Text, BlockDelta::TextDelta { text }) => content(text),
             (BlockKind::Json, BlockDelta::InputJsonDelta { partial_json }) => content(partial_json),
             (BlockKind::Thinking, BlockDelta::ThinkingDelta { thinking }) => reasoning(thinking),
-            (BlockKind::Tool(tool), BlockDelta::InputJsonDelta { partial_json }) => {
-                (!partial_json.is_empty()).then(|| arguments(tool, partial_json))
+            (BlockKind::Tool { index, has_input }, BlockDelta::InputJsonDelta { partial_json }) => {
+                *has_input |= !partial_json.is_empty();
+                (!partial_json.is_empty()).then(|| arguments(*index, partial_json))
             }
             _ => None,
         };
         out.map(|d| self.chunk(d, None)).into_iter().collect()
+    }
+
+    /// A call without arguments streams its input as one empty fragment, or none; OpenAI sends
+    /// `{}` for it, and a client parsing the arguments as JSON needs that.
+    fn block_stop(&mut self, index: u32) -> Option<StreamItem> {
+        match self.blocks.get(&index)? {
+            &BlockKind::Tool {
+                index,
+                has_input: false,
+            } => Some(self.chunk(arguments(index, "{}".to_owned()), None)),
+            _ => None,
+        }
     }
 
     fn chunk(&self, delta: Delta, finish_reason: Option<FinishReason>) -> StreamItem {

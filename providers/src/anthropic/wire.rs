@@ -228,7 +228,11 @@ pub enum StreamEvent {
         index: u32,
         delta: BlockDelta,
     },
-    ContentBlockStop {},
+    ContentBlockStop {
+        /// Documented as always present; tolerated when absent, as nothing else needs it.
+        #[serde(default)]
+        index: Option<u32>,
+    },
     MessageDelta {
         delta: MessageDeltaBody,
         #[serde(default)]

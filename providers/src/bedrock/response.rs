@@ -79,6 +79,9 @@ pub fn finish_reason(stop_reason: &str, called_tools: bool) -> FinishReason {
         "tool_use" if called_tools => FinishReason::ToolCalls,
         "tool_use" => FinishReason::Stop,
         "guardrail_intervened" | "content_filtered" => FinishReason::ContentFilter,
+        // The model's output could not be read as text or a tool call: it ended, and what it
+        // managed to say (often nothing) is the answer. OpenAI has no closer reason.
+        "malformed_model_output" | "malformed_tool_use" => FinishReason::Stop,
         other => FinishReason::Other(other.to_owned()),
     }
 }
@@ -95,4 +98,26 @@ pub fn usage(usage: &TokenUsage) -> Usage {
         });
     }
     canonical
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_stop_reason_is_one_openai_knows() {
+        for (bedrock, openai) in [
+            ("end_turn", FinishReason::Stop),
+            ("stop_sequence", FinishReason::Stop),
+            ("max_tokens", FinishReason::Length),
+            ("model_context_window_exceeded", FinishReason::Length),
+            ("guardrail_intervened", FinishReason::ContentFilter),
+            ("content_filtered", FinishReason::ContentFilter),
+            ("malformed_model_output", FinishReason::Stop),
+            ("malformed_tool_use", FinishReason::Stop),
+        ] {
+            assert_eq!(finish_reason(bedrock, false), openai, "{bedrock}");
+        }
+        assert_eq!(finish_reason("tool_use", true), FinishReason::ToolCalls);
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::errors::exception_error;
 use super::request::JSON_TOOL;
 use super::response::{finish_reason, usage};
-use super::wire::{BlockDelta, BlockStart, ErrorBody, MessageStop, Metadata};
+use super::wire::{BlockDelta, BlockStart, BlockStop, ErrorBody, MessageStop, Metadata};
 use crate::adapter::{ChunkDecoder, StreamItem};
 use crate::chat::{
     ChatChunk, ChunkChoice, Delta, Extra, FinishReason, FunctionCallDelta, FunctionType,
@@ -21,8 +21,9 @@ use crate::error::ProviderError;
 /// What a content block streams into.
 #[derive(Clone, Copy)]
 enum Block {
-    /// A tool call, at its index among the answer's tool calls.
-    Tool(u32),
+    /// A tool call, at its index among the answer's tool calls, and whether any of its input
+    /// has streamed yet.
+    Tool { index: u32, has_input: bool },
     /// The JSON-mode tool: its input is the answer's text.
     Json,
 }
@@ -91,8 +92,13 @@ impl ConverseStream {
         }
         let index = self.tool_calls;
         self.tool_calls += 1;
-        self.blocks
-            .insert(start.content_block_index, Block::Tool(index));
+        self.blocks.insert(
+            start.content_block_index,
+            Block::Tool {
+                index,
+                has_input: false,
+            },
+        );
         let call = ToolCallDelta {
             index,
             id: Some(tool.tool_use_id),
@@ -122,28 +128,34 @@ impl ConverseStream {
             ));
         }
         if let Some(tool) = delta.delta.tool_use {
-            let item = match self.blocks.get(&delta.content_block_index) {
-                Some(Block::Json) => self.chunk(text_delta(tool.input), None),
-                Some(&Block::Tool(index)) => {
-                    let call = ToolCallDelta {
-                        index,
-                        function: Some(FunctionCallDelta {
-                            name: None,
-                            arguments: Some(tool.input),
-                        }),
-                        ..ToolCallDelta::default()
-                    };
-                    self.chunk(tool_delta(call), None)
+            match self.blocks.get_mut(&delta.content_block_index) {
+                Some(Block::Json) => items.push(self.chunk(text_delta(tool.input), None)),
+                Some(Block::Tool { .. }) if tool.input.is_empty() => {}
+                Some(Block::Tool { index, has_input }) => {
+                    *has_input = true;
+                    let index = *index;
+                    items.push(self.chunk(tool_delta(arguments(index, tool.input)), None));
                 }
                 None => {
                     return Err(ProviderError::bad_response(
                         "a tool input fragment arrived for a block that never started",
                     ));
                 }
-            };
-            items.push(item);
+            }
         }
         Ok(items)
+    }
+
+    /// A call without arguments may stream no input at all; OpenAI sends `{}` for it, and a
+    /// client parsing the arguments as JSON needs that.
+    fn block_stop(&mut self, stop: BlockStop) -> Vec<StreamItem> {
+        match self.blocks.get(&stop.content_block_index) {
+            Some(&Block::Tool {
+                index,
+                has_input: false,
+            }) => vec![self.chunk(tool_delta(arguments(index, "{}".to_owned())), None)],
+            _ => Vec::new(),
+        }
     }
 
     fn metadata(&mut self, metadata: Metadata) -> Vec<StreamItem> {
@@ -163,6 +175,17 @@ fn text_delta(text: String) -> Delta {
     Delta {
         content: Some(text),
         ..Delta::default()
+    }
+}
+
+fn arguments(index: u32, fragment: String) -> ToolCallDelta {
+    ToolCallDelta {
+        index,
+        function: Some(FunctionCallDelta {
+            name: None,
+            arguments: Some(fragment),
+        }),
+        ..ToolCallDelta::default()
     }
 }
 
@@ -189,6 +212,7 @@ impl ChunkDecoder for ConverseStream {
             )]),
             "contentBlockStart" => Ok(self.block_start(parse(event, data)?)),
             "contentBlockDelta" => self.block_delta(parse(event, data)?),
+            "contentBlockStop" => Ok(self.block_stop(parse(event, data)?)),
             "messageStop" => {
                 let stop: MessageStop = parse(event, data)?;
                 self.stopped = true;
@@ -202,7 +226,7 @@ impl ChunkDecoder for ConverseStream {
                     .and_then(|body| body.message);
                 Err(exception_error(name, message))
             }
-            // contentBlockStop and event types added after this was written.
+            // Event types added after this was written.
             _ => Ok(Vec::new()),
         }
     }

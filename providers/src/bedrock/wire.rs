@@ -225,6 +225,13 @@ pub struct ToolUseStart {
     pub name: String,
 }
 
+/// `contentBlockStop`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockStop {
+    pub content_block_index: u32,
+}
+
 /// `contentBlockDelta`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

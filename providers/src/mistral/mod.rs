@@ -1,6 +1,7 @@
 //! Mistral's API (`/v1/chat/completions`, `/v1/embeddings`): OpenAI's format with Mistral's
 //! renames, its strict field checks and its 9-character tool-call ids handled here.
 
+mod answer;
 mod request;
 mod stream;
 
@@ -54,7 +55,14 @@ impl Adapter for Mistral {
     }
 
     fn chat_response(&self, body: Bytes) -> Result<ChatAnswer, ProviderError> {
-        OpenAi.chat_response(body)
+        if !answer::needs_normalizing(&body) {
+            return OpenAi.chat_response(body);
+        }
+        let mut value: Value = serde_json::from_slice(&body).map_err(ProviderError::bad_response)?;
+        answer::normalize(&mut value)?;
+        let body = serde_json::to_vec(&value)
+            .map_err(|e| ProviderError::internal(format!("cannot encode answer: {e}")))?;
+        OpenAi.chat_response(Bytes::from(body))
     }
 
     fn chat_stream(&self) -> Box<dyn ChunkDecoder> {

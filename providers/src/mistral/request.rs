@@ -7,7 +7,7 @@ use crate::chat::{ChatRequest, ToolChoice, ToolChoiceMode};
 use crate::error::ProviderError;
 
 /// Top-level fields Mistral accepts; everything else is left out rather than refused upstream.
-const ACCEPTED: [&str; 17] = [
+const ACCEPTED: [&str; 18] = [
     "model",
     "messages",
     "temperature",
@@ -25,6 +25,7 @@ const ACCEPTED: [&str; 17] = [
     "prediction",
     "parallel_tool_calls",
     "safe_prompt",
+    "reasoning_effort",
 ];
 
 /// Fields each role's message may carry on Mistral.
@@ -52,11 +53,24 @@ pub fn encode(request: &ChatRequest) -> Result<Value, ProviderError> {
         body.entry("max_tokens").or_insert(max);
     }
     tool_choice(request, &mut body);
+    if let Some(effort) = body.get_mut("reasoning_effort") {
+        *effort = reasoning_effort(effort);
+    }
     if let Some(Value::Array(messages)) = body.get_mut("messages") {
         messages.iter_mut().for_each(message);
     }
     body.retain(|key, _| ACCEPTED.contains(&key.as_str()));
     Ok(Value::Object(body))
+}
+
+/// Mistral reasons fully (`high`) or barely (`none`); OpenAI's finer levels fall on the nearer
+/// side, so a client asking for any reasoning gets it.
+fn reasoning_effort(effort: &Value) -> Value {
+    match effort.as_str() {
+        Some("none" | "minimal") => Value::from("none"),
+        Some(_) => Value::from("high"),
+        None => effort.clone(),
+    }
 }
 
 fn rename(body: &mut Map<String, Value>, from: &str, to: &str) {

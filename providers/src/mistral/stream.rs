@@ -1,6 +1,10 @@
 //! Mistral's OpenAI-style stream, decoded by the OpenAI adapter and brought to the canonical
-//! shape: a tool call opens before its arguments, and usage rides in its own final chunk.
+//! shape: a tool call opens before its arguments, usage rides in its own final chunk, and
+//! thinking arrives as `reasoning_content`.
 
+use serde_json::Value;
+
+use super::answer;
 use crate::adapter::{ChunkDecoder, StreamItem, VerbatimChunk};
 use crate::chat::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, Usage};
 use crate::error::ProviderError;
@@ -26,14 +30,18 @@ impl MistralStream {
         };
         let has_calls = memchr_str(&chunk.data, b"\"tool_calls\"");
         let usage_with_choices = chunk.has_choices && chunk.usage.is_some();
-        if !has_calls && !usage_with_choices {
+        if !has_calls && !usage_with_choices && !answer::needs_normalizing(&chunk.data) {
             return Ok(vec![StreamItem::Verbatim(chunk)]);
         }
         self.rebuild(&chunk)
     }
 
     fn rebuild(&mut self, verbatim: &VerbatimChunk) -> Result<Vec<StreamItem>, ProviderError> {
-        let mut chunk = verbatim.parse()?;
+        let mut value: Value =
+            serde_json::from_slice(&verbatim.data).map_err(ProviderError::bad_response)?;
+        answer::normalize(&mut value)?;
+        let mut chunk: ChatChunk =
+            serde_json::from_value(value).map_err(ProviderError::bad_response)?;
         let usage = chunk.usage.take();
         let mut fragments = Vec::new();
         for choice in &mut chunk.choices {
