@@ -195,7 +195,11 @@ async fn streamed_tool_call_reassembles_and_the_round_trip_reaches_cohere() {
     .await;
     let (chunks, done) = chunks(response).await;
     assert!(done);
-    assert_eq!(text_of(&chunks), "", "the tool plan is not content");
+    let plan = text_of(&chunks);
+    assert_eq!(
+        plan, "I will look up the weather.",
+        "the tool plan is the text before the calls"
+    );
     let calls = tool_calls_of(&chunks);
     assert_eq!(calls.len(), 1);
     let (id, name, arguments) = &calls[0];
@@ -224,7 +228,7 @@ async fn streamed_tool_call_reassembles_and_the_round_trip_reaches_cohere() {
         &gateway,
         json!({"model": "command", "tools": weather_tool(), "messages": [
             {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
+            {"role": "assistant", "content": plan, "tool_calls": [{"id": id, "type": "function",
                 "function": {"name": name, "arguments": arguments}}]},
             {"role": "tool", "tool_call_id": id, "content": "18C and sunny"}
         ]}),
@@ -233,6 +237,7 @@ async fn streamed_tool_call_reassembles_and_the_round_trip_reaches_cohere() {
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let sent = &fake.received()[1].body;
     assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], json!(id));
+    assert_eq!(sent["messages"][1]["tool_plan"], "I will look up the weather.");
     assert_eq!(
         sent["messages"][2],
         json!({"role": "tool", "tool_call_id": id, "content": "18C and sunny"})

@@ -27,6 +27,10 @@ struct AnswerMessage {
     content: Vec<ContentItem>,
     #[serde(default)]
     tool_calls: Vec<WireToolCall>,
+    /// What the model says it will do before its tool calls: its text, as OpenAI models write
+    /// it beside `tool_calls` (and what the request side sends back as `tool_plan`).
+    #[serde(default)]
+    tool_plan: Option<String>,
 }
 
 /// One item of `message.content`: text, or a reasoning model's thinking.
@@ -103,24 +107,30 @@ fn count(value: f64) -> u64 {
     value.round().clamp(0.0, u64::MAX as f64) as u64
 }
 
-/// OpenAI's finish reason for Cohere's.
-pub(super) fn finish_reason(reason: &str) -> FinishReason {
-    match reason.to_ascii_uppercase().as_str() {
+/// OpenAI's finish reason for Cohere's. `ERROR` and `TIMEOUT` mean generation failed part way:
+/// the answer is an error, so a client never takes cut text for a finished answer (and a try
+/// that has sent nothing yet can be retried).
+pub(super) fn finish_reason(reason: &str) -> Result<FinishReason, ProviderError> {
+    Ok(match reason.to_ascii_uppercase().as_str() {
         "COMPLETE" | "STOP_SEQUENCE" => FinishReason::Stop,
-        "MAX_TOKENS" => FinishReason::Length,
+        // v1's ERROR_LIMIT: the context window filled up.
+        "MAX_TOKENS" | "ERROR_LIMIT" => FinishReason::Length,
         "TOOL_CALL" => FinishReason::ToolCalls,
         // Safety stops: v2's content filter and v1's toxicity error.
         "CONTENT_BLOCKED" | "ERROR_TOXIC" => FinishReason::ContentFilter,
-        // The model stopped on a failure of its own; OpenAI has no word for it.
-        "ERROR" | "ERROR_LIMIT" | "TIMEOUT" => FinishReason::Other("error".into()),
+        "ERROR" | "TIMEOUT" => {
+            return Err(ProviderError::bad_response(format!(
+                "cohere stopped generating with finish_reason {reason}"
+            )));
+        }
         _ => FinishReason::Other(reason.to_ascii_lowercase()),
-    }
+    })
 }
 
 /// Decodes a non-streamed answer; `created` stamps it, since Cohere sends no time.
 pub fn decode(body: &[u8], created: u64) -> Result<ChatResponse, ProviderError> {
     let answer: Answer = serde_json::from_slice(body).map_err(ProviderError::bad_response)?;
-    let mut text = String::new();
+    let mut text = answer.message.tool_plan.clone().unwrap_or_default();
     let mut thinking = String::new();
     for item in &answer.message.content {
         match item.kind.as_str() {
@@ -155,7 +165,11 @@ pub fn decode(body: &[u8], created: u64) -> Result<ChatResponse, ProviderError> 
         choices: vec![Choice {
             index: 0,
             message,
-            finish_reason: answer.finish_reason.as_deref().map(finish_reason),
+            finish_reason: answer
+                .finish_reason
+                .as_deref()
+                .map(finish_reason)
+                .transpose()?,
             logprobs: None,
             extra: Map::new(),
         }],

@@ -43,6 +43,9 @@ struct DeltaMessage {
     /// One call per event, not a list, in `tool-call-start` and `tool-call-delta`.
     #[serde(default)]
     tool_calls: Option<WireToolCall>,
+    /// `tool-plan-delta`: text the model writes before its calls.
+    #[serde(default)]
+    tool_plan: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,9 +165,12 @@ impl CohereStream {
         vec![self.chunk(delta, None)]
     }
 
-    fn end(&self, delta: Option<EventDelta>) -> Vec<StreamItem> {
+    fn end(&self, delta: Option<EventDelta>) -> Result<Vec<StreamItem>, ProviderError> {
         let (reason, usage) = delta.map_or((None, None), |d| (d.finish_reason, d.usage));
-        let reason = reason.as_deref().map_or(FinishReason::Stop, finish_reason);
+        let reason = match reason.as_deref() {
+            Some(reason) => finish_reason(reason)?,
+            None => FinishReason::Stop,
+        };
         let mut items = vec![self.chunk(Delta::default(), Some(reason))];
         if let Some(usage) = usage {
             items.push(StreamItem::Chunk(Box::new(
@@ -172,7 +178,7 @@ impl CohereStream {
             )));
         }
         items.push(StreamItem::Done);
-        items
+        Ok(items)
     }
 }
 
@@ -200,6 +206,16 @@ impl ChunkDecoder for CohereStream {
             "content-start" | "content-delta" => {
                 self.content(parsed.delta.and_then(|d| d.message).and_then(|m| m.content))
             }
+            "tool-plan-delta" => self.content(
+                parsed
+                    .delta
+                    .and_then(|d| d.message)
+                    .and_then(|m| m.tool_plan)
+                    .map(|text| DeltaContent {
+                        text: Some(text),
+                        thinking: None,
+                    }),
+            ),
             "tool-call-start" => self.start_tool_call(
                 parsed
                     .delta
@@ -226,8 +242,8 @@ impl ChunkDecoder for CohereStream {
                     None => Vec::new(),
                 }
             }
-            "message-end" => self.end(parsed.delta),
-            // content-end, tool-plan-delta, tool-call-end, citations, debug, and whatever Cohere
+            "message-end" => self.end(parsed.delta)?,
+            // content-end, tool-call-end, citations, debug, and whatever Cohere
             // adds next: nothing a Chat Completions client can show.
             _ => Vec::new(),
         })

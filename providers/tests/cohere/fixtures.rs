@@ -160,11 +160,15 @@ fn text_answer_decodes_with_token_usage_and_cache_hits() {
 }
 
 #[test]
-fn parallel_tool_calls_decode_without_the_plan_as_content() {
+fn parallel_tool_calls_decode_with_the_plan_as_content() {
     let response = answer(include_str!("../fixtures/cohere/response_tool_calls.json"));
     let choice = &response.choices[0];
     assert_eq!(choice.finish_reason, Some(FinishReason::ToolCalls));
-    assert_eq!(choice.message.content, None);
+    assert_eq!(
+        choice.message.content.as_deref(),
+        Some("I will search for the weather in Madrid and Brasilia."),
+        "the plan is the text before the calls, as OpenAI models write it"
+    );
     let calls = choice.message.tool_calls.as_ref().unwrap();
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].id, "get_weather_dkf0akqdazjb");
@@ -194,14 +198,29 @@ fn safety_stop_is_a_content_filter() {
     for (cohere, openai) in [
         ("STOP_SEQUENCE", FinishReason::Stop),
         ("MAX_TOKENS", FinishReason::Length),
-        ("ERROR", FinishReason::Other("error".into())),
-        ("TIMEOUT", FinishReason::Other("error".into())),
+        ("ERROR_LIMIT", FinishReason::Length),
     ] {
         let body = json!({"id": "x", "finish_reason": cohere, "message": {"role": "assistant", "content": []}});
         assert_eq!(
             answer(&body.to_string()).choices[0].finish_reason,
             Some(openai)
         );
+    }
+}
+
+/// Generation that failed part way is an error, not an answer a client could take for finished.
+#[test]
+fn error_and_timeout_stops_fail_the_answer() {
+    for reason in ["ERROR", "TIMEOUT"] {
+        let body = json!({"id": "x", "finish_reason": reason,
+            "message": {"role": "assistant", "content": [{"type": "text", "text": "Par"}]}});
+        let err = Cohere
+            .chat_response(Bytes::from(body.to_string()))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadResponse, "{reason}");
+        let mut decoder = Cohere.chat_stream();
+        let end = json!({"type": "message-end", "delta": {"finish_reason": reason}}).to_string();
+        assert!(decoder.decode("message-end", &end).is_err(), "{reason}");
     }
 }
 
@@ -273,7 +292,11 @@ fn parallel_tool_call_stream_opens_each_call_then_sends_fragments() {
     chunks.iter().for_each(|c| assembler.push(c));
     let whole = assembler.finish();
     let message = &whole.choices[0].message;
-    assert_eq!(message.content, None, "the tool plan is not content");
+    assert_eq!(
+        message.content.as_deref(),
+        Some("I will search for the weather in Madrid and Brasilia."),
+        "the tool plan streams as content"
+    );
     let calls = message.tool_calls.as_ref().unwrap();
     assert_eq!(calls.len(), 2);
     assert_eq!(
