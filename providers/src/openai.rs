@@ -275,6 +275,26 @@ mod tests {
         }
     }
 
+    /// OpenAI writes structured output in the schema's property order, so the order the client
+    /// wrote must reach the upstream.
+    #[test]
+    fn json_key_order_reaches_the_upstream_as_written() {
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"model": "gpt-4.1", "messages": [{"role": "user", "content": "x"}],
+            "zeta": 1, "alpha": {"z": 1, "a": 2},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "out", "strict": true,
+            "schema": {"type": "object", "properties": {"reasoning": {"type": "string"},
+            "answer": {"type": "string"}}}}}}"#,
+        )
+        .unwrap();
+        let http = OpenAi.chat_request(&endpoint(), &req).unwrap();
+        let body = std::str::from_utf8(http.body()).unwrap();
+        let at = |needle: &str| body.find(needle).unwrap();
+        assert!(at(r#""reasoning""#) < at(r#""answer""#), "{body}");
+        assert!(at(r#""zeta""#) < at(r#""alpha""#), "{body}");
+        assert!(at(r#""z":1"#) < at(r#""a":2"#), "{body}");
+    }
+
     #[test]
     fn streamed_request_always_asks_for_usage() {
         let req: ChatRequest = serde_json::from_value(json!({

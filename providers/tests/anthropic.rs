@@ -197,6 +197,51 @@ fn tool_choice_forms() {
     assert!(no_tools.get("tool_choice").is_none() && no_tools.get("tools").is_none());
 }
 
+/// A schema's property order is the order a model writes its answer in ("reasoning" before
+/// "answer" is a common way to make it think first): it must reach Anthropic as the client wrote
+/// it, and the forced tool's input must come back in the order the model wrote it.
+#[test]
+fn json_key_order_survives_both_ways() {
+    let request: ChatRequest = serde_json::from_str(
+        r#"{"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "out", "schema":
+        {"type": "object", "properties": {"reasoning": {"type": "string"}, "answer": {"type": "string"}},
+        "required": ["reasoning", "answer"]}}}}"#,
+    )
+    .unwrap();
+    let http = Anthropic.chat_request(&endpoint(), &request).unwrap();
+    let body = std::str::from_utf8(http.body()).unwrap();
+    let at = |needle: &str| body.find(needle).unwrap();
+    assert!(at(r#""reasoning":{"#) < at(r#""answer":{"#), "{body}");
+
+    let answer = answer(&format!(
+        r#"{{"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{{"type": "tool_use", "id": "toolu_1", "name": "{JSON_TOOL}",
+        "input": {{"reasoning": "short", "answer": "yes", "b": 1, "a": 2}}}}],
+        "stop_reason": "tool_use", "usage": {{"input_tokens": 5, "output_tokens": 5}}}}"#
+    ));
+    assert_eq!(
+        answer.choices[0].message.content.as_deref(),
+        Some(r#"{"reasoning":"short","answer":"yes","b":1,"a":2}"#)
+    );
+}
+
+/// Anthropic refuses a forced tool with extended thinking on, so the schema goes as an
+/// instruction instead.
+#[test]
+fn json_schema_with_thinking_is_an_instruction() {
+    let body = encoded(json!({"model": "m", "max_tokens": 4000,
+        "thinking": {"type": "enabled", "budget_tokens": 2000},
+        "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "place",
+            "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}}}));
+    assert!(body.get("tools").is_none(), "{body}");
+    assert!(body.get("tool_choice").is_none(), "{body}");
+    assert_eq!(body["thinking"]["type"], "enabled");
+    let instruction = body["system"][0]["text"].as_str().unwrap();
+    assert!(instruction.contains(r#""city""#), "{instruction}");
+}
+
 #[test]
 fn json_schema_is_a_forced_tool_and_json_object_an_instruction() {
     let schema =

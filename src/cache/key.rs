@@ -11,27 +11,29 @@ pub type Key = [u8; 32];
 
 /// The key of `request` for the model `route` within `scope` (a key's name, or empty for global).
 ///
-/// A typed request serializes canonically: struct fields in declaration order, unknown fields and
-/// nested JSON in key order. So equal requests hash equally whatever their key order or
-/// whitespace, without building an intermediate JSON tree. The fields that only change delivery
-/// or attribution (`user`, `stream`, `stream_options`, and `model`, replaced by the resolved
-/// route) are taken out while hashing and put back.
+/// The request is hashed as JSON with every object's keys sorted, so equal requests hash equally
+/// whatever their key order or whitespace. (Requests keep the client's key order everywhere
+/// else: a JSON schema's property order is the order a model writes its answer in.) The fields
+/// that only change delivery or attribution (`user`, `stream`, `stream_options`, and `model`,
+/// replaced by the resolved route) are taken out while encoding and put back.
 pub fn of(scope: &str, route: &str, request: &mut ChatRequest) -> Option<Key> {
     let model = std::mem::take(&mut request.model);
     let user = request.user.take();
     let stream = request.stream.take();
     let stream_options = request.stream_options.take();
+    let encoded = serde_json::to_value(&*request);
+    request.model = model;
+    request.user = user;
+    request.stream = stream;
+    request.stream_options = stream_options;
+    let mut canonical = encoded.ok()?;
+    canonical.sort_all_objects();
     let mut hasher = Sha256::new();
     for part in [scope.as_bytes(), route.as_bytes()] {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
-    let encoded = serde_json::to_writer(HashWriter(&mut hasher), &*request);
-    request.model = model;
-    request.user = user;
-    request.stream = stream;
-    request.stream_options = stream_options;
-    encoded.ok()?;
+    serde_json::to_writer(HashWriter(&mut hasher), &canonical).ok()?;
     Some(hasher.finalize().into())
 }
 

@@ -20,7 +20,8 @@ use super::wire::{
 /// The tool a `json_schema` answer is forced through when the client brought no tools of its own.
 /// A forced tool call is the one way Anthropic guarantees JSON matching a schema on every model;
 /// the call's `input` comes back as the message content. With client tools present the schema is
-/// given as a system instruction instead, so the client's own tool choice stays intact.
+/// given as a system instruction instead, so the client's own tool choice stays intact; so it is
+/// with extended thinking on, which Anthropic refuses to combine with a forced tool.
 pub const JSON_TOOL: &str = "switchboard_json_response";
 
 /// Output cap when the client set none and the catalog does not know the model.
@@ -258,7 +259,7 @@ fn tools_and_format(request: &ChatRequest) -> ToolsAndFormat {
         .collect();
     let no_parallel = (request.parallel_tool_calls == Some(false)).then_some(true);
     match &request.response_format {
-        Some(ResponseFormat::JsonSchema { json_schema }) if tools.is_empty() => {
+        Some(ResponseFormat::JsonSchema { json_schema }) if tools.is_empty() && !thinks(request) => {
             let tool =
                 WireTool {
                     name: JSON_TOOL.to_owned(),
@@ -294,6 +295,17 @@ fn tools_and_format(request: &ChatRequest) -> ToolsAndFormat {
             (tools, choice, None)
         }
     }
+}
+
+/// Whether the request turns on extended thinking (Anthropic's `thinking`, passed as an extra
+/// field): `enabled` or `adaptive`, anything but `disabled`.
+fn thinks(request: &ChatRequest) -> bool {
+    request
+        .extra
+        .get("thinking")
+        .and_then(|t| t.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|kind| kind != "disabled")
 }
 
 /// OpenAI's `tool_choice` and `parallel_tool_calls: false` as one Anthropic `tool_choice`.
