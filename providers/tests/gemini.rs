@@ -92,6 +92,67 @@ fn full_request_encodes_as_documented() {
     assert_eq!(body, expected);
 }
 
+/// Gemini refuses a request with no turn; OpenAI answers instructions alone.
+#[test]
+fn instructions_alone_become_the_user_turn() {
+    let body = body_of(&request(json!({"model": "gemini-2.5-flash",
+        "messages": [{"role": "system", "content": "Name a colour."}]})));
+    assert_eq!(
+        body["contents"],
+        json!([{"role": "user", "parts": [{"text": "Name a colour."}]}])
+    );
+    assert!(body.get("systemInstruction").is_none(), "{body}");
+}
+
+/// `reasoning_effort` in each generation's terms; the client's own `thinkingConfig` wins.
+#[test]
+fn reasoning_effort_becomes_a_thinking_budget_or_level() {
+    let config = |model: &str, extra: Value| {
+        let mut body = json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body_of(&request(body))["generationConfig"]["thinkingConfig"].clone()
+    };
+    assert_eq!(
+        config("gemini-2.5-flash", json!({"reasoning_effort": "low"})),
+        json!({"thinkingBudget": 1024})
+    );
+    assert_eq!(
+        config("gemini-2.5-flash", json!({"reasoning_effort": "none"})),
+        json!({"thinkingBudget": 0})
+    );
+    assert_eq!(
+        config("gemini-3-pro-preview", json!({"reasoning_effort": "high"})),
+        json!({"thinkingLevel": "high"})
+    );
+    assert_eq!(
+        config("gemini-3-flash", json!({"reasoning_effort": "low",
+            "thinking_config": {"include_thoughts": true, "thinking_level": "medium"}})),
+        json!({"includeThoughts": true, "thinkingLevel": "medium"})
+    );
+    assert_eq!(
+        config("gemini-2.5-pro", json!({"thinkingConfig": {"thinkingBudget": -1}})),
+        json!({"thinkingBudget": -1})
+    );
+    assert_eq!(config("gemini-2.5-pro", json!({})), Value::Null);
+}
+
+/// A function call Gemini could not finish is a failed try, not an empty finished answer.
+#[test]
+fn a_malformed_function_call_fails_the_try() {
+    let body = json!({"candidates": [{"content": {"role": "model", "parts": []},
+        "finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 10, "totalTokenCount": 10}});
+    let err = Gemini
+        .chat_response(Bytes::from(body.to_string()))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::BadResponse);
+    assert!(err.message.contains("MALFORMED_FUNCTION_CALL"), "{}", err.message);
+    let mut decoder = Gemini.chat_stream();
+    assert!(decoder.decode("", &body.to_string()).is_err());
+}
+
 #[test]
 fn streamed_request_uses_the_sse_path() {
     let req = request(json!({"model": "models/gemini-2.0-flash", "stream": true,

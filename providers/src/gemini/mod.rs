@@ -107,7 +107,7 @@ impl Adapter for Gemini {
             serde_json::from_slice(&body).map_err(ProviderError::bad_response)?;
         Ok(ChatAnswer::Translated(Box::new(response::translate(
             response,
-        ))))
+        )?)))
     }
 
     fn chat_stream(&self) -> Box<dyn ChunkDecoder> {

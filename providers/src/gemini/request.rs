@@ -2,7 +2,7 @@
 //! same-role turns merged, system messages to `systemInstruction`, tools, tool choice and
 //! generation settings.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::wire::{
     Content, FunctionCall, FunctionCallingConfig, FunctionDeclaration, FunctionResponse,
@@ -31,6 +31,11 @@ pub fn encode(request: &ChatRequest) -> Result<GenerateContentRequest, ProviderE
             Message::Tool(m) => ("user", vec![tool_result(request, i, m, &param)?]),
         };
         push_turn(&mut contents, role, parts);
+    }
+    if contents.is_empty() {
+        // Gemini refuses a request without a turn; OpenAI answers one that has only
+        // instructions. They become the user's turn.
+        push_turn(&mut contents, "user", std::mem::take(&mut system));
     }
     Ok(GenerateContentRequest {
         contents,
@@ -253,5 +258,57 @@ fn generation_config(request: &ChatRequest) -> Result<GenerationConfig, Provider
         frequency_penalty: request.frequency_penalty,
         response_mime_type,
         response_schema,
+        thinking_config: thinking_config(request),
     })
+}
+
+/// Gemini's `thinkingConfig`: the client's own (`thinkingConfig`, or `thinking_config` as
+/// Google's OpenAI-compatible endpoint spells it), else OpenAI's `reasoning_effort` in the terms
+/// of the model's generation: a token budget for Gemini 2.x, with the budgets Google's own
+/// OpenAI-compatible endpoint uses, and a thinking level from Gemini 3 on.
+fn thinking_config(request: &ChatRequest) -> Option<Value> {
+    if let Some(own) = request.extra.get("thinkingConfig") {
+        return Some(own.clone());
+    }
+    if let Some(Value::Object(own)) = request.extra.get("thinking_config") {
+        let camel = own
+            .iter()
+            .map(|(key, value)| (snake_to_camel(key), value.clone()))
+            .collect();
+        return Some(Value::Object(camel));
+    }
+    let effort = request.extra.get("reasoning_effort")?.as_str()?;
+    if request.model.starts_with("gemini-2") {
+        let budget = match effort {
+            "none" | "minimal" => 0,
+            "low" => 1024,
+            "medium" => 8192,
+            _ => 24576,
+        };
+        Some(json!({"thinkingBudget": budget}))
+    } else {
+        let level = match effort {
+            "none" | "minimal" => "minimal",
+            "low" => "low",
+            "medium" => "medium",
+            _ => "high",
+        };
+        Some(json!({"thinkingLevel": level}))
+    }
+}
+
+fn snake_to_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -9,16 +9,17 @@ use crate::chat::{
     ChatResponse, Choice, CompletionTokensDetails, Extra, FinishReason, FunctionCall, FunctionType,
     PromptTokensDetails, ResponseMessage, ToolCall, Usage,
 };
+use crate::error::ProviderError;
 
 /// The completion `response` spells out.
-pub fn translate(response: GenerateContentResponse) -> ChatResponse {
+pub fn translate(response: GenerateContentResponse) -> Result<ChatResponse, ProviderError> {
     let head = Head::of(&response);
     let mut choices: Vec<Choice> = response
         .candidates
         .iter()
         .enumerate()
         .map(|(position, candidate)| choice(position, candidate))
-        .collect();
+        .collect::<Result<_, _>>()?;
     if choices.is_empty() {
         // No candidate at all: the prompt itself was blocked, or nothing came back.
         choices.push(Choice {
@@ -29,7 +30,7 @@ pub fn translate(response: GenerateContentResponse) -> ChatResponse {
             extra: Extra::new(),
         });
     }
-    ChatResponse {
+    Ok(ChatResponse {
         id: head.id,
         object: "chat.completion".into(),
         created: head.created,
@@ -38,7 +39,7 @@ pub fn translate(response: GenerateContentResponse) -> ChatResponse {
         usage: response.usage_metadata.as_ref().map(usage),
         system_fingerprint: None,
         extra: Extra::new(),
-    }
+    })
 }
 
 /// What every chunk or completion of one answer shares.
@@ -64,18 +65,19 @@ impl Head {
     }
 }
 
-fn choice(position: usize, candidate: &Candidate) -> Choice {
+fn choice(position: usize, candidate: &Candidate) -> Result<Choice, ProviderError> {
     let parts = candidate.content.as_ref().map_or(&[][..], |c| &c.parts[..]);
     let answer = Answer::of(parts);
     let finish_reason = candidate
         .finish_reason
         .as_deref()
-        .map(|reason| finish_reason(reason, !answer.tool_calls.is_empty()));
+        .map(|reason| finish_reason(reason, !answer.tool_calls.is_empty()))
+        .transpose()?;
     let mut extra = Extra::new();
     if let Some(reasoning) = answer.reasoning {
         extra.insert("reasoning_content".into(), reasoning.into());
     }
-    Choice {
+    Ok(Choice {
         index: candidate.index.unwrap_or(position as u32),
         message: ResponseMessage {
             content: answer.text,
@@ -86,7 +88,7 @@ fn choice(position: usize, candidate: &Candidate) -> Choice {
         finish_reason,
         logprobs: None,
         extra: Extra::new(),
-    }
+    })
 }
 
 /// The parts of one candidate (or one streamed piece of it), sorted by what they become.
@@ -135,9 +137,17 @@ fn tool_call(call: &super::wire::FunctionCall, signature: Option<&str>) -> ToolC
     }
 }
 
-/// Gemini's finish reason in OpenAI's words; a stop after function calls is `tool_calls`.
-pub fn finish_reason(reason: &str, called_tools: bool) -> FinishReason {
-    match reason {
+/// Gemini's finish reason in OpenAI's words; a stop after function calls is `tool_calls`. A
+/// function call the model wrote but could not finish (`MALFORMED_FUNCTION_CALL`), or wrote with
+/// no tools offered, fails the try: as a plain stop it would look like a finished answer with
+/// nothing in it, and a retry usually gets a good call.
+pub fn finish_reason(reason: &str, called_tools: bool) -> Result<FinishReason, ProviderError> {
+    Ok(match reason {
+        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" => {
+            return Err(ProviderError::bad_response(format!(
+                "gemini ended the answer with {reason}: the model's function call could not be used"
+            )));
+        }
         "MAX_TOKENS" => FinishReason::Length,
         "SAFETY"
         | "RECITATION"
@@ -149,7 +159,7 @@ pub fn finish_reason(reason: &str, called_tools: bool) -> FinishReason {
         | "IMAGE_RECITATION" => FinishReason::ContentFilter,
         _ if called_tools => FinishReason::ToolCalls,
         _ => FinishReason::Stop,
-    }
+    })
 }
 
 /// Why an answer without candidates ended: a blocked prompt is filtered content.

@@ -65,6 +65,16 @@ impl Defs<'_> {
             self.keyword(&mut out, key, value, depth)?;
         }
         keep_known_required(&mut out);
+        settle_enum(&mut out);
+        // Gemini refuses an object schema whose `properties` is empty; without it, it is an
+        // object of any shape, which is what an empty list of properties means.
+        if out
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
+            out.remove("properties");
+        }
         Ok(Value::Object(out))
     }
 
@@ -123,8 +133,8 @@ impl Defs<'_> {
                 out.insert("enum".into(), Value::Array(vec![value.clone()]));
                 out.entry("type").or_insert_with(|| "string".into());
             }
-            "enum" => {
-                out.insert(key.into(), string_enum(value));
+            "enum" if value.is_array() => {
+                out.insert(key.into(), value.clone());
             }
             "format" if value.as_str().is_some_and(|f| FORMATS.contains(&f)) => {
                 out.insert(key.into(), value.clone());
@@ -204,18 +214,35 @@ fn set_type(out: &mut Map<String, Value>, value: &Value) {
     }
 }
 
-/// Gemini's enums are strings only.
-fn string_enum(value: &Value) -> Value {
-    let values = value.as_array().into_iter().flatten();
-    Value::Array(
-        values
-            .filter(|v| !v.is_null())
-            .map(|v| match v {
-                Value::String(_) => v.clone(),
-                other => Value::String(other.to_string()),
-            })
-            .collect(),
-    )
+/// Gemini takes `enum` on strings only ("only allowed for STRING type"). A string enum keeps
+/// it and gets its type; any other keeps its type, so the client still gets the numbers or
+/// booleans it declared, and lists its values in the description, where the model reads them.
+fn settle_enum(out: &mut Map<String, Value>) {
+    let Some(Value::Array(mut values)) = out.remove("enum") else {
+        return;
+    };
+    // A null choice is what `nullable` says.
+    if values.iter().any(Value::is_null) {
+        values.retain(|v| !v.is_null());
+        out.insert("nullable".into(), Value::Bool(true));
+    }
+    let strings = values.iter().all(Value::is_string);
+    match out.get("type").and_then(Value::as_str) {
+        None | Some("string") if strings && !values.is_empty() => {
+            out.insert("type".into(), Value::from("string"));
+            out.insert("enum".into(), Value::Array(values));
+        }
+        _ if values.is_empty() => {}
+        _ => {
+            let listed: Vec<String> = values.iter().map(Value::to_string).collect();
+            let note = format!("One of: {}.", listed.join(", "));
+            let description = match out.get("description").and_then(Value::as_str) {
+                Some(text) if !text.is_empty() => format!("{text} {note}"),
+                _ => note,
+            };
+            out.insert("description".into(), Value::String(description));
+        }
+    }
 }
 
 /// Gemini refuses a `required` entry with no matching property.
@@ -269,6 +296,36 @@ mod tests {
                     "limit": {"type": "integer", "minimum": 1, "nullable": true}
                 },
                 "required": ["city"]
+            })
+        );
+    }
+
+    /// Gemini answers 400 to an enum on anything but a string, and to an empty `properties`.
+    #[test]
+    fn enums_and_empty_objects_are_made_acceptable() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "level": {"type": "integer", "enum": [1, 2, 3], "description": "Depth."},
+                "flag": {"type": "boolean", "enum": [true]},
+                "mode": {"enum": ["a", "b", null]},
+                "mixed": {"enum": ["a", 1]},
+                "opts": {"type": "object", "properties": {}}
+            },
+            "required": ["level"]
+        });
+        assert_eq!(
+            reduce(&schema, "p").unwrap(),
+            json!({
+                "type": "object",
+                "properties": {
+                    "level": {"type": "integer", "description": "Depth. One of: 1, 2, 3."},
+                    "flag": {"type": "boolean", "description": "One of: true."},
+                    "mode": {"type": "string", "enum": ["a", "b"], "nullable": true},
+                    "mixed": {"description": "One of: \"a\", 1."},
+                    "opts": {"type": "object"}
+                },
+                "required": ["level"]
             })
         );
     }

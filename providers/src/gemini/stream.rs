@@ -49,7 +49,7 @@ impl ChunkDecoder for GeminiStream {
         if let Some(error) = event.error {
             return Err(super::error::translate(error, 502));
         }
-        Ok(self.pieces(event.response))
+        self.pieces(event.response)
     }
 
     fn finish(&mut self) -> Result<Vec<StreamItem>, ProviderError> {
@@ -69,7 +69,10 @@ impl ChunkDecoder for GeminiStream {
 }
 
 impl GeminiStream {
-    fn pieces(&mut self, response: GenerateContentResponse) -> Vec<StreamItem> {
+    fn pieces(
+        &mut self,
+        response: GenerateContentResponse,
+    ) -> Result<Vec<StreamItem>, ProviderError> {
         if self.head.is_none() {
             self.head = Some(Head::of(&response));
         }
@@ -80,7 +83,7 @@ impl GeminiStream {
         let mut items = Vec::new();
         for (position, candidate) in response.candidates.iter().enumerate() {
             let index = candidate.index.unwrap_or(position as u32);
-            items.extend(self.candidate(index, candidate));
+            items.extend(self.candidate(index, candidate)?);
         }
         if response.candidates.is_empty() && self.choices.is_empty() {
             let blocked = blocked_or_stop(&response);
@@ -88,13 +91,17 @@ impl GeminiStream {
                 items.push(self.finish_chunk(0, blocked));
             }
         }
-        items
+        Ok(items
             .into_iter()
             .map(|chunk| StreamItem::Chunk(Box::new(chunk)))
-            .collect()
+            .collect())
     }
 
-    fn candidate(&mut self, index: u32, candidate: &Candidate) -> Vec<ChatChunk> {
+    fn candidate(
+        &mut self,
+        index: u32,
+        candidate: &Candidate,
+    ) -> Result<Vec<ChatChunk>, ProviderError> {
         let parts = candidate.content.as_ref().map_or(&[][..], |c| &c.parts[..]);
         let answer = Answer::of(parts);
         let state = self.choices.entry(index).or_default();
@@ -132,9 +139,9 @@ impl GeminiStream {
             chunks.push(self.chunk(vec![choice(index, delta, None)]));
         }
         if let Some(reason) = &candidate.finish_reason {
-            chunks.push(self.finish_chunk(index, finish_reason(reason, called_tools)));
+            chunks.push(self.finish_chunk(index, finish_reason(reason, called_tools)?));
         }
-        chunks
+        Ok(chunks)
     }
 
     fn finish_chunk(&mut self, index: u32, reason: FinishReason) -> ChatChunk {

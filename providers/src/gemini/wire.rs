@@ -140,6 +140,8 @@ pub struct GenerationConfig {
     pub response_mime_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_config: Option<Value>,
 }
 
 impl GenerationConfig {
