@@ -46,7 +46,10 @@ pub(crate) struct PlainChunk {
 
 /// The offset of each value that follows `"key":`. Inside a JSON string every `"` is escaped,
 /// so a quoted name followed by a colon is a key, never text.
-pub(crate) fn values<'a>(key: &'a Finder<'static>, json: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+pub(crate) fn values<'a>(
+    key: &'a Finder<'static>,
+    json: &'a [u8],
+) -> impl Iterator<Item = usize> + 'a {
     key.find_iter(json).filter_map(move |at| {
         let rest = skip_ws(&json[at + key.needle().len()..]);
         let value = skip_ws(rest.strip_prefix(b":")?);

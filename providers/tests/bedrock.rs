@@ -101,6 +101,12 @@ fn image_urls_and_several_choices_are_refused_with_their_parameter() {
     .unwrap();
     let err = adapter().chat_request(&endpoint(), &request).unwrap_err();
     assert_eq!(err.param.as_deref(), Some("n"));
+    let request: ChatRequest = serde_json::from_value(json!({
+        "model": "m", "logprobs": true, "messages": [{"role": "user", "content": "hi"}]
+    }))
+    .unwrap();
+    let err = adapter().chat_request(&endpoint(), &request).unwrap_err();
+    assert_eq!((err.status, err.param.as_deref()), (400, Some("logprobs")));
 }
 
 #[test]
@@ -134,6 +140,41 @@ fn tool_choice_forms_and_none() {
     let http = adapter().chat_request(&endpoint(), &request).unwrap();
     let sent: Value = serde_json::from_slice(http.body()).unwrap();
     assert!(sent.get("toolConfig").is_none(), "{sent}");
+}
+
+/// Bedrock refuses tool blocks without a `toolConfig`; with no tools offered (or `none`), the
+/// calls and results of the history are written as text instead.
+#[test]
+fn a_tool_history_without_tools_is_sent_as_text() {
+    let history = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+        {"role": "user", "content": "Summarise this conversation."}
+    ]);
+    for extra in [
+        json!({}),
+        json!({"tool_choice": "none",
+        "tools": [{"type": "function", "function": {"name": "get_weather"}}]}),
+    ] {
+        let mut body = json!({"model": "m", "messages": history});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let request: ChatRequest = serde_json::from_value(body).unwrap();
+        let http = adapter().chat_request(&endpoint(), &request).unwrap();
+        let sent: Value = serde_json::from_slice(http.body()).unwrap();
+        assert!(sent.get("toolConfig").is_none(), "{sent}");
+        assert_eq!(
+            sent["messages"][1]["content"],
+            json!([{"text": "[called tool get_weather with arguments {\"city\":\"Paris\"}]"}])
+        );
+        assert_eq!(
+            sent["messages"][2]["content"],
+            json!([{"text": "[result of tool call call_1: 18C]"}, {"text": "Summarise this conversation."}])
+        );
+    }
 }
 
 /// Decodes the fixture's Bedrock answer and compares it with its OpenAI form.
@@ -287,7 +328,9 @@ fn streamed_tool_calls_open_with_id_and_name_then_carry_fragments() {
 /// OpenAI streams `{}` as the arguments of a call without any; Bedrock may stream no input.
 #[test]
 fn streamed_calls_without_input_get_an_empty_object() {
-    streams(include_str!("fixtures/bedrock/stream_tool_without_input.json"));
+    streams(include_str!(
+        "fixtures/bedrock/stream_tool_without_input.json"
+    ));
 }
 
 #[test]

@@ -168,6 +168,22 @@ prop_compose! {
         top_p in proptest::option::of((0u32..100).prop_map(|n| f64::from(n) / 100.0)),
         stop in proptest::option::of(prop::collection::vec(words(), 1..3)),
     ) -> ChatRequest {
+        // Bedrock takes tool blocks only beside a `toolConfig` (without one they are sent as
+        // text, which does not round-trip): a history with calls always offers tools.
+        let calls = messages
+            .iter()
+            .any(|m| matches!(m, Message::Assistant(a) if a.tool_calls.is_some()));
+        let tools = tools.or_else(|| calls.then(|| {
+            let tool = Tool::Function {
+                function: FunctionDef {
+                    name: "a".into(),
+                    description: None,
+                    parameters: Some(json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+                    strict: None,
+                },
+            };
+            (vec![tool], ChatToolChoice::Mode(ToolChoiceMode::Auto))
+        }));
         let (tools, tool_choice) = tools.unzip();
         ChatRequest {
             model,

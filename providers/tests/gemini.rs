@@ -127,12 +127,18 @@ fn reasoning_effort_becomes_a_thinking_budget_or_level() {
         json!({"thinkingLevel": "high"})
     );
     assert_eq!(
-        config("gemini-3-flash", json!({"reasoning_effort": "low",
-            "thinking_config": {"include_thoughts": true, "thinking_level": "medium"}})),
+        config(
+            "gemini-3-flash",
+            json!({"reasoning_effort": "low",
+            "thinking_config": {"include_thoughts": true, "thinking_level": "medium"}})
+        ),
         json!({"includeThoughts": true, "thinkingLevel": "medium"})
     );
     assert_eq!(
-        config("gemini-2.5-pro", json!({"thinkingConfig": {"thinkingBudget": -1}})),
+        config(
+            "gemini-2.5-pro",
+            json!({"thinkingConfig": {"thinkingBudget": -1}})
+        ),
         json!({"thinkingBudget": -1})
     );
     assert_eq!(config("gemini-2.5-pro", json!({})), Value::Null);
@@ -148,7 +154,11 @@ fn a_malformed_function_call_fails_the_try() {
         .chat_response(Bytes::from(body.to_string()))
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::BadResponse);
-    assert!(err.message.contains("MALFORMED_FUNCTION_CALL"), "{}", err.message);
+    assert!(
+        err.message.contains("MALFORMED_FUNCTION_CALL"),
+        "{}",
+        err.message
+    );
     let mut decoder = Gemini.chat_stream();
     assert!(decoder.decode("", &body.to_string()).is_err());
 }

@@ -175,7 +175,9 @@ fn whole_tool_calls_are_opened_then_filled() {
 /// an OpenAI client expects text in `content`, thinking in `reasoning_content`, and `length`.
 #[test]
 fn thinking_streams_as_reasoning_content_and_model_length_is_length() {
-    let chunks = parsed(&stream(include_str!("fixtures/mistral/stream_thinking.sse")));
+    let chunks = parsed(&stream(include_str!(
+        "fixtures/mistral/stream_thinking.sse"
+    )));
     let mut assembler = Assembler::default();
     chunks.iter().for_each(|c| assembler.push(c));
     let whole = serde_json::to_value(assembler.finish()).unwrap();
@@ -219,9 +221,17 @@ fn answers_with_thinking_are_rewritten_and_others_stay_verbatim() {
 
 #[test]
 fn reasoning_effort_is_sent_as_one_of_mistral_two_levels() {
-    for (asked, sent) in [("none", "none"), ("minimal", "none"), ("low", "high"), ("medium", "high"), ("high", "high")] {
-        let (_, body) = encode(&json!({"model": "mistral-medium-3-5", "reasoning_effort": asked,
-            "messages": [{"role": "user", "content": "x"}]}));
+    for (asked, sent) in [
+        ("none", "none"),
+        ("minimal", "none"),
+        ("low", "high"),
+        ("medium", "high"),
+        ("high", "high"),
+    ] {
+        let (_, body) = encode(
+            &json!({"model": "mistral-medium-3-5", "reasoning_effort": asked,
+            "messages": [{"role": "user", "content": "x"}]}),
+        );
         assert_eq!(body["reasoning_effort"], sent, "{asked}");
     }
 }

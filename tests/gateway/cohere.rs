@@ -237,7 +237,10 @@ async fn streamed_tool_call_reassembles_and_the_round_trip_reaches_cohere() {
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let sent = &fake.received()[1].body;
     assert_eq!(sent["messages"][1]["tool_calls"][0]["id"], json!(id));
-    assert_eq!(sent["messages"][1]["tool_plan"], "I will look up the weather.");
+    assert_eq!(
+        sent["messages"][1]["tool_plan"],
+        "I will look up the weather."
+    );
     assert_eq!(
         sent["messages"][2],
         json!({"role": "tool", "tool_call_id": id, "content": "18C and sunny"})

@@ -259,7 +259,9 @@ fn tools_and_format(request: &ChatRequest) -> ToolsAndFormat {
         .collect();
     let no_parallel = (request.parallel_tool_calls == Some(false)).then_some(true);
     match &request.response_format {
-        Some(ResponseFormat::JsonSchema { json_schema }) if tools.is_empty() && !thinks(request) => {
+        Some(ResponseFormat::JsonSchema { json_schema })
+            if tools.is_empty() && !thinks(request) =>
+        {
             let tool =
                 WireTool {
                     name: JSON_TOOL.to_owned(),

@@ -38,7 +38,10 @@ enum BlockKind {
     Thinking,
     /// A client tool call, with its OpenAI tool-call index and whether any of its input has
     /// streamed yet.
-    Tool { index: u32, has_input: bool },
+    Tool {
+        index: u32,
+        has_input: bool,
+    },
     /// The forced JSON-mode tool: its input is the answer's content.
     Json,
     /// Server tools and unknown blocks.

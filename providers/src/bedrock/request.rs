@@ -34,6 +34,12 @@ pub fn converse_request(request: &ChatRequest) -> Result<ConverseRequest, Provid
             Some("n"),
         ));
     }
+    if request.logprobs == Some(true) {
+        return Err(ProviderError::invalid_request(
+            "Bedrock's Converse API does not return log probabilities: logprobs must be false",
+            Some("logprobs"),
+        ));
+    }
     let mut system = Vec::new();
     let mut messages: Vec<Message> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {
@@ -62,16 +68,47 @@ pub fn converse_request(request: &ChatRequest) -> Result<ConverseRequest, Provid
         }
         push_merged(&mut messages, role, blocks);
     }
-    let has_tool_blocks = messages
-        .iter()
-        .flat_map(|m| &m.content)
-        .any(|b| matches!(b, ContentBlock::ToolUse(_) | ContentBlock::ToolResult(_)));
+    let tool_config = tool_config(request);
+    if tool_config.is_none() {
+        tool_blocks_as_text(&mut messages);
+    }
     Ok(ConverseRequest {
         messages,
         system,
         inference_config: inference_config(request),
-        tool_config: tool_config(request, has_tool_blocks),
+        tool_config,
     })
+}
+
+/// Bedrock refuses tool calls and results in a conversation without a `toolConfig` (no tools
+/// offered, or `tool_choice: none`), where OpenAI takes them: a transcript summarised without
+/// tools, say. Written as text they keep their meaning, and the model is not offered a tool the
+/// client did not offer.
+fn tool_blocks_as_text(messages: &mut [Message]) {
+    for block in messages.iter_mut().flat_map(|m| &mut m.content) {
+        let text = match block {
+            ContentBlock::ToolUse(call) => {
+                format!("[called tool {} with arguments {}]", call.name, call.input)
+            }
+            ContentBlock::ToolResult(result) => {
+                let content: Vec<String> = result
+                    .content
+                    .iter()
+                    .map(|part| match part {
+                        ToolResultContent::Text(text) => text.clone(),
+                        ToolResultContent::Json(json) => json.to_string(),
+                    })
+                    .collect();
+                format!(
+                    "[result of tool call {}: {}]",
+                    result.tool_use_id,
+                    content.join("\n")
+                )
+            }
+            ContentBlock::Text(_) | ContentBlock::Image(_) => continue,
+        };
+        *block = ContentBlock::Text(text);
+    }
 }
 
 /// Bedrock wants turns to alternate: a turn of the same role as the last extends it.
@@ -217,9 +254,9 @@ fn inference_config(request: &ChatRequest) -> InferenceConfig {
     }
 }
 
-/// Tools and the choice among them. `tool_choice: none` omits them, unless the conversation
-/// already holds tool blocks: Bedrock refuses those without a `toolConfig`.
-fn tool_config(request: &ChatRequest, has_tool_blocks: bool) -> Option<ToolConfig> {
+/// Tools and the choice among them. Bedrock has no `none` choice: `tool_choice: none` omits the
+/// tools.
+fn tool_config(request: &ChatRequest) -> Option<ToolConfig> {
     let mut tools: Vec<ToolEntry> = request
         .tools
         .iter()
@@ -243,7 +280,6 @@ fn tool_config(request: &ChatRequest, has_tool_blocks: bool) -> Option<ToolConfi
         Some(ChatToolChoice::Named(named)) => Some(ToolChoice::Tool(NamedTool {
             name: named.function.name.clone(),
         })),
-        Some(ChatToolChoice::Mode(ToolChoiceMode::None)) if has_tool_blocks => None,
         Some(ChatToolChoice::Mode(ToolChoiceMode::None)) => {
             tools.clear();
             None

@@ -104,7 +104,9 @@ mod tests {
         assert!(needs_normalizing(
             br#"{"choices":[{"finish_reason":"model_length"}]}"#
         ));
-        assert!(needs_normalizing(br#"{"choices":[{"finish_reason":"error"}]}"#));
+        assert!(needs_normalizing(
+            br#"{"choices":[{"finish_reason":"error"}]}"#
+        ));
     }
 
     #[test]

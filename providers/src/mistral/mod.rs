@@ -58,7 +58,8 @@ impl Adapter for Mistral {
         if !answer::needs_normalizing(&body) {
             return OpenAi.chat_response(body);
         }
-        let mut value: Value = serde_json::from_slice(&body).map_err(ProviderError::bad_response)?;
+        let mut value: Value =
+            serde_json::from_slice(&body).map_err(ProviderError::bad_response)?;
         answer::normalize(&mut value)?;
         let body = serde_json::to_vec(&value)
             .map_err(|e| ProviderError::internal(format!("cannot encode answer: {e}")))?;
