@@ -425,10 +425,57 @@ fn thinking_becomes_reasoning_content_and_reasoning_tokens() {
         response.choices[0].finish_reason,
         Some(FinishReason::Length)
     );
+    assert_eq!(
+        message.extra["thinking_blocks"],
+        json!([
+            {"type": "thinking", "thinking": "To approach this, let's think about 27 * 453.",
+             "signature": "WaUjzkypQ2mUEVM36O2TxuC06KN8xyfbJwyem2dw3URve/op91XWHOEBLLqIOMfFG/UvLEczmEsUjavL...."},
+            {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB5URj2pbkaP6z"}
+        ]),
+        "whole and signed, for the client to send back"
+    );
     let usage = response.usage.unwrap();
     assert_eq!(
         usage.completion_tokens_details.unwrap().reasoning_tokens,
         Some(250)
+    );
+}
+
+/// With thinking on, Anthropic wants a tool loop's thinking back unmodified: the blocks a client
+/// got as `thinking_blocks` lead the assistant turn again, signatures intact.
+#[test]
+fn thinking_blocks_go_back_in_the_assistant_turn() {
+    let body = encoded(
+        json!({"model": "m", "thinking": {"type": "enabled", "budget_tokens": 2000},
+        "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "reasoning_content": "I should call the tool.",
+             "thinking_blocks": [
+                {"type": "thinking", "thinking": "I should call the tool.", "signature": "sig-1"},
+                {"type": "redacted_thinking", "data": "opaque"}],
+             "tool_calls": [{"id": "toolu_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"}
+        ]}),
+    );
+    assert_eq!(
+        body["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": "I should call the tool.", "signature": "sig-1"},
+            {"type": "redacted_thinking", "data": "opaque"},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+        ])
+    );
+    let bad = Anthropic.chat_request(
+        &endpoint(),
+        &request(json!({"model": "m", "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": "y", "thinking_blocks": [{"type": "thinking"}]}]})),
+    );
+    assert_eq!(
+        bad.unwrap_err().param.as_deref(),
+        Some("messages[1].thinking_blocks")
     );
 }
 
@@ -551,9 +598,21 @@ fn streamed_calls_without_arguments_get_an_empty_object() {
 }
 
 #[test]
-fn thinking_stream_maps_reasoning_and_skips_signatures() {
+fn thinking_stream_maps_reasoning_and_sends_each_block_whole() {
     let (chunks, done, _) = stream(fixture!("stream_thinking.sse"));
     assert!(done);
+    let blocks: Vec<&Value> = chunks
+        .iter()
+        .flat_map(|c| &c.choices)
+        .filter_map(|c| c.delta.extra.get("thinking_blocks"))
+        .collect();
+    assert_eq!(
+        blocks,
+        [
+            &json!([{"type": "thinking", "thinking": "Let me solve this step by step.",
+            "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."}])
+        ]
+    );
     let reasoning: String = chunks
         .iter()
         .flat_map(|c| &c.choices)

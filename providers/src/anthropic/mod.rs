@@ -7,6 +7,7 @@ mod error;
 mod request;
 mod response;
 mod stream;
+mod thinking;
 mod wire;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use crate::error::ProviderError;
 
 pub use request::JSON_TOOL;
 pub use response::REASONING_FIELD;
+pub use thinking::THINKING_BLOCKS;
 
 /// The default base URL of `kind: anthropic`: the API root, without `/v1`.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";

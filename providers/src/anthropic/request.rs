@@ -12,6 +12,7 @@ use crate::chat::{
 };
 use crate::error::ProviderError;
 
+use super::thinking;
 use super::wire::{
     Block, MessageContent, MessagesRequest, Metadata, Role, Source, TextBlock, ToolResultContent,
     WireMessage, WireTool, WireToolChoice,
@@ -202,10 +203,10 @@ fn assistant_blocks(
     message: &AssistantMessage,
     at: &dyn Fn(&str) -> String,
 ) -> Result<Vec<Block>, ProviderError> {
-    let mut blocks = match &message.content {
-        Some(content) => content_blocks(content, &at("content"))?,
-        None => Vec::new(),
-    };
+    let mut blocks = thinking::from_client(message, &at(thinking::THINKING_BLOCKS))?;
+    if let Some(content) = &message.content {
+        blocks.extend(content_blocks(content, &at("content"))?);
+    }
     blocks.extend(message.refusal.clone().and_then(text_block));
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         let arguments = call.function.arguments.trim();

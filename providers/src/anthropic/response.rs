@@ -1,5 +1,6 @@
 //! An Anthropic message as a canonical chat completion: text blocks joined, `tool_use` blocks as
-//! tool calls, thinking as `reasoning_content`, `stop_reason` and usage in OpenAI's terms.
+//! tool calls, thinking as `reasoning_content` (and whole, signed, as `thinking_blocks`),
+//! `stop_reason` and usage in OpenAI's terms.
 //!
 //! The stream decoder shares the stop-reason and usage mappings defined here.
 
@@ -12,6 +13,7 @@ use crate::chat::{
 use crate::error::ProviderError;
 
 use super::request::JSON_TOOL;
+use super::thinking;
 use super::wire::{Block, MessagesResponse, WireUsage};
 
 /// Where OpenAI-compatible servers (DeepSeek, vLLM, LiteLLM) put a model's visible reasoning.
@@ -24,11 +26,13 @@ pub fn decode(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     let mut text: Option<String> = None;
     let mut reasoning: Option<String> = None;
     let mut calls = Vec::new();
+    let mut thinking_blocks = Vec::new();
     let mut answered_as_json = false;
     for block in message.content {
+        thinking_blocks.extend(thinking::to_client(&block));
         match block {
             Block::Text { text: piece } => text.get_or_insert_with(String::new).push_str(&piece),
-            Block::Thinking { thinking } => reasoning
+            Block::Thinking { thinking, .. } => reasoning
                 .get_or_insert_with(String::new)
                 .push_str(&thinking),
             Block::ToolUse { name, input, .. } if name == JSON_TOOL => {
@@ -49,6 +53,12 @@ pub fn decode(body: &[u8]) -> Result<ChatResponse, ProviderError> {
         response_message
             .extra
             .insert(REASONING_FIELD.to_owned(), Value::String(reasoning));
+    }
+    if !thinking_blocks.is_empty() {
+        response_message.extra.insert(
+            thinking::THINKING_BLOCKS.to_owned(),
+            Value::Array(thinking_blocks),
+        );
     }
     Ok(ChatResponse {
         id: message.id,

@@ -3,6 +3,8 @@
 //!
 //! Order out: a role chunk at `message_start`, deltas, a `finish_reason` chunk at `message_delta`,
 //! then a usage-only chunk and `Done` at `message_stop`. An `error` event ends the stream as an error.
+//! Thinking streams as `reasoning_content`, and each thinking block, once complete and signed,
+//! follows as `thinking_blocks` for the client to send back.
 
 use std::collections::HashMap;
 
@@ -17,6 +19,7 @@ use crate::error::ProviderError;
 use super::error::from_detail;
 use super::request::JSON_TOOL;
 use super::response::{REASONING_FIELD, finish_reason, unix_now, usage};
+use super::thinking;
 use super::wire::{Block, BlockDelta, StreamEvent, WireUsage};
 
 /// Event names Anthropic documents; anything else is skipped unread.
@@ -58,6 +61,9 @@ pub struct Decoder {
     blocks: HashMap<u32, BlockKind>,
     tool_calls: u32,
     answered_as_json: bool,
+    /// The thinking block being streamed: its text so far and its signature, sent whole as
+    /// `thinking_blocks` when it ends.
+    thinking: Option<(String, Option<String>)>,
 }
 
 impl ChunkDecoder for Decoder {
@@ -113,7 +119,17 @@ impl Decoder {
     fn block_start(&mut self, index: u32, block: Block) -> Vec<StreamItem> {
         let (kind, first) = match block {
             Block::Text { text } => (BlockKind::Text, content(text)),
-            Block::Thinking { thinking } => (BlockKind::Thinking, reasoning(thinking)),
+            Block::Thinking {
+                thinking,
+                signature,
+            } => {
+                self.thinking = Some((thinking.clone(), signature));
+                (BlockKind::Thinking, reasoning(thinking))
+            }
+            Block::RedactedThinking { data } => {
+                let block = Block::RedactedThinking { data };
+                (BlockKind::Skipped, thinking::to_client(&block).map(blocks))
+            }
             Block::ToolUse { name, .. } if name == JSON_TOOL => {
                 self.answered_as_json = true;
                 (BlockKind::Json, None)
@@ -142,7 +158,18 @@ impl Decoder {
         let out = match (kind, delta) {
             (BlockKind::Text, BlockDelta::TextDelta { text }) => content(text),
             (BlockKind::Json, BlockDelta::InputJsonDelta { partial_json }) => content(partial_json),
-            (BlockKind::Thinking, BlockDelta::ThinkingDelta { thinking }) => reasoning(thinking),
+            (BlockKind::Thinking, BlockDelta::ThinkingDelta { thinking }) => {
+                if let Some((text, _)) = &mut self.thinking {
+                    text.push_str(&thinking);
+                }
+                reasoning(thinking)
+            }
+            (BlockKind::Thinking, BlockDelta::SignatureDelta { signature }) => {
+                if let Some((_, signed)) = &mut self.thinking {
+                    signed.get_or_insert_with(String::new).push_str(&signature);
+                }
+                None
+            }
             (BlockKind::Tool { index, has_input }, BlockDelta::InputJsonDelta { partial_json }) => {
                 *has_input |= !partial_json.is_empty();
                 (!partial_json.is_empty()).then(|| arguments(*index, partial_json))
@@ -160,6 +187,15 @@ impl Decoder {
                 index,
                 has_input: false,
             } => Some(self.chunk(arguments(index, "{}".to_owned()), None)),
+            BlockKind::Thinking => {
+                let (thinking, signature) = self.thinking.take()?;
+                let block = Block::Thinking {
+                    thinking,
+                    signature,
+                };
+                let delta = blocks(thinking::to_client(&block)?);
+                Some(self.chunk(delta, None))
+            }
             _ => None,
         }
     }
@@ -210,6 +246,16 @@ fn reasoning(text: String) -> Option<Delta> {
             .insert(REASONING_FIELD.to_owned(), Value::String(text));
         delta
     })
+}
+
+/// A delta carrying one whole thinking block.
+fn blocks(block: Value) -> Delta {
+    let mut delta = Delta::default();
+    delta.extra.insert(
+        thinking::THINKING_BLOCKS.to_owned(),
+        Value::Array(vec![block]),
+    );
+    delta
 }
 
 fn tool_start(index: u32, id: String, name: String) -> Delta {

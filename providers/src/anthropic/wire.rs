@@ -103,8 +103,14 @@ pub enum Block {
     Thinking {
         #[serde(default)]
         thinking: String,
+        /// What lets Anthropic check the block when it comes back in a later turn.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signature: Option<String>,
     },
-    RedactedThinking {},
+    RedactedThinking {
+        #[serde(default)]
+        data: String,
+    },
     /// Server tools, citations-only blocks and whatever comes next: skipped.
     #[serde(other)]
     Other,
@@ -260,7 +266,10 @@ pub enum BlockDelta {
     ThinkingDelta {
         thinking: String,
     },
-    /// `signature_delta`, `citations_delta` and future kinds carry nothing OpenAI can show.
+    SignatureDelta {
+        signature: String,
+    },
+    /// `citations_delta` and future kinds carry nothing OpenAI can show.
     #[serde(other)]
     Other,
 }
