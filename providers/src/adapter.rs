@@ -159,6 +159,12 @@ pub trait Adapter: Send + Sync {
     /// Decodes a successful embeddings answer.
     fn embeddings_response(&self, body: &[u8]) -> Result<EmbeddingsResponse, ProviderError>;
 
+    /// The most inputs the provider embeds in one call, when it has a limit below OpenAI's
+    /// 2048: the gateway sends a larger request in batches and joins the answers.
+    fn embeddings_batch(&self) -> Option<usize> {
+        None
+    }
+
     /// Translates an error answer (any non-2xx status) into OpenAI's vocabulary.
     fn error_response(&self, status: u16, body: &[u8]) -> ProviderError;
 }

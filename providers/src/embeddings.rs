@@ -35,6 +35,36 @@ pub enum EmbeddingInput {
 }
 
 impl EmbeddingInput {
+    /// How many inputs this is.
+    pub fn len(&self) -> usize {
+        match self {
+            EmbeddingInput::Text(_) | EmbeddingInput::Tokens(_) => 1,
+            EmbeddingInput::Texts(texts) => texts.len(),
+            EmbeddingInput::TokenBatches(batches) => batches.len(),
+        }
+    }
+
+    /// Whether there is no input at all (an empty list).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The inputs in consecutive groups of at most `size` (at least one), in order.
+    pub fn batches(&self, size: usize) -> Vec<EmbeddingInput> {
+        let size = size.max(1);
+        match self {
+            EmbeddingInput::Texts(texts) if texts.len() > size => texts
+                .chunks(size)
+                .map(|batch| EmbeddingInput::Texts(batch.to_vec()))
+                .collect(),
+            EmbeddingInput::TokenBatches(batches) if batches.len() > size => batches
+                .chunks(size)
+                .map(|batch| EmbeddingInput::TokenBatches(batch.to_vec()))
+                .collect(),
+            whole => vec![whole.clone()],
+        }
+    }
+
     /// Each input as text; token ids are rendered as their decimal list.
     pub fn items(&self) -> Vec<String> {
         match self {
@@ -67,6 +97,18 @@ pub struct EmbeddingsResponse {
 }
 
 impl EmbeddingsResponse {
+    /// Adds the answer to the next batch of the same request: its vectors follow, renumbered
+    /// after this answer's, and its usage adds up.
+    pub fn append(&mut self, next: EmbeddingsResponse) {
+        let offset = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        self.data.extend(next.data.into_iter().map(|mut embedding| {
+            embedding.index = embedding.index.saturating_add(offset);
+            embedding
+        }));
+        self.usage.prompt_tokens += next.usage.prompt_tokens;
+        self.usage.total_tokens += next.usage.total_tokens;
+    }
+
     /// Fills in what a translated answer cannot know from the body alone: the model asked for,
     /// and base64 vectors when the client asked for them.
     pub fn fit_to(&mut self, request: &EmbeddingsRequest) {
@@ -133,6 +175,44 @@ pub struct EmbeddingsUsage {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn inputs_split_into_batches_and_answers_join_in_order() {
+        let input = EmbeddingInput::Texts((0..5).map(|i| i.to_string()).collect());
+        let batches = input.batches(2);
+        assert_eq!(
+            batches,
+            [
+                EmbeddingInput::Texts(vec!["0".into(), "1".into()]),
+                EmbeddingInput::Texts(vec!["2".into(), "3".into()]),
+                EmbeddingInput::Texts(vec!["4".into()]),
+            ]
+        );
+        assert_eq!(EmbeddingInput::Text("x".into()).batches(1).len(), 1);
+        let answer = |n: usize, tokens: u64| EmbeddingsResponse {
+            object: "list".into(),
+            data: (0..n)
+                .map(|i| Embedding {
+                    object: "embedding".into(),
+                    index: i as u32,
+                    embedding: Vector::Float(vec![i as f32]),
+                })
+                .collect(),
+            model: "m".into(),
+            usage: EmbeddingsUsage {
+                prompt_tokens: tokens,
+                total_tokens: tokens,
+            },
+            extra: Extra::new(),
+        };
+        let mut whole = answer(2, 3);
+        whole.append(answer(2, 4));
+        whole.append(answer(1, 5));
+        let indexes: Vec<u32> = whole.data.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, [0, 1, 2, 3, 4]);
+        assert_eq!(whole.data[4].embedding, Vector::Float(vec![0.0]));
+        assert_eq!(whole.usage.prompt_tokens, 12);
+    }
 
     #[test]
     fn base64_vectors_are_little_endian_f32() {

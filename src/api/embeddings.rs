@@ -10,6 +10,7 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
+use futures_util::{StreamExt, TryStreamExt};
 use switchboard_providers::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use switchboard_providers::mock;
 
@@ -104,6 +105,14 @@ async fn answer(
         }
     };
     served.provider.clone_from(&target.upstream.name);
+    let mut answer = answer;
+    if answer.usage.prompt_tokens == 0 && !request.input.is_empty() {
+        // Gemini reports no token counts for embeddings: count them as chat streams without
+        // usage are counted, so limits and spend still see them.
+        let counted = tokens::embeddings(&request);
+        answer.usage.prompt_tokens = counted;
+        answer.usage.total_tokens = counted;
+    }
     state.metrics.tokens(
         &route.label,
         &target.upstream.name,
@@ -120,8 +129,57 @@ async fn answer(
     Ok(response)
 }
 
-/// One try: the request encoded for the lease's instance, sent, and its answer decoded.
+/// How many batches of one request are in flight at once, for providers that take few inputs
+/// per call (Titan takes one).
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// One try: the request encoded for the lease's instance, sent, and its answer decoded. A request
+/// with more inputs than the provider takes per call goes in batches, whose answers are joined
+/// in order; any batch failing fails the try.
 async fn embed(
+    client: &crate::upstream::Client,
+    name: &str,
+    backend: &HttpBackend,
+    lease: &Lease,
+    request: &EmbeddingsRequest,
+    deadline: Instant,
+) -> Result<EmbeddingsResponse, Failure> {
+    let batch = backend.adapter.embeddings_batch();
+    let mut answer = match batch.filter(|&size| request.input.len() > size) {
+        None => embed_batch(client, name, backend, lease, request, deadline).await?,
+        Some(size) => {
+            let requests: Vec<EmbeddingsRequest> = request
+                .input
+                .batches(size)
+                .into_iter()
+                .map(|input| EmbeddingsRequest {
+                    input,
+                    ..request.clone()
+                })
+                .collect();
+            // The futures are made up front: a closure inside the stream would make the handler's
+            // future too general for axum to name.
+            let calls: Vec<_> = requests
+                .iter()
+                .map(|part| embed_batch(client, name, backend, lease, part, deadline))
+                .collect();
+            let answers: Vec<EmbeddingsResponse> = futures_util::stream::iter(calls)
+                .buffered(BATCHES_IN_FLIGHT)
+                .try_collect()
+                .await?;
+            let mut answers = answers.into_iter();
+            let mut whole = answers.next().ok_or_else(|| {
+                Failure::from(ApiError::bad_gateway("no embeddings came back".to_owned()))
+            })?;
+            answers.for_each(|next| whole.append(next));
+            whole
+        }
+    };
+    answer.fit_to(request);
+    Ok(answer)
+}
+
+async fn embed_batch(
     client: &crate::upstream::Client,
     name: &str,
     backend: &HttpBackend,
@@ -135,10 +193,8 @@ async fn embed(
         .map_err(ApiError::from)?;
     let response = upstream::send(client, name, backend, outgoing, deadline).await?;
     let bytes = upstream::read_body(client, name, response).await?;
-    let mut answer = backend
+    Ok(backend
         .adapter
         .embeddings_response(&bytes)
-        .map_err(ApiError::from)?;
-    answer.fit_to(request);
-    Ok(answer)
+        .map_err(ApiError::from)?)
 }

@@ -337,8 +337,22 @@ async fn titan_embeddings_as_floats_or_base64() {
         .await
         .unwrap();
     assert!(body["data"][0]["embedding"].is_string());
-    let response = embed(json!({"model": "aws/amazon.titan-embed-text-v2:0", "input": ["a", "b"]}))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
+    // Titan embeds one text per call: a list goes one call each, answers joined in order.
+    let response =
+        embed(json!({"model": "aws/amazon.titan-embed-text-v2:0", "input": ["a", "b", "c"]}))
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let indexes: Vec<&Value> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["index"])
+        .collect();
+    assert_eq!(indexes, [&json!(0), &json!(1), &json!(2)]);
+    assert_eq!(body["usage"]["prompt_tokens"], 9);
+    let received = fake.received();
+    let texts: Vec<&Value> = received[2..].iter().map(|r| &r.body["inputText"]).collect();
+    assert_eq!(texts.len(), 3, "one call per text");
 }

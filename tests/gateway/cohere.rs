@@ -472,4 +472,28 @@ async fn embeddings_floats_and_base64() {
         .decode(encoded)
         .unwrap();
     assert_eq!(bytes[..4], 0.5f32.to_le_bytes());
+
+    // Cohere embeds at most 96 texts per call; OpenAI clients send up to 2048.
+    let inputs: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let response = embed(json!({"model": "embed", "input": inputs}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 100);
+    for (i, embedding) in data.iter().enumerate() {
+        assert_eq!(embedding["index"], i);
+        assert_eq!(
+            embedding["embedding"][2],
+            json!(i as f64),
+            "vector {i} in order"
+        );
+    }
+    assert_eq!(body["usage"]["prompt_tokens"], 14, "usage of both calls");
+    let sizes: Vec<usize> = fake.received()[2..]
+        .iter()
+        .map(|r| r.body["texts"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [96, 4]);
 }

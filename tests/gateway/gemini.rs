@@ -392,7 +392,8 @@ async fn embeddings_single_and_batched() {
     assert_eq!(body["model"], "gemini-embedding-001");
     assert_eq!(
         body["usage"],
-        json!({"prompt_tokens": 0, "total_tokens": 0})
+        json!({"prompt_tokens": 1, "total_tokens": 1}),
+        "Gemini reports no tokens: the gateway counts them"
     );
     assert_eq!(
         fake.received()[0].path,
@@ -421,6 +422,32 @@ async fn embeddings_single_and_batched() {
         fake.received()[1].path,
         "/v1beta/models/gemini-embedding-001:batchEmbedContents"
     );
+
+    // Gemini takes at most 100 per batch; OpenAI clients send up to 2048.
+    let inputs: Vec<String> = (0..250).map(|i| i.to_string()).collect();
+    let response = post(
+        &gateway,
+        "/v1/embeddings",
+        json!({"model": "embed", "input": inputs}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 250);
+    for (i, embedding) in data.iter().enumerate() {
+        assert_eq!(embedding["index"], i);
+        assert_eq!(
+            embedding["embedding"][0],
+            json!(i as f64),
+            "vector {i} in order"
+        );
+    }
+    let sizes: Vec<usize> = fake.received()[2..]
+        .iter()
+        .map(|r| r.body["requests"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [100, 100, 50]);
 }
 
 #[tokio::test]

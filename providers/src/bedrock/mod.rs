@@ -190,6 +190,11 @@ impl Adapter for Bedrock {
         embeddings::titan_response(body)
     }
 
+    /// Titan embeds one text per call.
+    fn embeddings_batch(&self) -> Option<usize> {
+        Some(1)
+    }
+
     fn error_response(&self, status: u16, body: &[u8]) -> ProviderError {
         errors::error_response(status, body)
     }

@@ -85,6 +85,11 @@ impl Adapter for Cohere {
         embed::decode(body)
     }
 
+    /// Cohere's Embed API takes at most 96 texts per call.
+    fn embeddings_batch(&self) -> Option<usize> {
+        Some(96)
+    }
+
     fn error_response(&self, status: u16, body: &[u8]) -> ProviderError {
         response::error(status, body)
     }

@@ -128,6 +128,11 @@ impl Adapter for Gemini {
         embeddings::decode(body)
     }
 
+    /// `batchEmbedContents` takes at most 100 requests per call.
+    fn embeddings_batch(&self) -> Option<usize> {
+        Some(100)
+    }
+
     fn error_response(&self, status: u16, body: &[u8]) -> ProviderError {
         error::from_body(status, body)
     }

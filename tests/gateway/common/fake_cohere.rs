@@ -367,6 +367,15 @@ async fn embed(
             "invalid request: texts must not be empty",
         );
     };
+    if texts.len() > 96 {
+        return cohere_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "invalid request: total number of texts must be at most 96 - received {}",
+                texts.len()
+            ),
+        );
+    }
     let input_types = [
         "search_document",
         "search_query",
@@ -386,8 +395,14 @@ async fn embed(
             "the fake only serves float embeddings",
         );
     }
-    let float: Vec<Value> = (0..texts.len())
-        .map(|i| json!([0.5, -0.25, i as f64]))
+    // A numeric text is its own last value, so a test can tell the vectors apart.
+    let float: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mark = text.as_str().and_then(|t| t.parse::<f64>().ok());
+            json!([0.5, -0.25, mark.unwrap_or(i as f64)])
+        })
         .collect();
     Json(json!({
         "id": "da6e531f-7f6d-4f5e-9a5f-e8a3c4bbd7f2",

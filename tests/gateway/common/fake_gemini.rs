@@ -410,6 +410,11 @@ fn sse(model: &str, pieces: Vec<Value>) -> Response {
 fn embed(model: &str, body: &Value, batch: bool) -> Response {
     let requests: Vec<&Value> = if batch {
         match body["requests"].as_array() {
+            Some(requests) if requests.len() > 100 => {
+                return invalid(
+                    "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
+                );
+            }
             Some(requests) if !requests.is_empty() => requests.iter().collect(),
             _ => return invalid("requests must not be empty"),
         }
@@ -425,7 +430,14 @@ fn embed(model: &str, body: &Value, batch: bool) -> Response {
             return invalid("content.parts[0].text is required");
         }
         let size = request["outputDimensionality"].as_u64().unwrap_or(3) as usize;
-        let values: Vec<f32> = (0..size).map(|i| 0.25 * (i + 1) as f32).collect();
+        let mut values: Vec<f32> = (0..size).map(|i| 0.25 * (i + 1) as f32).collect();
+        // A numeric text is its own first value, so a test can tell the vectors apart.
+        if let Some(n) = request["content"]["parts"][0]["text"]
+            .as_str()
+            .and_then(|t| t.parse::<f32>().ok())
+        {
+            values[0] = n;
+        }
         embeddings.push(json!({"values": values}));
     }
     if batch {
