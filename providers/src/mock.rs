@@ -14,9 +14,20 @@ use crate::chat::{
 use crate::embeddings::{
     Embedding, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, EncodingFormat, Vector,
 };
+use crate::error::ProviderError;
 
 /// Dimensions of a mock embedding when the request does not ask for a size.
 pub const DEFAULT_DIMENSIONS: u32 = 1536;
+
+/// The limits of OpenAI's embeddings models, which the mock stands in for: without them one
+/// request could ask the gateway for gigabytes of vectors.
+const MAX_DIMENSIONS: u32 = 3072;
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+/// The most of the user's text an answer repeats, and the most tokens an answer has when the
+/// request sets no cap: a real model's answer is bounded too.
+const MAX_ECHO_BYTES: usize = 64 * 1024;
+const MAX_OUTPUT_TOKENS: usize = 16_384;
 
 /// Tokens each message costs beyond its words, as chat formats add role markers.
 const MESSAGE_OVERHEAD: u64 = 3;
@@ -171,6 +182,30 @@ fn choices(request: &ChatRequest) -> std::ops::Range<u32> {
     0..choices_count(request)
 }
 
+/// Refuses what OpenAI's embeddings models refuse: more than 2048 inputs, or a size outside
+/// 1..=3072 dimensions.
+pub fn check_embeddings(request: &EmbeddingsRequest) -> Result<(), ProviderError> {
+    if let Some(dimensions) = request
+        .dimensions
+        .filter(|d| !(1..=MAX_DIMENSIONS).contains(d))
+    {
+        return Err(ProviderError::invalid_request(
+            format!("'dimensions' must be between 1 and {MAX_DIMENSIONS}; got {dimensions}."),
+            Some("dimensions"),
+        ));
+    }
+    if request.input.len() > MAX_EMBEDDING_INPUTS {
+        return Err(ProviderError::invalid_request(
+            format!(
+                "'input' may hold at most {MAX_EMBEDDING_INPUTS} items; got {}.",
+                request.input.len()
+            ),
+            Some("input"),
+        ));
+    }
+    Ok(())
+}
+
 /// Deterministic embeddings: each input seeds a generator, the vector is normalised to length 1.
 pub fn embeddings(request: &EmbeddingsRequest) -> EmbeddingsResponse {
     let dimensions = request.dimensions.unwrap_or(DEFAULT_DIMENSIONS) as usize;
@@ -261,10 +296,15 @@ fn answer_text(request: &ChatRequest) -> String {
         Some(Message::Tool(result)) => format!("The tool returned: {}", result.content.text()),
         _ => {
             let said = last_user_text(request);
-            if said.trim().is_empty() {
+            let said = said.trim();
+            if said.is_empty() {
                 "Hello from the Switchboard mock model.".to_owned()
             } else {
-                format!("Mock answer to: {}", said.trim())
+                let mut end = said.len().min(MAX_ECHO_BYTES);
+                while !said.is_char_boundary(end) {
+                    end -= 1;
+                }
+                format!("Mock answer to: {}", &said[..end])
             }
         }
     }
@@ -300,12 +340,16 @@ fn limit(mut pieces: Vec<String>, request: &ChatRequest) -> (Vec<String>, Finish
             pieces = split_pieces(&text[..cut]);
         }
     }
-    match request.max_output_tokens() {
-        Some(max) if pieces.len() > max as usize => {
-            pieces.truncate(max as usize);
-            (pieces, FinishReason::Length)
-        }
-        _ => (pieces, FinishReason::Stop),
+    let max = request
+        .max_output_tokens()
+        .map_or(MAX_OUTPUT_TOKENS, |max| {
+            (max as usize).min(MAX_OUTPUT_TOKENS)
+        });
+    if pieces.len() > max {
+        pieces.truncate(max);
+        (pieces, FinishReason::Length)
+    } else {
+        (pieces, FinishReason::Stop)
     }
 }
 

@@ -51,6 +51,9 @@ pub async fn completions(State(state): State<Arc<AppState>>, request: Request) -
     model_endpoint(&state, "chat", request, answer).await
 }
 
+/// OpenAI's bound on `n`; beyond it a request could ask for answers without end.
+const MAX_CHOICES: u32 = 128;
+
 async fn answer(
     state: &Arc<AppState>,
     caller: &Caller,
@@ -63,6 +66,12 @@ async fn answer(
         return Err(ApiError::invalid_request(
             "'messages' must contain at least one message.",
             Some("messages".into()),
+        ));
+    }
+    if let Some(n) = request.n.filter(|n| !(1..=MAX_CHOICES).contains(n)) {
+        return Err(ApiError::invalid_request(
+            format!("'n' must be between 1 and {MAX_CHOICES}; got {n}."),
+            Some("n".into()),
         ));
     }
     let route = route_for(state, caller, &request.model)?;

@@ -66,6 +66,7 @@ async fn answer(
             }
             Backend::Mock(_) => {
                 lease.succeed();
+                mock::check_embeddings(&request).map_err(ApiError::from)?;
                 break (mock::embeddings(&request), target);
             }
             Backend::Http(backend) => backend,

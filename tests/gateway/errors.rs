@@ -92,6 +92,66 @@ async fn wrong_types_name_the_parameter() {
     assert!(fake.received().is_empty());
 }
 
+/// Sizes that would make the gateway build gigabytes (a million choices, billions of mock
+/// dimensions, a mock echoing a huge prompt) are refused or bounded, never attempted.
+#[tokio::test]
+async fn sizes_that_would_exhaust_memory_are_refused_or_bounded() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    for n in [0, 129, 10_000_000] {
+        let body = json!({"model": "gpt", "n": n, "messages": [{"role": "user", "content": "x"}]});
+        let (status, error) = post(&gateway, body.to_string()).await;
+        assert_eq!(
+            (status, error["error"]["param"].as_str()),
+            (400, Some("n")),
+            "{n}"
+        );
+    }
+    assert!(fake.received().is_empty());
+
+    let mock = TestGateway::start("providers:\n  demo: { kind: mock }\n").await;
+    let embed = |body: Value| client().post(mock.url("/v1/embeddings")).json(&body).send();
+    for (body, param) in [
+        (
+            json!({"model": "demo/e", "input": "a", "dimensions": 4_000_000_000u64}),
+            "dimensions",
+        ),
+        (
+            json!({"model": "demo/e", "input": "a", "dimensions": 0}),
+            "dimensions",
+        ),
+        (
+            json!({"model": "demo/e", "input": vec!["a"; 2049]}),
+            "input",
+        ),
+    ] {
+        let response = embed(body).await.unwrap();
+        assert_eq!(response.status(), 400);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["param"], param);
+    }
+    let response = embed(json!({"model": "demo/e", "input": "a", "dimensions": 3072}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let said = "word ".repeat(200_000);
+    let response = client()
+        .post(mock.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": "demo/m", "n": 128, "messages": [{"role": "user", "content": said}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let choices = body["choices"].as_array().unwrap();
+    assert_eq!(choices.len(), 128);
+    let content = choices[0]["message"]["content"].as_str().unwrap();
+    assert!(content.len() <= 70_000, "{} bytes", content.len());
+}
+
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
     let fake = FakeOpenAi::start().await;
