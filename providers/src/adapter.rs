@@ -31,6 +31,17 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// Whether `name` (a model or deployment) can be put in a URL path as one segment and mean only
+/// itself: letters, digits, `-`, `_` and `.`, and not `.` or `..`, which a server would resolve
+/// as the directory or its parent.
+pub(crate) fn is_path_segment(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.bytes().any(|b| b != b'.')
+}
+
 impl Endpoint {
     /// A JSON `POST` to `base_url` + `path` carrying the endpoint's extra headers.
     pub fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Request<Bytes>, ProviderError> {

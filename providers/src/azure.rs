@@ -36,11 +36,7 @@ impl Azure {
     ) -> Result<Request<Bytes>, ProviderError> {
         // The deployment becomes a path segment: anything but Azure's name characters could
         // change the URL's meaning.
-        let valid = !deployment.is_empty()
-            && deployment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !valid {
+        if !crate::adapter::is_path_segment(deployment) {
             return Err(ProviderError::invalid_request(
                 format!("{deployment:?} is not a valid Azure deployment name"),
                 Some("model"),

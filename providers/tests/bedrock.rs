@@ -109,6 +109,23 @@ fn image_urls_and_several_choices_are_refused_with_their_parameter() {
     assert_eq!((err.status, err.param.as_deref()), (400, Some("logprobs")));
 }
 
+/// A model id of dots alone would climb out of `/model/` once the server resolves the path.
+#[test]
+fn model_ids_cannot_leave_the_model_path() {
+    for bad in ["", ".", ".."] {
+        let request: ChatRequest = serde_json::from_value(
+            json!({"model": bad, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+        let err = adapter().chat_request(&endpoint(), &request).unwrap_err();
+        assert_eq!(
+            (err.status, err.param.as_deref()),
+            (400, Some("model")),
+            "{bad:?}"
+        );
+    }
+}
+
 #[test]
 fn tool_choice_forms_and_none() {
     let base = json!({

@@ -181,7 +181,15 @@ fn streamed_request_uses_the_sse_path() {
 
 #[test]
 fn model_names_that_leave_the_path_are_refused() {
-    for model in ["../files", "gemini?alt=json", "a/b", ""] {
+    for model in [
+        "../files",
+        "gemini?alt=json",
+        "a/b",
+        "",
+        ".",
+        "..",
+        "models/..",
+    ] {
         let req = request(json!({"model": model, "messages": [{"role": "user", "content": "x"}]}));
         let err = Gemini.chat_request(&endpoint(), &req).unwrap_err();
         assert_eq!(

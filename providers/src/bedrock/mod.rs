@@ -96,6 +96,13 @@ impl Bedrock {
         body: Vec<u8>,
         accept: &'static str,
     ) -> Result<Request<Bytes>, ProviderError> {
+        // Encoding keeps `.`: a model id of dots alone would climb out of `/model/`.
+        if model.is_empty() || model.bytes().all(|b| b == b'.') {
+            return Err(ProviderError::invalid_request(
+                format!("{model:?} is not a Bedrock model id"),
+                Some("model"),
+            ));
+        }
         let path = format!("/model/{}/{action}", encode_path_segment(model));
         let mut http = endpoint.post_json(&path, body)?;
         http.headers_mut()

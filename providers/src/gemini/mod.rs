@@ -61,11 +61,7 @@ fn model_path(model: &str) -> Result<String, ProviderError> {
         Some((prefix @ ("models" | "tunedModels"), name)) => (prefix, name),
         _ => ("models", model),
     };
-    let valid = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
+    if !crate::adapter::is_path_segment(name) {
         return Err(ProviderError::invalid_request(
             format!("{model:?} is not a Gemini model name"),
             Some("model"),
