@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -14,6 +14,7 @@ use serde_json::json;
 use super::AppState;
 use crate::auth::Caller;
 use crate::context::{ContextError, Document, Precondition};
+use super::path::Segments;
 use crate::error::ApiError;
 
 /// The `ttl` query parameter of a PUT; any other parameter is an error, not silently ignored.
@@ -93,7 +94,7 @@ fn with_etag(mut response: Response, document: &Document) -> Response {
 /// `GET`: the bare document, with its ETag.
 pub async fn get(
     State(state): State<Arc<AppState>>,
-    Path((namespace, key)): Path<(String, String)>,
+    Segments((namespace, key)): Segments<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admit(&state, &headers, &namespace)?;
@@ -109,7 +110,7 @@ pub async fn get(
 /// `PUT`: creates (201) or replaces (200) the document; answers with its new ETag.
 pub async fn put(
     State(state): State<Arc<AppState>>,
-    Path((namespace, key)): Path<(String, String)>,
+    Segments((namespace, key)): Segments<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -152,7 +153,7 @@ pub async fn put(
 /// `DELETE`: removes the document (204); a missing one is 404.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
-    Path((namespace, key)): Path<(String, String)>,
+    Segments((namespace, key)): Segments<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     admit(&state, &headers, &namespace)?;

@@ -10,6 +10,7 @@ mod context;
 mod embeddings;
 mod models;
 mod ops;
+mod path;
 mod tools;
 
 use std::sync::Arc;

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
 use super::AppState;
+use super::path::Segments;
 use crate::error::ApiError;
 
 #[derive(Serialize)]
@@ -62,7 +63,7 @@ pub async fn list(
 pub async fn retrieve(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Segments(id): Segments<String>,
 ) -> Result<Json<Model>, ApiError> {
     let caller = state.keys.authenticate(&headers)?;
     if !caller.may_use(&id) {

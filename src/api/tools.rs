@@ -7,13 +7,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::admin::require_admin;
 use crate::config::{HttpToolConfig, Span};
+use super::path::Segments;
 use crate::error::ApiError;
 use crate::mcp::{RegisterError, Registered};
 
@@ -71,7 +72,7 @@ pub async fn list(
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    Segments(name): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers)?;
     if state.tool_registry.remove(&name) {

@@ -289,4 +289,17 @@ async fn unknown_routes_and_methods_are_openai_errors() {
         .unwrap();
     assert_eq!(response.status(), 405);
     assert!(response.json::<Value>().await.unwrap()["error"]["message"].is_string());
+    // A path segment that is not UTF-8 is bad input like any other: a JSON 400.
+    for path in ["/v1/models/%ff", "/v1/context/%ff/x"] {
+        let response = client()
+            .get(gateway.url(path))
+            .bearer_auth("sk-all")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{path}");
+    }
 }
