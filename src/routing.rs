@@ -109,9 +109,10 @@ impl Route {
 
     /// A target for the next try and a lease on one of its instances, by the route's strategy,
     /// among targets with an instance that would take it. Targets in `tried` are chosen again
-    /// only when no other is available.
-    pub fn choose(&self, tried: &[usize]) -> Option<(usize, Lease)> {
+    /// only when no other is available; targets in `benched` never are.
+    pub fn choose(&self, tried: &[usize], benched: &[usize]) -> Option<(usize, Lease)> {
         let available: Vec<usize> = (0..self.targets.len())
+            .filter(|i| !benched.contains(i))
             .filter(|&i| self.targets[i].upstream.instances.available())
             .collect();
         let fresh: Vec<usize> = available
@@ -292,11 +293,11 @@ mod tests {
             "providers: { a: { kind: mock }, b: { kind: mock } }\nmodels:\n  - { name: m, targets: [ { provider: a, model: x, weight: 3 }, { provider: b, model: y, weight: 1 } ] }\n",
         );
         let route = routes.resolve("m").unwrap();
-        let picks: Vec<usize> = (0..8).map(|_| route.choose(&[]).unwrap().0).collect();
+        let picks: Vec<usize> = (0..8).map(|_| route.choose(&[], &[]).unwrap().0).collect();
         // Smooth weighted round robin: exactly 3 of every 4, interleaved rather than in a burst.
         assert_eq!(picks, [0, 0, 1, 0, 0, 0, 1, 0]);
         assert_eq!(
-            route.choose(&[0]).unwrap().0,
+            route.choose(&[0], &[]).unwrap().0,
             1,
             "a retry prefers another target"
         );

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use super::path::Segments;
 use crate::auth::Caller;
 use crate::context::{ContextError, Document, Precondition};
-use super::path::Segments;
 use crate::error::ApiError;
 
 /// The `ttl` query parameter of a PUT; any other parameter is an error, not silently ignored.

@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::admin::require_admin;
-use crate::config::{HttpToolConfig, Span};
 use super::path::Segments;
+use crate::config::{HttpToolConfig, Span};
 use crate::error::ApiError;
 use crate::mcp::{RegisterError, Registered};
 

@@ -56,8 +56,13 @@ impl From<ApiError> for Failure {
     }
 }
 
+/// The longest `Retry-After` waited out, as the OpenAI SDKs cap it; a target asking for more is
+/// left alone for the rest of the request.
+const RETRY_AFTER_LIMIT: Duration = Duration::from_secs(60);
+
 /// The pause before try `n + 1` (n counts from 1): `backoff · 2ⁿ⁻¹` with full jitter, capped by
-/// `max_backoff`; an upstream's `Retry-After` wins when it is longer.
+/// `max_backoff`; an upstream's `Retry-After` wins when it is longer (up to
+/// [`RETRY_AFTER_LIMIT`] and the deadline: [`Plan::failed`] benches a target asking for more).
 fn pause(policy: &RetryConfig, tries: u32, retry_after: Option<Duration>) -> Duration {
     let base = policy.backoff.0.saturating_mul(1 << (tries - 1).min(16));
     let capped = base.min(policy.max_backoff.0);
@@ -77,6 +82,9 @@ pub struct Plan<'r> {
     route: usize,
     tries: u32,
     tried: Vec<usize>,
+    /// Targets of the current route that asked, by `Retry-After`, for a pause past
+    /// [`RETRY_AFTER_LIMIT`] or the deadline: not tried again for this request.
+    benched: Vec<usize>,
     failures: Vec<String>,
     last: Option<Failure>,
 }
@@ -90,6 +98,7 @@ impl<'r> Plan<'r> {
             route: 0,
             tries: 0,
             tried: Vec::new(),
+            benched: Vec::new(),
             failures: Vec::new(),
             last: None,
         }
@@ -104,12 +113,13 @@ impl<'r> Plan<'r> {
             let chosen = if spent {
                 None
             } else {
-                route.choose(&self.tried)
+                route.choose(&self.tried, &self.benched)
             };
             let Some((index, lease)) = chosen else {
                 self.route += 1;
                 self.tries = 0;
                 self.tried.clear();
+                self.benched.clear();
                 if self.route < self.routes.len() && Instant::now() < self.deadline {
                     self.metrics.fallback(&self.routes[0].label);
                 }
@@ -155,12 +165,21 @@ impl<'r> Plan<'r> {
         }
         self.failures
             .push(format!("{}: {}", target.name(), failure.error.message));
-        if let Some(route) = self.routes.get(self.route)
-            && self.tries < route.retry.attempts
-        {
-            let wait = pause(&route.retry, self.tries, failure.retry_after);
-            let until = (Instant::now() + wait).min(self.deadline);
-            tokio::time::sleep_until(until.into()).await;
+        if let Some(route) = self.routes.get(self.route) {
+            let asked_too_long = failure.retry_after.is_some_and(|asked| {
+                asked > RETRY_AFTER_LIMIT || Instant::now() + asked >= self.deadline
+            });
+            if asked_too_long {
+                // Waiting would spend the request's time on one target while others, or the
+                // fallbacks, could answer now; past the deadline it could not even help.
+                if let Some(&index) = self.tried.last() {
+                    self.benched.push(index);
+                }
+            } else if self.tries < route.retry.attempts {
+                let wait = pause(&route.retry, self.tries, failure.retry_after);
+                let until = (Instant::now() + wait).min(self.deadline);
+                tokio::time::sleep_until(until.into()).await;
+            }
         }
         self.last = Some(failure);
         Ok(())

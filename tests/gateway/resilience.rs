@@ -188,6 +188,23 @@ async fn retry_after_from_the_upstream_is_waited_out() {
     );
 }
 
+/// A target that asks for a pause past the request's deadline (or past a minute) is left alone:
+/// the fallback answers at once instead of the request waiting out its whole time.
+#[tokio::test]
+async fn a_retry_after_too_long_to_wait_moves_on_to_the_fallback() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}  demo: {{ kind: mock }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: up, model: limited-3600 }} ], retry: {{ attempts: 3 }}, timeouts: {{ total: 30s }}, fallbacks: [spare] }}\n  - {{ name: spare, targets: [ {{ provider: demo, model: mock-spare }} ] }}\n",
+        providers(&fake)
+    ))
+    .await;
+    // Had the plan waited, the 30 s deadline would have passed first and no fallback would run.
+    let reply = ask(&gateway, chat("m")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.target, "demo/mock-spare");
+    assert_eq!(fake.received().len(), 1, "the limited target is asked once");
+}
+
 #[tokio::test]
 async fn the_breaker_opens_after_n_failures_and_lets_exactly_one_probe_through() {
     let fake = FakeOpenAi::start().await;
