@@ -122,12 +122,36 @@ pub fn redact(mut error: ApiError, secrets: &[String]) -> ApiError {
         .into_iter()
         .flatten()
         {
-            if text.contains(secret.as_str()) {
-                *text = text.replace(secret.as_str(), "<redacted>");
-            }
+            redact_text(text, secret);
         }
     }
     error
+}
+
+/// How much of a long secret identifies it when a provider echoes it masked, as OpenAI does
+/// (`Incorrect API key provided: sk-proj-********abcd`).
+const ECHOED_PREFIX: usize = 8;
+
+/// Takes `secret` out of `text`, and any word that starts with its first characters: a masked
+/// echo still shows them, and often the last ones too. Short secrets are matched whole only, as
+/// a few characters would match ordinary words.
+fn redact_text(text: &mut String, secret: &str) {
+    if secret.is_empty() {
+        return;
+    }
+    if text.contains(secret) {
+        *text = text.replace(secret, "<redacted>");
+    }
+    let prefix = match secret.get(..ECHOED_PREFIX) {
+        Some(prefix) if secret.len() >= 2 * ECHOED_PREFIX => prefix,
+        _ => return,
+    };
+    while let Some(at) = text.find(prefix) {
+        let end = text[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | ')'))
+            .map_or(text.len(), |n| at + n);
+        text.replace_range(at..end, "<redacted>");
+    }
 }
 
 /// Parsed upstream URLs by URI. reqwest wants a `Url`; parsing one (IDNA and all) for every
@@ -394,7 +418,17 @@ pub async fn send(
         .map(Duration::from_secs);
     let body = read_body(client, upstream, response).await?;
     let error = backend.adapter.error_response(status.as_u16(), &body);
-    let mut failure = Failure::from_error(backend.scrub(error.into()));
+    let mut error = backend.scrub(error.into());
+    if matches!(status.as_u16(), 401 | 403) {
+        // Said plainly: the provider's own words ("Incorrect API key provided") would tell the
+        // client its key is wrong.
+        error.message = format!(
+            "provider '{upstream}' refused the gateway's credentials (HTTP {}): {}",
+            status.as_u16(),
+            error.message
+        );
+    }
+    let mut failure = Failure::from_error(error);
     failure.retry_after = retry_after;
     Err(failure)
 }
@@ -477,6 +511,30 @@ mod tests {
             "https://generativelanguage.googleapis.com"
         );
         assert_eq!(&backend.secrets[..], ["AIza-long-enough-key"]);
+    }
+
+    #[test]
+    fn a_masked_echo_of_a_long_secret_is_taken_out_too() {
+        let secret = "sk-upstream-0123456789abcdef7d6c".to_owned();
+        let error = ApiError::bad_gateway(
+            "Incorrect API key provided: sk-upstr***************7d6c. You can find your API key \
+             at https://platform.openai.com; or 'sk-upstream-01...', or sk-upstream-0123456789abcdef7d6c",
+        );
+        let message = redact(error, std::slice::from_ref(&secret)).message;
+        assert_eq!(
+            message,
+            "Incorrect API key provided: <redacted> You can find your API key at \
+             https://platform.openai.com; or '<redacted>', or <redacted>"
+        );
+        let short = redact(
+            ApiError::bad_gateway("the key abc123 and abc1234"),
+            &["abc123".to_owned()],
+        )
+        .message;
+        assert_eq!(
+            short, "the key <redacted> and <redacted>4",
+            "short keys: whole matches only"
+        );
     }
 
     #[test]

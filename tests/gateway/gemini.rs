@@ -270,12 +270,16 @@ async fn provider_errors_are_translated_and_scrubbed() {
         let body: Value = serde_json::from_str(&text).unwrap();
         let message = body["error"]["message"].as_str().unwrap();
         assert!(
-            message.contains(&format!(
-                "gem/{}: fake failure {status} for key <redacted>",
-                &model[4..]
-            )),
+            message.contains(&format!("gem/{}: ", &model[4..]))
+                && message.contains(&format!("fake failure {status} for key <redacted>")),
             "{message} ({code})"
         );
+        if status == 403 {
+            assert!(
+                message.contains("provider 'gem' refused the gateway's credentials (HTTP 403)"),
+                "{message}"
+            );
+        }
     }
 }
 
