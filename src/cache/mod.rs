@@ -129,7 +129,11 @@ impl ResponseCache {
             if let Some(answer) = self.entries.get(&key).await.filter(fresh) {
                 return self.counted(Lookup::Hit(answer));
             }
-            if let Some(answer) = self.wait_for_inflight(&key).await.filter(fresh) {
+            // A streamed request does not wait for an identical one in flight: its client would
+            // see nothing until the other's whole answer is done. It calls upstream itself.
+            if !request.is_stream()
+                && let Some(answer) = self.wait_for_inflight(&key).await.filter(fresh)
+            {
                 return self.counted(Lookup::Hit(answer));
             }
         }

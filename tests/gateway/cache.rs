@@ -373,24 +373,65 @@ async fn streamed_miss_serves_plain_hit_and_plain_miss_serves_streamed_hit() {
 async fn concurrent_identical_misses_make_one_upstream_call() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway(&fake, "{}").await;
-    for stream in [false, true] {
-        let body = json!({"model": "up/delay-300", "stream": stream, "messages": [{"role": "user", "content": format!("stampede {stream}")}]});
-        let answers =
-            futures_util::future::join_all((0..50).map(|_| ask(&gateway, "sk-a", &body, &[])))
-                .await;
-        assert!(answers.iter().all(|a| a.status == 200));
-        assert_eq!(
-            answers.iter().filter(|a| a.cache == "miss").count(),
-            1,
-            "one leader"
+    let body =
+        json!({"model": "up/delay-300", "messages": [{"role": "user", "content": "stampede"}]});
+    let answers =
+        futures_util::future::join_all((0..50).map(|_| ask(&gateway, "sk-a", &body, &[]))).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+    assert_eq!(
+        answers.iter().filter(|a| a.cache == "miss").count(),
+        1,
+        "one leader"
+    );
+    assert!(answers.iter().all(|a| a.text == answers[0].text));
+    assert_eq!(
+        fake.received().len(),
+        1,
+        "one upstream call for the stampede"
+    );
+}
+
+/// A streamed request never waits for an identical one in flight (its first byte would come
+/// only with the other's last): each streams from upstream at once.
+#[tokio::test]
+async fn concurrent_identical_streams_do_not_wait_for_each_other() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway(&fake, "{}").await;
+    let body = json!({"model": "up/hang-stream", "stream": true,
+        "messages": [{"role": "user", "content": "streams in parallel"}]});
+    // The leader's stream never ends; a follower that waited for it would never see a byte.
+    let first_chunk = async || {
+        let response = client()
+            .post(gateway.url("/v1/chat/completions"))
+            .bearer_auth("sk-a")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let cache = response.headers()["x-switchboard-cache"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut bytes = response.bytes_stream();
+        use futures_util::StreamExt;
+        let first = bytes.next().await.unwrap().unwrap();
+        // The rest of the stream is returned unread, so the connection stays open.
+        (cache, first, bytes)
+    };
+    // The leader is mid-stream, so in flight, before the follower asks. A follower that waited
+    // would get nothing for the cache's 30 s limit on waiting.
+    let leader = first_chunk().await;
+    let follower = tokio::time::timeout(Duration::from_secs(15), first_chunk())
+        .await
+        .expect("the follower streams without waiting for the leader");
+    for (cache, first, _) in [&leader, &follower] {
+        assert_eq!(cache, "miss");
+        assert!(
+            String::from_utf8_lossy(first).contains("chat.completion.chunk"),
+            "{first:?}"
         );
-        if !stream {
-            assert!(answers.iter().all(|a| a.text == answers[0].text));
-        } else {
-            assert!(answers.iter().all(|a| a.text.ends_with("data: [DONE]\n\n")));
-        }
     }
-    assert_eq!(fake.received().len(), 2, "one upstream call per stampede");
+    assert_eq!(fake.received().len(), 2, "each stream called upstream");
 }
 
 #[tokio::test]
