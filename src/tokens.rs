@@ -58,6 +58,7 @@ fn message(message: &Message) -> u64 {
             m.content.as_ref().map_or(0, content) + calls.sum::<u64>() + name(&m.name)
         }
         Message::Tool(m) => content(&m.content),
+        Message::Function(m) => m.content.as_ref().map_or(0, content) + count(&m.name),
     };
     PER_MESSAGE + role + body
 }

@@ -100,6 +100,8 @@ pub enum Message {
     User(UserMessage),
     Assistant(AssistantMessage),
     Tool(ToolMessage),
+    /// The result of a legacy `function_call`, which OpenAI still accepts.
+    Function(FunctionMessage),
 }
 
 impl Message {
@@ -111,8 +113,31 @@ impl Message {
             Message::User(_) => "user",
             Message::Assistant(_) => "assistant",
             Message::Tool(_) => "tool",
+            Message::Function(_) => "function",
         }
     }
+}
+
+/// A `function` message: the result of a legacy `function_call`. Only OpenAI-compatible
+/// providers take it; translating adapters refuse it with [`legacy_function_message`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionMessage {
+    pub name: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The error of an adapter that cannot express a legacy `function` message.
+pub fn legacy_function_message(provider: &str, index: usize) -> crate::ProviderError {
+    crate::ProviderError::invalid_request(
+        format!(
+            "{provider} does not take legacy function messages (role \"function\"); send tool \
+             calls and \"tool\" messages instead"
+        ),
+        Some(&format!("messages[{index}].role")),
+    )
 }
 
 /// A `system` or `developer` message.

@@ -276,6 +276,7 @@ fn message_text(message: &Message) -> String {
         Message::User(m) => m.content.text(),
         Message::Assistant(m) => m.content.as_ref().map(|c| c.text()).unwrap_or_default(),
         Message::Tool(m) => m.content.text(),
+        Message::Function(m) => m.content.as_ref().map(|c| c.text()).unwrap_or_default(),
     }
 }
 

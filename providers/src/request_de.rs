@@ -10,8 +10,8 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 use crate::chat::{
-    AssistantMessage, ChatRequest, Content, Extra, InstructionMessage, Message, ToolCall,
-    ToolMessage, UserMessage,
+    AssistantMessage, ChatRequest, Content, Extra, FunctionMessage, InstructionMessage, Message,
+    ToolCall, ToolMessage, UserMessage,
 };
 
 impl<'de> Deserialize<'de> for ChatRequest {
@@ -138,6 +138,7 @@ enum Role {
     User,
     Assistant,
     Tool,
+    Function,
 }
 
 impl<'de> Deserialize<'de> for Message {
@@ -282,6 +283,17 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 Message::Tool(ToolMessage {
                     content,
                     tool_call_id,
+                    extra,
+                })
+            }
+            Role::Function => {
+                let name = text(f.name, "name")?.ok_or_else(|| de::Error::missing_field("name"))?;
+                Fields::keep_raw(&mut extra, "refusal", f.refusal);
+                Fields::keep(&mut extra, "tool_calls", f.tool_calls);
+                Fields::keep_raw(&mut extra, "tool_call_id", f.tool_call_id);
+                Message::Function(FunctionMessage {
+                    name,
+                    content: f.content,
                     extra,
                 })
             }

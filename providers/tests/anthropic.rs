@@ -226,6 +226,24 @@ fn json_key_order_survives_both_ways() {
     );
 }
 
+/// A legacy `function` message has no Anthropic form: a 400 that says what to send instead.
+#[test]
+fn legacy_function_messages_are_refused_with_their_position() {
+    let err = Anthropic
+        .chat_request(
+            &endpoint(),
+            &request(json!({"model": "m", "messages": [
+                {"role": "user", "content": "x"},
+                {"role": "function", "name": "f", "content": "r"}]})),
+        )
+        .unwrap_err();
+    assert_eq!(
+        (err.status, err.param.as_deref()),
+        (400, Some("messages[1].role"))
+    );
+    assert!(err.message.contains("tool"), "{}", err.message);
+}
+
 /// Anthropic refuses a forced tool with extended thinking on, so the schema goes as an
 /// instruction instead.
 #[test]

@@ -70,6 +70,43 @@ async fn plain_completion_passes_through_with_unknown_fields() {
     assert!(sent.body.get("stream_options").is_none());
 }
 
+/// Legacy function calling (`functions`, an assistant `function_call`, then a `function`
+/// message) still works against OpenAI: every part reaches the upstream as the client wrote it.
+#[tokio::test]
+async fn legacy_function_messages_reach_an_openai_compatible_upstream() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let messages = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null,
+         "function_call": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+        {"role": "function", "name": "get_weather", "content": "18C"}
+    ]);
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt", "messages": messages,
+            "functions": [{"name": "get_weather", "parameters": {"type": "object"}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let sent = &fake.received()[0].body;
+    assert_eq!(sent["messages"], messages);
+    assert_eq!(sent["functions"][0]["name"], "get_weather");
+
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&json!({"model": "gpt", "messages": [{"role": "function", "content": "18C"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        400,
+        "a function message names its function"
+    );
+}
+
 #[tokio::test]
 async fn stream_asks_upstream_for_usage_and_drops_it_when_client_did_not() {
     let fake = FakeOpenAi::start().await;

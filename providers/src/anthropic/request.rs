@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::catalog;
 use crate::chat::{
     AssistantMessage, ChatRequest, Content, ContentPart, Message, ResponseFormat, Tool, ToolChoice,
-    ToolChoiceMode, ToolMessage,
+    ToolChoiceMode, ToolMessage, legacy_function_message,
 };
 use crate::error::ProviderError;
 
@@ -100,6 +100,7 @@ fn conversation(messages: &[Message]) -> Result<(Vec<TextBlock>, Vec<WireMessage
             Message::User(m) => (Role::User, content_blocks(&m.content, &at("content"))?),
             Message::Assistant(m) => (Role::Assistant, assistant_blocks(m, &at)?),
             Message::Tool(m) => (Role::User, vec![tool_result(m, &at("content"))?]),
+            Message::Function(_) => return Err(legacy_function_message("anthropic", i)),
         };
         match turns.last_mut() {
             Some((last, merged)) if *last == role => merged.extend(blocks),

@@ -59,6 +59,9 @@ pub fn converse_request(request: &ChatRequest) -> Result<ConverseRequest, Provid
                     content: vec![tool_result_content(&m.content)],
                 })],
             ),
+            ChatMessage::Function(_) => {
+                return Err(crate::chat::legacy_function_message("bedrock", i));
+            }
         };
         if blocks.is_empty() {
             return Err(ProviderError::invalid_request(

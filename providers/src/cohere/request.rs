@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::chat::{
     AssistantMessage, ChatRequest, Content, ContentPart, Message, ResponseFormat, Tool, ToolChoice,
-    ToolChoiceMode,
+    ToolChoiceMode, legacy_function_message,
 };
 use crate::error::ProviderError;
 
@@ -149,6 +149,7 @@ fn message(index: usize, message: &Message) -> Result<Value, ProviderError> {
             "tool_call_id": m.tool_call_id,
             "content": m.content.text(),
         }),
+        Message::Function(_) => return Err(legacy_function_message("cohere", index)),
     })
 }
 

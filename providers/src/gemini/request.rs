@@ -11,7 +11,7 @@ use super::wire::{
 use super::{calls, media, schema};
 use crate::chat::{
     AssistantMessage, ChatRequest, Content as MessageContent, ContentPart, Message, ResponseFormat,
-    Tool, ToolChoice, ToolChoiceMode, ToolMessage,
+    Tool, ToolChoice, ToolChoiceMode, ToolMessage, legacy_function_message,
 };
 use crate::error::ProviderError;
 
@@ -29,6 +29,7 @@ pub fn encode(request: &ChatRequest) -> Result<GenerateContentRequest, ProviderE
             Message::User(m) => ("user", user_parts(&m.content, &param)?),
             Message::Assistant(m) => ("model", assistant_parts(m, &param)?),
             Message::Tool(m) => ("user", vec![tool_result(request, i, m, &param)?]),
+            Message::Function(_) => return Err(legacy_function_message("gemini", i)),
         };
         push_turn(&mut contents, role, parts);
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::chat::{ChatRequest, ToolChoice, ToolChoiceMode};
+use crate::chat::{ChatRequest, Message, ToolChoice, ToolChoiceMode, legacy_function_message};
 use crate::error::ProviderError;
 
 /// Top-level fields Mistral accepts; everything else is left out rather than refused upstream.
@@ -39,6 +39,13 @@ fn message_fields(role: &str) -> &'static [&'static str] {
 
 /// The Mistral body for `request`.
 pub fn encode(request: &ChatRequest) -> Result<Value, ProviderError> {
+    if let Some(at) = request
+        .messages
+        .iter()
+        .position(|m| matches!(m, Message::Function(_)))
+    {
+        return Err(legacy_function_message("mistral", at));
+    }
     let mut body = match serde_json::to_value(request) {
         Ok(Value::Object(body)) => body,
         _ => {
