@@ -63,13 +63,16 @@ impl RateHeaders {
 
 /// A refusal: the error, the headers known so far, and `Retry-After` in whole seconds rounded up
 /// (retrying earlier would only be refused again).
-pub fn rejection(error: ApiError, wait: Duration, headers: &RateHeaders) -> Response {
+pub fn rejection(error: ApiError, wait: Option<Duration>, headers: &RateHeaders) -> Response {
     let mut response = error.into_response();
     headers.apply(&mut response);
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    // No `Retry-After` for a request that can never fit: an SDK would wait it out for nothing.
+    if let Some(wait) = wait {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
     response
 }
 
@@ -118,9 +121,11 @@ mod tests {
     fn retry_after_rounds_up_to_whole_seconds() {
         let response = rejection(
             ApiError::rate_limited("x"),
-            Duration::from_millis(1200),
+            Some(Duration::from_millis(1200)),
             &RateHeaders::default(),
         );
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let never = rejection(ApiError::rate_limited("x"), None, &RateHeaders::default());
+        assert!(never.headers().get(header::RETRY_AFTER).is_none());
     }
 }

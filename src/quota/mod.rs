@@ -84,7 +84,7 @@ impl KeyQuota {
                             "Request too large: it may use {} tokens (prompt plus max_tokens) and tokens_per_minute is {tpm} for this key. Lower max_tokens or shorten the prompt.",
                             estimate.tokens
                         ),
-                        Duration::from_secs(60),
+                        None,
                     )
                 } else {
                     let wait = Duration::from_secs_f64((needed - bucket.level) * 60.0 / capacity);
@@ -95,7 +95,7 @@ impl KeyQuota {
                             estimate.tokens,
                             headers::openai_duration(wait)
                         ),
-                        wait,
+                        Some(wait),
                     )
                 };
                 tokens_headers(&mut headers, tpm.get(), bucket.level);
@@ -145,15 +145,23 @@ impl KeyQuota {
         headers
     }
 
-    /// A refusal by the daily tokens or the budget: `insufficient_quota`, until the period resets.
+    /// A refusal by the daily tokens or the budget: `insufficient_quota`, until the period resets;
+    /// or "too large", with no time to wait, for a request that would not fit a whole period.
     fn allowance_refusal(
         &self,
         state: &AccountState,
         now: &Now,
         estimate: Estimate,
-    ) -> Option<(ApiError, Duration)> {
+    ) -> Option<(ApiError, Option<Duration>)> {
         let today = now.day();
         if let Some(limit) = self.limits.tokens_per_day {
+            if estimate.tokens > limit.get() {
+                let message = format!(
+                    "Request too large: it may use {} tokens (prompt plus max_tokens) and tokens_per_day is {limit} for this key. Lower max_tokens or shorten the prompt.",
+                    estimate.tokens
+                );
+                return Some((ApiError::rate_limited(message), None));
+            }
             let used = state.totals.between(today, today).tokens + state.reserved_tokens;
             if used + estimate.tokens > limit.get() {
                 let message = format!(
@@ -162,10 +170,19 @@ impl KeyQuota {
                     midnight(today + 1)
                 );
                 let wait = Duration::from_secs(now.until(today + 1));
-                return Some((ApiError::insufficient_quota(message), wait));
+                return Some((ApiError::insufficient_quota(message), Some(wait)));
             }
         }
         if let Some(budget) = self.limits.budget_usd {
+            if estimate.cost > picodollars(budget.amount) {
+                let message = format!(
+                    "Request too large: it may cost ${:.6} and budget_usd is ${} per {} for this key. Lower max_tokens or shorten the prompt.",
+                    usd(estimate.cost),
+                    budget.amount,
+                    period_name(budget.period)
+                );
+                return Some((ApiError::rate_limited(message), None));
+            }
             let (first, next) = now.period(budget.period);
             let spent = state.totals.between(first, today).cost + state.reserved_cost;
             if spent + estimate.cost > picodollars(budget.amount) {
@@ -178,7 +195,7 @@ impl KeyQuota {
                     midnight(next)
                 );
                 let wait = Duration::from_secs(now.until(next));
-                return Some((ApiError::insufficient_quota(message), wait));
+                return Some((ApiError::insufficient_quota(message), Some(wait)));
             }
         }
         None

@@ -114,7 +114,7 @@ impl RequestLimits {
                 );
                 return Err(Box::new(rejection(
                     ApiError::rate_limited(message),
-                    wait,
+                    Some(wait),
                     &headers,
                 )));
             }
@@ -129,7 +129,7 @@ impl RequestLimits {
                     );
                     return Err(Box::new(rejection(
                         ApiError::rate_limited(message),
-                        Duration::from_secs(1),
+                        Some(Duration::from_secs(1)),
                         &headers,
                     )));
                 }

@@ -132,6 +132,34 @@ async fn a_daily_token_quota_admits_exactly_n_calls_of_a_known_size() {
     assert_eq!(report["limits"]["tokens_per_day"]["reserved"], 0);
 }
 
+/// A request whose estimate alone exceeds a limit can never fit: "too large", with no
+/// `Retry-After` for an SDK to wait out, and nothing reaches the provider.
+#[tokio::test]
+async fn a_request_larger_than_a_whole_limit_is_too_large_without_retry_after() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&config(
+        &fake,
+        "  - { name: m, key: sk-m, limits: { tokens_per_minute: 20 } }\n  - { name: d, key: sk-d, limits: { tokens_per_day: 20 } }\n  - { name: b, key: sk-b, limits: { budget_usd: { amount: 0.001, period: day } } }\n",
+    ))
+    .await;
+    for (key, model, limit) in [
+        ("sk-m", "up/ok", "tokens_per_minute is 20"),
+        ("sk-d", "up/ok", "tokens_per_day is 20"),
+        ("sk-b", "priced", "budget_usd is $0.001"),
+    ] {
+        let reply = post(&gateway, key, &call(model)).await;
+        assert_eq!(reply.status, 429, "{key}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], "rate_limit_exceeded", "{key}");
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("Request too large") && message.contains(limit),
+            "{key}: {message}"
+        );
+        assert!(reply.headers.get("retry-after").is_none(), "{key}");
+    }
+    assert!(fake.received().is_empty());
+}
+
 #[tokio::test]
 async fn a_dollar_budget_admits_exactly_n_calls_at_the_configured_price() {
     let fake = FakeOpenAi::start().await;
