@@ -129,6 +129,18 @@ pub struct FunctionMessage {
     pub extra: Extra,
 }
 
+/// Refuses `logprobs: true` where no log probabilities come back (`why` says why): a client
+/// that asks for them reads them, and would find nothing.
+pub fn refuse_logprobs(request: &ChatRequest, why: &str) -> Result<(), crate::ProviderError> {
+    if request.logprobs == Some(true) {
+        return Err(crate::ProviderError::invalid_request(
+            format!("{why}: logprobs must be false"),
+            Some("logprobs"),
+        ));
+    }
+    Ok(())
+}
+
 /// The error of an adapter that cannot express a legacy `function` message.
 pub fn legacy_function_message(provider: &str, index: usize) -> crate::ProviderError {
     crate::ProviderError::invalid_request(

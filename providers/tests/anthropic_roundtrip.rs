@@ -335,6 +335,7 @@ fn said(request: &ChatRequest) -> (Vec<Said>, Vec<Said>) {
                     ));
                 }
             }
+            Message::Function(_) => panic!("the generator makes no legacy function messages"),
         }
     }
     (system, turns)

@@ -92,6 +92,15 @@ fn full_request_encodes_as_documented() {
     assert_eq!(body, expected);
 }
 
+/// Log probabilities do not come back through this adapter: asking for them is a clear 400.
+#[test]
+fn logprobs_are_refused_not_dropped() {
+    let req = request(json!({"model": "gemini-2.5-flash", "logprobs": true,
+        "messages": [{"role": "user", "content": "x"}]}));
+    let err = Gemini.chat_request(&endpoint(), &req).unwrap_err();
+    assert_eq!((err.status, err.param.as_deref()), (400, Some("logprobs")));
+}
+
 /// Gemini refuses a request with no turn; OpenAI answers instructions alone.
 #[test]
 fn instructions_alone_become_the_user_turn() {

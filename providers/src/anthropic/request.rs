@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::catalog;
 use crate::chat::{
     AssistantMessage, ChatRequest, Content, ContentPart, Message, ResponseFormat, Tool, ToolChoice,
-    ToolChoiceMode, ToolMessage, legacy_function_message,
+    ToolChoiceMode, ToolMessage, legacy_function_message, refuse_logprobs,
 };
 use crate::error::ProviderError;
 
@@ -73,13 +73,7 @@ fn reject_unexpressible(request: &ChatRequest) -> Result<(), ProviderError> {
             Some("n"),
         ));
     }
-    if request.logprobs == Some(true) {
-        return Err(ProviderError::invalid_request(
-            "Anthropic does not return log probabilities: logprobs must be false",
-            Some("logprobs"),
-        ));
-    }
-    Ok(())
+    refuse_logprobs(request, "Anthropic does not return log probabilities")
 }
 
 /// System and developer messages become `system`; the rest become alternating turns, with tool

@@ -34,12 +34,10 @@ pub fn converse_request(request: &ChatRequest) -> Result<ConverseRequest, Provid
             Some("n"),
         ));
     }
-    if request.logprobs == Some(true) {
-        return Err(ProviderError::invalid_request(
-            "Bedrock's Converse API does not return log probabilities: logprobs must be false",
-            Some("logprobs"),
-        ));
-    }
+    crate::chat::refuse_logprobs(
+        request,
+        "Bedrock's Converse API does not return log probabilities",
+    )?;
     let mut system = Vec::new();
     let mut messages: Vec<Message> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {

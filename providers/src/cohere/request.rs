@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::chat::{
     AssistantMessage, ChatRequest, Content, ContentPart, Message, ResponseFormat, Tool, ToolChoice,
-    ToolChoiceMode, legacy_function_message,
+    ToolChoiceMode, legacy_function_message, refuse_logprobs,
 };
 use crate::error::ProviderError;
 
@@ -22,6 +22,10 @@ const PASSTHROUGH: [&str; 7] = [
 
 /// The Cohere body for `request`, as a JSON object.
 pub fn encode(request: &ChatRequest) -> Result<Map<String, Value>, ProviderError> {
+    refuse_logprobs(
+        request,
+        "Cohere's log probabilities are not translated by this gateway",
+    )?;
     if request.n.is_some_and(|n| n > 1) {
         return Err(ProviderError::invalid_request(
             "cohere returns one choice per request: n must be 1",

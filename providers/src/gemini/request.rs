@@ -11,12 +11,16 @@ use super::wire::{
 use super::{calls, media, schema};
 use crate::chat::{
     AssistantMessage, ChatRequest, Content as MessageContent, ContentPart, Message, ResponseFormat,
-    Tool, ToolChoice, ToolChoiceMode, ToolMessage, legacy_function_message,
+    Tool, ToolChoice, ToolChoiceMode, ToolMessage, legacy_function_message, refuse_logprobs,
 };
 use crate::error::ProviderError;
 
 /// The Gemini body for `request`.
 pub fn encode(request: &ChatRequest) -> Result<GenerateContentRequest, ProviderError> {
+    refuse_logprobs(
+        request,
+        "Gemini's log probabilities are not translated by this gateway",
+    )?;
     let mut system = Vec::new();
     let mut contents: Vec<Content> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {

@@ -208,6 +208,16 @@ fn safety_stop_is_a_content_filter() {
     }
 }
 
+/// Log probabilities do not come back through this adapter: asking for them is a clear 400.
+#[test]
+fn logprobs_are_refused_not_dropped() {
+    let request: ChatRequest = serde_json::from_value(json!({"model": "command-a-03-2025",
+        "logprobs": true, "messages": [{"role": "user", "content": "x"}]}))
+    .unwrap();
+    let err = Cohere.chat_request(&endpoint(), &request).unwrap_err();
+    assert_eq!((err.status, err.param.as_deref()), (400, Some("logprobs")));
+}
+
 /// Generation that failed part way is an error, not an answer a client could take for finished.
 #[test]
 fn error_and_timeout_stops_fail_the_answer() {
