@@ -132,7 +132,7 @@ async fn answer(
                 Attempted::Mock(mock, lease) => {
                     Box::pin(mock_answer(mock, lease, request, answering)).await
                 }
-                Attempted::Whole(answer) => whole_answer(answer, answering).await,
+                Attempted::Whole(answer) => whole_answer(*answer, answering).await,
                 Attempted::Stream(items) => answering.stream(items, request.wants_stream_usage()),
             };
             if let Ok(value) = HeaderValue::from_str(target.name()) {
@@ -240,7 +240,8 @@ fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
 enum Attempted {
     /// The built-in model answers; the lease keeps it counted as busy while it does.
     Mock(MockBackend, Lease),
-    Whole(ChatAnswer),
+    /// Boxed: an answer (its usage's maps) is several times the size of the other variants.
+    Whole(Box<ChatAnswer>),
     /// A stream whose first item has arrived; the lease lives inside it until it ends.
     Stream(BoxStream<'static, Result<StreamItem, ApiError>>),
 }
@@ -293,7 +294,7 @@ async fn attempt(
             {
                 completion.model.clone_from(&request.model);
             }
-            return Ok(Attempted::Whole(answer));
+            return Ok(Attempted::Whole(Box::new(answer)));
         }
         let mut items = upstream_items(name, http, response, pace, &request.model);
         match items.next().await {
