@@ -132,25 +132,36 @@ pub fn redact(mut error: ApiError, secrets: &[String]) -> ApiError {
 /// (`Incorrect API key provided: sk-proj-********abcd`).
 const ECHOED_PREFIX: usize = 8;
 
-/// Takes `secret` out of `text`, and any word that starts with its first characters: a masked
-/// echo still shows them, and often the last ones too. Short secrets are matched whole only, as
-/// a few characters would match ordinary words.
+const REDACTED: &str = "<redacted>";
+
+/// Takes `secret` out of `text`, and, for a secret shaped like an API key, any word that starts
+/// with its first characters: a masked echo still shows them, and often the last ones too.
+/// Other secrets (short ones, URLs, `Bearer …` header values) are matched whole only, as their
+/// first characters would match ordinary words.
 fn redact_text(text: &mut String, secret: &str) {
     if secret.is_empty() {
         return;
     }
-    if text.contains(secret) {
-        *text = text.replace(secret, "<redacted>");
-    }
-    let prefix = match secret.get(..ECHOED_PREFIX) {
-        Some(prefix) if secret.len() >= 2 * ECHOED_PREFIX => prefix,
-        _ => return,
+    let key_like = secret.len() >= 2 * ECHOED_PREFIX
+        && secret
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let Some(prefix) = secret.get(..ECHOED_PREFIX).filter(|_| key_like) else {
+        if text.contains(secret) {
+            *text = text.replace(secret, REDACTED);
+        }
+        return;
     };
-    while let Some(at) = text.find(prefix) {
+    // The word holding the prefix is the key, whole or masked. Forward only: what was put in is
+    // never searched again.
+    let mut from = 0;
+    while let Some(found) = text[from..].find(prefix) {
+        let at = from + found;
         let end = text[at..]
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | ')'))
             .map_or(text.len(), |n| at + n);
-        text.replace_range(at..end, "<redacted>");
+        text.replace_range(at..end, REDACTED);
+        from = at + REDACTED.len();
     }
 }
 
@@ -419,12 +430,13 @@ pub async fn send(
     let body = read_body(client, upstream, response).await?;
     let error = backend.adapter.error_response(status.as_u16(), &body);
     let mut error = backend.scrub(error.into());
-    if matches!(status.as_u16(), 401 | 403) {
+    // The translated status: Gemini says a key is invalid with a 400 its adapter makes a 401.
+    if matches!(error.status.as_u16(), 401 | 403) {
         // Said plainly: the provider's own words ("Incorrect API key provided") would tell the
         // client its key is wrong.
         error.message = format!(
             "provider '{upstream}' refused the gateway's credentials (HTTP {}): {}",
-            status.as_u16(),
+            error.status.as_u16(),
             error.message
         );
     }
@@ -535,6 +547,22 @@ mod tests {
             short, "the key <redacted> and <redacted>4",
             "short keys: whole matches only"
         );
+        // What is put in is never searched again, even when the key begins like it.
+        let odd = "redacted-0123456789abcdef".to_owned();
+        let message = redact(
+            ApiError::bad_gateway("bad key redacted-01**** and redacted-0123456789abcdef"),
+            std::slice::from_ref(&odd),
+        )
+        .message;
+        assert_eq!(message, "bad key <redacted> and <redacted>");
+        // A secret that is not key-shaped (a URL header) is matched whole only.
+        let url = "https://myapp.example/path".to_owned();
+        let message = redact(
+            ApiError::bad_gateway("see https://docs.example and https://myapp.example/path"),
+            std::slice::from_ref(&url),
+        )
+        .message;
+        assert_eq!(message, "see https://docs.example and <redacted>");
     }
 
     #[test]
