@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{StreamExt, TryStreamExt};
-use switchboard_providers::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
+use switchboard_providers::embeddings::{EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse};
 use switchboard_providers::mock;
 
 use super::chat::json_response;
@@ -134,6 +134,9 @@ async fn answer(
 /// per call (Titan takes one).
 const BATCHES_IN_FLIGHT: usize = 4;
 
+/// OpenAI's limit on inputs per request, enforced where the gateway itself splits a request.
+const MAX_BATCHED_INPUTS: usize = 2048;
+
 /// One try: the request encoded for the lease's instance, sent, and its answer decoded. A request
 /// with more inputs than the provider takes per call goes in batches, whose answers are joined
 /// in order; any batch failing fails the try.
@@ -149,13 +152,25 @@ async fn embed(
     let mut answer = match batch.filter(|&size| request.input.len() > size) {
         None => embed_batch(client, name, backend, lease, request, deadline).await?,
         Some(size) => {
+            if request.input.len() > MAX_BATCHED_INPUTS {
+                return Err(Failure::from(ApiError::invalid_request(
+                    format!(
+                        "'input' may hold at most {MAX_BATCHED_INPUTS} items for provider '{name}', which embeds {size} per call; got {}.",
+                        request.input.len()
+                    ),
+                    Some("input".into()),
+                )));
+            }
+            // The other fields are cloned once, not once per batch with the whole input.
+            let mut template = request.clone();
+            template.input = EmbeddingInput::Texts(Vec::new());
             let requests: Vec<EmbeddingsRequest> = request
                 .input
                 .batches(size)
                 .into_iter()
                 .map(|input| EmbeddingsRequest {
                     input,
-                    ..request.clone()
+                    ..template.clone()
                 })
                 .collect();
             // The futures are made up front: a closure inside the stream would make the handler's
@@ -168,6 +183,16 @@ async fn embed(
                 .buffered(BATCHES_IN_FLIGHT)
                 .try_collect()
                 .await?;
+            // A batch that came back short would shift every later vector onto the wrong input.
+            for (part, answer) in requests.iter().zip(&answers) {
+                if answer.data.len() != part.input.len() {
+                    return Err(Failure::from(ApiError::bad_gateway(format!(
+                        "provider '{name}' returned {} embeddings for {} inputs",
+                        answer.data.len(),
+                        part.input.len()
+                    ))));
+                }
+            }
             let mut answers = answers.into_iter();
             let mut whole = answers.next().ok_or_else(|| {
                 Failure::from(ApiError::bad_gateway("no embeddings came back".to_owned()))

@@ -351,6 +351,17 @@ async fn titan_embeddings_as_floats_or_base64() {
         .map(|e| &e["index"])
         .collect();
     assert_eq!(indexes, [&json!(0), &json!(1), &json!(2)]);
+    let marks: Vec<&Value> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["embedding"][2])
+        .collect();
+    assert_eq!(
+        marks,
+        [&json!(1.0), &json!(2.0), &json!(3.0)],
+        "each vector at its input's index"
+    );
     assert_eq!(body["usage"]["prompt_tokens"], 9);
     let received = fake.received();
     let texts: Vec<&Value> = received[2..].iter().map(|r| &r.body["inputText"]).collect();

@@ -131,8 +131,11 @@ async fn invoke(
             }
         }
         "invoke" => match json["inputText"].as_str() {
-            Some(_) => Json(json!({"embedding": [0.5, -0.25, 0.125], "inputTextTokenCount": 3}))
-                .into_response(),
+            // A one-letter text is its own last value, so a test can tell the vectors apart.
+            Some(text) => {
+                Json(json!({"embedding": [0.5, -0.25, mark(text)], "inputTextTokenCount": 3}))
+                    .into_response()
+            }
             None => invalid("Malformed input request: #: required key [inputText] not found"),
         },
         _ => aws_error(
@@ -459,4 +462,12 @@ fn frame(event: &'static str, payload: &Value) -> Vec<u8> {
     let mut bytes = Vec::new();
     write_message_to(&message, &mut bytes).expect("frame encodes");
     bytes
+}
+
+/// `0.125` for most texts; a single letter's position in the alphabet for one-letter texts.
+fn mark(text: &str) -> f64 {
+    match text.as_bytes() {
+        [letter @ b'a'..=b'z'] => f64::from(letter - b'a' + 1),
+        _ => 0.125,
+    }
 }
