@@ -471,6 +471,7 @@ fn thinking_blocks_go_back_in_the_assistant_turn() {
             {"role": "assistant", "content": null, "reasoning_content": "I should call the tool.",
              "thinking_blocks": [
                 {"type": "thinking", "thinking": "I should call the tool.", "signature": "sig-1"},
+                {"type": "thinking", "thinking": "cut before its signature", "signature": null},
                 {"type": "redacted_thinking", "data": "opaque"}],
              "tool_calls": [{"id": "toolu_1", "type": "function",
                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
@@ -485,6 +486,10 @@ fn thinking_blocks_go_back_in_the_assistant_turn() {
             {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
         ])
     );
+    let none = encoded(json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "y", "thinking_blocks": null}]}));
+    assert_eq!(none["messages"][1]["content"], "y", "null is no blocks");
     let bad = Anthropic.chat_request(
         &endpoint(),
         &request(json!({"model": "m", "messages": [

@@ -48,7 +48,7 @@ pub(super) fn from_client(
     message: &AssistantMessage,
     param: &str,
 ) -> Result<Vec<Block>, ProviderError> {
-    let Some(value) = message.extra.get(THINKING_BLOCKS) else {
+    let Some(value) = message.extra.get(THINKING_BLOCKS).filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
     let blocks = Vec::<ClientBlock>::deserialize(value).map_err(|e| {
@@ -57,17 +57,21 @@ pub(super) fn from_client(
             Some(param),
         )
     })?;
+    // An unsigned block (from a stream cut before its signature) would be refused whole.
     Ok(blocks
         .into_iter()
-        .map(|block| match block {
+        .filter_map(|block| match block {
             ClientBlock::Thinking {
                 thinking,
-                signature,
-            } => Block::Thinking {
+                signature: Some(signature),
+            } => Some(Block::Thinking {
                 thinking,
-                signature,
-            },
-            ClientBlock::RedactedThinking { data } => Block::RedactedThinking { data },
+                signature: Some(signature),
+            }),
+            ClientBlock::Thinking {
+                signature: None, ..
+            } => None,
+            ClientBlock::RedactedThinking { data } => Some(Block::RedactedThinking { data }),
         })
         .collect())
 }

@@ -46,7 +46,7 @@ pub fn chat_response(body: &[u8], id: String, created: u64) -> Result<ChatRespon
     if !reasoning.is_empty() {
         extra.insert("reasoning_content".into(), Value::String(reasoning));
     }
-    let finish = finish_reason(&answer.stop_reason, !tool_calls.is_empty());
+    let finish = finish_reason(&answer.stop_reason, !tool_calls.is_empty())?;
     Ok(ChatResponse {
         id,
         object: "chat.completion".to_owned(),
@@ -72,18 +72,22 @@ pub fn chat_response(body: &[u8], id: String, created: u64) -> Result<ChatRespon
 
 /// Bedrock's stop reason in OpenAI's words. A tool use that was only the JSON-mode answer ends
 /// the turn like text does.
-pub fn finish_reason(stop_reason: &str, called_tools: bool) -> FinishReason {
-    match stop_reason {
+pub fn finish_reason(stop_reason: &str, called_tools: bool) -> Result<FinishReason, ProviderError> {
+    Ok(match stop_reason {
         "end_turn" | "stop_sequence" => FinishReason::Stop,
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
         "tool_use" if called_tools => FinishReason::ToolCalls,
         "tool_use" => FinishReason::Stop,
         "guardrail_intervened" | "content_filtered" => FinishReason::ContentFilter,
-        // The model's output could not be read as text or a tool call: it ended, and what it
-        // managed to say (often nothing) is the answer. OpenAI has no closer reason.
-        "malformed_model_output" | "malformed_tool_use" => FinishReason::Stop,
+        // The model's output could not be read as text or a tool call: the try failed (and is
+        // retried), as Gemini's MALFORMED_FUNCTION_CALL does; as a stop it would be cached.
+        "malformed_model_output" | "malformed_tool_use" => {
+            return Err(ProviderError::bad_response(format!(
+                "bedrock ended the answer with {stop_reason}: the model's output could not be used"
+            )));
+        }
         other => FinishReason::Other(other.to_owned()),
-    }
+    })
 }
 
 /// OpenAI counts cached tokens inside `prompt_tokens`; Bedrock reports them beside `inputTokens`.
@@ -105,7 +109,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_documented_stop_reason_is_one_openai_knows() {
+    fn every_documented_stop_reason_is_one_openai_knows_or_a_failed_try() {
         for (bedrock, openai) in [
             ("end_turn", FinishReason::Stop),
             ("stop_sequence", FinishReason::Stop),
@@ -113,11 +117,15 @@ mod tests {
             ("model_context_window_exceeded", FinishReason::Length),
             ("guardrail_intervened", FinishReason::ContentFilter),
             ("content_filtered", FinishReason::ContentFilter),
-            ("malformed_model_output", FinishReason::Stop),
-            ("malformed_tool_use", FinishReason::Stop),
         ] {
-            assert_eq!(finish_reason(bedrock, false), openai, "{bedrock}");
+            assert_eq!(finish_reason(bedrock, false).unwrap(), openai, "{bedrock}");
         }
-        assert_eq!(finish_reason("tool_use", true), FinishReason::ToolCalls);
+        assert_eq!(
+            finish_reason("tool_use", true).unwrap(),
+            FinishReason::ToolCalls
+        );
+        for malformed in ["malformed_model_output", "malformed_tool_use"] {
+            assert!(finish_reason(malformed, true).is_err(), "{malformed}");
+        }
     }
 }

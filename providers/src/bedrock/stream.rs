@@ -216,7 +216,7 @@ impl ChunkDecoder for ConverseStream {
             "messageStop" => {
                 let stop: MessageStop = parse(event, data)?;
                 self.stopped = true;
-                let reason = finish_reason(&stop.stop_reason, self.tool_calls > 0);
+                let reason = finish_reason(&stop.stop_reason, self.tool_calls > 0)?;
                 Ok(vec![self.chunk(Delta::default(), Some(reason))])
             }
             "metadata" => Ok(self.metadata(parse(event, data)?)),
