@@ -124,6 +124,7 @@ impl Gateway {
             context,
             mcp,
             tool_registry,
+            mcp_sessions: Default::default(),
         };
         Ok(Gateway {
             state: Arc::new(state),

@@ -56,6 +56,8 @@ pub struct AppState {
     pub mcp: crate::mcp::McpService,
     /// MCP tools registered at run time through `/admin/tools`.
     pub tool_registry: Arc<crate::mcp::Registry>,
+    /// The key that opened each MCP session.
+    pub mcp_sessions: crate::mcp::SessionOwners,
 }
 
 /// The gateway's routes.

@@ -12,9 +12,11 @@ mod schema;
 mod session;
 mod upstream;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
+use axum::http::{HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::Tool;
@@ -98,18 +100,65 @@ pub fn service(
     ))
 }
 
+const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+
+/// The key that opened each MCP session. rmcp serves a session's GET stream and its DELETE
+/// without calling the handler, so the handler's own check cannot guard them; this map does,
+/// in front of rmcp.
+#[derive(Default)]
+pub struct SessionOwners(Mutex<HashMap<String, Option<String>>>);
+
+impl SessionOwners {
+    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Authenticates every `/mcp` request with the virtual keys (401 in OpenAI's shape otherwise)
-/// and hands the caller on in the request's extensions.
+/// and hands the caller on in the request's extensions. A request naming a session another
+/// key opened is answered as if the session did not exist.
 pub async fn authenticate(
     State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    match state.keys.authenticate(request.headers()) {
-        Ok(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        Err(error) => error.into_response(),
+    let caller = match state.keys.authenticate(request.headers()) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let session = request
+        .headers()
+        .get(&SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session
+        && state
+            .mcp_sessions
+            .owners()
+            .get(id)
+            .is_some_and(|owner| *owner != caller.name)
+    {
+        return crate::error::ApiError::not_found("Session not found").into_response();
     }
+    let deleting = request.method() == Method::DELETE;
+    let owner = caller.name.clone();
+    request.extensions_mut().insert(caller);
+    let response = next.run(request).await;
+    let created = response
+        .headers()
+        .get(&SESSION_ID)
+        .and_then(|v| v.to_str().ok());
+    match (&session, created) {
+        (None, Some(id)) => {
+            state.mcp_sessions.owners().insert(id.to_owned(), owner);
+        }
+        (Some(id), _) if response.status() == StatusCode::NOT_FOUND => {
+            state.mcp_sessions.owners().remove(id);
+        }
+        (Some(id), _) if deleting && response.status().is_success() => {
+            state.mcp_sessions.owners().remove(id);
+        }
+        _ => {}
+    }
+    response
 }

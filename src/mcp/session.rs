@@ -11,8 +11,9 @@ use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ServerCapabilities,
-    ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ResultType,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
@@ -329,7 +330,14 @@ impl ServerHandler for Session {
         }
         let shared = &self.shared;
         if let Some(forwarded) = shared.upstreams.call(request.clone()).await {
-            return forwarded;
+            return forwarded.map(|mut response| {
+                // A session-era server sends no `resultType`, which 2026-07-28 clients require;
+                // rmcp takes it out again for session-era peers.
+                if let CallToolResponse::Complete(result) = &mut response {
+                    result.result_type.get_or_insert(ResultType::COMPLETE);
+                }
+                response
+            });
         }
         let arguments = request.arguments.unwrap_or_default();
         let result = if let Some(tool) = shared.http_tools.iter().find(|t| t.tool.name == name) {

@@ -29,7 +29,9 @@ pub enum LogFormat {
 
 /// Installs the global subscriber; the level comes from `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rmcp logs every session id at info; a session id is a bearer credential for its stream.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     // Colours only for a person at a terminal; files and log shippers get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()

@@ -258,17 +258,34 @@ async fn malformed_and_unknown_requests_get_clear_errors() {
     let result = messages.iter().find_map(|m| m.get("result")).unwrap();
     assert_eq!(result["isError"], false, "{result}");
 
-    // Another key cannot ride on this session.
-    let hijack = client()
-        .post(gateway.url("/mcp"))
-        .bearer_auth("sk-mcp-team")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    // Another key cannot ride on this session: not its requests, not its stream, not its end.
+    let as_other = |method: reqwest::Method| {
+        client()
+            .request(method, gateway.url("/mcp"))
+            .bearer_auth("sk-mcp-team")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+    };
+    let hijack = as_other(reqwest::Method::POST)
         .json(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}))
         .send()
         .await
         .unwrap();
-    let text = hijack.text().await.unwrap();
-    assert!(text.contains("another API key"), "{text}");
+    assert_eq!(hijack.status(), StatusCode::NOT_FOUND);
+    let stream = as_other(reqwest::Method::GET).send().await.unwrap();
+    assert_eq!(
+        stream.status(),
+        StatusCode::NOT_FOUND,
+        "the stream is the owner's"
+    );
+    let ended = as_other(reqwest::Method::DELETE).send().await.unwrap();
+    assert_eq!(
+        ended.status(),
+        StatusCode::NOT_FOUND,
+        "only the owner ends it"
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"});
+    let (status, messages) = post(&gateway, &session, call.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "the session lives on: {messages:?}");
 }

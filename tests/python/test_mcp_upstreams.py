@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 import mcp.types as types
+from mcp.client import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -110,6 +111,14 @@ async def main():
         await step("RESTART")
         await changes.until(session, lambda n: prefixed("up") <= n, before)
         await calls_over(session, "up")
+
+    # The stateless 2026-07-28 revision requires `resultType` on every result; the upstreams
+    # speak a session-era revision and send none, so the gateway adds it.
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {KEY}"})
+    async with http:
+        async with Client(streamable_http_client(MCP_URL, http_client=http), cache=None) as modern:
+            await calls_over(modern, "up")
+            await calls_over(modern, "local")
 
     async with connect(LOCAL_KEY) as session:
         listed = await names(session)
