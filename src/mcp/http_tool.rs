@@ -204,10 +204,12 @@ impl HttpTool {
     /// A JSON answer: an object is the structured content itself; anything else is wrapped as
     /// `{"result": ...}`, because MCP's structured content is always an object.
     fn structured(&self, value: Value) -> CallToolResult {
-        let structured = match value {
+        let mut structured = match value {
             Value::Object(map) => Value::Object(map),
             other => Value::Object(Map::from_iter([("result".to_owned(), other)])),
         };
+        // A service may echo the tool's headers anywhere in its answer.
+        self.scrub_value(&mut structured);
         if let Some(output) = &self.output
             && let Err(problems) = output.check_value(&structured, "field")
         {
@@ -216,7 +218,7 @@ impl HttpTool {
                 self.tool.name
             ));
         }
-        let text = self.scrub(structured.to_string());
+        let text = structured.to_string();
         let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
         result.structured_content = Some(structured);
         result
@@ -229,6 +231,25 @@ impl HttpTool {
             }
         }
         text
+    }
+
+    /// [`scrub`](Self::scrub) on every string of a JSON answer, keys included.
+    fn scrub_value(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => *text = self.scrub(std::mem::take(text)),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.scrub_value(v)),
+            Value::Object(map) => {
+                let scrubbed: Map<String, Value> = std::mem::take(map)
+                    .into_iter()
+                    .map(|(key, mut v)| {
+                        self.scrub_value(&mut v);
+                        (self.scrub(key), v)
+                    })
+                    .collect();
+                *map = scrubbed;
+            }
+            _ => {}
+        }
     }
 }
 

@@ -46,6 +46,16 @@ pub async fn weather_service() -> (String, Seen) {
             let body = format!("no city Atlantis (key {SERVICE_KEY})");
             return (StatusCode::NOT_FOUND, body).into_response();
         }
+        // Services that echo what they were sent, in the answer and in a value the output
+        // schema refuses.
+        if city == "Echo" {
+            let echoed =
+                json!({"temp": 1.0, "headers": {"x-api-key": auth.clone()}, auth.clone(): [auth]});
+            return axum::Json(echoed).into_response();
+        }
+        if city == "Leak" {
+            return axum::Json(json!({"temp": auth})).into_response();
+        }
         let units = query.strip_prefix("units=");
         axum::Json(json!({"city": city, "temp": 21.5, "units": units})).into_response()
     }
@@ -215,6 +225,44 @@ async fn post(gateway: &TestGateway, session: &str, body: String) -> (StatusCode
         .filter(|m| m.get("jsonrpc").is_some())
         .collect();
     (status, messages)
+}
+
+/// A service that echoes the tool's header values, anywhere in a JSON answer or in a value its
+/// output schema refuses, does not get them to the client.
+#[tokio::test]
+async fn tool_header_values_never_reach_the_client() {
+    let (service, _) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    let opened = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(&gateway, &session, initialized.to_string()).await;
+    for (id, city) in [(2, "Echo"), (3, "Leak")] {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "get_weather", "arguments": {"city": city}}});
+        let (_, messages) = post(&gateway, &session, call.to_string()).await;
+        let result = messages
+            .iter()
+            .find_map(|m| m.get("result"))
+            .unwrap_or_else(|| panic!("{messages:?}"));
+        let text = result.to_string();
+        assert!(!text.contains(SERVICE_KEY), "{city}: {text}");
+        assert!(text.contains("<redacted>"), "{city}: {text}");
+    }
 }
 
 #[tokio::test]
