@@ -84,14 +84,19 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// Loads and fully builds a config, so `check` catches everything `serve` would.
+/// Loads and fully builds a config, so `check` catches everything `serve` would, without
+/// touching the state directory of a gateway that may be running.
 fn load(path: &Path) -> anyhow::Result<Config> {
-    let config = Config::load(path).map_err(|e| match e {
+    let config = read(path)?;
+    Gateway::check(&config)?;
+    Ok(config)
+}
+
+fn read(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| match e {
         LoadError::Invalid(_) => anyhow::anyhow!("{e}"),
         other => anyhow::Error::new(other),
-    })?;
-    Gateway::new(&config)?;
-    Ok(config)
+    })
 }
 
 fn run(args: &ServeArgs) -> ExitCode {
@@ -107,8 +112,9 @@ fn run(args: &ServeArgs) -> ExitCode {
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config =
-        load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
-    let gateway = Gateway::new(&config)?;
+        read(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    let gateway =
+        Gateway::new(&config).with_context(|| format!("loading {}", args.config.display()))?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let runtime = runtime().context("starting the runtime")?;
     runtime.block_on(async move {

@@ -55,9 +55,26 @@ pub struct Gateway {
     mcp_upstreams: Arc<crate::mcp::Upstreams>,
 }
 
+/// Whether a build opens the state directory (usage ledger, context store) or leaves it alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    Untouched,
+}
+
 impl Gateway {
-    /// Builds every runtime part from a validated configuration.
+    /// Builds every runtime part from a validated configuration, opening the state directory.
     pub fn new(config: &Config) -> Result<Self, BuildError> {
+        Self::build(config, State::Open)
+    }
+
+    /// Builds everything [`new`](Self::new) builds except the state directory, which is neither
+    /// read, written nor locked: `switchboard check` runs beside the gateway it checks.
+    pub fn check(config: &Config) -> Result<(), BuildError> {
+        Self::build(config, State::Untouched).map(drop)
+    }
+
+    fn build(config: &Config, state_dir: State) -> Result<Self, BuildError> {
         let upstreams = upstream::build_all(&config.providers)?;
         let discoveries = discovery::build_all(&config.providers, &upstreams)?;
         let metrics = Arc::new(Metrics::default());
@@ -72,20 +89,20 @@ impl Gateway {
             .as_ref()
             .filter(|k| !k.is_empty())
             .map(|k| auth::sha256(k.expose().as_bytes()));
+        let names = config.keys.iter().map(|k| k.name.as_str());
         // An open gateway accounts nothing, so it needs no files.
-        let ledger = if config.keys.is_empty() {
-            Ledger::in_memory([])
+        let ledger = if config.keys.is_empty() || state_dir == State::Untouched {
+            Ledger::in_memory(names)
         } else {
-            Ledger::open(
-                &config.state.data_dir,
-                config.keys.iter().map(|k| k.name.as_str()),
-            )?
+            Ledger::open(&config.state.data_dir, names)?
         };
         let keys = KeyStore::new(&config.keys, &ledger)?;
-        let context = Arc::new(ContextStore::open(
-            &config.state.data_dir,
-            config.mcp.max_document.0,
-        )?);
+        let context = Arc::new(match state_dir {
+            State::Open => ContextStore::open(&config.state.data_dir, config.mcp.max_document.0)?,
+            State::Untouched => {
+                ContextStore::unopened(&config.state.data_dir, config.mcp.max_document.0)
+            }
+        });
         let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
         let clients = upstream::Clients::new(&config.models, max_answer)?;
         let mcp_stop = CancellationToken::new();

@@ -210,6 +210,21 @@ impl ContextStore {
         })
     }
 
+    /// The store without its directory read or locked: for checking a config beside the
+    /// gateway that uses the directory. It is never written to.
+    pub fn unopened(data_dir: &Path, max_document: u64) -> ContextStore {
+        ContextStore {
+            documents: RwLock::new(BTreeMap::new()),
+            writer: tokio::sync::Mutex::new(Writer {
+                last_version: 0,
+                lock: None,
+            }),
+            changes: broadcast::channel(CHANGE_BACKLOG).0,
+            dir: data_dir.join("context"),
+            max_document: usize::try_from(max_document).unwrap_or(usize::MAX),
+        }
+    }
+
     pub fn max_document(&self) -> usize {
         self.max_document
     }

@@ -215,6 +215,60 @@ async fn sigterm_drains_a_stream_in_flight_then_exits_0() {
     assert_eq!(code, Some(0));
 }
 
+/// `check` validates the config of a gateway that is running on it: it neither takes the state
+/// directory's lock nor writes anything there.
+#[tokio::test]
+async fn check_runs_beside_a_serving_gateway_and_leaves_its_state_alone() {
+    let data_dir = crate::common::temp_dir();
+    let state = format!(
+        "state: {{ data_dir: {:?} }}\n",
+        data_dir.display().to_string()
+    );
+    let keyed = format!(
+        "providers:\n  demo: {{ kind: mock }}\nkeys:\n  - {{ name: a, key: sk-check-a }}\n{state}"
+    );
+    let path = write_config("check-live", &keyed);
+    let fresh = data_dir.join("fresh");
+    let untouched = write_config(
+        "check-fresh",
+        &format!(
+            "providers:\n  demo: {{ kind: mock }}\nkeys:\n  - {{ name: a, key: sk-check-a }}\nstate: {{ data_dir: {:?} }}\n",
+            fresh.display().to_string()
+        ),
+    );
+    let output = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&untouched)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!fresh.exists(), "check created the state directory");
+
+    let process = Process::start(&path, &[]);
+    let output = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "check beside a running gateway: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (code, _) = tokio::task::spawn_blocking(move || {
+        process.terminate();
+        process.finish()
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
 #[tokio::test]
 async fn logs_never_contain_secrets() {
     let fake = FakeOpenAi::start().await;
