@@ -110,7 +110,7 @@ fn instance_report(instance: &Instance) -> Value {
         }),
     };
     json!({
-        "url": instance.url(),
+        "url": instance.shown_url(),
         "origin": origin,
         "breaker": instance.breaker_state().name(),
         "in_flight": instance.in_flight(),

@@ -48,7 +48,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         .instances(instances.iter().flat_map(|(provider, list)| {
             list.iter().map(move |i| InstanceView {
                 provider,
-                instance: i.url(),
+                instance: i.shown_url(),
                 in_flight: i.in_flight(),
                 breaker: match i.breaker_state() {
                     Breaker::Closed => 0,
@@ -61,7 +61,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            // What prometheus-client writes: OpenMetrics (counters typed without `_total`).
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(),
     )

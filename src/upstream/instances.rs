@@ -31,9 +31,25 @@ pub enum Origin {
     },
 }
 
+/// `url` without userinfo and query.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            // Only a URL that cannot have userinfo refuses these; it has none to hide.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.as_str().trim_end_matches('/').to_owned()
+        }
+        Err(_) => "(unparsable url)".to_owned(),
+    }
+}
+
 /// One address of an upstream.
 pub struct Instance {
     pub endpoint: Endpoint,
+    /// The address as metrics and the admin API show it.
+    shown: String,
     origin: Mutex<Origin>,
     breaker: Breaker,
     in_flight: AtomicU32,
@@ -47,6 +63,7 @@ pub struct Instance {
 impl Instance {
     fn new(endpoint: Endpoint, origin: Origin, breaker: &BreakerConfig) -> Arc<Self> {
         Arc::new(Instance {
+            shown: shown(&endpoint.base_url),
             endpoint,
             origin: Mutex::new(origin),
             breaker: Breaker::new(breaker),
@@ -60,6 +77,12 @@ impl Instance {
 
     pub fn url(&self) -> &str {
         &self.endpoint.base_url
+    }
+
+    /// The address without userinfo or query, where a credential may sit: `/metrics` is
+    /// unauthenticated, and no secret belongs in the admin API either.
+    pub fn shown_url(&self) -> &str {
+        &self.shown
     }
 
     pub fn origin(&self) -> Origin {

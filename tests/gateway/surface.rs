@@ -252,6 +252,43 @@ async fn health_ready_and_metrics() {
     );
 }
 
+/// `/metrics` is OpenMetrics text that a strict parser reads whatever the configured names
+/// hold, and shows no credential a `base_url` carries in its userinfo or query.
+#[tokio::test]
+async fn metrics_escape_names_and_hide_url_credentials() {
+    let gateway = TestGateway::start(
+        r#"
+providers:
+  'de"mo': { kind: mock }
+  up: { kind: openai, base_url: "http://user:PASSWORDSECRET@127.0.0.1:9/v1?api_key=QUERYSECRET", api_key: sk-metrics-key }
+models:
+  - { name: "q\"uo\\te", targets: [ { provider: 'de"mo', model: m } ] }
+"#,
+    )
+    .await;
+    let (status, _) = post(&gateway, None, "/v1/chat/completions", &chat(r#"q"uo\te"#)).await;
+    assert_eq!(status, 200);
+    let response = client().get(gateway.url("/metrics")).send().await.unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        response.headers()
+    );
+    let metrics = response.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"model="q\"uo\\te",provider="de\"mo",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("SECRET"), "{metrics}");
+    assert!(
+        metrics.contains(r#"instance="http://127.0.0.1:9/v1""#),
+        "{metrics}"
+    );
+}
+
 #[tokio::test]
 async fn request_ids_are_echoed_or_generated() {
     let gateway = TestGateway::start(CONFIG).await;
