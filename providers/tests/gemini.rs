@@ -151,6 +151,42 @@ fn reasoning_effort_becomes_a_thinking_budget_or_level() {
         json!({"thinkingBudget": -1})
     );
     assert_eq!(config("gemini-2.5-pro", json!({})), Value::Null);
+    assert_eq!(
+        config(
+            "models/gemini-2.5-flash",
+            json!({"reasoning_effort": "medium"})
+        ),
+        json!({"thinkingBudget": 8192}),
+        "the generation is read after models/"
+    );
+    assert_eq!(
+        config("gemini-2.5-pro", json!({"reasoning_effort": "none"})),
+        json!({"thinkingBudget": 128}),
+        "2.5 Pro cannot stop thinking"
+    );
+    assert_eq!(
+        config(
+            "gemini-3-pro-preview",
+            json!({"reasoning_effort": "medium"})
+        ),
+        json!({"thinkingLevel": "high"}),
+        "3 Pro knows low and high"
+    );
+    assert_eq!(
+        config(
+            "gemini-3-pro-preview",
+            json!({"reasoning_effort": "minimal"})
+        ),
+        json!({"thinkingLevel": "low"})
+    );
+    assert_eq!(
+        config(
+            "gemini-3-flash",
+            json!({"google": {"thinking_config": {"include_thoughts": true}}})
+        ),
+        json!({"includeThoughts": true}),
+        "extra_body as Google's own OpenAI endpoint takes it"
+    );
 }
 
 /// A function call Gemini could not finish is a failed try, not an empty finished answer.

@@ -267,15 +267,21 @@ fn generation_config(request: &ChatRequest) -> Result<GenerationConfig, Provider
     })
 }
 
-/// Gemini's `thinkingConfig`: the client's own (`thinkingConfig`, or `thinking_config` as
-/// Google's OpenAI-compatible endpoint spells it), else OpenAI's `reasoning_effort` in the terms
-/// of the model's generation: a token budget for Gemini 2.x, with the budgets Google's own
-/// OpenAI-compatible endpoint uses, and a thinking level from Gemini 3 on.
+/// Gemini's `thinkingConfig`: the client's own (`thinkingConfig`, or `thinking_config`, bare or
+/// inside `google` as Google's OpenAI-compatible endpoint takes it from `extra_body`), else
+/// OpenAI's `reasoning_effort` in the terms of the model's generation: a token budget for Gemini
+/// 2.x, with the budgets Google's own OpenAI-compatible endpoint uses, and a thinking level from
+/// Gemini 3 on. Pro models cannot stop thinking, and Gemini 3 Pro knows only `low` and `high`.
 fn thinking_config(request: &ChatRequest) -> Option<Value> {
     if let Some(own) = request.extra.get("thinkingConfig") {
         return Some(own.clone());
     }
-    if let Some(Value::Object(own)) = request.extra.get("thinking_config") {
+    let snake = request
+        .extra
+        .get("google")
+        .and_then(|google| google.get("thinking_config"))
+        .or_else(|| request.extra.get("thinking_config"));
+    if let Some(Value::Object(own)) = snake {
         let camel = own
             .iter()
             .map(|(key, value)| (snake_to_camel(key), value.clone()))
@@ -283,8 +289,12 @@ fn thinking_config(request: &ChatRequest) -> Option<Value> {
         return Some(Value::Object(camel));
     }
     let effort = request.extra.get("reasoning_effort")?.as_str()?;
-    if request.model.starts_with("gemini-2") {
+    // `models/gemini-2.5-flash` and `tunedModels/...` name the model after the slash.
+    let model = request.model.rsplit('/').next().unwrap_or_default();
+    let pro = model.contains("-pro");
+    if model.starts_with("gemini-2") {
         let budget = match effort {
+            "none" | "minimal" if pro => 128,
             "none" | "minimal" => 0,
             "low" => 1024,
             "medium" => 8192,
@@ -293,6 +303,8 @@ fn thinking_config(request: &ChatRequest) -> Option<Value> {
         Some(json!({"thinkingBudget": budget}))
     } else {
         let level = match effort {
+            "none" | "minimal" | "low" if pro => "low",
+            _ if pro => "high",
             "none" | "minimal" => "minimal",
             "low" => "low",
             "medium" => "medium",
