@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::chat::{
     ChatChunk, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, FunctionCall,
@@ -26,6 +26,9 @@ struct PartialChoice {
     refusal: Option<String>,
     tool_calls: BTreeMap<u32, PartialCall>,
     finish_reason: Option<FinishReason>,
+    /// Fields beyond OpenAI's (`reasoning_content`, `thinking_blocks`): strings are joined as
+    /// text is, lists are extended, anything else keeps its last value.
+    extra: Map<String, Value>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +56,9 @@ impl Assembler {
             let partial = self.choices.entry(choice.index).or_default();
             append(&mut partial.content, choice.delta.content.as_deref());
             append(&mut partial.refusal, choice.delta.refusal.as_deref());
+            for (key, value) in &choice.delta.extra {
+                merge(&mut partial.extra, key, value);
+            }
             for call in choice.delta.tool_calls.iter().flatten() {
                 let target = partial.tool_calls.entry(call.index).or_default();
                 if let Some(id) = &call.id {
@@ -103,6 +109,7 @@ impl Assembler {
                         content: partial.content,
                         refusal: partial.refusal,
                         tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+                        extra: partial.extra,
                         ..ResponseMessage::default()
                     },
                     finish_reason: partial.finish_reason,
@@ -120,6 +127,16 @@ impl Assembler {
             usage: self.usage,
             system_fingerprint,
             extra: Map::new(),
+        }
+    }
+}
+
+fn merge(into: &mut Map<String, Value>, key: &str, value: &Value) {
+    match (into.get_mut(key), value) {
+        (Some(Value::String(text)), Value::String(piece)) => text.push_str(piece),
+        (Some(Value::Array(items)), Value::Array(more)) => items.extend(more.iter().cloned()),
+        _ => {
+            into.insert(key.to_owned(), value.clone());
         }
     }
 }
@@ -160,6 +177,8 @@ pub fn replay(response: &ChatResponse, include_usage: bool) -> Vec<ChatChunk> {
                 .clone()
                 .or_else(|| message.tool_calls.is_none().then(String::new)),
             refusal: message.refusal.clone(),
+            // Reasoning and thinking blocks travel beside the text.
+            extra: message.extra.clone(),
             ..Delta::default()
         };
         out.push(chunk(vec![one(choice.index, first, None)], None));
@@ -227,6 +246,39 @@ mod tests {
             assert!(assembler.is_complete());
             assert_eq!(assembler.finish(), answer.response(&req, "id", 7));
         }
+    }
+
+    /// Reasoning streams in pieces and thinking blocks one by one; the whole answer holds all
+    /// of them, and its replay gives them back.
+    #[test]
+    fn reasoning_and_thinking_blocks_survive_assembly_and_replay() {
+        let chunk = |delta: serde_json::Value| -> ChatChunk {
+            serde_json::from_value(json!({"id": "c", "object": "chat.completion.chunk",
+                "created": 1, "model": "m", "choices": [{"index": 0, "delta": delta}]}))
+            .unwrap()
+        };
+        let mut assembler = Assembler::default();
+        for delta in [
+            json!({"role": "assistant", "content": ""}),
+            json!({"reasoning_content": "Let me "}),
+            json!({"reasoning_content": "think."}),
+            json!({"thinking_blocks": [{"type": "thinking", "thinking": "Let me think.", "signature": "s1"}]}),
+            json!({"thinking_blocks": [{"type": "redacted_thinking", "data": "d"}]}),
+            json!({"content": "42"}),
+        ] {
+            assembler.push(&chunk(delta));
+        }
+        let whole = assembler.finish();
+        let message = &whole.choices[0].message;
+        assert_eq!(message.extra["reasoning_content"], "Let me think.");
+        assert_eq!(
+            message.extra["thinking_blocks"],
+            json!([{"type": "thinking", "thinking": "Let me think.", "signature": "s1"},
+                   {"type": "redacted_thinking", "data": "d"}])
+        );
+        let mut again = Assembler::default();
+        replay(&whole, false).iter().for_each(|c| again.push(c));
+        assert_eq!(again.finish(), whole);
     }
 
     #[test]
