@@ -148,24 +148,50 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Ctrl-C or SIGTERM.
+/// Completes on the first Ctrl-C or SIGTERM, which starts the graceful shutdown. A second one
+/// means the operator will not wait for it: the process exits at once.
 async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+    // Listening from the start, so a second signal right after the first is not missed.
+    let mut signals = Signals::new();
+    signals.next().await;
+    tokio::spawn(async move {
+        signals.next().await;
+        tracing::warn!("second signal: exiting without waiting for requests in flight");
+        std::process::exit(130);
+    });
+}
+
+/// Ctrl-C and SIGTERM as one stream of signals.
+struct Signals {
     #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {},
-                    _ = terminate.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|i| Ok((i, signal(SignalKind::terminate())?)))
+                .ok();
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.streams {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

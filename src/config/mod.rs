@@ -599,10 +599,11 @@ impl fmt::Display for ConfigError {
 /// Why a configuration could not be loaded: every problem found, each with its path.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: String,
-        source: std::io::Error,
+        /// Shown in the message, so not a `source` the error chain would print again.
+        cause: std::io::Error,
     },
     #[error("{}", render(.0))]
     Invalid(Vec<ConfigError>),
@@ -619,21 +620,29 @@ fn render(errors: &[ConfigError]) -> String {
 impl Config {
     /// Reads and validates a config file, with variables from the process environment.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Config::parse(&text, &|name| std::env::var(name).ok())
     }
 
     /// Parses and validates config text, resolving variables through `lookup`.
     pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, LoadError> {
-        let mut document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
+        // A byte-order mark (some Windows editors write one) is not part of the YAML.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
             LoadError::Invalid(vec![ConfigError::new("", format!("invalid YAML: {e}"))])
         })?;
+        // An empty file is far more often a truncated or mis-mounted one than a wish for a
+        // gateway with nothing configured.
         if document.is_null() {
-            document = serde_yaml_ng::Value::Mapping(Default::default());
+            return Err(LoadError::Invalid(vec![ConfigError::new(
+                "",
+                "the configuration is empty (a gateway needs at least one provider)",
+            )]));
         }
+        let mut document = document;
         let mut errors = Vec::new();
         interpolate::interpolate(&mut document, "", lookup, &mut errors);
         if !errors.is_empty() {
@@ -673,8 +682,15 @@ mod tests {
     }
 
     #[test]
-    fn empty_file_is_a_valid_open_gateway() {
-        let config = parse("").unwrap();
+    fn an_empty_file_is_refused_and_a_byte_order_mark_ignored() {
+        for empty in ["", "# only a comment\n", "\u{feff}"] {
+            let errors = parse(empty).unwrap_err();
+            assert!(
+                errors[0].contains("the configuration is empty"),
+                "{errors:?}"
+            );
+        }
+        let config = parse("\u{feff}providers:\n  demo: { kind: mock }\n").unwrap();
         assert_eq!(config.server.listen, default_listen());
         assert!(config.keys.is_empty());
     }

@@ -14,17 +14,19 @@ use serde_json::value::RawValue;
 /// Why the context files cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state.data_dir: cannot use {path}: {source}")]
+    #[error("state.data_dir: cannot use {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// Shown in the message, so not a `source` the error chain would print again.
+        cause: std::io::Error,
     },
     #[error("state.data_dir: {path} is in use by another running gateway")]
     Locked { path: PathBuf },
-    #[error("state.data_dir: {path} is not a context document: {source}")]
+    #[error("state.data_dir: {path} is not a context document: {cause}")]
     Corrupt {
         path: PathBuf,
-        source: serde_json::Error,
+        /// Shown in the message, so not a `source` the error chain would print again.
+        cause: serde_json::Error,
     },
 }
 
@@ -42,7 +44,10 @@ pub struct Stored {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
     let path = path.to_owned();
-    move |source| StateError::Io { path, source }
+    move |source| StateError::Io {
+        path,
+        cause: source,
+    }
 }
 
 /// The directory's lock: two gateways writing one store would each overwrite the other's view.
@@ -67,8 +72,11 @@ pub fn load(dir: &Path) -> Result<Vec<Stored>, StateError> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("json") => {
                 let bytes = std::fs::read(&path).map_err(io(&path))?;
-                let stored = serde_json::from_slice(&bytes)
-                    .map_err(|source| StateError::Corrupt { path, source })?;
+                let stored =
+                    serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+                        path,
+                        cause: source,
+                    })?;
                 documents.push(stored);
             }
             Some("tmp") => std::fs::remove_file(&path).map_err(io(&path))?,
@@ -95,7 +103,7 @@ pub fn write(dir: &Path, stored: &Stored) -> Result<(), StateError> {
     let temporary = path.with_extension("tmp");
     let bytes = serde_json::to_vec(stored).map_err(|source| StateError::Corrupt {
         path: path.clone(),
-        source,
+        cause: source,
     })?;
     let mut file = File::create(&temporary).map_err(io(&temporary))?;
     file.write_all(&bytes).map_err(io(&temporary))?;

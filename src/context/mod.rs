@@ -284,7 +284,7 @@ impl ContextStore {
         let expires_ms = ttl.map(|t| now.saturating_add(t.as_millis() as u64));
         let value = RawValue::from_string(json).map_err(|source| StateError::Corrupt {
             path: self.dir.clone(),
-            source,
+            cause: source,
         })?;
         let stored = disk::Stored {
             namespace: namespace.to_owned(),
@@ -445,7 +445,7 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
         Err(StateError::Io {
             path: PathBuf::new(),
-            source: std::io::Error::other(e.to_string()),
+            cause: std::io::Error::other(e.to_string()),
         })
     })
 }

@@ -21,20 +21,26 @@ const JOURNAL: &str = "usage.journal";
 /// Lines after which the journal is folded into a new snapshot.
 const COMPACT_AFTER: u64 = 10_000;
 
+/// How far a line's number may run ahead of the line before it: as many writes as may fail in
+/// a row (each still takes its number).
+const MAX_SEQ_GAP: u64 = 1_000_000;
+
 /// Why the usage files cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("state.data_dir: cannot use {path}: {source}")]
+    #[error("state.data_dir: cannot use {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// Shown in the message, so not a `source` the error chain would print again.
+        cause: std::io::Error,
     },
     #[error("state.data_dir: {path} is in use by another running gateway")]
     Locked { path: PathBuf },
-    #[error("state.data_dir: {path} is not a usage snapshot: {source}")]
+    #[error("state.data_dir: {path} is not a usage snapshot: {cause}")]
     Corrupt {
         path: PathBuf,
-        source: serde_json::Error,
+        /// Shown in the message, so not a `source` the error chain would print again.
+        cause: serde_json::Error,
     },
 }
 
@@ -76,7 +82,10 @@ impl Journal {
     pub fn open(dir: &Path) -> Result<(Journal, BTreeMap<String, Totals>), StateError> {
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| StateError::Io { path, source }
+            move |source| StateError::Io {
+                path,
+                cause: source,
+            }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join("usage.lock");
@@ -95,7 +104,7 @@ impl Journal {
             Ok(bytes) => serde_json::from_slice::<Snapshot>(&bytes).map_err(|source| {
                 StateError::Corrupt {
                     path: snapshot_path.clone(),
-                    source,
+                    cause: source,
                 }
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot {
@@ -113,19 +122,30 @@ impl Journal {
         let mut seq = snapshot.seq;
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<Record>(line) {
-                Ok(record) if record.seq > snapshot.seq => {
-                    seq = seq.max(record.seq);
+                Ok(record) if record.seq <= seq => {}
+                // Lines count up by one, with a gap only where a write failed. A number far
+                // ahead is a damaged line: taken, it would hide every later line behind it.
+                Ok(record) if record.seq - seq > MAX_SEQ_GAP => tracing::warn!(
+                    seq = record.seq,
+                    expected = seq + 1,
+                    "skipping a line of {} numbered far ahead of the ones before it",
+                    journal_path.display()
+                ),
+                Ok(record) => {
+                    seq = record.seq;
                     snapshot
                         .accounts
                         .entry(record.key.clone())
                         .or_default()
                         .apply(&record);
                 }
-                Ok(_) => {}
-                // Only a crash mid-write tears a line; what it held was never acknowledged.
-                Err(error) => {
-                    tracing::warn!(%error, "skipping a torn line of {}", journal_path.display())
-                }
+                // A crash mid-write tears the last line, whose request was never acknowledged;
+                // anything else unreadable is damage, and is said to be.
+                Err(error) => tracing::warn!(
+                    %error,
+                    "skipping an unreadable line of {}",
+                    journal_path.display()
+                ),
             }
         }
         let file = OpenOptions::new()
@@ -175,7 +195,7 @@ impl Journal {
         file.and_then(|f| f.sync_data())
             .map_err(|source| StateError::Io {
                 path: self.dir.join(JOURNAL),
-                source,
+                cause: source,
             })
     }
 
@@ -193,7 +213,10 @@ impl Journal {
         let temporary = self.dir.join(format!("{SNAPSHOT}.tmp"));
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| StateError::Io { path, source }
+            move |source| StateError::Io {
+                path,
+                cause: source,
+            }
         };
         let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
         let mut file = File::create(&temporary).map_err(io(&temporary))?;
@@ -252,6 +275,31 @@ mod tests {
             (usage.requests, usage.input_tokens, usage.cost),
             (2, 30, 10)
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A damaged line numbered far ahead is skipped: taken, it would hide every line after it,
+    /// and numbering would wrap past it.
+    #[test]
+    fn a_line_numbered_far_ahead_does_not_hide_the_ones_after_it() {
+        let dir = temp_dir("ahead");
+        let (journal, _) = Journal::open(&dir).unwrap();
+        journal.append(record("a", 10), |_| {});
+        drop(journal);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL))
+            .unwrap();
+        let mut damaged = serde_json::to_value(record("a", 1000)).unwrap();
+        damaged["seq"] = serde_json::json!(u64::MAX);
+        file.write_all(format!("{damaged}\n").as_bytes()).unwrap();
+        drop(file);
+        let (journal, _) = Journal::open(&dir).unwrap();
+        journal.append(record("a", 20), |r| assert_eq!(r.seq, 2));
+        drop(journal);
+        let (_, accounts) = Journal::open(&dir).unwrap();
+        let usage = &accounts["a"].models["p/m"];
+        assert_eq!((usage.requests, usage.input_tokens), (2, 30));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -269,6 +269,31 @@ async fn check_runs_beside_a_serving_gateway_and_leaves_its_state_alone() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
+/// A second signal is an operator who will not wait: the gateway exits at once with 130, even
+/// with a stream that would take minutes.
+#[tokio::test]
+async fn a_second_sigterm_exits_at_once() {
+    let path = write_config(
+        "twice",
+        "providers:\n  demo: { kind: mock, latency: { per_chunk: 10s } }\nmodels:\n  - { name: slow, targets: [ { provider: demo, model: m } ] }\n",
+    );
+    let mut process = Process::start(&path, &[("RUST_LOG", "info")]);
+    let mut response = client()
+        .post(process.url("/v1/chat/completions"))
+        .json(&json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "a b c d e f g h i j"}]}))
+        .send()
+        .await
+        .unwrap();
+    response.chunk().await.unwrap();
+    process.terminate();
+    process.wait_for(|line| line["message"] == "shutting down: draining in-flight requests");
+    process.terminate();
+    let (code, _) = tokio::task::spawn_blocking(move || process.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(130));
+}
+
 #[tokio::test]
 async fn logs_never_contain_secrets() {
     let fake = FakeOpenAi::start().await;
