@@ -336,11 +336,11 @@ for mode in json sse; do
 
                 log "$mode c=$conns $target: round $round/$ROUNDS, warmup ${WARMUP}s, run ${DURATION}s"
                 if ((WARMUP > 0)); then
-                    run_wrk "$url" "$mode" "$conns" "$WARMUP" "$RUN/wrk-$mode-$conns-$target-warmup.log"
+                    run_wrk "$url" "$mode" "$conns" "$WARMUP" "$RUN/wrk-$mode-$conns-$target-r$round-warmup.log"
                 fi
                 before=0
                 ((${#pids[@]} == 0)) || before=$(cpu_ticks "${pids[@]}")
-                run_wrk "$url" "$mode" "$conns" "$DURATION" "$RUN/wrk-$mode-$conns-$target.log"
+                run_wrk "$url" "$mode" "$conns" "$DURATION" "$RUN/wrk-$mode-$conns-$target-r$round.log"
                 after=0
                 ((${#pids[@]} == 0)) || after=$(cpu_ticks "${pids[@]}")
 
