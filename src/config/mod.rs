@@ -6,6 +6,7 @@
 mod interpolate;
 mod mcp;
 mod mcp_servers;
+mod sections;
 mod units;
 mod validate;
 
@@ -648,11 +649,13 @@ impl Config {
         if !errors.is_empty() {
             return Err(LoadError::Invalid(errors));
         }
-        let mut config: Config = serde_path_to_error::deserialize(document).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            LoadError::Invalid(vec![ConfigError::new(path, e.into_inner().to_string())])
-        })?;
+        let serde_yaml_ng::Value::Mapping(document) = document else {
+            return Err(LoadError::Invalid(vec![ConfigError::new(
+                "",
+                "the configuration must be a mapping of sections (server, providers, models, ...)",
+            )]));
+        };
+        let mut config = sections::read(document).map_err(LoadError::Invalid)?;
         for provider in config.providers.values_mut() {
             if let ProviderConfig::Bedrock(bedrock) = provider {
                 bedrock.fill_from_env(lookup);
@@ -693,6 +696,47 @@ mod tests {
         let config = parse("\u{feff}providers:\n  demo: { kind: mock }\n").unwrap();
         assert_eq!(config.server.listen, default_listen());
         assert!(config.keys.is_empty());
+    }
+
+    /// One run reports a problem in each section and entry, each at the field it is about,
+    /// inside a provider of any kind too.
+    #[test]
+    fn type_and_field_errors_are_all_reported_with_their_paths() {
+        let errors = parse(
+            r#"
+server: { listn: 127.0.0.1:1 }
+providers:
+  a: { kind: mock, latency: { first_tokn: 1ms } }
+  b: { kind: openai, timeout: soon }
+  c: { kind: opnai }
+  d: { kind: mock }
+models:
+  - { name: x, targets: [ { provider: d, model: m, weight: heavy } ] }
+  - { name: y, targets: [ { provider: d, model: m } ], stratgy: weighted }
+keys:
+  - { name: k, key: sk-k, limits: { requests_per_minute: many } }
+extra: 1
+"#,
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = errors
+            .iter()
+            .map(|e| e.split(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "extra",
+                "server.listn",
+                "providers.a.latency.first_tokn",
+                "providers.b.timeout",
+                "providers.c.kind",
+                "models[0].targets[0].weight",
+                "models[1].stratgy",
+                "keys[0].limits.requests_per_minute",
+            ],
+            "{errors:#?}"
+        );
     }
 
     #[test]
