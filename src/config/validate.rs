@@ -537,7 +537,8 @@ mod tests {
         );
         let mock = errors("providers:\n  m: { kind: mock, discovery: { dns: 'llm:80' } }\n");
         assert!(
-            mock.len() == 1 && mock[0].starts_with("providers.m.discovery: unknown field `discovery`"),
+            mock.len() == 1
+                && mock[0].starts_with("providers.m.discovery: unknown field `discovery`"),
             "{mock:?}"
         );
         let good = Config::parse(
