@@ -175,11 +175,19 @@ impl HttpTool {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("json"));
-        let body = match read_capped(response).await {
-            Ok(body) => body,
+        let (body, whole) = match read_capped(response).await {
+            Ok(read) => read,
             Err(error) => return failure(self.scrub(self.unreachable(&error))),
         };
         let text = String::from_utf8_lossy(&body);
+        if status.is_success() && !whole {
+            // Cut short, JSON would turn into text and text would pass for the whole answer.
+            return failure(format!(
+                "The service behind {} answered more than {} MiB, which is not passed on.",
+                self.tool.name,
+                MAX_ANSWER / (1024 * 1024)
+            ));
+        }
         if !status.is_success() {
             return failure(self.scrub(format!(
                 "The service behind {} answered HTTP {}: {}",
@@ -295,20 +303,35 @@ fn scalar_text(value: &Value) -> String {
     }
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+/// The answer's first [`MAX_ANSWER`] bytes, and whether that was all of it.
+async fn read_capped(mut response: reqwest::Response) -> Result<(Vec<u8>, bool), reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = MAX_ANSWER.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_ANSWER {
-            break;
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
         }
+        body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok((body, true))
 }
 
-/// An `isError` result with one text block.
-pub fn failure(message: String) -> CallToolResult {
+/// The longest failure message: one that quotes a huge argument or answer would fill a
+/// client's context (and exceed the Python SDK's 1 MiB event limit) with no more sense.
+const MAX_FAILURE: usize = 4096;
+
+/// An `isError` result with one text block, cut at [`MAX_FAILURE`] bytes.
+pub fn failure(mut message: String) -> CallToolResult {
+    if message.len() > MAX_FAILURE {
+        let mut end = MAX_FAILURE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = message.len() - end;
+        message.truncate(end);
+        message.push_str(&format!("… ({cut} more bytes not shown)"));
+    }
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
@@ -328,6 +351,22 @@ mod tests {
             Value::Object(map) => map,
             _ => panic!("not an object"),
         }
+    }
+
+    #[test]
+    fn long_failures_are_cut_on_a_character_boundary() {
+        let result = failure("é".repeat(MAX_FAILURE));
+        let text = serde_json::to_value(&result).unwrap()["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.len() < MAX_FAILURE + 64, "{}", text.len());
+        assert!(text.ends_with("more bytes not shown)"), "{text}");
+        let short = failure("short".to_owned());
+        assert_eq!(
+            serde_json::to_value(&short).unwrap()["content"][0]["text"],
+            "short"
+        );
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub async fn weather_service() -> (String, Seen) {
         if city == "Leak" {
             return axum::Json(json!({"temp": auth})).into_response();
         }
+        if city == "Huge" {
+            let text = "x".repeat(9 * 1024 * 1024);
+            return axum::Json(json!({"temp": 1.0, "report": text})).into_response();
+        }
         let units = query.strip_prefix("units=");
         axum::Json(json!({"city": city, "temp": 21.5, "units": units})).into_response()
     }
@@ -228,9 +232,10 @@ async fn post(gateway: &TestGateway, session: &str, body: String) -> (StatusCode
 }
 
 /// A service that echoes the tool's header values, anywhere in a JSON answer or in a value its
-/// output schema refuses, does not get them to the client.
+/// output schema refuses, does not get them to the client; an answer too big to pass on is an
+/// error, not a cut one.
 #[tokio::test]
-async fn tool_header_values_never_reach_the_client() {
+async fn tool_header_values_never_reach_the_client_nor_cut_answers() {
     let (service, _) = weather_service().await;
     let gateway = TestGateway::start(&config(&service)).await;
     let initialize = json!({
@@ -251,6 +256,15 @@ async fn tool_header_values_never_reach_the_client() {
         .to_owned();
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     post(&gateway, &session, initialized.to_string()).await;
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "get_weather", "arguments": {"city": "Huge"}}});
+    let (_, messages) = post(&gateway, &session, call.to_string()).await;
+    let result = messages.iter().find_map(|m| m.get("result")).unwrap();
+    assert_eq!(
+        result["isError"], true,
+        "an answer cut short is not passed off as whole"
+    );
+    assert!(result.to_string().contains("more than 8 MiB"), "{result}");
     for (id, city) in [(2, "Echo"), (3, "Leak")] {
         let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": "get_weather", "arguments": {"city": city}}});
