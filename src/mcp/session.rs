@@ -77,6 +77,37 @@ impl Session {
         }
     }
 
+    /// Runs a call the caller may make: forwarded to an upstream server, or served here.
+    async fn dispatch(
+        &self,
+        caller: &Caller,
+        request: CallToolRequestParams,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let shared = &self.shared;
+        if let Some(forwarded) = shared.upstreams.call(request.clone()).await {
+            return forwarded.map(|mut response| {
+                // A session-era server sends no `resultType`, which 2026-07-28 clients require;
+                // rmcp takes it out again for session-era peers.
+                if let CallToolResponse::Complete(result) = &mut response {
+                    result.result_type.get_or_insert(ResultType::COMPLETE);
+                }
+                response
+            });
+        }
+        let name = request.name.as_ref();
+        let arguments = request.arguments.unwrap_or_default();
+        let result = if let Some(tool) = shared.http_tools.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.client, arguments).await
+        } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.context, caller, arguments).await
+        } else if let Some(tool) = shared.registry.get(name) {
+            tool.call(&shared.client, arguments).await
+        } else {
+            return Err(unknown_tool(name));
+        };
+        Ok(result.into())
+    }
+
     /// The namespace and key of a `context://` URI the caller may use.
     fn document_of(&self, caller: &Caller, uri_text: &str) -> Result<(String, String), ErrorData> {
         // A URI that is no context document names nothing the gateway has.
@@ -89,6 +120,14 @@ impl Session {
         }
         Ok((namespace, key))
     }
+}
+
+/// A tool that does not exist and one the key may not use are answered alike.
+fn unknown_tool(name: &str) -> ErrorData {
+    ErrorData::invalid_params(
+        format!("The tool '{name}' does not exist or this API key may not use it."),
+        None,
+    )
 }
 
 /// Resource not found, naming the URI in `data` as SEP-2164 asks.
@@ -318,38 +357,18 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = self.caller(&context)?;
-        let name = request.name.as_ref();
-        let unknown = || {
-            ErrorData::invalid_params(
-                format!("The tool '{name}' does not exist or this API key may not use it."),
+        if !caller.may_use_tool(&request.name) {
+            return Err(unknown_tool(&request.name));
+        }
+        // A client that cancels the call (or goes away) stops it here: the service's request,
+        // or the upstream server's call, is dropped rather than run to its timeout.
+        tokio::select! {
+            called = self.dispatch(&caller, request) => called,
+            () = context.ct.cancelled() => Err(ErrorData::internal_error(
+                "the call was cancelled by the client",
                 None,
-            )
-        };
-        if !caller.may_use_tool(name) {
-            return Err(unknown());
+            )),
         }
-        let shared = &self.shared;
-        if let Some(forwarded) = shared.upstreams.call(request.clone()).await {
-            return forwarded.map(|mut response| {
-                // A session-era server sends no `resultType`, which 2026-07-28 clients require;
-                // rmcp takes it out again for session-era peers.
-                if let CallToolResponse::Complete(result) = &mut response {
-                    result.result_type.get_or_insert(ResultType::COMPLETE);
-                }
-                response
-            });
-        }
-        let arguments = request.arguments.unwrap_or_default();
-        let result = if let Some(tool) = shared.http_tools.iter().find(|t| t.tool.name == name) {
-            tool.call(&shared.client, arguments).await
-        } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
-            tool.call(&shared.context, &caller, arguments).await
-        } else if let Some(tool) = shared.registry.get(name) {
-            tool.call(&shared.client, arguments).await
-        } else {
-            return Err(unknown());
-        };
-        Ok(result.into())
     }
 
     async fn list_resources(

@@ -351,3 +351,92 @@ async fn malformed_and_unknown_requests_get_clear_errors() {
     let (status, messages) = post(&gateway, &session, call.to_string()).await;
     assert_eq!(status, StatusCode::OK, "the session lives on: {messages:?}");
 }
+
+/// A client's `notifications/cancelled` stops the call: the gateway drops its request to the
+/// service at once, instead of letting it run to the tool's timeout.
+#[tokio::test]
+async fn a_cancelled_call_stops_the_service_request() {
+    use tokio::sync::mpsc;
+    /// Tells the test when the service's request starts and when it is dropped.
+    struct Dropped(mpsc::UnboundedSender<&'static str>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+        }
+    }
+    let (events, mut heard) = mpsc::unbounded_channel::<&'static str>();
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(move || {
+            let events = events.clone();
+            async move {
+                let _ = events.send("arrived");
+                let _guard = Dropped(events);
+                std::future::pending::<()>().await;
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let gateway = TestGateway::start(&format!(
+        r#"
+keys:
+  - {{ name: all, key: sk-mcp-all }}
+mcp:
+  tools:
+    - name: slow
+      description: Never answers
+      input_schema: {{ type: object }}
+      http: {{ method: GET, url: "http://{addr}/slow", timeout: 120s }}
+"#
+    ))
+    .await;
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    let opened = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(&gateway, &session, initialized.to_string()).await;
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "slow", "arguments": {}}});
+    let calling = {
+        let url = gateway.url("/mcp");
+        let session = session.clone();
+        tokio::spawn(async move {
+            client()
+                .post(url)
+                .bearer_auth("sk-mcp-all")
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&call)
+                .send()
+                .await
+        })
+    };
+    assert_eq!(heard.recv().await, Some("arrived"));
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 7, "reason": "the user gave up"}});
+    post(&gateway, &session, cancel.to_string()).await;
+    // Without the cancellation reaching the call, the request would live for the tool's 120 s.
+    let dropped = tokio::time::timeout(std::time::Duration::from_secs(60), heard.recv()).await;
+    assert_eq!(
+        dropped,
+        Ok(Some("dropped")),
+        "the service request was dropped"
+    );
+    calling.abort();
+}
