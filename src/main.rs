@@ -84,8 +84,8 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-/// Loads and fully builds a config, so `check` catches everything `serve` would, without
-/// touching the state directory of a gateway that may be running.
+/// Loads and builds a config, so `check` catches everything `serve` would except a state
+/// directory it cannot use: that one is left alone, for the gateway that may be running on it.
 fn load(path: &Path) -> anyhow::Result<Config> {
     let config = read(path)?;
     Gateway::check(&config)?;

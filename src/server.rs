@@ -111,7 +111,7 @@ impl Gateway {
             &config.mcp.servers,
             clients.default_client().clone(),
         ));
-        let mcp = crate::mcp::service(
+        let (mcp, mcp_sessions) = crate::mcp::service(
             config,
             context.clone(),
             tool_registry.clone(),
@@ -141,7 +141,7 @@ impl Gateway {
             context,
             mcp,
             tool_registry,
-            mcp_sessions: Default::default(),
+            mcp_sessions,
         };
         Ok(Gateway {
             state: Arc::new(state),

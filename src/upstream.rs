@@ -79,13 +79,23 @@ impl HttpBackend {
             headers.insert(key, value);
         }
         let base_url = http.base_url.as_deref().unwrap_or(default_base_url);
-        // Short values would redact ordinary words; real credentials are long.
+        // Short values would redact ordinary words; real credentials are long. The credential
+        // of an `Authorization: Bearer …` header is a secret of its own, so that a masked echo
+        // of it is caught as an `api_key`'s is.
         let secrets: Vec<String> = http
             .api_key
             .iter()
             .chain(http.headers.values())
-            .map(|s| s.expose().to_owned())
+            .map(|s| s.expose())
+            .flat_map(|s| {
+                let credential = s
+                    .strip_prefix("Bearer ")
+                    .or_else(|| s.strip_prefix("Basic "));
+                std::iter::once(s).chain(credential)
+            })
+            .map(str::trim)
             .filter(|s| s.len() >= 8)
+            .map(str::to_owned)
             .collect();
         Ok(Backend::Http(Box::new(HttpBackend {
             adapter,
@@ -585,6 +595,21 @@ mod tests {
             "short values are left alone"
         );
         assert_eq!(scrubbed.code.as_deref(), Some("<redacted>"));
+
+        // A key given as an `Authorization` header is caught masked too.
+        let config = Config::parse(
+            "providers:\n  p: { kind: openai, headers: { authorization: 'Bearer sk-proj-0123456789abcdef' } }\n",
+            &|_| None,
+        )
+        .unwrap();
+        let upstreams = build_all(&config.providers).unwrap();
+        let Backend::Http(backend) = &upstreams["p"].backend else {
+            panic!("http backend")
+        };
+        let scrubbed = backend.scrub(ApiError::bad_gateway(
+            "Incorrect API key provided: sk-proj-********cdef.",
+        ));
+        assert_eq!(scrubbed.message, "Incorrect API key provided: <redacted>");
     }
 
     #[test]

@@ -131,10 +131,19 @@ impl Assembler {
     }
 }
 
+/// Adds one delta's field to what earlier deltas said: text joins, lists grow, objects merge
+/// field by field (a legacy `function_call` streams its name, then its arguments in pieces), and
+/// a `null` after a value (DeepSeek's `reasoning_content` once the reasoning is over) is nothing.
 fn merge(into: &mut Map<String, Value>, key: &str, value: &Value) {
     match (into.get_mut(key), value) {
+        (Some(_), Value::Null) => {}
         (Some(Value::String(text)), Value::String(piece)) => text.push_str(piece),
         (Some(Value::Array(items)), Value::Array(more)) => items.extend(more.iter().cloned()),
+        (Some(Value::Object(fields)), Value::Object(more)) => {
+            for (name, piece) in more {
+                merge(fields, name, piece);
+            }
+        }
         _ => {
             into.insert(key.to_owned(), value.clone());
         }
@@ -279,6 +288,25 @@ mod tests {
         let mut again = Assembler::default();
         replay(&whole, false).iter().for_each(|c| again.push(c));
         assert_eq!(again.finish(), whole);
+
+        let mut legacy = Assembler::default();
+        for delta in [
+            json!({"role": "assistant", "content": null, "reasoning_content": "Hm."}),
+            json!({"function_call": {"name": "get_weather", "arguments": ""}, "reasoning_content": null}),
+            json!({"function_call": {"arguments": "{\"city\":"}, "reasoning_content": null}),
+            json!({"function_call": {"arguments": "\"Paris\"}"}}),
+        ] {
+            legacy.push(&chunk(delta));
+        }
+        let message = legacy.finish().choices[0].message.extra.clone();
+        assert_eq!(
+            message["reasoning_content"], "Hm.",
+            "a later null is nothing"
+        );
+        assert_eq!(
+            message["function_call"],
+            json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"})
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! None of them needs a key: load balancers and scrapers call them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -43,21 +44,44 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         .values()
         .map(|u| (u.name.as_str(), u.instances.all()))
         .collect();
+    // Addresses shown without userinfo or query can coincide (two accounts on one host): the
+    // later ones are numbered, so no instance's gauges overwrite another's.
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let labels: Vec<Vec<String>> = instances
+        .iter()
+        .map(|(provider, list)| {
+            list.iter()
+                .map(|i| {
+                    let n = seen.entry((provider, i.shown_url())).or_default();
+                    *n += 1;
+                    match *n {
+                        1 => i.shown_url().to_owned(),
+                        n => format!("{} #{n}", i.shown_url()),
+                    }
+                })
+                .collect()
+        })
+        .collect();
     state
         .metrics
-        .instances(instances.iter().flat_map(|(provider, list)| {
-            list.iter().map(move |i| InstanceView {
-                provider,
-                instance: i.shown_url(),
-                in_flight: i.in_flight(),
-                breaker: match i.breaker_state() {
-                    Breaker::Closed => 0,
-                    Breaker::Open => 1,
-                    Breaker::HalfOpen => 2,
-                },
-                latency_seconds: i.latency().map(|l| l.as_secs_f64()),
-            })
-        }));
+        .instances(
+            instances
+                .iter()
+                .zip(&labels)
+                .flat_map(|((provider, list), labels)| {
+                    list.iter().zip(labels).map(move |(i, label)| InstanceView {
+                        provider,
+                        instance: label,
+                        in_flight: i.in_flight(),
+                        breaker: match i.breaker_state() {
+                            Breaker::Closed => 0,
+                            Breaker::Open => 1,
+                            Breaker::HalfOpen => 2,
+                        },
+                        latency_seconds: i.latency().map(|l| l.as_secs_f64()),
+                    })
+                }),
+        );
     (
         [(
             header::CONTENT_TYPE,

@@ -13,15 +13,17 @@ mod session;
 mod upstream;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::Tool;
 use rmcp::transport::StreamableHttpServerConfig;
 use rmcp::transport::StreamableHttpService;
+use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +56,8 @@ impl Shared {
     }
 }
 
-/// Builds the service from config; `stop` ends every session (and its open streams) at shutdown.
+/// Builds the service from config, with the record of which key opened each of its sessions;
+/// `stop` ends every session (and its open streams) at shutdown.
 pub fn service(
     config: &Config,
     context: Arc<ContextStore>,
@@ -62,7 +65,7 @@ pub fn service(
     client: reqwest::Client,
     upstreams: Arc<Upstreams>,
     stop: CancellationToken,
-) -> Result<McpService, String> {
+) -> Result<(McpService, SessionOwners), String> {
     let http_tools = config
         .mcp
         .tools
@@ -93,24 +96,78 @@ pub fn service(
     } else {
         transport.disable_allowed_hosts()
     };
-    Ok(StreamableHttpService::new(
+    let sessions = Arc::new(LocalSessionManager::default());
+    let owners = SessionOwners {
+        owners: Mutex::default(),
+        sessions: sessions.clone(),
+        sweep_at: AtomicUsize::new(SWEEP_FLOOR),
+    };
+    let service = StreamableHttpService::new(
         move || Ok(session::Session::new(shared.clone())),
-        Arc::new(LocalSessionManager::default()),
+        sessions,
         transport,
-    ))
+    );
+    Ok((service, owners))
 }
 
 const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 
 /// The key that opened each MCP session. rmcp serves a session's GET stream and its DELETE
 /// without calling the handler, so the handler's own check cannot guard them; this map does,
 /// in front of rmcp.
-#[derive(Default)]
-pub struct SessionOwners(Mutex<HashMap<String, Option<String>>>);
+pub struct SessionOwners {
+    owners: Mutex<HashMap<String, Option<String>>>,
+    /// rmcp's sessions, to forget the ones it closed on its own (idle, never initialized).
+    sessions: Arc<LocalSessionManager>,
+    /// The size at which the next new session sweeps out closed ones: twice what survived the
+    /// last sweep, so sweeping costs a constant per session.
+    sweep_at: AtomicUsize,
+}
+
+/// Below this many sessions the map is not swept.
+const SWEEP_FLOOR: usize = 1024;
 
 impl SessionOwners {
     fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn owner_of(&self, id: &str) -> Option<Option<String>> {
+        self.owners().get(id).cloned()
+    }
+
+    async fn record(&self, id: String, owner: Option<String>) {
+        let size = {
+            let mut owners = self.owners();
+            owners.insert(id, owner);
+            owners.len()
+        };
+        if size >= self.sweep_at.load(Ordering::Relaxed) {
+            self.sweep().await;
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        self.owners().remove(id);
+    }
+
+    /// Forgets the sessions rmcp no longer has: most clients never send DELETE.
+    async fn sweep(&self) {
+        let ids: Vec<String> = self.owners().keys().cloned().collect();
+        let mut closed = Vec::new();
+        for id in ids {
+            let live = self.sessions.has_session(&Arc::from(id.as_str())).await;
+            if !live.unwrap_or(false) {
+                closed.push(id);
+            }
+        }
+        let mut owners = self.owners();
+        for id in &closed {
+            owners.remove(id);
+        }
+        self.sweep_at
+            .store((owners.len() * 2).max(SWEEP_FLOOR), Ordering::Relaxed);
     }
 }
 
@@ -126,17 +183,20 @@ pub async fn authenticate(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
+    // A 2026-07-28 request (it names its method in `Mcp-Method`) has no session: rmcp ignores
+    // any session id it carries.
+    let stateless = request.headers().contains_key(&MCP_METHOD);
     let session = request
         .headers()
         .get(&SESSION_ID)
         .and_then(|v| v.to_str().ok())
+        .filter(|_| !stateless)
         .map(str::to_owned);
     if let Some(id) = &session
         && state
             .mcp_sessions
-            .owners()
-            .get(id)
-            .is_some_and(|owner| *owner != caller.name)
+            .owner_of(id)
+            .is_some_and(|owner| owner != caller.name)
     {
         return crate::error::ApiError::not_found("Session not found").into_response();
     }
@@ -147,18 +207,35 @@ pub async fn authenticate(
     let created = response
         .headers()
         .get(&SESSION_ID)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     match (&session, created) {
-        (None, Some(id)) => {
-            state.mcp_sessions.owners().insert(id.to_owned(), owner);
-        }
-        (Some(id), _) if response.status() == StatusCode::NOT_FOUND => {
-            state.mcp_sessions.owners().remove(id);
-        }
+        (None, Some(id)) if !stateless => state.mcp_sessions.record(id, owner).await,
         (Some(id), _) if deleting && response.status().is_success() => {
-            state.mcp_sessions.owners().remove(id);
+            state.mcp_sessions.forget(id);
         }
         _ => {}
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_rmcp_has_closed_are_forgotten_when_the_map_grows() {
+        let owners = SessionOwners {
+            owners: Mutex::default(),
+            sessions: Arc::new(LocalSessionManager::default()),
+            sweep_at: AtomicUsize::new(2),
+        };
+        owners.record("closed-1".into(), Some("a".into())).await;
+        assert_eq!(owners.owner_of("closed-1"), Some(Some("a".into())));
+        // The second entry reaches the sweep size: neither session exists in rmcp any more.
+        owners.record("closed-2".into(), None).await;
+        assert_eq!(owners.owner_of("closed-1"), None);
+        assert_eq!(owners.owner_of("closed-2"), None);
+        assert_eq!(owners.sweep_at.load(Ordering::Relaxed), SWEEP_FLOOR);
+    }
 }

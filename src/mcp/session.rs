@@ -360,6 +360,16 @@ impl ServerHandler for Session {
         if !caller.may_use_tool(&request.name) {
             return Err(unknown_tool(&request.name));
         }
+        // A context write is not cut short: dropped mid-way, its file would change while the
+        // store's memory and subscribers never heard of it. It is quick anyway.
+        if self
+            .shared
+            .context_tools
+            .iter()
+            .any(|t| t.tool.name == request.name)
+        {
+            return self.dispatch(&caller, request).await;
+        }
         // A client that cancels the call (or goes away) stops it here: the service's request,
         // or the upstream server's call, is dropped rather than run to its timeout.
         tokio::select! {

@@ -258,6 +258,7 @@ async fn health_ready_and_metrics() {
 async fn metrics_escape_names_and_hide_url_credentials() {
     let gateway = TestGateway::start(
         r#"
+server: { admin_key: sk-metrics-admin }
 providers:
   'de"mo': { kind: mock }
   up: { kind: openai, base_url: "http://user:PASSWORDSECRET@127.0.0.1:9/v1?api_key=QUERYSECRET", api_key: sk-metrics-key }
@@ -268,6 +269,15 @@ models:
     .await;
     let (status, _) = post(&gateway, None, "/v1/chat/completions", &chat(r#"q"uo\te"#)).await;
     assert_eq!(status, 200);
+    // A second account on the same host: shown alike, it must not overwrite the first's gauges.
+    let registered = client()
+        .post(gateway.url("/admin/upstreams"))
+        .bearer_auth("sk-metrics-admin")
+        .json(&json!({"provider": "up", "url": "http://other:OTHERSECRET@127.0.0.1:9/v1", "ttl": "60s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200, "{:?}", registered.text().await);
     let response = client().get(gateway.url("/metrics")).send().await.unwrap();
     assert!(
         response.headers()["content-type"]
@@ -285,6 +295,10 @@ models:
     assert!(!metrics.contains("SECRET"), "{metrics}");
     assert!(
         metrics.contains(r#"instance="http://127.0.0.1:9/v1""#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"instance="http://127.0.0.1:9/v1 #2""#),
         "{metrics}"
     );
 }
