@@ -120,33 +120,46 @@ impl Journal {
             Err(e) => return Err(io(&journal_path)(e)),
         };
         let mut seq = snapshot.seq;
-        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<Record>(line) {
-                Ok(record) if record.seq <= seq => {}
-                // Lines count up by one, with a gap only where a write failed. A number far
-                // ahead is a damaged line: taken, it would hide every later line behind it.
-                Ok(record) if record.seq - seq > MAX_SEQ_GAP => tracing::warn!(
-                    seq = record.seq,
-                    expected = seq + 1,
-                    "skipping a line of {} numbered far ahead of the ones before it",
-                    journal_path.display()
-                ),
-                Ok(record) => {
-                    seq = record.seq;
-                    snapshot
-                        .accounts
-                        .entry(record.key.clone())
-                        .or_default()
-                        .apply(&record);
-                }
+        let lines: Vec<Result<Record, serde_json::Error>> = text
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(serde_json::from_slice::<Record>)
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            let record = match line {
+                Ok(record) => record,
                 // A crash mid-write tears the last line, whose request was never acknowledged;
                 // anything else unreadable is damage, and is said to be.
-                Err(error) => tracing::warn!(
-                    %error,
-                    "skipping an unreadable line of {}",
-                    journal_path.display()
-                ),
+                Err(error) => {
+                    tracing::warn!(%error, "skipping an unreadable line of {}", journal_path.display());
+                    continue;
+                }
+            };
+            if record.seq <= seq {
+                continue;
             }
+            // Lines count up by one, with a gap only where a write failed. A number far ahead is
+            // a damaged line, which would hide every later line behind it, unless the next line
+            // goes on from it (the disk came back after a long run of failed writes).
+            let continued = matches!(
+                lines.get(i + 1),
+                Some(Ok(next)) if record.seq.checked_add(1) == Some(next.seq)
+            );
+            if record.seq - seq > MAX_SEQ_GAP && !continued {
+                tracing::warn!(
+                    seq = record.seq,
+                    expected = seq.saturating_add(1),
+                    "skipping a line of {} numbered far ahead of the ones before it",
+                    journal_path.display()
+                );
+                continue;
+            }
+            seq = record.seq;
+            snapshot
+                .accounts
+                .entry(record.key.clone())
+                .or_default()
+                .apply(record);
         }
         let file = OpenOptions::new()
             .create(true)
@@ -174,7 +187,7 @@ impl Journal {
     /// and refusing to count it would be worse than a gap in the file.
     pub fn append(&self, mut record: Record, apply: impl FnOnce(&Record)) {
         let mut open = self.lock();
-        open.seq += 1;
+        open.seq = open.seq.saturating_add(1);
         record.seq = open.seq;
         let mut line = serde_json::to_vec(&record).unwrap_or_default();
         line.push(b'\n');
@@ -300,6 +313,32 @@ mod tests {
         let (_, accounts) = Journal::open(&dir).unwrap();
         let usage = &accounts["a"].models["p/m"];
         assert_eq!((usage.requests, usage.input_tokens), (2, 30));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A long run of failed writes leaves a big gap; the lines after it go on from each other,
+    /// so they are taken.
+    #[test]
+    fn lines_after_a_long_gap_that_go_on_from_each_other_are_taken() {
+        let dir = temp_dir("gap");
+        let (journal, _) = Journal::open(&dir).unwrap();
+        journal.append(record("a", 10), |_| {});
+        drop(journal);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(dir.join(JOURNAL))
+            .unwrap();
+        let far = 2 + 2 * MAX_SEQ_GAP;
+        for (seq, input) in [(far, 20), (far + 1, 30)] {
+            let mut line = serde_json::to_value(record("a", input)).unwrap();
+            line["seq"] = serde_json::json!(seq);
+            file.write_all(format!("{line}\n").as_bytes()).unwrap();
+        }
+        drop(file);
+        let (journal, accounts) = Journal::open(&dir).unwrap();
+        let usage = &accounts["a"].models["p/m"];
+        assert_eq!((usage.requests, usage.input_tokens), (3, 60));
+        journal.append(record("a", 1), |r| assert_eq!(r.seq, far + 2));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
