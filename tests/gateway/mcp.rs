@@ -231,13 +231,8 @@ async fn post(gateway: &TestGateway, session: &str, body: String) -> (StatusCode
     (status, messages)
 }
 
-/// A service that echoes the tool's header values, anywhere in a JSON answer or in a value its
-/// output schema refuses, does not get them to the client; an answer too big to pass on is an
-/// error, not a cut one.
-#[tokio::test]
-async fn tool_header_values_never_reach_the_client_nor_cut_answers() {
-    let (service, _) = weather_service().await;
-    let gateway = TestGateway::start(&config(&service)).await;
+/// A session opened as `sk-mcp-all` on the 2025-11-25 revision, initialized; its id.
+async fn open_session(gateway: &TestGateway) -> String {
     let initialize = json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
@@ -255,7 +250,19 @@ async fn tool_header_values_never_reach_the_client_nor_cut_answers() {
         .unwrap()
         .to_owned();
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    post(&gateway, &session, initialized.to_string()).await;
+    let (status, _) = post(gateway, &session, initialized.to_string()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    session
+}
+
+/// A service that echoes the tool's header values, anywhere in a JSON answer or in a value its
+/// output schema refuses, does not get them to the client; an answer too big to pass on is an
+/// error, not a cut one.
+#[tokio::test]
+async fn tool_header_values_never_reach_the_client_nor_cut_answers() {
+    let (service, _) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    let session = open_session(&gateway).await;
     let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
         "params": {"name": "get_weather", "arguments": {"city": "Huge"}}});
     let (_, messages) = post(&gateway, &session, call.to_string()).await;
@@ -283,25 +290,7 @@ async fn tool_header_values_never_reach_the_client_nor_cut_answers() {
 async fn malformed_and_unknown_requests_get_clear_errors() {
     let (service, _) = weather_service().await;
     let gateway = TestGateway::start(&config(&service)).await;
-    let initialize = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    });
-    let opened = client()
-        .post(gateway.url("/mcp"))
-        .bearer_auth("sk-mcp-all")
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .unwrap();
-    let session = opened.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let (status, _) = post(&gateway, &session, initialized.to_string()).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
+    let session = open_session(&gateway).await;
 
     let (status, _) = post(&gateway, &session, "{not json".to_owned()).await;
     assert!(status.is_client_error(), "{status}");
@@ -392,24 +381,7 @@ mcp:
 "#
     ))
     .await;
-    let initialize = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    });
-    let opened = client()
-        .post(gateway.url("/mcp"))
-        .bearer_auth("sk-mcp-all")
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
-        .send()
-        .await
-        .unwrap();
-    let session = opened.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    post(&gateway, &session, initialized.to_string()).await;
+    let session = open_session(&gateway).await;
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": {"name": "slow", "arguments": {}}});
     let calling = {
