@@ -120,10 +120,12 @@ impl Gateway {
             mcp_stop.clone(),
         )
         .map_err(BuildError::Mcp)?;
-        if keys
-            .callers()
-            .iter()
-            .any(|c| c.quota.as_ref().is_some_and(|q| q.needs_estimate()))
+        // Loading the tokenizer serves the first request; a check serves none.
+        if state_dir == State::Open
+            && keys
+                .callers()
+                .iter()
+                .any(|c| c.quota.as_ref().is_some_and(|q| q.needs_estimate()))
         {
             crate::tokens::warm_up();
         }

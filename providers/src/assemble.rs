@@ -26,8 +26,8 @@ struct PartialChoice {
     refusal: Option<String>,
     tool_calls: BTreeMap<u32, PartialCall>,
     finish_reason: Option<FinishReason>,
-    /// Fields beyond OpenAI's (`reasoning_content`, `thinking_blocks`): strings are joined as
-    /// text is, lists are extended, anything else keeps its last value.
+    /// Fields beyond OpenAI's (`reasoning_content`, `thinking_blocks`, a legacy
+    /// `function_call`), gathered by [`merge`].
     extra: Map<String, Value>,
 }
 

@@ -301,10 +301,7 @@ fn answer_text(request: &ChatRequest) -> String {
             if said.is_empty() {
                 "Hello from the Switchboard mock model.".to_owned()
             } else {
-                let mut end = said.len().min(MAX_ECHO_BYTES);
-                while !said.is_char_boundary(end) {
-                    end -= 1;
-                }
+                let end = said.floor_char_boundary(MAX_ECHO_BYTES);
                 format!("Mock answer to: {}", &said[..end])
             }
         }

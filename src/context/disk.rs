@@ -44,10 +44,7 @@ pub struct Stored {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
     let path = path.to_owned();
-    move |source| StateError::Io {
-        path,
-        cause: source,
-    }
+    move |cause| StateError::Io { path, cause }
 }
 
 /// The directory's lock: two gateways writing one store would each overwrite the other's view.
@@ -72,11 +69,8 @@ pub fn load(dir: &Path) -> Result<Vec<Stored>, StateError> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("json") => {
                 let bytes = std::fs::read(&path).map_err(io(&path))?;
-                let stored =
-                    serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
-                        path,
-                        cause: source,
-                    })?;
+                let stored = serde_json::from_slice(&bytes)
+                    .map_err(|cause| StateError::Corrupt { path, cause })?;
                 documents.push(stored);
             }
             Some("tmp") => std::fs::remove_file(&path).map_err(io(&path))?,
@@ -101,9 +95,9 @@ pub fn file_of(dir: &Path, namespace: &str, key: &str) -> PathBuf {
 pub fn write(dir: &Path, stored: &Stored) -> Result<(), StateError> {
     let path = file_of(dir, &stored.namespace, &stored.key);
     let temporary = path.with_extension("tmp");
-    let bytes = serde_json::to_vec(stored).map_err(|source| StateError::Corrupt {
+    let bytes = serde_json::to_vec(stored).map_err(|cause| StateError::Corrupt {
         path: path.clone(),
-        cause: source,
+        cause,
     })?;
     let mut file = File::create(&temporary).map_err(io(&temporary))?;
     file.write_all(&bytes).map_err(io(&temporary))?;

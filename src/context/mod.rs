@@ -282,9 +282,9 @@ impl ContextStore {
         // and restarts, so a stale ETag can never match a newer document by accident.
         let version = (now.saturating_mul(1000)).max(writer.last_version + 1);
         let expires_ms = ttl.map(|t| now.saturating_add(t.as_millis() as u64));
-        let value = RawValue::from_string(json).map_err(|source| StateError::Corrupt {
+        let value = RawValue::from_string(json).map_err(|cause| StateError::Corrupt {
             path: self.dir.clone(),
-            cause: source,
+            cause,
         })?;
         let stored = disk::Stored {
             namespace: namespace.to_owned(),

@@ -324,10 +324,7 @@ const MAX_FAILURE: usize = 4096;
 /// An `isError` result with one text block, cut at [`MAX_FAILURE`] bytes.
 pub fn failure(mut message: String) -> CallToolResult {
     if message.len() > MAX_FAILURE {
-        let mut end = MAX_FAILURE;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = message.floor_char_boundary(MAX_FAILURE);
         let cut = message.len() - end;
         message.truncate(end);
         message.push_str(&format!("… ({cut} more bytes not shown)"));

@@ -82,10 +82,7 @@ impl Journal {
     pub fn open(dir: &Path) -> Result<(Journal, BTreeMap<String, Totals>), StateError> {
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| StateError::Io {
-                path,
-                cause: source,
-            }
+            move |cause| StateError::Io { path, cause }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join("usage.lock");
@@ -101,12 +98,12 @@ impl Journal {
         }
         let snapshot_path = dir.join(SNAPSHOT);
         let mut snapshot = match std::fs::read(&snapshot_path) {
-            Ok(bytes) => serde_json::from_slice::<Snapshot>(&bytes).map_err(|source| {
-                StateError::Corrupt {
+            Ok(bytes) => {
+                serde_json::from_slice::<Snapshot>(&bytes).map_err(|cause| StateError::Corrupt {
                     path: snapshot_path.clone(),
-                    cause: source,
-                }
-            })?,
+                    cause,
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot {
                 seq: 0,
                 accounts: BTreeMap::new(),
@@ -206,9 +203,9 @@ impl Journal {
     pub fn sync(&self) -> Result<(), StateError> {
         let file = self.lock().file.try_clone();
         file.and_then(|f| f.sync_data())
-            .map_err(|source| StateError::Io {
+            .map_err(|cause| StateError::Io {
                 path: self.dir.join(JOURNAL),
-                cause: source,
+                cause,
             })
     }
 
@@ -226,10 +223,7 @@ impl Journal {
         let temporary = self.dir.join(format!("{SNAPSHOT}.tmp"));
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| StateError::Io {
-                path,
-                cause: source,
-            }
+            move |cause| StateError::Io { path, cause }
         };
         let bytes = serde_json::to_vec(&snapshot).unwrap_or_default();
         let mut file = File::create(&temporary).map_err(io(&temporary))?;

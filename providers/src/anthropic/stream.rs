@@ -126,8 +126,7 @@ impl Decoder {
                 self.thinking = Some((thinking.clone(), signature));
                 (BlockKind::Thinking, reasoning(thinking))
             }
-            Block::RedactedThinking { data } => {
-                let block = Block::RedactedThinking { data };
+            Block::RedactedThinking { .. } => {
                 (BlockKind::Skipped, thinking::to_client(&block).map(blocks))
             }
             Block::ToolUse { name, .. } if name == JSON_TOOL => {

@@ -28,7 +28,7 @@ impl MistralStream {
         let StreamItem::Verbatim(chunk) = item else {
             return Ok(vec![item]);
         };
-        let has_calls = memchr_str(&chunk.data, b"\"tool_calls\"");
+        let has_calls = memchr::memmem::find(&chunk.data, b"\"tool_calls\"").is_some();
         let usage_with_choices = chunk.has_choices && chunk.usage.is_some();
         if !has_calls && !usage_with_choices && !answer::needs_normalizing(&chunk.data) {
             return Ok(vec![StreamItem::Verbatim(chunk)]);
@@ -134,10 +134,6 @@ impl MistralStream {
         }
         (opened, fragments)
     }
-}
-
-fn memchr_str(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 impl ChunkDecoder for MistralStream {
