@@ -11,6 +11,8 @@ use memchr::memmem::Finder;
 static USAGE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 static ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
 static CHOICES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"choices\""));
+static DELTA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"delta\""));
+static ROLE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"role\""));
 
 /// What a scan learned of a plain stream chunk: one `choices` array and no usage (absent or
 /// `null`) or error object. `None` means the chunk needs a parse: usage, an error, or any doubt.
@@ -36,6 +38,26 @@ pub(crate) fn plain_chunk(json: &[u8]) -> Option<PlainChunk> {
     Some(PlainChunk {
         has_choices: !skip_ws(array).starts_with(b"]"),
     })
+}
+
+/// Whether a chunk holds one `delta` object and one `role` string, inside the delta before any
+/// nested object: the first chunk of one answer, as OpenAI writes it. `false` means "parse to know", not "no role".
+pub(crate) fn one_delta_with_role(json: &[u8]) -> bool {
+    let mut deltas = values(&DELTA, json);
+    let (Some(delta), None) = (deltas.next(), deltas.next()) else {
+        return false;
+    };
+    let mut roles = values(&ROLE, json);
+    let (Some(role), None) = (roles.next(), roles.next()) else {
+        return false;
+    };
+    // No brace between the delta's opening and the role: the role is the delta's own.
+    json[delta..].starts_with(b"{")
+        && role > delta
+        && !json[delta + 1..role]
+            .iter()
+            .any(|b| matches!(b, b'{' | b'}'))
+        && json[role..].starts_with(b"\"")
 }
 
 /// See [`plain_chunk`].
@@ -99,6 +121,28 @@ mod tests {
             b"",
         ] {
             assert_eq!(plain_chunk(json), None, "{}", String::from_utf8_lossy(json));
+        }
+    }
+
+    #[test]
+    fn a_role_is_seen_only_in_the_one_delta() {
+        assert!(one_delta_with_role(
+            br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#
+        ));
+        for json in [
+            &br#"{"choices":[{"index":0,"delta":{"content":"role"}}]}"#[..],
+            br#"{"choices":[{"index":0,"delta":{"content":""}}],"x":{"role":"a"}}"#,
+            br#"{"x":{"role":"a"},"choices":[{"index":0,"delta":{"content":""}}]}"#,
+            br#"{"choices":[{"delta":{"role":"assistant"}},{"delta":{"content":"b"}}]}"#,
+            br#"{"choices":[{"delta":{"role":null}}]}"#,
+            br#"{"choices":[{"delta":null,"role":"assistant"}]}"#,
+            br#"{"choices":[{"delta":{"x":{"role":"a"}}}]}"#,
+        ] {
+            assert!(
+                !one_delta_with_role(json),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
         }
     }
 }

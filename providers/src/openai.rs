@@ -80,7 +80,10 @@ impl Adapter for OpenAi {
     }
 
     fn chat_response(&self, body: Bytes) -> Result<ChatAnswer, ProviderError> {
-        let peek: Peek = serde_json::from_slice(&body).map_err(ProviderError::bad_response)?;
+        // One UTF-8 check of the whole body is cheaper than the check `from_slice` makes of
+        // every string.
+        let text = std::str::from_utf8(&body).map_err(ProviderError::bad_response)?;
+        let peek: Peek = serde_json::from_str(text).map_err(ProviderError::bad_response)?;
         Ok(ChatAnswer::Verbatim {
             body,
             usage: peek.usage.map(Usage::from),
@@ -209,9 +212,9 @@ struct PeekDelta {
 
 /// OpenAI streams are already canonical: each event is one chunk, `[DONE]` ends it.
 ///
-/// Chunks are parsed until the first with choices (the relay may have to add its role); after
-/// that, a chunk a byte scan shows to be plain is forwarded unparsed, and only chunks carrying
-/// usage, errors or anything unusual are parsed.
+/// A chunk a byte scan shows to be plain is forwarded unparsed; only chunks carrying usage,
+/// errors or anything unusual are parsed, and the first chunk with choices unless the scan sees
+/// its role (the relay adds a missing one).
 #[derive(Default)]
 struct OpenAiStream {
     seen_choices: bool,
@@ -227,14 +230,15 @@ impl ChunkDecoder for OpenAiStream {
             return Ok(Vec::new());
         }
         let bytes = Bytes::copy_from_slice(data.as_bytes());
-        if self.seen_choices
-            && let Some(plain) = json_scan::plain_chunk(&bytes)
+        if let Some(plain) = json_scan::plain_chunk(&bytes)
+            // Only the first chunk with choices is asked about its role.
+            && (self.seen_choices || !plain.has_choices || json_scan::one_delta_with_role(&bytes))
         {
+            self.seen_choices |= plain.has_choices;
             return Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
                 data: bytes,
                 usage: None,
                 has_choices: plain.has_choices,
-                // Only the first chunk with choices is asked about its role.
                 has_role: true,
             }))]);
         }
