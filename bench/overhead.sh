@@ -18,6 +18,7 @@ PORT_PROXY_SSE=${PORT_PROXY_SSE:-18084}
 PORT_GW=${PORT_GW:-18085}
 PORT_FLOOR=${PORT_FLOOR:-18086}
 PORT_FLOOR_SSE=${PORT_FLOOR_SSE:-18087}
+PORT_COMPARE=${PORT_COMPARE:-18088}
 # The proxy under test gets a core to itself; wrk and the upstream share the
 # other, so the proxy's own cost is not blurred by the load generator's.
 CORE_PROXY=${CORE_PROXY:-0}
@@ -26,6 +27,7 @@ CORE_LOAD=${CORE_LOAD:-1}
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
 SWITCHBOARD_BIN=${SWITCHBOARD_BIN:-$REPO_DIR/target/release/switchboard}
+COMPARE_BIN=${COMPARE_BIN:-}         # a second gateway build, measured as target "compare"
 FLOOR_BIN=$BENCH_DIR/floor/target/release/axum-floor
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -65,6 +67,7 @@ if [[ $SKIP_GATEWAY != 1 && ! -x $SWITCHBOARD_BIN ]]; then
     log "building switchboard (release)"
     (cd "$REPO_DIR" && cargo build --release)
 fi
+[[ -z $COMPARE_BIN || -x $COMPARE_BIN ]] || die "COMPARE_BIN=$COMPARE_BIN is not executable"
 
 if [[ $FLOOR == 1 ]]; then
     log "building axum-floor (release)"
@@ -93,6 +96,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 ports=("$PORT_UP" "$PORT_UP_SSE" "$PORT_PROXY" "$PORT_PROXY_SSE")
 [[ $SKIP_GATEWAY == 1 ]] || ports+=("$PORT_GW")
 [[ $FLOOR != 1 ]] || ports+=("$PORT_FLOOR" "$PORT_FLOOR_SSE")
+[[ -z $COMPARE_BIN ]] || ports+=("$PORT_COMPARE")
 for p in "${ports[@]}"; do
     ! port_in_use "$p" || die "port $p is already in use (override with PORT_* variables)"
 done
@@ -210,6 +214,22 @@ PROXY_PID=$NGINX_PID
 wait_ready "proxy nginx" "$PROXY_PID" "http://127.0.0.1:$PORT_PROXY/" "$RUN/proxy/error.log"
 wait_ready "proxy nginx" "$PROXY_PID" "http://127.0.0.1:$PORT_PROXY_SSE/" "$RUN/proxy/error.log"
 
+start_gateway() { # name binary port; sets GATEWAY_PID
+    (RUST_LOG=warn pinned "$CORE_PROXY" "$2" serve \
+        --config "$RUN/switchboard.yaml" --listen "127.0.0.1:$3") \
+        >"$RUN/$1.log" 2>&1 &
+    GATEWAY_PID=$!
+    STARTED+=("$GATEWAY_PID")
+    for ((i = 0; ; i++)); do
+        curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$3/health" && break
+        if ! kill -0 "$GATEWAY_PID" 2>/dev/null || ((i >= 300)); then
+            tail -n 20 "$RUN/$1.log" >&2 || true
+            die "$1 did not become healthy on port $3"
+        fi
+        sleep 0.1
+    done
+}
+
 GW_PID=
 if [[ $SKIP_GATEWAY != 1 ]]; then
     cat >"$RUN/switchboard.yaml" <<EOF
@@ -224,19 +244,15 @@ models:
   - name: bench-sse
     targets: [ { provider: upsse, model: gpt-4.1-mini } ]
 EOF
-    (RUST_LOG=warn pinned "$CORE_PROXY" "$SWITCHBOARD_BIN" serve \
-        --config "$RUN/switchboard.yaml" --listen "127.0.0.1:$PORT_GW") \
-        >"$RUN/switchboard.log" 2>&1 &
-    GW_PID=$!
-    STARTED+=("$GW_PID")
-    for ((i = 0; ; i++)); do
-        curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$PORT_GW/health" && break
-        if ! kill -0 "$GW_PID" 2>/dev/null || ((i >= 300)); then
-            tail -n 20 "$RUN/switchboard.log" >&2 || true
-            die "switchboard did not become healthy on port $PORT_GW"
-        fi
-        sleep 0.1
-    done
+    start_gateway switchboard "$SWITCHBOARD_BIN" "$PORT_GW"
+    GW_PID=$GATEWAY_PID
+fi
+
+COMPARE_PID=
+if [[ -n $COMPARE_BIN ]]; then
+    [[ -f $RUN/switchboard.yaml ]] || die "COMPARE_BIN needs the gateway (SKIP_GATEWAY=0)"
+    start_gateway compare "$COMPARE_BIN" "$PORT_COMPARE"
+    COMPARE_PID=$GATEWAY_PID
 fi
 
 FLOOR_PID=
@@ -266,6 +282,7 @@ url_for() { # target mode
     nginx/json) port=$PORT_PROXY ;;
     nginx/sse) port=$PORT_PROXY_SSE ;;
     switchboard/*) port=$PORT_GW ;;
+    compare/*) port=$PORT_COMPARE ;;
     axum-floor/json) port=$PORT_FLOOR ;;
     axum-floor/sse) port=$PORT_FLOOR_SSE ;;
     esac
@@ -291,6 +308,7 @@ check_target() { # target mode
 TARGETS=(direct nginx)
 [[ $FLOOR != 1 ]] || TARGETS+=(axum-floor)
 [[ $SKIP_GATEWAY == 1 ]] || TARGETS+=(switchboard)
+[[ -z $COMPARE_BIN ]] || TARGETS+=(compare)
 for t in "${TARGETS[@]}"; do
     check_target "$t" json
     check_target "$t" sse
@@ -331,6 +349,7 @@ for mode in json sse; do
                 case $target in
                 nginx) read -r -a pids <<<"$(nginx_workers "$PROXY_PID")" ;;
                 switchboard) pids=("$GW_PID") ;;
+                compare) pids=("$COMPARE_PID") ;;
                 axum-floor) pids=("$FLOOR_PID") ;;
                 esac
 
@@ -414,22 +433,24 @@ if ((ROUNDS > 1)); then
     done
 fi
 
-if [[ $SKIP_GATEWAY != 1 ]]; then
+cpu_ratios() { # target base
     echo
     if ((ROUNDS > 1)); then
-        echo 'CPU per request, switchboard / nginx (medians):'
+        echo "CPU per request, $1 / $2 (medians):"
     else
-        echo 'CPU per request, switchboard / nginx:'
+        echo "CPU per request, $1 / $2:"
     fi
     for mode in json sse; do
         for conns in $CONNECTIONS; do
-            sb=${CPU_PER_REQ[switchboard/$mode/$conns]}
-            ng=${CPU_PER_REQ[nginx/$mode/$conns]}
-            ratio=$(awk -v a="$sb" -v b="$ng" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }')
+            a=${CPU_PER_REQ[$1/$mode/$conns]}
+            b=${CPU_PER_REQ[$2/$mode/$conns]}
+            ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }')
             printf '  %-5s c=%-3s %s\n' "$mode" "$conns" "$ratio"
         done
     done
-fi
+}
+[[ $SKIP_GATEWAY == 1 ]] || cpu_ratios switchboard nginx
+[[ -z $COMPARE_BIN ]] || cpu_ratios compare switchboard
 echo
 echo 'p50/p99 from wrk --latency; +p50 is over direct at the same mode and connections.'
 echo 'cpu/req is utime+stime of the proxy process (nginx worker / switchboard) over the run,'
