@@ -92,13 +92,30 @@ fn full_request_encodes_as_documented() {
     assert_eq!(body, expected);
 }
 
-/// Log probabilities do not come back through this adapter: asking for them is a clear 400.
+/// `logprobs` and `top_logprobs` become `responseLogprobs` and `logprobs`; a count alone, or a
+/// count of 0, is not sent (Gemini takes a count only beside `responseLogprobs`, and not 0).
 #[test]
-fn logprobs_are_refused_not_dropped() {
-    let req = request(json!({"model": "gemini-2.5-flash", "logprobs": true,
-        "messages": [{"role": "user", "content": "x"}]}));
-    let err = Gemini.chat_request(&endpoint(), &req).unwrap_err();
-    assert_eq!((err.status, err.param.as_deref()), (400, Some("logprobs")));
+fn logprobs_are_asked_for_in_geminis_terms() {
+    let config = |extra: Value| {
+        let mut body =
+            json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body_of(&request(body))["generationConfig"].clone()
+    };
+    assert_eq!(
+        config(json!({"logprobs": true, "top_logprobs": 3})),
+        json!({"responseLogprobs": true, "logprobs": 3})
+    );
+    assert_eq!(
+        config(json!({"logprobs": true, "top_logprobs": 0})),
+        json!({"responseLogprobs": true})
+    );
+    assert_eq!(
+        config(json!({"logprobs": false, "top_logprobs": 3})),
+        Value::Null
+    );
 }
 
 /// Gemini refuses a request with no turn; OpenAI answers instructions alone.

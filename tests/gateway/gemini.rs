@@ -150,6 +150,58 @@ async fn streamed_text_then_usage_only_when_asked() {
     );
 }
 
+/// Gemini's log probabilities reach the client in OpenAI's shape, whole and streamed.
+#[tokio::test]
+async fn logprobs_come_back_in_openais_shape() {
+    let (fake, gateway) = start().await;
+    let ask = json!({"model": "gemini", "logprobs": true, "top_logprobs": 2,
+        "messages": [{"role": "user", "content": "Hi"}]});
+    let response = post(&gateway, "/v1/chat/completions", ask.clone()).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = |text: &str| {
+        json!({"token": text, "logprob": -0.5, "bytes": text.as_bytes(), "top_logprobs": [
+            {"token": text, "logprob": -0.5, "bytes": text.as_bytes()},
+            {"token": "alt1", "logprob": -2.0, "bytes": b"alt1"},
+        ]})
+    };
+    assert_eq!(
+        body["choices"][0]["logprobs"],
+        json!({"content": [token("Hello"), token(" from"), token(" Gemini!")], "refusal": null})
+    );
+    assert_eq!(
+        fake.received()[0].body["generationConfig"],
+        json!({"responseLogprobs": true, "logprobs": 2})
+    );
+
+    let mut streamed = ask;
+    streamed["stream"] = json!(true);
+    let chunks = chunks(&stream(&gateway, streamed).await);
+    let tokens: Vec<&Value> = chunks
+        .iter()
+        .filter(|c| c["choices"][0]["delta"]["content"].is_string())
+        .map(|c| &c["choices"][0]["logprobs"]["content"][0])
+        .collect();
+    assert_eq!(
+        tokens,
+        [&token("Hello"), &token(" from"), &token(" Gemini!")]
+    );
+
+    let plain = post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gemini",
+        "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    let body: Value = plain.json().await.unwrap();
+    assert_eq!(
+        body["choices"][0]["logprobs"],
+        Value::Null,
+        "none unless asked"
+    );
+}
+
 #[tokio::test]
 async fn streamed_tool_call_reassembles_and_its_result_goes_back_by_name() {
     let (fake, gateway) = start().await;

@@ -7,6 +7,7 @@
 mod calls;
 mod embeddings;
 mod error;
+mod logprobs;
 mod media;
 mod request;
 mod response;

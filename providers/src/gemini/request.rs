@@ -11,16 +11,12 @@ use super::wire::{
 use super::{calls, media, schema};
 use crate::chat::{
     AssistantMessage, ChatRequest, Content as MessageContent, ContentPart, Message, ResponseFormat,
-    Tool, ToolChoice, ToolChoiceMode, ToolMessage, legacy_function_message, refuse_logprobs,
+    Tool, ToolChoice, ToolChoiceMode, ToolMessage, legacy_function_message,
 };
 use crate::error::ProviderError;
 
 /// The Gemini body for `request`.
 pub fn encode(request: &ChatRequest) -> Result<GenerateContentRequest, ProviderError> {
-    refuse_logprobs(
-        request,
-        "Gemini's log probabilities are not translated by this gateway",
-    )?;
     let mut system = Vec::new();
     let mut contents: Vec<Content> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {
@@ -264,6 +260,11 @@ fn generation_config(request: &ChatRequest) -> Result<GenerationConfig, Provider
         response_mime_type,
         response_schema,
         thinking_config: thinking_config(request),
+        response_logprobs: request.logprobs.filter(|&wanted| wanted),
+        // Gemini takes a count only beside `responseLogprobs`, and refuses 0.
+        logprobs: request
+            .top_logprobs
+            .filter(|&top| top > 0 && request.logprobs == Some(true)),
     })
 }
 

@@ -3,8 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::calls;
 use super::wire::{Candidate, GenerateContentResponse, Part, UsageMetadata};
+use super::{calls, logprobs};
 use crate::chat::{
     ChatResponse, Choice, CompletionTokensDetails, Extra, FinishReason, FunctionCall, FunctionType,
     PromptTokensDetails, ResponseMessage, ToolCall, Usage,
@@ -86,7 +86,7 @@ fn choice(position: usize, candidate: &Candidate) -> Result<Choice, ProviderErro
             ..ResponseMessage::default()
         },
         finish_reason,
-        logprobs: None,
+        logprobs: candidate.logprobs_result.as_ref().map(logprobs::translate),
         extra: Extra::new(),
     })
 }

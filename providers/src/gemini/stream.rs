@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::logprobs;
 use super::response::{Answer, Head, blocked_or_stop, finish_reason, usage};
 use super::wire::{Candidate, ErrorDetail, GenerateContentResponse};
 use crate::adapter::{ChunkDecoder, StreamItem};
@@ -136,7 +137,9 @@ impl GeminiStream {
         let called_tools = state.tool_calls > 0;
         let mut chunks = Vec::with_capacity(2);
         if says_something {
-            chunks.push(self.chunk(vec![choice(index, delta, None)]));
+            let mut choice = choice(index, delta, None);
+            choice.logprobs = candidate.logprobs_result.as_ref().map(logprobs::translate);
+            chunks.push(self.chunk(vec![choice]));
         }
         if let Some(reason) = &candidate.finish_reason {
             chunks.push(self.finish_chunk(index, finish_reason(reason, called_tools)?));

@@ -142,6 +142,11 @@ pub struct GenerationConfig {
     pub response_schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking_config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_logprobs: Option<bool>,
+    /// How many top candidates to report per token; only with `response_logprobs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u32>,
 }
 
 impl GenerationConfig {
@@ -176,6 +181,36 @@ pub struct Candidate {
     pub finish_reason: Option<String>,
     #[serde(default)]
     pub index: Option<u32>,
+    #[serde(default)]
+    pub logprobs_result: Option<LogprobsResult>,
+}
+
+/// The log probabilities of a candidate's tokens (of one streamed piece, in a stream).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogprobsResult {
+    /// The top candidates at each decoding step, when asked for.
+    #[serde(default)]
+    pub top_candidates: Vec<TopCandidates>,
+    /// The token chosen at each decoding step.
+    #[serde(default)]
+    pub chosen_candidates: Vec<TokenLogprob>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopCandidates {
+    #[serde(default)]
+    pub candidates: Vec<TokenLogprob>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenLogprob {
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub log_probability: f64,
 }
 
 /// Why a prompt was refused before any candidate was produced.

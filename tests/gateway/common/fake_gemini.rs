@@ -7,7 +7,8 @@
 //! offered and no function result came back), `parallel` (two calls: Paris and Tokyo),
 //! `error-<status>` (Google's error, echoing the key), `cut` (the connection breaks mid-stream),
 //! `unknown-event` (an unknown event and part kind, then a normal finish), `refusal`
-//! (`finishReason: SAFETY`), `blocked` (`promptFeedback.blockReason`, no candidates).
+//! (`finishReason: SAFETY`), `blocked` (`promptFeedback.blockReason`, no candidates). With
+//! `responseLogprobs`, each text part is one token chosen at -0.5, with `logprobs` top candidates.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -135,7 +136,11 @@ fn generate(model: &str, body: &Value, stream: bool) -> Response {
         };
         return google_error(code, name, &format!("fake failure {code} for key {KEY}"));
     }
-    let pieces = answer(model, body);
+    let mut pieces = answer(model, body);
+    if body["generationConfig"]["responseLogprobs"] == json!(true) {
+        let top = body["generationConfig"]["logprobs"].as_u64().unwrap_or(0);
+        pieces.iter_mut().for_each(|piece| add_logprobs(piece, top));
+    }
     if stream {
         sse(model, pieces)
     } else {
@@ -223,7 +228,50 @@ fn check_generate(body: &Value) -> Result<(), String> {
     if let Some(schema) = body["generationConfig"].get("responseSchema") {
         check_schema(schema)?;
     }
+    if let Some(top) = body["generationConfig"].get("logprobs") {
+        if body["generationConfig"]["responseLogprobs"] != json!(true) {
+            return Err("logprobs is only valid if responseLogprobs is true".into());
+        }
+        if !top.as_u64().is_some_and(|n| (1..=20).contains(&n)) {
+            return Err(format!("logprobs must be in [1, 20]; got {top}"));
+        }
+    }
     Ok(())
+}
+
+/// A piece's text parts as one token each, chosen at -0.5, with `top` candidates per step.
+fn add_logprobs(piece: &mut Value, top: u64) {
+    let Some(candidate) = piece.get_mut("candidates").and_then(|c| c.get_mut(0)) else {
+        return;
+    };
+    let tokens: Vec<String> = candidate["content"]["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["text"].as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let chosen: Vec<Value> = tokens
+        .iter()
+        .map(|t| json!({"token": t, "tokenId": 7, "logProbability": -0.5}))
+        .collect();
+    let tops: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            let alternatives = (1..top).map(|k| {
+                json!({"token": format!("alt{k}"), "tokenId": 100 + k, "logProbability": -1.0 - k as f64})
+            });
+            let first = json!({"token": t, "tokenId": 7, "logProbability": -0.5});
+            json!({"candidates": std::iter::once(first).chain(alternatives).collect::<Vec<_>>()})
+        })
+        .collect();
+    let mut result =
+        json!({"chosenCandidates": chosen, "logProbabilitySum": -0.5 * tokens.len() as f64});
+    if top > 0 {
+        result["topCandidates"] = Value::Array(tops);
+    }
+    candidate["logprobsResult"] = result;
 }
 
 fn check_part(part: &Value, role: &str) -> Result<(), String> {
@@ -363,6 +411,24 @@ fn whole(pieces: &[Value]) -> Value {
             joined.insert(0, json!({"text": text}));
         }
         candidate["content"]["parts"] = Value::Array(joined);
+        if candidate.get("logprobsResult").is_some() {
+            let steps = |field: &str| -> Vec<Value> {
+                pieces
+                    .iter()
+                    .flat_map(|p| {
+                        p["candidates"][0]["logprobsResult"][field]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            };
+            candidate["logprobsResult"]["chosenCandidates"] =
+                Value::Array(steps("chosenCandidates"));
+            if candidate["logprobsResult"].get("topCandidates").is_some() {
+                candidate["logprobsResult"]["topCandidates"] = Value::Array(steps("topCandidates"));
+            }
+        }
     }
     answer
 }
