@@ -29,6 +29,8 @@ struct PartialChoice {
     /// Fields beyond OpenAI's (`reasoning_content`, `thinking_blocks`, a legacy
     /// `function_call`), gathered by [`merge`].
     extra: Map<String, Value>,
+    /// The choice's `logprobs`, its per-token lists joined chunk by chunk.
+    logprobs: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +60,12 @@ impl Assembler {
             append(&mut partial.refusal, choice.delta.refusal.as_deref());
             for (key, value) in &choice.delta.extra {
                 merge(&mut partial.extra, key, value);
+            }
+            if let Some(Value::Object(logprobs)) = &choice.logprobs {
+                let into = partial.logprobs.get_or_insert_with(Map::new);
+                for (key, value) in logprobs {
+                    merge(into, key, value);
+                }
             }
             for call in choice.delta.tool_calls.iter().flatten() {
                 let target = partial.tool_calls.entry(call.index).or_default();
@@ -113,7 +121,7 @@ impl Assembler {
                         ..ResponseMessage::default()
                     },
                     finish_reason: partial.finish_reason,
-                    logprobs: None,
+                    logprobs: partial.logprobs.map(Value::Object),
                     extra: Map::new(),
                 }
             })
@@ -190,7 +198,10 @@ pub fn replay(response: &ChatResponse, include_usage: bool) -> Vec<ChatChunk> {
             extra: message.extra.clone(),
             ..Delta::default()
         };
-        out.push(chunk(vec![one(choice.index, first, None)], None));
+        let mut opening = one(choice.index, first, None);
+        // The text's tokens travel with the text.
+        opening.logprobs.clone_from(&choice.logprobs);
+        out.push(chunk(vec![opening], None));
         for (i, call) in message.tool_calls.iter().flatten().enumerate() {
             let delta = Delta {
                 tool_calls: Some(vec![ToolCallDelta {
@@ -307,6 +318,37 @@ mod tests {
             message["function_call"],
             json!({"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"})
         );
+    }
+
+    #[test]
+    fn logprobs_join_in_assembly_and_travel_with_the_text_in_replay() {
+        let chunk = |content: &str, logprobs: serde_json::Value| -> ChatChunk {
+            serde_json::from_value(json!({"id": "c", "object": "chat.completion.chunk",
+                "created": 1, "model": "m", "choices": [{"index": 0,
+                "delta": {"content": content}, "logprobs": logprobs}]}))
+            .unwrap()
+        };
+        let token = |t: &str| json!({"token": t, "logprob": -0.1, "bytes": t.as_bytes(), "top_logprobs": []});
+        let mut assembler = Assembler::default();
+        assembler.push(&chunk(
+            "Hel",
+            json!({"content": [token("Hel")], "refusal": null}),
+        ));
+        assembler.push(&chunk(
+            "lo",
+            json!({"content": [token("lo")], "refusal": null}),
+        ));
+        assembler.push(&chunk("", json!(null)));
+        let whole = assembler.finish();
+        assert_eq!(
+            whole.choices[0].logprobs,
+            Some(json!({"content": [token("Hel"), token("lo")], "refusal": null}))
+        );
+        let replayed = replay(&whole, false);
+        assert_eq!(replayed[0].choices[0].logprobs, whole.choices[0].logprobs);
+        let mut again = Assembler::default();
+        replayed.iter().for_each(|c| again.push(c));
+        assert_eq!(again.finish(), whole);
     }
 
     #[test]
