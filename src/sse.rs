@@ -202,6 +202,7 @@ where
                 self.completed = true;
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
+            Some(Ok(StreamItem::KeepAlive)) => out.extend_from_slice(b": keep-alive\n\n"),
             Some(Err(error)) => self.fail(&error, out),
             None => self.fail(
                 &ApiError::bad_gateway("the provider closed the stream before it finished"),

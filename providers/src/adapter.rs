@@ -113,6 +113,9 @@ pub enum StreamItem {
     Verbatim(Box<VerbatimChunk>),
     /// The provider said the stream is complete.
     Done,
+    /// The stream is alive (an SSE comment) though nothing was said: idle timers restart, and
+    /// the client hears a comment, so proxies on its side do not close a long silence either.
+    KeepAlive,
 }
 
 /// How a provider frames a streamed answer on the wire.

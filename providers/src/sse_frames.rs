@@ -42,6 +42,8 @@ pub struct SseSplitter {
     /// The last piece ended in CR: a LF opening the next one belongs to that line end.
     after_cr: bool,
     started: bool,
+    /// Comment lines seen since [`SseSplitter::take_comments`] was last asked.
+    comments: usize,
 }
 
 impl SseSplitter {
@@ -106,6 +108,8 @@ impl SseSplitter {
             return Ok(());
         }
         if line[0] == b':' {
+            // A keep-alive: no event, but a sign of life.
+            self.comments += 1;
             return Ok(());
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
@@ -135,6 +139,12 @@ impl SseSplitter {
             _ => {}
         }
         Ok(())
+    }
+
+    /// How many comment lines (`: keep-alive`) arrived since the last call: servers send them to
+    /// show a stream is alive while the model has nothing to say.
+    pub fn take_comments(&mut self) -> usize {
+        std::mem::take(&mut self.comments)
     }
 
     fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
@@ -184,6 +194,18 @@ mod tests {
         // Cut at every byte: the same events.
         let pieces: Vec<&[u8]> = text.chunks(1).collect();
         assert_eq!(split(&pieces).unwrap(), expected);
+    }
+
+    #[test]
+    fn comments_are_counted_not_dispatched() {
+        let mut splitter = SseSplitter::new();
+        let mut out = Vec::new();
+        splitter
+            .feed(b": keep-alive\n\n: PROCESSING\n", &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        assert_eq!(splitter.take_comments(), 2);
+        assert_eq!(splitter.take_comments(), 0);
     }
 
     #[test]

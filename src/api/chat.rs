@@ -297,7 +297,13 @@ async fn attempt(
             return Ok(Attempted::Whole(Box::new(answer)));
         }
         let mut items = upstream_items(name, http, response, pace, &request.model);
-        match items.next().await {
+        // Signs of life before the first token neither answer nor reach the client:
+        // `first_token` still decides whether this try failed.
+        let mut first = items.next().await;
+        while let Some(Ok(StreamItem::KeepAlive)) = first {
+            first = items.next().await;
+        }
+        match first {
             Some(Ok(first)) => Ok(Attempted::Stream(
                 futures_util::stream::once(async { Ok(first) })
                     .chain(items)
@@ -392,14 +398,18 @@ fn upstream_items(
         StreamFormat::Sse => sse_events(&provider, response),
         StreamFormat::AwsEventStream => aws_events(&provider, response),
     };
-    let steps = futures_util::stream::unfold(Some((events, decoder)), move |state| {
+    let steps = futures_util::stream::unfold(Some((events, decoder, false)), move |state| {
         let provider = provider.clone();
         async move {
-            let (mut events, mut decoder) = state?;
-            let until = pace.idle.map_or(pace.deadline, |idle| {
-                (Instant::now() + idle).min(pace.deadline)
-            });
-            // Reads that complete no event (a comment, half an event) do not end the silence.
+            let (mut events, mut decoder, started) = state?;
+            // Until the first item, `first_token` (the caller's timeout) is the limit: a model
+            // that sends its headers and then thinks is not a stalled stream.
+            let until = match pace.idle {
+                Some(idle) if started => (Instant::now() + idle).min(pace.deadline),
+                _ => pace.deadline,
+            };
+            // Reads that complete no event (half an event, bytes dribbled) do not end the
+            // silence; a comment does, as the upstream's way of saying it is alive.
             loop {
                 let Ok(batch) = tokio::time::timeout_at(until.into(), events.next()).await else {
                     // Dropping the events drops the upstream response: the connection is released.
@@ -419,7 +429,11 @@ fn upstream_items(
                     continue;
                 }
                 let (items, ok) = decode_batch(decoder.as_mut(), batch);
-                return Some((items, ok.then_some((events, decoder))));
+                let started = started
+                    || items
+                        .iter()
+                        .any(|item| !matches!(item, Ok(StreamItem::KeepAlive)));
+                return Some((items, ok.then_some((events, decoder, started))));
             }
         }
     });
@@ -445,6 +459,10 @@ fn decode_batch(
 ) -> (Vec<Result<StreamItem, ApiError>>, bool) {
     let mut items = Vec::with_capacity(batch.len());
     for event in batch {
+        if matches!(&event, Ok(event) if event.is_keep_alive()) {
+            items.push(Ok(StreamItem::KeepAlive));
+            continue;
+        }
         match event.and_then(|event| decode_event(decoder, &event)) {
             Ok(decoded) => items.extend(decoded.into_iter().map(Ok)),
             Err(error) => {
@@ -462,6 +480,23 @@ struct UpstreamEvent {
     data: String,
     /// An AWS exception or error message: the stream fails whatever the decoder makes of it.
     fatal: bool,
+}
+
+impl UpstreamEvent {
+    /// What a read that brought only SSE comments becomes: a sign of life, not an event.
+    const KEEP_ALIVE: &'static str = ":keep-alive";
+
+    fn keep_alive() -> Self {
+        UpstreamEvent {
+            name: Cow::Borrowed(Self::KEEP_ALIVE),
+            data: String::new(),
+            fatal: false,
+        }
+    }
+
+    fn is_keep_alive(&self) -> bool {
+        self.name == Self::KEEP_ALIVE
+    }
 }
 
 /// The events each read of the body completed, one batch per read.
@@ -504,7 +539,11 @@ fn sse_events(provider: &str, response: upstream::Response) -> Events {
                 Some(Ok(piece)) => {
                     // Events completed before a bad line still reach the client, then the error.
                     let fed = splitter.feed(&piece, &mut events);
+                    let alive = splitter.take_comments() > 0 && events.is_empty();
                     let mut items: Vec<_> = events.into_iter().map(sse_event).collect();
+                    if alive {
+                        items.push(Ok(UpstreamEvent::keep_alive()));
+                    }
                     match fed {
                         Ok(()) => (items, true),
                         Err(error) => {

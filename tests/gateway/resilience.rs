@@ -343,6 +343,46 @@ async fn a_stalled_stream_ends_with_an_error_and_releases_the_upstream() {
         .expect("the gateway hung up on the stalled upstream");
 }
 
+/// A reasoning model sends its headers, then thinks: `first_token` is the limit until its first
+/// chunk, not `idle`.
+#[tokio::test]
+async fn idle_starts_counting_after_the_first_token() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: m, targets: [ {{ provider: up, model: think-800 }} ], timeouts: {{ idle: 200ms, first_token: 10s }} }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, streamed("m")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        sse_data(&reply.body).last().map(String::as_str),
+        Some("[DONE]"),
+        "{}",
+        reply.body
+    );
+}
+
+/// Comments are the upstream's sign of life: they restart the idle timer and reach the client.
+#[tokio::test]
+async fn keep_alive_comments_keep_a_quiet_stream_open() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: m, targets: [ {{ provider: up, model: keepalive }} ], timeouts: {{ idle: 300ms }} }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, streamed("m")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        sse_data(&reply.body).last().map(String::as_str),
+        Some("[DONE]"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("\n: keep-alive\n\n"), "{}", reply.body);
+}
+
 #[tokio::test]
 async fn instances_registered_at_run_time_take_traffic_until_their_ttl_runs_out() {
     let home = FakeOpenAi::start().await;

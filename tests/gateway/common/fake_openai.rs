@@ -9,7 +9,9 @@
 //! `no-usage` (a stream that never reports usage, even when asked), `fail-first-<n>` (500 for
 //! the first n requests, then answers after 300 ms), `limited-<s>` (429 with `Retry-After: s` on
 //! the first request, then answers), `endless` (a 200 whose body never ends), `bloated` (a valid
-//! answer of 100 KiB, its length declared).
+//! answer of 100 KiB, its length declared), `think-<ms>` (a stream whose headers come at once
+//! and its first event after the pause, as a reasoning model's), `keepalive` (one chunk, then a
+//! `: keep-alive` comment every 100 ms for 600 ms, then the rest).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -341,6 +344,41 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
     if model == "dribble" {
         return dribble(events.swap_remove(0), events.swap_remove(0));
     }
+    let think = model
+        .strip_prefix("think-")
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis);
+    if let Some(pause) = think {
+        let body = futures_util::stream::iter(events.into_iter().enumerate()).then(
+            move |(i, event)| async move {
+                if i == 0 {
+                    tokio::time::sleep(pause).await;
+                }
+                Ok::<_, std::io::Error>(event)
+            },
+        );
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(body),
+        )
+            .into_response();
+    }
+    if model == "keepalive" {
+        let first = events.remove(0);
+        let comments = (0..6).map(|_| ": keep-alive\n\n".to_owned());
+        let body = futures_util::stream::iter(std::iter::once(first).chain(comments).chain(events))
+            .then(|event| async move {
+                if event.starts_with(':') {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok::<_, std::io::Error>(event)
+            });
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(body),
+        )
+            .into_response();
+    }
     let guard = CancelGuard {
         shared,
         finished: false,
@@ -399,7 +437,6 @@ fn burst(events: &[String], kind: &str) -> Response {
 
 /// One event, then the next a byte every 50 ms, never finished: bytes keep coming, events do not.
 fn dribble(first: String, next: String) -> Response {
-    use futures_util::StreamExt;
     let next = next.trim_end().as_bytes().to_vec();
     let bytes = futures_util::stream::iter(std::iter::once(first.into_bytes()))
         .chain(futures_util::stream::iter(next).then(|byte| async move {
