@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use switchboard_providers::assemble::Assembler;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
+use switchboard_providers::chunk_edit::Edits;
 use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
@@ -216,19 +217,19 @@ where
         write_error(out, error);
     }
 
-    /// Forwards a provider's own chunk unchanged, parsing it only when it must be edited: the
-    /// first chunk (to guarantee the role) and usage the client did not ask for.
+    /// Forwards a provider's own chunk as sent, but for the two edits a relay makes (a role on
+    /// the first deltas, usage the client did not ask for taken out), which leave every other
+    /// value as the provider wrote it.
     fn verbatim(&mut self, chunk: Box<VerbatimChunk>, out: &mut Vec<u8>) {
-        let needs_role = self.first && chunk.has_choices && !chunk.has_role;
-        let stray_usage = chunk.has_choices && chunk.usage.is_some() && !self.wants_usage;
-        if needs_role || stray_usage {
-            // `chunk` records and assembles the parsed form: nothing is pushed twice.
-            match chunk.parse() {
-                Ok(parsed) => self.chunk(Box::new(parsed), out),
-                Err(error) => self.fail(&error.into(), out),
-            }
-            return;
-        }
+        let edits = Edits {
+            add_role: self.first && chunk.has_choices && !chunk.has_role,
+            strip_usage: !self.wants_usage && chunk.has_choices && chunk.usage.is_some(),
+        };
+        // A chunk rewritten anyway loses a `"usage": null` the client did not ask for too.
+        let edits = Edits {
+            strip_usage: edits.strip_usage || (edits.add_role && !self.wants_usage),
+            ..edits
+        };
         if let Some(recorder) = &mut self.recorder {
             match chunk.parse() {
                 Ok(parsed) => recorder.assembler.push(&parsed),
@@ -243,7 +244,20 @@ where
         } else if chunk.usage.is_some() && !self.wants_usage {
             return;
         }
-        frame(out, &chunk.data);
+        if edits.add_role || edits.strip_usage {
+            match chunk.edited(edits) {
+                Ok(edited) => frame(out, &edited),
+                Err(error) => self.fail(&error.into(), out),
+            }
+        } else if !self.wants_usage
+            && let Some(json) = chunk.data.strip_suffix(NULL_USAGE)
+        {
+            // The gateway asked for usage the client did not: OpenAI would not have sent the
+            // `"usage":null` it then puts on every chunk.
+            frame_parts(out, json, b"}");
+        } else {
+            frame(out, &chunk.data);
+        }
     }
 
     fn chunk(&mut self, mut chunk: Box<ChatChunk>, out: &mut Vec<u8>) {
@@ -273,6 +287,21 @@ where
 
 /// One `data:` event. An upstream event whose data spanned several lines keeps one `data:` line
 /// per line, so the client joins them back exactly as it was sent.
+/// How OpenAI ends every chunk but the last once asked for usage.
+const NULL_USAGE: &[u8] = b",\"usage\":null}";
+
+/// [`frame`] for a chunk written in two pieces.
+fn frame_parts(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
+    if head.contains(&b'\n') {
+        frame(out, &[head, tail].concat());
+        return;
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(head);
+    out.extend_from_slice(tail);
+    out.extend_from_slice(b"\n\n");
+}
+
 fn frame(out: &mut Vec<u8>, json: &[u8]) {
     // `contains` on bytes is a memchr; splitting byte by byte cost more than the rest of a relay.
     if !json.contains(&b'\n') {

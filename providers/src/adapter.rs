@@ -102,6 +102,12 @@ impl VerbatimChunk {
     pub fn parse(&self) -> Result<ChatChunk, ProviderError> {
         serde_json::from_slice(&self.data).map_err(ProviderError::bad_response)
     }
+
+    /// The chunk with `edits` made and every other value as the provider wrote it.
+    pub fn edited(&self, edits: crate::chunk_edit::Edits) -> Result<Bytes, ProviderError> {
+        let json = std::str::from_utf8(&self.data).map_err(ProviderError::bad_response)?;
+        crate::chunk_edit::edit(json, edits).map(Bytes::from)
+    }
 }
 
 /// One step of a decoded stream.

@@ -11,6 +11,7 @@ pub mod azure;
 pub mod bedrock;
 pub mod catalog;
 pub mod chat;
+pub mod chunk_edit;
 pub mod cohere;
 pub mod embeddings;
 pub mod error;

@@ -83,7 +83,7 @@ impl Adapter for OpenAi {
         // One UTF-8 check of the whole body is cheaper than the check `from_slice` makes of
         // every string.
         let text = std::str::from_utf8(&body).map_err(ProviderError::bad_response)?;
-        let peek: Peek = serde_json::from_str(text).map_err(ProviderError::bad_response)?;
+        let peek = Peek::read(text, false).map_err(ProviderError::bad_response)?;
         Ok(ChatAnswer::Verbatim {
             body,
             usage: peek.usage.map(Usage::from),
@@ -133,10 +133,46 @@ struct UsageOption {
 /// What the gateway reads of an OpenAI answer or chunk: enough to check its shape and account
 /// for it. The rest is skipped without being built.
 #[derive(Deserialize)]
+#[serde(expecting = "an OpenAI chat completion object")]
 struct Peek {
     choices: Vec<PeekChoice>,
     #[serde(default)]
     usage: Option<PeekUsage>,
+}
+
+/// The second look when [`Peek`] fails: a usage that is not the counts OpenAI documents does
+/// not fail an answer (its tokens are counted instead), and a stream chunk may lack choices.
+#[derive(Deserialize)]
+#[serde(expecting = "an OpenAI chat completion object")]
+struct PeekWithoutUsage {
+    #[serde(default)]
+    choices: Option<Vec<PeekChoice>>,
+    /// An error object fails the stream: it is for the error parse, not this one.
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+impl Peek {
+    /// `chunk`: a stream chunk, which may have no `choices`; an answer must have them.
+    fn read(json: &str, chunk: bool) -> Result<Peek, serde_json::Error> {
+        serde_json::from_str::<Peek>(json).or_else(|error| {
+            let second: PeekWithoutUsage = serde_json::from_str(json).map_err(|_| error)?;
+            if second.error.is_some() {
+                return serde_json::from_str::<Peek>(json);
+            }
+            match second.choices {
+                Some(choices) => Ok(Peek {
+                    choices,
+                    usage: None,
+                }),
+                None if chunk => Ok(Peek {
+                    choices: Vec::new(),
+                    usage: None,
+                }),
+                None => serde_json::from_str::<Peek>(json),
+            }
+        })
+    }
 }
 
 /// The counts of `usage`, without the unknown fields `Usage` keeps: accounting reads only the
@@ -146,7 +182,9 @@ struct PeekUsage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
-    total_tokens: u64,
+    /// Some servers leave it out; it is the sum.
+    #[serde(default)]
+    total_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PeekPromptDetails>,
     #[serde(default)]
@@ -178,7 +216,9 @@ impl From<PeekUsage> for Usage {
         Usage {
             prompt_tokens: peek.prompt_tokens,
             completion_tokens: peek.completion_tokens,
-            total_tokens: peek.total_tokens,
+            total_tokens: peek
+                .total_tokens
+                .unwrap_or_else(|| peek.prompt_tokens.saturating_add(peek.completion_tokens)),
             prompt_tokens_details: peek.prompt_tokens_details.map(|d| PromptTokensDetails {
                 cached_tokens: d.cached_tokens,
                 audio_tokens: d.audio_tokens,
@@ -242,7 +282,7 @@ impl ChunkDecoder for OpenAiStream {
                 has_role: true,
             }))]);
         }
-        match serde_json::from_str::<Peek>(data) {
+        match Peek::read(data, true) {
             Ok(peek) => {
                 self.seen_choices |= !peek.choices.is_empty();
                 Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {
@@ -398,11 +438,36 @@ mod tests {
             matches!(&items[..], [StreamItem::Verbatim(c)] if !c.has_choices && c.usage.is_none()),
             "{items:?}"
         );
-        // A usage object that does not read as one sends the chunk to the full parse, which fails.
-        let err = decoder
-            .decode("", r#"{"choices":[],"usage":{"prompt_tokens":"many"}}"#)
-            .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::BadResponse);
+        // A usage that does not read as OpenAI's counts is no usage: the chunk still goes on,
+        // and the gateway counts the text instead of failing an answer that is complete.
+        for odd in [
+            r#"{"choices":[],"usage":{"prompt_tokens":"many"}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5.0,"completion_tokens":2}}"#,
+            r#"{"choices":[],"usage":{}}"#,
+        ] {
+            let items = decoder.decode("", odd).unwrap();
+            assert!(
+                matches!(&items[..], [StreamItem::Verbatim(c)] if c.usage.is_none() && &c.data[..] == odd.as_bytes()),
+                "{items:?}"
+            );
+        }
+        // Without its total, the total is the sum.
+        let items = decoder
+            .decode(
+                "",
+                r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#,
+            )
+            .unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if c.usage.as_ref().map(|u| u.total_tokens) == Some(7)),
+            "{items:?}"
+        );
+        // A chunk without choices mid-stream goes on too.
+        let items = decoder.decode("", r#"{"id":"x","foo":1}"#).unwrap();
+        assert!(
+            matches!(&items[..], [StreamItem::Verbatim(c)] if !c.has_choices),
+            "{items:?}"
+        );
         let err = decoder
             .decode(
                 "",

@@ -66,7 +66,9 @@ fn stream(
                     match item {
                         StreamItem::Chunk(chunk) => chunks.push(*chunk),
                         StreamItem::Done => done = true,
-                        StreamItem::Verbatim(_) => panic!("Anthropic chunks are translated"),
+                        StreamItem::Verbatim(_) | StreamItem::KeepAlive => {
+                            panic!("Anthropic chunks are translated")
+                        }
                     }
                 }
             }

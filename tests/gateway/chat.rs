@@ -107,6 +107,50 @@ async fn legacy_function_messages_reach_an_openai_compatible_upstream() {
     );
 }
 
+/// The relay adds a missing role and takes out usage the client did not ask for; every other
+/// byte of those chunks, and every byte of the others, is the provider's.
+#[tokio::test]
+async fn edited_chunks_keep_every_other_value_as_written() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let relay = async |include_usage: bool| {
+        let response = client()
+            .post(gateway.url("/v1/chat/completions"))
+            .json(&json!({"model": "up/raw", "stream": true, "stream_options": {"include_usage": include_usage},
+                "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        sse_data(&response.text().await.unwrap())
+    };
+    let upstream: Vec<String> = sse_data(crate::common::fake_openai::RAW_STREAM);
+    let with_role = upstream[0].replace(
+        r#""delta":{"content""#,
+        r#""delta":{"role":"assistant","content""#,
+    );
+    assert_eq!(
+        relay(true).await,
+        [
+            with_role.clone(),
+            upstream[1].clone(),
+            upstream[2].clone(),
+            "[DONE]".to_owned()
+        ]
+    );
+    assert_eq!(
+        relay(false).await,
+        [
+            with_role.replace(r#","usage":null"#, ""),
+            upstream[1].replace(r#","usage":null"#, ""),
+            upstream[2].replace(
+                r#","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}"#,
+                ""
+            ),
+            "[DONE]".to_owned()
+        ]
+    );
+}
+
 #[tokio::test]
 async fn stream_asks_upstream_for_usage_and_drops_it_when_client_did_not() {
     let fake = FakeOpenAi::start().await;

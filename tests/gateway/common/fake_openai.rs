@@ -11,7 +11,8 @@
 //! the first request, then answers), `endless` (a 200 whose body never ends), `bloated` (a valid
 //! answer of 100 KiB, its length declared), `think-<ms>` (a stream whose headers come at once
 //! and its first event after the pause, as a reasoning model's), `keepalive` (one chunk, then a
-//! `: keep-alive` comment every 100 ms for 600 ms, then the rest).
+//! `: keep-alive` comment every 100 ms for 600 ms, then the rest), `raw` (the bytes of
+//! [`RAW_STREAM`], whatever the request).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,19 @@ use axum::routing::post;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
+
+/// A stream a gateway must edit without touching anything else: a first chunk without a role,
+/// with an integer beyond `u64`, an escape and `"usage": null`; a plain chunk with `"usage":
+/// null`, as OpenAI sends them once asked for usage; then a last chunk carrying usage
+/// beside its choices (running totals, as some servers send) and numbers in unusual spellings.
+pub const RAW_STREAM: &str = concat!(
+    r#"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"raw","seed":18446744073709551617,"e":"\u00e9","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"raw","choices":[{"index":0,"delta":{"content":" there"},"finish_reason":null}],"usage":null}"#,
+    "\n\n",
+    r#"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"raw","choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5},"x":[1,2.50,1e3]}"#,
+    "\n\ndata: [DONE]\n\n"
+);
 
 /// The API key the fake expects.
 pub const KEY: &str = "sk-upstream-secret-0123456789";
@@ -337,6 +351,9 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
             events.push(format!("data: {usage}\n\n"));
         }
         events.push("data: [DONE]\n\n".to_owned());
+    }
+    if model == "raw" {
+        return ([(header::CONTENT_TYPE, "text/event-stream")], RAW_STREAM).into_response();
     }
     if let Some(kind) = model.strip_prefix("burst") {
         return burst(&events, kind);
