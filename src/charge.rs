@@ -4,7 +4,7 @@
 //! A charge dropped without settling releases its reservation: a failed call costs nothing.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::response::Response;
 use bytes::Bytes;
@@ -32,10 +32,11 @@ pub struct Charge {
 impl Charge {
     /// Reserves under the caller's quotas what a request may use: `prompt()` tokens in and
     /// `output` out. `Ok(None)` for an open gateway, which accounts nothing.
-    /// Whichever target of `route` answers, the reservation covers the dearest of them.
+    /// Whichever target of `routes` (a route and its fallbacks) answers, the reservation covers
+    /// the dearest of them: a fallback to a dearer model cannot take a key past its limits.
     pub fn reserve(
         caller: &Caller,
-        route: &Route,
+        routes: &[Arc<Route>],
         prompt: impl FnOnce() -> u64,
         output: impl Fn(&Target) -> u64,
     ) -> Result<Option<Charge>, Box<Response>> {
@@ -44,9 +45,9 @@ impl Charge {
         };
         let (prompt, estimate) = if quota.needs_estimate() {
             let prompt = prompt();
-            let estimate = route
-                .targets
+            let estimate = routes
                 .iter()
+                .flat_map(|route| &route.targets)
                 .map(|target| {
                     let output = output(target);
                     let price = price_of(target, quota.has_budget());

@@ -104,7 +104,7 @@ async fn answer(
     let requested_output = request.max_output_tokens();
     let output =
         |target: &Target| u64::from(requested_output.unwrap_or(target.max_output)) * choices;
-    let charge = match Charge::reserve(caller, &route, || tokens::prompt(&request), output) {
+    let charge = match Charge::reserve(caller, &routes, || tokens::prompt(&request), output) {
         Ok(charge) => charge,
         Err(refused) => return Ok(*refused),
     };

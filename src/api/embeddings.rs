@@ -42,11 +42,11 @@ async fn answer(
     let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
     let route = route_for(state, caller, &request.model)?;
     served.model.clone_from(&route.label);
-    let charge = match Charge::reserve(caller, &route, || tokens::embeddings(&request), |_| 0) {
+    let routes = with_fallbacks(state, &route);
+    let charge = match Charge::reserve(caller, &routes, || tokens::embeddings(&request), |_| 0) {
         Ok(charge) => charge,
         Err(refused) => return Ok(*refused),
     };
-    let routes = with_fallbacks(state, &route);
     let client = state.clients.for_route(&route);
     let first_token = route.timeouts.first_token.map(|t| t.0);
     let deadline = route_deadline(&route);

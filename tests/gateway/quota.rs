@@ -160,6 +160,23 @@ async fn a_request_larger_than_a_whole_limit_is_too_large_without_retry_after() 
     assert!(fake.received().is_empty());
 }
 
+/// A fallback to a dearer model is reserved for before the first try: the budget holds
+/// whichever target ends up answering.
+#[tokio::test]
+async fn a_dearer_fallback_cannot_take_a_key_past_its_budget() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers: {{ up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\" }} }}\nmodels:\n  - {{ name: cheap, targets: [ {{ provider: up, model: error-500, pricing: {{ input: 1, output: 1 }} }} ], retry: {{ attempts: 1 }}, fallbacks: [dear] }}\n  - {{ name: dear, targets: [ {{ provider: up, model: ok, pricing: {{ input: 1000, output: 1000 }} }} ] }}\nkeys:\n  - {{ name: b, key: sk-b, limits: {{ budget_usd: {{ amount: 0.001, period: day }} }} }}\n",
+        fake.base_url()
+    ))
+    .await;
+    let reply = post(&gateway, "sk-b", &call("cheap")).await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("budget_usd is $0.001"), "{message}");
+    assert!(fake.received().is_empty(), "nothing reached a provider");
+}
+
 #[tokio::test]
 async fn a_dollar_budget_admits_exactly_n_calls_at_the_configured_price() {
     let fake = FakeOpenAi::start().await;
