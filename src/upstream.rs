@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -431,12 +431,7 @@ pub async fn send(
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = response
-        .headers()
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(response.headers(), SystemTime::now());
     let body = read_body(client, upstream, response).await?;
     let error = backend.adapter.error_response(status.as_u16(), &body);
     let mut error = backend.scrub(error.into());
@@ -453,6 +448,32 @@ pub async fn send(
     let mut failure = Failure::from_error(error);
     failure.retry_after = retry_after;
     Err(failure)
+}
+
+/// How long an upstream asked to be left alone: OpenAI's and Azure's `retry-after-ms`, else
+/// `Retry-After` in seconds (fractions too, as the OpenAI SDKs read it) or as an HTTP date.
+fn retry_after(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let seconds = |text: &str, scale: f64| {
+        let value = text
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)?;
+        Duration::try_from_secs_f64(value / scale).ok()
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(|v| seconds(v, 1000.0)) {
+        return Some(ms);
+    }
+    let value = header("retry-after")?;
+    seconds(value, 1.0).or_else(|| {
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    })
 }
 
 async fn via_reqwest(
@@ -516,6 +537,37 @@ pub fn transport_error(upstream: &str, error: &TransportError) -> ApiError {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn retry_after_in_milliseconds_seconds_or_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let of = |pairs: &[(&'static str, &str)]| {
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            retry_after(&headers, now)
+        };
+        assert_eq!(of(&[("retry-after", "3")]), Some(Duration::from_secs(3)));
+        assert_eq!(
+            of(&[("retry-after", "1.5")]),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            of(&[("retry-after-ms", "250"), ("retry-after", "3")]),
+            Some(Duration::from_millis(250))
+        );
+        let in_five = httpdate::fmt_http_date(now + Duration::from_secs(5));
+        assert_eq!(
+            of(&[("retry-after", &in_five)]),
+            Some(Duration::from_secs(5))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(5));
+        assert_eq!(of(&[("retry-after", &past)]), Some(Duration::ZERO));
+        assert_eq!(of(&[("retry-after", "soon")]), None);
+        assert_eq!(of(&[("retry-after", "-1")]), None);
+        assert_eq!(of(&[]), None);
+    }
 
     #[test]
     fn gemini_defaults_to_googles_api_root() {
