@@ -144,35 +144,70 @@ const ECHOED_PREFIX: usize = 8;
 
 const REDACTED: &str = "<redacted>";
 
-/// Takes `secret` out of `text`, and, for a secret shaped like an API key, any word that starts
-/// with its first characters: a masked echo still shows them, and often the last ones too.
-/// Other secrets (short ones, URLs, `Bearer …` header values) are matched whole only, as their
-/// first characters would match ordinary words.
+/// Takes `secret` out of `text`, whole or masked: a word that hides part of it behind `*`, `...`
+/// or `…` but shows only its beginning and end (`sk-****1Vwx`, `sk-tes...3456`, `****1Vwx`), and,
+/// for a secret shaped like an API key, any word that starts with its first characters
+/// (`sk-proj-…`). Other secrets (URLs, `Bearer …` header values) are not matched by prefix, as
+/// their first characters would match ordinary words.
 fn redact_text(text: &mut String, secret: &str) {
     if secret.is_empty() {
         return;
+    }
+    if text.contains(secret) {
+        *text = text.replace(secret, REDACTED);
     }
     let key_like = secret.len() >= 2 * ECHOED_PREFIX
         && secret
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    let Some(prefix) = secret.get(..ECHOED_PREFIX).filter(|_| key_like) else {
-        if text.contains(secret) {
-            *text = text.replace(secret, REDACTED);
-        }
-        return;
-    };
-    // The word holding the prefix is the key, whole or masked. Forward only: what was put in is
-    // never searched again.
+    let prefix = secret.get(..ECHOED_PREFIX).filter(|_| key_like);
+    // Forward only: what was put in is never searched again.
     let mut from = 0;
-    while let Some(found) = text[from..].find(prefix) {
-        let at = from + found;
-        let end = text[at..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | ')'))
-            .map_or(text.len(), |n| at + n);
-        text.replace_range(at..end, REDACTED);
-        from = at + REDACTED.len();
+    while let Some((start, end)) = next_word(text, from) {
+        let word = &text[start..end];
+        let put_in = text[..start].ends_with('<') && text[end..].starts_with('>');
+        let hit = prefix.is_some_and(|p| word.starts_with(p)) || masks(word, secret);
+        if hit && !put_in {
+            text.replace_range(start..end, REDACTED);
+            from = start + REDACTED.len();
+        } else {
+            from = end;
+        }
     }
+}
+
+/// The next run of characters a key or its mask is written with, from `from`; a `.` ending it
+/// ends the sentence, unless it is part of an ellipsis.
+fn next_word(text: &str, from: usize) -> Option<(usize, usize)> {
+    let in_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*' | '…');
+    let start = from + text[from..].find(in_word)?;
+    let end = text[start..]
+        .find(|c: char| !in_word(c))
+        .map_or(text.len(), |n| start + n);
+    let word = &text[start..end];
+    let end = if word.ends_with('.') && !word.ends_with("...") {
+        end - 1
+    } else {
+        end
+    };
+    Some((start, end.max(start + 1)))
+}
+
+/// Whether `word` is `secret` with its middle masked: what shows before the mask begins it, what
+/// shows after ends it, and at least four of its characters show.
+fn masks(word: &str, secret: &str) -> bool {
+    let is_mask = |c: char| matches!(c, '*' | '…');
+    let word = word.replace("...", "…");
+    let (Some(first), Some(last)) = (word.find(is_mask), word.rfind(is_mask)) else {
+        return false;
+    };
+    let head = &word[..first];
+    let tail = &word[last + word[last..].chars().next().map_or(1, char::len_utf8)..];
+    tail.len() >= 2
+        && head.len() + tail.len() >= 4
+        && head.len() + tail.len() < secret.len()
+        && secret.starts_with(head)
+        && secret.ends_with(tail)
 }
 
 /// Parsed upstream URLs by URI. reqwest wants a `Url`; parsing one (IDNA and all) for every
@@ -597,9 +632,32 @@ mod tests {
         let message = redact(error, std::slice::from_ref(&secret)).message;
         assert_eq!(
             message,
-            "Incorrect API key provided: <redacted> You can find your API key at \
-             https://platform.openai.com; or '<redacted>', or <redacted>"
+            "Incorrect API key provided: <redacted>. You can find your API key at \
+             https://platform.openai.com; or '<redacted>', or <redacted>",
+            "the sentence keeps its full stop"
         );
+        // Masks that show less of the beginning, or only the end.
+        let secret = "sk-proj-Abc123def456ghi789jkl1Vwx".to_owned();
+        let message = redact(
+            ApiError::bad_gateway(
+                "a sk-****1Vwx b sk-pro****1Vwx c sk-*****…1Vwx d ****1Vwx e [sk-proj-…901****] \
+                 f sk-tes...3456 g ****9999 h sk-other-key",
+            ),
+            std::slice::from_ref(&secret),
+        )
+        .message;
+        assert_eq!(
+            message,
+            "a <redacted> b <redacted> c <redacted> d <redacted> e [<redacted>] \
+             f sk-tes...3456 g ****9999 h sk-other-key"
+        );
+        // A short secret is caught masked too.
+        let message = redact(
+            ApiError::bad_gateway("key sk-****etC or sk-secretC."),
+            &["sk-secretC".to_owned()],
+        )
+        .message;
+        assert_eq!(message, "key <redacted> or <redacted>.");
         let short = redact(
             ApiError::bad_gateway("the key abc123 and abc1234"),
             &["abc123".to_owned()],
@@ -661,7 +719,7 @@ mod tests {
         let scrubbed = backend.scrub(ApiError::bad_gateway(
             "Incorrect API key provided: sk-proj-********cdef.",
         ));
-        assert_eq!(scrubbed.message, "Incorrect API key provided: <redacted>");
+        assert_eq!(scrubbed.message, "Incorrect API key provided: <redacted>.");
     }
 
     #[test]
