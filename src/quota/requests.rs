@@ -96,6 +96,23 @@ impl RequestLimits {
 
     /// Admits a request or says which limit refused it and when to retry.
     pub fn admit(&self) -> Result<Admission, Box<Response>> {
+        // The in-flight cap first: a request it turns away must not use up a slot of the rate.
+        let permit = match &self.concurrency {
+            None => None,
+            Some((limit, semaphore)) => match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let message = format!(
+                        "Rate limit reached: max_concurrent is {limit} requests in flight for this key. Try again when one finishes."
+                    );
+                    return Err(Box::new(rejection(
+                        ApiError::rate_limited(message),
+                        Some(Duration::from_secs(1)),
+                        &RateHeaders::default(),
+                    )));
+                }
+            },
+        };
         let mut headers = RateHeaders::default();
         if let Some(rate) = &self.rate {
             let limit = rate.limit.get();
@@ -119,22 +136,6 @@ impl RequestLimits {
                 )));
             }
         }
-        let permit = match &self.concurrency {
-            None => None,
-            Some((limit, semaphore)) => match semaphore.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    let message = format!(
-                        "Rate limit reached: max_concurrent is {limit} requests in flight for this key. Try again when one finishes."
-                    );
-                    return Err(Box::new(rejection(
-                        ApiError::rate_limited(message),
-                        Some(Duration::from_secs(1)),
-                        &headers,
-                    )));
-                }
-            },
-        };
         Ok(Admission { headers, permit })
     }
 
@@ -245,5 +246,21 @@ mod tests {
         assert_eq!(key.in_flight(), Some((1, 1)));
         drop(response);
         assert!(key.admit().is_ok());
+    }
+
+    /// A request the in-flight cap turns away has not used up a slot of the rate.
+    #[test]
+    fn a_request_refused_for_concurrency_costs_no_rate() {
+        let key = limits(Some(2), Some(1));
+        let held = key.admit().ok().unwrap();
+        for _ in 0..3 {
+            assert!(key.admit().is_err());
+        }
+        assert_eq!(key.rate_remaining(), Some((2, 1)));
+        drop(held);
+        assert!(
+            key.admit().is_ok(),
+            "the second slot of the rate is still there"
+        );
     }
 }
