@@ -612,10 +612,16 @@ fn aws_event(message: EventMessage) -> Result<UpstreamEvent, ApiError> {
     })
 }
 
-fn broken(provider: &str, error: &impl std::fmt::Display) -> ApiError {
-    ApiError::bad_gateway(format!(
-        "the stream from provider '{provider}' broke: {error}"
-    ))
+fn broken(provider: &str, error: &upstream::TransportError) -> ApiError {
+    match error {
+        // The request's `total` ran out while the stream was still going.
+        upstream::TransportError::Timeout => ApiError::gateway_timeout(format!(
+            "the stream from provider '{provider}' ran past the request's deadline"
+        )),
+        _ => ApiError::bad_gateway(format!(
+            "the stream from provider '{provider}' broke: {error}"
+        )),
+    }
 }
 
 fn invalid_stream(provider: &str, error: &impl std::fmt::Display) -> ApiError {

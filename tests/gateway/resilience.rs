@@ -343,6 +343,22 @@ async fn a_stalled_stream_ends_with_an_error_and_releases_the_upstream() {
         .expect("the gateway hung up on the stalled upstream");
 }
 
+/// A stream still going when the request's `total` runs out ends with a timeout, not a breakage.
+#[tokio::test]
+async fn a_stream_past_the_total_deadline_ends_with_a_timeout_event() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n{}models:\n  - {{ name: m, targets: [ {{ provider: up, model: hang-stream }} ], timeouts: {{ total: 400ms }} }}\n",
+        providers(&fake)
+    ))
+    .await;
+    let reply = ask(&gateway, streamed("m")).await;
+    assert_eq!(reply.status, 200);
+    let last: Value =
+        serde_json::from_str(&sse_data(&reply.body).last().cloned().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_timeout", "{}", reply.body);
+}
+
 /// A reasoning model sends its headers, then thinks: `first_token` is the limit until its first
 /// chunk, not `idle`.
 #[tokio::test]
