@@ -285,7 +285,10 @@ async fn attempt(
         .map_err(ApiError::from);
     let tried = tokio::time::timeout_at(until.into(), async {
         let response = upstream::send(client, name, http, outgoing?, deadline).await?;
-        if !request.is_stream() {
+        // Some OpenAI-compatible servers ignore `stream: true` and answer whole: the answer is
+        // replayed to the client as the stream it asked for.
+        let whole = !request.is_stream() || is_json(response.headers());
+        if whole {
             let bytes = upstream::read_body(client, name, response).await?;
             let mut answer = http.adapter.chat_response(bytes).map_err(ApiError::from)?;
             // Answers that name no model (Bedrock's) are labelled with the model asked for.
@@ -293,6 +296,9 @@ async fn attempt(
                 && completion.model.is_empty()
             {
                 completion.model.clone_from(&request.model);
+            }
+            if request.is_stream() {
+                return replayed(answer).map(Attempted::Stream);
             }
             return Ok(Attempted::Whole(Box::new(answer)));
         }
@@ -348,6 +354,31 @@ async fn attempt(
             Err(failure)
         }
     }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
+/// A whole answer as the items of a stream; its usage is always among them (the relay drops it
+/// when the client did not ask), so it is accounted for as a streamed answer would be.
+fn replayed(
+    answer: ChatAnswer,
+) -> Result<BoxStream<'static, Result<StreamItem, ApiError>>, Failure> {
+    let completion = match answer {
+        ChatAnswer::Translated(completion) => *completion,
+        ChatAnswer::Verbatim { body, .. } => serde_json::from_slice::<ChatResponse>(&body)
+            .map_err(|e| ApiError::from(switchboard_providers::ProviderError::bad_response(e)))?,
+    };
+    let items: Vec<Result<StreamItem, ApiError>> = assemble::replay(&completion, true)
+        .into_iter()
+        .map(|chunk| Ok(StreamItem::Chunk(Box::new(chunk))))
+        .chain(std::iter::once(Ok(StreamItem::Done)))
+        .collect();
+    Ok(futures_util::stream::iter(items).boxed())
 }
 
 /// Turns a whole upstream answer into the response, accounting for and caching it.

@@ -151,6 +151,40 @@ async fn edited_chunks_keep_every_other_value_as_written() {
     );
 }
 
+/// A server that ignores `stream: true` and answers whole still gives the client a stream.
+#[tokio::test]
+async fn a_whole_answer_to_a_stream_request_is_replayed_as_a_stream() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    for include_usage in [false, true] {
+        let response = client()
+            .post(gateway.url("/v1/chat/completions"))
+            .json(&json!({"model": "up/no-stream", "stream": true,
+                "stream_options": {"include_usage": include_usage},
+                "messages": [{"role": "user", "content": "Hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let events = sse_data(&response.text().await.unwrap());
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        assert_eq!(chunks[0]["object"], "chat.completion.chunk");
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert!(!text.is_empty());
+        let usage = chunks.iter().find(|c| c["usage"].is_object());
+        assert_eq!(usage.is_some(), include_usage, "{chunks:?}");
+    }
+}
+
 #[tokio::test]
 async fn stream_asks_upstream_for_usage_and_drops_it_when_client_did_not() {
     let fake = FakeOpenAi::start().await;

@@ -12,7 +12,7 @@
 //! answer of 100 KiB, its length declared), `think-<ms>` (a stream whose headers come at once
 //! and its first event after the pause, as a reasoning model's), `keepalive` (one chunk, then a
 //! `: keep-alive` comment every 100 ms for 600 ms, then the rest), `raw` (the bytes of
-//! [`RAW_STREAM`], whatever the request).
+//! [`RAW_STREAM`], whatever the request), `no-stream` (answers whole even when asked to stream).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -265,7 +265,7 @@ async fn chat(
         }))
         .into_response();
     }
-    if body["stream"] == json!(true) {
+    if body["stream"] == json!(true) && model != "no-stream" {
         return stream(shared, &model, &body);
     }
     Json(json!({
