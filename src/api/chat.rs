@@ -109,11 +109,15 @@ async fn answer(
         Err(refused) => return Ok(*refused),
     };
     let token_headers = charge.as_ref().map(|c| c.headers().clone());
+    let streamed = request.is_stream();
     let client = state.clients.for_route(&route);
     let plan = Plan::new(&routes, deadline, &state.metrics);
     let tried = try_targets(plan, client, &mut request, &route.timeouts, deadline).await;
     let mut response = match tried {
-        Err(error) => error.into_response(),
+        Err(error) => {
+            drop(charge); // Released before the headers below are read.
+            error.into_response()
+        }
         Ok((attempted, target)) => {
             served.provider.clone_from(&target.upstream.name);
             let answering = Answering {
@@ -146,6 +150,12 @@ async fn answer(
         let headers = response.headers_mut();
         headers.insert(CACHE_HEADER.clone(), HeaderValue::from_static(status));
     }
+    // A whole answer (or a failure) is settled by now: the headers say what is left, not what
+    // was reserved. A stream's go out before it is settled.
+    let token_headers = match &caller.quota {
+        Some(quota) if !streamed && token_headers.is_some() => Some(quota.token_headers()),
+        _ => token_headers,
+    };
     if let Some(token_headers) = token_headers {
         token_headers.apply(&mut response);
     }
