@@ -116,6 +116,14 @@ impl<'r> Plan<'r> {
                 route.choose(&self.tried, &self.benched)
             };
             let Some((index, lease)) = chosen else {
+                if !spent {
+                    // Tries were left: the targets not tried were held off, which the answer
+                    // names beside the failures.
+                    let held = (0..route.targets.len())
+                        .filter(|i| !self.tried.contains(i) && !self.benched.contains(i))
+                        .map(|i| held_off(&route.targets[i]));
+                    self.failures.extend(held);
+                }
                 self.route += 1;
                 self.tries = 0;
                 self.tried.clear();
@@ -131,24 +139,6 @@ impl<'r> Plan<'r> {
             }
             self.tried.push(index);
             return Ok((&route.targets[index], lease));
-        }
-        if self.failures.is_empty() {
-            // Nothing was even tried: say which targets are held off.
-            let held: Vec<String> = self
-                .routes
-                .iter()
-                .flat_map(|r| r.targets.iter())
-                .map(|t| {
-                    // Only discovery leaves an upstream with no instance at all.
-                    let why = if t.upstream.instances.all().is_empty() {
-                        "no instance: DNS discovery found no address"
-                    } else {
-                        "no instance available: circuit breakers open"
-                    };
-                    format!("{} ({why})", t.name())
-                })
-                .collect();
-            self.failures = held;
         }
         Err(exhausted(
             &self.routes[0].name,
@@ -184,6 +174,17 @@ impl<'r> Plan<'r> {
         self.last = Some(failure);
         Ok(())
     }
+}
+
+/// Why a target with tries left was not tried.
+fn held_off(target: &Target) -> String {
+    // Only discovery leaves an upstream with no instance at all.
+    let why = if target.upstream.instances.all().is_empty() {
+        "no instance: DNS discovery found no address"
+    } else {
+        "no instance available: circuit breakers open"
+    };
+    format!("{} ({why})", target.name())
 }
 
 /// Nothing left to try: 503 naming every failure, 504 when the last try timed out.

@@ -245,6 +245,28 @@ async fn the_breaker_opens_after_n_failures_and_lets_exactly_one_probe_through()
     assert_eq!(ask(&gateway, chat("m")).await.status, 200);
 }
 
+/// When a fallback fails too, the answer names the target its breaker held off as well.
+#[tokio::test]
+async fn the_final_error_names_a_target_held_off_by_its_breaker() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n  flaky: {{ kind: openai, base_url: \"{url}\", api_key: \"{KEY}\", breaker: {{ failures: 1, window: 30s, cooldown: 60s }} }}\n  spare: {{ kind: openai, base_url: \"{url}\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: flaky, model: error-500 }} ], retry: {{ attempts: 1 }}, fallbacks: [n] }}\n  - {{ name: n, targets: [ {{ provider: spare, model: error-503 }} ], retry: {{ attempts: 1 }} }}\n",
+        url = fake.base_url()
+    ))
+    .await;
+    assert_eq!(ask(&gateway, chat("m")).await.status, 503);
+    let reply = ask(&gateway, chat("m")).await;
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply
+            .body
+            .contains("flaky/error-500 (no instance available: circuit breakers open)")
+            && reply.body.contains("spare/error-503"),
+        "{}",
+        reply.body
+    );
+}
+
 #[tokio::test]
 async fn weights_hold_exactly_over_2000_requests() {
     let gateway = TestGateway::start(
