@@ -183,6 +183,16 @@ impl ApiError {
         )
     }
 
+    /// 429 over a token limit: typed `tokens`, as OpenAI types its TPM refusals.
+    pub fn tokens_limited(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tokens",
+            Some("rate_limit_exceeded"),
+            message,
+        )
+    }
+
     /// 429: a budget or a daily token allowance of the caller's key is used up.
     pub fn insufficient_quota(message: impl Into<String>) -> Self {
         Self::new(

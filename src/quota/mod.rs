@@ -100,7 +100,7 @@ impl KeyQuota {
                 };
                 tokens_headers(&mut headers, tpm.get(), bucket.level);
                 return Err(Box::new(rejection(
-                    ApiError::rate_limited(message),
+                    ApiError::tokens_limited(message),
                     wait,
                     &headers,
                 )));
@@ -160,7 +160,7 @@ impl KeyQuota {
                     "Request too large: it may use {} tokens (prompt plus max_tokens) and tokens_per_day is {limit} for this key. Lower max_tokens or shorten the prompt.",
                     estimate.tokens
                 );
-                return Some((ApiError::rate_limited(message), None));
+                return Some((ApiError::tokens_limited(message), None));
             }
             let used = state.totals.between(today, today).tokens + state.reserved_tokens;
             if used + estimate.tokens > limit.get() {

@@ -142,14 +142,15 @@ async fn a_request_larger_than_a_whole_limit_is_too_large_without_retry_after() 
         "  - { name: m, key: sk-m, limits: { tokens_per_minute: 20 } }\n  - { name: d, key: sk-d, limits: { tokens_per_day: 20 } }\n  - { name: b, key: sk-b, limits: { budget_usd: { amount: 0.001, period: day } } }\n",
     ))
     .await;
-    for (key, model, limit) in [
-        ("sk-m", "up/ok", "tokens_per_minute is 20"),
-        ("sk-d", "up/ok", "tokens_per_day is 20"),
-        ("sk-b", "priced", "budget_usd is $0.001"),
+    for (key, model, limit, kind) in [
+        ("sk-m", "up/ok", "tokens_per_minute is 20", "tokens"),
+        ("sk-d", "up/ok", "tokens_per_day is 20", "tokens"),
+        ("sk-b", "priced", "budget_usd is $0.001", "requests"),
     ] {
         let reply = post(&gateway, key, &call(model)).await;
         assert_eq!(reply.status, 429, "{key}: {}", reply.body);
         assert_eq!(reply.body["error"]["code"], "rate_limit_exceeded", "{key}");
+        assert_eq!(reply.body["error"]["type"], kind, "{key}: OpenAI's type");
         let message = reply.body["error"]["message"].as_str().unwrap();
         assert!(
             message.starts_with("Request too large") && message.contains(limit),
