@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use switchboard_providers::assemble::Assembler;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
-use switchboard_providers::chunk_edit::Edits;
+use switchboard_providers::chunk_edit::{Edits, RoleTo};
 use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
@@ -120,15 +120,21 @@ struct Relay<S> {
     sink: UsageSink,
     recorder: Option<Recorder>,
     first: bool,
+    /// The request's `n`; above 1, each choice's first delta is looked for.
+    choices: u32,
+    /// Choices whose first delta has gone out, by index.
+    started: u128,
     finished: bool,
     /// The provider said the answer is complete.
     completed: bool,
 }
 
 /// Encodes canonical stream items as the body of a `text/event-stream` response.
+/// `choices` is the request's `n`.
 pub fn encode<S>(
     items: S,
     wants_usage: bool,
+    choices: u32,
     sink: UsageSink,
     recorder: Option<Recorder>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
@@ -141,6 +147,8 @@ where
         sink,
         recorder,
         first: true,
+        choices,
+        started: 0,
         finished: false,
         completed: false,
     };
@@ -221,14 +229,18 @@ where
     /// the first deltas, usage the client did not ask for taken out), which leave every other
     /// value as the provider wrote it.
     fn verbatim(&mut self, chunk: Box<VerbatimChunk>, out: &mut Vec<u8>) {
-        let edits = Edits {
-            add_role: self.first && chunk.has_choices && !chunk.has_role,
-            strip_usage: !self.wants_usage && chunk.has_choices && chunk.usage.is_some(),
+        let add_role = if self.choices > 1 {
+            self.first_deltas(&chunk)
+        } else if self.first && chunk.has_choices && !chunk.has_role {
+            RoleTo::Every
+        } else {
+            RoleTo::Nobody
         };
-        // A chunk rewritten anyway loses a `"usage": null` the client did not ask for too.
+        let strip_usage = !self.wants_usage && chunk.has_choices && chunk.usage.is_some();
         let edits = Edits {
-            strip_usage: edits.strip_usage || (edits.add_role && !self.wants_usage),
-            ..edits
+            add_role,
+            // A chunk rewritten anyway loses a `"usage": null` the client did not ask for too.
+            strip_usage: strip_usage || (add_role != RoleTo::Nobody && !self.wants_usage),
         };
         if let Some(recorder) = &mut self.recorder {
             match chunk.parse() {
@@ -244,7 +256,7 @@ where
         } else if chunk.usage.is_some() && !self.wants_usage {
             return;
         }
-        if edits.add_role || edits.strip_usage {
+        if edits.add_role != RoleTo::Nobody || edits.strip_usage {
             match chunk.edited(edits) {
                 Ok(edited) => frame(out, &edited),
                 Err(error) => self.fail(&error.into(), out),
@@ -257,6 +269,32 @@ where
             frame_parts(out, json, b"}");
         } else {
             frame(out, &chunk.data);
+        }
+    }
+
+    /// With `n > 1`, servers may send each choice's first delta in a chunk of its own: until every
+    /// choice has started, chunks are read for choices seen for the first time without a role.
+    fn first_deltas(&mut self, chunk: &VerbatimChunk) -> RoleTo {
+        if !chunk.has_choices || self.started.count_ones() >= self.choices {
+            return RoleTo::Nobody;
+        }
+        let Ok(parsed) = chunk.parse() else {
+            return RoleTo::Nobody;
+        };
+        let mut missing = 0u128;
+        for choice in parsed.choices.iter().filter(|c| c.index < 128) {
+            let bit = 1u128 << choice.index;
+            if self.started & bit == 0 {
+                self.started |= bit;
+                if choice.delta.role.is_none() {
+                    missing |= bit;
+                }
+            }
+        }
+        if missing == 0 {
+            RoleTo::Nobody
+        } else {
+            RoleTo::Indices(missing)
         }
     }
 
@@ -363,9 +401,15 @@ mod tests {
     ) -> (String, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
         let sink = UsageSink::new(metrics.clone(), "m", "p", None);
-        let out: Vec<_> = encode(futures_util::stream::iter(items), wants_usage, sink, None)
-            .collect()
-            .await;
+        let out: Vec<_> = encode(
+            futures_util::stream::iter(items),
+            wants_usage,
+            1,
+            sink,
+            None,
+        )
+        .collect()
+        .await;
         let text = out
             .into_iter()
             .map(|b| String::from_utf8(b.unwrap().to_vec()).unwrap())

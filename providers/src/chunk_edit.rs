@@ -12,10 +12,30 @@ use crate::error::ProviderError;
 /// What to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edits {
-    /// Every choice whose delta names no role gets `"role": "assistant"`.
-    pub add_role: bool,
+    /// Which choices whose delta names no role get `"role": "assistant"`.
+    pub add_role: RoleTo,
     /// The chunk's own `usage` is removed.
     pub strip_usage: bool,
+}
+
+/// The choices a role is added to (when their delta names none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleTo {
+    Nobody,
+    Every,
+    /// The choices whose `index` has its bit set: the first deltas of choices in a stream that
+    /// sends them in separate chunks (`n` is at most 128).
+    Indices(u128),
+}
+
+impl RoleTo {
+    fn covers(self, index: Option<u32>) -> bool {
+        match self {
+            RoleTo::Nobody => false,
+            RoleTo::Every => true,
+            RoleTo::Indices(mask) => index.is_some_and(|i| i < 128 && mask & (1 << i) != 0),
+        }
+    }
 }
 
 /// `json` with `edits` made; a chunk that is not an object is a bad response.
@@ -27,8 +47,8 @@ pub fn edit(json: &str, edits: Edits) -> Result<String, ProviderError> {
         .iter()
         .filter(|(key, _)| !(edits.strip_usage && key == "usage"));
     write_object(&mut out, &mut members, |out, key, value| {
-        if edits.add_role && key == "choices" {
-            with_roles(out, value)
+        if edits.add_role != RoleTo::Nobody && key == "choices" {
+            with_roles(out, value, edits.add_role)
         } else {
             out.push_str(value.get());
             Ok(())
@@ -37,8 +57,8 @@ pub fn edit(json: &str, edits: Edits) -> Result<String, ProviderError> {
     Ok(out)
 }
 
-/// `choices` with a role in every delta that lacks one.
-fn with_roles(out: &mut String, choices: &RawValue) -> Result<(), ProviderError> {
+/// `choices` with a role in every delta `to` covers that lacks one.
+fn with_roles(out: &mut String, choices: &RawValue, to: RoleTo) -> Result<(), ProviderError> {
     let Ok(list) = serde_json::from_str::<Vec<&RawValue>>(choices.get()) else {
         out.push_str(choices.get()); // Not a list: nothing to give a role to.
         return Ok(());
@@ -52,6 +72,14 @@ fn with_roles(out: &mut String, choices: &RawValue) -> Result<(), ProviderError>
             out.push_str(choice.get());
             continue;
         };
+        let index = members
+            .iter()
+            .find(|(key, _)| key == "index")
+            .and_then(|(_, raw)| serde_json::from_str::<u32>(raw.get()).ok());
+        if !to.covers(index) {
+            out.push_str(choice.get());
+            continue;
+        }
         let has_delta = members.iter().any(|(key, _)| key == "delta");
         let mut fields = members.iter();
         write_object(out, &mut fields, |out, key, value| {
@@ -153,7 +181,7 @@ mod tests {
     use super::*;
 
     const ROLE: Edits = Edits {
-        add_role: true,
+        add_role: RoleTo::Every,
         strip_usage: false,
     };
 
@@ -195,9 +223,21 @@ mod tests {
     }
 
     #[test]
+    fn a_role_goes_only_to_the_choices_named() {
+        let only_one = Edits {
+            add_role: RoleTo::Indices(1 << 1),
+            strip_usage: false,
+        };
+        assert_eq!(
+            edit(r#"{"choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]}"#, only_one).unwrap(),
+            r#"{"choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"role":"assistant","content":"b"}}]}"#
+        );
+    }
+
+    #[test]
     fn usage_is_taken_out_and_the_rest_kept() {
         let strip = Edits {
-            add_role: false,
+            add_role: RoleTo::Nobody,
             strip_usage: true,
         };
         assert_eq!(

@@ -137,7 +137,10 @@ async fn answer(
                     Box::pin(mock_answer(mock, lease, request, answering)).await
                 }
                 Attempted::Whole(answer) => whole_answer(*answer, answering).await,
-                Attempted::Stream(items) => answering.stream(items, request.wants_stream_usage()),
+                Attempted::Stream(items) => {
+                    let choices = request.n.unwrap_or(1);
+                    answering.stream(items, request.wants_stream_usage(), choices)
+                }
             };
             if let Ok(value) = HeaderValue::from_str(target.name()) {
                 response.headers_mut().insert(TARGET_HEADER.clone(), value);
@@ -211,12 +214,19 @@ impl Answering {
     }
 
     /// Streams an answer, caching it if it completes.
-    fn stream<S>(self, items: S, wants_usage: bool) -> Response
+    /// `choices` is the request's `n`.
+    fn stream<S>(self, items: S, wants_usage: bool, choices: u32) -> Response
     where
         S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static,
     {
         let recorder = self.fill.map(|fill| Recorder::new(fill, &self.target));
-        event_stream(sse::encode(items, wants_usage, self.sink, recorder))
+        event_stream(sse::encode(
+            items,
+            wants_usage,
+            choices,
+            self.sink,
+            recorder,
+        ))
     }
 }
 
@@ -228,9 +238,11 @@ fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
         let items = futures_util::stream::iter(chunks)
             .map(|chunk| Ok(StreamItem::Chunk(Box::new(chunk))))
             .chain(futures_util::stream::once(async { Ok(StreamItem::Done) }));
+        // A replay gives every choice its role.
         event_stream(sse::encode(
             items.boxed(),
             wants_usage,
+            1,
             UsageSink::ignore(),
             None,
         ))
@@ -710,7 +722,7 @@ async fn mock_answer(
             let _held = &lease;
             item
         });
-    answering.stream(items.boxed(), wants_usage)
+    answering.stream(items.boxed(), wants_usage, request.n.unwrap_or(1))
 }
 
 async fn pause(duration: Duration) {

@@ -151,6 +151,41 @@ async fn edited_chunks_keep_every_other_value_as_written() {
     );
 }
 
+/// With `n: 2` and each choice in chunks of its own (as vLLM sends them), each choice's first
+/// delta carries the role, and only its first.
+#[tokio::test]
+async fn each_choice_of_n_starts_with_its_role() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = gateway_for(&fake).await;
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&json!({"model": "up/per-choice", "stream": true, "n": 2,
+            "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let events = sse_data(&response.text().await.unwrap());
+    let roles: Vec<(u64, Value)> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e).unwrap())
+        .map(|c| {
+            (
+                c["choices"][0]["index"].as_u64().unwrap(),
+                c["choices"][0]["delta"]["role"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (0, json!("assistant")),
+            (1, json!("assistant")),
+            (0, Value::Null),
+            (1, Value::Null)
+        ]
+    );
+}
+
 /// A server that ignores `stream: true` and answers whole still gives the client a stream.
 #[tokio::test]
 async fn a_whole_answer_to_a_stream_request_is_replayed_as_a_stream() {

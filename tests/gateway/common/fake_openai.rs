@@ -12,7 +12,8 @@
 //! answer of 100 KiB, its length declared), `think-<ms>` (a stream whose headers come at once
 //! and its first event after the pause, as a reasoning model's), `keepalive` (one chunk, then a
 //! `: keep-alive` comment every 100 ms for 600 ms, then the rest), `raw` (the bytes of
-//! [`RAW_STREAM`], whatever the request), `no-stream` (answers whole even when asked to stream).
+//! [`RAW_STREAM`], whatever the request), `no-stream` (answers whole even when asked to stream),
+//! `per-choice` (two choices, each in chunks of its own, only the first one naming its role).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -354,6 +355,23 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
     }
     if model == "raw" {
         return ([(header::CONTENT_TYPE, "text/event-stream")], RAW_STREAM).into_response();
+    }
+    if model == "per-choice" {
+        let events: String = [
+            (0, json!({"role": "assistant", "content": "A"}), Value::Null),
+            (1, json!({"content": "B"}), Value::Null),
+            (0, json!({}), json!("stop")),
+            (1, json!({}), json!("stop")),
+        ]
+        .into_iter()
+        .map(|(index, delta, finish)| {
+            let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": model,
+                "choices": [{"index": index, "delta": delta, "finish_reason": finish}]});
+            format!("data: {chunk}\n\n")
+        })
+        .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
+        .collect();
+        return ([(header::CONTENT_TYPE, "text/event-stream")], events).into_response();
     }
     if let Some(kind) = model.strip_prefix("burst") {
         return burst(&events, kind);
