@@ -80,8 +80,10 @@ fn with_roles(out: &mut String, choices: &RawValue, to: RoleTo) -> Result<(), Pr
             out.push_str(choice.get());
             continue;
         }
-        let has_delta = members.iter().any(|(key, _)| key == "delta");
-        let mut fields = members.iter();
+        // A finish-only choice without a delta gets one, as if it had said `"delta": null`.
+        let missing = (!members.iter().any(|(key, _)| key == "delta"))
+            .then(|| ("delta".to_owned(), RawValue::NULL));
+        let mut fields = members.iter().chain(missing.as_ref());
         write_object(out, &mut fields, |out, key, value| {
             if key == "delta" {
                 delta_with_role(out, value)
@@ -90,14 +92,6 @@ fn with_roles(out: &mut String, choices: &RawValue, to: RoleTo) -> Result<(), Pr
                 Ok(())
             }
         })?;
-        if !has_delta {
-            // `{...}` closed above: reopen to add the delta a finish-only choice left out.
-            out.pop();
-            if !members.is_empty() {
-                out.push(',');
-            }
-            out.push_str(r#""delta":{"role":"assistant"}}"#);
-        }
     }
     out.push(']');
     Ok(())

@@ -156,11 +156,11 @@ impl Peek {
     /// `chunk`: a stream chunk, which may have no `choices`; an answer must have them.
     fn read(json: &str, chunk: bool) -> Result<Peek, serde_json::Error> {
         serde_json::from_str::<Peek>(json).or_else(|error| {
-            let second: PeekWithoutUsage = serde_json::from_str(json).map_err(|_| error)?;
-            if second.error.is_some() {
-                return serde_json::from_str::<Peek>(json);
-            }
+            let Ok(second) = serde_json::from_str::<PeekWithoutUsage>(json) else {
+                return Err(error);
+            };
             match second.choices {
+                _ if second.error.is_some() => Err(error),
                 Some(choices) => Ok(Peek {
                     choices,
                     usage: None,
@@ -169,7 +169,7 @@ impl Peek {
                     choices: Vec::new(),
                     usage: None,
                 }),
-                None => serde_json::from_str::<Peek>(json),
+                None => Err(error),
             }
         })
     }

@@ -24,6 +24,24 @@ models:
     .await
 }
 
+/// Streams `body`: a 200 event stream that ends with `[DONE]`, as its chunks.
+async fn stream_chunks(gateway: &TestGateway, body: Value) -> Vec<Value> {
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse_data(&response.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn plain_completion_passes_through_with_unknown_fields() {
     let fake = FakeOpenAi::start().await;
@@ -192,22 +210,13 @@ async fn a_whole_answer_to_a_stream_request_is_replayed_as_a_stream() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway_for(&fake).await;
     for include_usage in [false, true] {
-        let response = client()
-            .post(gateway.url("/v1/chat/completions"))
-            .json(&json!({"model": "up/no-stream", "stream": true,
-                "stream_options": {"include_usage": include_usage},
-                "messages": [{"role": "user", "content": "Hi"}]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        let events = sse_data(&response.text().await.unwrap());
-        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-        let chunks: Vec<Value> = events[..events.len() - 1]
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect();
+        let chunks = stream_chunks(
+            &gateway,
+            json!({"model": "up/no-stream", "stream": true,
+            "stream_options": {"include_usage": include_usage},
+            "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
         assert_eq!(chunks[0]["object"], "chat.completion.chunk");
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
         let text: String = chunks
@@ -224,20 +233,11 @@ async fn a_whole_answer_to_a_stream_request_is_replayed_as_a_stream() {
 async fn stream_asks_upstream_for_usage_and_drops_it_when_client_did_not() {
     let fake = FakeOpenAi::start().await;
     let gateway = gateway_for(&fake).await;
-    let response = client()
-        .post(gateway.url("/v1/chat/completions"))
-        .json(&json!({"model": "gpt", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let events = sse_data(&response.text().await.unwrap());
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
+    let chunks = stream_chunks(
+        &gateway,
+        json!({"model": "gpt", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
     assert_eq!(
         chunks.len(),
         7,

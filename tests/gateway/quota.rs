@@ -85,6 +85,14 @@ async fn storm(gateway: &TestGateway, key: &str, model: &str) -> (Vec<Reply>, Ve
     (ok, refused)
 }
 
+fn remaining_tokens(reply: &Reply) -> u64 {
+    reply.headers["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn assert_quota_refusal(reply: &Reply, limit: &str) {
     assert_eq!(
         reply.body["error"]["code"], "insufficient_quota",
@@ -209,11 +217,7 @@ async fn a_whole_answer_reports_the_tokens_left_after_settlement() {
     let big = json!({"model": "up/ok", "max_tokens": 500, "messages": [{"role": "user", "content": "hello"}]});
     let reply = post(&gateway, "sk-c", &big).await;
     assert_eq!(reply.status, 200);
-    let remaining: u64 = reply.headers["x-ratelimit-remaining-tokens"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let remaining = remaining_tokens(&reply);
     assert!(
         (100_000 - CALL_TOKENS..=100_000).contains(&remaining),
         "29 used, not the 508 reserved: {remaining}"
@@ -225,11 +229,7 @@ async fn a_whole_answer_reports_the_tokens_left_after_settlement() {
         "messages": [{"role": "user", "content": "hello"}]}),
     )
     .await;
-    let remaining: u64 = failed.headers["x-ratelimit-remaining-tokens"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let remaining = remaining_tokens(&failed);
     assert!(
         remaining >= 100_000 - CALL_TOKENS,
         "a failure's reservation is released: {remaining}"
@@ -247,11 +247,7 @@ async fn usage_settles_to_what_the_provider_reported_and_failures_cost_nothing()
     let plain = post(&gateway, "sk-c", &call("up/ok")).await;
     assert_eq!(plain.status, 200);
     assert_eq!(plain.headers["x-ratelimit-limit-tokens"], "100000");
-    let remaining: u64 = plain.headers["x-ratelimit-remaining-tokens"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let remaining = remaining_tokens(&plain);
     assert!(
         (100_000 - CALL_TOKENS..=100_000).contains(&remaining),
         "what the answer used, and the refill since: {remaining}"

@@ -354,7 +354,7 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
         events.push("data: [DONE]\n\n".to_owned());
     }
     if model == "raw" {
-        return ([(header::CONTENT_TYPE, "text/event-stream")], RAW_STREAM).into_response();
+        return event_stream(RAW_STREAM);
     }
     if model == "per-choice" {
         let events: String = [
@@ -371,7 +371,7 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
         })
         .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
         .collect();
-        return ([(header::CONTENT_TYPE, "text/event-stream")], events).into_response();
+        return event_stream(events);
     }
     if let Some(kind) = model.strip_prefix("burst") {
         return burst(&events, kind);
@@ -392,11 +392,7 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
                 Ok::<_, std::io::Error>(event)
             },
         );
-        return (
-            [(header::CONTENT_TYPE, "text/event-stream")],
-            Body::from_stream(body),
-        )
-            .into_response();
+        return event_stream(Body::from_stream(body));
     }
     if model == "keepalive" {
         let first = events.remove(0);
@@ -408,11 +404,7 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
                 }
                 Ok::<_, std::io::Error>(event)
             });
-        return (
-            [(header::CONTENT_TYPE, "text/event-stream")],
-            Body::from_stream(body),
-        )
-            .into_response();
+        return event_stream(Body::from_stream(body));
     }
     let guard = CancelGuard {
         shared,
@@ -446,11 +438,7 @@ fn stream(shared: Arc<Shared>, model: &str, body: &Value) -> Response {
             }
         },
     );
-    (
-        [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(body),
-    )
-        .into_response()
+    event_stream(Body::from_stream(body))
 }
 
 /// The whole stream in one write, so one read at the gateway completes every event: `burst`
@@ -467,7 +455,7 @@ fn burst(events: &[String], kind: &str) -> Response {
         }
         bytes.extend_from_slice(event.as_bytes());
     }
-    ([(header::CONTENT_TYPE, "text/event-stream")], bytes).into_response()
+    event_stream(bytes)
 }
 
 /// One event, then the next a byte every 50 ms, never finished: bytes keep coming, events do not.
@@ -480,11 +468,7 @@ fn dribble(first: String, next: String) -> Response {
         }))
         .chain(futures_util::stream::once(std::future::pending()))
         .map(Ok::<_, std::io::Error>);
-    (
-        [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(bytes),
-    )
-        .into_response()
+    event_stream(Body::from_stream(bytes))
 }
 
 async fn embeddings(
@@ -510,4 +494,9 @@ async fn embeddings(
         "usage": {"prompt_tokens": 8, "total_tokens": 8}
     }))
     .into_response()
+}
+
+/// A `text/event-stream` answer with `body`.
+fn event_stream(body: impl axum::response::IntoResponse) -> Response {
+    ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
 }
