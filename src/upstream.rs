@@ -31,6 +31,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 pub mod discovery;
 pub mod instances;
 mod plain;
+mod pool;
 
 pub use plain::{Response, TransportError};
 

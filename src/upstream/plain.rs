@@ -10,17 +10,16 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::CertificateError;
 
+use super::pool::{Lease, Pool};
+
 /// A pooled HTTP/1.1 client for `http://` upstreams.
-#[derive(Clone)]
-pub struct PlainClient(Client<HttpConnector, Full<Bytes>>);
+pub struct PlainClient(Pool);
 
 /// Whether the environment names a proxy for plain HTTP, which only reqwest honours.
 pub fn proxy_configured() -> bool {
@@ -40,11 +39,7 @@ impl PlainClient {
         connector.set_keepalive_retries(Some(3));
         #[cfg(target_os = "linux")]
         connector.set_tcp_user_timeout(Some(Duration::from_secs(30)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
-        PlainClient(client)
+        PlainClient(Pool::new(connector, idle_timeout))
     }
 
     /// Sends one request; the whole exchange, body included, must be over by `until`.
@@ -54,25 +49,44 @@ impl PlainClient {
         until: Instant,
     ) -> Result<Response, TransportError> {
         let (mut parts, body) = request.into_parts();
+        let uri = std::mem::take(&mut parts.uri);
+        let host = host(&uri).ok_or(TransportError::Connect)?;
         // As reqwest does: a provider that cares about Accept gets the usual default.
         parts
             .headers
             .entry(header::ACCEPT)
             .or_insert(HeaderValue::from_static("*/*"));
+        if !parts.headers.contains_key(header::HOST) {
+            let value = HeaderValue::from_str(host).map_err(|_| TransportError::Connect)?;
+            parts.headers.insert(header::HOST, value);
+        }
+        // HTTP/1.1 names the resource in origin form (`/v1/chat/completions`) to a server.
+        parts.uri = uri
+            .path_and_query()
+            .cloned()
+            .map_or_else(Uri::default, Uri::from);
         let request = http::Request::from_parts(parts, Full::new(body));
-        let sent = tokio::time::timeout_at(until.into(), self.0.request(request)).await;
-        match sent {
+        let exchange = self.0.exchange(&uri, host, request);
+        match tokio::time::timeout_at(until.into(), exchange).await {
             Err(_) => Err(TransportError::Timeout),
-            // hyper reports a connect timeout as a connect error caused by one.
-            Ok(Err(error)) if timed_out(&error) => Err(TransportError::Timeout),
-            Ok(Err(error)) if error.is_connect() => Err(TransportError::Connect),
-            Ok(Err(error)) => Err(TransportError::hyper(&error)),
-            Ok(Ok(response)) => Ok(Response::Plain {
+            Ok(Err(error)) => Err(error),
+            Ok(Ok((response, lease))) => Ok(Response::Plain {
                 response: Box::new(response),
                 until,
+                lease,
             }),
         }
     }
+}
+
+/// The `Host` an upstream URL names, and the key of its idle connections: `host[:port]`,
+/// without credentials and without the default port, as hyper-util's client sent it.
+fn host(uri: &Uri) -> Option<&str> {
+    let authority = uri.authority()?.as_str();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    Some(host.strip_suffix(":80").unwrap_or(host))
 }
 
 /// An upstream's answer, whichever client fetched it.
@@ -82,6 +96,8 @@ pub enum Response {
         response: Box<http::Response<Incoming>>,
         /// When the provider's timeout runs out for the rest of the body.
         until: Instant,
+        /// The connection, back to the pool when dropped after the body's end.
+        lease: Lease,
     },
 }
 
@@ -139,10 +155,14 @@ impl Response {
                 .bytes_stream()
                 .map(|piece| piece.map_err(TransportError::from))
                 .boxed(),
-            Response::Plain { response, until } => {
+            Response::Plain {
+                response,
+                until,
+                lease,
+            } => {
                 let body = response.into_body();
-                futures_util::stream::unfold(Some(body), move |body| async move {
-                    let mut body = body?;
+                futures_util::stream::unfold(Some((body, lease)), move |state| async move {
+                    let (mut body, lease) = state?;
                     loop {
                         let frame = tokio::time::timeout_at(until.into(), body.frame()).await;
                         return match frame {
@@ -152,7 +172,7 @@ impl Response {
                                 Some((Err(TransportError::hyper(&error)), None))
                             }
                             Ok(Some(Ok(frame))) => match frame.into_data() {
-                                Ok(data) => Some((Ok(data), Some(body))),
+                                Ok(data) => Some((Ok(data), Some((body, lease)))),
                                 // Trailers carry nothing a relay forwards.
                                 Err(_) => continue,
                             },
@@ -183,7 +203,7 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    fn hyper(error: &dyn std::error::Error) -> Self {
+    pub(super) fn hyper(error: &dyn std::error::Error) -> Self {
         match causes(error) {
             Some(causes) => TransportError::Other(format!("{error}: {causes}")),
             None => TransportError::Other(error.to_string()),
@@ -222,7 +242,7 @@ fn chain<'e>(
 }
 
 /// Whether an I/O timeout is somewhere in the error's cause chain.
-fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     chain(error).any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()

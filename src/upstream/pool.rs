@@ -1,0 +1,402 @@
+//! Keep-alive connections to plain-HTTP upstreams: which idle connection an exchange goes on,
+//! when a new one is opened, and when an idle one is let go.
+//!
+//! hyper's `client::conn` speaks HTTP/1.1 on each connection. hyper-util's pooled client did
+//! this job before; per request it hashed the pool key with SipHash, formatted a `Host` header,
+//! cloned the URI twice and spawned a task to wait for the connection to free up, about an
+//! eighth of the gateway's work on a one-connection exchange (ARCHITECTURE.md, "Decisions").
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Uri;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower_service::Service;
+
+use super::plain::{TransportError, timed_out};
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Idle connections by upstream host (`host[:port]`), and the connector for new ones.
+pub(super) struct Pool {
+    shared: Arc<Shared>,
+    connector: HttpConnector,
+}
+
+struct Shared {
+    idle: Mutex<HashMap<Box<str>, Vec<Idle>>>,
+    /// How long a connection may sit unused before it is closed.
+    idle_timeout: Duration,
+    /// Whether the task that closes connections idle for too long runs.
+    reaping: AtomicBool,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+/// A connection lent to one exchange, back to the pool when the lease is dropped if the answer
+/// was read to its end. Dropped earlier, the connection closes instead: HTTP/1.1 cannot send
+/// another request before the answer is over.
+pub struct Lease {
+    sender: Option<Sender>,
+    host: Box<str>,
+    shared: Arc<Shared>,
+}
+
+impl Pool {
+    pub(super) fn new(connector: HttpConnector, idle_timeout: Duration) -> Self {
+        Pool {
+            shared: Arc::new(Shared {
+                idle: Mutex::new(HashMap::new()),
+                idle_timeout,
+                reaping: AtomicBool::new(false),
+            }),
+            connector,
+        }
+    }
+
+    /// Sends `request` (origin-form, `Host` set) to `host` at `uri`, on an idle connection when
+    /// one is free, else on a new one.
+    pub(super) async fn exchange(
+        &self,
+        uri: &Uri,
+        host: &str,
+        mut request: http::Request<Full<Bytes>>,
+    ) -> Result<(http::Response<Incoming>, Lease), TransportError> {
+        if let Some(mut sender) = self.shared.checkout(host) {
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, self.lease(sender, host))),
+                // The upstream closed the idle connection as the request went out, before any of
+                // it was written: a fresh connection may carry it, as hyper-util's client did.
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(TransportError::hyper(failed.error())),
+                },
+            }
+        }
+        let mut sender = self.connect(uri).await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| TransportError::hyper(&error))?;
+        Ok((response, self.lease(sender, host)))
+    }
+
+    fn lease(&self, sender: Sender, host: &str) -> Lease {
+        Lease {
+            sender: Some(sender),
+            host: host.into(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Opens a connection (TCP_NODELAY, keepalive and the connect timeout are the connector's)
+    /// and hands it to a task of its own, which reads and writes it until it closes.
+    async fn connect(&self, uri: &Uri) -> Result<Sender, TransportError> {
+        let mut connector = self.connector.clone();
+        let connected = match poll_fn(|cx| connector.poll_ready(cx)).await {
+            Ok(()) => connector.call(uri.clone()).await,
+            Err(error) => Err(error),
+        };
+        let io = connected.map_err(|error| {
+            if timed_out(&error) {
+                TransportError::Timeout
+            } else {
+                tracing::debug!(%error, "connecting to an upstream failed");
+                TransportError::Connect
+            }
+        })?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|error| TransportError::hyper(&error))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream connection ended");
+            }
+        });
+        self.shared.start_reaping();
+        Ok(sender)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut sender) = self.sender.take() else {
+            return;
+        };
+        if sender.is_ready() {
+            self.shared.put(std::mem::take(&mut self.host), sender);
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if sender.is_closed() {
+            return;
+        }
+        // The end of the answer may still be on its way (the reader stopped at `[DONE]`, or
+        // hyper's task on another thread has not marked the connection free yet); if the
+        // answer was cut instead, hyper closes the connection and this gives up.
+        let shared = Arc::clone(&self.shared);
+        let host = std::mem::take(&mut self.host);
+        runtime.spawn(async move {
+            if poll_fn(|cx| sender.poll_ready(cx)).await.is_ok() {
+                shared.put(host, sender);
+            }
+        });
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Box<str>, Vec<Idle>>> {
+        // The map holds no invariant a panic could break halfway.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The most recently used connection to `host` that is still open and not idle for too long.
+    fn checkout(&self, host: &str) -> Option<Sender> {
+        let now = Instant::now();
+        let mut idle = self.lock();
+        let list = idle.get_mut(host)?;
+        while let Some(entry) = list.pop() {
+            if entry.usable(now, self.idle_timeout) {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, host: Box<str>, sender: Sender) {
+        let entry = Idle {
+            sender,
+            since: Instant::now(),
+        };
+        self.lock().entry(host).or_default().push(entry);
+    }
+
+    /// Closes every connection idle for longer than the timeout, and forgets closed ones.
+    fn evict(&self, now: Instant) {
+        self.lock().retain(|_, list| {
+            list.retain(|entry| entry.usable(now, self.idle_timeout));
+            !list.is_empty()
+        });
+    }
+
+    /// Starts, once, the task that runs [`Shared::evict`] every half idle timeout for as long
+    /// as the pool lives.
+    fn start_reaping(self: &Arc<Self>) {
+        if self.reaping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let shared: Weak<Shared> = Arc::downgrade(self);
+        let every = (self.idle_timeout / 2).max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                shared.evict(Instant::now());
+            }
+        });
+    }
+}
+
+impl Idle {
+    fn usable(&self, now: Instant, idle_timeout: Duration) -> bool {
+        !self.sender.is_closed()
+            && self.sender.is_ready()
+            && now.saturating_duration_since(self.since) < idle_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    /// The head and the first piece of a chunked answer whose end never comes.
+    const HELD: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n";
+
+    #[derive(Clone, Copy)]
+    enum Behaviour {
+        KeepAlive,
+        CloseAfterOne,
+        HoldTheBody,
+    }
+
+    /// A server that answers requests as `behaviour` says and reports each connection it
+    /// accepts.
+    async fn server(behaviour: Behaviour) -> (String, mpsc::UnboundedReceiver<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let (accepted, connections) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                accepted.send(()).unwrap();
+                tokio::spawn(answer_each(stream, behaviour));
+            }
+        });
+        (host, connections)
+    }
+
+    async fn answer_each(mut stream: TcpStream, behaviour: Behaviour) {
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 1024];
+        loop {
+            let Ok(read) = stream.read(&mut buffer).await else {
+                return;
+            };
+            if read == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buffer[..read]);
+            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                seen.drain(..end + 4);
+                match behaviour {
+                    Behaviour::KeepAlive => stream.write_all(ANSWER).await.unwrap(),
+                    Behaviour::CloseAfterOne => return stream.write_all(ANSWER).await.unwrap(),
+                    Behaviour::HoldTheBody => stream.write_all(HELD).await.unwrap(),
+                }
+            }
+        }
+    }
+
+    fn pool(idle_timeout: Duration) -> Pool {
+        Pool::new(HttpConnector::new(), idle_timeout)
+    }
+
+    async fn head(
+        pool: &Pool,
+        host: &str,
+    ) -> Result<(http::Response<Incoming>, Lease), TransportError> {
+        let uri: Uri = format!("http://{host}/").parse().unwrap();
+        let request = http::Request::get("/")
+            .header(http::header::HOST, host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        pool.exchange(&uri, host, request).await
+    }
+
+    async fn get(pool: &Pool, host: &str) -> Result<(Bytes, Lease), TransportError> {
+        let (response, lease) = head(pool, host).await?;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Ok((body, lease))
+    }
+
+    fn connections_so_far(connections: &mut mpsc::UnboundedReceiver<()>) -> usize {
+        std::iter::from_fn(|| connections.try_recv().ok()).count()
+    }
+
+    #[tokio::test]
+    async fn a_released_connection_carries_the_next_exchange() {
+        let (host, mut connections) = server(Behaviour::KeepAlive).await;
+        let pool = pool(Duration::from_secs(60));
+        for _ in 0..3 {
+            let (body, lease) = get(&pool, &host).await.unwrap();
+            assert_eq!(body, "ok");
+            drop(lease);
+        }
+        assert_eq!(connections_so_far(&mut connections), 1);
+    }
+
+    #[tokio::test]
+    async fn exchanges_in_flight_together_get_a_connection_each() {
+        let (host, mut connections) = server(Behaviour::KeepAlive).await;
+        let pool = pool(Duration::from_secs(60));
+        let (_, first) = get(&pool, &host).await.unwrap();
+        // The first lease is not released: its connection is not free for the second exchange.
+        let (_, second) = get(&pool, &host).await.unwrap();
+        drop(first);
+        drop(second);
+        assert_eq!(connections_so_far(&mut connections), 2);
+        // Both are idle now and the next two exchanges reuse them.
+        let (_, third) = get(&pool, &host).await.unwrap();
+        let (_, fourth) = get(&pool, &host).await.unwrap();
+        drop(third);
+        drop(fourth);
+        assert_eq!(connections_so_far(&mut connections), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_not_reused() {
+        let (host, mut connections) = server(Behaviour::CloseAfterOne).await;
+        let pool = pool(Duration::from_secs(60));
+        let (_, lease) = get(&pool, &host).await.unwrap();
+        drop(lease);
+        // The server closes after one answer; whether hyper has seen that yet or sees it as the
+        // next request goes out, that request is carried by a new connection.
+        let (body, _) = get(&pool, &host).await.unwrap();
+        assert_eq!(body, "ok");
+        assert_eq!(connections_so_far(&mut connections), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_answer_was_cut_short_is_not_reused() {
+        let (host, mut connections) = server(Behaviour::HoldTheBody).await;
+        let pool = pool(Duration::from_secs(60));
+        let (response, lease) = head(&pool, &host).await.unwrap();
+        drop((response, lease));
+        // Reused, the connection would still be inside the first answer: the second exchange
+        // would never get its head.
+        let (response, _lease) = head(&pool, &host).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(connections_so_far(&mut connections), 2);
+    }
+
+    #[tokio::test]
+    async fn an_answer_read_to_its_end_frees_the_connection_even_if_its_end_was_not_polled() {
+        let (host, mut connections) = server(Behaviour::KeepAlive).await;
+        let pool = pool(Duration::from_secs(60));
+        let (response, lease) = head(&pool, &host).await.unwrap();
+        let mut body = response.into_body();
+        // The reader takes the data and stops, as a relay does at `[DONE]`.
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, "ok");
+        drop((body, lease));
+        tokio::task::yield_now().await;
+        get(&pool, &host).await.unwrap();
+        assert_eq!(connections_so_far(&mut connections), 1);
+    }
+
+    #[tokio::test]
+    async fn connections_idle_past_the_timeout_are_closed() {
+        let (host, mut connections) = server(Behaviour::KeepAlive).await;
+        let pool = pool(Duration::from_secs(90));
+        let (_, lease) = get(&pool, &host).await.unwrap();
+        drop(lease);
+        let idle = |pool: &Pool| pool.shared.lock().get(host.as_str()).map_or(0, Vec::len);
+        pool.shared.evict(Instant::now() + Duration::from_secs(60));
+        assert_eq!(idle(&pool), 1);
+        pool.shared.evict(Instant::now() + Duration::from_secs(91));
+        assert_eq!(idle(&pool), 0);
+        get(&pool, &host).await.unwrap();
+        assert_eq!(connections_so_far(&mut connections), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let failed = get(&pool(Duration::from_secs(60)), &host).await;
+        assert!(matches!(failed, Err(TransportError::Connect)));
+    }
+}
