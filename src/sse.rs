@@ -330,7 +330,7 @@ const NULL_USAGE: &[u8] = b",\"usage\":null}";
 
 /// [`frame`] for a chunk written in two pieces.
 fn frame_parts(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
-    if head.contains(&b'\n') {
+    if has_newline(head) {
         frame(out, &[head, tail].concat());
         return;
     }
@@ -340,9 +340,15 @@ fn frame_parts(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// Whether a chunk spans lines (an upstream's pretty-printed JSON). memchr's vector search:
+/// the slice's own `contains` goes a word at a time, and splitting byte by byte cost more than
+/// the rest of a relay.
+fn has_newline(json: &[u8]) -> bool {
+    memchr::memchr(b'\n', json).is_some()
+}
+
 fn frame(out: &mut Vec<u8>, json: &[u8]) {
-    // `contains` on bytes is a memchr; splitting byte by byte cost more than the rest of a relay.
-    if !json.contains(&b'\n') {
+    if !has_newline(json) {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(json);
         out.extend_from_slice(b"\n\n");

@@ -446,13 +446,13 @@ fn upstream_items(
     let decoder = backend.adapter.chat_stream();
     let secrets = backend.secrets.clone();
     let model = model.to_owned();
-    let provider = provider.to_owned();
+    let provider: Arc<str> = provider.into();
     let events = match backend.adapter.stream_format() {
-        StreamFormat::Sse => sse_events(&provider, response),
-        StreamFormat::AwsEventStream => aws_events(&provider, response),
+        StreamFormat::Sse => sse_events(Arc::clone(&provider), response),
+        StreamFormat::AwsEventStream => aws_events(Arc::clone(&provider), response),
     };
     let steps = futures_util::stream::unfold(Some((events, decoder, false)), move |state| {
-        let provider = provider.clone();
+        let provider = Arc::clone(&provider);
         async move {
             let (mut events, mut decoder, started) = state?;
             // Until the first item, `first_token` (the caller's timeout) is the limit: a model
@@ -580,11 +580,10 @@ fn name_model(item: StreamItem, model: &str) -> StreamItem {
 }
 
 /// Server-sent events split as bytes arrive; the events of one read are handed on together.
-fn sse_events(provider: &str, response: upstream::Response) -> Events {
-    let provider = provider.to_owned();
+fn sse_events(provider: Arc<str>, response: upstream::Response) -> Events {
     let start = (response.bytes_stream(), SseSplitter::new());
     futures_util::stream::unfold(Some(start), move |state| {
-        let provider = provider.clone();
+        let provider = Arc::clone(&provider);
         async move {
             let (mut bytes, mut splitter) = state?;
             let mut events = Vec::new();
@@ -624,11 +623,10 @@ fn sse_event(event: SseEvent) -> Result<UpstreamEvent, ApiError> {
 }
 
 /// AWS event stream frames split as bytes arrive; a stream cut inside a frame is an error.
-fn aws_events(provider: &str, response: upstream::Response) -> Events {
-    let provider = provider.to_owned();
+fn aws_events(provider: Arc<str>, response: upstream::Response) -> Events {
     let start = (response.bytes_stream(), FrameSplitter::new());
     futures_util::stream::unfold(Some(start), move |state| {
-        let provider = provider.clone();
+        let provider = Arc::clone(&provider);
         async move {
             let (mut bytes, mut splitter) = state?;
             let (events, next) = match bytes.next().await {

@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::{PoisonError, RwLock};
 
 /// Labels of one answered request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -75,6 +76,52 @@ pub struct Metrics {
     in_flight: Family<InstanceLabels, Gauge>,
     breaker: Family<InstanceLabels, Gauge>,
     ewma: Family<InstanceLabels, Gauge<f64, AtomicU64>>,
+    /// The request and token series of each (model, provider), reached by one fast hash:
+    /// prometheus_client finds a series by hashing all its labels with SipHash, and every
+    /// request updates four. These are handles on the same series, not copies.
+    routes: RwLock<hashbrown::HashMap<RouteKey, RouteSeries>>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct RouteKey {
+    model: String,
+    provider: String,
+}
+
+/// A [`RouteKey`] borrowed: it hashes the same, so a lookup allocates nothing.
+#[derive(Hash)]
+struct RouteKeyRef<'a> {
+    model: &'a str,
+    provider: &'a str,
+}
+
+impl hashbrown::Equivalent<RouteKey> for RouteKeyRef<'_> {
+    fn equivalent(&self, key: &RouteKey) -> bool {
+        self.model == key.model && self.provider == key.provider
+    }
+}
+
+#[derive(Default)]
+struct RouteSeries {
+    /// Prompt and completion tokens, once the route has reported any.
+    tokens: Option<(Counter, Counter)>,
+    /// By endpoint and status: a route sees a handful.
+    answered: Vec<Answered>,
+}
+
+impl RouteSeries {
+    fn answered(&self, endpoint: &str, status: u16) -> Option<&Answered> {
+        self.answered
+            .iter()
+            .find(|a| a.endpoint == endpoint && a.status == status)
+    }
+}
+
+struct Answered {
+    endpoint: &'static str,
+    status: u16,
+    count: Counter,
+    latency: Histogram,
 }
 
 fn latency_histogram() -> Histogram {
@@ -165,6 +212,7 @@ impl Default for Metrics {
             cache_evictions,
             cache_bytes,
             cache_entries,
+            routes: RwLock::default(),
         }
     }
 }
@@ -172,20 +220,79 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request and its latency.
     pub fn request(&self, labels: RequestLabels, seconds: f64) {
-        self.latency.get_or_create(&labels).observe(seconds);
-        self.requests.get_or_create(&labels).inc();
+        let key = RouteKeyRef {
+            model: &labels.model,
+            provider: &labels.provider,
+        };
+        let counted = self.read_routes(|routes| {
+            let answered = routes.get(&key)?.answered(labels.endpoint, labels.status)?;
+            answered.latency.observe(seconds);
+            answered.count.inc();
+            Some(())
+        });
+        if counted.is_some() {
+            return;
+        }
+        let count = self.requests.get_or_create(&labels).clone();
+        let latency = self.latency.get_or_create(&labels).clone();
+        latency.observe(seconds);
+        count.inc();
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let series = routes
+            .entry(RouteKey {
+                model: labels.model,
+                provider: labels.provider,
+            })
+            .or_default();
+        // Another request may have added it between the two locks.
+        if series.answered(labels.endpoint, labels.status).is_none() {
+            series.answered.push(Answered {
+                endpoint: labels.endpoint,
+                status: labels.status,
+                count,
+                latency,
+            });
+        }
     }
 
     /// Adds the tokens of one call.
     pub fn tokens(&self, model: &str, provider: &str, prompt: u64, completion: u64) {
+        let key = RouteKeyRef { model, provider };
+        let counted = self.read_routes(|routes| {
+            let (prompt_count, completion_count) = routes.get(&key)?.tokens.as_ref()?;
+            prompt_count.inc_by(prompt);
+            completion_count.inc_by(completion);
+            Some(())
+        });
+        if counted.is_some() {
+            return;
+        }
         let mut labels = TokenLabels {
             model: model.to_owned(),
             provider: provider.to_owned(),
             kind: "prompt",
         };
-        self.tokens.get_or_create(&labels).inc_by(prompt);
+        let prompt_count = self.tokens.get_or_create(&labels).clone();
         labels.kind = "completion";
-        self.tokens.get_or_create(&labels).inc_by(completion);
+        let completion_count = self.tokens.get_or_create(&labels).clone();
+        prompt_count.inc_by(prompt);
+        completion_count.inc_by(completion);
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let series = routes
+            .entry(RouteKey {
+                model: labels.model,
+                provider: labels.provider,
+            })
+            .or_default();
+        series.tokens = Some((prompt_count, completion_count));
+    }
+
+    fn read_routes<T>(
+        &self,
+        read: impl FnOnce(&hashbrown::HashMap<RouteKey, RouteSeries>) -> Option<T>,
+    ) -> Option<T> {
+        // The map holds handles only; a panic elsewhere cannot leave one half-made.
+        read(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Counts a cache lookup by outcome.
@@ -271,17 +378,50 @@ mod tests {
             status: 200,
         };
         metrics.request(labels.clone(), 0.003);
-        metrics.request(labels, 0.004);
+        metrics.request(labels.clone(), 0.004);
+        // The second and later updates go through the handles kept per route: the same series.
+        metrics.request(
+            RequestLabels {
+                status: 429,
+                ..labels.clone()
+            },
+            0.001,
+        );
+        metrics.request(labels.clone(), 0.005);
+        metrics.request(
+            RequestLabels {
+                endpoint: "embeddings",
+                ..labels
+            },
+            0.002,
+        );
         metrics.tokens("fast", "demo", 10, 5);
+        metrics.tokens("fast", "demo", 1, 2);
+        metrics.tokens("fast", "other", 7, 7);
         let text = metrics.render();
-        assert!(text.contains(r#"switchboard_requests_total{endpoint="chat",model="fast",provider="demo",status="200"} 2"#), "{text}");
+        assert!(text.contains(r#"switchboard_requests_total{endpoint="chat",model="fast",provider="demo",status="200"} 3"#), "{text}");
+        assert!(text.contains(r#"switchboard_requests_total{endpoint="chat",model="fast",provider="demo",status="429"} 1"#), "{text}");
+        assert!(text.contains(r#"switchboard_requests_total{endpoint="embeddings",model="fast",provider="demo",status="200"} 1"#), "{text}");
+        assert!(text.contains(r#"switchboard_request_duration_seconds_count{endpoint="chat",model="fast",provider="demo",status="200"} 3"#), "{text}");
+        assert!(
+            text.contains(
+                r#"switchboard_tokens_total{model="fast",provider="demo",kind="prompt"} 11"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"switchboard_tokens_total{model="fast",provider="other",kind="prompt"} 7"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("switchboard_request_duration_seconds_bucket"),
             "{text}"
         );
         assert!(
             text.contains(
-                r#"switchboard_tokens_total{model="fast",provider="demo",kind="completion"} 5"#
+                r#"switchboard_tokens_total{model="fast",provider="demo",kind="completion"} 7"#
             ),
             "{text}"
         );
