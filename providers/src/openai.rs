@@ -7,8 +7,8 @@
 use bytes::Bytes;
 use http::{HeaderValue, Request, header};
 
-use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
+use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamItem, VerbatimChunk};
 use crate::chat::{
@@ -83,7 +83,7 @@ impl Adapter for OpenAi {
         // One UTF-8 check of the whole body is cheaper than the check `from_slice` makes of
         // every string.
         let text = std::str::from_utf8(&body).map_err(ProviderError::bad_response)?;
-        let peek = Peek::read(text, false).map_err(ProviderError::bad_response)?;
+        let peek = Peek::<AnyArray>::read(text, false).map_err(ProviderError::bad_response)?;
         Ok(ChatAnswer::Verbatim {
             body,
             usage: peek.usage.map(Usage::from),
@@ -131,11 +131,12 @@ struct UsageOption {
 }
 
 /// What the gateway reads of an OpenAI answer or chunk: enough to check its shape and account
-/// for it. The rest is skipped without being built.
+/// for it. The rest is skipped without being built. `C` is what is read of `choices`: each
+/// choice's delta for a chunk, only that it is an array for an answer.
 #[derive(Deserialize)]
 #[serde(expecting = "an OpenAI chat completion object")]
-struct Peek {
-    choices: Vec<PeekChoice>,
+struct Peek<C> {
+    choices: C,
     #[serde(default)]
     usage: Option<PeekUsage>,
 }
@@ -144,19 +145,19 @@ struct Peek {
 /// not fail an answer (its tokens are counted instead), and a stream chunk may lack choices.
 #[derive(Deserialize)]
 #[serde(expecting = "an OpenAI chat completion object")]
-struct PeekWithoutUsage {
-    #[serde(default)]
-    choices: Option<Vec<PeekChoice>>,
+struct PeekWithoutUsage<C> {
+    #[serde(default = "Option::default")]
+    choices: Option<C>,
     /// An error object fails the stream: it is for the error parse, not this one.
     #[serde(default)]
     error: Option<IgnoredAny>,
 }
 
-impl Peek {
+impl<C: DeserializeOwned + Default> Peek<C> {
     /// `chunk`: a stream chunk, which may have no `choices`; an answer must have them.
-    fn read(json: &str, chunk: bool) -> Result<Peek, serde_json::Error> {
-        serde_json::from_str::<Peek>(json).or_else(|error| {
-            let Ok(second) = serde_json::from_str::<PeekWithoutUsage>(json) else {
+    fn read(json: &str, chunk: bool) -> Result<Peek<C>, serde_json::Error> {
+        serde_json::from_str::<Peek<C>>(json).or_else(|error| {
+            let Ok(second) = serde_json::from_str::<PeekWithoutUsage<C>>(json) else {
                 return Err(error);
             };
             match second.choices {
@@ -166,12 +167,34 @@ impl Peek {
                     usage: None,
                 }),
                 None if chunk => Ok(Peek {
-                    choices: Vec::new(),
+                    choices: C::default(),
                     usage: None,
                 }),
                 None => Err(error),
             }
         })
+    }
+}
+
+/// `choices` of a whole answer: an array, its elements skipped unread. Building each choice
+/// to read nothing of it cost a quarter of the peek.
+#[derive(Default)]
+struct AnyArray;
+
+impl<'de> Deserialize<'de> for AnyArray {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Elements;
+        impl<'de> Visitor<'de> for Elements {
+            type Value = AnyArray;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyArray, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AnyArray)
+            }
+        }
+        deserializer.deserialize_seq(Elements)
     }
 }
 
@@ -282,7 +305,7 @@ impl ChunkDecoder for OpenAiStream {
                 has_role: true,
             }))]);
         }
-        match Peek::read(data, true) {
+        match Peek::<Vec<PeekChoice>>::read(data, true) {
             Ok(peek) => {
                 self.seen_choices |= !peek.choices.is_empty();
                 Ok(vec![StreamItem::Verbatim(Box::new(VerbatimChunk {

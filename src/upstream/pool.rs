@@ -6,7 +6,6 @@
 //! cloned the URI twice and spawned a task to wait for the connection to free up, about an
 //! eighth of the gateway's work on a one-connection exchange (ARCHITECTURE.md, "Decisions").
 
-use std::collections::HashMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -23,6 +22,9 @@ use tower_service::Service;
 use super::plain::{TransportError, timed_out};
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// foldhash, not SipHash: hosts come from the configuration, not from clients.
+type HashMap<K, V> = hashbrown::HashMap<K, V>;
 
 /// Idle connections by upstream host (`host[:port]`), and the connector for new ones.
 pub(super) struct Pool {
