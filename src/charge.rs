@@ -24,6 +24,9 @@ pub struct Charge {
     price: Price,
     /// Prompt tokens estimated before the call, when a limit needed them.
     prompt: Option<u64>,
+    /// Counts the prompt after all, if no limit did before the call and the provider reports
+    /// no usage.
+    count_prompt: Option<Box<dyn FnOnce() -> u64 + Send>>,
     /// Output seen, counted only if the provider reports no usage.
     text: String,
     raw: Vec<Bytes>,
@@ -69,9 +72,18 @@ impl Charge {
             target: String::new(),
             price: Price::default(),
             prompt,
+            count_prompt: None,
             text: String::new(),
             raw: Vec::new(),
         }))
+    }
+
+    /// How to count the prompt if the provider reports no usage and no limit counted it before
+    /// the call: only then is the work done.
+    pub fn count_prompt_if_unreported(&mut self, count: impl FnOnce() -> u64 + Send + 'static) {
+        if self.prompt.is_none() {
+            self.count_prompt = Some(Box::new(count));
+        }
     }
 
     /// Charges the target that answered, at its price.
@@ -133,7 +145,11 @@ impl Charge {
                 if self.text.is_empty() {
                     return;
                 }
-                (self.prompt.unwrap_or(0), tokens::count(&self.text))
+                let counted = self.count_prompt.take().map(|count| count());
+                (
+                    self.prompt.or(counted).unwrap_or(0),
+                    tokens::count(&self.text),
+                )
             }
         };
         self.settle_tokens(input, output);

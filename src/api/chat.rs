@@ -61,7 +61,8 @@ async fn answer(
     body: Body,
     served: &mut Served,
 ) -> Result<Response, ApiError> {
-    let mut request: ChatRequest = body::parse(&body::read(body, state.max_body).await?)?;
+    let raw = body::read(body, state.max_body).await?;
+    let mut request: ChatRequest = body::parse(&raw)?;
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request(
             "'messages' must contain at least one message.",
@@ -104,10 +105,16 @@ async fn answer(
     let requested_output = request.max_output_tokens();
     let output =
         |target: &Target| u64::from(requested_output.unwrap_or(target.max_output)) * choices;
-    let charge = match Charge::reserve(caller, &routes, || tokens::prompt(&request), output) {
+    let mut charge = match Charge::reserve(caller, &routes, || tokens::prompt(&request), output) {
         Ok(charge) => charge,
         Err(refused) => return Ok(*refused),
     };
+    if let Some(charge) = &mut charge {
+        // The client's own body, parsed again only in the rare case it is needed.
+        charge.count_prompt_if_unreported(move || {
+            body::parse::<ChatRequest>(&raw).map_or(0, |request| tokens::prompt(&request))
+        });
+    }
     let token_headers = charge.as_ref().map(|c| c.headers().clone());
     let streamed = request.is_stream();
     let client = state.clients.for_route(&route);

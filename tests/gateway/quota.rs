@@ -302,23 +302,27 @@ async fn streams_without_reported_usage_are_charged_by_counting_their_text() {
     let gateway = TestGateway::start(&config(
         &fake,
         "  - { name: e, key: sk-e, limits: { tokens_per_day: 100000 } }
+  - { name: f, key: sk-f }
 ",
     ))
     .await;
-    let text = stream_text(&gateway, "sk-e", "up/no-usage").await;
-    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    let report = usage(&gateway, "e").await;
-    let model = &report["models"]["up/no-usage"];
     // "hello" from the user is 8 prompt tokens as OpenAI counts a message; "Hello! How can I
-    // help?" is 7 tokens in o200k_base.
-    assert_eq!(
-        (
-            model["input_tokens"].as_u64(),
-            model["output_tokens"].as_u64()
-        ),
-        (Some(8), Some(7)),
-        "{report}"
-    );
+    // help?" is 7 tokens in o200k_base. A key without token limits, whose prompt is not counted
+    // before the call, is charged the same.
+    for (key, name) in [("sk-e", "e"), ("sk-f", "f")] {
+        let text = stream_text(&gateway, key, "up/no-usage").await;
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        let report = usage(&gateway, name).await;
+        let model = &report["models"]["up/no-usage"];
+        assert_eq!(
+            (
+                model["input_tokens"].as_u64(),
+                model["output_tokens"].as_u64()
+            ),
+            (Some(8), Some(7)),
+            "{name}: {report}"
+        );
+    }
     // A stream the provider cut is charged for what it did send.
     let cut = stream_text(&gateway, "sk-e", "up/cut").await;
     assert!(cut.contains("\"error\""), "{cut}");
