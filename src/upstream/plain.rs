@@ -11,12 +11,12 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::CertificateError;
 
-use super::pool::{Lease, Pool};
+use super::pool::{Lease, LeasedBody, Pool};
 
 /// A pooled HTTP/1.1 client for `http://` upstreams.
 pub struct PlainClient(Pool);
@@ -160,9 +160,9 @@ impl Response {
                 until,
                 lease,
             } => {
-                let body = response.into_body();
-                futures_util::stream::unfold(Some((body, lease)), move |state| async move {
-                    let (mut body, lease) = state?;
+                let body = LeasedBody::new(response.into_body(), lease);
+                futures_util::stream::unfold(Some(body), move |body| async move {
+                    let mut body = body?;
                     loop {
                         let frame = tokio::time::timeout_at(until.into(), body.frame()).await;
                         return match frame {
@@ -172,7 +172,7 @@ impl Response {
                                 Some((Err(TransportError::hyper(&error)), None))
                             }
                             Ok(Some(Ok(frame))) => match frame.into_data() {
-                                Ok(data) => Some((Ok(data), Some((body, lease)))),
+                                Ok(data) => Some((Ok(data), Some(body))),
                                 // Trailers carry nothing a relay forwards.
                                 Err(_) => continue,
                             },

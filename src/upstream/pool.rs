@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Uri;
+use http_body_util::BodyExt;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower_service::Service;
@@ -131,6 +132,78 @@ impl Pool {
     }
 }
 
+impl Lease {
+    /// Whether hyper has finished with the answer: the connection is free, or closed.
+    fn settled(&self) -> bool {
+        self.sender
+            .as_ref()
+            .is_none_or(|sender| sender.is_ready() || sender.is_closed())
+    }
+}
+
+/// How long an answer's end is waited for when its reader stopped early, and how much of it is
+/// read meanwhile. A stream read up to `[DONE]` usually has only the chunked terminator left;
+/// an answer cut by a client that went away is not worth more (the model runs on meanwhile).
+const TAIL_WAIT: Duration = Duration::from_millis(50);
+const TAIL_BYTES: usize = 64 * 1024;
+
+/// An answer's body and the connection it arrives on. Dropped before the body's end, it reads
+/// what is left of the answer for a moment, so the connection can carry the next exchange
+/// instead of being closed (hyper closes a connection whose answer was left unread).
+pub struct LeasedBody {
+    body: Option<Incoming>,
+    lease: Option<Lease>,
+}
+
+impl LeasedBody {
+    pub fn new(body: Incoming, lease: Lease) -> Self {
+        LeasedBody {
+            body: Some(body),
+            lease: Some(lease),
+        }
+    }
+
+    /// The next frame of the body; `None` at its end.
+    pub async fn frame(&mut self) -> Option<Result<hyper::body::Frame<Bytes>, hyper::Error>> {
+        self.body.as_mut()?.frame().await
+    }
+}
+
+impl Drop for LeasedBody {
+    fn drop(&mut self) {
+        let (Some(mut body), Some(lease)) = (self.body.take(), self.lease.take()) else {
+            return;
+        };
+        if body.is_end_stream() || lease.settled() {
+            drop(body);
+            return drop(lease);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(TAIL_WAIT, read_tail(&mut body)).await;
+            // The body first: the lease then finds the connection free, or closed.
+            drop(body);
+            drop(lease);
+        });
+    }
+}
+
+/// Reads the rest of a body, giving up past [`TAIL_BYTES`].
+async fn read_tail(body: &mut Incoming) {
+    let mut left = TAIL_BYTES;
+    while let Some(Ok(frame)) = body.frame().await {
+        let Some(read) = frame.data_ref().map(Bytes::len) else {
+            continue;
+        };
+        let Some(rest) = left.checked_sub(read) else {
+            return;
+        };
+        left = rest;
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         let Some(mut sender) = self.sender.take() else {
@@ -146,8 +219,7 @@ impl Drop for Lease {
         if sender.is_closed() {
             return;
         }
-        // The end of the answer may still be on its way (the reader stopped at `[DONE]`, or
-        // hyper's task on another thread has not marked the connection free yet); if the
+        // hyper's task, on another thread, has not marked the connection free yet; if the
         // answer was cut instead, hyper closes the connection and this gives up.
         let shared = Arc::clone(&self.shared);
         let host = std::mem::take(&mut self.host);
@@ -227,7 +299,6 @@ impl Idle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::mpsc;
@@ -241,6 +312,8 @@ mod tests {
         KeepAlive,
         CloseAfterOne,
         HoldTheBody,
+        /// A chunked answer whose terminator follows in a write of its own, a moment later.
+        LateTerminator,
     }
 
     /// A server that answers requests as `behaviour` says and reports each connection it
@@ -276,6 +349,11 @@ mod tests {
                     Behaviour::KeepAlive => stream.write_all(ANSWER).await.unwrap(),
                     Behaviour::CloseAfterOne => return stream.write_all(ANSWER).await.unwrap(),
                     Behaviour::HoldTheBody => stream.write_all(HELD).await.unwrap(),
+                    Behaviour::LateTerminator => {
+                        stream.write_all(HELD).await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        stream.write_all(b"0\r\n\r\n").await.unwrap();
+                    }
                 }
             }
         }
@@ -368,14 +446,45 @@ mod tests {
         let (host, mut connections) = server(Behaviour::KeepAlive).await;
         let pool = pool(Duration::from_secs(60));
         let (response, lease) = head(&pool, &host).await.unwrap();
-        let mut body = response.into_body();
+        let mut body = LeasedBody::new(response.into_body(), lease);
         // The reader takes the data and stops, as a relay does at `[DONE]`.
         let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(data, "ok");
-        drop((body, lease));
-        tokio::task::yield_now().await;
+        drop(body);
         get(&pool, &host).await.unwrap();
         assert_eq!(connections_so_far(&mut connections), 1);
+    }
+
+    #[tokio::test]
+    async fn the_end_of_an_answer_still_on_its_way_is_read_so_the_connection_is_kept() {
+        let (host, mut connections) = server(Behaviour::LateTerminator).await;
+        let pool = pool(Duration::from_secs(60));
+        let (response, lease) = head(&pool, &host).await.unwrap();
+        let mut body = LeasedBody::new(response.into_body(), lease);
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, "ok");
+        // Dropped before the terminator came: the pool reads it and gets the connection back.
+        drop(body);
+        wait_until(|| idle(&pool, &host) == 1).await;
+        let (response, _lease) = head(&pool, &host).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(connections_so_far(&mut connections), 1);
+    }
+
+    fn idle(pool: &Pool, host: &str) -> usize {
+        pool.shared.lock().get(host).map_or(0, Vec::len)
+    }
+
+    /// Waits for `done`, checking as the runtime runs other tasks; fails after five seconds.
+    async fn wait_until(done: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(5), async {
+            while !done() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        waited
+            .await
+            .expect("the condition held within five seconds");
     }
 
     #[tokio::test]
@@ -384,11 +493,10 @@ mod tests {
         let pool = pool(Duration::from_secs(90));
         let (_, lease) = get(&pool, &host).await.unwrap();
         drop(lease);
-        let idle = |pool: &Pool| pool.shared.lock().get(host.as_str()).map_or(0, Vec::len);
         pool.shared.evict(Instant::now() + Duration::from_secs(60));
-        assert_eq!(idle(&pool), 1);
+        assert_eq!(idle(&pool, &host), 1);
         pool.shared.evict(Instant::now() + Duration::from_secs(91));
-        assert_eq!(idle(&pool), 0);
+        assert_eq!(idle(&pool, &host), 0);
         get(&pool, &host).await.unwrap();
         assert_eq!(connections_so_far(&mut connections), 2);
     }
