@@ -237,22 +237,17 @@ impl Metrics {
         let latency = self.latency.get_or_create(&labels).clone();
         latency.observe(seconds);
         count.inc();
-        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-        let series = routes
-            .entry(RouteKey {
-                model: labels.model,
-                provider: labels.provider,
-            })
-            .or_default();
-        // Another request may have added it between the two locks.
-        if series.answered(labels.endpoint, labels.status).is_none() {
-            series.answered.push(Answered {
-                endpoint: labels.endpoint,
-                status: labels.status,
-                count,
-                latency,
-            });
-        }
+        self.write_route(labels.model, labels.provider, |series| {
+            // Another request may have added it between the two locks.
+            if series.answered(labels.endpoint, labels.status).is_none() {
+                series.answered.push(Answered {
+                    endpoint: labels.endpoint,
+                    status: labels.status,
+                    count,
+                    latency,
+                });
+            }
+        });
     }
 
     /// Adds the tokens of one call.
@@ -277,14 +272,14 @@ impl Metrics {
         let completion_count = self.tokens.get_or_create(&labels).clone();
         prompt_count.inc_by(prompt);
         completion_count.inc_by(completion);
+        self.write_route(labels.model, labels.provider, |series| {
+            series.tokens = Some((prompt_count, completion_count));
+        });
+    }
+
+    fn write_route(&self, model: String, provider: String, write: impl FnOnce(&mut RouteSeries)) {
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-        let series = routes
-            .entry(RouteKey {
-                model: labels.model,
-                provider: labels.provider,
-            })
-            .or_default();
-        series.tokens = Some((prompt_count, completion_count));
+        write(routes.entry(RouteKey { model, provider }).or_default());
     }
 
     fn read_routes<T>(

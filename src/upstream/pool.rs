@@ -445,12 +445,7 @@ mod tests {
     async fn an_answer_read_to_its_end_frees_the_connection_even_if_its_end_was_not_polled() {
         let (host, mut connections) = server(Behaviour::KeepAlive).await;
         let pool = pool(Duration::from_secs(60));
-        let (response, lease) = head(&pool, &host).await.unwrap();
-        let mut body = LeasedBody::new(response.into_body(), lease);
-        // The reader takes the data and stops, as a relay does at `[DONE]`.
-        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
-        assert_eq!(data, "ok");
-        drop(body);
+        read_the_data_and_stop(&pool, &host).await;
         get(&pool, &host).await.unwrap();
         assert_eq!(connections_so_far(&mut connections), 1);
     }
@@ -459,16 +454,20 @@ mod tests {
     async fn the_end_of_an_answer_still_on_its_way_is_read_so_the_connection_is_kept() {
         let (host, mut connections) = server(Behaviour::LateTerminator).await;
         let pool = pool(Duration::from_secs(60));
-        let (response, lease) = head(&pool, &host).await.unwrap();
-        let mut body = LeasedBody::new(response.into_body(), lease);
-        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
-        assert_eq!(data, "ok");
         // Dropped before the terminator came: the pool reads it and gets the connection back.
-        drop(body);
+        read_the_data_and_stop(&pool, &host).await;
         wait_until(|| idle(&pool, &host) == 1).await;
         let (response, _lease) = head(&pool, &host).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(connections_so_far(&mut connections), 1);
+    }
+
+    /// Reads an answer's data and drops it there, as a relay does at `[DONE]`.
+    async fn read_the_data_and_stop(pool: &Pool, host: &str) {
+        let (response, lease) = head(pool, host).await.unwrap();
+        let mut body = LeasedBody::new(response.into_body(), lease);
+        let data = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(data, "ok");
     }
 
     fn idle(pool: &Pool, host: &str) -> usize {
