@@ -53,6 +53,8 @@ pub struct Lease {
     sender: Option<Sender>,
     host: Box<str>,
     shared: Arc<Shared>,
+    /// The answer was read to its end: hyper is about to mark the connection free.
+    answered: bool,
 }
 
 impl Pool {
@@ -99,6 +101,7 @@ impl Pool {
             sender: Some(sender),
             host: host.into(),
             shared: Arc::clone(&self.shared),
+            answered: false,
         }
     }
 
@@ -171,10 +174,11 @@ impl LeasedBody {
 
 impl Drop for LeasedBody {
     fn drop(&mut self) {
-        let (Some(mut body), Some(lease)) = (self.body.take(), self.lease.take()) else {
+        let (Some(mut body), Some(mut lease)) = (self.body.take(), self.lease.take()) else {
             return;
         };
-        if body.is_end_stream() || lease.settled() {
+        lease.answered = body.is_end_stream();
+        if lease.answered || lease.settled() {
             drop(body);
             return drop(lease);
         }
@@ -209,18 +213,21 @@ impl Drop for Lease {
         let Some(mut sender) = self.sender.take() else {
             return;
         };
-        if sender.is_ready() {
+        if sender.is_closed() {
+            return;
+        }
+        // An answer read to its end leaves a connection hyper marks free in a moment (on
+        // another worker thread, it may not have yet): it waits in the idle list, where a
+        // checkout takes it once it is ready.
+        if self.answered || sender.is_ready() {
             self.shared.put(std::mem::take(&mut self.host), sender);
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if sender.is_closed() {
-            return;
-        }
-        // hyper's task, on another thread, has not marked the connection free yet; if the
-        // answer was cut instead, hyper closes the connection and this gives up.
+        // Dropped before its answer was read (a failure on the way): if hyper finishes the
+        // answer the connection is kept, and if it closes it this gives up.
         let shared = Arc::clone(&self.shared);
         let host = std::mem::take(&mut self.host);
         runtime.spawn(async move {
@@ -237,14 +244,20 @@ impl Shared {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The most recently used connection to `host` that is still open and not idle for too long.
+    /// The most recently used connection to `host` that is free, open and not idle for too
+    /// long. Closed and expired ones are dropped on the way; one still finishing its last
+    /// answer stays.
     fn checkout(&self, host: &str) -> Option<Sender> {
         let now = Instant::now();
         let mut idle = self.lock();
         let list = idle.get_mut(host)?;
-        while let Some(entry) = list.pop() {
-            if entry.usable(now, self.idle_timeout) {
-                return Some(entry.sender);
+        let mut at = list.len();
+        while at > 0 {
+            at -= 1;
+            if !list[at].alive(now, self.idle_timeout) {
+                list.swap_remove(at);
+            } else if list[at].sender.is_ready() {
+                return Some(list.swap_remove(at).sender);
             }
         }
         None
@@ -261,7 +274,7 @@ impl Shared {
     /// Closes every connection idle for longer than the timeout, and forgets closed ones.
     fn evict(&self, now: Instant) {
         self.lock().retain(|_, list| {
-            list.retain(|entry| entry.usable(now, self.idle_timeout));
+            list.retain(|entry| entry.alive(now, self.idle_timeout));
             !list.is_empty()
         });
     }
@@ -289,10 +302,8 @@ impl Shared {
 }
 
 impl Idle {
-    fn usable(&self, now: Instant, idle_timeout: Duration) -> bool {
-        !self.sender.is_closed()
-            && self.sender.is_ready()
-            && now.saturating_duration_since(self.since) < idle_timeout
+    fn alive(&self, now: Instant, idle_timeout: Duration) -> bool {
+        !self.sender.is_closed() && now.saturating_duration_since(self.since) < idle_timeout
     }
 }
 
@@ -460,6 +471,21 @@ mod tests {
         let (response, _lease) = head(&pool, &host).await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(connections_so_far(&mut connections), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_finishing_its_answer_waits_in_the_idle_list_until_it_closes() {
+        let (host, _connections) = server(Behaviour::HoldTheBody).await;
+        let pool = pool(Duration::from_secs(60));
+        let (response, mut lease) = head(&pool, &host).await.unwrap();
+        // As a lease whose answer ended leaves it when hyper has not marked it free yet.
+        let sender = lease.sender.take().unwrap();
+        pool.shared.put(host.as_str().into(), sender);
+        assert!(pool.shared.checkout(&host).is_none(), "not free yet");
+        assert_eq!(idle(&pool, &host), 1, "but kept");
+        // Its answer dropped unread, hyper closes it, and the next checkout lets it go.
+        drop(response);
+        wait_until(|| pool.shared.checkout(&host).is_none() && idle(&pool, &host) == 0).await;
     }
 
     /// Reads an answer's data and drops it there, as a relay does at `[DONE]`.
