@@ -82,11 +82,12 @@ impl PlainClient {
 /// The `Host` an upstream URL names, and the key of its idle connections: `host[:port]`,
 /// without credentials and without the default port, as hyper-util's client sent it.
 fn host(uri: &Uri) -> Option<&str> {
-    let authority = uri.authority()?.as_str();
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    Some(host.strip_suffix(":80").unwrap_or(host))
+    let authority = uri.authority()?;
+    if authority.port_u16() == Some(80) {
+        return Some(authority.host());
+    }
+    let text = authority.as_str();
+    Some(text.rsplit_once('@').map_or(text, |(_, host)| host))
 }
 
 /// An upstream's answer, whichever client fetched it.
@@ -323,6 +324,23 @@ mod tests {
             tls_failure(&Wrapper(std::io::ErrorKind::ConnectionRefused.into())),
             None
         );
+    }
+
+    #[test]
+    fn the_host_header_names_host_and_port_without_credentials_or_the_default_port() {
+        for (url, expected) in [
+            ("http://up.test/v1", "up.test"),
+            ("http://up.test:80/v1", "up.test"),
+            ("http://up.test:080/v1", "up.test"),
+            ("http://up.test:8080/v1", "up.test:8080"),
+            ("http://user:secret@up.test:8000/v1", "up.test:8000"),
+            ("http://user:secret@up.test/v1", "up.test"),
+            ("http://[::1]:80/v1", "[::1]"),
+            ("http://[::1]:8000/v1", "[::1]:8000"),
+        ] {
+            let uri: Uri = url.parse().unwrap();
+            assert_eq!(host(&uri), Some(expected), "{url}");
+        }
     }
 
     #[test]
