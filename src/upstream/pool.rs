@@ -43,7 +43,9 @@ struct Shared {
 
 struct Idle {
     sender: Sender,
-    since: Instant,
+    /// When it stops being offered: the pool's idle timeout, or sooner if the upstream said it
+    /// closes idle connections sooner.
+    until: Instant,
 }
 
 /// A connection lent to one exchange, back to the pool when the lease is dropped if the answer
@@ -55,6 +57,8 @@ pub struct Lease {
     shared: Arc<Shared>,
     /// The answer was read to its end: hyper is about to mark the connection free.
     answered: bool,
+    /// How long the upstream said it keeps an idle connection (`Keep-Alive: timeout=`).
+    upstream_keeps: Option<Duration>,
 }
 
 impl Pool {
@@ -79,7 +83,10 @@ impl Pool {
     ) -> Result<(http::Response<Incoming>, Lease), TransportError> {
         if let Some(mut sender) = self.shared.checkout(host) {
             match sender.try_send_request(request).await {
-                Ok(response) => return Ok((response, self.lease(sender, host))),
+                Ok(response) => {
+                    let lease = self.lease(sender, host, &response);
+                    return Ok((response, lease));
+                }
                 // The upstream closed the idle connection as the request went out, before any of
                 // it was written: a fresh connection may carry it, as hyper-util's client did.
                 Err(mut failed) => match failed.take_message() {
@@ -93,15 +100,20 @@ impl Pool {
             .send_request(request)
             .await
             .map_err(|error| TransportError::hyper(&error))?;
-        Ok((response, self.lease(sender, host)))
+        let lease = self.lease(sender, host, &response);
+        Ok((response, lease))
     }
 
-    fn lease(&self, sender: Sender, host: &str) -> Lease {
+    /// The lease of `sender`, which carried `response`. A server that says it closes idle
+    /// connections after `Keep-Alive: timeout=` seconds (Node's 5 s) is not sent a request as
+    /// it closes one: that request would end half written and could not be sent again.
+    fn lease(&self, sender: Sender, host: &str, response: &http::Response<Incoming>) -> Lease {
         Lease {
             sender: Some(sender),
             host: host.into(),
             shared: Arc::clone(&self.shared),
             answered: false,
+            upstream_keeps: keep_alive_timeout(response.headers()),
         }
     }
 
@@ -220,7 +232,8 @@ impl Drop for Lease {
         // another worker thread, it may not have yet): it waits in the idle list, where a
         // checkout takes it once it is ready.
         if self.answered || sender.is_ready() {
-            self.shared.put(std::mem::take(&mut self.host), sender);
+            self.shared
+                .put(std::mem::take(&mut self.host), sender, self.upstream_keeps);
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -230,9 +243,10 @@ impl Drop for Lease {
         // answer the connection is kept, and if it closes it this gives up.
         let shared = Arc::clone(&self.shared);
         let host = std::mem::take(&mut self.host);
+        let upstream_keeps = self.upstream_keeps;
         runtime.spawn(async move {
             if poll_fn(|cx| sender.poll_ready(cx)).await.is_ok() {
-                shared.put(host, sender);
+                shared.put(host, sender, upstream_keeps);
             }
         });
     }
@@ -254,7 +268,7 @@ impl Shared {
         let mut at = list.len();
         while at > 0 {
             at -= 1;
-            if !list[at].alive(now, self.idle_timeout) {
+            if !list[at].alive(now) {
                 list.swap_remove(at);
             } else if list[at].sender.is_ready() {
                 return Some(list.swap_remove(at).sender);
@@ -263,10 +277,19 @@ impl Shared {
         None
     }
 
-    fn put(&self, host: Box<str>, sender: Sender) {
+    /// Offers `sender` for `host` until the idle timeout, or until a second before the upstream
+    /// said it would close it; not at all if that leaves nothing.
+    fn put(&self, host: Box<str>, sender: Sender, upstream_keeps: Option<Duration>) {
+        let keep = match upstream_keeps {
+            Some(keeps) => match keeps.checked_sub(KEEP_ALIVE_MARGIN) {
+                Some(keep) if !keep.is_zero() => keep.min(self.idle_timeout),
+                _ => return,
+            },
+            None => self.idle_timeout,
+        };
         let entry = Idle {
             sender,
-            since: Instant::now(),
+            until: Instant::now() + keep,
         };
         self.lock().entry(host).or_default().push(entry);
     }
@@ -274,7 +297,7 @@ impl Shared {
     /// Closes every connection idle for longer than the timeout, and forgets closed ones.
     fn evict(&self, now: Instant) {
         self.lock().retain(|_, list| {
-            list.retain(|entry| entry.alive(now, self.idle_timeout));
+            list.retain(|entry| entry.alive(now));
             !list.is_empty()
         });
     }
@@ -302,9 +325,25 @@ impl Shared {
 }
 
 impl Idle {
-    fn alive(&self, now: Instant, idle_timeout: Duration) -> bool {
-        !self.sender.is_closed() && now.saturating_duration_since(self.since) < idle_timeout
+    fn alive(&self, now: Instant) -> bool {
+        !self.sender.is_closed() && now < self.until
     }
+}
+
+/// How much sooner than an upstream's `Keep-Alive: timeout=` the gateway stops reusing a
+/// connection: the request must reach the server before it closes.
+const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
+
+/// `timeout=` of a `Keep-Alive` header (`timeout=5, max=1000`), in seconds.
+fn keep_alive_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    static KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+    let value = headers.get(&KEEP_ALIVE)?.to_str().ok()?;
+    value.split(',').find_map(|part| {
+        let (name, seconds) = part.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("timeout")
+            .then(|| seconds.trim().parse().ok().map(Duration::from_secs))?
+    })
 }
 
 #[cfg(test)]
@@ -325,6 +364,8 @@ mod tests {
         HoldTheBody,
         /// A chunked answer whose terminator follows in a write of its own, a moment later.
         LateTerminator,
+        /// `ANSWER` with `Keep-Alive: timeout=` this many seconds.
+        KeepsFor(u64),
     }
 
     /// A server that answers requests as `behaviour` says and reports each connection it
@@ -360,6 +401,12 @@ mod tests {
                     Behaviour::KeepAlive => stream.write_all(ANSWER).await.unwrap(),
                     Behaviour::CloseAfterOne => return stream.write_all(ANSWER).await.unwrap(),
                     Behaviour::HoldTheBody => stream.write_all(HELD).await.unwrap(),
+                    Behaviour::KeepsFor(seconds) => {
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nkeep-alive: timeout={seconds}, max=100\r\ncontent-length: 2\r\n\r\nok"
+                        );
+                        stream.write_all(answer.as_bytes()).await.unwrap();
+                    }
                     Behaviour::LateTerminator => {
                         stream.write_all(HELD).await.unwrap();
                         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -480,12 +527,47 @@ mod tests {
         let (response, mut lease) = head(&pool, &host).await.unwrap();
         // As a lease whose answer ended leaves it when hyper has not marked it free yet.
         let sender = lease.sender.take().unwrap();
-        pool.shared.put(host.as_str().into(), sender);
+        pool.shared.put(host.as_str().into(), sender, None);
         assert!(pool.shared.checkout(&host).is_none(), "not free yet");
         assert_eq!(idle(&pool, &host), 1, "but kept");
         // Its answer dropped unread, hyper closes it, and the next checkout lets it go.
         drop(response);
         wait_until(|| pool.shared.checkout(&host).is_none() && idle(&pool, &host) == 0).await;
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_closes_idle_connections_soon_is_not_sent_one_about_to_close() {
+        let (host, mut connections) = server(Behaviour::KeepsFor(1)).await;
+        let pool = pool(Duration::from_secs(90));
+        // A second is the margin: a connection the server keeps one second is not offered.
+        drop(get(&pool, &host).await.unwrap());
+        assert_eq!(idle(&pool, &host), 0);
+        drop(get(&pool, &host).await.unwrap());
+        assert_eq!(connections_so_far(&mut connections), 2);
+
+        let (host, mut connections) = server(Behaviour::KeepsFor(5)).await;
+        drop(get(&pool, &host).await.unwrap());
+        // Offered for four seconds, not the pool's ninety.
+        pool.shared
+            .evict(Instant::now() + Duration::from_millis(3900));
+        assert_eq!(idle(&pool, &host), 1);
+        pool.shared.evict(Instant::now() + Duration::from_secs(4));
+        assert_eq!(idle(&pool, &host), 0);
+        assert_eq!(connections_so_far(&mut connections), 1);
+    }
+
+    #[test]
+    fn keep_alive_timeouts_are_read_from_the_header() {
+        let timeout = |value: &'static str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("keep-alive", http::HeaderValue::from_static(value));
+            keep_alive_timeout(&headers)
+        };
+        assert_eq!(timeout("timeout=5, max=1000"), Some(Duration::from_secs(5)));
+        assert_eq!(timeout("max=3, Timeout = 2"), Some(Duration::from_secs(2)));
+        assert_eq!(timeout("max=3"), None);
+        assert_eq!(timeout("timeout=soon"), None);
+        assert_eq!(keep_alive_timeout(&http::HeaderMap::new()), None);
     }
 
     /// Reads an answer's data and drops it there, as a relay does at `[DONE]`.
