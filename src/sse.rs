@@ -323,15 +323,24 @@ where
     }
 }
 
-/// One `data:` event. An upstream event whose data spanned several lines keeps one `data:` line
-/// per line, so the client joins them back exactly as it was sent.
 /// How OpenAI ends every chunk but the last once asked for usage.
 const NULL_USAGE: &[u8] = b",\"usage\":null}";
 
-/// [`frame`] for a chunk written in two pieces.
+/// One `data:` event. An upstream event whose data spanned several lines keeps one `data:` line
+/// per line, so the client joins them back exactly as it was sent.
+fn frame(out: &mut Vec<u8>, json: &[u8]) {
+    frame_parts(out, json, b"");
+}
+
+/// [`frame`] for a chunk written in two pieces; `tail` holds no line break.
 fn frame_parts(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
     if has_newline(head) {
-        frame(out, &[head, tail].concat());
+        for line in [head, tail].concat().split(|&b| b == b'\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        out.push(b'\n');
         return;
     }
     out.extend_from_slice(b"data: ");
@@ -345,21 +354,6 @@ fn frame_parts(out: &mut Vec<u8>, head: &[u8], tail: &[u8]) {
 /// the rest of a relay.
 fn has_newline(json: &[u8]) -> bool {
     memchr::memchr(b'\n', json).is_some()
-}
-
-fn frame(out: &mut Vec<u8>, json: &[u8]) {
-    if !has_newline(json) {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(json);
-        out.extend_from_slice(b"\n\n");
-        return;
-    }
-    for line in json.split(|&b| b == b'\n') {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line);
-        out.push(b'\n');
-    }
-    out.push(b'\n');
 }
 
 fn data_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
