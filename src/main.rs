@@ -17,6 +17,8 @@ use switchboard::{Config, Gateway};
 #[command(
     name = "switchboard",
     version,
+    // `switchboard --config x.yaml check` must not check ./config.yaml and say it is fine.
+    args_conflicts_with_subcommands = true,
     about = "An AI gateway: one OpenAI-compatible endpoint for every model provider"
 )]
 struct Cli {

@@ -1,7 +1,8 @@
 //! `${VAR}` and `${VAR:-default}` in any string of config.yaml, resolved after YAML parsing so a
 //! value with YAML syntax in it can never change the document's structure.
 //!
-//! `$$` writes a literal `$`. Every unset variable is reported with the YAML path that uses it.
+//! `${VAR:-default}` takes the default when VAR is unset or empty, as a shell does. `$$` writes a
+//! literal `$`. Every unset variable is reported with the YAML path that uses it.
 
 use serde_yaml_ng::Value;
 
@@ -67,6 +68,9 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
                 return Err(format!("invalid variable name {name:?} in ${{{expr}}}"));
             }
             match (lookup(name), default) {
+                // As in a shell, `:-` stands in for an empty variable too: `.env` files and
+                // compose files often set a variable to nothing to mean "not given".
+                (Some(value), Some(default)) if value.is_empty() => out.push_str(default),
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
                 (None, None) => {
@@ -90,7 +94,18 @@ mod tests {
     use super::*;
 
     fn env(name: &str) -> Option<String> {
-        (name == "SET").then(|| "value".to_owned())
+        match name {
+            "SET" => Some("value".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_takes_its_default_and_is_empty_without_one() {
+        assert_eq!(expand("${EMPTY:-fallback}", &env).unwrap(), "fallback");
+        assert_eq!(expand("a${EMPTY}b", &env).unwrap(), "ab");
+        assert_eq!(expand("${SET:-fallback}", &env).unwrap(), "value");
     }
 
     #[test]

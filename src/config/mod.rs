@@ -739,6 +739,27 @@ extra: 1
         );
     }
 
+    /// A secret written where a mapping belongs is named by its path only: `check` output lands
+    /// in CI logs.
+    #[test]
+    fn a_misplaced_secret_is_not_repeated_in_the_error() {
+        let errors = parse(
+            r#"
+providers:
+  a: { kind: openai, api_key: sk-fine, headers: "Authorization: Bearer sk-HEADER-SECRET" }
+keys: [ sk-KEY-SECRET ]
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "providers.a.headers: invalid type: a string, expected a map",
+                "keys[0]: invalid type: a string, expected a mapping",
+            ]
+        );
+    }
+
     #[test]
     fn full_shape_loads() {
         let config = parse(

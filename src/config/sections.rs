@@ -91,8 +91,24 @@ fn read_at<T: DeserializeOwned>(value: Value, at: &str) -> Result<T, ConfigError
             _ if inner.starts_with('[') => format!("{at}{inner}"),
             _ => format!("{at}.{inner}"),
         };
-        ConfigError::new(path, e.into_inner().to_string())
+        ConfigError::new(path, plain(&e.into_inner().to_string()))
     })
+}
+
+/// serde's message about a value, without the value when it is a string and without Rust's
+/// type names. A string written where a mapping belongs (`keys: [sk-...]`, `headers: "Bearer
+/// sk-..."`) may be a secret, and `check` output ends up in CI logs.
+fn plain(message: &str) -> String {
+    let mut message = match (message.find("string \""), message.rfind("\", expected")) {
+        (Some(start), Some(end)) if end > start => {
+            format!("{}a string{}", &message[..start], &message[end + 1..])
+        }
+        _ => message.to_owned(),
+    };
+    if let Some(at) = message.find("expected struct ") {
+        message.replace_range(at.., "expected a mapping");
+    }
+    message
 }
 
 /// A list read entry by entry, each failure recorded with its index.

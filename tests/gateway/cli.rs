@@ -35,6 +35,22 @@ fn check_accepts_the_shipped_config() {
     );
 }
 
+/// Flags belong after the subcommand; before it they are refused, not silently dropped in favour
+/// of ./config.yaml (a CI step would otherwise pass on the wrong file).
+#[test]
+fn flags_before_a_subcommand_are_refused() {
+    let bad = write_config("flags-first", "providers: {}\nnot_a_section: 1\n");
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&bad)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
 #[test]
 fn check_prints_every_problem_with_its_path_and_exits_1() {
     let path = write_config(
