@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod cache;
 mod charge;
+mod connections;
 mod context;
 mod mcp;
 mod resilience;

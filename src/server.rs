@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -16,6 +15,7 @@ use crate::api::{self, AppState};
 use crate::auth::{self, KeyError, KeyStore};
 use crate::cache::ResponseCache;
 use crate::config::Config;
+use crate::connections::{self, Limits};
 use crate::context::ContextStore;
 use crate::routing::Routes;
 use crate::telemetry::Metrics;
@@ -47,6 +47,7 @@ pub enum BuildError {
 pub struct Gateway {
     state: Arc<AppState>,
     shutdown_timeout: Duration,
+    limits: Limits,
     /// Started when serving starts, so `check` resolves nothing.
     discoveries: Vec<Discovery>,
     /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open.
@@ -148,6 +149,11 @@ impl Gateway {
         Ok(Gateway {
             state: Arc::new(state),
             shutdown_timeout: config.server.shutdown_timeout.0,
+            limits: Limits {
+                header_timeout: config.server.header_timeout.0,
+                max_connections: usize::try_from(config.server.max_connections)
+                    .unwrap_or(usize::MAX),
+            },
             discoveries,
             mcp_stop,
             mcp_upstreams,
@@ -176,27 +182,20 @@ impl Gateway {
             tracing::info!("shutting down: draining in-flight requests");
             notify.notify_one();
         };
-        // Without TCP_NODELAY, small keep-alive responses can wait ~40 ms on delayed ACKs.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
         let ledger = self.state.ledger.clone();
         let maintenance = tokio::spawn(ledger.clone().maintain());
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
         let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
         let mcp_supervisors = self.mcp_upstreams.spawn(&self.mcp_stop);
-        let server = axum::serve(listener, api::router(self.state)).with_graceful_shutdown(signal);
+        let server = connections::serve(listener, api::router(self.state), self.limits, signal);
         let grace = self.shutdown_timeout;
-        let result = tokio::select! {
-            result = server.into_future() => result,
+        tokio::select! {
+            () = server => {}
             () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!(timeout = ?grace, "shutdown timeout reached: closing remaining connections");
-                Ok(())
             }
-        };
+        }
         maintenance.abort();
         for task in discovering {
             task.abort();
@@ -211,6 +210,6 @@ impl Gateway {
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }
-        result
+        Ok(())
     }
 }

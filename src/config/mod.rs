@@ -134,6 +134,14 @@ pub struct ServerConfig {
     /// How long a shutdown waits for in-flight requests, streams included.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Span,
+    /// How long a client has to send a request's headers, counted from when the connection
+    /// is ready for the next one: slow-header clients and idle keep-alive connections are
+    /// closed after it.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: Span,
+    /// Client connections open at once; beyond it the gateway stops accepting until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
 }
 
 impl Default for ServerConfig {
@@ -144,8 +152,20 @@ impl Default for ServerConfig {
             max_body: default_max_body(),
             max_answer: default_max_answer(),
             shutdown_timeout: default_shutdown_timeout(),
+            header_timeout: default_header_timeout(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+fn default_header_timeout() -> Span {
+    Span(Duration::from_secs(30))
+}
+
+/// Well under the 20k+ descriptors a server is usually allowed, leaving room for upstream
+/// connections, state files and MCP children.
+fn default_max_connections() -> u32 {
+    8192
 }
 
 fn default_listen() -> SocketAddr {

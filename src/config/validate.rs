@@ -35,6 +35,18 @@ fn server_and_cache_errors(config: &Config, errors: &mut Vec<ConfigError>) {
             errors.push(ConfigError::new(path, "must be larger than 0"));
         }
     }
+    if config.server.header_timeout.0.is_zero() {
+        errors.push(ConfigError::new(
+            "server.header_timeout",
+            "must be longer than 0",
+        ));
+    }
+    if config.server.max_connections == 0 {
+        errors.push(ConfigError::new(
+            "server.max_connections",
+            "must be larger than 0",
+        ));
+    }
     if let Some(cache) = &config.cache {
         if cache.ttl.0.is_zero() || cache.ttl.0 > MAX_CACHE_TTL {
             errors.push(ConfigError::new(

@@ -9,6 +9,7 @@ mod chat;
 mod cli;
 mod cohere;
 mod common;
+mod connections;
 mod context;
 mod discovery;
 mod errors;

@@ -1,0 +1,99 @@
+//! Client connections: slow or silent clients are let go after `server.header_timeout`, idle
+//! keep-alive connections too, requests already answering are not, and `server.max_connections`
+//! makes further clients wait their turn.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{TestGateway, client, sse_data};
+
+/// A bound on how long the gateway may take to close a connection, far above the timeouts set
+/// below: reaching it means the connection was never closed.
+const CLOSE_BOUND: Duration = Duration::from_secs(10);
+
+/// Everything the gateway sends until it closes the connection.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    tokio::time::timeout(CLOSE_BOUND, stream.read_to_end(&mut received))
+        .await
+        .expect("the gateway closed the connection")
+        .expect("read");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn slow_silent_and_idle_clients_are_let_go_but_slow_answers_are_not() {
+    let gateway = TestGateway::start(
+        r#"
+server: { header_timeout: 300ms }
+providers:
+  demo: { kind: mock }
+  slow: { kind: mock, latency: { first_token: 600ms, per_chunk: 0ms } }
+models:
+  - { name: fast, targets: [ { provider: demo, model: m } ] }
+"#,
+    )
+    .await;
+
+    let mut silent = TcpStream::connect(gateway.addr).await.unwrap();
+    let mut half = TcpStream::connect(gateway.addr).await.unwrap();
+    half.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(gateway.addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    assert_eq!(read_until_closed(&mut silent).await, "");
+    // hyper closes a connection whose headers never ended without a word.
+    assert_eq!(read_until_closed(&mut half).await, "");
+    let answered = read_until_closed(&mut idle).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    assert!(answered.ends_with(r#"{"status":"ok"}"#), "{answered}");
+
+    // An answer that takes longer than the header timeout is not cut: the timeout is for heads.
+    let body = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&serde_json::json!({
+            "model": "slow/m", "stream": true,
+            "messages": [{"role": "user", "content": "take your time"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body.status(), 200);
+    let events = sse_data(&body.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn clients_beyond_max_connections_wait_for_a_free_slot() {
+    let gateway = TestGateway::start(
+        r#"
+server: { max_connections: 1, header_timeout: 30s }
+providers:
+  demo: { kind: mock }
+"#,
+    )
+    .await;
+    let holder = TcpStream::connect(gateway.addr).await.unwrap();
+    let mut waiting = TcpStream::connect(gateway.addr).await.unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut first)).await;
+    assert!(
+        early.is_err(),
+        "a second client was served while the only slot was taken"
+    );
+    drop(holder);
+    let answered = read_until_closed(&mut waiting).await;
+    assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+    gateway.stop().await;
+}
