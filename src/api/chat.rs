@@ -319,7 +319,11 @@ async fn attempt(
         let whole = !request.is_stream() || is_json(response.headers());
         if whole {
             let bytes = upstream::read_body(client, name, response).await?;
-            let mut answer = http.adapter.chat_response(bytes).map_err(ApiError::from)?;
+            // A malformed answer's error quotes it, and it may echo a credential back.
+            let mut answer = http
+                .adapter
+                .chat_response(bytes)
+                .map_err(|e| upstream::redact(ApiError::from(e), &http.secrets))?;
             // Answers that name no model (Bedrock's) are labelled with the model asked for.
             if let ChatAnswer::Translated(completion) = &mut answer
                 && completion.model.is_empty()

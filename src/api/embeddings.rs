@@ -219,8 +219,9 @@ async fn embed_batch(
         .map_err(ApiError::from)?;
     let response = upstream::send(client, name, backend, outgoing, deadline).await?;
     let bytes = upstream::read_body(client, name, response).await?;
+    // A malformed answer's error quotes it, and it may echo a credential back.
     Ok(backend
         .adapter
         .embeddings_response(&bytes)
-        .map_err(ApiError::from)?)
+        .map_err(|e| upstream::redact(ApiError::from(e), &backend.secrets))?)
 }

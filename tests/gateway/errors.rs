@@ -240,6 +240,15 @@ async fn provider_errors_keep_status_and_hide_the_key() {
         !error.to_string().contains("this is not json"),
         "raw bodies are not forwarded"
     );
+    // serde quotes what it did not expect; here that is the provider's key.
+    let (status, error) = post(&gateway, chat("up/misshapen-echo")).await;
+    assert_eq!(status, 503);
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("invalid response"), "{message}");
+    assert!(
+        !message.contains(KEY),
+        "the provider key must not reach the client: {message}"
+    );
 }
 
 #[tokio::test]

@@ -246,6 +246,11 @@ async fn chat(
     if model == "garbage" {
         return (StatusCode::OK, "{ this is not json").into_response();
     }
+    if model == "misshapen-echo" {
+        // Valid JSON in the wrong shape, quoting the credential it was called with.
+        return Json(json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": KEY}))
+            .into_response();
+    }
     if model == "endless" {
         let spaces = futures_util::stream::repeat_with(|| {
             Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(&[b' '; 16 * 1024]))
