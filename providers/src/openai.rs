@@ -112,9 +112,34 @@ impl Adapter for OpenAi {
         let fallback = || format!("upstream returned HTTP {status}");
         match serde_json::from_slice::<OpenAiErrorBody>(body) {
             Ok(OpenAiErrorBody { error }) => error.into_error(status, fallback),
-            Err(_) => ProviderError::from_status(status, fallback()),
+            Err(_) => {
+                ProviderError::from_status(status, other_message(body).unwrap_or_else(fallback))
+            }
         }
     }
+}
+
+/// Longest message taken from an error body in a shape of its own.
+const MAX_OTHER_MESSAGE: usize = 2000;
+
+/// The message of error bodies OpenAI-compatible servers write in shapes of their own: vLLM's
+/// top-level `message`, TGI's `error` string, FastAPI's `detail` (a string, or a list of
+/// validation problems). Plain text and HTML pages are not passed on.
+fn other_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = [&value["message"], &value["error"]]
+        .into_iter()
+        .find_map(|field| field.as_str().map(str::to_owned))
+        .or_else(|| match &value["detail"] {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
+        })?;
+    let end = message
+        .char_indices()
+        .nth(MAX_OTHER_MESSAGE)
+        .map_or(message.len(), |(at, _)| at);
+    Some(message[..end].to_owned())
 }
 
 /// A streamed request with `stream_options.include_usage` added.
@@ -550,5 +575,28 @@ mod tests {
             "a redirect is not an answer"
         );
         assert!(!err.message.contains("html"));
+    }
+
+    #[test]
+    fn error_bodies_of_other_shapes_keep_their_message() {
+        for (body, message) in [
+            (
+                &br#"{"object":"error","message":"maximum context length is 4096 tokens","type":"BadRequestError","code":400}"#[..],
+                "maximum context length is 4096 tokens",
+            ),
+            (br#"{"error":"prompt is too long"}"#, "prompt is too long"),
+            (br#"{"detail":"Not authenticated"}"#, "Not authenticated"),
+            (
+                br#"{"detail":[{"loc":["body","messages"],"msg":"field required"}]}"#,
+                r#"[{"loc":["body","messages"],"msg":"field required"}]"#,
+            ),
+            (br#"{"unrelated":1}"#, "upstream returned HTTP 400"),
+        ] {
+            let err = OpenAi.error_response(400, body);
+            assert_eq!((err.status, err.message.as_str()), (400, message));
+        }
+        let long = format!(r#"{{"error":"{}"}}"#, "é".repeat(5000));
+        let err = OpenAi.error_response(400, long.as_bytes());
+        assert_eq!(err.message.chars().count(), MAX_OTHER_MESSAGE);
     }
 }
