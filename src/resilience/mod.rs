@@ -151,8 +151,18 @@ impl<'r> Plan<'r> {
     /// otherwise the backoff is waited out when the same model has tries left.
     pub async fn failed(&mut self, target: &Target, failure: Failure) -> Result<(), ApiError> {
         if !failure.retryable {
+            // The request's own fault, passed on to the client as it is.
+            tracing::debug!(target = %target.name(), error = %failure.error.message, "refused");
             return Err(*failure.error);
         }
+        // The client hears only the last word; the operator needs every try's cause. Messages
+        // from upstream are scrubbed of credentials by now.
+        tracing::warn!(
+            target = %target.name(),
+            status = failure.error.status.as_u16(),
+            error = %failure.error.message,
+            "try failed"
+        );
         self.failures
             .push(format!("{}: {}", target.name(), failure.error.message));
         if let Some(route) = self.routes.get(self.route) {

@@ -330,7 +330,13 @@ async fn logs_never_contain_secrets() {
             ("SB_TEST_HEADER", header_secret),
         ],
     );
-    for model in ["gpt", "up/error-401", "up/cut", "up/stream-error"] {
+    for model in [
+        "gpt",
+        "up/error-401",
+        "up/error-500",
+        "up/cut",
+        "up/stream-error",
+    ] {
         for stream in [false, true] {
             let response = client()
                 .post(process.url("/v1/chat/completions"))
@@ -357,6 +363,14 @@ async fn logs_never_contain_secrets() {
     for secret in [KEY, client_key, header_secret] {
         assert!(!log.contains(secret), "secret {secret} leaked into the log");
     }
+    // A failed try is logged with its cause (the provider's message, scrubbed), not only the
+    // status the client got.
+    assert!(
+        log.lines().any(|line| line.contains("try failed")
+            && line.contains("fake failure 500 for key")
+            && line.contains("up/error-500")),
+        "{log}"
+    );
 }
 
 #[tokio::test]
