@@ -303,21 +303,59 @@ struct PeekDelta {
 /// A chunk a byte scan shows to be plain is forwarded unparsed; only chunks carrying usage,
 /// errors or anything unusual are parsed, and the first chunk with choices unless the scan sees
 /// its role (the relay adds a missing one).
+///
+/// A server that ends its stream without `[DONE]` right after every choice has finished (some
+/// local servers and proxies do) is taken as complete: the last chunk with choices, kept by
+/// reference, is read when the bytes end.
 #[derive(Default)]
 struct OpenAiStream {
     seen_choices: bool,
+    last_with_choices: Option<Bytes>,
 }
 
 impl ChunkDecoder for OpenAiStream {
     fn decode(&mut self, _event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError> {
         let data = data.trim();
         if data == "[DONE]" {
+            self.last_with_choices = None;
             return Ok(vec![StreamItem::Done]);
         }
         if data.is_empty() {
             return Ok(Vec::new());
         }
         let bytes = Bytes::copy_from_slice(data.as_bytes());
+        let items = self.chunk(data, bytes)?;
+        if let [StreamItem::Verbatim(chunk)] = &items[..]
+            && chunk.has_choices
+        {
+            self.last_with_choices = Some(chunk.data.clone());
+        }
+        Ok(items)
+    }
+
+    fn finish(&mut self) -> Result<Vec<StreamItem>, ProviderError> {
+        let finished = self.last_with_choices.take().is_some_and(|last| {
+            serde_json::from_slice::<Peek<Vec<FinishedChoice>>>(&last)
+                .is_ok_and(|peek| peek.choices.iter().all(|c| c.finish_reason.is_some()))
+        });
+        Ok(if finished {
+            vec![StreamItem::Done]
+        } else {
+            Vec::new()
+        })
+    }
+}
+
+/// What [`OpenAiStream::finish`] reads of the last chunk's choices.
+#[derive(Deserialize)]
+struct FinishedChoice {
+    #[serde(default)]
+    finish_reason: Option<IgnoredAny>,
+}
+
+impl OpenAiStream {
+    /// One chunk's items: forwarded unparsed when the byte scan allows.
+    fn chunk(&mut self, data: &str, bytes: Bytes) -> Result<Vec<StreamItem>, ProviderError> {
         if let Some(plain) = json_scan::plain_chunk(&bytes)
             // Only the first chunk with choices is asked about its role.
             && (self.seen_choices || !plain.has_choices || json_scan::one_delta_with_role(&bytes))
@@ -575,6 +613,28 @@ mod tests {
             "a redirect is not an answer"
         );
         assert!(!err.message.contains("html"));
+    }
+
+    #[test]
+    fn a_stream_without_done_is_complete_only_once_its_choices_finished() {
+        let delta = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"a"},"finish_reason":null}]}"#;
+        let last = r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
+        let usage = r#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+        let ends = |chunks: &[&str]| {
+            let mut decoder = OpenAiStream::default();
+            for chunk in chunks {
+                decoder.decode("", chunk).unwrap();
+            }
+            matches!(&decoder.finish().unwrap()[..], [StreamItem::Done])
+        };
+        assert!(ends(&[delta, last]));
+        assert!(
+            ends(&[delta, last, usage]),
+            "the usage chunk has no choices"
+        );
+        assert!(!ends(&[delta]), "cut before the finish");
+        assert!(!ends(&[]));
+        assert!(!ends(&[delta, last, "[DONE]"]), "[DONE] already ended it");
     }
 
     #[test]
