@@ -21,16 +21,42 @@ pub async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: config loaded and not draining.
+/// `GET /ready`: config loaded, not draining, and some provider able to take a request (an
+/// instance its breaker lets through), with each provider's state listed. One such provider is
+/// enough: a provider down for every replica at once is no reason to take them all out.
 pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if state.draining.load(Ordering::Relaxed) {
-        (
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "draining"})),
-        )
-    } else {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+        );
     }
+    let providers: serde_json::Map<String, serde_json::Value> = state
+        .routes
+        .upstreams()
+        .iter()
+        .map(|(name, upstream)| {
+            let instances = upstream.instances.all();
+            let status = if instances.is_empty() {
+                "no instances"
+            } else if instances.iter().any(|instance| instance.available()) {
+                "available"
+            } else {
+                "unavailable"
+            };
+            (name.clone(), json!(status))
+        })
+        .collect();
+    let any = providers.values().any(|status| status == "available");
+    let (code, status) = if any {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        code,
+        Json(json!({"status": status, "providers": providers})),
+    )
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -267,6 +267,47 @@ async fn the_final_error_names_a_target_held_off_by_its_breaker() {
     );
 }
 
+/// `/ready` lists each provider's state, and says not ready only once no provider can take a
+/// request.
+#[tokio::test]
+async fn ready_is_unavailable_once_every_provider_is_held_off() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:
+  flaky: {{ kind: openai, base_url: \"{url}\", api_key: \"{KEY}\", breaker: {{ failures: 1, window: 30s, cooldown: 60s }} }}
+  spare: {{ kind: openai, base_url: \"{url}\", api_key: \"{KEY}\", breaker: {{ failures: 1, window: 30s, cooldown: 60s }} }}
+models:
+  - {{ name: m, targets: [ {{ provider: flaky, model: error-500 }} ], retry: {{ attempts: 1 }} }}
+  - {{ name: n, targets: [ {{ provider: spare, model: error-503 }} ], retry: {{ attempts: 1 }} }}
+",
+        url = fake.base_url()
+    ))
+    .await;
+    let ready = async || {
+        let response = client().get(gateway.url("/ready")).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let (status, body) = ready().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["providers"],
+        json!({"flaky": "available", "spare": "available"})
+    );
+    assert_eq!(ask(&gateway, chat("m")).await.status, 503);
+    let (status, body) = ready().await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+    assert_eq!(body["providers"]["flaky"], "unavailable");
+    assert_eq!(ask(&gateway, chat("n")).await.status, 503);
+    let (status, body) = ready().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(
+        body["providers"],
+        json!({"flaky": "unavailable", "spare": "unavailable"})
+    );
+}
+
 #[tokio::test]
 async fn weights_hold_exactly_over_2000_requests() {
     let gateway = TestGateway::start(
