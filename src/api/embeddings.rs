@@ -40,6 +40,18 @@ async fn answer(
     served: &mut Served,
 ) -> Result<Response, ApiError> {
     let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
+    let nothing = match &request.input {
+        EmbeddingInput::Text(text) => text.is_empty(),
+        EmbeddingInput::Tokens(tokens) => tokens.is_empty(),
+        batch => batch.is_empty(),
+    };
+    if nothing {
+        // As OpenAI answers it, and before any provider is paid to say the same.
+        return Err(ApiError::invalid_request(
+            "'input' must not be empty.",
+            Some("input".into()),
+        ));
+    }
     let route = route_for(state, caller, &request.model)?;
     served.model.clone_from(&route.label);
     let routes = with_fallbacks(state, &route);

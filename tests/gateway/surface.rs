@@ -198,6 +198,12 @@ async fn mock_embeddings_in_float_and_base64() {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     assert_eq!(decoded, first, "base64 carries the same vector");
+    for empty in [json!([]), json!("")] {
+        let body = json!({"model": "embed", "input": empty});
+        let (status, error) = post(&gateway, Some("sk-all"), "/v1/embeddings", &body).await;
+        assert_eq!(status, 400, "{error}");
+        assert_eq!(error["error"]["param"], "input");
+    }
     let (status, _) = post(
         &gateway,
         Some("sk-team-a"),
