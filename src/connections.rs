@@ -96,7 +96,7 @@ impl Connection {
         let started = Arc::new(AtomicBool::new(false));
         let service = {
             let started = Arc::clone(&started);
-            let router = self.router.clone();
+            let router = self.router;
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 started.store(true, Ordering::Relaxed);
                 // A router is always ready: calling it without `poll_ready` is its documented use.

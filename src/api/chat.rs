@@ -323,7 +323,7 @@ async fn attempt(
             let mut answer = http
                 .adapter
                 .chat_response(bytes)
-                .map_err(|e| upstream::redact(ApiError::from(e), &http.secrets))?;
+                .map_err(|e| http.scrub(e.into()))?;
             // Answers that name no model (Bedrock's) are labelled with the model asked for.
             if let ChatAnswer::Translated(completion) = &mut answer
                 && completion.model.is_empty()

@@ -235,5 +235,5 @@ async fn embed_batch(
     Ok(backend
         .adapter
         .embeddings_response(&bytes)
-        .map_err(|e| upstream::redact(ApiError::from(e), &backend.secrets))?)
+        .map_err(|e| backend.scrub(e.into()))?)
 }
