@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::KeyConfig;
+use crate::digest::{Digest32, parse_hex, sha256};
 use crate::error::ApiError;
 use crate::quota::{Admission, KeyQuota};
 use crate::usage::Ledger;
@@ -56,8 +56,6 @@ impl Caller {
             .is_none_or(|globs| globs.is_match(namespace))
     }
 }
-
-type Digest32 = [u8; 32];
 
 /// The configured keys, by digest.
 pub struct KeyStore {
@@ -163,30 +161,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-/// SHA-256 of a secret in lowercase hex, as `key_sha256` is written.
-pub fn sha256_hex(secret: &str) -> String {
-    sha256(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// SHA-256 of a secret, the form in which keys are held.
-pub fn sha256(bytes: &[u8]) -> Digest32 {
-    Sha256::digest(bytes).into()
-}
-
-fn parse_hex(hex: &str) -> Option<Digest32> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// Compiles a list of globs into one matcher.

@@ -13,7 +13,7 @@ use rand::Rng;
 use switchboard_providers::catalog;
 
 use crate::config::{ModelConfig, RetryConfig, Strategy, TargetConfig, TimeoutsConfig};
-use crate::upstream::instances::Lease;
+use crate::upstream::instances::InstanceLease;
 use crate::upstream::{Backend, Upstream};
 use crate::usage::Price;
 
@@ -110,7 +110,7 @@ impl Route {
     /// A target for the next try and a lease on one of its instances, by the route's strategy,
     /// among targets with an instance that would take it. Targets in `tried` are chosen again
     /// only when no other is available; targets in `benched` never are.
-    pub fn choose(&self, tried: &[usize], benched: &[usize]) -> Option<(usize, Lease)> {
+    pub fn choose(&self, tried: &[usize], benched: &[usize]) -> Option<(usize, InstanceLease)> {
         let available: Vec<usize> = (0..self.targets.len())
             .filter(|i| !benched.contains(i))
             .filter(|&i| self.targets[i].upstream.instances.available())

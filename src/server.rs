@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::api::{self, AppState};
-use crate::auth::{self, KeyError, KeyStore};
+use crate::auth::{KeyError, KeyStore};
 use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::connections::{self, Limits};
@@ -53,7 +53,7 @@ pub struct Gateway {
     /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open.
     mcp_stop: CancellationToken,
     /// Upstream MCP servers; their supervisors start when serving starts.
-    mcp_upstreams: Arc<crate::mcp::Upstreams>,
+    mcp_servers: Arc<crate::mcp::McpServers>,
 }
 
 /// Whether a build opens the state directory (usage ledger, context store) or leaves it alone.
@@ -89,7 +89,7 @@ impl Gateway {
             .admin_key
             .as_ref()
             .filter(|k| !k.is_empty())
-            .map(|k| auth::sha256(k.expose().as_bytes()));
+            .map(|k| crate::digest::sha256(k.expose().as_bytes()));
         let names = config.keys.iter().map(|k| k.name.as_str());
         // An open gateway accounts nothing, so it needs no files.
         let ledger = if config.keys.is_empty() || state_dir == State::Untouched {
@@ -108,7 +108,7 @@ impl Gateway {
         let clients = upstream::Clients::new(&config.models, max_answer)?;
         let mcp_stop = CancellationToken::new();
         let tool_registry = Arc::new(crate::mcp::Registry::new(config));
-        let mcp_upstreams = Arc::new(crate::mcp::Upstreams::new(
+        let mcp_servers = Arc::new(crate::mcp::McpServers::new(
             &config.mcp.servers,
             clients.default_client().clone(),
         ));
@@ -117,7 +117,7 @@ impl Gateway {
             context.clone(),
             tool_registry.clone(),
             clients.default_client().clone(),
-            mcp_upstreams.clone(),
+            mcp_servers.clone(),
             mcp_stop.clone(),
         )
         .map_err(BuildError::Mcp)?;
@@ -139,7 +139,7 @@ impl Gateway {
             cache,
             admin_key,
             max_body: config.server.max_body.0,
-            started: api::unix_now(),
+            started: crate::clock::unix_now(),
             draining: AtomicBool::new(false),
             context,
             mcp,
@@ -156,7 +156,7 @@ impl Gateway {
             },
             discoveries,
             mcp_stop,
-            mcp_upstreams,
+            mcp_servers,
         })
     }
 
@@ -187,7 +187,7 @@ impl Gateway {
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
         let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
-        let mcp_supervisors = self.mcp_upstreams.spawn(&self.mcp_stop);
+        let mcp_supervisors = self.mcp_servers.spawn(&self.mcp_stop);
         let server = connections::serve(listener, api::router(self.state), self.limits, signal);
         let grace = self.shutdown_timeout;
         tokio::select! {

@@ -3,7 +3,6 @@
 //!
 //! Each outcome is counted once in the metrics, labelled with the route that served it.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,25 +16,22 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use switchboard_providers::assemble;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
-use switchboard_providers::eventstream::{EventMessage, FrameSplitter, MessageKind};
 use switchboard_providers::mock::MockAnswer;
-use switchboard_providers::sse_frames::{SseEvent, SseSplitter};
-use switchboard_providers::{ChatAnswer, ChunkDecoder, StreamFormat, StreamItem};
+use switchboard_providers::{ChatAnswer, StreamItem};
 
-use super::{
-    AppState, Served, body, model_endpoint, route_deadline, route_for, unix_now, with_fallbacks,
-};
+use super::{AppState, Served, body, model_endpoint, route_deadline, route_for, with_fallbacks};
 use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
 use crate::charge::Charge;
 use crate::config::TimeoutsConfig;
 use crate::error::ApiError;
-use crate::resilience::{Failure, Plan};
+use crate::resilience::{self, Plan};
 use crate::routing::Target;
 use crate::sse::{self, Recorder, UsageSink};
 use crate::tokens;
-use crate::upstream::instances::Lease;
-use crate::upstream::{self, Backend, HttpBackend, MockBackend};
+use crate::upstream::exchange::{self, ChatReply};
+use crate::upstream::instances::InstanceLease;
+use crate::upstream::{self, Backend, Failure, MockBackend, Pace};
 
 /// Names the provider and upstream model that answered, for debugging routes.
 static TARGET_HEADER: HeaderName = HeaderName::from_static("x-switchboard-target");
@@ -117,9 +113,17 @@ async fn answer(
     }
     let token_headers = charge.as_ref().map(|c| c.headers().clone());
     let streamed = request.is_stream();
-    let client = state.clients.for_route(&route);
+    let client = state
+        .clients
+        .for_connect(route.timeouts.connect.map(|c| c.0));
     let plan = Plan::new(&routes, deadline, &state.metrics);
-    let tried = try_targets(plan, client, &mut request, &route.timeouts, deadline).await;
+    let mut tries = ChatTry {
+        client,
+        request: &mut request,
+        timeouts: &route.timeouts,
+        deadline,
+    };
+    let tried = tries.first_answer(plan).await;
     let mut response = match tried {
         Err(error) => {
             drop(charge); // Released before the headers below are read.
@@ -170,25 +174,6 @@ async fn answer(
         token_headers.apply(&mut response);
     }
     Ok(response)
-}
-
-/// Tries the plan's targets in turn until one answers or the plan gives up; the request names
-/// each target's upstream model as it goes.
-async fn try_targets<'r>(
-    mut plan: Plan<'r>,
-    client: &upstream::Client,
-    request: &mut ChatRequest,
-    timeouts: &TimeoutsConfig,
-    deadline: Instant,
-) -> Result<(Attempted, &'r Target), ApiError> {
-    loop {
-        let (target, lease) = plan.next()?;
-        request.model.clone_from(&target.model);
-        match attempt(client, target, lease, request, timeouts, deadline).await {
-            Ok(attempted) => return Ok((attempted, target)),
-            Err(failure) => plan.failed(target, failure).await?,
-        }
-    }
 }
 
 /// How an answer from upstream is accounted for and kept.
@@ -268,150 +253,79 @@ fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
 /// What one successful try produced, before it is turned into a response.
 enum Attempted {
     /// The built-in model answers; the lease keeps it counted as busy while it does.
-    Mock(MockBackend, Lease),
+    Mock(MockBackend, InstanceLease),
     /// Boxed: an answer (its usage's maps) is several times the size of the other variants.
     Whole(Box<ChatAnswer>),
     /// A stream whose first item has arrived; the lease lives inside it until it ends.
     Stream(BoxStream<'static, Result<StreamItem, ApiError>>),
 }
 
-/// One try on one target: sent, and waited on until its first token (its whole answer when not
-/// streamed), within `first_token`. The lease's breaker hears how it went.
-async fn attempt(
-    client: &upstream::Client,
-    target: &Target,
-    mut lease: Lease,
-    request: &ChatRequest,
-    timeouts: &TimeoutsConfig,
+/// The tries of one chat request; each names its target's upstream model in the request.
+struct ChatTry<'a> {
+    client: &'a upstream::Client,
+    request: &'a mut ChatRequest,
+    timeouts: &'a TimeoutsConfig,
     deadline: Instant,
-) -> Result<Attempted, Failure> {
-    let http = match &target.upstream.backend {
-        Backend::Mock(mock) if mock.injects_failure() => {
-            let failure = Failure::from(ApiError::bad_gateway(format!(
-                "provider '{}' failed (injected by error_rate)",
-                target.upstream.name
-            )));
-            lease.fail(&failure.error.message);
-            return Err(failure);
-        }
-        Backend::Mock(mock) => {
-            lease.succeed();
-            return Ok(Attempted::Mock(*mock, lease));
-        }
-        Backend::Http(http) => http,
-    };
-    let name = target.upstream.name.as_str();
-    let first_token = timeouts.first_token.map(|t| t.0);
-    let until = first_token.map_or(deadline, |t| (Instant::now() + t).min(deadline));
-    let pace = Pace {
-        idle: timeouts.idle.map(|t| t.0),
-        deadline,
-    };
-    let endpoint = &lease.instance().endpoint;
-    let outgoing = http
-        .adapter
-        .chat_request(endpoint, request)
-        .map_err(ApiError::from);
-    let tried = tokio::time::timeout_at(until.into(), async {
-        let response = upstream::send(client, name, http, outgoing?, deadline).await?;
-        // Some OpenAI-compatible servers ignore `stream: true` and answer whole: the answer is
-        // replayed to the client as the stream it asked for.
-        let whole = !request.is_stream() || is_json(response.headers());
-        if whole {
-            let bytes = upstream::read_body(client, name, response).await?;
-            // A malformed answer's error quotes it, and it may echo a credential back.
-            let mut answer = http
-                .adapter
-                .chat_response(bytes)
-                .map_err(|e| http.scrub(e.into()))?;
-            // Answers that name no model (Bedrock's) are labelled with the model asked for.
-            if let ChatAnswer::Translated(completion) = &mut answer
-                && completion.model.is_empty()
-            {
-                completion.model.clone_from(&request.model);
+}
+
+impl ChatTry<'_> {
+    /// Tries the plan's targets in turn until one answers or the plan gives up.
+    async fn first_answer<'r>(
+        &mut self,
+        mut plan: Plan<'r>,
+    ) -> Result<(Attempted, &'r Target), ApiError> {
+        loop {
+            let (target, lease) = plan.next()?;
+            match self.attempt(target, lease).await {
+                Ok(attempted) => return Ok((attempted, target)),
+                Err(failure) => plan.failed(target, failure).await?,
             }
-            if request.is_stream() {
-                return replayed(answer).map(Attempted::Stream);
+        }
+    }
+
+    /// One try: sent, and waited on until its first token (its whole answer when not streamed), within
+    /// `first_token`. The lease's breaker hears how it went.
+    async fn attempt(
+        &mut self,
+        target: &Target,
+        mut lease: InstanceLease,
+    ) -> Result<Attempted, Failure> {
+        self.request.model.clone_from(&target.model);
+        let name = target.upstream.name.as_str();
+        let http = match &target.upstream.backend {
+            Backend::Mock(mock) => {
+                let outcome = mock.try_once(name);
+                lease.settle(&outcome);
+                return outcome.map(|()| Attempted::Mock(*mock, lease));
             }
-            return Ok(Attempted::Whole(Box::new(answer)));
-        }
-        let mut items = upstream_items(name, http, response, pace, &request.model);
-        // Signs of life before the first token neither answer nor reach the client:
-        // `first_token` still decides whether this try failed.
-        let mut first = items.next().await;
-        while let Some(Ok(StreamItem::KeepAlive)) = first {
-            first = items.next().await;
-        }
-        match first {
-            Some(Ok(first)) => Ok(Attempted::Stream(
-                futures_util::stream::once(async { Ok(first) })
-                    .chain(items)
-                    .boxed(),
-            )),
-            Some(Err(error)) => Err(Failure::from(error)),
-            None => Err(Failure::from(ApiError::bad_gateway(format!(
-                "provider '{name}' closed the stream before it started"
-            )))),
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        Err(Failure::timeout(format!(
-            "provider '{name}' sent no first token in time"
-        )))
-    });
-    match tried {
-        Ok(Attempted::Stream(items)) => {
-            lease.succeed();
+            Backend::Http(http) => http,
+        };
+        let first_token = self.timeouts.first_token.map(|t| t.0);
+        let pace = Pace {
+            idle: self.timeouts.idle.map(|t| t.0),
+            deadline: self.deadline,
+        };
+        let endpoint = &lease.instance().endpoint;
+        let tried = resilience::within(
+            resilience::first_token_due(first_token, self.deadline),
+            || format!("provider '{name}' sent no first token in time"),
+            exchange::chat(self.client, name, http, endpoint, self.request, pace),
+        )
+        .await;
+        lease.settle(&tried);
+        Ok(match tried? {
+            ChatReply::Whole(answer) => Attempted::Whole(answer),
             // The lease rides along: the instance counts as busy until the stream ends.
-            Ok(Attempted::Stream(
+            ChatReply::Stream(items) => Attempted::Stream(
                 items
                     .map(move |item| {
                         let _held = &lease;
                         item
                     })
                     .boxed(),
-            ))
-        }
-        Ok(other) => {
-            lease.succeed();
-            Ok(other)
-        }
-        // The client's own mistake says nothing about the instance's health.
-        Err(failure) if !failure.retryable => {
-            lease.succeed();
-            Err(failure)
-        }
-        Err(failure) => {
-            lease.fail(&failure.error.message);
-            Err(failure)
-        }
+            ),
+        })
     }
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"))
-}
-
-/// A whole answer as the items of a stream; its usage is always among them (the relay drops it
-/// when the client did not ask), so it is accounted for as a streamed answer would be.
-fn replayed(
-    answer: ChatAnswer,
-) -> Result<BoxStream<'static, Result<StreamItem, ApiError>>, Failure> {
-    let completion = match answer {
-        ChatAnswer::Translated(completion) => *completion,
-        ChatAnswer::Verbatim { body, .. } => serde_json::from_slice::<ChatResponse>(&body)
-            .map_err(|e| ApiError::from(switchboard_providers::ProviderError::bad_response(e)))?,
-    };
-    let items: Vec<Result<StreamItem, ApiError>> = assemble::replay(&completion, true)
-        .into_iter()
-        .map(|chunk| Ok(StreamItem::Chunk(Box::new(chunk))))
-        .chain(std::iter::once(Ok(StreamItem::Done)))
-        .collect();
-    Ok(futures_util::stream::iter(items).boxed())
 }
 
 /// Turns a whole upstream answer into the response, accounting for and caching it.
@@ -436,271 +350,15 @@ async fn whole_answer(answer: ChatAnswer, mut answering: Answering) -> Response 
     }
 }
 
-/// How long a stream may stay silent, and when it must be over.
-#[derive(Debug, Clone, Copy)]
-struct Pace {
-    idle: Option<Duration>,
-    deadline: Instant,
-}
-
-/// A provider's streamed answer as canonical items: framed by the provider's stream format,
-/// decoded by its adapter, scrubbed of its credentials. The decoder hears of the end of the bytes
-/// too, so formats without a `[DONE]` can finish. Chunks that name no model (Bedrock's) are
-/// labelled with the upstream model asked for.
-fn upstream_items(
-    provider: &str,
-    backend: &HttpBackend,
-    response: upstream::Response,
-    pace: Pace,
-    model: &str,
-) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
-    let decoder = backend.adapter.chat_stream();
-    let secrets = backend.secrets.clone();
-    let model = model.to_owned();
-    let provider: Arc<str> = provider.into();
-    let events = match backend.adapter.stream_format() {
-        StreamFormat::Sse => sse_events(Arc::clone(&provider), response),
-        StreamFormat::AwsEventStream => aws_events(Arc::clone(&provider), response),
-    };
-    let steps = futures_util::stream::unfold(Some((events, decoder, false)), move |state| {
-        let provider = Arc::clone(&provider);
-        async move {
-            let (mut events, mut decoder, started) = state?;
-            // Until the first item, `first_token` (the caller's timeout) is the limit: a model
-            // that sends its headers and then thinks is not a stalled stream.
-            let until = match pace.idle {
-                Some(idle) if started => (Instant::now() + idle).min(pace.deadline),
-                _ => pace.deadline,
-            };
-            // Reads that complete no event (half an event, bytes dribbled) do not end the
-            // silence; a comment does, as the upstream's way of saying it is alive.
-            loop {
-                let Ok(batch) = tokio::time::timeout_at(until.into(), events.next()).await else {
-                    // Dropping the events drops the upstream response: the connection is released.
-                    let stalled = ApiError::gateway_timeout(format!(
-                        "the stream from provider '{provider}' stalled"
-                    ));
-                    return Some((vec![Err(stalled)], None));
-                };
-                let Some(batch) = batch else {
-                    let items = match decoder.finish() {
-                        Ok(items) => items.into_iter().map(Ok).collect(),
-                        Err(error) => vec![Err(error.into())],
-                    };
-                    return Some((items, None));
-                };
-                if batch.is_empty() {
-                    continue;
-                }
-                let (items, ok) = decode_batch(decoder.as_mut(), batch);
-                let started = started
-                    || items
-                        .iter()
-                        .any(|item| !matches!(item, Ok(StreamItem::KeepAlive)));
-                return Some((items, ok.then_some((events, decoder, started))));
-            }
-        }
-    });
-    steps
-        .flat_map(move |items| {
-            let items: Vec<_> = items
-                .into_iter()
-                .map(|item| match item {
-                    Ok(item) => Ok(name_model(item, &model)),
-                    Err(error) => Err(upstream::redact(error, &secrets)),
-                })
-                .collect();
-            futures_util::stream::iter(items)
-        })
-        .boxed()
-}
-
-/// The items of the events one read completed, in order; `false` once one failed, which ends
-/// the stream after the items before it.
-fn decode_batch(
-    decoder: &mut dyn ChunkDecoder,
-    batch: Vec<Result<UpstreamEvent, ApiError>>,
-) -> (Vec<Result<StreamItem, ApiError>>, bool) {
-    let mut items = Vec::with_capacity(batch.len());
-    for event in batch {
-        if matches!(&event, Ok(event) if event.is_keep_alive()) {
-            items.push(Ok(StreamItem::KeepAlive));
-            continue;
-        }
-        match event.and_then(|event| decode_event(decoder, &event)) {
-            Ok(decoded) => items.extend(decoded.into_iter().map(Ok)),
-            Err(error) => {
-                items.push(Err(error));
-                return (items, false);
-            }
-        }
-    }
-    (items, true)
-}
-
-/// One framed upstream event.
-struct UpstreamEvent {
-    name: Cow<'static, str>,
-    data: String,
-    /// An AWS exception or error message: the stream fails whatever the decoder makes of it.
-    fatal: bool,
-}
-
-impl UpstreamEvent {
-    /// What a read that brought only SSE comments becomes: a sign of life, not an event.
-    const KEEP_ALIVE: &'static str = ":keep-alive";
-
-    fn keep_alive() -> Self {
-        UpstreamEvent {
-            name: Cow::Borrowed(Self::KEEP_ALIVE),
-            data: String::new(),
-            fatal: false,
-        }
-    }
-
-    fn is_keep_alive(&self) -> bool {
-        self.name == Self::KEEP_ALIVE
-    }
-}
-
-/// The events each read of the body completed, one batch per read.
-type Events = futures_util::stream::BoxStream<'static, Vec<Result<UpstreamEvent, ApiError>>>;
-
-fn decode_event(
-    decoder: &mut dyn ChunkDecoder,
-    event: &UpstreamEvent,
-) -> Result<Vec<StreamItem>, ApiError> {
-    let items = decoder.decode(&event.name, &event.data)?;
-    if event.fatal {
-        return Err(ApiError::bad_gateway(format!(
-            "the provider's stream failed: {}",
-            event.name
-        )));
-    }
-    Ok(items)
-}
-
-fn name_model(item: StreamItem, model: &str) -> StreamItem {
-    match item {
-        StreamItem::Chunk(mut chunk) if chunk.model.is_empty() => {
-            chunk.model = model.to_owned();
-            StreamItem::Chunk(chunk)
-        }
-        other => other,
-    }
-}
-
-/// Server-sent events split as bytes arrive; the events of one read are handed on together.
-fn sse_events(provider: Arc<str>, response: upstream::Response) -> Events {
-    let start = (response.bytes_stream(), SseSplitter::new());
-    futures_util::stream::unfold(Some(start), move |state| {
-        let provider = Arc::clone(&provider);
-        async move {
-            let (mut bytes, mut splitter) = state?;
-            let mut events = Vec::new();
-            let (events, next) = match bytes.next().await {
-                Some(Ok(piece)) => {
-                    // Events completed before a bad line still reach the client, then the error.
-                    let fed = splitter.feed(&piece, &mut events);
-                    let alive = splitter.take_comments() > 0 && events.is_empty();
-                    let mut items: Vec<_> = events.into_iter().map(sse_event).collect();
-                    if alive {
-                        items.push(Ok(UpstreamEvent::keep_alive()));
-                    }
-                    match fed {
-                        Ok(()) => (items, true),
-                        Err(error) => {
-                            items.push(Err(invalid_stream(&provider, &error)));
-                            (items, false)
-                        }
-                    }
-                }
-                Some(Err(error)) => (vec![Err(broken(&provider, &error))], false),
-                None => (Vec::new(), false),
-            };
-            let next = next.then_some((bytes, splitter));
-            Some((events, next))
-        }
-    })
-    .boxed()
-}
-
-fn sse_event(event: SseEvent) -> Result<UpstreamEvent, ApiError> {
-    Ok(UpstreamEvent {
-        name: event.event,
-        data: event.data,
-        fatal: false,
-    })
-}
-
-/// AWS event stream frames split as bytes arrive; a stream cut inside a frame is an error.
-fn aws_events(provider: Arc<str>, response: upstream::Response) -> Events {
-    let start = (response.bytes_stream(), FrameSplitter::new());
-    futures_util::stream::unfold(Some(start), move |state| {
-        let provider = Arc::clone(&provider);
-        async move {
-            let (mut bytes, mut splitter) = state?;
-            let (events, next) = match bytes.next().await {
-                Some(Ok(piece)) => match splitter.feed(&piece) {
-                    Ok(messages) => (messages.into_iter().map(aws_event).collect(), true),
-                    Err(error) => (vec![Err(ApiError::from(error))], false),
-                },
-                Some(Err(error)) => (vec![Err(broken(&provider, &error))], false),
-                None => (
-                    splitter
-                        .finish()
-                        .err()
-                        .map(|e| Err(e.into()))
-                        .into_iter()
-                        .collect(),
-                    false,
-                ),
-            };
-            let next = next.then_some((bytes, splitter));
-            Some((events, next))
-        }
-    })
-    .boxed()
-}
-
-fn aws_event(message: EventMessage) -> Result<UpstreamEvent, ApiError> {
-    let data = String::from_utf8(message.payload.to_vec()).map_err(|_| {
-        ApiError::bad_gateway("the provider sent an event whose payload is not UTF-8")
-    })?;
-    Ok(UpstreamEvent {
-        fatal: message.kind != MessageKind::Event,
-        name: Cow::Owned(message.name),
-        data,
-    })
-}
-
-fn broken(provider: &str, error: &upstream::TransportError) -> ApiError {
-    match error {
-        // The request's `total` ran out while the stream was still going.
-        upstream::TransportError::Timeout => ApiError::gateway_timeout(format!(
-            "the stream from provider '{provider}' ran past the request's deadline"
-        )),
-        _ => ApiError::bad_gateway(format!(
-            "the stream from provider '{provider}' broke: {error}"
-        )),
-    }
-}
-
-fn invalid_stream(provider: &str, error: &impl std::fmt::Display) -> ApiError {
-    ApiError::bad_gateway(format!(
-        "provider '{provider}' sent an invalid stream: {error}"
-    ))
-}
-
 async fn mock_answer(
     mock: MockBackend,
-    lease: Lease,
+    lease: InstanceLease,
     mut request: ChatRequest,
     answering: Answering,
 ) -> Response {
     let answer = MockAnswer::for_request(&request);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-    let created = unix_now();
+    let created = crate::clock::unix_now();
     if !request.is_stream() {
         let extra_chunks = answer.pieces.len().saturating_sub(1) as u32;
         pause(mock.first_token + mock.per_chunk * extra_chunks).await;

@@ -33,7 +33,7 @@ fn ttl_of(query: Option<&str>) -> Result<Option<std::time::Duration>, ApiError> 
             ));
         }
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-        let parsed = crate::mcp::parse_ttl(&value.replace('+', " "))
+        let parsed = crate::context::parse_ttl(&value.replace('+', " "))
             .map_err(|message| ApiError::invalid_request(message, Some("ttl".into())))?;
         ttl = Some(parsed);
     }

@@ -8,6 +8,7 @@ mod body;
 mod chat;
 mod context;
 mod embeddings;
+mod mcp_auth;
 mod models;
 mod ops;
 mod path;
@@ -66,7 +67,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_service("/mcp", state.mcp.clone())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::mcp::authenticate,
+            mcp_auth::authenticate,
         ));
     Router::new()
         .merge(mcp)
@@ -180,10 +181,3 @@ fn route_deadline(route: &Route) -> Instant {
 
 /// A request's whole budget when its model sets no `timeouts.total`: as long as OpenAI's SDKs wait.
 const DEFAULT_TOTAL: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Unix seconds now.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}

@@ -13,8 +13,8 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::AppState;
-use crate::resilience::breaker::State as Breaker;
 use crate::telemetry::metrics::InstanceView;
+use crate::upstream::BreakerState as Breaker;
 
 /// `GET /health`: the process is up.
 pub async fn health() -> impl IntoResponse {

@@ -218,7 +218,7 @@ fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigErr
 /// `discovery:` is only read by HTTP kinds: the mock's config has no such field, so serde rejects
 /// it there with the provider's path.
 fn discovery_errors(path: &str, discovery: &DiscoveryConfig, errors: &mut Vec<ConfigError>) {
-    if let Err(message) = crate::upstream::discovery::parse_target(&discovery.dns) {
+    if let Err(message) = discovery.target() {
         errors.push(ConfigError::new(format!("{path}.dns"), message));
     }
     if discovery.refresh.0.is_zero() {
@@ -341,7 +341,7 @@ fn key_errors(config: &Config, errors: &mut Vec<ConfigError>) {
     let mut digests = HashSet::new();
     for (i, key) in config.keys.iter().enumerate() {
         let digest = match (&key.key, &key.key_sha256) {
-            (Some(secret), None) => Some(crate::auth::sha256_hex(secret.expose())),
+            (Some(secret), None) => Some(crate::digest::sha256_hex(secret.expose().as_bytes())),
             (None, Some(hex)) => Some(hex.to_ascii_lowercase()),
             _ => None,
         };
@@ -448,7 +448,7 @@ mod tests {
 
     #[test]
     fn colliding_keys_zero_limits_and_bad_uris_are_rejected() {
-        let hashed = crate::auth::sha256_hex("sk-same");
+        let hashed = crate::digest::sha256_hex(b"sk-same");
         let found = errors(&format!(
             "server: {{ max_body: 0, max_answer: 0 }}\nproviders:\n  p: {{ kind: openai, base_url: 'https://ex.com/my v1', timeout: 0s }}\nkeys:\n  - {{ name: a, key: sk-same }}\n  - {{ name: b, key_sha256: {hashed} }}\ncache: {{ ttl: 5000d }}\n"
         ));

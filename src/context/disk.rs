@@ -86,8 +86,7 @@ pub fn file_of(dir: &Path, namespace: &str, key: &str) -> PathBuf {
     id.extend_from_slice(namespace.as_bytes());
     id.push(0);
     id.extend_from_slice(key.as_bytes());
-    let digest = crate::auth::sha256(&id);
-    let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let name = crate::digest::sha256_hex(&id);
     dir.join(format!("{name}.json"))
 }
 

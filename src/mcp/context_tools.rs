@@ -4,7 +4,6 @@
 //! Results carry the document's version, which `if_match` takes back to guard a write.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
@@ -157,7 +156,7 @@ async fn put(
     let value = arguments.get("value").cloned().unwrap_or(Value::Null);
     let ttl = match arguments.get("ttl").and_then(Value::as_str) {
         None => None,
-        Some(text) => Some(parse_ttl(text)?),
+        Some(text) => Some(crate::context::parse_ttl(text)?),
     };
     let (document, created) = store
         .put(namespace, key, &value, &precondition(arguments), ttl)
@@ -208,16 +207,6 @@ fn precondition(arguments: &JsonObject) -> Precondition {
     match arguments.get("if_match").and_then(Value::as_u64) {
         Some(version) => Precondition::Version(vec![version]),
         None => Precondition::None,
-    }
-}
-
-/// A TTL as written in config.yaml (`30s`, `10m`), longer than zero.
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text.trim()) {
-        Ok(ttl) if !ttl.is_zero() => Ok(ttl),
-        _ => Err(format!(
-            "Invalid ttl {text:?}: write a duration such as 30s, 10m or 1h."
-        )),
     }
 }
 

@@ -42,7 +42,7 @@ pub trait Outlet: Send + Sync {
 pub struct Feed {
     caller: Arc<Caller>,
     registry: broadcast::Receiver<String>,
-    upstreams: Option<broadcast::Receiver<()>>,
+    servers: Option<broadcast::Receiver<()>>,
     context: broadcast::Receiver<Change>,
 }
 
@@ -52,7 +52,7 @@ impl Feed {
         Feed {
             caller,
             registry: shared.registry.changes(),
-            upstreams: shared.upstreams.changes(),
+            servers: shared.servers.changes(),
             context: shared.context.changes(),
         }
     }
@@ -67,7 +67,7 @@ impl Feed {
                     Err(RecvError::Lagged(_)) => Some(Notice::Tools),
                     Err(RecvError::Closed) => return None,
                 },
-                change = recv_any(&mut self.upstreams) => match change {
+                change = recv_any(&mut self.servers) => match change {
                     Ok(()) | Err(RecvError::Lagged(_)) => Some(Notice::Tools),
                     Err(RecvError::Closed) => return None,
                 },

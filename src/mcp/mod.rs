@@ -1,25 +1,22 @@
 //! The MCP server at `/mcp` (Streamable HTTP, session-based revisions up to 2025-11-25) on rmcp:
 //! what every session shares (`Shared`), the service, and the auth layer in front of it.
 //!
-//! Virtual keys are checked before rmcp sees a request; the caller rides in the request's
-//! extensions, where each session's handler reads it.
+//! Virtual keys are checked before rmcp sees a request (`api::mcp_auth`); the caller rides in the
+//! request's extensions, where each session's handler reads it.
 
 mod context_tools;
 mod feed;
 mod http_tool;
 mod registry;
 mod schema;
+mod servers;
 mod session;
-mod upstream;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderName;
 use rmcp::model::Tool;
 use rmcp::transport::StreamableHttpServerConfig;
 use rmcp::transport::StreamableHttpService;
@@ -27,13 +24,11 @@ use rmcp::transport::streamable_http_server::session::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::AppState;
 use crate::config::Config;
 use crate::context::ContextStore;
 
-pub use context_tools::parse_ttl;
 pub use registry::{RegisterError, Registered, Registry};
-pub use upstream::Upstreams;
+pub use servers::McpServers;
 
 /// The rmcp service mounted at `/mcp`.
 pub type McpService = StreamableHttpService<session::Session, LocalSessionManager>;
@@ -46,7 +41,7 @@ pub struct Shared {
     /// Tools registered at run time, listed after the configured ones.
     registry: Arc<Registry>,
     client: reqwest::Client,
-    upstreams: Arc<Upstreams>,
+    servers: Arc<McpServers>,
 }
 
 impl Shared {
@@ -63,7 +58,7 @@ pub fn service(
     context: Arc<ContextStore>,
     registry: Arc<Registry>,
     client: reqwest::Client,
-    upstreams: Arc<Upstreams>,
+    servers: Arc<McpServers>,
     stop: CancellationToken,
 ) -> Result<(McpService, SessionOwners), String> {
     let http_tools = config
@@ -78,7 +73,7 @@ pub fn service(
         context_tools: context_tools::tools(),
         registry,
         client,
-        upstreams,
+        servers,
     });
     let mut transport = StreamableHttpServerConfig::default()
         .with_cancellation_token(stop)
@@ -110,8 +105,10 @@ pub fn service(
     Ok((service, owners))
 }
 
-const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+/// The header naming a session-era request's session.
+pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+/// The header a 2026-07-28 (sessionless) request names its method in.
+pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 
 /// The key that opened each MCP session. rmcp serves a session's GET stream and its DELETE
 /// without calling the handler, so the handler's own check cannot guard them; this map does,
@@ -133,11 +130,13 @@ impl SessionOwners {
         self.owners.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn owner_of(&self, id: &str) -> Option<Option<String>> {
+    /// The key that opened a session: `None` if unknown, `Some(None)` for the keyless gateway.
+    pub fn owner_of(&self, id: &str) -> Option<Option<String>> {
         self.owners().get(id).cloned()
     }
 
-    async fn record(&self, id: String, owner: Option<String>) {
+    /// Records the key that opened a new session.
+    pub async fn record(&self, id: String, owner: Option<String>) {
         let size = {
             let mut owners = self.owners();
             owners.insert(id, owner);
@@ -148,7 +147,8 @@ impl SessionOwners {
         }
     }
 
-    fn forget(&self, id: &str) {
+    /// Forgets a session the client ended.
+    pub fn forget(&self, id: &str) {
         self.owners().remove(id);
     }
 
@@ -169,54 +169,6 @@ impl SessionOwners {
         self.sweep_at
             .store((owners.len() * 2).max(SWEEP_FLOOR), Ordering::Relaxed);
     }
-}
-
-/// Authenticates every `/mcp` request with the virtual keys (401 in OpenAI's shape otherwise)
-/// and hands the caller on in the request's extensions. A request naming a session another
-/// key opened is answered as if the session did not exist.
-pub async fn authenticate(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let caller = match state.keys.authenticate(request.headers()) {
-        Ok(caller) => caller,
-        Err(error) => return error.into_response(),
-    };
-    // A 2026-07-28 request (it names its method in `Mcp-Method`) has no session: rmcp ignores
-    // any session id it carries.
-    let stateless = request.headers().contains_key(&MCP_METHOD);
-    let session = request
-        .headers()
-        .get(&SESSION_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|_| !stateless)
-        .map(str::to_owned);
-    if let Some(id) = &session
-        && state
-            .mcp_sessions
-            .owner_of(id)
-            .is_some_and(|owner| owner != caller.name)
-    {
-        return crate::error::ApiError::not_found("Session not found").into_response();
-    }
-    let deleting = request.method() == Method::DELETE;
-    let owner = caller.name.clone();
-    request.extensions_mut().insert(caller);
-    let response = next.run(request).await;
-    let created = response
-        .headers()
-        .get(&SESSION_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    match (&session, created) {
-        (None, Some(id)) if !stateless => state.mcp_sessions.record(id, owner).await,
-        (Some(id), _) if deleting && response.status().is_success() => {
-            state.mcp_sessions.forget(id);
-        }
-        _ => {}
-    }
-    response
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl Session {
         request: CallToolRequestParams,
     ) -> Result<CallToolResponse, ErrorData> {
         let shared = &self.shared;
-        if let Some(forwarded) = shared.upstreams.call(request.clone()).await {
+        if let Some(forwarded) = shared.servers.call(request.clone()).await {
             return forwarded.map(|mut response| {
                 // A session-era server sends no `resultType`, which 2026-07-28 clients require;
                 // rmcp takes it out again for session-era peers.
@@ -323,13 +323,7 @@ impl ServerHandler for Session {
         let configured = shared.all_tools().find(|t| t.name == name).cloned();
         configured
             .or_else(|| shared.registry.get(name).map(|t| t.tool.clone()))
-            .or_else(|| {
-                shared
-                    .upstreams
-                    .tools()
-                    .into_iter()
-                    .find(|t| t.name == name)
-            })
+            .or_else(|| shared.servers.tools().into_iter().find(|t| t.name == name))
     }
 
     async fn list_tools(
@@ -343,7 +337,7 @@ impl ServerHandler for Session {
             .all_tools()
             .cloned()
             .chain(self.shared.registry.tools())
-            .chain(self.shared.upstreams.tools())
+            .chain(self.shared.servers.tools())
             .filter(|tool| caller.may_use_tool(&tool.name))
             .collect();
         let mut result = ListToolsResult::with_all_items(tools);

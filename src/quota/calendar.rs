@@ -18,7 +18,7 @@ pub struct Now {
 impl Now {
     pub fn current() -> Self {
         Now {
-            unix: crate::api::unix_now(),
+            unix: crate::clock::unix_now(),
         }
     }
 

@@ -40,31 +40,6 @@ pub struct Discovery {
     resolver: TokioResolver,
 }
 
-/// Splits `host:port`; the host must be a DNS name (or an IPv4 address) and the port not 0.
-pub fn parse_target(dns: &str) -> Result<(&str, u16), String> {
-    let (host, port) = dns
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{dns:?} must be host:port"))?;
-    let port = match port.parse::<u16>() {
-        Ok(0) | Err(_) => return Err(format!("{port:?} is not a port (1-65535)")),
-        Ok(port) => port,
-    };
-    let labels = host.strip_suffix('.').unwrap_or(host);
-    let valid = !labels.is_empty()
-        && labels.len() <= 253
-        && labels.split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if valid {
-        Ok((host, port))
-    } else {
-        Err(format!("{host:?} is not a DNS name"))
-    }
-}
-
 /// The provider's endpoint with the host and port of its base URL replaced; `None` when the base
 /// URL has no host to replace.
 pub fn instance_endpoint(template: &Endpoint, address: IpAddr, port: u16) -> Option<Endpoint> {
@@ -110,13 +85,13 @@ impl Discovery {
         let Backend::Http(http) = &upstream.backend else {
             return Err("only a provider reached over HTTP has instances to discover".into());
         };
-        let (host, port) = parse_target(&config.dns).map_err(|e| format!("dns: {e}"))?;
-        let name = Name::from_ascii(host).map_err(|e| format!("dns: {e}"))?;
+        let target = config.target().map_err(|e| format!("dns: {e}"))?;
+        let name = Name::from_ascii(&target.host).map_err(|e| format!("dns: {e}"))?;
         Ok(Discovery {
             template: http.endpoint.clone(),
             upstream,
             name,
-            port,
+            port: target.port,
             refresh: config.refresh.0,
             resolver: resolver(config).map_err(|e| format!("cannot set up DNS: {e}"))?,
         })
@@ -271,29 +246,5 @@ mod tests {
         let bare = instance_endpoint(&template("http://svc"), IpAddr::V4(Ipv4Addr::LOCALHOST), 81)
             .unwrap();
         assert_eq!(bare.base_url, "http://127.0.0.1:81", "no trailing slash");
-    }
-
-    #[test]
-    fn targets_are_host_and_port() {
-        assert_eq!(
-            parse_target("llm.svc.local:8000"),
-            Ok(("llm.svc.local", 8000))
-        );
-        assert_eq!(
-            parse_target("_vllm.example.:80"),
-            Ok(("_vllm.example.", 80))
-        );
-        for bad in [
-            "llm",
-            "llm:",
-            "llm:0",
-            "llm:70000",
-            ":80",
-            "a..b:80",
-            "[::1]:80",
-            "a b:1",
-        ] {
-            assert!(parse_target(bad).is_err(), "{bad} accepted");
-        }
     }
 }

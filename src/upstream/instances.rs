@@ -2,7 +2,7 @@
 //! services registered at run time) and what the balancer needs to know of each: its breaker,
 //! requests in flight, moving-average latency and recent errors.
 //!
-//! A [`Lease`] is one try on one instance: it counts as in flight until dropped.
+//! A [`InstanceLease`] is one try on one instance: it counts as in flight until dropped.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use rand::seq::SliceRandom;
 use switchboard_providers::Endpoint;
 
+use super::Failure;
+use super::breaker::{Breaker, Pass, State};
 use crate::config::BreakerConfig;
-use crate::resilience::breaker::{Breaker, Pass, State};
 
 /// Errors kept per instance for `/admin/upstreams`.
 const RECENT_ERRORS: usize = 5;
@@ -199,7 +200,7 @@ impl Instances {
 
     /// Leases the least busy available instance for one try; ties are broken at random so that
     /// idle instances share the load.
-    pub fn lease(&self) -> Option<Lease> {
+    pub fn lease(&self) -> Option<InstanceLease> {
         let all = self.all();
         let mut candidates: Vec<&Arc<Instance>> = all.iter().filter(|i| i.available()).collect();
         candidates.shuffle(&mut rand::rng());
@@ -207,7 +208,7 @@ impl Instances {
         candidates.into_iter().find_map(|instance| {
             let pass = instance.breaker.pass()?;
             instance.in_flight.fetch_add(1, Ordering::Relaxed);
-            Some(Lease {
+            Some(InstanceLease {
                 instance: instance.clone(),
                 pass,
                 started: Instant::now(),
@@ -274,14 +275,14 @@ impl Instances {
 }
 
 /// One try on one instance.
-pub struct Lease {
+pub struct InstanceLease {
     instance: Arc<Instance>,
     pass: Pass,
     started: Instant,
     settled: bool,
 }
 
-impl Lease {
+impl InstanceLease {
     pub fn instance(&self) -> &Arc<Instance> {
         &self.instance
     }
@@ -294,6 +295,15 @@ impl Lease {
             self.instance.breaker.record(self.pass, true);
             self.instance.record_latency(self.started.elapsed());
             self.instance.successes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Tells the breaker how a try went. A failure the client caused says nothing about the
+    /// instance's health and counts as a success.
+    pub fn settle<T>(&mut self, outcome: &Result<T, Failure>) {
+        match outcome {
+            Err(failure) if failure.retryable => self.fail(&failure.error.message),
+            _ => self.succeed(),
         }
     }
 
@@ -311,12 +321,12 @@ impl Lease {
             if recent.len() == RECENT_ERRORS {
                 recent.pop_front();
             }
-            recent.push_back((crate::api::unix_now(), message.to_owned()));
+            recent.push_back((crate::clock::unix_now(), message.to_owned()));
         }
     }
 }
 
-impl Drop for Lease {
+impl Drop for InstanceLease {
     fn drop(&mut self) {
         self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);
         if !self.settled {

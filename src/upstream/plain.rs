@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::CertificateError;
 
-use super::pool::{Lease, LeasedBody, Pool};
+use super::pool::{LeasedBody, Pool, PooledConnection};
 
 /// A pooled HTTP/1.1 client for `http://` upstreams.
 pub struct PlainClient(Pool);
@@ -98,7 +98,7 @@ pub enum Response {
         /// When the provider's timeout runs out for the rest of the body.
         until: Instant,
         /// The connection, back to the pool when dropped after the body's end.
-        lease: Lease,
+        lease: PooledConnection,
     },
 }
 

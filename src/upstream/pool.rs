@@ -51,7 +51,7 @@ struct Idle {
 /// A connection lent to one exchange, back to the pool when the lease is dropped if the answer
 /// was read to its end. Dropped earlier, the connection closes instead: HTTP/1.1 cannot send
 /// another request before the answer is over.
-pub struct Lease {
+pub struct PooledConnection {
     sender: Option<Sender>,
     host: Box<str>,
     shared: Arc<Shared>,
@@ -80,7 +80,7 @@ impl Pool {
         uri: &Uri,
         host: &str,
         mut request: http::Request<Full<Bytes>>,
-    ) -> Result<(http::Response<Incoming>, Lease), TransportError> {
+    ) -> Result<(http::Response<Incoming>, PooledConnection), TransportError> {
         if let Some(mut sender) = self.shared.checkout(host) {
             match sender.try_send_request(request).await {
                 Ok(response) => {
@@ -107,8 +107,13 @@ impl Pool {
     /// The lease of `sender`, which carried `response`. A server that says it closes idle
     /// connections after `Keep-Alive: timeout=` seconds (Node's 5 s) is not sent a request as
     /// it closes one: that request would end half written and could not be sent again.
-    fn lease(&self, sender: Sender, host: &str, response: &http::Response<Incoming>) -> Lease {
-        Lease {
+    fn lease(
+        &self,
+        sender: Sender,
+        host: &str,
+        response: &http::Response<Incoming>,
+    ) -> PooledConnection {
+        PooledConnection {
             sender: Some(sender),
             host: host.into(),
             shared: Arc::clone(&self.shared),
@@ -147,7 +152,7 @@ impl Pool {
     }
 }
 
-impl Lease {
+impl PooledConnection {
     /// Whether hyper has finished with the answer: the connection is free, or closed.
     fn settled(&self) -> bool {
         self.sender
@@ -167,11 +172,11 @@ const TAIL_BYTES: usize = 64 * 1024;
 /// instead of being closed (hyper closes a connection whose answer was left unread).
 pub struct LeasedBody {
     body: Option<Incoming>,
-    lease: Option<Lease>,
+    lease: Option<PooledConnection>,
 }
 
 impl LeasedBody {
-    pub fn new(body: Incoming, lease: Lease) -> Self {
+    pub fn new(body: Incoming, lease: PooledConnection) -> Self {
         LeasedBody {
             body: Some(body),
             lease: Some(lease),
@@ -220,7 +225,7 @@ async fn read_tail(body: &mut Incoming) {
     }
 }
 
-impl Drop for Lease {
+impl Drop for PooledConnection {
     fn drop(&mut self) {
         let Some(mut sender) = self.sender.take() else {
             return;
@@ -424,7 +429,7 @@ mod tests {
     async fn head(
         pool: &Pool,
         host: &str,
-    ) -> Result<(http::Response<Incoming>, Lease), TransportError> {
+    ) -> Result<(http::Response<Incoming>, PooledConnection), TransportError> {
         let uri: Uri = format!("http://{host}/").parse().unwrap();
         let request = http::Request::get("/")
             .header(http::header::HOST, host)
@@ -433,7 +438,7 @@ mod tests {
         pool.exchange(&uri, host, request).await
     }
 
-    async fn get(pool: &Pool, host: &str) -> Result<(Bytes, Lease), TransportError> {
+    async fn get(pool: &Pool, host: &str) -> Result<(Bytes, PooledConnection), TransportError> {
         let (response, lease) = head(pool, host).await?;
         let body = response.into_body().collect().await.unwrap().to_bytes();
         Ok((body, lease))

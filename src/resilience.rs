@@ -4,57 +4,17 @@
 //! Only failures that are not the client's fault are retried; the first byte of a stream sent to
 //! the client ends all retrying (the caller decides when a try has succeeded).
 
-pub mod breaker;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use rand::Rng;
 
 use crate::config::RetryConfig;
 use crate::error::ApiError;
 use crate::routing::{Route, Target};
 use crate::telemetry::Metrics;
-use crate::upstream::instances::Lease;
-
-/// A failed try, and whether another may succeed.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub error: Box<ApiError>,
-    /// What the upstream asked for in `Retry-After`.
-    pub retry_after: Option<Duration>,
-    /// Not the client's fault: a connection error, a timeout, 429 or 5xx.
-    pub retryable: bool,
-    pub timed_out: bool,
-}
-
-impl Failure {
-    /// Classifies an error by its status.
-    pub fn from_error(error: ApiError) -> Self {
-        let status = error.status;
-        let timed_out = status == StatusCode::GATEWAY_TIMEOUT;
-        // 401 and 403 from a provider are the gateway's credentials, not the client's.
-        let retryable =
-            status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 409 | 429);
-        Failure {
-            error: Box::new(error),
-            retry_after: None,
-            retryable,
-            timed_out,
-        }
-    }
-
-    pub fn timeout(message: String) -> Self {
-        Failure::from_error(ApiError::gateway_timeout(message))
-    }
-}
-
-impl From<ApiError> for Failure {
-    fn from(error: ApiError) -> Self {
-        Failure::from_error(error)
-    }
-}
+use crate::upstream::Failure;
+use crate::upstream::instances::InstanceLease;
 
 /// The longest `Retry-After` waited out, as the OpenAI SDKs cap it; a target asking for more is
 /// left alone for the rest of the request.
@@ -106,7 +66,7 @@ impl<'r> Plan<'r> {
 
     /// The next target to try and a lease on one of its instances, or the error to answer with
     /// when nothing is left.
-    pub fn next(&mut self) -> Result<(&'r Target, Lease), ApiError> {
+    pub fn next(&mut self) -> Result<(&'r Target, InstanceLease), ApiError> {
         while let Some(route) = self.routes.get(self.route) {
             let spent =
                 self.tries >= route.retry.attempts.max(1) || Instant::now() >= self.deadline;
@@ -186,6 +146,23 @@ impl<'r> Plan<'r> {
     }
 }
 
+/// Runs one try's work until `until`; past it, the try failed with a 504 saying `late`.
+pub async fn within<T>(
+    until: Instant,
+    late: impl FnOnce() -> String,
+    work: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::time::timeout_at(until.into(), work)
+        .await
+        .unwrap_or_else(|_| Err(Failure::timeout(late())))
+}
+
+/// When a try's first token (its whole answer, unstreamed) must have come: `first_token` from
+/// now, within the request's deadline.
+pub fn first_token_due(first_token: Option<Duration>, deadline: Instant) -> Instant {
+    first_token.map_or(deadline, |t| (Instant::now() + t).min(deadline))
+}
+
 /// Why a target with tries left was not tried.
 fn held_off(target: &Target) -> String {
     // Only discovery leaves an upstream with no instance at all.
@@ -231,16 +208,5 @@ mod tests {
         }
         let asked = pause(&policy, 1, Some(Duration::from_secs(2)));
         assert_eq!(asked, Duration::from_secs(2));
-    }
-
-    #[test]
-    fn only_failures_that_are_not_the_clients_are_retried() {
-        let retryable = |status: u16| {
-            let mut error = ApiError::bad_gateway("x");
-            error.status = StatusCode::from_u16(status).unwrap();
-            Failure::from_error(error).retryable
-        };
-        assert!(retryable(500) && retryable(503) && retryable(429) && retryable(502));
-        assert!(!retryable(400) && !retryable(404) && !retryable(422));
     }
 }

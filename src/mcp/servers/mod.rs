@@ -1,7 +1,7 @@
 //! Upstream MCP servers (`mcp.servers`): their tools, offered as `{server}__{tool}`, and calls
 //! forwarded to them. A server that is down offers nothing until its supervisor reconnects.
 //!
-//! Sessions hear of every change to the set of upstream tools through [`Upstreams::changes`].
+//! Sessions hear of every change to the set of upstream tools through [`McpServers::changes`].
 
 mod link;
 mod supervise;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{McpServerConfig, TOOL_SEPARATOR};
 
 /// Every configured upstream server.
-pub struct Upstreams {
+pub struct McpServers {
     servers: Vec<Arc<Server>>,
     changed: broadcast::Sender<()>,
     client: reqwest::Client,
@@ -41,8 +41,8 @@ struct Live {
     failed: Arc<tokio::sync::Notify>,
 }
 
-impl Upstreams {
-    pub fn new(servers: &[McpServerConfig], client: reqwest::Client) -> Upstreams {
+impl McpServers {
+    pub fn new(servers: &[McpServerConfig], client: reqwest::Client) -> McpServers {
         let servers = servers
             .iter()
             .map(|config| {
@@ -52,7 +52,7 @@ impl Upstreams {
                 })
             })
             .collect();
-        Upstreams {
+        McpServers {
             servers,
             changed: broadcast::channel(16).0,
             client,

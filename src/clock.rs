@@ -1,0 +1,9 @@
+//! Wall-clock time in the one unit the gateway stores and reports: Unix seconds.
+//! Lives at the bottom of the layer table so quotas, instances and answers share one clock.
+
+/// Unix seconds now (0 if the system clock is set before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

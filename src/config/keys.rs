@@ -1,0 +1,70 @@
+//! `keys:` of config.yaml: the virtual keys handed to clients, with their model, tool and
+//! context globs and their limits.
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use serde::Deserialize;
+
+use super::Secret;
+
+/// One entry of `keys:`: a virtual key handed to a client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub name: String,
+    #[serde(default)]
+    pub key: Option<Secret>,
+    /// The hex SHA-256 of the key, for operators who keep no plaintext in the file.
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+    /// Globs of model names this key may use; absent means every model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// What this key may spend; absent means no limit.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    /// Globs of MCP tool names this key may list and call; absent means every tool.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
+    /// Globs of context namespaces this key may read and write; absent means every namespace.
+    #[serde(default)]
+    pub context: Option<Vec<String>>,
+}
+
+/// `keys[].limits`: request rate and concurrency per key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per minute, enforced by GCRA: a full minute's worth may come at once.
+    #[serde(default)]
+    pub requests_per_minute: Option<NonZeroU32>,
+    /// Requests in flight at once, streams until their last byte.
+    #[serde(default)]
+    pub max_concurrent: Option<NonZeroU32>,
+    /// Prompt plus completion tokens per minute, as a bucket that refills continuously.
+    #[serde(default)]
+    pub tokens_per_minute: Option<NonZeroU32>,
+    /// Prompt plus completion tokens per UTC calendar day.
+    #[serde(default)]
+    pub tokens_per_day: Option<NonZeroU64>,
+    /// Spend per UTC calendar period, at the catalog's (or the target's `pricing`) prices.
+    #[serde(default)]
+    pub budget_usd: Option<BudgetConfig>,
+}
+
+/// `budget_usd:` of a key.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub amount: f64,
+    pub period: BudgetPeriod,
+}
+
+/// The calendar period a budget covers, in UTC; weeks start on Monday.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    Day,
+    Week,
+    Month,
+}
