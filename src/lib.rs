@@ -20,6 +20,7 @@ mod mcp;
 mod resilience;
 mod routing;
 mod sse;
+mod state;
 mod tokens;
 mod upstream;
 

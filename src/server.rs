@@ -37,8 +37,6 @@ pub enum BuildError {
     Discovery(#[from] DiscoveryError),
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-    #[error(transparent)]
-    Context(#[from] crate::context::StateError),
     #[error("{0}")]
     Mcp(String),
 }

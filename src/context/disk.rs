@@ -1,34 +1,16 @@
 //! The context store's files: `state.data_dir/context/<sha256 of namespace and key>.json`, one
-//! document per file, each written to a temporary file, synced and renamed into place.
+//! document per file, each written durably through `state` (temporary file, sync, rename).
 //!
 //! A rename is atomic, so a crash mid-write leaves the old document or the new one, never a torn
 //! one. A file per document keeps each write as small as its document and needs no compaction.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Why the context files cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state.data_dir: cannot use {path}: {cause}")]
-    Io {
-        path: PathBuf,
-        /// Shown in the message, so not a `source` the error chain would print again.
-        cause: std::io::Error,
-    },
-    #[error("state.data_dir: {path} is in use by another running gateway")]
-    Locked { path: PathBuf },
-    #[error("state.data_dir: {path} is not a context document: {cause}")]
-    Corrupt {
-        path: PathBuf,
-        /// Shown in the message, so not a `source` the error chain would print again.
-        cause: serde_json::Error,
-    },
-}
+use crate::state::{self, StateError, io};
 
 /// What one file holds.
 #[derive(Serialize, Deserialize)]
@@ -42,23 +24,9 @@ pub struct Stored {
     pub value: Box<RawValue>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError {
-    let path = path.to_owned();
-    move |cause| StateError::Io { path, cause }
-}
-
 /// The directory's lock: two gateways writing one store would each overwrite the other's view.
 pub fn claim(dir: &Path) -> Result<File, StateError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = dir.join("context.lock");
-    let lock = File::create(&path).map_err(io(&path))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::Locked {
-            path: dir.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
-    }
+    state::claim(dir, "context.lock")
 }
 
 /// Every document in `dir`; leftover temporary files of an interrupted write are removed.
@@ -69,8 +37,12 @@ pub fn load(dir: &Path) -> Result<Vec<Stored>, StateError> {
         match path.extension().and_then(|e| e.to_str()) {
             Some("json") => {
                 let bytes = std::fs::read(&path).map_err(io(&path))?;
-                let stored = serde_json::from_slice(&bytes)
-                    .map_err(|cause| StateError::Corrupt { path, cause })?;
+                let stored =
+                    serde_json::from_slice(&bytes).map_err(|cause| StateError::Corrupt {
+                        path,
+                        what: "a context document",
+                        cause,
+                    })?;
                 documents.push(stored);
             }
             Some("tmp") => std::fs::remove_file(&path).map_err(io(&path))?,
@@ -93,31 +65,17 @@ pub fn file_of(dir: &Path, namespace: &str, key: &str) -> PathBuf {
 /// Replaces a document's file with `stored`, durably.
 pub fn write(dir: &Path, stored: &Stored) -> Result<(), StateError> {
     let path = file_of(dir, &stored.namespace, &stored.key);
-    let temporary = path.with_extension("tmp");
     let bytes = serde_json::to_vec(stored).map_err(|cause| StateError::Corrupt {
         path: path.clone(),
+        what: "a context document",
         cause,
     })?;
-    let mut file = File::create(&temporary).map_err(io(&temporary))?;
-    file.write_all(&bytes).map_err(io(&temporary))?;
-    file.sync_all().map_err(io(&temporary))?;
-    std::fs::rename(&temporary, &path).map_err(io(&path))?;
-    sync_dir(dir)
+    state::write_durably(&path, &bytes)
 }
 
 /// Removes a document's file, durably; a file already gone is no error.
 pub fn remove(dir: &Path, namespace: &str, key: &str) -> Result<(), StateError> {
-    let path = file_of(dir, namespace, key);
-    match std::fs::remove_file(&path) {
-        Ok(()) => sync_dir(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io(&path)(e)),
-    }
-}
-
-/// A rename or removal is durable only once the directory is.
-fn sync_dir(dir: &Path) -> Result<(), StateError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    state::remove_durably(&file_of(dir, namespace, key))
 }
 
 #[cfg(test)]

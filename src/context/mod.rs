@@ -15,7 +15,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
-pub use disk::StateError;
+pub use crate::state::StateError;
 
 /// One document as it is now.
 #[derive(Debug, Clone)]
@@ -284,6 +284,7 @@ impl ContextStore {
         let expires_ms = ttl.map(|t| now.saturating_add(t.as_millis() as u64));
         let value = RawValue::from_string(json).map_err(|cause| StateError::Corrupt {
             path: self.dir.clone(),
+            what: "a context document",
             cause,
         })?;
         let stored = disk::Stored {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use journal::StateError;
-use journal::{Journal, Record};
+pub use crate::state::StateError;
+use journal::{Record, UsageJournal as Journal};
 
 /// Money in picodollars (10⁻¹² USD): integral, so sums are exact and budgets admit exactly.
 pub type Picodollars = u64;
@@ -211,7 +211,7 @@ impl Ledger {
         dir: &Path,
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<Ledger, StateError> {
-        let (journal, mut loaded) = Journal::open(dir)?;
+        let (journal, mut loaded) = journal::open(dir)?;
         let journal = Arc::new(journal);
         for name in names {
             loaded.entry(name.to_owned()).or_default();
@@ -244,7 +244,7 @@ impl Ledger {
             self.accounts
                 .iter()
                 .map(|(name, account)| (name.clone(), account.lock().totals.clone()))
-                .collect()
+                .collect::<BTreeMap<_, _>>()
         })
     }
 
