@@ -146,6 +146,30 @@ impl<'r> Plan<'r> {
     }
 }
 
+/// Tries the plan's targets in turn until one answers or the plan gives up: the one retry loop
+/// of every model endpoint, evaluating to `Result<(answer, &Target), ApiError>`.
+/// `first_answer!(plan, |target, lease| attempt)` runs the `attempt` future for each try.
+///
+/// A macro rather than a function taking an async callback: a handler's future must be `Send`,
+/// which rustc cannot yet prove through a generic async callback that borrows (rust-lang/rust
+/// issue 100013, "lifetime bound not satisfied").
+macro_rules! first_answer {
+    ($plan:expr, |$target:ident, $lease:ident| $attempt:expr) => {
+        async {
+            let mut plan = $plan;
+            loop {
+                let ($target, $lease) = plan.next()?;
+                match $attempt.await {
+                    Ok(answer) => break Ok::<_, $crate::error::ApiError>((answer, $target)),
+                    Err(failure) => plan.failed($target, failure).await?,
+                }
+            }
+        }
+        .await
+    };
+}
+pub(crate) use first_answer;
+
 /// Runs one try's work until `until`; past it, the try failed with a 504 saying `late`.
 pub async fn within<T>(
     until: Instant,

@@ -123,7 +123,7 @@ async fn answer(
         timeouts: &route.timeouts,
         deadline,
     };
-    let tried = tries.first_answer(plan).await;
+    let tried = resilience::first_answer!(plan, |target, lease| tries.attempt(target, lease));
     let mut response = match tried {
         Err(error) => {
             drop(charge); // Released before the headers below are read.
@@ -269,20 +269,6 @@ struct ChatTry<'a> {
 }
 
 impl ChatTry<'_> {
-    /// Tries the plan's targets in turn until one answers or the plan gives up.
-    async fn first_answer<'r>(
-        &mut self,
-        mut plan: Plan<'r>,
-    ) -> Result<(Attempted, &'r Target), ApiError> {
-        loop {
-            let (target, lease) = plan.next()?;
-            match self.attempt(target, lease).await {
-                Ok(attempted) => return Ok((attempted, target)),
-                Err(failure) => plan.failed(target, failure).await?,
-            }
-        }
-    }
-
     /// One try: sent, and waited on until its first token (its whole answer when not streamed), within
     /// `first_token`. The lease's breaker hears how it went.
     async fn attempt(

@@ -70,7 +70,8 @@ async fn answer(
         first_token,
         deadline,
     };
-    let (answer, target) = tries.first_answer(plan).await?;
+    let (answer, target) =
+        resilience::first_answer!(plan, |target, lease| tries.attempt(target, lease))?;
     served.provider.clone_from(&target.upstream.name);
     let mut answer = answer;
     if answer.usage.prompt_tokens == 0 && !request.input.is_empty() {
@@ -105,20 +106,6 @@ struct EmbeddingsTry<'a> {
 }
 
 impl EmbeddingsTry<'_> {
-    /// Tries the plan's targets in turn until one answers or the plan gives up.
-    async fn first_answer<'r>(
-        &mut self,
-        mut plan: Plan<'r>,
-    ) -> Result<(EmbeddingsResponse, &'r Target), ApiError> {
-        loop {
-            let (target, lease) = plan.next()?;
-            match self.attempt(target, lease).await {
-                Ok(answer) => return Ok((answer, target)),
-                Err(failure) => plan.failed(target, failure).await?,
-            }
-        }
-    }
-
     /// One try: the mock, or an exchange with the provider within `first_token`; the lease's
     /// breaker hears how it went.
     async fn attempt(
