@@ -31,7 +31,7 @@ use crate::sse::{self, Recorder, UsageSink};
 use crate::tokens;
 use crate::upstream::exchange::{self, ChatReply};
 use crate::upstream::instances::InstanceLease;
-use crate::upstream::{self, Backend, Failure, MockBackend, Pace};
+use crate::upstream::{self, Backend, Failure, MockDelays, Pace};
 
 /// Names the provider and upstream model that answered, for debugging routes.
 static TARGET_HEADER: HeaderName = HeaderName::from_static("x-switchboard-target");
@@ -253,7 +253,7 @@ fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
 /// What one successful try produced, before it is turned into a response.
 enum Attempted {
     /// The built-in model answers; the lease keeps it counted as busy while it does.
-    Mock(MockBackend, InstanceLease),
+    Mock(MockDelays, InstanceLease),
     /// Boxed: an answer (its usage's maps) is several times the size of the other variants.
     Whole(Box<ChatAnswer>),
     /// A stream whose first item has arrived; the lease lives inside it until it ends.
@@ -282,7 +282,7 @@ impl ChatTry<'_> {
             Backend::Mock(mock) => {
                 let outcome = mock.try_once(name);
                 lease.settle(&outcome);
-                return outcome.map(|()| Attempted::Mock(*mock, lease));
+                return outcome.map(|()| Attempted::Mock(mock.delays, lease));
             }
             Backend::Http(http) => http,
         };
@@ -337,7 +337,7 @@ async fn whole_answer(answer: ChatAnswer, mut answering: Answering) -> Response 
 }
 
 async fn mock_answer(
-    mock: MockBackend,
+    mock: MockDelays,
     lease: InstanceLease,
     mut request: ChatRequest,
     answering: Answering,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -129,19 +130,35 @@ impl HttpBackend {
     }
 }
 
-/// The mock's delays.
-#[derive(Debug, Clone, Copy, Default)]
+/// The built-in mock: its delays, and the share of tries it fails.
+#[derive(Debug, Default)]
 pub struct MockBackend {
+    pub delays: MockDelays,
+    /// Share of tries that fail, for testing resilience.
+    error_rate: f64,
+    /// Tries so far. Failures are spread evenly over them rather than drawn by chance, so a
+    /// rate holds exactly and tests built on it never hit an unlucky run (five failures in a
+    /// row at 50% would open a breaker about 3% of the time).
+    tries: AtomicU64,
+}
+
+/// How long the mock takes to answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MockDelays {
     pub first_token: Duration,
     pub per_chunk: Duration,
-    /// Share of tries that fail with a 500, for testing resilience.
-    pub error_rate: f64,
 }
 
 impl MockBackend {
-    /// This try's outcome before the mock answers: a failure drawn by `error_rate`, or none.
+    /// This try's outcome before the mock answers: try `n` fails when it takes the count of
+    /// failures, `floor(n × error_rate)`, one higher.
     pub fn try_once(&self, provider: &str) -> Result<(), Failure> {
-        if self.error_rate > 0.0 && rand::random::<f64>() < self.error_rate {
+        if self.error_rate <= 0.0 {
+            return Ok(());
+        }
+        let n = self.tries.fetch_add(1, Ordering::Relaxed);
+        let failures = |tries: u64| (tries as f64 * self.error_rate).floor() as u64;
+        if failures(n + 1) > failures(n) {
             return Err(Failure::from(ApiError::bad_gateway(format!(
                 "provider '{provider}' failed (injected by error_rate)"
             ))));
@@ -258,9 +275,12 @@ impl From<&MockConfig> for MockBackend {
     fn from(config: &MockConfig) -> Self {
         let latency: &MockLatency = &config.latency;
         MockBackend {
-            first_token: latency.first_token.map(|s| s.0).unwrap_or_default(),
-            per_chunk: latency.per_chunk.map(|s| s.0).unwrap_or_default(),
+            delays: MockDelays {
+                first_token: latency.first_token.map(|s| s.0).unwrap_or_default(),
+                per_chunk: latency.per_chunk.map(|s| s.0).unwrap_or_default(),
+            },
             error_rate: config.error_rate,
+            tries: AtomicU64::new(0),
         }
     }
 }
@@ -269,6 +289,29 @@ impl From<&MockConfig> for MockBackend {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn the_mock_fails_its_share_of_tries_evenly() {
+        let config = MockConfig {
+            error_rate: 0.5,
+            ..MockConfig::default()
+        };
+        let mock = MockBackend::from(&config);
+        let failed: Vec<bool> = (0..10).map(|_| mock.try_once("m").is_err()).collect();
+        assert_eq!(failed.iter().filter(|f| **f).count(), 5);
+        assert!(
+            failed.windows(2).all(|pair| pair[0] != pair[1]),
+            "{failed:?}"
+        );
+        let third = MockBackend::from(&MockConfig {
+            error_rate: 0.3,
+            ..MockConfig::default()
+        });
+        let failures = (0..1000).filter(|_| third.try_once("m").is_err()).count();
+        assert_eq!(failures, 300);
+        let never = MockBackend::from(&MockConfig::default());
+        assert!((0..100).all(|_| never.try_once("m").is_ok()));
+    }
 
     #[test]
     fn gemini_defaults_to_googles_api_root() {
