@@ -20,6 +20,7 @@ mod mcp_registry;
 mod mcp_stateless;
 mod mcp_upstreams;
 mod mistral;
+mod providers;
 mod python;
 mod quota;
 mod resilience;

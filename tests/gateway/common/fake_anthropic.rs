@@ -7,8 +7,8 @@
 //! `error-<status>` (Anthropic's error body echoing the key), `cut` (the connection breaks
 //! mid-stream), `unknown-event` (an undocumented event and block mid-stream), `refusal`.
 
+use super::fake::{Received, Recorder, error_status};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::body::Body;
@@ -24,24 +24,16 @@ pub const KEY: &str = "sk-ant-api03-fake-secret-0123456789";
 /// Usage every answer reports: prompt tokens are 20 + 5 + 3 in OpenAI's terms.
 const USAGE: &str = r#"{"input_tokens": 20, "cache_read_input_tokens": 5, "cache_creation_input_tokens": 3, "output_tokens": 12}"#;
 
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
 /// A running fake.
 #[derive(Clone)]
 pub struct FakeAnthropic {
     pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
+    received: Recorder,
 }
 
 impl FakeAnthropic {
     pub async fn start() -> FakeAnthropic {
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let received = Recorder::default();
         let app = axum::Router::new()
             .route("/v1/messages", post(messages))
             .with_state(received.clone());
@@ -55,7 +47,7 @@ impl FakeAnthropic {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.received.all()
     }
 }
 
@@ -69,16 +61,13 @@ fn invalid(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "invalid_request_error", message)
 }
 
-async fn messages(
-    State(received): State<Arc<Mutex<Vec<Received>>>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
+async fn messages(State(received): State<Recorder>, headers: HeaderMap, body: String) -> Response {
     let parsed: Result<Value, _> = serde_json::from_str(&body);
-    received.lock().expect("lock").push(Received {
+    received.record(Received {
         path: "/v1/messages".to_owned(),
         headers: headers.clone(),
         body: parsed.as_ref().map_or(Value::Null, Clone::clone),
+        ..Received::default()
     });
     if header_is(&headers, "x-api-key", KEY).is_err() {
         return error(
@@ -277,9 +266,7 @@ fn script(body: &Value) -> (Vec<Value>, &'static str) {
 
 fn answer(body: &Value) -> Response {
     let model = body["model"].as_str().unwrap_or("ok");
-    if let Some(status) = model.strip_prefix("error-") {
-        let status =
-            StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(status) = error_status(&model) {
         let kind = match status.as_u16() {
             400 => "invalid_request_error",
             401 => "authentication_error",

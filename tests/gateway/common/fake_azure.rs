@@ -7,17 +7,15 @@
 //! (the connection breaks mid-stream), `unknown-event` (a named event that is no chunk),
 //! `refusal` (`finish_reason: content_filter`), `filtered-prompt` (Azure's 400 content_filter).
 
+use super::fake::{Received, Recorder, error_status};
+use super::openai_answer;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// The API key the fake expects.
@@ -25,15 +23,7 @@ pub const KEY: &str = "az-upstream-secret-0123456789";
 /// The `api-version` the fake expects.
 pub const API_VERSION: &str = "2024-10-21";
 
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub query: String,
-    pub body: Value,
-}
-
-type Shared = Arc<Mutex<Vec<Received>>>;
+type Shared = Recorder;
 
 /// A running fake.
 #[derive(Clone)]
@@ -65,7 +55,7 @@ impl FakeAzure {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.received.all()
     }
 }
 
@@ -85,10 +75,11 @@ fn check(
     body: &Value,
 ) -> Result<(), Box<Response>> {
     let query = query.unwrap_or_default();
-    received.lock().expect("lock").push(Received {
+    received.record(Received {
         path,
         query: query.clone(),
         body: body.clone(),
+        ..Received::default()
     });
     if query != format!("api-version={API_VERSION}") {
         return Err(Box::new(azure_error(
@@ -106,12 +97,6 @@ fn check(
         )));
     }
     Ok(())
-}
-
-fn chunk(delta: Value, finish: Value) -> String {
-    let chunk = json!({"choices": [{"content_filter_results": {}, "delta": delta, "finish_reason": finish, "index": 0, "logprobs": null}],
-        "created": 1709000000, "id": "chatcmpl-az1", "model": "gpt-4o-2024-08-06", "object": "chat.completion.chunk", "system_fingerprint": "fp_az"});
-    format!("data: {chunk}\n\n")
 }
 
 async fn chat(
@@ -132,9 +117,7 @@ async fn chat(
             "'messages' is a required property",
         );
     }
-    if let Some(status) = deployment.strip_prefix("error-") {
-        let status =
-            StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(status) = error_status(&deployment) {
         return azure_error(
             status,
             "fake_code",
@@ -145,95 +128,7 @@ async fn chat(
         return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.",
             "type": null, "param": "prompt", "code": "content_filter", "status": 400}}))).into_response();
     }
-    let tool = body["tools"][0]["function"]["name"]
-        .as_str()
-        .map(str::to_owned);
-    let cities: &[&str] = match (deployment.as_str(), &tool) {
-        ("parallel", Some(_)) => &["Paris", "Tokyo"],
-        (_, Some(_)) => &["Paris"],
-        _ => &[],
-    };
-    let calls: Vec<(String, String, String)> = cities
-        .iter()
-        .enumerate()
-        .map(|(i, city)| {
-            (
-                format!("call_az{i}"),
-                tool.clone().unwrap_or_default(),
-                format!("{{\"city\": \"{city}\"}}"),
-            )
-        })
-        .collect();
-    let finish = match (deployment.as_str(), calls.is_empty()) {
-        ("refusal", _) => "content_filter",
-        (_, false) => "tool_calls",
-        _ => "stop",
-    };
-    let usage = json!({"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13});
-    if body["stream"] != json!(true) {
-        let message = if calls.is_empty() {
-            json!({"role": "assistant", "content": if finish == "stop" { json!("Hello from Azure!") } else { Value::Null }})
-        } else {
-            let calls: Vec<Value> = calls.iter().map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})).collect();
-            json!({"role": "assistant", "content": null, "tool_calls": calls})
-        };
-        return Json(json!({"id": "chatcmpl-az1", "object": "chat.completion", "created": 1709000000, "model": "gpt-4o-2024-08-06",
-            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
-            "choices": [{"index": 0, "finish_reason": finish, "message": message, "content_filter_results": {}}],
-            "usage": usage})).into_response();
-    }
-    // Azure opens a stream with the prompt's filter results and no choices.
-    let mut events = vec![format!(
-        "data: {}\n\n",
-        json!({"choices": [], "created": 0, "id": "", "model": "", "object": "",
-        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]})
-    )];
-    events.push(chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    ));
-    if calls.is_empty() && finish == "stop" {
-        for piece in ["Hello", " from", " Azure!"] {
-            events.push(chunk(json!({"content": piece}), Value::Null));
-        }
-        if deployment == "unknown-event" {
-            events.push("event: ping\ndata: {}\n\n".to_owned());
-        }
-    }
-    for (i, (id, name, args)) in calls.iter().enumerate() {
-        events.push(chunk(json!({"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null));
-        let (head, tail) = args.split_at(args.len() / 2);
-        for piece in [head, tail] {
-            events.push(chunk(
-                json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
-                Value::Null,
-            ));
-        }
-    }
-    events.push(chunk(json!({}), json!(finish)));
-    if body["stream_options"]["include_usage"] == json!(true) {
-        events.push(format!("data: {}\n\n", json!({"choices": [], "created": 1709000000, "id": "chatcmpl-az1", "model": "gpt-4o-2024-08-06",
-            "object": "chat.completion.chunk", "usage": usage})));
-    }
-    let cut = deployment == "cut";
-    if cut {
-        events.truncate(3);
-    } else {
-        events.push("data: [DONE]\n\n".to_owned());
-    }
-    let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
-        .chain(futures_util::stream::iter(
-            cut.then(|| Err(std::io::Error::other("connection cut"))),
-        ))
-        .then(|event| async {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            event
-        });
-    (
-        [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(body),
-    )
-        .into_response()
+    openai_answer::answer(&deployment, &body, openai_answer::Flavor::Azure)
 }
 
 async fn embeddings(

@@ -7,8 +7,8 @@
 //! echoing the secret key), `cut` (stream aborted mid-frame), `unknown-event` (an event type the
 //! adapter does not know, then a normal finish), `refusal` (a guardrail intervention).
 
+use super::fake::{Received, Recorder};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
@@ -31,24 +31,16 @@ pub const SECRET: &str = "fake/bedrock/secret/key/0123456789abcdefghij";
 /// The region the fake serves.
 pub const REGION: &str = "us-east-1";
 
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
 /// A running fake.
 #[derive(Clone)]
 pub struct FakeBedrock {
     pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
+    received: Recorder,
 }
 
 impl FakeBedrock {
     pub async fn start() -> FakeBedrock {
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let received = Recorder::default();
         let app = axum::Router::new()
             .route("/model/{model}/{action}", post(invoke))
             .with_state(received.clone());
@@ -62,7 +54,7 @@ impl FakeBedrock {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.received.all()
     }
 
     /// A `providers:` entry for this fake, in YAML flow style.
@@ -90,17 +82,18 @@ fn invalid(message: &str) -> Response {
 }
 
 async fn invoke(
-    State(received): State<Arc<Mutex<Vec<Received>>>>,
+    State(received): State<Recorder>,
     Path((model, action)): Path<(String, String)>,
     headers: HeaderMap,
     uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    received.lock().expect("lock").push(Received {
+    received.record(Received {
         path: uri.path().to_owned(),
         headers: headers.clone(),
         body: json.clone(),
+        ..Received::default()
     });
     if let Err(message) = check_signature(&headers, uri.path(), &body) {
         return aws_error(StatusCode::FORBIDDEN, "AccessDeniedException", &message);

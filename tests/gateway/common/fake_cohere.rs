@@ -7,31 +7,20 @@
 //! connection breaks mid-stream), `unknown-event` (an event type no adapter knows, then a normal
 //! finish), `refusal` (Cohere's safety stop).
 
+use super::fake::{Received, Recorder, error_status, event_body};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// The API key the fake expects.
 pub const KEY: &str = "co-upstream-secret-0123456789";
 
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-type Shared = Arc<Mutex<Vec<Received>>>;
+type Shared = Recorder;
 
 /// A running fake.
 #[derive(Clone)]
@@ -79,7 +68,7 @@ impl FakeCohere {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.received.all()
     }
 }
 
@@ -187,10 +176,11 @@ fn check_messages(body: &Value) -> Result<(), String> {
 }
 
 fn record(received: &Shared, path: &str, headers: &HeaderMap, body: &Value) {
-    received.lock().expect("lock").push(Received {
+    received.record(Received {
         path: path.to_owned(),
         headers: headers.clone(),
         body: body.clone(),
+        ..Received::default()
     });
 }
 
@@ -207,9 +197,7 @@ async fn chat(
         return cohere_error(StatusCode::BAD_REQUEST, &message);
     }
     let model = body["model"].as_str().unwrap_or("ok").to_owned();
-    if let Some(status) = model.strip_prefix("error-") {
-        let status =
-            StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(status) = error_status(&model) {
         return cohere_error(
             status,
             &format!("fake failure {} for key {KEY}", status.as_u16()),
@@ -336,18 +324,10 @@ fn stream(model: &str, answer: &Answer) -> Response {
     if cut {
         events.truncate(3);
     }
-    let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
-        .chain(futures_util::stream::iter(
-            cut.then(|| Err(std::io::Error::other("connection cut"))),
-        ))
-        // Paced like a real provider, which also shows the gateway relays as events arrive.
-        .then(|event| async {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            event
-        });
+    // Paced like a real provider, which also shows the gateway relays as events arrive.
     (
         [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(body),
+        event_body(events, cut),
     )
         .into_response()
 }

@@ -10,8 +10,8 @@
 //! (`finishReason: SAFETY`), `blocked` (`promptFeedback.blockReason`, no candidates). With
 //! `responseLogprobs`, each text part is one token chosen at -0.5, with `logprobs` top candidates.
 
+use super::fake::{Received, Recorder};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -24,23 +24,14 @@ use serde_json::{Value, json};
 /// The API key the fake expects in `x-goog-api-key`.
 pub const KEY: &str = "AIzaSy-fake-gemini-key-0123456789";
 
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// Path and query, e.g. `/v1beta/models/ok:streamGenerateContent?alt=sse`.
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
 /// A running fake.
 #[derive(Clone)]
 pub struct FakeGemini {
     pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
+    received: Recorder,
 }
 
-type Shared = Arc<Mutex<Vec<Received>>>;
+type Shared = Recorder;
 
 impl FakeGemini {
     pub async fn start() -> FakeGemini {
@@ -58,7 +49,7 @@ impl FakeGemini {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.received.all()
     }
 }
 
@@ -86,10 +77,11 @@ async fn handle(
         Ok(body) => body,
         Err(_) => return invalid("Invalid JSON payload received."),
     };
-    shared.lock().expect("lock").push(Received {
+    shared.record(Received {
         path: path.clone(),
         headers: headers.clone(),
         body: body.clone(),
+        ..Received::default()
     });
     if headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
         let body = json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
@@ -127,6 +119,7 @@ fn generate(model: &str, body: &Value, stream: bool) -> Response {
         let code: u16 = status.parse().unwrap_or(500);
         let name = match code {
             400 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
             403 => "PERMISSION_DENIED",
             404 => "NOT_FOUND",
             429 => "RESOURCE_EXHAUSTED",

@@ -6,31 +6,20 @@
 //! arguments streamed in fragments), `parallel` (two calls), `error-<status>` (echoes the key),
 //! `cut` (the connection breaks mid-stream), `unknown-event` (a named event that is no chunk).
 
+use super::fake::{Received, Recorder, error_status, event_body};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 /// The API key the fake expects.
 pub const KEY: &str = "mi-upstream-secret-0123456789";
 
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-type Shared = Arc<Mutex<Vec<Received>>>;
+type Shared = Recorder;
 
 /// A running fake.
 #[derive(Clone)]
@@ -75,7 +64,7 @@ impl FakeMistral {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().expect("lock").clone()
+        self.received.all()
     }
 }
 
@@ -184,10 +173,11 @@ async fn chat(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    received.lock().expect("lock").push(Received {
+    received.record(Received {
         path: "/v1/chat/completions".into(),
         headers: headers.clone(),
         body: body.clone(),
+        ..Received::default()
     });
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -203,9 +193,7 @@ async fn chat(
         return *response;
     }
     let model = body["model"].as_str().unwrap_or("ok").to_owned();
-    if let Some(status) = model.strip_prefix("error-") {
-        let status =
-            StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(status) = error_status(&model) {
         return mistral_error(
             status,
             &format!("fake failure {} for key {KEY}", status.as_u16()),
@@ -307,17 +295,9 @@ fn stream(model: &str, calls: &[(String, String, String)]) -> Response {
     } else {
         events.push("data: [DONE]\n\n".to_owned());
     }
-    let body = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::io::Error>))
-        .chain(futures_util::stream::iter(
-            cut.then(|| Err(std::io::Error::other("connection cut"))),
-        ))
-        .then(|event| async {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            event
-        });
     (
         [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(body),
+        event_body(events, cut),
     )
         .into_response()
 }

@@ -14,7 +14,11 @@
 //! `: keep-alive` comment every 100 ms for 600 ms, then the rest), `raw` (the bytes of
 //! [`RAW_STREAM`], whatever the request), `no-stream` (answers whole even when asked to stream),
 //! `per-choice` (two choices, each in chunks of its own, only the first one naming its role).
+//! With tools offered, and for `parallel`, `refusal` and `unknown-event`, it answers as
+//! [`super::openai_answer`] scripts it.
 
+use super::fake::{Received, Recorder, error_status};
+use super::openai_answer;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,18 +49,9 @@ pub const RAW_STREAM: &str = concat!(
 /// The API key the fake expects.
 pub const KEY: &str = "sk-upstream-secret-0123456789";
 
-/// One request as the fake received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Value,
-    pub at: std::time::Instant,
-}
-
 #[derive(Default)]
 struct Shared {
-    received: Mutex<Vec<Received>>,
+    received: Recorder,
     /// Requests seen per behaviour, for behaviours that change over time.
     seen: Mutex<std::collections::HashMap<String, usize>>,
     /// Notified when a streamed answer's body is dropped before it finished: the gateway hung up.
@@ -101,7 +96,7 @@ impl FakeOpenAi {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().expect("lock").clone()
+        self.shared.received.all()
     }
 
     /// Waits until a stream the fake was sending is dropped by the gateway.
@@ -123,11 +118,12 @@ fn check_request(
     headers: &HeaderMap,
     body: &Value,
 ) -> Result<(), Box<Response>> {
-    shared.received.lock().expect("lock").push(Received {
+    shared.received.record(Received {
         path: path.to_owned(),
         headers: headers.clone(),
         body: body.clone(),
         at: std::time::Instant::now(),
+        ..Received::default()
     });
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -227,9 +223,7 @@ async fn chat(
             .insert(header::RETRY_AFTER, seconds.parse().unwrap());
         return response;
     }
-    if let Some(status) = model.strip_prefix("error-") {
-        let status =
-            StatusCode::from_bytes(status.as_bytes()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(status) = error_status(&model) {
         return openai_error(
             status,
             &format!("fake failure {} for key {KEY}", status.as_u16()),
@@ -270,6 +264,10 @@ async fn chat(
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
         }))
         .into_response();
+    }
+    let scripted = matches!(model.as_str(), "parallel" | "refusal" | "unknown-event");
+    if scripted || body["tools"].is_array() {
+        return openai_answer::answer(&model, &body, openai_answer::Flavor::OpenAi);
     }
     if body["stream"] == json!(true) && model != "no-stream" {
         return stream(shared, &model, &body);

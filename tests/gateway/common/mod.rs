@@ -1,5 +1,6 @@
 //! Test harness: start a gateway from YAML on 127.0.0.1, and fake upstreams to put behind it.
 
+pub mod fake;
 pub mod fake_anthropic;
 pub mod fake_azure;
 pub mod fake_bedrock;
@@ -8,6 +9,7 @@ pub mod fake_dns;
 pub mod fake_gemini;
 pub mod fake_mistral;
 pub mod fake_openai;
+pub mod openai_answer;
 
 use std::net::SocketAddr;
 
