@@ -266,7 +266,7 @@ fn script(body: &Value) -> (Vec<Value>, &'static str) {
 
 fn answer(body: &Value) -> Response {
     let model = body["model"].as_str().unwrap_or("ok");
-    if let Some(status) = error_status(&model) {
+    if let Some(status) = error_status(model) {
         let kind = match status.as_u16() {
             400 => "invalid_request_error",
             401 => "authentication_error",
