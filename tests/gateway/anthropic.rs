@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::fake_anthropic::{FakeAnthropic, KEY};
-use crate::common::{TestGateway, client, sse_data};
+use crate::common::{TestGateway, client, finish_reasons, sse_data, text_of};
 
 async fn gateway_for(fake: &FakeAnthropic) -> TestGateway {
     TestGateway::start(&format!(
@@ -66,20 +66,6 @@ async fn stream(gateway: &TestGateway, mut body: Value) -> (Vec<Value>, bool) {
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
     (chunks, done)
-}
-
-fn text_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
-fn finish_reasons(chunks: &[Value]) -> Vec<&str> {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .collect()
 }
 
 /// Tool-call deltas in order, reassembled per index into (id, name, arguments).

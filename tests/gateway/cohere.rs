@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::common::fake_cohere::{FakeCohere, KEY};
-use crate::common::{TestGateway, client, sse_data};
+use crate::common::{TestGateway, client, sse_data, text_of};
 
 async fn gateway_for(fake: &FakeCohere) -> TestGateway {
     TestGateway::start(&format!(
@@ -49,13 +49,6 @@ async fn chunks(response: reqwest::Response) -> (Vec<Value>, bool) {
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
     (chunks, done)
-}
-
-fn text_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect()
 }
 
 /// Tool calls reassembled from their streamed fragments, by index: (id, name, arguments).

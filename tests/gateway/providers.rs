@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     TestGateway, client, fake_anthropic, fake_azure, fake_bedrock, fake_cohere, fake_gemini,
-    fake_mistral, fake_openai, sse_data,
+    fake_mistral, fake_openai, finish_reasons, sse_data, text_of,
 };
 
 /// A provider behind the gateway, each through its fake.
@@ -159,20 +159,6 @@ fn with_choices(chunks: &[Value]) -> Vec<&Value> {
     chunks
         .iter()
         .filter(|c| c["choices"].as_array().is_some_and(|a| !a.is_empty()))
-        .collect()
-}
-
-fn text_of(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect()
-}
-
-fn finish_reasons(chunks: &[Value]) -> Vec<&str> {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
         .collect()
 }
 

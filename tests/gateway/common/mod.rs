@@ -169,3 +169,19 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The text a stream's chunks spell out (the first choice's).
+pub fn text_of(chunks: &[serde_json::Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
+/// The finish reasons a stream's chunks carry, in order (the first choice's).
+pub fn finish_reasons(chunks: &[serde_json::Value]) -> Vec<&str> {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
+        .collect()
+}
