@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use rand::Rng;
 
 use crate::config::RetryConfig;
@@ -155,30 +156,40 @@ impl<'r> Plan<'r> {
 /// issue 100013, "lifetime bound not satisfied").
 macro_rules! first_answer {
     ($plan:expr, |$target:ident, $lease:ident| $attempt:expr) => {
-        async {
+        // A labelled block rather than an async one: no future of its own to size and move.
+        'tries: {
             let mut plan = $plan;
             loop {
-                let ($target, $lease) = plan.next()?;
+                let ($target, $lease) = match plan.next() {
+                    Ok(next) => next,
+                    Err(error) => break 'tries Err(error),
+                };
                 match $attempt.await {
-                    Ok(answer) => break Ok::<_, $crate::error::ApiError>((answer, $target)),
-                    Err(failure) => plan.failed($target, failure).await?,
+                    Ok(answer) => break 'tries Ok((answer, $target)),
+                    Err(failure) => {
+                        if let Err(error) = plan.failed($target, failure).await {
+                            break 'tries Err(error);
+                        }
+                    }
                 }
             }
         }
-        .await
     };
 }
 pub(crate) use first_answer;
 
 /// Runs one try's work until `until`; past it, the try failed with a 504 saying `late`.
-pub async fn within<T>(
+///
+/// A combinator, not an `async fn`: an async fn keeps its argument's slot beside the timer that
+/// took the work over, which doubled the size of every handler future (the request path copies
+/// those futures whole, bench/README.md).
+pub fn within<T>(
     until: Instant,
     late: impl FnOnce() -> String,
     work: impl Future<Output = Result<T, Failure>>,
-) -> Result<T, Failure> {
+) -> impl Future<Output = Result<T, Failure>> {
     tokio::time::timeout_at(until.into(), work)
-        .await
-        .unwrap_or_else(|_| Err(Failure::timeout(late())))
+        .map(|tried| tried.unwrap_or_else(|_| Err(Failure::timeout(late()))))
 }
 
 /// When a try's first token (its whole answer, unstreamed) must have come: `first_token` from

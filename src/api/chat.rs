@@ -44,7 +44,9 @@ pub async fn completions(State(state): State<Arc<AppState>>, request: Request) -
     let answer = async |caller: &Caller, headers: &HeaderMap, body: Body, served: &mut Served| {
         answer(&state, caller, headers, body, served).await
     };
-    model_endpoint(&state, "chat", request, answer).await
+    // Boxed: axum moves a handler's future whole as it wraps it in its layers, and this one is
+    // several KB (bench/README.md); moving a box is a pointer.
+    Box::pin(model_endpoint(&state, "chat", request, answer)).await
 }
 
 /// OpenAI's bound on `n`; beyond it a request could ask for answers without end.
