@@ -1,7 +1,8 @@
 """Talk to Switchboard with the official openai SDK: a plain answer, a stream, and embeddings.
 
-Start the gateway first (`cargo run --release`), then:
-    .venv/bin/python examples/chat.py
+Start the gateway first (`cargo run --release`), then, from another terminal:
+    ./scripts/example.sh chat
+(which sets up .venv with the SDK the first time).
 Set SWITCHBOARD_KEY when config.yaml has keys; the shipped config has none.
 """
 

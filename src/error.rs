@@ -281,10 +281,19 @@ impl From<ProviderError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, self.body()).into_response();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if self.status == StatusCode::UNAUTHORIZED {
+            // HTTP requires a challenge with every 401; MCP clients read it to tell a missing
+            // key from a server that wants OAuth.
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
         response
     }
 }

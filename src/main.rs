@@ -34,8 +34,12 @@ enum Command {
     Serve(ServeArgs),
     /// Validate a config file, print every problem with its YAML path, and exit.
     Check {
-        #[arg(long, default_value = "config.yaml")]
-        config: PathBuf,
+        /// The config file (default: config.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The config file, named without `--config`.
+        #[arg(conflicts_with = "config", value_name = "FILE")]
+        file: Option<PathBuf>,
     },
 }
 
@@ -60,7 +64,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check { config }) => check(&config),
+        Some(Command::Check { config, file }) => check(
+            &file
+                .or(config)
+                .unwrap_or_else(|| PathBuf::from("config.yaml")),
+        ),
         Some(Command::Serve(args)) => run(&args),
         None => run(&cli.serve),
     }
@@ -124,11 +132,27 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        // Handlers in place before "listening" is said: a supervisor that stops the gateway as
+        // soon as it is up gets a drain, not the default action's kill.
+        let signals = Signals::new();
         if gateway.is_open() {
             tracing::warn!("no keys configured: anyone who can reach {addr} can use every model");
         }
-        tracing::info!(%addr, providers = config.providers.len(), models = config.models.len(), "listening");
-        gateway.serve(listener, shutdown_signal()).await.context("serving")
+        let list = |names: Vec<&str>| names.join(", ");
+        tracing::info!(
+            %addr,
+            config = %std::path::absolute(&args.config).unwrap_or_else(|_| args.config.clone()).display(),
+            providers = %list(config.providers.keys().map(String::as_str).collect()),
+            models = %list(config.models.iter().map(|m| m.name.as_str()).collect()),
+            mcp_tools = %list(config.mcp.tools.iter().map(|t| t.name.as_str()).collect()),
+            mcp_servers = %list(config.mcp.servers.iter().map(|s| s.name.as_str()).collect()),
+            state = %format!("embedded in {}", config.state.data_dir.display()),
+            "listening"
+        );
+        gateway
+            .serve(listener, shutdown_signal(signals))
+            .await
+            .context("serving")
     })?;
     tracing::info!("stopped");
     Ok(())
@@ -152,9 +176,8 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Ctrl-C or SIGTERM.
 /// Completes on the first Ctrl-C or SIGTERM, which starts the graceful shutdown. A second one
 /// means the operator will not wait for it: the process exits at once.
-async fn shutdown_signal() {
+async fn shutdown_signal(mut signals: Signals) {
     // Listening from the start, so a second signal right after the first is not missed.
-    let mut signals = Signals::new();
     signals.next().await;
     tokio::spawn(async move {
         signals.next().await;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -44,7 +44,12 @@ pub async fn authenticate(
     let deleting = request.method() == Method::DELETE;
     let owner = caller.name.clone();
     request.extensions_mut().insert(caller);
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if deleting && response.status() == StatusCode::ACCEPTED {
+        // rmcp answers a session's end 202; the MCP SDKs accept 200 or 204 and warn on anything
+        // else, at every session close.
+        *response.status_mut() = StatusCode::OK;
+    }
     let created = response
         .headers()
         .get(&mcp::SESSION_ID)

@@ -37,7 +37,7 @@ pub use models::*;
 pub use providers::*;
 pub use server::*;
 pub use state::*;
-pub use units::{Secret, Size, Span};
+pub use units::{Secret, Size, Span, parse_duration};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -90,9 +90,11 @@ impl fmt::Display for ConfigError {
 /// Why a configuration could not be loaded: every problem found, each with its path.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {cause}")]
+    #[error("cannot read {path}: {cause}{hint}")]
     Read {
         path: String,
+        /// What to do about it, when the file is missing.
+        hint: &'static str,
         /// Shown in the message, so not a `source` the error chain would print again.
         cause: std::io::Error,
     },
@@ -109,13 +111,33 @@ fn render(errors: &[ConfigError]) -> String {
 }
 
 impl Config {
-    /// Reads and validates a config file, with variables from the process environment.
+    /// Reads and validates a config file, with variables from the process environment. A
+    /// relative `state.data_dir` is taken relative to the file's directory, so the gateway
+    /// finds its state wherever it is started from.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
+        // Named in full: "config.yaml" alone does not say where it was looked for.
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
-            path: path.display().to_string(),
+            path: shown.display().to_string(),
+            hint: match cause.kind() {
+                std::io::ErrorKind::NotFound => " (name another file with --config FILE)",
+                _ => "",
+            },
             cause,
         })?;
-        Config::parse(&text, &|name| std::env::var(name).ok())
+        let mut config = Config::parse(&text, &|name| std::env::var(name).ok())?;
+        if config.state.data_dir.is_relative()
+            && let Some(dir) = shown.parent()
+        {
+            let relative: std::path::PathBuf = config
+                .state
+                .data_dir
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            config.state.data_dir = dir.join(relative);
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text, resolving variables through `lookup`.

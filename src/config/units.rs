@@ -14,15 +14,63 @@ pub struct Span(pub Duration);
 
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map(Span)
-            .map_err(|e| {
-                de::Error::custom(format!(
-                    "invalid duration {text:?} ({e}); write e.g. 250ms, 2s, 10m"
-                ))
-            })
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        match Raw::deserialize(d).map_err(|_| de::Error::custom(DURATION_HINT))? {
+            Raw::Text(text) => parse_duration(&text).map(Span).map_err(de::Error::custom),
+            Raw::Number(n) => Err(de::Error::custom(format!(
+                "{n} has no unit; write a duration like {n}s or {n}m"
+            ))),
+        }
     }
+}
+
+const DURATION_HINT: &str = "expected a duration like 250ms, 2s, 10m or 1h";
+
+/// The units a duration may be written in: humantime's, less months and years, which no timeout
+/// or TTL means and which `M` (for `m`) would silently become.
+const DURATION_UNITS: &[&str] = &[
+    "ns", "nsec", "us", "usec", "ms", "msec", "millis", "s", "sec", "secs", "second", "seconds",
+    "m", "min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours", "d", "day", "days",
+    "w", "week", "weeks",
+];
+
+/// Parses a duration as config.yaml, `?ttl=` and the MCP tools write it: `250ms`, `2s`,
+/// `1h30m`. Units are case-exact; an unknown one is an error that suggests the one meant.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    let mut rest = trimmed;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ' '))
+            .unwrap_or(rest.len());
+        let after = &rest[digits..];
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == ' ')
+            .unwrap_or(after.len());
+        let unit = &after[..unit_len];
+        if digits == 0 || unit.is_empty() {
+            break;
+        }
+        if !DURATION_UNITS.contains(&unit) {
+            let lower = unit.to_ascii_lowercase();
+            let hint = if DURATION_UNITS.contains(&lower.as_str()) {
+                format!(" (did you mean `{lower}`? units are case-sensitive)")
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "invalid duration {text:?}: unknown unit `{unit}`{hint}; {DURATION_HINT}"
+            ));
+        }
+        rest = after[unit_len..].trim_start();
+    }
+    humantime::parse_duration(trimmed)
+        .map_err(|e| format!("invalid duration {text:?} ({e}); {DURATION_HINT}"))
 }
 
 /// A size in bytes written as `64KiB`, `256MiB` or a plain number of bytes.
@@ -102,7 +150,28 @@ mod tests {
         let size: Size = serde_json::from_str("1024").unwrap();
         assert_eq!(size.0, 1024);
         assert!(serde_json::from_str::<Span>("\"soon\"").is_err());
+        let span: Span = serde_json::from_str("\"1h30m\"").unwrap();
+        assert_eq!(span.0, Duration::from_secs(5400));
         assert!(serde_json::from_str::<Size>("\"lots\"").is_err());
+    }
+
+    #[test]
+    fn duration_units_are_case_exact_and_months_are_refused() {
+        let error = parse_duration("10M").unwrap_err();
+        assert!(error.contains("did you mean `m`"), "{error}");
+        let error = parse_duration("2S").unwrap_err();
+        assert!(error.contains("did you mean `s`"), "{error}");
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("3months").is_err());
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration(" 2 s "), Ok(Duration::from_secs(2)));
+        let error = serde_json::from_str::<Span>("10").unwrap_err().to_string();
+        assert!(
+            error.contains("no unit") && error.contains("10m"),
+            "{error}"
+        );
+        let error = serde_json::from_str::<Span>("[1]").unwrap_err().to_string();
+        assert!(error.contains("a duration like"), "{error}");
     }
 
     #[test]

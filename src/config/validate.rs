@@ -41,6 +41,13 @@ fn server_and_cache_errors(config: &Config, errors: &mut Vec<ConfigError>) {
             "must be longer than 0",
         ));
     }
+    if config.server.shutdown_timeout.0.is_zero() {
+        // 0s would cut every stream and request in flight at the first signal.
+        errors.push(ConfigError::new(
+            "server.shutdown_timeout",
+            "must be longer than 0s",
+        ));
+    }
     if config.server.max_connections == 0 {
         errors.push(ConfigError::new(
             "server.max_connections",

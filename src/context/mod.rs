@@ -460,7 +460,7 @@ pub fn unix_ms() -> u64 {
 
 /// A TTL as written in config.yaml (`30s`, `10m`), longer than zero.
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text.trim()) {
+    match crate::config::parse_duration(text) {
         Ok(ttl) if !ttl.is_zero() => Ok(ttl),
         _ => Err(format!(
             "Invalid ttl {text:?}: write a duration such as 30s, 10m or 1h."

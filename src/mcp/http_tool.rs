@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn placeholders_are_percent_encoded_and_the_rest_becomes_query_or_body() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::upstream::install_tls_provider();
         let client = reqwest::Client::new();
         let get = tool(
             "{ name: w, input_schema: { type: object, properties: { city: { type: string }, days: { type: integer } } }, http: { method: GET, url: 'http://h/w/{city}' } }",

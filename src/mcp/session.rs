@@ -77,6 +77,37 @@ impl Session {
         }
     }
 
+    /// A tool call: the caller's key checked, then run until done or cancelled by the client.
+    async fn call_tool_checked(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        if !caller.may_use_tool(&request.name) {
+            return Err(unknown_tool(&request.name));
+        }
+        // A context write is not cut short: dropped mid-way, its file would change while the
+        // store's memory and subscribers never heard of it. It is quick anyway.
+        if self
+            .shared
+            .context_tools
+            .iter()
+            .any(|t| t.tool.name == request.name)
+        {
+            return self.dispatch(&caller, request).await;
+        }
+        // A client that cancels the call (or goes away) stops it here: the service's request,
+        // or the upstream server's call, is dropped rather than run to its timeout.
+        tokio::select! {
+            called = self.dispatch(&caller, request) => called,
+            () = context.ct.cancelled() => Err(ErrorData::internal_error(
+                "the call was cancelled by the client",
+                None,
+            )),
+        }
+    }
+
     /// Runs a call the caller may make: forwarded to an upstream server, or served here.
     async fn dispatch(
         &self,
@@ -350,29 +381,14 @@ impl ServerHandler for Session {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let caller = self.caller(&context)?;
-        if !caller.may_use_tool(&request.name) {
-            return Err(unknown_tool(&request.name));
+        let tool = request.name.clone();
+        let called = self.call_tool_checked(request, context).await;
+        if let Err(error) = &called {
+            // The client's doing (an unknown tool, bad arguments): said in words, at debug.
+            // rmcp's own warning with the error's debug form is filtered out (telemetry).
+            tracing::debug!(%tool, code = error.code.0, "tool call refused: {}", error.message);
         }
-        // A context write is not cut short: dropped mid-way, its file would change while the
-        // store's memory and subscribers never heard of it. It is quick anyway.
-        if self
-            .shared
-            .context_tools
-            .iter()
-            .any(|t| t.tool.name == request.name)
-        {
-            return self.dispatch(&caller, request).await;
-        }
-        // A client that cancels the call (or goes away) stops it here: the service's request,
-        // or the upstream server's call, is dropped rather than run to its timeout.
-        tokio::select! {
-            called = self.dispatch(&caller, request) => called,
-            () = context.ct.cancelled() => Err(ErrorData::internal_error(
-                "the call was cancelled by the client",
-                None,
-            )),
-        }
+        called
     }
 
     async fn list_resources(

@@ -30,8 +30,10 @@ pub enum LogFormat {
 /// Installs the global subscriber; the level comes from `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
     // rmcp logs every session id at info; a session id is a bearer credential for its stream.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    // Its service logs every error a handler answered (a client's unknown tool) at warn, in
+    // Rust's debug form: the gateway says those in words at debug instead.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn,rmcp::service=error"));
     // Colours only for a person at a terminal; files and log shippers get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
@@ -66,7 +68,8 @@ pub async fn request_span(mut request: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            // Microseconds are noise in a log line a person reads.
+            elapsed_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 1e2,
             "answered"
         );
     });

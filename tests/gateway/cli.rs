@@ -103,6 +103,106 @@ fn check_prints_every_problem_with_its_path_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
 }
 
+/// What surprised newcomers: `check FILE` without `--config`, a missing file named in full with
+/// the flag that names another, units written in the wrong case, a number with no unit, and a
+/// shutdown that would cut every stream.
+#[test]
+fn check_takes_a_positional_file_and_explains_what_trips_newcomers() {
+    let good = write_config("positional", "providers:\n  demo: { kind: mock }\n");
+    let output = Command::new(BIN).arg("check").arg(&good).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+
+    let empty = std::env::temp_dir().join(format!("switchboard-cli-{}-nofile", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = Command::new(BIN)
+        .arg("check")
+        .current_dir(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let searched = empty.join("config.yaml");
+    assert!(
+        stderr.contains(&searched.display().to_string()) && stderr.contains("--config FILE"),
+        "{stderr}"
+    );
+
+    let surprising = write_config(
+        "units",
+        "server: { shutdown_timeout: 0s }\nproviders:\n  demo: { kind: mock }\ncache: { ttl: 10M }\n",
+    );
+    let output = Command::new(BIN)
+        .arg("check")
+        .arg(&surprising)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cache.ttl") && stderr.contains("did you mean `m`"),
+        "{stderr}"
+    );
+    let zero = write_config(
+        "zero",
+        "server: { shutdown_timeout: 0s }\nproviders:\n  demo: { kind: mock }\ncache: { ttl: 10 }\n",
+    );
+    let output = Command::new(BIN).arg("check").arg(&zero).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cache.ttl") && stderr.contains("10m"),
+        "{stderr}"
+    );
+    let only_zero = write_config(
+        "only-zero",
+        "server: { shutdown_timeout: 0s }\nproviders:\n  demo: { kind: mock }\n",
+    );
+    let output = Command::new(BIN)
+        .arg("check")
+        .arg(&only_zero)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("server.shutdown_timeout: must be longer than 0s"),
+        "{stderr}"
+    );
+}
+
+/// Started from another directory, the gateway keeps its state beside its config file, and its
+/// first log line says what it serves.
+#[tokio::test]
+async fn a_relative_data_dir_is_beside_the_config_and_the_start_is_described() {
+    let path = write_config(
+        "relative",
+        "providers:\n  demo: { kind: mock }\nmodels:\n  - { name: fast, targets: [ { provider: demo, model: m } ] }\nkeys:\n  - { name: a, key: sk-relative }\nstate: { data_dir: ./state }\n",
+    );
+    let elsewhere = std::env::temp_dir();
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .current_dir(&elsewhere)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut process = Process::spawn(command);
+    let started = process.wait_for(|line| line["message"] == "listening");
+    let beside = path.parent().unwrap().join("state");
+    assert_eq!(started["config"], path.display().to_string());
+    assert_eq!(started["models"], "fast");
+    assert_eq!(started["providers"], "demo");
+    assert_eq!(
+        started["state"],
+        format!("embedded in {}", beside.display())
+    );
+    assert!(
+        beside.join("usage.lock").exists(),
+        "the state is beside the config"
+    );
+    process.terminate();
+    let (code, _) = process.finish();
+    assert_eq!(code, Some(0));
+}
+
 /// A gateway process with JSON logs; its log lines arrive on a channel.
 struct Process {
     child: Child,
@@ -123,6 +223,14 @@ impl Process {
         for (k, v) in env {
             command.env(k, v);
         }
+        let mut process = Process::spawn(command);
+        let started = process.wait_for(|line| line["message"] == "listening");
+        process.addr = started["addr"].as_str().unwrap().to_owned();
+        process
+    }
+
+    /// A process from a prepared command, its output piped into the log channel.
+    fn spawn(mut command: Command) -> Process {
         let mut child = command.spawn().unwrap();
         let (tx, lines) = mpsc::channel();
         for stream in [
@@ -136,15 +244,12 @@ impl Process {
                 }
             });
         }
-        let mut process = Process {
+        Process {
             child,
             addr: String::new(),
             lines,
             log: Vec::new(),
-        };
-        let started = process.wait_for(|line| line["message"] == "listening");
-        process.addr = started["addr"].as_str().unwrap().to_owned();
-        process
+        }
     }
 
     /// Reads log lines until one matches; panics after 20 s.

@@ -137,11 +137,16 @@ async fn run_sdk_script(gateway: &TestGateway, script: &'static str) {
     })
     .await
     .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "{script} failed\nstdout:\n{}\nstderr:\n{}",
+        "{script} failed\nstdout:\n{}\nstderr:\n{stderr}",
         String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    );
+    // The SDK warns on each session close it does not like (it took rmcp's 202 for a failure).
+    assert!(
+        !stderr.contains("Session termination failed"),
+        "{script}: {stderr}"
     );
 }
 
@@ -192,8 +197,15 @@ async fn mcp_without_a_valid_key_is_401_in_openai_shape() {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        // The challenge tells an MCP client a bearer key is wanted; the body says which header.
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"switchboard\""
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_api_key");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("Authorization: Bearer"), "{message}");
     }
     let accepted = client()
         .post(gateway.url("/mcp"))
@@ -339,6 +351,18 @@ async fn malformed_and_unknown_requests_get_clear_errors() {
     let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"});
     let (status, messages) = post(&gateway, &session, call.to_string()).await;
     assert_eq!(status, StatusCode::OK, "the session lives on: {messages:?}");
+    // The owner ends it with a 200, which the MCP SDKs take without a warning (not rmcp's 202).
+    let ended = client()
+        .delete(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::OK);
+    let (status, _) = post(&gateway, &session, call.to_string()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the session is gone");
 }
 
 /// A client's `notifications/cancelled` stops the call: the gateway drops its request to the

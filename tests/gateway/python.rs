@@ -39,7 +39,13 @@ fn run_blocking(script: &str, base_url: &str, key: &str, env: &[(&str, String)])
         "{} not found: run ./scripts/test.sh, which creates the venv with the openai SDK",
         python.display()
     );
-    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    // A bare name is a test script; a path (`examples/chat.py`) is from the repository's root.
+    let folder = if script.contains('/') {
+        ""
+    } else {
+        "tests/python/"
+    };
+    let path = format!("{}/{folder}{script}", env!("CARGO_MANIFEST_DIR"));
     let output = Command::new(&python)
         .arg(&path)
         .env("SWITCHBOARD_BASE_URL", base_url)
@@ -137,4 +143,20 @@ keys:
         &[("SWITCHBOARD_MODELS", providers)],
     )
     .await;
+}
+
+/// The README's example, against the shipped config.yaml, exactly as a newcomer runs it.
+#[tokio::test]
+async fn the_readme_example_runs_against_the_shipped_config() {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
+        .expect("the shipped config.yaml");
+    let data_dir = crate::common::temp_dir();
+    let config = shipped.replace(
+        "data_dir: ./data",
+        &format!("data_dir: {:?}", data_dir.display().to_string()),
+    );
+    assert_ne!(config, shipped, "the shipped config names its data_dir");
+    let gateway = TestGateway::start(&config).await;
+    run_script("examples/chat.py", &gateway, "no-key-needed").await;
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

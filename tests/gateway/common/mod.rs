@@ -109,6 +109,8 @@ pub async fn serve_tls(app: axum::Router, cert_pem: &[u8], key_pem: &[u8]) -> So
         .collect::<Result<Vec<_>, _>>()
         .expect("certificate PEM");
     let key = PrivateKeyDer::from_pem_slice(key_pem).expect("key PEM");
+    // ring, as the gateway uses it (see `upstream::install_tls_provider`).
+    #[allow(deprecated)]
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -158,6 +160,7 @@ impl axum::serve::Listener for TlsListener {
 pub fn client() -> reqwest::Client {
     // reqwest is built without a crypto provider of its own; the gateway installs ring when it
     // builds its clients, but a test may need a client before any gateway exists.
+    #[allow(deprecated)]
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
