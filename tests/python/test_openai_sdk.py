@@ -4,9 +4,13 @@ Run by tests/gateway/python.rs with SWITCHBOARD_BASE_URL and SWITCHBOARD_KEY set
 assert: a failure exits non-zero with the traceback.
 """
 
+import json
 import os
+from enum import Enum
+from typing import Optional
 
 import openai
+import pydantic
 from openai import OpenAI
 
 BASE_URL = os.environ["SWITCHBOARD_BASE_URL"]
@@ -161,6 +165,46 @@ def token_quota():
         assert int(e.response.headers["retry-after"]) >= 1, e.response.headers
 
 
+class Mood(str, Enum):
+    calm = "calm"
+    stormy = "stormy"
+
+
+class Step(pydantic.BaseModel):
+    explanation: str
+    output: str
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    days: int
+    mood: Mood
+    steps: list[Step]
+    note: Optional[str]
+
+
+def structured_output():
+    """The shipped mock answers what `.parse()` and JSON mode need: JSON fitting the schema."""
+    messages = [{"role": "user", "content": "Forecast for Paris"}]
+    parsed = client.chat.completions.parse(model="fast", messages=messages, response_format=Forecast)
+    forecast = parsed.choices[0].message.parsed
+    assert isinstance(forecast, Forecast), parsed
+    assert forecast.mood == Mood.calm and forecast.steps, forecast
+    with client.chat.completions.stream(model="fast", messages=messages, response_format=Forecast) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    assert final.choices[0].message.parsed == forecast, final
+    text = "".join(
+        chunk.choices[0].delta.content or ""
+        for chunk in client.chat.completions.create(
+            model="fast", messages=messages, response_format={"type": "json_object"}, stream=True
+        )
+        if chunk.choices
+    )
+    assert isinstance(json.loads(text), dict), text
+
+
 if __name__ == "__main__":
     plain = plain_chat()
     streamed_chat(plain)
@@ -171,4 +215,5 @@ if __name__ == "__main__":
     errors()
     rate_limited()
     token_quota()
+    structured_output()
     print("openai SDK: all checks passed")

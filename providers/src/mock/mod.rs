@@ -4,12 +4,14 @@
 //! One token is one whitespace-separated word; a streamed answer sends one word per chunk, and
 //! reports exactly the usage the non-streamed answer does.
 
+mod sample;
+
 use serde_json::{Map, Value, json};
 
 use crate::chat::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, FunctionCall,
-    FunctionCallDelta, FunctionDef, FunctionType, Message, ResponseMessage, Tool, ToolCall,
-    ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
+    FunctionCallDelta, FunctionDef, FunctionType, Message, ResponseFormat, ResponseMessage, Tool,
+    ToolCall, ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
 };
 use crate::embeddings::{
     Embedding, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, EncodingFormat, Vector,
@@ -293,6 +295,27 @@ fn last_user_text(request: &ChatRequest) -> String {
 }
 
 fn answer_text(request: &ChatRequest) -> String {
+    // Structured output: JSON that parses, as the client's SDK (`.parse()`, LangChain's
+    // `with_structured_output`, instructor) requires; pretty-printed so a stream has pieces.
+    let said = last_user_text(request);
+    let said = said.trim();
+    let short = &said[..said.floor_char_boundary(64)];
+    match &request.response_format {
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            let schema = json_schema.schema.clone().unwrap_or(Value::Bool(true));
+            let value = match sample::sample(&schema, short) {
+                // `true` (no schema) gives a string; the answer is still an object.
+                Value::String(text) if json_schema.schema.is_none() => json!({ "answer": text }),
+                value => value,
+            };
+            return serde_json::to_string_pretty(&value).unwrap_or_default();
+        }
+        Some(ResponseFormat::JsonObject) => {
+            let value = json!({ "answer": format!("Mock answer to: {short}") });
+            return serde_json::to_string_pretty(&value).unwrap_or_default();
+        }
+        _ => {}
+    }
     match request.messages.last() {
         Some(Message::Tool(result)) => format!("The tool returned: {}", result.content.text()),
         _ => {
@@ -452,6 +475,36 @@ mod tests {
             {"role": "tool", "tool_call_id": answer.tool_calls[0].id, "content": "sunny"}]}));
         let text = MockAnswer::for_request(&follow_up).pieces.concat();
         assert_eq!(text, "The tool returned: sunny");
+    }
+
+    #[test]
+    fn structured_output_is_json_that_fits_the_schema_plain_and_streamed() {
+        let schema = json!({"type": "object", "properties": {
+            "city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
+            "required": ["city", "days"], "additionalProperties": false});
+        let req = request(
+            json!({"model": "m", "messages": [{"role": "user", "content": "Weather?"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "w", "strict": true, "schema": schema}}}),
+        );
+        let answer = MockAnswer::for_request(&req);
+        let text = answer.pieces.concat();
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(value, json!({"city": "Weather?", "days": 1}));
+        assert!(answer.pieces.len() > 1, "streamed in pieces");
+        let chunks = answer.chunks(&req, "id", 0);
+        let streamed: String = chunks
+            .iter()
+            .filter_map(|c| c.choices.first().and_then(|c| c.delta.content.clone()))
+            .collect();
+        assert_eq!(streamed, text);
+
+        let req = request(
+            json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+            "response_format": {"type": "json_object"}}),
+        );
+        let text = MockAnswer::for_request(&req).pieces.concat();
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        assert!(value.is_object(), "{value}");
     }
 
     #[test]
