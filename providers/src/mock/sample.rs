@@ -11,18 +11,36 @@ use serde_json::{Map, Value, json};
 /// smallest valid form instead of running forever.
 const MAX_DEPTH: usize = 16;
 
+/// The most values one sample builds. The schema is the client's: nested arrays with large
+/// `minItems` would otherwise multiply into an answer of any size. Past it, values are `null`.
+const MAX_VALUES: usize = 4096;
+
+/// The longest string `minLength` may ask for.
+const MAX_MIN_LENGTH: u64 = 1024;
+
 /// A value valid against `schema` (resolving `$ref`s against `root`), with `text` for strings.
 pub fn sample(schema: &Value, text: &str) -> Value {
-    Sampler { root: schema, text }.value(schema, 0)
+    let sampler = Sampler {
+        root: schema,
+        text,
+        left: std::cell::Cell::new(MAX_VALUES),
+    };
+    sampler.value(schema, 0)
 }
 
 struct Sampler<'a> {
     root: &'a Value,
     text: &'a str,
+    /// Values still allowed (see [`MAX_VALUES`]).
+    left: std::cell::Cell<usize>,
 }
 
 impl Sampler<'_> {
     fn value(&self, schema: &Value, depth: usize) -> Value {
+        match self.left.get().checked_sub(1) {
+            Some(left) => self.left.set(left),
+            None => return Value::Null,
+        }
         let Some(schema) = schema.as_object() else {
             // `true` (or a missing schema) allows anything.
             return json!(self.text);
@@ -139,7 +157,7 @@ impl Sampler<'_> {
             text = text.chars().take(max as usize).collect();
         }
         if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            while (text.chars().count() as u64) < min.min(4096) {
+            while (text.chars().count() as u64) < min.min(MAX_MIN_LENGTH) {
                 text.push('x');
             }
         }
@@ -240,6 +258,17 @@ mod tests {
             .map(|e| e.to_string())
             .collect();
         assert!(errors.is_empty(), "{value}: {errors:?}");
+    }
+
+    /// A hostile schema asks for 64^16 values; the answer stays small.
+    #[test]
+    fn a_schema_asking_for_everything_gets_a_bounded_answer() {
+        let mut schema = json!({"type": "string", "minLength": 1_000_000});
+        for _ in 0..16 {
+            schema = json!({"type": "array", "minItems": 64, "items": schema});
+        }
+        let text = sample(&schema, "x").to_string();
+        assert!(text.len() < 5_000_000, "{} bytes", text.len());
     }
 
     #[test]
