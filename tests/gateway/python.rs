@@ -145,18 +145,55 @@ keys:
     .await;
 }
 
-/// The README's example, against the shipped config.yaml, exactly as a newcomer runs it.
-#[tokio::test]
-async fn the_readme_example_runs_against_the_shipped_config() {
+/// The shipped config.yaml, with its state in a temporary directory and an admin key; the gateway
+/// a newcomer runs with `cargo run --release`.
+async fn shipped_gateway() -> (TestGateway, PathBuf) {
     let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"))
         .expect("the shipped config.yaml");
     let data_dir = crate::common::temp_dir();
-    let config = shipped.replace(
-        "data_dir: ./data",
-        &format!("data_dir: {:?}", data_dir.display().to_string()),
+    let config = shipped
+        .replace(
+            "data_dir: ./data",
+            &format!("data_dir: {:?}", data_dir.display().to_string()),
+        )
+        .replace("${SWITCHBOARD_ADMIN_KEY:-}", "dev-admin-key");
+    assert!(
+        config.contains("dev-admin-key") && config.contains(&*data_dir.display().to_string()),
+        "the shipped config names its admin key and data_dir as expected"
     );
-    assert_ne!(config, shipped, "the shipped config names its data_dir");
-    let gateway = TestGateway::start(&config).await;
+    (TestGateway::start(&config).await, data_dir)
+}
+
+/// The examples, against the shipped config, exactly as the README runs them.
+#[tokio::test]
+async fn the_examples_run_against_the_shipped_config() {
+    let (gateway, data_dir) = shipped_gateway().await;
     run_script("examples/chat.py", &gateway, "no-key-needed").await;
+    run_script("examples/mcp_client.py", &gateway, "no-key-needed").await;
+    let env = [
+        ("SWITCHBOARD_ADMIN_KEY", "dev-admin-key".to_owned()),
+        ("SWITCHBOARD_RENEWALS", "2".to_owned()),
+    ];
+    run_script_with("examples/service.py", &gateway, "no-key-needed", &env).await;
+    // What the service left behind: its tool registered, its context shared.
+    let tools: serde_json::Value = crate::common::client()
+        .get(gateway.url("/admin/tools"))
+        .bearer_auth("dev-admin-key")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(tools.to_string().contains("price_of"), "{tools}");
+    let menu: serde_json::Value = crate::common::client()
+        .get(gateway.url("/v1/context/menu/today"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(menu["currency"], "EUR", "{menu}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
