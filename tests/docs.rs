@@ -146,3 +146,49 @@ fn blocks_are_found_and_other_fences_skipped() {
         [(2, "cache: {}\n".to_owned()), (8, "keys: []\n".to_owned())]
     );
 }
+
+/// The image builds the way the README does (`--locked`, release), runs as a non-root user on a
+/// distroless base, and serves the shipped config with its state in the volume it declares.
+#[test]
+fn the_dockerfile_builds_and_runs_as_the_readme_says() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let steps: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let build = steps
+        .iter()
+        .find(|l| l.starts_with("RUN cargo"))
+        .expect("a cargo build step");
+    assert!(build.contains("cargo build --release --locked"), "{build}");
+    assert!(readme.contains("--locked") && readme.contains("cargo run --release"));
+    let last_from = steps
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("FROM "))
+        .expect("stages");
+    assert!(
+        last_from.contains("distroless") && last_from.contains("nonroot"),
+        "{last_from}"
+    );
+    assert!(steps.contains(&"USER nonroot"));
+    assert!(steps.contains(&"COPY --from=build /src/config.yaml /etc/switchboard/config.yaml"));
+    assert!(steps.contains(&"ENV SWITCHBOARD_DATA_DIR=/var/lib/switchboard"));
+    let entry = steps
+        .iter()
+        .find(|l| l.starts_with("ENTRYPOINT"))
+        .expect("an entrypoint");
+    assert!(entry.contains("/etc/switchboard/config.yaml") && entry.contains("0.0.0.0:8080"));
+    // The shipped config takes the data directory from that variable.
+    let shipped = std::fs::read_to_string(root.join("config.yaml")).expect("config.yaml");
+    assert!(shipped.contains("${SWITCHBOARD_DATA_DIR:-./data}"));
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["check", "--config"])
+        .arg(root.join("config.yaml"))
+        .env("SWITCHBOARD_DATA_DIR", "/var/lib/switchboard")
+        .output()
+        .expect("switchboard runs");
+    assert!(output.status.success(), "{output:?}");
+}

@@ -153,7 +153,7 @@ async fn shipped_gateway() -> (TestGateway, PathBuf) {
     let data_dir = crate::common::temp_dir();
     let config = shipped
         .replace(
-            "data_dir: ./data",
+            "data_dir: ${SWITCHBOARD_DATA_DIR:-./data}",
             &format!("data_dir: {:?}", data_dir.display().to_string()),
         )
         .replace("${SWITCHBOARD_ADMIN_KEY:-}", "dev-admin-key");
