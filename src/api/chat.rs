@@ -271,8 +271,8 @@ struct ChatTry<'a> {
 }
 
 impl ChatTry<'_> {
-    /// One try: sent, and waited on until its first token (its whole answer when not streamed), within
-    /// `first_token`. The lease's breaker hears how it went.
+    /// One try: sent, and waited on until its first token (its whole answer when not
+    /// streamed), within `first_token`. The lease's breaker hears how it went.
     async fn attempt(
         &mut self,
         target: &Target,
