@@ -133,6 +133,41 @@ pub struct Registration {
     pub ttl: Span,
 }
 
+/// `DELETE /admin/upstreams`: a service leaving before its TTL runs out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deregistration {
+    pub provider: String,
+    pub url: String,
+}
+
+/// `DELETE /admin/upstreams`: removes an instance registered at run time (404 if there is none
+/// at that URL; configured instances cannot be removed this way).
+pub async fn unregister_upstream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&state, &headers)?;
+    let leaving: Deregistration = super::body::parse(&body)?;
+    let upstream = state
+        .routes
+        .upstreams()
+        .get(&leaving.provider)
+        .ok_or_else(|| ApiError::not_found(format!("No provider named '{}'.", leaving.provider)))?;
+    let url = leaving.url.trim_end_matches('/');
+    if !upstream.instances.unregister(url) {
+        return Err(ApiError::not_found(format!(
+            "No instance of '{}' was registered at '{url}'.",
+            leaving.provider
+        )));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({"provider": leaving.provider, "url": url, "removed": true})),
+    ))
+}
+
 /// `POST /admin/upstreams`: registers (or renews) an instance of an HTTP provider until its TTL
 /// runs out. Services renew by posting again; one that stops disappears.
 pub async fn register_upstream(
@@ -165,9 +200,12 @@ pub async fn register_upstream(
             ));
         }
     }
-    if registration.ttl.0.is_zero() {
+    if registration.ttl.0.is_zero() || registration.ttl.0 > crate::context::MAX_TTL {
         return Err(ApiError::invalid_request(
-            "'ttl' must be longer than 0s.",
+            format!(
+                "'ttl' must be longer than 0s and at most {} days.",
+                crate::context::MAX_TTL.as_secs() / 86_400
+            ),
             Some("ttl".into()),
         ));
     }

@@ -24,14 +24,14 @@ pub async fn authenticate(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
-    // A 2026-07-28 request (it names its method in `Mcp-Method`) has no session: rmcp ignores
-    // any session id it carries.
+    // A 2026-07-28 request names its method in `Mcp-Method` and opens no session. Whatever
+    // else a request carries, a session id in it is checked against the key that opened that
+    // session: rmcp may still route the request to the session.
     let stateless = request.headers().contains_key(&mcp::MCP_METHOD);
     let session = request
         .headers()
         .get(&mcp::SESSION_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|_| !stateless)
         .map(str::to_owned);
     if let Some(id) = &session
         && state

@@ -86,7 +86,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/usage", get(admin::usage))
         .route(
             "/admin/upstreams",
-            get(admin::upstreams).post(admin::register_upstream),
+            get(admin::upstreams)
+                .post(admin::register_upstream)
+                .delete(admin::unregister_upstream),
         )
         .route("/admin/tools", get(tools::list).post(tools::register))
         .route("/admin/tools/{name}", delete(tools::remove))

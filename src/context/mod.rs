@@ -458,9 +458,17 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A TTL as written in config.yaml (`30s`, `10m`), longer than zero.
+/// The longest TTL of a document or a registration: past it, a deadline could overflow the
+/// clock, and nothing meant to expire should outlive a month unrenewed.
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A TTL as written in config.yaml (`30s`, `10m`), longer than zero and at most [`MAX_TTL`].
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     match crate::config::parse_duration(text) {
+        Ok(ttl) if ttl > MAX_TTL => Err(format!(
+            "Invalid ttl {text:?}: at most {} days.",
+            MAX_TTL.as_secs() / 86_400
+        )),
         Ok(ttl) if !ttl.is_zero() => Ok(ttl),
         _ => Err(format!(
             "Invalid ttl {text:?}: write a duration such as 30s, 10m or 1h."

@@ -138,6 +138,19 @@ impl HttpTool {
                 )
             })?;
             let text = scalar_text(&value);
+            // Encoded or not, `.` and `..` are path navigation to a URL parser: `/weather/..`
+            // would reach the service's `/`.
+            let marker = format!("{{{name}}}");
+            let in_path = match (url.find('?'), url.find(&marker)) {
+                (Some(query), Some(at)) => at < query,
+                _ => true,
+            };
+            if in_path && matches!(text.as_str(), "." | "..") {
+                return Err(format!(
+                    "Invalid arguments for {}:\nargument '{name}' may not be {text:?}: it is a segment of the URL's path",
+                    self.tool.name
+                ));
+            }
             url = url.replace(
                 &format!("{{{name}}}"),
                 &utf8_percent_encode(&text, COMPONENT).to_string(),

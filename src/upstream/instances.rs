@@ -239,7 +239,12 @@ impl Instances {
 
     /// Adds an instance registered at run time, or renews it; it lapses after `ttl`.
     pub fn register(&self, endpoint: Endpoint, ttl: Duration) {
-        let expires = Instant::now() + ttl;
+        // Callers bound the TTL; a deadline past the clock's range never expires rather than
+        // panicking.
+        let now = Instant::now();
+        let expires = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
         let current = self.all();
         if let Some(existing) = current.iter().find(|i| i.url() == endpoint.base_url) {
             let mut origin = existing.origin.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,6 +260,22 @@ impl Instances {
             &self.breaker,
         ));
         self.replace(next);
+    }
+
+    /// Removes the instance registered at `url`; configured and discovered instances stay.
+    /// Whether one went.
+    pub fn unregister(&self, url: &str) -> bool {
+        let current = self.all();
+        let next: Vec<Arc<Instance>> = current
+            .iter()
+            .filter(|i| !(i.url() == url && matches!(i.origin(), Origin::Registered { .. })))
+            .cloned()
+            .collect();
+        let removed = next.len() < current.len();
+        if removed {
+            self.replace(next);
+        }
+        removed
     }
 
     /// Drops registered instances whose time ran out; says whether any went.

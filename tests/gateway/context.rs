@@ -213,7 +213,14 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["param"], "key");
 
-    for query in ["ttl=soon", "ttl=0s", "color=red"] {
+    // A TTL past the bound (it used to overflow the clock and drop the connection) is refused.
+    for query in [
+        "ttl=soon",
+        "ttl=0s",
+        "color=red",
+        "ttl=3000000000000w",
+        "ttl=31d",
+    ] {
         let response = client()
             .put(doc(&gateway, &format!("team-a/doc?{query}")))
             .bearer_auth("sk-ctx-all")

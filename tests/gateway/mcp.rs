@@ -298,6 +298,35 @@ async fn tool_header_values_never_reach_the_client_nor_cut_answers() {
     }
 }
 
+/// An argument of `..` in a path placeholder would make `/weather/..` the service's `/`.
+#[tokio::test]
+async fn a_path_argument_cannot_navigate_the_services_url() {
+    let (service, seen) = weather_service().await;
+    let gateway = TestGateway::start(&config(&service)).await;
+    let session = open_session(&gateway).await;
+    for city in ["..", "."] {
+        let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "get_weather", "arguments": {"city": city}}});
+        let (_, messages) = post(&gateway, &session, call.to_string()).await;
+        let result = messages
+            .iter()
+            .find_map(|m| m.get("result"))
+            .unwrap_or_else(|| panic!("{messages:?}"));
+        assert_eq!(result["isError"], true, "{result}");
+        assert!(result.to_string().contains("may not be"), "{result}");
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the service was not called"
+    );
+    // Dots inside a segment are ordinary characters.
+    let call = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": "get_weather", "arguments": {"city": "St. Louis"}}});
+    let (_, messages) = post(&gateway, &session, call.to_string()).await;
+    let result = messages.iter().find_map(|m| m.get("result")).unwrap();
+    assert_eq!(result["isError"], false, "{result}");
+}
+
 #[tokio::test]
 async fn malformed_and_unknown_requests_get_clear_errors() {
     let (service, _) = weather_service().await;
@@ -342,6 +371,20 @@ async fn malformed_and_unknown_requests_get_clear_errors() {
         StatusCode::NOT_FOUND,
         "the stream is the owner's"
     );
+    // Naming a method in `Mcp-Method` (the 2026 revision's header) changes nothing: rmcp still
+    // routes a request with a session id to that session.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let sneaky = as_other(method.clone())
+            .header("mcp-method", "x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            sneaky.status(),
+            StatusCode::NOT_FOUND,
+            "{method} with Mcp-Method"
+        );
+    }
     let ended = as_other(reqwest::Method::DELETE).send().await.unwrap();
     assert_eq!(
         ended.status(),

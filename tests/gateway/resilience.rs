@@ -520,6 +520,77 @@ async fn instances_registered_at_run_time_take_traffic_until_their_ttl_runs_out(
     assert_eq!(bad.status(), 404);
 }
 
+/// A registration's TTL is bounded (a huge one used to overflow the clock and drop the
+/// connection), and a service that leaves early withdraws its instance.
+#[tokio::test]
+async fn registrations_are_bounded_and_can_be_withdrawn() {
+    let home = FakeOpenAi::start().await;
+    let visitor = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\" }}\n",
+        home.base_url()
+    ))
+    .await;
+    let call = |method: reqwest::Method, body: Value| {
+        client()
+            .request(method, gateway.url("/admin/upstreams"))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+    };
+    let post = reqwest::Method::POST;
+    let delete = reqwest::Method::DELETE;
+    let huge = call(
+        post.clone(),
+        json!({"provider": "up", "url": visitor.base_url(), "ttl": "300000000000w"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(huge.status(), 400);
+    let body: Value = huge.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "ttl");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("30 days"),
+        "{body}"
+    );
+    let fine = call(
+        post,
+        json!({"provider": "up", "url": visitor.base_url(), "ttl": "1h"}),
+    )
+    .await;
+    assert_eq!(fine.unwrap().status(), 200);
+    let count = async || {
+        admin(&gateway, "/admin/upstreams").await["providers"]["up"]["instances"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count().await, 2);
+    let gone = call(
+        delete.clone(),
+        json!({"provider": "up", "url": visitor.base_url()}),
+    )
+    .await;
+    assert_eq!(gone.unwrap().status(), 200);
+    assert_eq!(count().await, 1, "withdrawn at once");
+    let again = call(
+        delete.clone(),
+        json!({"provider": "up", "url": visitor.base_url()}),
+    )
+    .await;
+    assert_eq!(again.unwrap().status(), 404);
+    let configured = call(delete, json!({"provider": "up", "url": home.base_url()})).await;
+    assert_eq!(
+        configured.unwrap().status(),
+        404,
+        "configured instances stay"
+    );
+    assert_eq!(count().await, 1);
+}
+
 #[tokio::test]
 async fn a_target_failing_at_a_set_rate_costs_the_client_nothing() {
     // Half the tries of `flaky` fail, each retried on `steady`, until flaky's breaker opens
