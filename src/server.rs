@@ -43,6 +43,8 @@ pub enum BuildError {
 
 /// A gateway ready to serve.
 pub struct Gateway {
+    /// The usage files' lock, held by an open gateway that keeps no usage files.
+    _usage_lock: Option<std::fs::File>,
     state: Arc<AppState>,
     shutdown_timeout: Duration,
     limits: Limits,
@@ -89,11 +91,19 @@ impl Gateway {
             .filter(|k| !k.is_empty())
             .map(|k| crate::digest::sha256(k.expose().as_bytes()));
         let names = config.keys.iter().map(|k| k.name.as_str());
-        // An open gateway accounts nothing, so it needs no files.
+        // An open gateway accounts nothing, so it keeps no usage files; it still takes their
+        // lock, so that two gateways never share a directory whatever their configs.
         let ledger = if config.keys.is_empty() || state_dir == State::Untouched {
             Ledger::in_memory(names)
         } else {
             Ledger::open(&config.state.data_dir, names)?
+        };
+        let usage_lock = match state_dir {
+            State::Open if config.keys.is_empty() => Some(crate::state::claim(
+                &config.state.data_dir,
+                crate::usage::LOCK_FILE,
+            )?),
+            _ => None,
         };
         let keys = KeyStore::new(&config.keys, &ledger)?;
         let context = Arc::new(match state_dir {
@@ -155,6 +165,7 @@ impl Gateway {
             discoveries,
             mcp_stop,
             mcp_servers,
+            _usage_lock: usage_lock,
         })
     }
 

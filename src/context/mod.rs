@@ -175,13 +175,14 @@ pub struct ContextStore {
 const CHANGE_BACKLOG: usize = 1024;
 
 impl ContextStore {
-    /// Opens the store under `data_dir`, loading what an earlier run saved. Nothing is written,
-    /// and no directory created, until the first document is.
+    /// Opens the store under `data_dir`, loading what an earlier run saved. The directory's
+    /// lock is taken now, not at the first write: a second gateway on the same directory must
+    /// fail at start, not answer every write with a 500 while it reports ready.
     pub fn open(data_dir: &Path, max_document: u64) -> Result<ContextStore, StateError> {
         let dir = data_dir.join("context");
         let mut documents = BTreeMap::new();
         let mut last_version = 0;
-        let lock = if dir.exists() {
+        let lock = {
             let lock = disk::claim(&dir)?;
             let now = unix_ms();
             for stored in disk::load(&dir)? {
@@ -198,8 +199,6 @@ impl ContextStore {
                 }
             }
             Some(lock)
-        } else {
-            None
         };
         Ok(ContextStore {
             documents: RwLock::new(documents),

@@ -34,6 +34,9 @@ impl Line for Record {
 /// The ledger's journal.
 pub type UsageJournal = Journal<Record>;
 
+/// The lock file of the ledger's directory.
+pub const LOCK_FILE: &str = "usage.lock";
+
 /// Opens the ledger's files in `dir`, and returns the accounts they hold.
 pub fn open(dir: &Path) -> Result<(UsageJournal, BTreeMap<String, Totals>), StateError> {
     Journal::open(

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::state::StateError;
+pub use journal::LOCK_FILE;
 use journal::{Record, UsageJournal as Journal};
 
 /// Money in picodollars (10⁻¹² USD): integral, so sums are exact and budgets admit exactly.

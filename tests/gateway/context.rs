@@ -305,3 +305,32 @@ async fn documents_survive_a_restart() {
     gateway.stop().await;
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// Two gateways on one data directory would each overwrite the other's view. The second one,
+/// even with no keys (so no usage files) and before any document is written, refuses to start
+/// instead of failing every write later while it reports ready.
+#[tokio::test]
+async fn a_second_gateway_on_the_same_directory_refuses_to_start() {
+    let data_dir = crate::common::temp_dir();
+    let config = format!(
+        "providers:\n  demo: {{ kind: mock }}\nstate: {{ data_dir: {:?} }}\n",
+        data_dir.display().to_string()
+    );
+    let first = TestGateway::start(&config).await;
+    let parsed = switchboard::Config::parse(&config, &|_| None).unwrap();
+    let second = switchboard::Gateway::new(&parsed);
+    let error = second
+        .err()
+        .expect("the second gateway is refused")
+        .to_string();
+    assert!(
+        error.contains("in use by another running gateway"),
+        "{error}"
+    );
+    first.stop().await;
+    assert!(
+        switchboard::Gateway::new(&parsed).is_ok(),
+        "free again once the first is gone"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
