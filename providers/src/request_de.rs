@@ -130,8 +130,7 @@ impl<'de> Visitor<'de> for RequestVisitor {
     }
 }
 
-#[derive(Clone, Copy, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy)]
 enum Role {
     System,
     Developer,
@@ -139,6 +138,44 @@ enum Role {
     Assistant,
     Tool,
     Function,
+}
+
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
+
+/// By hand rather than derived: serde_json reads a derived enum from a number as a syntax error
+/// ("expected value"), which loses the field's path; a string visitor makes it a type error that
+/// names `messages[i].role`.
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RoleVisitor;
+        impl Visitor<'_> for RoleVisitor {
+            type Value = Role;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a role: system, developer, user, assistant, tool or function")
+            }
+
+            fn visit_str<E: de::Error>(self, role: &str) -> Result<Role, E> {
+                Ok(match role {
+                    "system" => Role::System,
+                    "developer" => Role::Developer,
+                    "user" => Role::User,
+                    "assistant" => Role::Assistant,
+                    "tool" => Role::Tool,
+                    "function" => Role::Function,
+                    other => return Err(E::unknown_variant(other, ROLES)),
+                })
+            }
+        }
+        deserializer.deserialize_str(RoleVisitor)
+    }
 }
 
 impl<'de> Deserialize<'de> for Message {

@@ -89,6 +89,23 @@ mod tests {
         assert!(err.message.contains("parse the JSON"), "{}", err.message);
     }
 
+    /// A role of the wrong type is a type error naming the field, like every other one.
+    #[test]
+    fn a_role_that_is_no_string_names_its_field() {
+        for role in ["5", "null", "[]", "\"robot\""] {
+            let body =
+                format!(r#"{{"model": "m", "messages": [{{"role": {role}, "content": "x"}}]}}"#);
+            let err = parse::<ChatRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                err.param.as_deref(),
+                Some("messages[0].role"),
+                "{role}: {}",
+                err.message
+            );
+            assert!(!err.message.contains("valid JSON"), "{}", err.message);
+        }
+    }
+
     #[test]
     fn missing_field_is_invalid_request() {
         let err = parse::<ChatRequest>(br#"{"messages": []}"#).unwrap_err();

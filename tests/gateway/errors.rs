@@ -84,6 +84,14 @@ async fn wrong_types_name_the_parameter() {
     .await;
     assert_eq!(status, 400);
     assert_eq!(error["error"]["param"], "messages[0].role");
+    // Not a string at all: a type error naming the field too, not "the body must be valid JSON".
+    let (status, error) = post(
+        &gateway,
+        r#"{"model": "gpt", "messages": [{"role": 5, "content": "x"}]}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["param"], "messages[0].role", "{error}");
     let (status, error) = post(&gateway, r#"{"model": "gpt", "messages": []}"#).await;
     assert_eq!(
         (status, error["error"]["param"].as_str()),
