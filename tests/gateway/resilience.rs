@@ -589,6 +589,20 @@ async fn registrations_are_bounded_and_can_be_withdrawn() {
         "configured instances stay"
     );
     assert_eq!(count().await, 1);
+    // Without the admin key, or with another, nothing is registered or withdrawn.
+    for key in [None, Some("sk-not-the-admin")] {
+        for method in [reqwest::Method::POST, reqwest::Method::DELETE] {
+            let mut request = client()
+                .request(method.clone(), gateway.url("/admin/upstreams"))
+                .json(&json!({"provider": "up", "url": home.base_url(), "ttl": "1h"}));
+            if let Some(key) = key {
+                request = request.bearer_auth(key);
+            }
+            let status = request.send().await.unwrap().status();
+            assert_eq!(status, 401, "{method} with {key:?}");
+        }
+    }
+    assert_eq!(count().await, 1);
 }
 
 #[tokio::test]
