@@ -1,5 +1,6 @@
 //! How a request survives failing upstreams: tries over a model's targets with jittered
-//! exponential backoff, then its fallbacks, each try through a circuit breaker (`breaker`).
+//! exponential backoff, then its fallbacks, each try through its instance's circuit breaker
+//! (`upstream::breaker`).
 //!
 //! Only failures that are not the client's fault are retried; the first byte of a stream sent to
 //! the client ends all retrying (the caller decides when a try has succeeded).
