@@ -133,12 +133,15 @@ impl ApiError {
     }
 
     /// 408: the client did not finish sending its body in time.
-    pub fn request_timeout(seconds: u64) -> Self {
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
         Self::new(
             StatusCode::REQUEST_TIMEOUT,
             "invalid_request_error",
             Some("request_timeout"),
-            format!("The request body did not arrive within {seconds} seconds."),
+            format!(
+                "The request body did not arrive within {} (server.body_timeout).",
+                humantime::format_duration(limit)
+            ),
         )
     }
 
@@ -164,12 +167,12 @@ impl ApiError {
 
     /// 413: a context document over `mcp.max_document`.
     pub fn document_too_large(size: Option<usize>, limit: usize) -> Self {
-        let size = size.map_or_else(|| "larger".to_owned(), |s| format!("{s} bytes,"));
+        let size = size.map_or_else(|| "over".to_owned(), |s| format!("{s} bytes, over"));
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             Some("document_too_large"),
-            format!("The document is {size} over the limit of {limit} bytes (mcp.max_document)."),
+            format!("The document is {size} the limit of {limit} bytes (mcp.max_document)."),
         )
     }
 

@@ -146,7 +146,10 @@ impl Gateway {
             metrics,
             cache,
             admin_key,
-            max_body: config.server.max_body.0,
+            bodies: api::body::Bodies {
+                max: config.server.max_body.0,
+                timeout: config.server.body_timeout.0,
+            },
             started: crate::clock::unix_now(),
             draining: AtomicBool::new(false),
             context,

@@ -32,6 +32,18 @@ pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(),
     }
 }
 
+/// The largest body an admin request needs: a tool entry with its schema, a registration.
+const MAX_ADMIN_BODY: u64 = 1024 * 1024;
+
+/// Reads an admin request's body, once the admin key is checked.
+pub(super) async fn read_admin_body(
+    state: &AppState,
+    body: axum::body::Body,
+) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.bodies.max.min(MAX_ADMIN_BODY);
+    state.bodies.read_up_to(body, limit).await
+}
+
 /// `DELETE /admin/cache`: empties the response cache.
 pub async fn clear_cache(
     State(state): State<Arc<AppState>>,
@@ -146,9 +158,10 @@ pub struct Deregistration {
 pub async fn unregister_upstream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&state, &headers)?;
+    let body = read_admin_body(&state, body).await?;
     let leaving: Deregistration = super::body::parse(&body)?;
     let upstream = state
         .routes
@@ -173,9 +186,10 @@ pub async fn unregister_upstream(
 pub async fn register_upstream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&state, &headers)?;
+    let body = read_admin_body(&state, body).await?;
     let registration: Registration = super::body::parse(&body)?;
     let upstream = state
         .routes

@@ -1,34 +1,55 @@
-//! Request bodies: read within `server.max_body`, parsed as JSON with the path of a bad field.
+//! Request bodies: read within `server.max_body` and `server.body_timeout`, parsed as JSON with
+//! the path of a bad field.
 //!
 //! Errors name the offending parameter the way OpenAI's do, so SDK users see `param` filled in.
 
+use std::time::Duration;
+
 use axum::body::Body;
+use http_body::Body as _;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// How long a client may take to send its body: a trickle must not hold a slot forever.
-const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How request bodies are read: at most `max` bytes (`server.max_body`), all of it within
+/// `timeout` (`server.body_timeout`), so that a trickle never holds a slot forever.
+#[derive(Debug, Clone, Copy)]
+pub struct Bodies {
+    pub max: u64,
+    pub timeout: Duration,
+}
 
-/// Reads the whole body, refusing more than `limit` bytes with 413 and a body slower than
-/// [`READ_TIMEOUT`] with 408.
-pub async fn read(body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
-    let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
-    let read = tokio::time::timeout(READ_TIMEOUT, axum::body::to_bytes(body, limit_usize));
-    let Ok(result) = read.await else {
-        return Err(ApiError::request_timeout(READ_TIMEOUT.as_secs()));
-    };
-    result.map_err(|e| {
-        let inner = e.into_inner();
-        if inner
-            .downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
-            ApiError::body_too_large(limit)
-        } else {
-            ApiError::invalid_request(format!("could not read the request body: {inner}"), None)
+impl Bodies {
+    /// Reads a body of at most `server.max_body` bytes.
+    pub async fn read(&self, body: Body) -> Result<bytes::Bytes, ApiError> {
+        self.read_up_to(body, self.max).await
+    }
+
+    /// Reads a whole body of at most `limit` bytes. A declared `Content-Length` above the limit
+    /// is refused with 413 before a byte is read; a body still arriving after the timeout gets
+    /// 408. Callers authenticate first: nothing is read for a caller who may not call.
+    pub async fn read_up_to(&self, body: Body, limit: u64) -> Result<bytes::Bytes, ApiError> {
+        // hyper reports the declared length as the exact size hint.
+        if body.size_hint().lower() > limit {
+            return Err(ApiError::body_too_large(limit));
         }
-    })
+        let limit_usize = usize::try_from(limit).unwrap_or(usize::MAX);
+        let read = tokio::time::timeout(self.timeout, axum::body::to_bytes(body, limit_usize));
+        let Ok(result) = read.await else {
+            return Err(ApiError::request_timeout(self.timeout));
+        };
+        result.map_err(|e| {
+            let inner = e.into_inner();
+            if inner
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::body_too_large(limit)
+            } else {
+                ApiError::invalid_request(format!("could not read the request body: {inner}"), None)
+            }
+        })
+    }
 }
 
 /// Parses a JSON body into `T`; a field of the wrong type is reported with its path as `param`.

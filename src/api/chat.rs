@@ -59,7 +59,7 @@ async fn answer(
     body: Body,
     served: &mut Served,
 ) -> Result<Response, ApiError> {
-    let raw = body::read(body, state.max_body).await?;
+    let raw = state.bodies.read(body).await?;
     let mut request: ChatRequest = body::parse(&raw)?;
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request(

@@ -120,7 +120,9 @@ pub async fn put(
     let precondition = precondition(&headers)?;
     let limit = state.context.max_document();
     // A document is stored compact, so its body may carry some whitespace beyond the limit.
-    let bytes = super::body::read(body, (limit as u64).saturating_mul(2))
+    let bytes = state
+        .bodies
+        .read_up_to(body, (limit as u64).saturating_mul(2))
         .await
         .map_err(|e| {
             if e.status == StatusCode::PAYLOAD_TOO_LARGE {

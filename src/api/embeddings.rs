@@ -38,7 +38,7 @@ async fn answer(
     body: Body,
     served: &mut Served,
 ) -> Result<Response, ApiError> {
-    let mut request: EmbeddingsRequest = body::parse(&body::read(body, state.max_body).await?)?;
+    let mut request: EmbeddingsRequest = body::parse(&state.bodies.read(body).await?)?;
     let nothing = match &request.input {
         EmbeddingInput::Text(text) => text.is_empty(),
         EmbeddingInput::Tokens(tokens) => tokens.is_empty(),

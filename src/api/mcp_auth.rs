@@ -1,5 +1,5 @@
 //! The HTTP side of `/mcp`: every request authenticated with the virtual keys before rmcp sees
-//! it, and each session bound to the key that opened it.
+//! it, its body read under the gateway's limits, and each session bound to the key that opened it.
 
 use std::sync::Arc;
 
@@ -44,6 +44,15 @@ pub async fn authenticate(
     let deleting = request.method() == Method::DELETE;
     let owner = caller.name.clone();
     request.extensions_mut().insert(caller);
+    // rmcp reads a message whole, with no limit of size or time: read it here under the
+    // gateway's, so that a slow or huge body gets 408 or 413 in the gateway's shape.
+    if request.method() == Method::POST {
+        let (parts, body) = request.into_parts();
+        match state.bodies.read(body).await {
+            Ok(bytes) => request = Request::from_parts(parts, axum::body::Body::from(bytes)),
+            Err(error) => return error.into_response(),
+        }
+    }
     let mut response = next.run(request).await;
     if deleting && response.status() == StatusCode::ACCEPTED {
         // rmcp answers a session's end 202; the MCP SDKs accept 200 or 204 and warn on anything

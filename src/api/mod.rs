@@ -4,7 +4,7 @@
 //! that owns the rest (`chat`, `embeddings`).
 
 mod admin;
-mod body;
+pub(crate) mod body;
 mod chat;
 mod context;
 mod embeddings;
@@ -46,7 +46,8 @@ pub struct AppState {
     pub cache: Option<Arc<ResponseCache>>,
     /// SHA-256 of `server.admin_key`; `None` disables `/admin`.
     pub admin_key: Option<[u8; 32]>,
-    pub max_body: u64,
+    /// How request bodies are read: `server.max_body` and `server.body_timeout`.
+    pub bodies: body::Bodies,
     /// Unix seconds at start, reported as models' `created`.
     pub started: u64,
     /// Set once shutdown begins, so `/ready` sends traffic elsewhere.

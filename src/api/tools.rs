@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::admin::require_admin;
+use super::admin::{read_admin_body, require_admin};
 use super::path::Segments;
 use crate::config::{HttpToolConfig, Span};
 use crate::error::ApiError;
@@ -22,9 +22,10 @@ use crate::mcp::{RegisterError, Registered};
 pub async fn register(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&state, &headers)?;
+    let body = read_admin_body(&state, body).await?;
     let (tool, ttl) = parse(&body)?;
     let outcome = state
         .tool_registry

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// closed after it.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: Span,
+    /// How long a client has to send a request's whole body, counted from when its handler
+    /// starts reading it (after authentication): 408 after it.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: Span,
     /// Client connections open at once; beyond it the gateway stops accepting until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
@@ -46,12 +50,17 @@ impl Default for ServerConfig {
             max_answer: default_max_answer(),
             shutdown_timeout: default_shutdown_timeout(),
             header_timeout: default_header_timeout(),
+            body_timeout: default_body_timeout(),
             max_connections: default_max_connections(),
         }
     }
 }
 
 fn default_header_timeout() -> Span {
+    Span(Duration::from_secs(30))
+}
+
+fn default_body_timeout() -> Span {
     Span(Duration::from_secs(30))
 }
 

@@ -35,11 +35,14 @@ fn server_and_cache_errors(config: &Config, errors: &mut Vec<ConfigError>) {
             errors.push(ConfigError::new(path, "must be larger than 0"));
         }
     }
-    if config.server.header_timeout.0.is_zero() {
-        errors.push(ConfigError::new(
-            "server.header_timeout",
-            "must be longer than 0",
-        ));
+    let spans = [
+        ("server.header_timeout", config.server.header_timeout),
+        ("server.body_timeout", config.server.body_timeout),
+    ];
+    for (path, span) in spans {
+        if span.0.is_zero() {
+            errors.push(ConfigError::new(path, "must be longer than 0"));
+        }
     }
     if config.server.shutdown_timeout.0.is_zero() {
         // 0s would cut every stream and request in flight at the first signal.

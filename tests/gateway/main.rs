@@ -4,6 +4,7 @@
 mod anthropic;
 mod azure;
 mod bedrock;
+mod bodies;
 mod cache;
 mod chat;
 mod cli;
