@@ -10,6 +10,7 @@ CONNECTIONS=${CONNECTIONS:-"1 32"}
 SKIP_GATEWAY=${SKIP_GATEWAY:-0}
 FLOOR=${FLOOR:-0}                    # 1 adds axum-floor (bench/floor): the HTTP stack alone
 KEEP_TMP=${KEEP_TMP:-0}
+LIMITS=${LIMITS:-0}                  # 1: requests carry a key with every limit set (token counting on)
 ROUNDS=${ROUNDS:-1}                  # >1: every scenario again, targets interleaved; medians at the end
 PORT_UP=${PORT_UP:-18081}
 PORT_UP_SSE=${PORT_UP_SSE:-18082}
@@ -244,6 +245,20 @@ models:
   - name: bench-sse
     targets: [ { provider: upsse, model: gpt-4.1-mini } ]
 EOF
+    if [[ $LIMITS == 1 ]]; then
+        cat >>"$RUN/switchboard.yaml" <<EOF
+state: { data_dir: "$RUN/data" }
+keys:
+  - name: bench
+    key: sk-bench
+    limits:
+      requests_per_minute: 100000000
+      max_concurrent: 10000
+      tokens_per_minute: 1000000000
+      tokens_per_day: 100000000000
+      budget_usd: { amount: 1000000, period: month }
+EOF
+    fi
     start_gateway switchboard "$SWITCHBOARD_BIN" "$PORT_GW"
     GW_PID=$GATEWAY_PID
 fi
@@ -294,6 +309,7 @@ url_for() { # target mode
 check_target() { # target mode
     local out
     out=$(curl -sS --fail-with-body --max-time 10 -H 'Content-Type: application/json' \
+        -H "Authorization: Bearer sk-bench" \
         --data "$(body_for "$2")" "$(url_for "$1" "$2")") ||
         die "$1 ($2) request failed: $out"
     if [[ $2 == sse ]]; then

@@ -16,6 +16,9 @@ if cache_control then
   wrk.headers["Cache-Control"] = cache_control
 end
 
+-- The key of LIMITS=1 runs; the upstreams and nginx ignore it.
+wrk.headers["Authorization"] = "Bearer sk-bench"
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = string.format(

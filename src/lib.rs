@@ -21,7 +21,7 @@ mod resilience;
 mod routing;
 mod sse;
 mod state;
-mod tokens;
+pub mod tokens;
 mod upstream;
 
 pub mod quota;

@@ -70,7 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             mcp_auth::authenticate,
         ));
-    Router::new()
+    let routes = Router::new()
         .merge(mcp)
         .route(
             "/v1/context/{namespace}/{key}",
@@ -94,9 +94,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/tools", get(tools::list).post(tools::register))
         .route("/admin/tools/{name}", delete(tools::remove))
         .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method)
+        .method_not_allowed_fallback(wrong_method);
+    framed(routes).with_state(state)
+}
+
+/// What every request passes through around its handler: its span and request id outside, and
+/// inside, a panic turned into that request's 500.
+fn framed<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(telemetry::request_span))
-        .with_state(state)
+}
+
+/// The answer to a request whose handler panicked: a 500 for that request alone, in OpenAI's
+/// shape, on a connection that stays open. The panic hook has logged it.
+fn panicked(_: Box<dyn std::any::Any + Send>) -> Response {
+    ApiError::internal("The gateway failed on this request; the failure is logged.").into_response()
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> impl IntoResponse {
@@ -184,3 +197,29 @@ fn route_deadline(route: &Route) -> Instant {
 
 /// A request's whole budget when its model sets no `timeouts.total`: as long as OpenAI's SDKs wait.
 const DEFAULT_TOTAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower_service::Service;
+
+    /// A bug in one handler costs that request a 500 in OpenAI's shape; the next is served.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_router_goes_on() {
+        async fn buggy() -> &'static str {
+            panic!("a bug")
+        }
+        let mut router = framed(Router::new().route("/bug", get(buggy)));
+        let request = || Request::get("/bug").body(Body::empty()).unwrap();
+        for _ in 0..2 {
+            let response = router.call(request()).await.unwrap();
+            assert_eq!(response.status(), 500);
+            assert!(response.headers().contains_key(&telemetry::REQUEST_ID));
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(error["error"]["type"], "api_error", "{error}");
+        }
+    }
+}

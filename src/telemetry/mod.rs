@@ -45,6 +45,24 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    std::panic::set_hook(Box::new(log_panic));
+}
+
+/// Logs a panic once, as one line in the log's format and inside the span of the request it
+/// happened in, instead of the default hook's lines on stderr.
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    let location = info.location().map(ToString::to_string);
+    tracing::error!(
+        panic = message,
+        location,
+        "a bug: the request is answered 500"
+    );
 }
 
 /// Middleware: assigns the request id, runs the request in its span, logs the outcome.

@@ -341,6 +341,38 @@ async fn streams_without_reported_usage_are_charged_by_counting_their_text() {
     assert_eq!(report["limits"]["tokens_per_day"]["reserved"], 0);
 }
 
+/// tiktoken overflowed its stack on a long run of spaces: the connection dropped with no answer
+/// and the request went unrecorded. Now it is counted (1,000,000 spaces are 7,813 tokens of 128
+/// spaces), answered and charged, streamed or not.
+#[tokio::test]
+async fn a_prompt_of_a_million_spaces_is_counted_answered_and_charged() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&config(
+        &fake,
+        "  - { name: e, key: sk-e, limits: { tokens_per_day: 100000 } }\n",
+    ))
+    .await;
+    let spaces = " ".repeat(1_000_000);
+    let prompt_tokens = 3 + 1 + 7813 + 3;
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth("sk-e")
+        .json(&json!({"model": "up/no-usage", "stream": true,
+            "messages": [{"role": "user", "content": spaces}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let report = usage(&gateway, "e").await;
+    let model = &report["models"]["up/no-usage"];
+    assert_eq!(model["input_tokens"], prompt_tokens, "{report}");
+    assert_eq!(model["output_tokens"], 7, "{report}");
+    assert_eq!(report["limits"]["tokens_per_day"]["reserved"], 0);
+    gateway.stop().await;
+}
+
 #[tokio::test]
 async fn usage_belongs_to_the_key_name_across_restarts_and_limit_changes() {
     let fake = FakeOpenAi::start().await;

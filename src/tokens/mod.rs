@@ -1,12 +1,16 @@
 //! Token counts before a provider reports them: prompts counted with OpenAI's `o200k_base`
-//! tokenizer (tiktoken) the way OpenAI counts chat messages, for reservations against quotas.
+//! tokenizer the way OpenAI counts chat messages, for reservations against quotas.
 //!
-//! The tokenizer takes about 150 ms to load, so [`warm_up`] loads it on a spare thread at start
-//! when some key has a token or dollar limit; requests never pay for it.
+//! The counter is tiktoken's algorithm on a leaner vocabulary ([`bpe`]) and a linear-time
+//! pre-tokenizer ([`split`]); tests check it against tiktoken count for count. Its work is
+//! bounded: a run of one kind of character is merged in slices of [`PIECE_LIMIT`] bytes, and a
+//! text beyond [`EXACT_LIMIT`] is counted on that much and the rest estimated at the same rate.
+
+mod bpe;
+mod split;
 
 use switchboard_providers::chat::{ChatRequest, Content, ContentPart, Message};
 use switchboard_providers::embeddings::EmbeddingsRequest;
-use tiktoken_rs::CoreBPE;
 
 /// Tokens OpenAI adds around every message (`<|start|>role ... <|end|>`).
 const PER_MESSAGE: u64 = 3;
@@ -16,23 +20,50 @@ const REPLY_PRIMING: u64 = 3;
 const IMAGE_LOW: u64 = 85;
 const IMAGE_HIGH: u64 = 765;
 
-fn tokenizer() -> &'static CoreBPE {
-    tiktoken_rs::o200k_base_singleton()
-}
+/// The longest text counted exactly; beyond it the count is an estimate, so that a 32 MiB
+/// prompt costs the counter about as much as a 1 MiB one.
+pub const EXACT_LIMIT: usize = 1 << 20;
+/// The longest piece merged whole. Longer pieces are runs of one kind of character (spaces,
+/// letters); merging them in slices may differ from tiktoken by a token per slice.
+pub const PIECE_LIMIT: usize = 4096;
 
-/// Loads the tokenizer in the background so that the first request does not wait for it.
+/// Builds the vocabulary on a spare thread at start, so that the first request does not wait.
 pub fn warm_up() {
     std::thread::spawn(|| {
-        tokenizer();
+        bpe::warm_up();
+        split::warm_up();
     });
 }
 
-/// Tokens in a text.
+/// Tokens in a text. Never fails a request: should the counter ever fail, the text is estimated
+/// at four bytes a token (the panic is logged as a bug), and the request goes on and is charged.
 pub fn count(text: &str) -> u64 {
-    if text.is_empty() {
-        return 0;
+    std::panic::catch_unwind(|| bounded(text)).unwrap_or_else(|_| text.len().div_ceil(4) as u64)
+}
+
+fn bounded(text: &str) -> u64 {
+    if text.len() <= EXACT_LIMIT {
+        return exact(text);
     }
-    tokenizer().encode_ordinary(text).len() as u64
+    let head = &text[..text.floor_char_boundary(EXACT_LIMIT)];
+    let counted = u128::from(exact(head));
+    // The same tokens per byte for the rest, rounded up: a reservation errs on the high side.
+    let estimate = (counted * text.len() as u128).div_ceil(head.len() as u128);
+    u64::try_from(estimate).unwrap_or(u64::MAX)
+}
+
+fn exact(text: &str) -> u64 {
+    split::pieces(text).map(piece).sum()
+}
+
+fn piece(mut text: &str) -> u64 {
+    let mut tokens = 0;
+    while text.len() > PIECE_LIMIT {
+        let (slice, rest) = text.split_at(text.floor_char_boundary(PIECE_LIMIT));
+        tokens += bpe::count(slice.as_bytes()) as u64;
+        text = rest;
+    }
+    tokens + bpe::count(text.as_bytes()) as u64
 }
 
 /// Tokens of a chat request's prompt: messages, tool definitions and the reply priming.
@@ -103,6 +134,95 @@ pub fn embeddings(request: &EmbeddingsRequest) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Texts of every kind the pre-tokenizer and the merge distinguish.
+    fn samples() -> Vec<String> {
+        let mut texts: Vec<String> = [
+            "",
+            "hello",
+            "hello world",
+            "  leading and trailing  ",
+            "a\n\n  b\r\n\tc",
+            "It's 2026; we're testing 1234567 numbers, ÜNICODE, Straße, 東京, 😀 and ﷽.",
+            "fn main() { println!(\"{}\", x /* y */); }\n    return;\u{3000}\u{3000}x",
+            "THE QUICK BROWN FOX'S TAIL'LL WAG'D",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "https://example.com/path?q=1&r=2#frag",
+            "\u{0301}\u{0301}a\u{0301}",
+        ]
+        .map(str::to_owned)
+        .into();
+        for file in [
+            "README.md",
+            "ARCHITECTURE.md",
+            "docs/configuration.md",
+            "src/tokens/bpe.rs",
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            texts.push(std::fs::read_to_string(path).unwrap());
+        }
+        texts
+    }
+
+    #[test]
+    fn counts_exactly_as_tiktoken() {
+        let reference = tiktoken_rs::o200k_base_singleton();
+        for text in samples() {
+            assert_eq!(
+                count(&text),
+                reference.encode_ordinary(&text).len() as u64,
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Random texts over an alphabet that exercises every branch of the pattern and its edges:
+    /// runs of mixed whitespace before words, apostrophes, digits, marks and case changes.
+    #[test]
+    fn random_texts_count_exactly_as_tiktoken() {
+        use rand::{Rng, SeedableRng};
+        let alphabet: Vec<char> = " \t\n\r\u{3000}aZé'sS1৩.!/\u{0301}東😀-_\""
+            .chars()
+            .collect();
+        let reference = tiktoken_rs::o200k_base_singleton();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20261206);
+        for _ in 0..3000 {
+            let length = rng.random_range(0..40);
+            let text: String = (0..length)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            assert_eq!(
+                count(&text),
+                reference.encode_ordinary(&text).len() as u64,
+                "{text:?}"
+            );
+        }
+    }
+
+    /// tiktoken overflows the stack on this; the counter answers, with tiktoken's own count
+    /// (its longest space token is 128 bytes, and slices are a multiple of it).
+    #[test]
+    fn a_million_spaces_count_on_a_small_stack() {
+        let counted = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| count(&" ".repeat(1_000_000)))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(counted, 1_000_000_u64.div_ceil(128));
+    }
+
+    #[test]
+    fn a_text_past_the_exact_limit_is_estimated_at_the_same_rate() {
+        let line = "The quick brown fox jumps over the lazy dog.\n";
+        let text = line.repeat(3 * EXACT_LIMIT / line.len());
+        let exact = exact(&text);
+        let estimated = count(&text);
+        assert!(
+            estimated >= exact && estimated <= exact + exact / 100,
+            "{estimated} vs {exact}"
+        );
+    }
 
     fn request(json: serde_json::Value) -> ChatRequest {
         serde_json::from_value(json).unwrap()
