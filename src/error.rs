@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub code: Option<String>,
+    /// Sent as `Retry-After` (whole seconds, rounded up) when the caller should wait.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +42,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             code: code.map(str::to_owned),
+            retry_after: None,
         }
     }
 
@@ -186,6 +189,16 @@ impl ApiError {
         )
     }
 
+    /// 429: the provider rate limited the model, and no other target could answer.
+    pub fn upstream_rate_limited(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            Some("rate_limit_exceeded"),
+            message,
+        )
+    }
+
     /// 429 over a token limit: typed `tokens`, as OpenAI types its TPM refusals.
     pub fn tokens_limited(message: impl Into<String>) -> Self {
         Self::new(
@@ -277,6 +290,7 @@ impl From<ProviderError> for ApiError {
             message: error.message,
             param: error.param,
             code: error.code,
+            retry_after: None,
         }
     }
 }
@@ -289,6 +303,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             // HTTP requires a challenge with every 401; MCP clients read it to tell a missing
             // key from a server that wants OAuth.

@@ -49,6 +49,9 @@ pub struct Plan<'r> {
     benched: Vec<usize>,
     failures: Vec<String>,
     last: Option<Failure>,
+    /// The shortest rate-limit hold among the targets passed over for one, the `Retry-After`
+    /// of an answer that nothing else could give.
+    held: Option<Duration>,
 }
 
 impl<'r> Plan<'r> {
@@ -63,6 +66,7 @@ impl<'r> Plan<'r> {
             benched: Vec::new(),
             failures: Vec::new(),
             last: None,
+            held: None,
         }
     }
 
@@ -81,10 +85,15 @@ impl<'r> Plan<'r> {
                 if !spent {
                     // Tries were left: the targets not tried were held off, which the answer
                     // names beside the failures.
-                    let held = (0..route.targets.len())
-                        .filter(|i| !self.tried.contains(i) && !self.benched.contains(i))
-                        .map(|i| held_off(&route.targets[i]));
-                    self.failures.extend(held);
+                    for i in 0..route.targets.len() {
+                        if self.tried.contains(&i) || self.benched.contains(&i) {
+                            continue;
+                        }
+                        let target = &route.targets[i];
+                        let hold = target.held();
+                        self.note_held(hold);
+                        self.failures.push(held_off(target, hold));
+                    }
                 }
                 self.route += 1;
                 self.tries = 0;
@@ -106,6 +115,7 @@ impl<'r> Plan<'r> {
             &self.routes[0].name,
             &self.failures,
             self.last.as_ref(),
+            self.held,
         ))
     }
 
@@ -127,8 +137,25 @@ impl<'r> Plan<'r> {
         );
         self.failures
             .push(format!("{}: {}", target.name(), failure.error.message));
+        if failure.rate_limited() {
+            // Every request leaves this model alone for the wait; another target can answer now.
+            target
+                .upstream
+                .holds
+                .hold(&target.model, failure.retry_after);
+            self.note_held(target.held());
+        }
         if let Some(route) = self.routes.get(self.route) {
-            let asked_too_long = failure.retry_after.is_some_and(|asked| {
+            // A rate-limited target is held for every request: the next try goes elsewhere at
+            // once if it can, else waits the hold out.
+            let asked = if !failure.rate_limited() {
+                failure.retry_after
+            } else if self.another_choice(route) {
+                None
+            } else {
+                target.held()
+            };
+            let asked_too_long = asked.is_some_and(|asked| {
                 asked > RETRY_AFTER_LIMIT || Instant::now() + asked >= self.deadline
             });
             if asked_too_long {
@@ -138,13 +165,31 @@ impl<'r> Plan<'r> {
                     self.benched.push(index);
                 }
             } else if self.tries < route.retry.attempts {
-                let wait = pause(&route.retry, self.tries, failure.retry_after);
+                let wait = pause(&route.retry, self.tries, asked);
                 let until = (Instant::now() + wait).min(self.deadline);
                 tokio::time::sleep_until(until.into()).await;
             }
         }
         self.last = Some(failure);
         Ok(())
+    }
+}
+
+impl Plan<'_> {
+    /// Keeps the shortest hold seen, for the `Retry-After` of a 429.
+    fn note_held(&mut self, hold: Option<Duration>) {
+        if let Some(hold) = hold {
+            self.held = Some(self.held.map_or(hold, |h| h.min(hold)));
+        }
+    }
+
+    /// Whether a target of `route` other than those tried could take a try now.
+    fn another_choice(&self, route: &Route) -> bool {
+        (0..route.targets.len())
+            .filter(|i| !self.tried.contains(i) && !self.benched.contains(i))
+            .any(|i| {
+                route.targets[i].held().is_none() && route.targets[i].upstream.instances.available()
+            })
     }
 }
 
@@ -200,18 +245,29 @@ pub fn first_token_due(first_token: Option<Duration>, deadline: Instant) -> Inst
 }
 
 /// Why a target with tries left was not tried.
-fn held_off(target: &Target) -> String {
+fn held_off(target: &Target, hold: Option<Duration>) -> String {
     // Only discovery leaves an upstream with no instance at all.
-    let why = if target.upstream.instances.all().is_empty() {
-        "no instance: DNS discovery found no address"
+    let why = if let Some(hold) = hold {
+        format!(
+            "rate limited by the provider (429) for another {:.1}s",
+            hold.as_secs_f64()
+        )
+    } else if target.upstream.instances.all().is_empty() {
+        "no instance: DNS discovery found no address".to_owned()
     } else {
-        "no instance available: circuit breakers open"
+        "no instance available: circuit breakers open".to_owned()
     };
     format!("{} ({why})", target.name())
 }
 
-/// Nothing left to try: 503 naming every failure, 504 when the last try timed out.
-fn exhausted(model: &str, failures: &[String], last: Option<&Failure>) -> ApiError {
+/// Nothing left to try: 503 naming every failure, 504 when the last try timed out, 429 with
+/// `Retry-After` when the provider rate limited the last try or held off every target.
+fn exhausted(
+    model: &str,
+    failures: &[String],
+    last: Option<&Failure>,
+    held: Option<Duration>,
+) -> ApiError {
     let what = if failures.is_empty() {
         "no target is configured".to_owned()
     } else {
@@ -220,6 +276,14 @@ fn exhausted(model: &str, failures: &[String], last: Option<&Failure>) -> ApiErr
     let message = format!("Model '{model}' could not be served: {what}.");
     match last {
         Some(failure) if failure.timed_out => ApiError::gateway_timeout(message),
+        Some(failure) if failure.rate_limited() => ApiError {
+            retry_after: held,
+            ..ApiError::upstream_rate_limited(message)
+        },
+        None if held.is_some() => ApiError {
+            retry_after: held,
+            ..ApiError::upstream_rate_limited(message)
+        },
         _ => ApiError::service_unavailable(message),
     }
 }

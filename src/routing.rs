@@ -35,6 +35,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// How long the provider still holds this model after answering 429, if it does.
+    pub fn held(&self) -> Option<std::time::Duration> {
+        self.upstream.holds.remaining(&self.model)
+    }
+
     fn new(
         upstream: Arc<Upstream>,
         model: &str,
@@ -109,10 +114,12 @@ impl Route {
 
     /// A target for the next try and a lease on one of its instances, by the route's strategy,
     /// among targets with an instance that would take it. Targets in `tried` are chosen again
-    /// only when no other is available; targets in `benched` never are.
+    /// only when no other is available; targets in `benched` never are, nor targets their
+    /// provider holds after a 429.
     pub fn choose(&self, tried: &[usize], benched: &[usize]) -> Option<(usize, InstanceLease)> {
         let available: Vec<usize> = (0..self.targets.len())
             .filter(|i| !benched.contains(i))
+            .filter(|&i| self.targets[i].held().is_none())
             .filter(|&i| self.targets[i].upstream.instances.available())
             .collect();
         let fresh: Vec<usize> = available

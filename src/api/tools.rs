@@ -108,6 +108,7 @@ fn refusal(error: RegisterError) -> ApiError {
             message,
             param: Some("name".into()),
             code: Some("conflict".into()),
+            retry_after: None,
         },
         RegisterError::Invalid(errors) => {
             let param = errors

@@ -34,6 +34,11 @@ impl Failure {
         }
     }
 
+    /// The provider answered 429: a tenant over its quota there, not a sick instance.
+    pub fn rate_limited(&self) -> bool {
+        self.error.status == StatusCode::TOO_MANY_REQUESTS
+    }
+
     pub fn timeout(message: String) -> Self {
         Failure::from_error(ApiError::gateway_timeout(message))
     }

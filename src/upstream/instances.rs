@@ -133,6 +133,15 @@ impl Instance {
         };
         self.ewma_micros.store(new as u64, Ordering::Relaxed);
     }
+
+    /// Keeps a try's error among the last [`RECENT_ERRORS`], for `/admin/upstreams`.
+    fn note_error(&self, message: &str) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_ERRORS {
+            recent.pop_front();
+        }
+        recent.push_back((crate::clock::unix_now(), message.to_owned()));
+    }
 }
 
 /// The instances of one upstream, replaced as a whole when discovery or registration changes them.
@@ -320,11 +329,22 @@ impl InstanceLease {
     }
 
     /// Tells the breaker how a try went. A failure the client caused says nothing about the
-    /// instance's health and counts as a success.
+    /// instance's health and counts as a success; a 429 says one tenant is over its quota and
+    /// counts as neither (the model is held instead, `upstream::holds`).
     pub fn settle<T>(&mut self, outcome: &Result<T, Failure>) {
         match outcome {
+            Err(failure) if failure.rate_limited() => self.rate_limited(&failure.error.message),
             Err(failure) if failure.retryable => self.fail(&failure.error.message),
             _ => self.succeed(),
+        }
+    }
+
+    /// The provider answered 429: shown among the recent errors, not counted by the breaker.
+    fn rate_limited(&mut self, message: &str) {
+        if !self.settled {
+            self.settled = true;
+            self.instance.breaker.abandon(self.pass);
+            self.instance.note_error(message);
         }
     }
 
@@ -334,15 +354,7 @@ impl InstanceLease {
             self.settled = true;
             self.instance.breaker.record(self.pass, false);
             self.instance.failures.fetch_add(1, Ordering::Relaxed);
-            let mut recent = self
-                .instance
-                .recent
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if recent.len() == RECENT_ERRORS {
-                recent.pop_front();
-            }
-            recent.push_back((crate::clock::unix_now(), message.to_owned()));
+            self.instance.note_error(message);
         }
     }
 }

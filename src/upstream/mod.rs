@@ -28,6 +28,7 @@ mod breaker;
 pub mod discovery;
 pub mod exchange;
 mod failure;
+pub mod holds;
 pub mod instances;
 mod plain;
 mod pool;
@@ -54,6 +55,8 @@ pub struct Upstream {
     pub backend: Backend,
     /// Where tries go: the configured endpoint, discovered addresses, registered services.
     pub instances: Instances,
+    /// Models this provider rate limited (429), left alone until its `Retry-After` passes.
+    pub holds: holds::Holds,
 }
 
 /// How an upstream answers.
@@ -242,6 +245,7 @@ impl Upstream {
             name: name.to_owned(),
             backend,
             instances,
+            holds: holds::Holds::default(),
         })
     }
 }

@@ -312,10 +312,11 @@ async fn provider_errors_are_translated_and_scrubbed() {
     let fake = FakeAnthropic::start().await;
     let gateway = gateway_for(&fake).await;
     // The client's own mistake keeps Anthropic's status and type; the rest (rate limits,
-    // overload, the gateway's own credential) are retried, then answered 503 naming the failure.
+    // overload, the gateway's own credential) are retried, then answered 503 naming the failure,
+    // or 429 when Anthropic rate limited the model.
     for (model, status, kind) in [
         ("claude/error-400", 400, "invalid_request_error"),
-        ("claude/error-429", 503, "api_error"),
+        ("claude/error-429", 429, "rate_limit_exceeded"),
         ("claude/error-529", 503, "api_error"),
         ("claude/error-401", 503, "api_error"),
     ] {

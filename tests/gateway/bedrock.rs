@@ -230,6 +230,10 @@ async fn provider_errors_keep_their_status_and_lose_the_secret() {
             // The client's own mistake: Bedrock's status and code, as is.
             assert_eq!(got, 400);
             assert_eq!(body["error"]["code"], code);
+        } else if status == 429 {
+            // Retried once the hold passed, then given up on: 429 naming Bedrock's throttling.
+            assert_eq!(got, 429);
+            assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
         } else {
             // Retried, then given up on: 503 naming Bedrock's failure.
             assert_eq!(got, 503);

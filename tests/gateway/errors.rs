@@ -219,12 +219,17 @@ async fn provider_errors_keep_status_and_hide_the_key() {
         !message.contains(KEY),
         "the provider key must not reach the client: {message}"
     );
-    // Failures that are not the client's are retried, then answered 503 naming each failure.
-    for status in [429u16, 500, 503] {
+    // Failures that are not the client's are retried, then answered 503 naming each failure;
+    // the provider's rate limit is a 429.
+    for (status, expected, code) in [
+        (429u16, 429, "rate_limit_exceeded"),
+        (500, 503, "upstream_unavailable"),
+        (503, 503, "upstream_unavailable"),
+    ] {
         let (got, error) = post(&gateway, chat(&format!("up/error-{status}"))).await;
-        assert_eq!(got, 503);
+        assert_eq!(got, expected);
         assert_shape(&error);
-        assert_eq!(error["error"]["code"], "upstream_unavailable");
+        assert_eq!(error["error"]["code"], code);
         let message = error["error"]["message"].as_str().unwrap();
         assert!(
             message.contains(&format!("fake failure {status}")),

@@ -283,11 +283,12 @@ async fn parallel_tool_calls(kind: Kind) {
     assert_eq!(cities, [json!("Paris"), json!("Tokyo")]);
 }
 
-/// The client's own mistake keeps its status; anything else is retried, then answered 503. Every
+/// The client's own mistake keeps its status; a rate limit is retried once the provider's hold
+/// passes, then answered 429; anything else is retried, then answered 503. Every
 /// answer is in OpenAI's shape and scrubbed of the credential the provider echoed. Each class
 /// gets a gateway of its own, as failures of one would open the instance's breaker for the next.
 async fn error_classes(kind: Kind) {
-    for (upstream, expected) in [(400, 400), (401, 503), (429, 503), (500, 503), (503, 503)] {
+    for (upstream, expected) in [(400, 400), (401, 503), (429, 429), (500, 503), (503, 503)] {
         let running = kind.start().await;
         let (status, text) = post(&running, &request(&format!("error-{upstream}"))).await;
         assert_eq!(status, expected, "upstream {upstream}: {text}");
@@ -308,6 +309,7 @@ async fn error_classes(kind: Kind) {
                 message.contains("refused the gateway's credentials"),
                 "{message}"
             ),
+            429 => assert_eq!(error["code"], "rate_limit_exceeded", "{body}"),
             _ => assert_eq!(error["code"], "upstream_unavailable", "{body}"),
         }
     }

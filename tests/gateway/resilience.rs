@@ -629,3 +629,60 @@ async fn a_target_failing_at_a_set_rate_costs_the_client_nothing() {
             .contains("switchboard_retries_total{model=\"m\"}")
     );
 }
+
+/// A 429 is one tenant over its quota at the provider, not a sick instance: the model is held for
+/// its `Retry-After` by every request (another target serves meanwhile, or the client gets the
+/// 429 and the wait at once), and the breaker, which would shut the instance for every model
+/// and key, hears nothing of it.
+#[tokio::test]
+async fn a_rate_limited_model_is_held_for_its_retry_after_and_opens_no_breaker() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{0}\", api_key: \"{KEY}\", breaker: {{ failures: 2, cooldown: 60s }} }}\n  also: {{ kind: openai, base_url: \"{0}\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: tenant, targets: [ {{ provider: up, model: error-429 }} ], retry: {{ attempts: 1 }} }}\n  - {{ name: spread, targets: [ {{ provider: up, model: limited-30 }}, {{ provider: also, model: ok }} ] }}\n  - {{ name: solo, targets: [ {{ provider: up, model: limited-40 }} ], timeouts: {{ total: 5s }} }}\n",
+        fake.base_url()
+    ))
+    .await;
+    let to_model = |model: &str| {
+        fake.received()
+            .iter()
+            .filter(|r| r.body["model"] == model)
+            .count()
+    };
+
+    for _ in 0..5 {
+        let reply = ask(&gateway, chat("tenant")).await;
+        assert_eq!(reply.status, 429, "{}", reply.body);
+        assert!(reply.body.contains("rate_limit_exceeded"), "{}", reply.body);
+    }
+    let instance = &admin(&gateway, "/admin/upstreams").await["providers"]["up"]["instances"][0];
+    assert_eq!(instance["breaker"], "closed", "{instance}");
+    assert_eq!(instance["failures"], 0, "{instance}");
+    assert_eq!(ask(&gateway, chat("up/ok")).await.status, 200);
+
+    // The other target answers while the limited one is held; it is asked exactly once.
+    for _ in 0..6 {
+        let reply = ask(&gateway, chat("spread")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.target, "also/ok");
+    }
+    assert_eq!(to_model("limited-30"), 1);
+
+    // With nothing else to try and a wait past the deadline, the client gets the 429 and the
+    // wait; while the hold lasts, the provider is not asked again.
+    for _ in 0..2 {
+        let response = client()
+            .post(gateway.url("/v1/chat/completions"))
+            .json(&chat("solo"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429);
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=40).contains(&wait), "Retry-After: {wait}");
+    }
+    assert_eq!(to_model("limited-40"), 1);
+}
