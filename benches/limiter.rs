@@ -24,6 +24,7 @@ fn limits() -> LimitsConfig {
             amount: 1e6,
             period: BudgetPeriod::Month,
         }),
+        ..LimitsConfig::default()
     }
 }
 

@@ -12,6 +12,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use subtle::ConstantTimeEq;
 
 use crate::config::KeyConfig;
+use crate::context::Author;
 use crate::digest::{Digest32, parse_hex, sha256};
 use crate::error::ApiError;
 use crate::quota::{Admission, KeyQuota};
@@ -26,6 +27,8 @@ pub struct Caller {
     context: Option<GlobSet>,
     /// The key's quotas over its usage; `None` for an open gateway, which accounts nothing.
     pub quota: Option<KeyQuota>,
+    /// `limits.context_documents` and `limits.context_bytes`.
+    context_bounds: (Option<u64>, Option<u64>),
 }
 
 impl Caller {
@@ -34,6 +37,15 @@ impl Caller {
         match &self.quota {
             Some(quota) => quota.admit(),
             None => Ok(Admission::unlimited()),
+        }
+    }
+
+    /// This caller as the author of a context write, with its bounds.
+    pub fn author(&self) -> Author<'_> {
+        Author {
+            name: self.name.as_deref(),
+            max_documents: self.context_bounds.0,
+            max_bytes: self.context_bounds.1,
         }
     }
 
@@ -105,6 +117,12 @@ impl KeyStore {
                 tools,
                 context,
                 quota: Some(KeyQuota::new(config.limits.as_ref(), account)),
+                context_bounds: config.limits.as_ref().map_or((None, None), |l| {
+                    (
+                        l.context_documents.map(u64::from),
+                        l.context_bytes.map(|s| s.0),
+                    )
+                }),
             });
             ordered.push(caller.clone());
             keys.insert(digest, caller);
@@ -117,6 +135,7 @@ impl KeyStore {
                 tools: None,
                 context: None,
                 quota: None,
+                context_bounds: (None, None),
             }),
             ordered,
         })

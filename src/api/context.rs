@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -40,11 +41,30 @@ fn ttl_of(query: Option<&str>) -> Result<Option<std::time::Duration>, ApiError> 
     Ok(ttl)
 }
 
+/// Middleware of every context route: the key authenticated and admitted under its
+/// `requests_per_minute` and `max_concurrent` (held until the answer is sent), before the
+/// handler reads anything; the caller goes on in the request's extensions.
+pub async fn admitted(
+    State(state): State<Arc<AppState>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let caller = match state.keys.authenticate(request.headers()) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let admission = match caller.admit() {
+        Ok(admission) => admission,
+        Err(refused) => return *refused,
+    };
+    request.extensions_mut().insert(caller);
+    admission.hold_until_sent(next.run(request).await)
+}
+
 /// The caller, if it may use `namespace`.
-fn admit(state: &AppState, headers: &HeaderMap, namespace: &str) -> Result<Arc<Caller>, ApiError> {
-    let caller = state.keys.authenticate(headers)?;
+fn admit(caller: &Caller, namespace: &str) -> Result<(), ApiError> {
     if caller.may_use_context(namespace) {
-        Ok(caller)
+        Ok(())
     } else {
         Err(ApiError::forbidden(format!(
             "This API key may not use the context namespace '{namespace}'."
@@ -77,6 +97,15 @@ fn translate(error: ContextError) -> ApiError {
         ContextError::NotFound { .. } => ApiError::not_found(format!("{error}.")),
         ContextError::Stale { .. } => ApiError::precondition_failed(format!("{error}.")),
         ContextError::TooLarge { size, limit } => ApiError::document_too_large(Some(size), limit),
+        ContextError::TooManyDocuments { .. } => ApiError {
+            code: Some("context_documents".into()),
+            ..ApiError::rate_limited(format!("{error}."))
+        },
+        ContextError::OverBytes { .. } => ApiError {
+            code: Some("context_bytes".into()),
+            message: format!("{error}."),
+            ..ApiError::body_too_large(0)
+        },
         ContextError::Storage(e) => {
             tracing::error!(error = %e, "context store write failed");
             ApiError::internal("The context store could not save the document.")
@@ -94,10 +123,10 @@ fn with_etag(mut response: Response, document: &Document) -> Response {
 /// `GET`: the bare document, with its ETag.
 pub async fn get(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Segments((namespace, key)): Segments<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    admit(&state, &headers, &namespace)?;
+    admit(&caller, &namespace)?;
     let document = state.context.get(&namespace, &key).map_err(translate)?;
     let response = (
         [(header::CONTENT_TYPE, "application/json")],
@@ -110,12 +139,13 @@ pub async fn get(
 /// `PUT`: creates (201) or replaces (200) the document; answers with its new ETag.
 pub async fn put(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Segments((namespace, key)): Segments<(String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    admit(&state, &headers, &namespace)?;
+    admit(&caller, &namespace)?;
     let ttl = ttl_of(query.as_deref())?;
     let precondition = precondition(&headers)?;
     let limit = state.context.max_document();
@@ -134,7 +164,14 @@ pub async fn put(
     let value: serde_json::Value = super::body::parse(&bytes)?;
     let (document, created) = state
         .context
-        .put(&namespace, &key, &value, &precondition, ttl)
+        .put(
+            &caller.author(),
+            &namespace,
+            &key,
+            &value,
+            &precondition,
+            ttl,
+        )
         .await
         .map_err(translate)?;
     let status = if created {
@@ -155,10 +192,11 @@ pub async fn put(
 /// `DELETE`: removes the document (204); a missing one is 404.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Segments((namespace, key)): Segments<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    admit(&state, &headers, &namespace)?;
+    admit(&caller, &namespace)?;
     let precondition = precondition(&headers)?;
     state
         .context

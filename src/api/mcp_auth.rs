@@ -24,6 +24,11 @@ pub async fn authenticate(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
+    // Every MCP request counts against the key's request rate and in-flight cap.
+    let admission = match caller.admit() {
+        Ok(admission) => admission,
+        Err(refused) => return *refused,
+    };
     // A 2026-07-28 request names its method in `Mcp-Method` and opens no session. Whatever
     // else a request carries, a session id in it is checked against the key that opened that
     // session: rmcp may still route the request to the session.
@@ -41,19 +46,24 @@ pub async fn authenticate(
     {
         return ApiError::not_found("Session not found").into_response();
     }
-    let deleting = request.method() == Method::DELETE;
-    let owner = caller.name.clone();
-    request.extensions_mut().insert(caller);
-    // rmcp reads a message whole, with no limit of size or time: read it here under the
-    // gateway's, so that a slow or huge body gets 408 or 413 in the gateway's shape.
-    if request.method() == Method::POST {
-        let (parts, body) = request.into_parts();
-        match state.bodies.read(body).await {
-            Ok(bytes) => request = Request::from_parts(parts, axum::body::Body::from(bytes)),
-            Err(error) => return error.into_response(),
+    let method = request.method().clone();
+    // A session-era POST without a session is an `initialize`: it takes one of the key's
+    // session slots before rmcp creates anything.
+    let slot = if session.is_none() && !stateless && method == Method::POST {
+        match state.mcp_sessions.reserve(caller.name.clone()).await {
+            Ok(slot) => Some(slot),
+            Err(full) => return too_many_sessions(&full).into_response(),
         }
-    }
+    } else {
+        None
+    };
+    request.extensions_mut().insert(caller);
+    let request = match read_message(&state, request).await {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
     let mut response = next.run(request).await;
+    let deleting = method == Method::DELETE;
     if deleting && response.status() == StatusCode::ACCEPTED {
         // rmcp answers a session's end 202; the MCP SDKs accept 200 or 204 and warn on anything
         // else, at every session close.
@@ -64,12 +74,39 @@ pub async fn authenticate(
         .get(&mcp::SESSION_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    match (&session, created) {
-        (None, Some(id)) if !stateless => state.mcp_sessions.record(id, owner).await,
-        (Some(id), _) if deleting && response.status().is_success() => {
-            state.mcp_sessions.forget(id);
-        }
-        _ => {}
+    if let (Some(slot), Some(id)) = (slot, created) {
+        slot.bind(id).await;
     }
-    response
+    if let Some(id) = &session
+        && deleting
+        && response.status().is_success()
+    {
+        state.mcp_sessions.forget(id);
+    }
+    // A session's GET stream may stay open for hours: it counts once against the rate, and
+    // its in-flight slot is freed as soon as the stream starts.
+    if method == Method::GET {
+        admission.release_on_answer(response)
+    } else {
+        admission.hold_until_sent(response)
+    }
+}
+
+/// rmcp reads a message whole, with no limit of size or time: read it here under the gateway's,
+/// so that a slow or huge body gets 408 or 413 in the gateway's shape.
+async fn read_message(state: &AppState, request: Request) -> Result<Request, ApiError> {
+    if request.method() != Method::POST {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = state.bodies.read(body).await?;
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+fn too_many_sessions(full: &mcp::TooManySessions) -> ApiError {
+    ApiError::rate_limited(format!(
+        "This API key holds {} open MCP sessions, the most mcp.max_sessions_per_key allows. \
+         End one (DELETE /mcp) or let one close after mcp.session_idle without messages.",
+        full.limit
+    ))
 }

@@ -74,7 +74,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(mcp)
         .route(
             "/v1/context/{namespace}/{key}",
-            get(context::get).put(context::put).delete(context::delete),
+            get(context::get)
+                .put(context::put)
+                .delete(context::delete)
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    context::admitted,
+                )),
         )
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/embeddings", post(embeddings::create))

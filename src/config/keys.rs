@@ -50,6 +50,12 @@ pub struct LimitsConfig {
     /// Spend per UTC calendar period, at the catalog's (or the target's `pricing`) prices.
     #[serde(default)]
     pub budget_usd: Option<BudgetConfig>,
+    /// Context documents the key may hold (those it wrote last), over every namespace.
+    #[serde(default)]
+    pub context_documents: Option<NonZeroU64>,
+    /// Bytes of context (compact JSON) the key may hold.
+    #[serde(default)]
+    pub context_bytes: Option<super::Size>,
 }
 
 /// `budget_usd:` of a key.

@@ -21,6 +21,12 @@ pub struct McpConfig {
     /// Upstream MCP servers whose tools are offered as `{server}__{tool}`.
     #[serde(default)]
     pub servers: Vec<super::McpServerConfig>,
+    /// MCP sessions one key may hold open at once; the next `initialize` gets 429.
+    #[serde(default = "default_max_sessions_per_key")]
+    pub max_sessions_per_key: u32,
+    /// How long a session lives without a message before it is closed.
+    #[serde(default = "default_session_idle")]
+    pub session_idle: Span,
 }
 
 impl Default for McpConfig {
@@ -29,8 +35,21 @@ impl Default for McpConfig {
             tools: Vec::new(),
             max_document: default_max_document(),
             servers: Vec::new(),
+            max_sessions_per_key: default_max_sessions_per_key(),
+            session_idle: default_session_idle(),
         }
     }
+}
+
+/// Each session costs about 140 KB: 64 of them per key is 9 MB, while an agent with a session
+/// per sub-task rarely holds more than a handful.
+fn default_max_sessions_per_key() -> u32 {
+    64
+}
+
+/// Long enough for an agent between steps; a session it abandoned is gone within minutes.
+fn default_session_idle() -> Span {
+    Span(std::time::Duration::from_secs(120))
 }
 
 fn default_max_document() -> Size {
@@ -128,6 +147,18 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
         errors.push(ConfigError::new(
             "mcp.max_document",
             "must be larger than 0",
+        ));
+    }
+    if mcp.max_sessions_per_key == 0 {
+        errors.push(ConfigError::new(
+            "mcp.max_sessions_per_key",
+            "must be larger than 0",
+        ));
+    }
+    if mcp.session_idle.0.is_zero() {
+        errors.push(ConfigError::new(
+            "mcp.session_idle",
+            "must be longer than 0s",
         ));
     }
     let mut names = HashSet::new();

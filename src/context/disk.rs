@@ -21,6 +21,9 @@ pub struct Stored {
     /// Unix milliseconds after which the document is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_ms: Option<u64>,
+    /// The key that wrote it, held against its bounds; absent in files of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub value: Box<RawValue>,
 }
 
@@ -95,6 +98,7 @@ mod tests {
             key: key.into(),
             version: 7,
             expires_ms: None,
+            owner: None,
             value: RawValue::from_string(value.into()).unwrap(),
         }
     }

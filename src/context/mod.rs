@@ -5,6 +5,7 @@
 //! files and the memory always agree on which version came last.
 
 mod disk;
+mod holdings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
 pub use crate::state::StateError;
+pub use holdings::Author;
+use holdings::Holdings;
 
 /// One document as it is now.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct Document {
     pub version: u64,
     /// Unix milliseconds after which the document is gone.
     pub expires_ms: Option<u64>,
+    /// The key that last wrote it, which holds it against its bounds (`holdings`).
+    pub owner: Option<Arc<str>>,
 }
 
 impl Document {
@@ -116,6 +121,14 @@ pub enum ContextError {
     },
     #[error("the document is {size} bytes, over the limit of {limit} bytes (mcp.max_document)")]
     TooLarge { size: usize, limit: usize },
+    #[error(
+        "this key holds {limit} context documents, the most its limits.context_documents allows"
+    )]
+    TooManyDocuments { limit: u64 },
+    #[error(
+        "this write would take the key past the {limit} bytes of context its limits.context_bytes allows"
+    )]
+    OverBytes { limit: u64 },
     #[error("the context store cannot save: {0}")]
     Storage(#[from] StateError),
 }
@@ -158,6 +171,7 @@ type Id = (String, String);
 /// The writer's state, behind the lock that serializes writes.
 struct Writer {
     last_version: u64,
+    holdings: Holdings,
     /// Taken on the first write when the directory did not exist at start.
     lock: Option<std::fs::File>,
 }
@@ -182,6 +196,7 @@ impl ContextStore {
         let dir = data_dir.join("context");
         let mut documents = BTreeMap::new();
         let mut last_version = 0;
+        let mut holdings = Holdings::default();
         let lock = {
             let lock = disk::claim(&dir)?;
             let now = unix_ms();
@@ -191,8 +206,10 @@ impl ContextStore {
                     json: Arc::from(stored.value.get()),
                     version: stored.version,
                     expires_ms: stored.expires_ms,
+                    owner: stored.owner.as_deref().map(Arc::from),
                 };
                 if document.live(now) {
+                    holdings.add(&document);
                     documents.insert((stored.namespace, stored.key), document);
                 } else {
                     disk::remove(&dir, &stored.namespace, &stored.key)?;
@@ -202,7 +219,11 @@ impl ContextStore {
         };
         Ok(ContextStore {
             documents: RwLock::new(documents),
-            writer: tokio::sync::Mutex::new(Writer { last_version, lock }),
+            writer: tokio::sync::Mutex::new(Writer {
+                last_version,
+                holdings,
+                lock,
+            }),
             changes: broadcast::channel(CHANGE_BACKLOG).0,
             dir,
             max_document: usize::try_from(max_document).unwrap_or(usize::MAX),
@@ -216,6 +237,7 @@ impl ContextStore {
             documents: RwLock::new(BTreeMap::new()),
             writer: tokio::sync::Mutex::new(Writer {
                 last_version: 0,
+                holdings: Holdings::default(),
                 lock: None,
             }),
             changes: broadcast::channel(CHANGE_BACKLOG).0,
@@ -255,10 +277,11 @@ impl ContextStore {
             })
     }
 
-    /// Writes `value` if `precondition` holds, living `ttl` if given. Returns the new document
-    /// and whether it was created rather than replaced.
+    /// Writes `value` if `precondition` holds and the author's bounds allow, living `ttl` if
+    /// given. Returns the new document and whether it was created rather than replaced.
     pub async fn put(
         &self,
+        author: &Author<'_>,
         namespace: &str,
         key: &str,
         value: &Value,
@@ -276,6 +299,9 @@ impl ContextStore {
         let mut writer = self.writer.lock().await;
         let current = self.current(namespace, key);
         self.check(namespace, key, precondition, current.as_ref())?;
+        writer
+            .holdings
+            .check(author, current.as_ref(), json.len())?;
         let now = unix_ms();
         // Microseconds since the epoch, never repeating: a version stays unique across deletes
         // and restarts, so a stale ETag can never match a newer document by accident.
@@ -291,6 +317,7 @@ impl ContextStore {
             key: key.to_owned(),
             version,
             expires_ms,
+            owner: author.name.map(str::to_owned),
             value,
         };
         self.claim(&mut writer).await?;
@@ -301,11 +328,18 @@ impl ContextStore {
             json: Arc::from(stored.value.get()),
             version,
             expires_ms,
+            owner: author.name.map(Arc::from),
         };
-        self.documents
+        // Whatever was there, expired or not, is replaced.
+        let replaced = self
+            .documents
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert((stored.namespace, stored.key), document.clone());
+        if let Some(replaced) = &replaced {
+            writer.holdings.remove(replaced);
+        }
+        writer.holdings.add(&document);
         self.announce(namespace, key, current.is_none());
         Ok((document, current.is_none()))
     }
@@ -318,7 +352,7 @@ impl ContextStore {
         precondition: &Precondition,
     ) -> Result<(), ContextError> {
         check_names(namespace, key)?;
-        let _writer = self.writer.lock().await;
+        let mut writer = self.writer.lock().await;
         let Some(current) = self.current(namespace, key) else {
             return Err(ContextError::NotFound {
                 namespace: namespace.to_owned(),
@@ -326,7 +360,7 @@ impl ContextStore {
             });
         };
         self.check(namespace, key, precondition, Some(&current))?;
-        self.remove(namespace, key).await
+        self.remove(&mut writer, namespace, key).await
     }
 
     fn check(
@@ -348,13 +382,22 @@ impl ContextStore {
     }
 
     /// Removes a document's file and entry; the caller holds the writer lock.
-    async fn remove(&self, namespace: &str, key: &str) -> Result<(), ContextError> {
+    async fn remove(
+        &self,
+        writer: &mut Writer,
+        namespace: &str,
+        key: &str,
+    ) -> Result<(), ContextError> {
         let (dir, ns, k) = (self.dir.clone(), namespace.to_owned(), key.to_owned());
         blocking(move || disk::remove(&dir, &ns, &k)).await?;
-        self.documents
+        let removed = self
+            .documents
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(namespace.to_owned(), key.to_owned()));
+        if let Some(removed) = &removed {
+            writer.holdings.remove(removed);
+        }
         self.announce(namespace, key, true);
         Ok(())
     }
@@ -424,13 +467,15 @@ impl ContextStore {
                 .map(|(id, _)| id.clone())
                 .collect();
             for (namespace, key) in expired {
-                let _writer = self.writer.lock().await;
+                let mut writer = self.writer.lock().await;
                 // A write may have renewed it since it was seen expired.
                 let still_expired = self
                     .read()
                     .get(&(namespace.clone(), key.clone()))
                     .is_some_and(|doc| !doc.live(unix_ms()));
-                if still_expired && let Err(error) = self.remove(&namespace, &key).await {
+                if still_expired
+                    && let Err(error) = self.remove(&mut writer, &namespace, &key).await
+                {
                     tracing::error!(%error, "cannot remove an expired context document");
                 }
             }
@@ -492,16 +537,25 @@ mod tests {
         let (store, dir) = store("versions", 1024);
         let mut changes = store.changes();
         let (first, created) = store
-            .put("ns", "k", &json!({"a": 1}), &Precondition::None, None)
+            .put(
+                &Author::default(),
+                "ns",
+                "k",
+                &json!({"a": 1}),
+                &Precondition::None,
+                None,
+            )
             .await
             .unwrap();
         assert!(created);
         let stale = Precondition::Version(vec![first.version + 1]);
-        let refused = store.put("ns", "k", &json!(2), &stale, None).await;
+        let refused = store
+            .put(&Author::default(), "ns", "k", &json!(2), &stale, None)
+            .await;
         assert!(matches!(refused, Err(ContextError::Stale { .. })));
         let matching = Precondition::Version(vec![first.version]);
         let (second, created) = store
-            .put("ns", "k", &json!(2), &matching, None)
+            .put(&Author::default(), "ns", "k", &json!(2), &matching, None)
             .await
             .unwrap();
         assert!(!created && second.version > first.version);
@@ -527,14 +581,22 @@ mod tests {
     async fn bad_names_oversized_documents_and_expired_ones_are_refused() {
         let (store, dir) = store("bounds", 8);
         let big = json!("0123456789");
-        let too_big = store.put("ns", "k", &big, &Precondition::None, None);
+        let anyone = Author::default();
+        let too_big = store.put(&anyone, "ns", "k", &big, &Precondition::None, None);
         assert!(matches!(
             too_big.await,
             Err(ContextError::TooLarge { size: 12, limit: 8 })
         ));
         for (ns, key) in [("..", "k"), ("ns", "a/b"), ("", "k"), ("ns", "sp ace")] {
             let bad = store
-                .put(ns, key, &json!(1), &Precondition::None, None)
+                .put(
+                    &Author::default(),
+                    ns,
+                    key,
+                    &json!(1),
+                    &Precondition::None,
+                    None,
+                )
                 .await;
             assert!(
                 matches!(bad, Err(ContextError::InvalidName { .. })),
@@ -543,7 +605,14 @@ mod tests {
         }
         let ttl = Some(Duration::from_millis(1));
         store
-            .put("ns", "k", &json!(1), &Precondition::None, ttl)
+            .put(
+                &Author::default(),
+                "ns",
+                "k",
+                &json!(1),
+                &Precondition::None,
+                ttl,
+            )
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -563,7 +632,14 @@ mod tests {
         let (store, dir) = store("list", 1024);
         for (ns, key) in [("a", "1"), ("a", "2"), ("b", "1"), ("c", "1")] {
             store
-                .put(ns, key, &json!(1), &Precondition::None, None)
+                .put(
+                    &Author::default(),
+                    ns,
+                    key,
+                    &json!(1),
+                    &Precondition::None,
+                    None,
+                )
                 .await
                 .unwrap();
         }

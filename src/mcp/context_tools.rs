@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::http_tool::failure;
 use super::schema::Schema;
 use crate::auth::Caller;
+use crate::context::Author;
 use crate::context::{ContextError, ContextStore, Precondition};
 
 /// A built-in tool: its description and its compiled input schema.
@@ -120,7 +121,7 @@ impl ContextTool {
         }
         let outcome = match self.kind {
             Kind::Get => get(store, namespace, text("key")),
-            Kind::Put => put(store, namespace, &arguments).await,
+            Kind::Put => put(store, &caller.author(), namespace, &arguments).await,
             Kind::List => list(store, namespace, &arguments),
             Kind::Delete => delete(store, namespace, &arguments).await,
         };
@@ -146,6 +147,7 @@ fn get(store: &ContextStore, namespace: &str, key: &str) -> Result<Value, String
 
 async fn put(
     store: &ContextStore,
+    author: &Author<'_>,
     namespace: &str,
     arguments: &JsonObject,
 ) -> Result<Value, String> {
@@ -159,7 +161,14 @@ async fn put(
         Some(text) => Some(crate::context::parse_ttl(text)?),
     };
     let (document, created) = store
-        .put(namespace, key, &value, &precondition(arguments), ttl)
+        .put(
+            author,
+            namespace,
+            key,
+            &value,
+            &precondition(arguments),
+            ttl,
+        )
         .await
         .map_err(explain)?;
     Ok(json!({"namespace": namespace, "key": key, "version": document.version, "created": created}))

@@ -58,6 +58,13 @@ impl Admission {
         }
     }
 
+    /// Frees the concurrency slot now that the answer has started: for a stream that may stay
+    /// open far longer than any request.
+    pub fn release_on_answer(self, mut response: Response) -> Response {
+        self.headers.apply(&mut response);
+        response
+    }
+
     /// Ties the concurrency slot to the response body, released when the body is done or dropped.
     pub fn hold_until_sent(self, mut response: Response) -> Response {
         self.headers.apply(&mut response);

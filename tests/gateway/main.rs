@@ -17,6 +17,7 @@ mod errors;
 mod gemini;
 mod limits;
 mod mcp;
+mod mcp_limits;
 mod mcp_registry;
 mod mcp_stateless;
 mod mcp_upstreams;
