@@ -6,10 +6,15 @@
 //! answering. Here a connection has `header_timeout` to start its first request (hyper's
 //! protocol detection has no deadline of its own), and hyper's header timer covers every later
 //! request head and the idle wait between keep-alive requests.
+//!
+//! hyper has no idle limit for HTTP/2: a silent h2c connection would hold its slot for good.
+//! Here an HTTP/2 connection with no stream open for `header_timeout` is sent GOAWAY and closed,
+//! keep-alive pings find peers that vanished mid-stream, and a connection carries at most
+//! [`MAX_STREAMS`] streams at once.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -18,12 +23,20 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tower_service::Service;
 
 /// How long accepting pauses after a failure (out of descriptors, most often), so the loop does
 /// not spin on an error that will not clear at once.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Streams one HTTP/2 connection may have open at once (nginx allows 128).
+const MAX_STREAMS: u32 = 128;
+
+/// How often an HTTP/2 connection is pinged, and how long the answer may take before the
+/// connection is dropped: a peer that vanished frees its streams within a minute.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The limits every client connection is held to.
 #[derive(Debug, Clone, Copy)]
@@ -94,13 +107,28 @@ impl Connection {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let started = Arc::new(AtomicBool::new(false));
+        let streams = Arc::new(Streams::default());
         let service = {
             let started = Arc::clone(&started);
+            let streams = Arc::clone(&streams);
             let router = self.router;
             hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 started.store(true, Ordering::Relaxed);
+                // Only HTTP/2 needs the count: hyper's header timer covers HTTP/1's idle waits.
+                let open =
+                    (request.version() == http::Version::HTTP_2).then(|| Streams::open(&streams));
                 // A router is always ready: calling it without `poll_ready` is its documented use.
-                router.clone().call(request.map(Body::new))
+                let answer = router.clone().call(request.map(Body::new));
+                async move {
+                    let response = answer.await?;
+                    Ok::<_, std::convert::Infallible>(match open {
+                        // The stream stays open until its body is sent or dropped.
+                        Some(open) => {
+                            response.map(|body| Body::new(StreamBody { body, _open: open }))
+                        }
+                        None => response,
+                    })
+                }
             })
         };
         let mut builder = Builder::new(TokioExecutor::new());
@@ -111,6 +139,9 @@ impl Connection {
         builder
             .http2()
             .timer(TokioTimer::new())
+            .max_concurrent_streams(MAX_STREAMS)
+            .keep_alive_interval(PING_INTERVAL)
+            .keep_alive_timeout(PING_TIMEOUT)
             // As axum's own `serve` does: HTTP/2 WebSocket upgrades need it.
             .enable_connect_protocol();
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
@@ -129,6 +160,13 @@ impl Connection {
             }
             // Dropping the connection closes the socket.
             () = first_request => tracing::debug!("connection closed: no request in time"),
+            () = streams.idle(self.limits.header_timeout) => {
+                tracing::debug!("HTTP/2 connection closed: idle");
+                conn.as_mut().graceful_shutdown();
+                if let Err(error) = conn.await {
+                    tracing::trace!(%error, "connection ended with an error");
+                }
+            }
             _ = self.stopping.changed() => {
                 conn.as_mut().graceful_shutdown();
                 if let Err(error) = conn.await {
@@ -136,5 +174,75 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// The HTTP/2 streams of one connection: how many are open, and how many were ever opened.
+#[derive(Default)]
+struct Streams {
+    open: AtomicUsize,
+    opened: AtomicUsize,
+    closed: Notify,
+}
+
+impl Streams {
+    fn open(streams: &Arc<Streams>) -> OpenStream {
+        streams.opened.fetch_add(1, Ordering::Relaxed);
+        streams.open.fetch_add(1, Ordering::Relaxed);
+        OpenStream(Arc::clone(streams))
+    }
+
+    /// Completes once an HTTP/2 connection has had no stream open for `limit`; never for a
+    /// connection that has served no HTTP/2 request.
+    async fn idle(&self, limit: Duration) {
+        loop {
+            let closed = self.closed.notified();
+            if self.opened.load(Ordering::Relaxed) == 0 || self.open.load(Ordering::Relaxed) > 0 {
+                closed.await;
+                continue;
+            }
+            let seen = self.opened.load(Ordering::Relaxed);
+            tokio::time::sleep(limit).await;
+            if self.open.load(Ordering::Relaxed) == 0 && self.opened.load(Ordering::Relaxed) == seen
+            {
+                return;
+            }
+        }
+    }
+}
+
+/// One open HTTP/2 stream; closing it may start the connection's idle wait.
+struct OpenStream(Arc<Streams>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.closed.notify_waiters();
+    }
+}
+
+/// A response body that keeps its stream counted as open until it is sent or dropped.
+struct StreamBody {
+    body: Body,
+    _open: OpenStream,
+}
+
+impl http_body::Body for StreamBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -97,3 +97,67 @@ providers:
     assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
     gateway.stop().await;
 }
+
+/// An h2c connection that sent a request and went silent held its slot for good: with
+/// `max_connections` such clients, nobody else was served. Now a connection with no stream open
+/// for `header_timeout` is sent GOAWAY and closed, while one whose stream is still answering
+/// is not.
+#[tokio::test]
+async fn idle_http2_connections_are_closed_but_answering_ones_are_not() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let gateway = TestGateway::start(
+        r#"
+server: { header_timeout: 300ms }
+providers:
+  slow: { kind: mock, latency: { first_token: 0ms, per_chunk: 200ms } }
+"#,
+    )
+    .await;
+    let tcp = TcpStream::connect(gateway.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::get(gateway.url("/health"))
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], br#"{"status":"ok"}"#);
+    // Silent from here on: the gateway ends the connection.
+    tokio::time::timeout(CLOSE_BOUND, connection)
+        .await
+        .expect("the gateway closed the idle HTTP/2 connection")
+        .expect("connection task")
+        .expect("a clean GOAWAY");
+
+    // A stream that takes longer than the idle limit to answer keeps its connection.
+    let tcp = TcpStream::connect(gateway.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let body = serde_json::json!({
+        "model": "slow/m", "stream": true, "max_tokens": 8,
+        "messages": [{"role": "user", "content": "take your time"}]
+    });
+    let request = hyper::Request::post(gateway.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    let events = sse_data(&String::from_utf8_lossy(&text));
+    assert!(events.len() > 3, "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    gateway.stop().await;
+}
