@@ -161,3 +161,37 @@ providers:
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     gateway.stop().await;
 }
+
+/// Requests hyper cannot parse are answered by hyper itself, before any handler: 400, 414 and
+/// 431 with a JSON error in OpenAI's shape instead of an empty body, then the connection closes.
+#[tokio::test]
+async fn unparseable_requests_get_an_error_body_in_openai_shape() {
+    let gateway = TestGateway::start("providers:\n  demo: { kind: mock }\n").await;
+    let huge_header = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let cases = [
+        ("GARBAGE\r\n\r\n".to_owned(), "HTTP/1.1 400", "bad_request"),
+        (
+            huge_header,
+            "HTTP/1.1 431",
+            "request_header_fields_too_large",
+        ),
+        (long_uri, "HTTP/1.1 414", "uri_too_long"),
+    ];
+    for (request, status, code) in cases {
+        let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+        // The gateway may answer and close before it has read all of a huge request.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let answer = read_until_closed(&mut stream).await;
+        assert!(answer.starts_with(status), "{answer}");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(error["error"]["code"], code, "{error}");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+    }
+    gateway.stop().await;
+}

@@ -12,6 +12,8 @@
 //! keep-alive pings find peers that vanished mid-stream, and a connection carries at most
 //! [`MAX_STREAMS`] streams at once.
 
+mod error_bodies;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -144,7 +146,8 @@ impl Connection {
             .keep_alive_timeout(PING_TIMEOUT)
             // As axum's own `serve` does: HTTP/2 WebSocket upgrades need it.
             .enable_connect_protocol();
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        let io = TokioIo::new(error_bodies::ErrorBodies::new(tcp));
+        let conn = builder.serve_connection_with_upgrades(io, service);
         let mut conn = std::pin::pin!(conn);
         let first_request = async {
             tokio::time::sleep(self.limits.header_timeout).await;
