@@ -172,6 +172,12 @@ impl Gateway {
         })
     }
 
+    /// The HTTP routes alone, to drive requests in-process (the fuzz targets do): no listener,
+    /// and none of the background work [`serve`](Self::serve) starts.
+    pub fn into_router(self) -> axum::Router {
+        api::router(self.state)
+    }
+
     /// Whether no virtual key is configured, so anyone who can connect may call.
     pub fn is_open(&self) -> bool {
         self.state.keys.is_open()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -58,11 +58,12 @@ pub async fn authenticate(
         None
     };
     request.extensions_mut().insert(caller);
+    host_from_authority(&mut request);
     let request = match read_message(&state, request).await {
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    let mut response = next.run(request).await;
+    let mut response = as_json_rpc_error(next.run(request).await).await;
     let deleting = method == Method::DELETE;
     if deleting && response.status() == StatusCode::ACCEPTED {
         // rmcp answers a session's end 202; the MCP SDKs accept 200 or 204 and warn on anything
@@ -90,6 +91,54 @@ pub async fn authenticate(
     } else {
         admission.hold_until_sent(response)
     }
+}
+
+/// HTTP/2 carries the host as the `:authority` of the URI, not as a `Host` header, and rmcp
+/// refuses a request without one: h2c clients would get 400 for every message.
+fn host_from_authority(request: &mut Request) {
+    if !request.headers().contains_key(header::HOST)
+        && let Some(value) = request
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        request.headers_mut().insert(header::HOST, value);
+    }
+}
+
+/// rmcp answers the HTTP errors it finds itself (406, 415, a missing `Host`...) in plain text,
+/// mostly with no content type; they become JSON-RPC errors without an id, as the MCP SDKs' own
+/// servers send them.
+async fn as_json_rpc_error(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    let status = response.status();
+    if !plain || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // rmcp's messages are one short line.
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let code = if status.is_client_error() {
+        -32600
+    } else {
+        -32603
+    };
+    let message = String::from_utf8_lossy(&text);
+    let error = serde_json::json!({
+        "jsonrpc": "2.0", "id": null,
+        "error": {"code": code, "message": message.trim()},
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(error.to_string()))
 }
 
 /// rmcp reads a message whole, with no limit of size or time: read it here under the gateway's,

@@ -336,6 +336,27 @@ async fn malformed_and_unknown_requests_get_clear_errors() {
     let (status, _) = post(&gateway, &session, "{not json".to_owned()).await;
     assert!(status.is_client_error(), "{status}");
 
+    // The HTTP errors rmcp finds itself come as JSON-RPC errors, not plain text.
+    let refused = client()
+        .post(gateway.url("/mcp"))
+        .bearer_auth("sk-mcp-all")
+        .header("accept", "text/plain")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["jsonrpc"], "2.0", "{error}");
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Accept"),
+        "{error}"
+    );
+
     let unknown = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/teleport", "params": {}});
     let (status, messages) = post(&gateway, &session, unknown.to_string()).await;
     let error = messages

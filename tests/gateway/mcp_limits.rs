@@ -188,3 +188,37 @@ async fn context_documents_and_bytes_are_bounded_per_key_across_restarts() {
     gateway.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// HTTP/2 names the host in the URI's authority, not in a `Host` header; rmcp refused such
+/// requests with 400 until the gateway filled the header in (found by the `http_surface`
+/// fuzz target).
+#[tokio::test]
+async fn an_h2c_client_opens_a_session() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let gateway = TestGateway::start("keys:\n  - { name: alice, key: sk-alice }\n").await;
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    let request = hyper::Request::post(gateway.url("/mcp"))
+        .header("authorization", "Bearer sk-alice")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(initialize.to_string())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    let session = response.headers().get("mcp-session-id").cloned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(session.is_some());
+    gateway.stop().await;
+}
