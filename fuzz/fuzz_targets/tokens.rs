@@ -9,6 +9,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let tokens = switchboard::tokens::count(text);
-    assert!(tokens <= text.len() as u64, "{tokens} tokens in {} bytes", text.len());
-    assert!(tokens >= (text.len() as u64).div_ceil(128), "{tokens} tokens in {} bytes", text.len());
+    assert!(
+        tokens <= text.len() as u64,
+        "{tokens} tokens in {} bytes",
+        text.len()
+    );
+    assert!(
+        tokens >= (text.len() as u64).div_ceil(128),
+        "{tokens} tokens in {} bytes",
+        text.len()
+    );
 });
