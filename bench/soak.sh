@@ -20,7 +20,7 @@ command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 
 RUN=$(mktemp -d)
 GW= SAMPLER=
-trap 'kill "$GW" "$SAMPLER" 2>/dev/null || true; rm -rf "$RUN"' EXIT
+trap 'kill "$GW" "$SAMPLER" 2>/dev/null || true; wait "$GW" 2>/dev/null || true; rm -rf "$RUN"' EXIT
 cat >"$RUN/config.yaml" <<YAML
 server: { listen: 127.0.0.1:$PORT, max_connections: 4096 }
 providers:
