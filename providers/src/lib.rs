@@ -18,6 +18,7 @@ pub mod error;
 pub mod eventstream;
 pub mod gemini;
 mod json_scan;
+pub mod media;
 pub mod mistral;
 pub mod mock;
 pub mod openai;

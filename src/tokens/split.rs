@@ -121,7 +121,15 @@ fn contraction(text: &str) -> usize {
     if chars.next() != Some('\'') {
         return 0;
     }
-    let folded = |c: Option<char>| c.map(|c| if c == 'ſ' { 's' } else { c.to_ascii_lowercase() });
+    let folded = |c: Option<char>| {
+        c.map(|c| {
+            if c == 'ſ' {
+                's'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+    };
     let (first, second) = (chars.next(), chars.next());
     match (folded(first), folded(second)) {
         (Some('r' | 'v'), Some('e')) | (Some('l'), Some('l')) => 3,
@@ -138,12 +146,8 @@ fn letters_then_lower(text: &str) -> Option<usize> {
         let start = &text[lead..];
         let uppers = run(start, upper);
         // Where `lower+` may begin: the end of the upper run, then each character before it.
-        let ends = std::iter::once(uppers).chain(
-            start[..uppers]
-                .char_indices()
-                .rev()
-                .map(|(i, _)| i),
-        );
+        let ends =
+            std::iter::once(uppers).chain(start[..uppers].char_indices().rev().map(|(i, _)| i));
         for at in ends {
             let lowers = run(&start[at..], lower);
             if lowers > 0 {

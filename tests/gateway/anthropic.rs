@@ -404,3 +404,29 @@ async fn images_reach_anthropic_as_base64_and_url_sources() {
         json!({"type": "url", "url": "https://images.test/cat.jpg"})
     );
 }
+
+/// `image/jpg` is what many clients write; Anthropic takes only `image/jpeg`. The gateway sends
+/// the type the bytes say, whatever was declared.
+#[tokio::test]
+async fn a_jpg_or_mislabelled_image_reaches_anthropic_as_jpeg() {
+    let fake = FakeAnthropic::start().await;
+    let gateway = gateway_for(&fake).await;
+    let jpeg = "/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP";
+    let (status, body) = post(
+        &gateway,
+        json!({"model": "smart", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Compare these."},
+            {"type": "image_url", "image_url": {"url": format!("data:image/jpg;base64,{jpeg}")}},
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{jpeg}")}}
+        ]}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let content = &fake.received()[0].body["messages"][0]["content"];
+    for i in [1, 2] {
+        assert_eq!(
+            content[i]["source"]["media_type"], "image/jpeg",
+            "{content}"
+        );
+    }
+}

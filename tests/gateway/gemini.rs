@@ -484,6 +484,9 @@ async fn the_fake_refuses_what_gemini_refuses() {
         json!({"contents": [user], "tools": [{"functionDeclarations": [weather]}]}),
         json!({"contents": [{"role": "user", "parts": [{"functionResponse": {"name": "w", "response": {}}}]}]}),
         json!({"contents": [user], "model": "ok"}),
+        json!({"contents": [user], "tools": [{"functionDeclarations": [
+            {"name": "w", "parameters": {"type": "object", "properties": {"c": {"type": "array"}}}}]}]}),
+        json!({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/jpg", "data": "AA=="}}]}]}),
     ] {
         let response = client()
             .post(&url)
@@ -496,4 +499,45 @@ async fn the_fake_refuses_what_gemini_refuses() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["status"], "INVALID_ARGUMENT");
     }
+}
+
+/// Valid OpenAI requests Gemini would refuse: an array parameter without `items` (common in MCP
+/// tool sets), a tuple, and an image declared `image/jpg`. The gateway makes each acceptable.
+#[tokio::test]
+async fn arrays_without_items_and_jpg_images_reach_gemini_acceptably() {
+    let (fake, gateway) = start().await;
+    let tools = json!([{"type": "function", "function": {"name": "tag", "description": "Tag things",
+    "parameters": {"type": "object", "properties": {
+        "ids": {"type": "array"},
+        "pairs": {"type": "array", "items": {"type": "array"}},
+        "point": {"type": "array", "items": [{"type": "number"}, {"type": "number"}]}
+    }}}}]);
+    // One white pixel, a JPEG declared with the common but unregistered `image/jpg`.
+    let jpeg = "data:image/jpg;base64,/9j/4AAQSkZJRgABAQEASABIAAD/2wBDAP//////////////////////////////////////////////////////////////////////////////////////wgALCAABAAEBAREA/8QAFBABAAAAAAAAAAAAAAAAAAAAAP/aAAgBAQABPxA=";
+    let response = post(
+        &gateway,
+        "/v1/chat/completions",
+        json!({"model": "gemini", "tools": tools, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": jpeg}}
+        ]}]}),
+    )
+    .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let sent = &fake.received()[0].body;
+    let parameters = &sent["tools"][0]["functionDeclarations"][0]["parameters"]["properties"];
+    assert_eq!(parameters["ids"]["items"], json!({}), "{parameters}");
+    assert_eq!(
+        parameters["pairs"]["items"]["items"],
+        json!({}),
+        "{parameters}"
+    );
+    assert_eq!(
+        parameters["point"]["items"],
+        json!({"anyOf": [{"type": "number"}, {"type": "number"}]})
+    );
+    let image = &sent["contents"][0]["parts"][1]["inlineData"];
+    assert_eq!(image["mimeType"], "image/jpeg", "{image}");
 }

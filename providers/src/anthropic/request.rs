@@ -159,11 +159,18 @@ fn image_source(url: &str, param: &str) -> Result<Source, ProviderError> {
             url: url.to_owned(),
         });
     }
-    data_url(url).ok_or_else(|| {
+    let source = data_url(url).ok_or_else(|| {
         ProviderError::invalid_request(
             "an image must be an http(s) URL or a base64 data: URL",
             Some(&format!("{param}.image_url.url")),
         )
+    })?;
+    Ok(match source {
+        Source::Base64 { media_type, data } => Source::Base64 {
+            media_type: crate::media::image_type(&media_type, &data),
+            data,
+        },
+        other => other,
     })
 }
 

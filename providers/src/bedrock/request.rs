@@ -176,9 +176,9 @@ fn image(url: &str, param: &str) -> Result<ImageBlock, ProviderError> {
     let (media_type, data) = rest
         .split_once(";base64,")
         .ok_or_else(|| refuse("an image data URL must be base64-encoded"))?;
-    let format = match media_type {
+    let format = match crate::media::image_type(media_type, data).as_str() {
         "image/png" => "png",
-        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/jpeg" => "jpeg",
         "image/gif" => "gif",
         "image/webp" => "webp",
         _ => return Err(refuse("Bedrock takes png, jpeg, gif and webp images")),

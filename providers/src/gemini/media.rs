@@ -10,7 +10,9 @@ use crate::error::ProviderError;
 /// An `image_url` part.
 pub fn image(image: &ImageUrl, param: &str) -> Result<Part, ProviderError> {
     if image.url.starts_with("data:") {
-        return Ok(inline(parse_data_url(&image.url, param)?));
+        let mut blob = parse_data_url(&image.url, param)?;
+        blob.mime_type = crate::media::image_type(&blob.mime_type, &blob.data);
+        return Ok(inline(blob));
     }
     // An image by URL with no telling extension is still an image; JPEG is the common case.
     let mime = guess_mime(&image.url).unwrap_or("image/jpeg");

@@ -66,6 +66,12 @@ impl Defs<'_> {
         }
         keep_known_required(&mut out);
         settle_enum(&mut out);
+        // Gemini refuses an array without `items` ("items: missing field"); JSON Schema and
+        // OpenAI read a missing `items` as "any element", which `{}` says to Gemini.
+        if out.get("type").and_then(Value::as_str) == Some("array") {
+            out.entry("items")
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
         // Gemini refuses an object schema whose `properties` is empty; without it, it is an
         // object of any shape, which is what an empty list of properties means.
         if out
@@ -120,6 +126,20 @@ impl Defs<'_> {
             }
             "items" if value.is_object() => {
                 out.insert(key.into(), self.reduce(value, depth + 1)?);
+            }
+            // A tuple (`items: [...]` before 2020-12, `prefixItems` since): Gemini has no
+            // tuples, so each element may be any of the listed schemas.
+            "items" | "prefixItems" if value.is_array() => {
+                let mut variants = Vec::new();
+                for schema in value.as_array().into_iter().flatten() {
+                    variants.push(self.reduce(schema, depth + 1)?);
+                }
+                let items = match variants.len() {
+                    0 => Value::Object(Map::new()),
+                    1 => variants.remove(0),
+                    _ => serde_json::json!({"anyOf": variants}),
+                };
+                out.entry("items").or_insert(items);
             }
             "anyOf" | "oneOf" => self.any_of(out, value, depth)?,
             "allOf" => {
@@ -296,6 +316,32 @@ mod tests {
                     "limit": {"type": "integer", "minimum": 1, "nullable": true}
                 },
                 "required": ["city"]
+            })
+        );
+    }
+
+    /// Gemini answers 400 "items: missing field" to an array without `items`, which JSON Schema
+    /// (and OpenAI, and many MCP tool sets) allow; tuples it cannot express at all.
+    #[test]
+    fn every_array_gets_items() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "any": {"type": "array"},
+                "nested": {"type": "array", "items": {"type": "array"}},
+                "tuple": {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},
+                "prefixed": {"type": "array", "prefixItems": [{"type": "string"}]},
+                "nullable": {"type": ["array", "null"]}
+            }
+        });
+        assert_eq!(
+            reduce(&schema, "p").unwrap()["properties"],
+            json!({
+                "any": {"type": "array", "items": {}},
+                "nested": {"type": "array", "items": {"type": "array", "items": {}}},
+                "tuple": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                "prefixed": {"type": "array", "items": {"type": "string"}},
+                "nullable": {"type": "array", "nullable": true, "items": {}}
             })
         );
     }

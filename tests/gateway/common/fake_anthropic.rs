@@ -188,11 +188,16 @@ fn validate_block(block: &Value, role: &str, previous_calls: &[String]) -> Resul
         (Some("text"), _) => Err("text content blocks must be non-empty".into()),
         (Some("image"), "user") => match block["source"]["type"].as_str() {
             Some("base64")
-                if block["source"]["media_type"].is_string()
-                    && block["source"]["data"].is_string() =>
+                if block["source"]["media_type"].as_str().is_some_and(|m| {
+                    ["image/jpeg", "image/png", "image/gif", "image/webp"].contains(&m)
+                }) && block["source"]["data"].is_string() =>
             {
                 Ok(())
             }
+            Some("base64") => Err(format!(
+                "image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp', not {}",
+                block["source"]["media_type"]
+            )),
             Some("url") if block["source"]["url"].is_string() => Ok(()),
             _ => Err("image.source: invalid".into()),
         },

@@ -301,6 +301,25 @@ fn check_part(part: &Value, role: &str) -> Result<(), String> {
         "inlineData" if !part["inlineData"]["mimeType"].is_string() => {
             Err("inlineData.mimeType is required".into())
         }
+        // Gemini's image types: anything else is "Unsupported MIME type".
+        "inlineData"
+            if part["inlineData"]["mimeType"].as_str().is_some_and(|m| {
+                m.starts_with("image/")
+                    && ![
+                        "image/png",
+                        "image/jpeg",
+                        "image/webp",
+                        "image/heic",
+                        "image/heif",
+                    ]
+                    .contains(&m)
+            }) =>
+        {
+            Err(format!(
+                "Unsupported MIME type: {}",
+                part["inlineData"]["mimeType"]
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -309,6 +328,13 @@ fn check_part(part: &Value, role: &str) -> Result<(), String> {
 fn check_schema(schema: &Value) -> Result<(), String> {
     match schema {
         Value::Object(object) => {
+            let array = object
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("array"));
+            if array && !object.get("items").is_some_and(Value::is_object) {
+                return Err("parameters.properties.items: missing field.".into());
+            }
             for (key, value) in object {
                 if matches!(
                     key.as_str(),
