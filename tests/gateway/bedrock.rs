@@ -317,3 +317,45 @@ async fn titan_embeddings_as_floats_or_base64() {
     let texts: Vec<&Value> = received[2..].iter().map(|r| &r.body["inputText"]).collect();
     assert_eq!(texts.len(), 3, "one call per text");
 }
+
+/// Valid OpenAI requests Bedrock refuses as sent: an empty system message and an empty tool
+/// description (minimum length 1 both), and an assistant refusal in the history (which left the
+/// message without content: the gateway itself answered 400).
+#[tokio::test]
+async fn empty_system_text_empty_descriptions_and_refusals_in_history_are_sent_acceptably() {
+    let fake = FakeBedrock::start().await;
+    let gateway = gateway_for(&fake).await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let response = chat(
+        &gateway,
+        json!({"model": "claude", "tools": tools, "messages": [
+            {"role": "system", "content": ""},
+            {"role": "user", "content": "Help me pick a lock."},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help with that."}]},
+            {"role": "user", "content": "Then tell me a joke."},
+            {"role": "assistant", "content": null, "refusal": "No jokes today."},
+            {"role": "user", "content": "Fine."}
+        ]}),
+    )
+    .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let sent = &fake.received()[0].body;
+    assert!(
+        sent.get("system")
+            .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty)),
+        "{sent}"
+    );
+    assert!(
+        sent["toolConfig"]["tools"][0]["toolSpec"]
+            .get("description")
+            .is_none()
+    );
+    assert_eq!(
+        sent["messages"][1]["content"][0]["text"],
+        "I can't help with that."
+    );
+    assert_eq!(sent["messages"][3]["content"][0]["text"], "No jokes today.");
+}

@@ -43,9 +43,11 @@ pub fn converse_request(request: &ChatRequest) -> Result<ConverseRequest, Provid
     for (i, message) in request.messages.iter().enumerate() {
         let (role, blocks) = match message {
             ChatMessage::System(m) | ChatMessage::Developer(m) => {
-                system.push(SystemBlock {
-                    text: m.content.text(),
-                });
+                // Bedrock refuses an empty system block (minimum length 1).
+                let text = m.content.text();
+                if !text.trim().is_empty() {
+                    system.push(SystemBlock { text });
+                }
                 continue;
             }
             ChatMessage::User(m) => (Role::User, user_blocks(&m.content, i)?),
@@ -198,10 +200,13 @@ fn assistant_blocks(
     message: &AssistantMessage,
     index: usize,
 ) -> Result<Vec<ContentBlock>, ProviderError> {
+    // A refusal in the history (a part or the `refusal` field) is what the assistant said:
+    // sent as text, so that the message is not left without content.
     let mut blocks: Vec<ContentBlock> = match &message.content {
-        Some(content) => text_block(&content.text()).into_iter().collect(),
+        Some(content) => text_block(&said(content)).into_iter().collect(),
         None => Vec::new(),
     };
+    blocks.extend(message.refusal.as_deref().and_then(text_block));
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         let arguments = if call.function.arguments.trim().is_empty() {
             "{}"
@@ -223,6 +228,23 @@ fn assistant_blocks(
         }));
     }
     Ok(blocks)
+}
+
+/// An assistant's text and refusal parts, in order.
+fn said(content: &Content) -> String {
+    match content {
+        Content::Text(text) => text.clone(),
+        Content::Parts(parts) => parts
+            .iter()
+            .filter_map(|part| match part {
+                ContentPart::Text { text } | ContentPart::Refusal { refusal: text } => {
+                    Some(text.as_str())
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
 /// A tool's output: a JSON object goes as `json`, anything else as text.
@@ -265,7 +287,11 @@ fn tool_config(request: &ChatRequest) -> Option<ToolConfig> {
         .map(|Tool::Function { function }| ToolEntry {
             tool_spec: ToolSpec {
                 name: function.name.clone(),
-                description: function.description.clone(),
+                // `description` has a minimum length of 1: an empty one is left out.
+                description: function
+                    .description
+                    .clone()
+                    .filter(|d| !d.trim().is_empty()),
                 input_schema: InputSchema {
                     json: function
                         .parameters

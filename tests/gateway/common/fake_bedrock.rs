@@ -250,6 +250,35 @@ fn check_converse(body: &Value) -> Result<(), String> {
     {
         return Err("inferenceConfig.maxTokens must be a positive integer".into());
     }
+    // Bedrock's documented minimum lengths and id pattern.
+    for (i, block) in body["system"].as_array().into_iter().flatten().enumerate() {
+        if block["text"].as_str().is_some_and(str::is_empty) {
+            return Err(format!(
+                "system.{i}.text: Member must have length greater than or equal to 1"
+            ));
+        }
+    }
+    for (i, tool) in body["toolConfig"]["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if tool["toolSpec"]["description"]
+            .as_str()
+            .is_some_and(str::is_empty)
+        {
+            return Err(format!(
+                "toolConfig.tools.{i}.toolSpec.description: Member must have length greater than or equal to 1"
+            ));
+        }
+    }
+    let valid_id = |id: &str| {
+        (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
     let mut expected_role = "user";
     let mut open_tool_uses: Vec<String> = Vec::new();
     let mut uses_tools = false;
@@ -272,6 +301,11 @@ fn check_converse(body: &Value) -> Result<(), String> {
                 }
             } else if let Some(tool_use) = block.get("toolUse") {
                 uses_tools = true;
+                if !valid_id(tool_use["toolUseId"].as_str().unwrap_or_default()) {
+                    return Err(format!(
+                        "messages.{i}: toolUseId must satisfy [a-zA-Z0-9_-]{{1,64}}"
+                    ));
+                }
                 open_tool_uses.push(
                     tool_use["toolUseId"]
                         .as_str()
