@@ -24,6 +24,7 @@ pub mod mock;
 pub mod openai;
 mod request_de;
 pub mod sse_frames;
+pub mod tool_ids;
 
 pub use adapter::{
     Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamFormat, StreamItem, VerbatimChunk,

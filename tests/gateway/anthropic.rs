@@ -430,3 +430,34 @@ async fn a_jpg_or_mislabelled_image_reaches_anthropic_as_jpeg() {
         );
     }
 }
+
+/// A conversation that began elsewhere carries ids Anthropic refuses: another provider's
+/// (`functions.get_weather:0`) or the gateway's own Gemini ids with a thought signature. They
+/// are rewritten the same way in the call and in its result, so the pair still matches.
+#[tokio::test]
+async fn foreign_tool_call_ids_are_made_valid_in_calls_and_results_alike() {
+    let fake = FakeAnthropic::start().await;
+    let gateway = gateway_for(&fake).await;
+    let signed = format!("call_7__thought__{}", "CiQB0e/+Zx==".repeat(30));
+    let (status, body) = post(
+        &gateway,
+        json!({"model": "smart", "messages": [
+            {"role": "user", "content": "Weather in Paris and Tokyo?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "functions.get_weather:0", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": signed, "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Tokyo\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "18C"},
+            {"role": "tool", "tool_call_id": signed, "content": "22C"}
+        ], "tools": [{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let messages = &fake.received()[0].body["messages"];
+    let calls = &messages[1]["content"];
+    let results = &messages[2]["content"];
+    for i in [0, 1] {
+        assert_eq!(calls[i]["id"], results[i]["tool_use_id"], "{messages}");
+    }
+}

@@ -359,3 +359,37 @@ async fn empty_system_text_empty_descriptions_and_refusals_in_history_are_sent_a
     );
     assert_eq!(sent["messages"][3]["content"][0]["text"], "No jokes today.");
 }
+
+/// Ids Bedrock refuses (`[a-zA-Z0-9_-]{1,64}`): another provider's, or a Gemini id with its
+/// thought signature, hundreds of characters long. A fallback from Gemini to Bedrock can carry
+/// on the tool conversation.
+#[tokio::test]
+async fn foreign_and_long_tool_call_ids_are_made_valid_in_calls_and_results_alike() {
+    let fake = FakeBedrock::start().await;
+    let gateway = gateway_for(&fake).await;
+    let signed = format!("call_7__thought__{}", "CiQB0e/+Zx==".repeat(30));
+    let response = chat(
+        &gateway,
+        json!({"model": "claude", "messages": [
+            {"role": "user", "content": "Weather in Paris and Tokyo?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "functions.get_weather:0", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": signed, "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Tokyo\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "18C"},
+            {"role": "tool", "tool_call_id": signed, "content": "22C"}
+        ], "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]}),
+    )
+    .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let messages = &fake.received()[0].body["messages"];
+    for i in [0, 1] {
+        let call = &messages[1]["content"][i]["toolUse"]["toolUseId"];
+        let result = &messages[2]["content"][i]["toolResult"]["toolUseId"];
+        assert_eq!(call, result, "{messages}");
+        assert!(call.as_str().unwrap().len() <= 64);
+    }
+}

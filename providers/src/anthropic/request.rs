@@ -223,7 +223,7 @@ fn assistant_blocks(
             })?
         };
         blocks.push(Block::ToolUse {
-            id: call.id.clone(),
+            id: crate::tool_ids::restricted(&call.id),
             name: call.function.name.clone(),
             input,
         });
@@ -237,7 +237,7 @@ fn tool_result(message: &ToolMessage, param: &str) -> Result<Block, ProviderErro
         parts => ToolResultContent::Blocks(content_blocks(parts, param)?),
     };
     Ok(Block::ToolResult {
-        tool_use_id: message.tool_call_id.clone(),
+        tool_use_id: crate::tool_ids::restricted(&message.tool_call_id),
         content,
     })
 }

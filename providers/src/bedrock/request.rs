@@ -55,7 +55,7 @@ pub fn converse_request(request: &ChatRequest) -> Result<ConverseRequest, Provid
             ChatMessage::Tool(m) => (
                 Role::User,
                 vec![ContentBlock::ToolResult(ToolResultBlock {
-                    tool_use_id: m.tool_call_id.clone(),
+                    tool_use_id: crate::tool_ids::restricted(&m.tool_call_id),
                     content: vec![tool_result_content(&m.content)],
                 })],
             ),
@@ -222,7 +222,7 @@ fn assistant_blocks(
             )
         })?;
         blocks.push(ContentBlock::ToolUse(ToolUseBlock {
-            tool_use_id: call.id.clone(),
+            tool_use_id: crate::tool_ids::restricted(&call.id),
             name: call.function.name.clone(),
             input,
         }));

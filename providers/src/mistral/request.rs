@@ -130,8 +130,6 @@ fn message(message: &mut Value) {
     }
 }
 
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
 /// Mistral refuses tool-call ids that are not exactly 9 letters or digits. Other ids (OpenAI's
 /// `call_…`, Anthropic's `toolu_…`) are replaced by 9 characters of their hash, so a call and
 /// its result, rewritten apart, still match.
@@ -139,17 +137,5 @@ pub fn tool_call_id(id: &str) -> String {
     if id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return id.to_owned();
     }
-    // FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (0..9)
-        .map(|_| {
-            let c = ALPHABET[(hash % 62) as usize];
-            hash /= 62;
-            char::from(c)
-        })
-        .collect()
+    crate::tool_ids::base62(crate::tool_ids::fnv1a(id), 9)
 }

@@ -202,6 +202,19 @@ fn validate_block(block: &Value, role: &str, previous_calls: &[String]) -> Resul
             _ => Err("image.source: invalid".into()),
         },
         (Some("tool_use"), "assistant")
+            if !block["id"].as_str().is_some_and(|id| {
+                !id.is_empty()
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            }) =>
+        {
+            Err(
+                "messages.content.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
+                    .into(),
+            )
+        }
+        (Some("tool_use"), "assistant")
             if block["id"].is_string()
                 && block["name"].is_string()
                 && block["input"].is_object() =>
