@@ -10,6 +10,8 @@ pub mod assemble;
 pub mod azure;
 pub mod bedrock;
 pub mod catalog;
+#[doc = include_str!("../CONSTRAINTS.md")]
+pub mod constraints {}
 pub mod chat;
 pub mod chunk_edit;
 pub mod cohere;
