@@ -141,9 +141,11 @@ fn request() -> impl Strategy<Value = ChatRequest> {
             let mut messages: Vec<Value> = turns.into_iter().flatten().collect();
             messages.push(json!({"role": "user", "content": "Go on."}));
             // Tool calls need the tool they call declared.
-            tools.push(json!({"type": "function", "function": {"name": "get_weather",
+            tools.push(
+                json!({"type": "function", "function": {"name": "get_weather",
                 "description": "Weather", "parameters": {"type": "object",
-                "properties": {"city": {"type": "string"}}}}}));
+                "properties": {"city": {"type": "string"}}}}}),
+            );
             serde_json::from_value(json!({"model": "m", "max_tokens": 64,
                 "messages": messages, "tools": tools}))
             .expect("a valid OpenAI request")
@@ -261,15 +263,25 @@ fn gemini(body: &Value) -> Result<(), String> {
         }
         for part in parts {
             if let Some(mime) = part["inlineData"]["mimeType"].as_str()
-                && !["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"]
-                    .contains(&mime)
+                && ![
+                    "image/png",
+                    "image/jpeg",
+                    "image/webp",
+                    "image/heic",
+                    "image/heif",
+                ]
+                .contains(&mime)
             {
                 return Err(format!("MIME type {mime}"));
             }
         }
     }
     for tool in body["tools"].as_array().into_iter().flatten() {
-        for declaration in tool["functionDeclarations"].as_array().into_iter().flatten() {
+        for declaration in tool["functionDeclarations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             gemini_schema(&declaration["parameters"])?;
         }
     }
@@ -290,6 +302,41 @@ fn mistral(body: &Value) -> Result<(), String> {
         }
         if let Some(id) = message.get("tool_call_id") {
             nine(id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Cohere Chat v2: `tool_choice` only `REQUIRED` or `NONE`; an assistant message with content or
+/// tool calls; every tool message answering a call of the assistant message before it.
+fn cohere(body: &Value) -> Result<(), String> {
+    if let Some(choice) = body.get("tool_choice")
+        && !matches!(choice.as_str(), Some("REQUIRED" | "NONE"))
+    {
+        return Err(format!("tool_choice {choice}"));
+    }
+    let mut open_calls: Vec<&str> = Vec::new();
+    for message in body["messages"].as_array().ok_or("messages")? {
+        match message["role"].as_str() {
+            Some("system" | "user") => {}
+            Some("assistant") => {
+                open_calls = message["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["id"].as_str())
+                    .collect();
+                if message.get("content").is_none() && message.get("tool_calls").is_none() {
+                    return Err("an assistant message with neither content nor tool calls".into());
+                }
+            }
+            Some("tool") => {
+                let id = message["tool_call_id"].as_str().unwrap_or_default();
+                if !open_calls.contains(&id) {
+                    return Err(format!("tool_call_id {id:?} answers no call"));
+                }
+            }
+            other => return Err(format!("role {other:?}")),
         }
     }
     Ok(())
@@ -349,5 +396,10 @@ proptest! {
     #[test]
     fn mistral_requests_keep_mistrals_rules(request in request()) {
         check(&switchboard_providers::mistral::Mistral, mistral, &request)?;
+    }
+
+    #[test]
+    fn cohere_requests_keep_coheres_rules(request in request()) {
+        check(&switchboard_providers::cohere::Cohere, cohere, &request)?;
     }
 }

@@ -202,11 +202,7 @@ fn assistant_blocks(
 ) -> Result<Vec<ContentBlock>, ProviderError> {
     // A refusal in the history (a part or the `refusal` field) is what the assistant said:
     // sent as text, so that the message is not left without content.
-    let mut blocks: Vec<ContentBlock> = match &message.content {
-        Some(content) => text_block(&said(content)).into_iter().collect(),
-        None => Vec::new(),
-    };
-    blocks.extend(message.refusal.as_deref().and_then(text_block));
+    let mut blocks: Vec<ContentBlock> = text_block(&message.said()).into_iter().collect();
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
         let arguments = if call.function.arguments.trim().is_empty() {
             "{}"
@@ -228,23 +224,6 @@ fn assistant_blocks(
         }));
     }
     Ok(blocks)
-}
-
-/// An assistant's text and refusal parts, in order.
-fn said(content: &Content) -> String {
-    match content {
-        Content::Text(text) => text.clone(),
-        Content::Parts(parts) => parts
-            .iter()
-            .filter_map(|part| match part {
-                ContentPart::Text { text } | ContentPart::Refusal { refusal: text } => {
-                    Some(text.as_str())
-                }
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-    }
 }
 
 /// A tool's output: a JSON object goes as `json`, anything else as text.

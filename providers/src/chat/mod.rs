@@ -187,6 +187,30 @@ pub struct AssistantMessage {
     pub extra: Extra,
 }
 
+impl AssistantMessage {
+    /// What the assistant said, as one text: its text and refusal parts in order, then the
+    /// `refusal` field. A refusal in the history is part of the conversation; a provider with
+    /// no refusal of its own reads it as text.
+    pub fn said(&self) -> String {
+        let mut pieces: Vec<&str> = match &self.content {
+            Some(Content::Text(text)) => vec![text.as_str()],
+            Some(Content::Parts(parts)) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    ContentPart::Text { text } | ContentPart::Refusal { refusal: text } => {
+                        Some(text.as_str())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        pieces.extend(self.refusal.as_deref());
+        pieces.retain(|p| !p.is_empty());
+        pieces.join("\n")
+    }
+}
+
 /// A `tool` message: the result of one tool call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolMessage {

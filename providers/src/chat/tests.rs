@@ -64,3 +64,16 @@ fn unknown_finish_reason_is_kept() {
         json!("tool_calls")
     );
 }
+
+#[test]
+fn what_an_assistant_said_includes_its_refusals() {
+    let message: AssistantMessage = serde_json::from_value(serde_json::json!({
+        "content": [{"type": "text", "text": "Well."}, {"type": "refusal", "refusal": "I can't."}],
+        "refusal": "Not that."
+    }))
+    .unwrap();
+    assert_eq!(message.said(), "Well.\nI can't.\nNot that.");
+    let silent: AssistantMessage =
+        serde_json::from_value(serde_json::json!({"content": ""})).unwrap();
+    assert_eq!(silent.said(), "");
+}

@@ -185,7 +185,8 @@ fn user_content(index: usize, content: &Content) -> Result<Value, ProviderError>
 }
 
 fn assistant(m: &AssistantMessage) -> Value {
-    let text = m.content.as_ref().map(Content::text).unwrap_or_default();
+    // A refusal in the history is sent as what the assistant said.
+    let text = m.said();
     let mut out = Map::new();
     out.insert("role".into(), json!("assistant"));
     match m.tool_calls.as_ref().filter(|c| !c.is_empty()) {
