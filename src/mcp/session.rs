@@ -383,12 +383,7 @@ impl ServerHandler for Session {
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.clone();
         let called = self.call_tool_checked(request, context).await;
-        if let Err(error) = &called {
-            // The client's doing (an unknown tool, bad arguments): said in words, at debug.
-            // rmcp's own warning with the error's debug form is filtered out (telemetry).
-            tracing::debug!(%tool, code = error.code.0, "tool call refused: {}", error.message);
-        }
-        called
+        said("tool call", &tool, called)
     }
 
     async fn list_resources(
@@ -453,6 +448,55 @@ impl ServerHandler for Session {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        let read = self.read_resource_checked(request, context).await;
+        said("resource read", &uri, read)
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let uri = request.uri.clone();
+        let subscribed = self.subscribe_checked(request, context).await;
+        said("subscription", &uri, subscribed)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.caller(&context)?;
+        lock(&self.subscribed).remove(&request.uri);
+        Ok(())
+    }
+}
+
+/// A refusal the client caused (an unknown tool or document, bad arguments, a namespace outside
+/// its key): said in words, at debug. rmcp's own warning with the error's debug form is filtered
+/// out (telemetry).
+fn said<T>(what: &str, subject: &str, result: Result<T, ErrorData>) -> Result<T, ErrorData> {
+    if let Err(error) = &result {
+        tracing::debug!(
+            subject,
+            code = error.code.0,
+            "{what} refused: {}",
+            error.message
+        );
+    }
+    result
+}
+
+impl Session {
+    async fn read_resource_checked(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = self.caller(&context)?;
         let (namespace, key) = self.document_of(&caller, &request.uri)?;
         match self.shared.context.get(&namespace, &key) {
@@ -472,8 +516,7 @@ impl ServerHandler for Session {
         }
     }
 
-    #[allow(deprecated)]
-    async fn subscribe(
+    async fn subscribe_checked(
         &self,
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
@@ -481,17 +524,6 @@ impl ServerHandler for Session {
         let caller = self.caller(&context)?;
         let (namespace, key) = self.document_of(&caller, &request.uri)?;
         lock(&self.subscribed).insert(uri(&namespace, &key));
-        Ok(())
-    }
-
-    #[allow(deprecated)]
-    async fn unsubscribe(
-        &self,
-        request: UnsubscribeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
-        self.caller(&context)?;
-        lock(&self.subscribed).remove(&request.uri);
         Ok(())
     }
 }

@@ -197,11 +197,13 @@ async fn posting_again_renews_and_replaces_and_delete_removes() {
 #[tokio::test]
 async fn a_tool_disappears_when_its_ttl_runs_out() {
     let gateway = TestGateway::start(&config()).await;
+    // Taken before registering: "not before its TTL" must not depend on how long the
+    // registrations took.
+    let started = Instant::now();
     let (status, _) = register(&gateway, ADMIN, &tool("brief", "300ms")).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = register(&gateway, ADMIN, &tool("lasting", "1h")).await;
     assert_eq!(status, StatusCode::CREATED);
-    let started = Instant::now();
     loop {
         let names: Vec<Value> = listed(&gateway)
             .await
