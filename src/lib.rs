@@ -16,6 +16,7 @@ mod clock;
 mod connections;
 mod context;
 mod digest;
+mod held_body;
 mod mcp;
 mod resilience;
 mod routing;

@@ -125,9 +125,7 @@ impl Connection {
                     let response = answer.await?;
                     Ok::<_, std::convert::Infallible>(match open {
                         // The stream stays open until its body is sent or dropped.
-                        Some(open) => {
-                            response.map(|body| Body::new(StreamBody { body, _open: open }))
-                        }
+                        Some(open) => crate::held_body::hold_until_sent(response, open),
                         None => response,
                     })
                 }
@@ -221,31 +219,5 @@ impl Drop for OpenStream {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
         self.0.closed.notify_waiters();
-    }
-}
-
-/// A response body that keeps its stream counted as open until it is sent or dropped.
-struct StreamBody {
-    body: Body,
-    _open: OpenStream,
-}
-
-impl http_body::Body for StreamBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }

@@ -3,13 +3,10 @@
 //! The concurrency permit lives as long as the response body, streams included.
 
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -70,12 +67,7 @@ impl Admission {
         self.headers.apply(&mut response);
         match self.permit {
             None => response,
-            Some(permit) => response.map(|body| {
-                Body::new(PermitBody {
-                    body,
-                    _permit: permit,
-                })
-            }),
+            Some(permit) => crate::held_body::hold_until_sent(response, permit),
         }
     }
 }
@@ -178,35 +170,10 @@ impl Observed {
     }
 }
 
-/// A response body that holds a concurrency permit until it is finished or dropped.
-struct PermitBody {
-    body: Body,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl http_body::Body for PermitBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
     use axum::http::StatusCode;
 
     fn limits(rpm: Option<u32>, concurrent: Option<u32>) -> RequestLimits {
