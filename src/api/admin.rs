@@ -35,11 +35,13 @@ pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(),
 /// The largest body an admin request needs: a tool entry with its schema, a registration.
 const MAX_ADMIN_BODY: u64 = 1024 * 1024;
 
-/// Reads an admin request's body, once the admin key is checked.
-pub(super) async fn read_admin_body(
+/// An admin request's body, read only once the admin key is checked.
+pub(super) async fn admin_body(
     state: &AppState,
+    headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Result<bytes::Bytes, ApiError> {
+    require_admin(state, headers)?;
     let limit = state.bodies.max.min(MAX_ADMIN_BODY);
     state.bodies.read_up_to(body, limit).await
 }
@@ -160,8 +162,7 @@ pub async fn unregister_upstream(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&state, &headers)?;
-    let body = read_admin_body(&state, body).await?;
+    let body = admin_body(&state, &headers, body).await?;
     let leaving: Deregistration = super::body::parse(&body)?;
     let upstream = state
         .routes
@@ -188,8 +189,7 @@ pub async fn register_upstream(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&state, &headers)?;
-    let body = read_admin_body(&state, body).await?;
+    let body = admin_body(&state, &headers, body).await?;
     let registration: Registration = super::body::parse(&body)?;
     let upstream = state
         .routes

@@ -49,12 +49,8 @@ pub async fn admitted(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let caller = match state.keys.authenticate(request.headers()) {
-        Ok(caller) => caller,
-        Err(error) => return error.into_response(),
-    };
-    let admission = match caller.admit() {
-        Ok(admission) => admission,
+    let (caller, admission) = match super::admitted(&state, request.headers()) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
     request.extensions_mut().insert(caller);

@@ -20,13 +20,9 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = match state.keys.authenticate(request.headers()) {
-        Ok(caller) => caller,
-        Err(error) => return error.into_response(),
-    };
     // Every MCP request counts against the key's request rate and in-flight cap.
-    let admission = match caller.admit() {
-        Ok(admission) => admission,
+    let (caller, admission) = match super::admitted(&state, request.headers()) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };
     // A 2026-07-28 request names its method in `Mcp-Method` and opens no session. Whatever

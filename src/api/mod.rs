@@ -30,6 +30,7 @@ use axum::routing::{delete, get, post};
 use crate::auth::{Caller, KeyStore};
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
+use crate::quota::Admission;
 use crate::routing::{Route, Routes};
 use crate::telemetry::{self, Metrics, RequestLabels};
 
@@ -146,17 +147,14 @@ async fn model_endpoint(
     // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
     let mut served = Served::default();
-    let response = match state.keys.authenticate(&parts.headers) {
-        Err(error) => error.into_response(),
-        Ok(caller) => match caller.admit() {
-            Err(refused) => *refused,
-            Ok(admission) => {
-                let response = answer(&caller, &parts.headers, body, &mut served)
-                    .await
-                    .unwrap_or_else(IntoResponse::into_response);
-                admission.hold_until_sent(response)
-            }
-        },
+    let response = match admitted(state, &parts.headers) {
+        Err(refused) => *refused,
+        Ok((caller, admission)) => {
+            let response = answer(&caller, &parts.headers, body, &mut served)
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+            admission.hold_until_sent(response)
+        }
     };
     let labels = RequestLabels {
         endpoint,
@@ -168,6 +166,20 @@ async fn model_endpoint(
         .metrics
         .request(labels, started.elapsed().as_secs_f64());
     response
+}
+
+/// The caller of a request, authenticated and admitted under its key's request rate and
+/// in-flight cap, or the answer that refuses it: the first step of every keyed endpoint.
+fn admitted(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Caller>, Admission), Box<Response>> {
+    let caller = state
+        .keys
+        .authenticate(headers)
+        .map_err(|error| Box::new(error.into_response()))?;
+    let admission = caller.admit()?;
+    Ok((caller, admission))
 }
 
 /// The route for a requested model, if it exists and the caller may use it.

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::admin::{read_admin_body, require_admin};
+use super::admin::{admin_body, require_admin};
 use super::path::Segments;
 use crate::config::{HttpToolConfig, Span};
 use crate::error::ApiError;
@@ -24,8 +24,7 @@ pub async fn register(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&state, &headers)?;
-    let body = read_admin_body(&state, body).await?;
+    let body = admin_body(&state, &headers, body).await?;
     let (tool, ttl) = parse(&body)?;
     let outcome = state
         .tool_registry
