@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -121,13 +123,13 @@ impl Connection {
                     (request.version() == http::Version::HTTP_2).then(|| Streams::open(&streams));
                 // A router is always ready: calling it without `poll_ready` is its documented use.
                 let answer = router.clone().call(request.map(Body::new));
-                async move {
-                    let response = answer.await?;
-                    Ok::<_, std::convert::Infallible>(match open {
-                        // The stream stays open until its body is sent or dropped.
-                        Some(open) => crate::held_body::hold_until_sent(response, open),
-                        None => response,
-                    })
+                match open {
+                    // HTTP/1 takes the router's future as it is: nothing added per request.
+                    None => Either::Left(answer),
+                    // The stream stays open until its body is sent or dropped.
+                    Some(open) => Either::Right(answer.map(|answered| {
+                        answered.map(|response| crate::held_body::hold_until_sent(response, open))
+                    })),
                 }
             })
         };
