@@ -19,9 +19,6 @@
 
 use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
-/// Nothing to build: kept so that `tokens::warm_up` reads the same whatever the splitter is.
-pub fn warm_up() {}
-
 /// The pieces of `text`, in order; together they are the whole text.
 pub fn pieces(text: &str) -> Pieces<'_> {
     Pieces { text, at: 0 }
