@@ -85,10 +85,7 @@ impl<'r> Plan<'r> {
                 if !spent {
                     // Tries were left: the targets not tried were held off, which the answer
                     // names beside the failures.
-                    for i in 0..route.targets.len() {
-                        if self.tried.contains(&i) || self.benched.contains(&i) {
-                            continue;
-                        }
+                    for i in self.untried(route).collect::<Vec<_>>() {
                         let target = &route.targets[i];
                         let hold = target.held();
                         self.note_held(hold);
@@ -183,13 +180,16 @@ impl Plan<'_> {
         }
     }
 
+    /// The targets of `route` neither tried nor benched.
+    fn untried(&self, route: &Route) -> impl Iterator<Item = usize> + use<'_> {
+        (0..route.targets.len()).filter(|i| !self.tried.contains(i) && !self.benched.contains(i))
+    }
+
     /// Whether a target of `route` other than those tried could take a try now.
     fn another_choice(&self, route: &Route) -> bool {
-        (0..route.targets.len())
-            .filter(|i| !self.tried.contains(i) && !self.benched.contains(i))
-            .any(|i| {
-                route.targets[i].held().is_none() && route.targets[i].upstream.instances.available()
-            })
+        self.untried(route).any(|i| {
+            route.targets[i].held().is_none() && route.targets[i].upstream.instances.available()
+        })
     }
 }
 

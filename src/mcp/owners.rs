@@ -61,12 +61,12 @@ impl SessionSlot<'_> {
     /// The session was created with this id: the slot is now the session's.
     pub async fn bind(mut self, id: String) {
         self.bound = true;
-        let size = {
+        let due = {
             let mut owners = self.owners.lock();
             owners.by_id.insert(id, self.owner.take());
-            owners.by_id.len()
+            owners.by_id.len() >= owners.sweep_at
         };
-        if size >= self.owners.lock().sweep_at {
+        if due {
             self.owners.sweep(None).await;
         }
     }
