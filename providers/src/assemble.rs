@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::chat::{
-    ChatChunk, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, FunctionCall,
-    FunctionCallDelta, FunctionType, ResponseMessage, ToolCall, ToolCallDelta, Usage,
+    ChatChunk, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, FunctionCall, FunctionType,
+    ResponseMessage, ToolCall, ToolCallDelta, Usage,
 };
 
 /// Collects chunks into the completion they spell out.
@@ -204,15 +204,7 @@ pub fn replay(response: &ChatResponse, include_usage: bool) -> Vec<ChatChunk> {
         out.push(chunk(vec![opening], None));
         for (i, call) in message.tool_calls.iter().flatten().enumerate() {
             let delta = Delta {
-                tool_calls: Some(vec![ToolCallDelta {
-                    index: i as u32,
-                    id: Some(call.id.clone()),
-                    kind: Some(FunctionType::Function),
-                    function: Some(FunctionCallDelta {
-                        name: Some(call.function.name.clone()),
-                        arguments: Some(call.function.arguments.clone()),
-                    }),
-                }]),
+                tool_calls: Some(vec![ToolCallDelta::whole(i as u32, call.clone())]),
                 ..Delta::default()
             };
             out.push(chunk(vec![one(choice.index, delta, None)], None));

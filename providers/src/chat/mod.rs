@@ -577,6 +577,22 @@ pub struct ToolCallDelta {
     pub function: Option<FunctionCallDelta>,
 }
 
+impl ToolCallDelta {
+    /// A whole call in one delta: id, type, name and all its arguments at once, as an answer
+    /// replayed as a stream sends it.
+    pub fn whole(index: u32, call: ToolCall) -> Self {
+        ToolCallDelta {
+            index,
+            id: Some(call.id),
+            kind: Some(FunctionType::Function),
+            function: Some(FunctionCallDelta {
+                name: Some(call.function.name),
+                arguments: Some(call.function.arguments),
+            }),
+        }
+    }
+}
+
 /// A fragment of a function call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FunctionCallDelta {

@@ -10,10 +10,7 @@ use super::logprobs;
 use super::response::{Answer, Head, blocked_or_stop, finish_reason, usage};
 use super::wire::{Candidate, ErrorDetail, GenerateContentResponse};
 use crate::adapter::{ChunkDecoder, StreamItem};
-use crate::chat::{
-    ChatChunk, ChunkChoice, Delta, Extra, FinishReason, FunctionCallDelta, FunctionType,
-    ToolCallDelta, Usage,
-};
+use crate::chat::{ChatChunk, ChunkChoice, Delta, Extra, FinishReason, ToolCallDelta, Usage};
 use crate::error::ProviderError;
 
 /// The decoder of one streamed answer.
@@ -119,15 +116,7 @@ impl GeminiStream {
         if !answer.tool_calls.is_empty() {
             let calls = answer.tool_calls.into_iter().map(|call| {
                 state.tool_calls += 1;
-                ToolCallDelta {
-                    index: state.tool_calls - 1,
-                    id: Some(call.id),
-                    kind: Some(FunctionType::Function),
-                    function: Some(FunctionCallDelta {
-                        name: Some(call.function.name),
-                        arguments: Some(call.function.arguments),
-                    }),
-                }
+                ToolCallDelta::whole(state.tool_calls - 1, call)
             });
             delta.tool_calls = Some(calls.collect());
         }

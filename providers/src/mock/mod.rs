@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::chat::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, FunctionCall,
-    FunctionCallDelta, FunctionDef, FunctionType, Message, ResponseFormat, ResponseMessage, Tool,
-    ToolCall, ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
+    FunctionDef, FunctionType, Message, ResponseFormat, ResponseMessage, Tool, ToolCall,
+    ToolCallDelta, ToolChoice, ToolChoiceMode, Usage,
 };
 use crate::embeddings::{
     Embedding, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, EncodingFormat, Vector,
@@ -150,15 +150,7 @@ impl MockAnswer {
         }
         for (index, call) in self.tool_calls.iter().enumerate() {
             let delta = Delta {
-                tool_calls: Some(vec![ToolCallDelta {
-                    index: index as u32,
-                    id: Some(call.id.clone()),
-                    kind: Some(FunctionType::Function),
-                    function: Some(FunctionCallDelta {
-                        name: Some(call.function.name.clone()),
-                        arguments: Some(call.function.arguments.clone()),
-                    }),
-                }]),
+                tool_calls: Some(vec![ToolCallDelta::whole(index as u32, call.clone())]),
                 ..Delta::default()
             };
             out.push(chunk(each(&delta, None), None));
