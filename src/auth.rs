@@ -15,7 +15,7 @@ use crate::config::KeyConfig;
 use crate::context::Author;
 use crate::digest::{Digest32, parse_hex, sha256};
 use crate::error::ApiError;
-use crate::quota::{Admission, KeyQuota};
+use crate::quota::{Admission, Door, KeyQuota, Shared};
 use crate::usage::Ledger;
 
 /// A caller the gateway recognised.
@@ -33,9 +33,9 @@ pub struct Caller {
 
 impl Caller {
     /// Admits one request under the key's limits, or answers 429.
-    pub fn admit(&self) -> Result<Admission, Box<axum::response::Response>> {
+    pub async fn admit(&self, door: Door) -> Result<Admission, Box<axum::response::Response>> {
         match &self.quota {
-            Some(quota) => quota.admit(),
+            Some(quota) => quota.admit(door).await,
             None => Ok(Admission::unlimited()),
         }
     }
@@ -85,8 +85,13 @@ pub enum KeyError {
 }
 
 impl KeyStore {
-    /// Builds the store from `keys:`, each key accounting to its name in `ledger`.
-    pub fn new(configs: &[KeyConfig], ledger: &Ledger) -> Result<Self, KeyError> {
+    /// Builds the store from `keys:`, each key accounting to its name in `ledger`, or in the
+    /// Redis the replicas share when there is one.
+    pub fn new(
+        configs: &[KeyConfig],
+        ledger: &Ledger,
+        shared: Option<&Arc<Shared>>,
+    ) -> Result<Self, KeyError> {
         let mut keys = HashMap::with_capacity(configs.len());
         let mut ordered = Vec::with_capacity(configs.len());
         for (index, config) in configs.iter().enumerate() {
@@ -116,7 +121,7 @@ impl KeyStore {
                 models,
                 tools,
                 context,
-                quota: Some(KeyQuota::new(config.limits.as_ref(), account)),
+                quota: Some(KeyQuota::new(config.limits.as_ref(), account, shared)),
                 context_bounds: config.limits.as_ref().map_or((None, None), |l| {
                     (
                         l.context_documents.map(u64::from),
@@ -228,6 +233,7 @@ mod tests {
                 key("b", None, Some(&real_hex), None),
             ],
             &Ledger::in_memory(["a", "b"]),
+            None,
         )
         .unwrap();
         let a = store.authenticate(&headers("Bearer sk-a")).unwrap();
@@ -247,7 +253,7 @@ mod tests {
 
     #[test]
     fn no_keys_means_open() {
-        let store = KeyStore::new(&[], &Ledger::in_memory([])).unwrap();
+        let store = KeyStore::new(&[], &Ledger::in_memory([]), None).unwrap();
         assert!(store.is_open());
         assert!(store.authenticate(&HeaderMap::new()).unwrap().may_use("x"));
     }

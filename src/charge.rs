@@ -11,7 +11,7 @@ use bytes::Bytes;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 
 use crate::auth::Caller;
-use crate::quota::{Estimate, RateHeaders, Reservation};
+use crate::quota::{Ack, Estimate, RateHeaders, Reservation};
 use crate::routing::{Route, Target};
 use crate::tokens;
 use crate::usage::{Price, Spent};
@@ -37,7 +37,7 @@ impl Charge {
     /// `output` out. `Ok(None)` for an open gateway, which accounts nothing.
     /// Whichever target of `routes` (a route and its fallbacks) answers, the reservation covers
     /// the dearest of them: a fallback to a dearer model cannot take a key past its limits.
-    pub fn reserve(
+    pub async fn reserve(
         caller: &Caller,
         routes: &[Arc<Route>],
         prompt: impl FnOnce() -> u64,
@@ -68,7 +68,7 @@ impl Charge {
             (None, Estimate::default())
         };
         Ok(Some(Charge {
-            reservation: quota.reserve(estimate)?,
+            reservation: quota.reserve(estimate).await?,
             target: String::new(),
             price: Price::default(),
             prompt,
@@ -132,8 +132,9 @@ impl Charge {
     }
 
     /// Settles to the provider's usage, else to the output seen; with neither, the call produced
-    /// nothing and the reservation is released.
-    pub fn settle(mut self, usage: Option<&Usage>) {
+    /// nothing and the reservation is released. With shared quotas, the handle resolves once
+    /// the settlement is in Redis.
+    pub fn settle(mut self, usage: Option<&Usage>) -> Option<Ack> {
         let (input, output) = match usage {
             Some(usage) => (usage.prompt_tokens, usage.completion_tokens),
             None => {
@@ -143,7 +144,7 @@ impl Charge {
                     }
                 }
                 if self.text.is_empty() {
-                    return;
+                    return None;
                 }
                 let counted = self.count_prompt.take().map(|count| count());
                 (
@@ -152,17 +153,17 @@ impl Charge {
                 )
             }
         };
-        self.settle_tokens(input, output);
+        self.settle_tokens(input, output)
     }
 
     /// Settles to known token counts (embeddings report only input).
-    pub fn settle_tokens(self, input: u64, output: u64) {
+    pub fn settle_tokens(self, input: u64, output: u64) -> Option<Ack> {
         let spent = Spent {
             input_tokens: input,
             output_tokens: output,
             cost: self.price.cost(input, output),
         };
-        self.reservation.settle(&self.target, &spent);
+        self.reservation.settle(&self.target, &spent)
     }
 }
 

@@ -249,6 +249,19 @@ impl ApiError {
         )
     }
 
+    /// 503: the state the replicas share (Redis) cannot be reached, and limits fail closed.
+    /// `Retry-After: 1`: an outage is probed again within the second.
+    pub fn state_unavailable(message: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "api_error",
+            Some("state_unavailable"),
+            message,
+        );
+        error.retry_after = Some(std::time::Duration::from_secs(1));
+        error
+    }
+
     /// 500: a fault of the gateway itself.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(

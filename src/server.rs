@@ -15,6 +15,8 @@ use crate::api::{self, AppState};
 use crate::auth::{KeyError, KeyStore};
 use crate::cache::ResponseCache;
 use crate::config::Config;
+use crate::quota::Shared;
+use crate::state::redis::Redis;
 use crate::connections::{self, Limits};
 use crate::context::ContextStore;
 use crate::routing::Routes;
@@ -39,7 +41,12 @@ pub enum BuildError {
     Client(#[from] reqwest::Error),
     #[error("{0}")]
     Mcp(String),
+    #[error(transparent)]
+    Redis(#[from] crate::state::redis::ConnectError),
 }
+
+/// How long a shutdown waits for settlements on their way to Redis.
+const SETTLEMENTS_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// A gateway ready to serve.
 pub struct Gateway {
@@ -79,6 +86,20 @@ impl Gateway {
         let upstreams = upstream::build_all(&config.providers)?;
         let discoveries = discovery::build_all(&config.providers, &upstreams)?;
         let metrics = Arc::new(Metrics::default());
+        // A check connects to nothing.
+        let redis = match (&config.state.redis, state_dir) {
+            (Some(redis), State::Open) => Some(Redis::new(redis, metrics.clone())?),
+            _ => None,
+        };
+        let shared = match (&config.state.redis, &redis) {
+            (Some(settings), Some(redis)) => Some(Shared::new(
+                redis.clone(),
+                settings,
+                config.state.on_redis_error,
+                metrics.clone(),
+            )),
+            _ => None,
+        };
         let cache = config
             .cache
             .as_ref()
@@ -93,19 +114,21 @@ impl Gateway {
         let names = config.keys.iter().map(|k| k.name.as_str());
         // An open gateway accounts nothing, so it keeps no usage files; it still takes their
         // lock, so that two gateways never share a directory whatever their configs.
-        let ledger = if config.keys.is_empty() || state_dir == State::Untouched {
+        // With Redis, usage lives there; the accounts in memory serve `on_redis_error: allow`.
+        let ledger = if config.keys.is_empty() || state_dir == State::Untouched || shared.is_some()
+        {
             Ledger::in_memory(names)
         } else {
             Ledger::open(&config.state.data_dir, names)?
         };
         let usage_lock = match state_dir {
-            State::Open if config.keys.is_empty() => Some(crate::state::claim(
+            State::Open if config.keys.is_empty() || shared.is_some() => Some(crate::state::claim(
                 &config.state.data_dir,
                 crate::usage::LOCK_FILE,
             )?),
             _ => None,
         };
-        let keys = KeyStore::new(&config.keys, &ledger)?;
+        let keys = KeyStore::new(&config.keys, &ledger, shared.as_ref())?;
         let context = Arc::new(match state_dir {
             State::Open => ContextStore::open(&config.state.data_dir, config.mcp.max_document.0)?,
             State::Untouched => {
@@ -141,6 +164,7 @@ impl Gateway {
         let state = AppState {
             keys,
             ledger: Arc::new(ledger),
+            shared,
             routes: Routes::new(&config.models, upstreams),
             clients,
             metrics,
@@ -202,6 +226,8 @@ impl Gateway {
         };
         let ledger = self.state.ledger.clone();
         let maintenance = tokio::spawn(ledger.clone().maintain());
+        let shared = self.state.shared.clone();
+        let settling = shared.clone().map(|shared| tokio::spawn(shared.run()));
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
         let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
@@ -215,6 +241,10 @@ impl Gateway {
             }
         }
         maintenance.abort();
+        if let (Some(shared), Some(settling)) = (shared, settling) {
+            shared.drain(SETTLEMENTS_AT_SHUTDOWN).await;
+            settling.abort();
+        }
         for task in discovering {
             task.abort();
         }

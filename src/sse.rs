@@ -16,6 +16,7 @@ use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
 use crate::charge::Charge;
+use crate::quota::Ack;
 use crate::error::ApiError;
 use crate::telemetry::Metrics;
 
@@ -26,6 +27,8 @@ pub struct UsageSink {
     target: Option<(Arc<Metrics>, String, String)>,
     latest: Option<Usage>,
     charge: Option<Charge>,
+    /// Resolves once the settlement is in the Redis the replicas share.
+    written: Option<Ack>,
 }
 
 impl UsageSink {
@@ -34,6 +37,7 @@ impl UsageSink {
             target: Some((metrics, model.to_owned(), provider.to_owned())),
             latest: None,
             charge,
+            written: None,
         }
     }
 
@@ -43,6 +47,7 @@ impl UsageSink {
             target: None,
             latest: None,
             charge: None,
+            written: None,
         }
     }
 
@@ -86,7 +91,15 @@ impl UsageSink {
             );
         }
         if let Some(charge) = self.charge.take() {
-            charge.settle(self.latest.as_ref());
+            self.written = charge.settle(self.latest.as_ref());
+        }
+    }
+
+    /// Reports the usage and waits until it is on record, shared state included.
+    pub async fn close_and_write(&mut self) {
+        self.close();
+        if let Some(ack) = self.written.take() {
+            ack.written().await;
         }
     }
 }
@@ -184,7 +197,7 @@ where
         }
         if self.finished {
             // Usage is on record before the client sees the end of the stream.
-            self.sink.close();
+            self.sink.close_and_write().await;
             self.store().await;
         }
         Some(Bytes::from(out))

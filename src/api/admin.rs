@@ -61,18 +61,22 @@ pub async fn clear_cache(
 }
 
 /// `GET /admin/usage`: per key and per model, requests, tokens and cost, and what is left of
-/// each limit.
+/// each limit; with `state.redis`, the figures every replica shares.
 pub async fn usage(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers)?;
-    let keys: Vec<Value> = state
+    let reports = state
         .keys
         .callers()
         .iter()
-        .filter_map(|caller| caller.quota.as_ref().map(|q| q.report()))
-        .collect();
+        .filter_map(|caller| caller.quota.as_ref().map(|q| q.report()));
+    let keys = futures_util::future::try_join_all(reports)
+        .await
+        .map_err(|failure| {
+            ApiError::state_unavailable(format!("Usage is kept in Redis: {failure}"))
+        })?;
     Ok(Json(json!({"keys": keys})))
 }
 

@@ -89,10 +89,16 @@ async fn answer(
         Some(Lookup::Miss(fill)) => (Some(fill), Some("miss")),
         Some(Lookup::Hit(answer)) => {
             served.provider = "cache".to_owned();
+            let headers = match &caller.quota {
+                Some(quota) => match quota.record_hit(&answer.target).await {
+                    Ok(headers) => Some(headers),
+                    Err(refused) => return Ok(*refused),
+                },
+                None => None,
+            };
             let mut response = cached_answer(&answer, &request);
-            if let Some(quota) = &caller.quota {
-                quota.record_hit(&answer.target);
-                quota.token_headers().apply(&mut response);
+            if let Some(headers) = headers {
+                headers.apply(&mut response);
             }
             return Ok(response);
         }
@@ -103,7 +109,8 @@ async fn answer(
     let requested_output = request.max_output_tokens();
     let output =
         |target: &Target| u64::from(requested_output.unwrap_or(target.max_output)) * choices;
-    let mut charge = match Charge::reserve(caller, &routes, || tokens::prompt(&request), output) {
+    let reserved = Charge::reserve(caller, &routes, || tokens::prompt(&request), output).await;
+    let mut charge = match reserved {
         Ok(charge) => charge,
         Err(refused) => return Ok(*refused),
     };
@@ -169,7 +176,9 @@ async fn answer(
     // A whole answer (or a failure) is settled by now: the headers say what is left, not what
     // was reserved. A stream's go out before it is settled.
     let token_headers = match &caller.quota {
-        Some(quota) if !streamed && token_headers.is_some() => Some(quota.token_headers()),
+        Some(quota) if !streamed && token_headers.is_some() => {
+            quota.token_headers().or(token_headers)
+        }
         _ => token_headers,
     };
     if let Some(token_headers) = token_headers {
@@ -191,6 +200,8 @@ impl Answering {
     /// Accounts for and caches a whole answer, then sends it.
     async fn finish(mut self, response: ChatResponse, json: Option<Bytes>) -> Response {
         self.sink.record_response(&response);
+        // Spend is on record (in Redis too, when replicas share it) before the answer goes out.
+        self.sink.close_and_write().await;
         let json = match json {
             Some(json) => json,
             None => match serde_json::to_vec(&response) {
@@ -317,7 +328,7 @@ impl ChatTry<'_> {
 }
 
 /// Turns a whole upstream answer into the response, accounting for and caching it.
-async fn whole_answer(answer: ChatAnswer, mut answering: Answering) -> Response {
+async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
     match answer {
         ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
         // Parsing the whole answer is only worth it when the cache will keep it, or when its
@@ -330,7 +341,9 @@ async fn whole_answer(answer: ChatAnswer, mut answering: Answering) -> Response 
                 Some(completion) => answering.finish(completion, Some(body)).await,
                 // Dropping `answering` drops its fill: nothing is stored, waiters are released.
                 None => {
+                    let mut answering = answering;
                     answering.sink.record(usage.as_ref());
+                    answering.sink.close_and_write().await;
                     json_bytes(body)
                 }
             }

@@ -15,6 +15,7 @@ use serde_json::json;
 use super::AppState;
 use super::path::Segments;
 use crate::auth::Caller;
+use crate::quota::Door;
 use crate::context::{ContextError, Document, Precondition};
 use crate::error::ApiError;
 
@@ -49,7 +50,7 @@ pub async fn admitted(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let (caller, admission) = match super::admitted(&state, request.headers()) {
+    let (caller, admission) = match super::admitted(&state, request.headers(), Door::Other).await {
         Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };

@@ -54,7 +54,8 @@ async fn answer(
     let route = route_for(state, caller, &request.model)?;
     served.model.clone_from(&route.label);
     let routes = with_fallbacks(state, &route);
-    let charge = match Charge::reserve(caller, &routes, || tokens::embeddings(&request), |_| 0) {
+    let reserved = Charge::reserve(caller, &routes, || tokens::embeddings(&request), |_| 0).await;
+    let charge = match reserved {
         Ok(charge) => charge,
         Err(refused) => return Ok(*refused),
     };
@@ -90,9 +91,13 @@ async fn answer(
     let mut response = json_response(&answer);
     if let Some(charge) = charge {
         charge.headers().apply(&mut response);
-        charge
+        let settled = charge
             .retarget(target)
             .settle_tokens(answer.usage.prompt_tokens, 0);
+        // Spend is on record before the answer goes out.
+        if let Some(ack) = settled {
+            ack.written().await;
+        }
     }
     Ok(response)
 }

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use crate::quota::Door;
 use crate::error::ApiError;
 use crate::mcp;
 
@@ -21,7 +22,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     // Every MCP request counts against the key's request rate and in-flight cap.
-    let (caller, admission) = match super::admitted(&state, request.headers()) {
+    let (caller, admission) = match super::admitted(&state, request.headers(), Door::Other).await {
         Ok(admitted) => admitted,
         Err(refused) => return *refused,
     };

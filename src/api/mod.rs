@@ -30,7 +30,7 @@ use axum::routing::{delete, get, post};
 use crate::auth::{Caller, KeyStore};
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
-use crate::quota::Admission;
+use crate::quota::{Admission, Door};
 use crate::routing::{Route, Routes};
 use crate::telemetry::{self, Metrics, RequestLabels};
 
@@ -39,6 +39,8 @@ pub struct AppState {
     pub keys: KeyStore,
     /// Usage and spend of every key.
     pub ledger: Arc<crate::usage::Ledger>,
+    /// With `state.redis`: the quotas and spend the replicas share.
+    pub shared: Option<Arc<crate::quota::Shared>>,
     pub routes: Routes,
     /// HTTP clients by connect timeout.
     pub clients: crate::upstream::Clients,
@@ -147,7 +149,7 @@ async fn model_endpoint(
     // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
     let mut served = Served::default();
-    let response = match admitted(state, &parts.headers) {
+    let response = match admitted(state, &parts.headers, Door::Model).await {
         Err(refused) => *refused,
         Ok((caller, admission)) => {
             let response = answer(&caller, &parts.headers, body, &mut served)
@@ -170,15 +172,16 @@ async fn model_endpoint(
 
 /// The caller of a request, authenticated and admitted under its key's request rate and
 /// in-flight cap, or the answer that refuses it: the first step of every keyed endpoint.
-fn admitted(
+async fn admitted(
     state: &AppState,
     headers: &HeaderMap,
+    door: Door,
 ) -> Result<(Arc<Caller>, Admission), Box<Response>> {
     let caller = state
         .keys
         .authenticate(headers)
         .map_err(|error| Box::new(error.into_response()))?;
-    let admission = caller.admit()?;
+    let admission = caller.admit(door).await?;
     Ok((caller, admission))
 }
 

@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 use super::AppState;
+use crate::config::OnRedisError;
 use crate::telemetry::metrics::InstanceView;
 use crate::upstream::BreakerState as Breaker;
 
@@ -24,6 +25,8 @@ pub async fn health() -> impl IntoResponse {
 /// `GET /ready`: config loaded, not draining, and some provider able to take a request (an
 /// instance its breaker lets through), with each provider's state listed. One such provider is
 /// enough: a provider down for every replica at once is no reason to take them all out.
+/// With `state.redis`, Redis is pinged: unreachable, the state is `degraded`, and the replica is
+/// not ready when limits fail closed (`on_redis_error: deny`).
 pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if state.draining.load(Ordering::Relaxed) {
         return (
@@ -48,15 +51,41 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         })
         .collect();
     let any = providers.values().any(|status| status == "available");
-    let (code, status) = if any {
+    let (shared, closed) = shared_state(&state).await;
+    let (code, status) = if any && !closed {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
-    (
-        code,
-        Json(json!({"status": status, "providers": providers})),
-    )
+    let mut body = json!({"status": status, "providers": providers});
+    match shared {
+        Some(Ok(())) => body["state"] = json!("ok"),
+        Some(Err(cause)) => {
+            body["state"] = json!("degraded");
+            body["state_cause"] = json!(cause);
+        }
+        None => {}
+    }
+    (code, Json(body))
+}
+
+/// The shared state's health for `/ready` (`None` without Redis, else the cause of an outage),
+/// and whether it makes the replica unready.
+async fn shared_state(state: &AppState) -> (Option<Result<(), String>>, bool) {
+    let Some(shared) = &state.shared else {
+        return (None, false);
+    };
+    let redis = shared.redis();
+    match redis.command::<String>("ping", &redis::cmd("PING")).await {
+        Ok(_) => (Some(Ok(())), false),
+        Err(failure) => {
+            let cause = redis
+                .degraded()
+                .map_or_else(|| failure.to_string(), |cause| cause.to_string());
+            let closed = shared.on_error() == OnRedisError::Deny;
+            (Some(Err(cause)), closed)
+        }
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -1,29 +1,31 @@
 //! Per-key quotas: request rates and concurrency at the door, then token rates, daily tokens and
 //! dollar budgets reserved from an estimate before the call and settled to the reported usage.
 //!
-//! Every check and reservation of a key happens under its account's lock, so concurrent requests
-//! can never together exceed a limit; a reservation not settled is released when dropped, so a
-//! request that fails upstream costs nothing.
+//! Kept in this process ([`local`]) or, with `state.redis`, in the Redis the replicas share
+//! ([`shared`]); a reservation not settled is released when dropped, so a failed call costs nothing.
 
 mod calendar;
 mod headers;
+mod local;
+mod refusals;
 mod requests;
+pub mod shared;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
-use axum::response::Response;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 pub use headers::RateHeaders;
 pub use requests::Admission;
+pub use shared::{Ack, Shared};
 
-use crate::config::{BudgetPeriod, LimitsConfig};
+use crate::config::{LimitsConfig, OnRedisError};
 use crate::error::ApiError;
-use crate::usage::{Account, AccountState, Bucket, Picodollars, Spent, picodollars, usd};
-use calendar::{Now, midnight};
-use headers::{Unit, rejection};
-use requests::RequestLimits;
+use crate::state::redis::RedisFailure;
+use crate::usage::{Account, Picodollars, Spent};
+use local::{LocalHold, LocalQuota};
+use shared::{Lease, SharedQuota};
 
 /// What a request is expected to use: its prompt plus the output it may produce.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,26 +34,65 @@ pub struct Estimate {
     pub cost: Picodollars,
 }
 
-/// The quotas of one key, over the usage of its account.
+/// Which door a request comes through: a model endpoint reserves after reading its body, so
+/// with shared quotas its admission is made then, in the same round trip as the reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    Model,
+    Other,
+}
+
+/// The quotas of one key.
 pub struct KeyQuota {
     limits: LimitsConfig,
-    requests: RequestLimits,
-    account: Arc<Account>,
+    local: LocalQuota,
+    shared: Option<SharedQuota>,
+    /// Whether the key has any limit: without one, shared mode asks Redis nothing up front.
+    limited: bool,
+    /// The outage during which this key last fell back to local limits, so the warning is
+    /// logged once per outage.
+    warned: Mutex<Option<Arc<str>>>,
 }
 
 impl KeyQuota {
-    pub fn new(limits: Option<&LimitsConfig>, account: Arc<Account>) -> Self {
+    /// A key's quotas over its account; `shared` keeps them in Redis instead.
+    pub fn new(
+        limits: Option<&LimitsConfig>,
+        account: Arc<Account>,
+        shared: Option<&Arc<Shared>>,
+    ) -> Self {
         let limits = limits.cloned().unwrap_or_default();
+        let limited = limits.requests_per_minute.is_some()
+            || limits.max_concurrent.is_some()
+            || limits.tokens_per_minute.is_some()
+            || limits.tokens_per_day.is_some()
+            || limits.budget_usd.is_some();
         KeyQuota {
-            requests: RequestLimits::new(&limits),
+            local: LocalQuota::new(limits.clone(), account.clone()),
+            shared: shared.map(|s| s.quota(account.name())),
             limits,
-            account,
+            limited,
+            warned: Mutex::new(None),
         }
     }
 
-    /// Admits one request under the request rate and concurrency, or answers 429.
-    pub fn admit(&self) -> Result<Admission, Box<Response>> {
-        self.requests.admit()
+    /// Admits one request under the request rate and concurrency, or answers 429 (503 when
+    /// shared state is unreachable and limits fail closed).
+    pub async fn admit(&self, door: Door) -> Result<Admission, Box<Response>> {
+        let Some(shared) = &self.shared else {
+            return self.local.admit();
+        };
+        if door == Door::Model || !self.limited {
+            return Ok(Admission::unlimited());
+        }
+        match shared.reserve(&self.limits, Estimate::default()).await {
+            Ok(Ok((lease, headers))) => Ok(Admission::leased(lease, headers)),
+            Ok(Err(refused)) => Err(refused),
+            Err(failure) => {
+                self.fall_back(&failure)?;
+                self.local.admit()
+            }
+        }
     }
 
     /// Whether reservations need an estimate: the key limits tokens or dollars.
@@ -66,435 +107,131 @@ impl KeyQuota {
     }
 
     /// Reserves `estimate` under every token and dollar limit, or says which one refused it.
-    pub fn reserve(&self, estimate: Estimate) -> Result<Reservation, Box<Response>> {
-        let now = Now::current();
-        let mut state = self.account.lock();
-        let mut headers = RateHeaders::default();
-        if let Some((error, wait)) = self.allowance_refusal(&state, &now, estimate) {
-            return Err(Box::new(rejection(error, wait, &headers)));
+    /// With shared quotas this is also the request's admission (see [`Door`]).
+    pub async fn reserve(&self, estimate: Estimate) -> Result<Reservation, Box<Response>> {
+        let Some(shared) = &self.shared else {
+            let (hold, headers) = self.local.reserve(estimate)?;
+            return Ok(Reservation::new(Hold::Local { hold, _slot: None }, headers));
+        };
+        if !self.limited {
+            return Ok(Reservation::new(
+                Hold::Shared(shared.unleased()),
+                RateHeaders::default(),
+            ));
         }
-        if let Some(tpm) = self.limits.tokens_per_minute {
-            let bucket = refilled(&mut state, tpm.get());
-            let capacity = f64::from(tpm.get());
-            let needed = estimate.tokens as f64;
-            if needed > capacity || bucket.level < needed {
-                let (message, wait) = if needed > capacity {
-                    (
-                        format!(
-                            "Request too large: it may use {} tokens (prompt plus max_tokens) and tokens_per_minute is {tpm} for this key. Lower max_tokens or shorten the prompt.",
-                            estimate.tokens
-                        ),
-                        None,
-                    )
-                } else {
-                    let wait = Duration::from_secs_f64((needed - bucket.level) * 60.0 / capacity);
-                    (
-                        format!(
-                            "Rate limit reached: tokens_per_minute is {tpm} for this key; {} are left and this request may use {}. Try again in {}.",
-                            bucket.level.max(0.0) as u64,
-                            estimate.tokens,
-                            headers::openai_duration(wait)
-                        ),
-                        Some(wait),
-                    )
-                };
-                tokens_headers(&mut headers, tpm.get(), bucket.level);
-                return Err(Box::new(rejection(
-                    ApiError::tokens_limited(message),
-                    wait,
-                    &headers,
-                )));
+        match shared.reserve(&self.limits, estimate).await {
+            Ok(Ok((lease, headers))) => Ok(Reservation::new(Hold::Shared(lease), headers)),
+            Ok(Err(refused)) => Err(refused),
+            Err(failure) => {
+                self.fall_back(&failure)?;
+                let admission = self.local.admit()?;
+                let (hold, mut headers) = self.local.reserve(estimate)?;
+                headers.extend(admission.headers.clone());
+                Ok(Reservation::new(Hold::Local {
+                        hold,
+                        _slot: Some(admission),
+                    }, headers))
             }
-            bucket.level -= needed;
-            tokens_headers(&mut headers, tpm.get(), bucket.level);
-        } else {
-            self.daily_headers(&state, &now, estimate.tokens, &mut headers);
         }
-        state.reserved_tokens += estimate.tokens;
-        state.reserved_cost += estimate.cost;
-        Ok(Reservation {
-            account: self.account.clone(),
-            held: estimate,
-            tpm: self.limits.tokens_per_minute.map(|t| t.get()),
-            headers,
-            open: true,
-        })
     }
 
-    /// Counts a request answered from the cache: a request, and no tokens.
-    pub fn record_hit(&self, model: &str) {
+    /// Counts a request answered from the cache (a request, no tokens), returning the headers to
+    /// send. With shared quotas the hit is admitted here, as a model request is at its reservation.
+    pub async fn record_hit(&self, model: &str) -> Result<RateHeaders, Box<Response>> {
+        if self.shared.is_none() {
+            self.local.record_hit(model);
+            return Ok(self.local.token_headers());
+        }
+        let mut reservation = self.reserve(Estimate::default()).await?;
+        let headers = std::mem::take(&mut reservation.headers);
         let free = Spent {
             input_tokens: 0,
             output_tokens: 0,
             cost: 0,
         };
-        self.account
-            .settle(Now::current().day(), model, &free, (0, 0));
+        reservation.settle(model, &free);
+        Ok(headers)
     }
 
-    /// The tokens headers as they stand, for answers that reserve nothing (cache hits).
-    pub fn token_headers(&self) -> RateHeaders {
-        let mut headers = RateHeaders::default();
-        let mut state = self.account.lock();
-        if let Some(tpm) = self.limits.tokens_per_minute {
-            let level = refilled(&mut state, tpm.get()).level;
-            tokens_headers(&mut headers, tpm.get(), level);
-        } else {
-            self.daily_headers(&state, &Now::current(), 0, &mut headers);
-        }
-        headers
-    }
-
-    /// A refusal by the daily tokens or the budget: `insufficient_quota`, until the period resets;
-    /// or "too large", with no time to wait, for a request that would not fit a whole period.
-    fn allowance_refusal(
-        &self,
-        state: &AccountState,
-        now: &Now,
-        estimate: Estimate,
-    ) -> Option<(ApiError, Option<Duration>)> {
-        let today = now.day();
-        if let Some(limit) = self.limits.tokens_per_day {
-            if estimate.tokens > limit.get() {
-                let message = format!(
-                    "Request too large: it may use {} tokens (prompt plus max_tokens) and tokens_per_day is {limit} for this key. Lower max_tokens or shorten the prompt.",
-                    estimate.tokens
-                );
-                return Some((ApiError::tokens_limited(message), None));
-            }
-            let used = state.totals.between(today, today).tokens + state.reserved_tokens;
-            if used + estimate.tokens > limit.get() {
-                let message = format!(
-                    "You exceeded your daily token quota: tokens_per_day is {limit} for this key, {used} are used or reserved today and this request may use {}. It resets at {}.",
-                    estimate.tokens,
-                    midnight(today + 1)
-                );
-                let wait = Duration::from_secs(now.until(today + 1));
-                return Some((ApiError::insufficient_quota(message), Some(wait)));
-            }
-        }
-        if let Some(budget) = self.limits.budget_usd {
-            if estimate.cost > picodollars(budget.amount) {
-                let message = format!(
-                    "Request too large: it may cost ${:.6} and budget_usd is ${} per {} for this key. Lower max_tokens or shorten the prompt.",
-                    usd(estimate.cost),
-                    budget.amount,
-                    period_name(budget.period)
-                );
-                return Some((ApiError::rate_limited(message), None));
-            }
-            let (first, next) = now.period(budget.period);
-            let spent = state.totals.between(first, today).cost + state.reserved_cost;
-            if spent + estimate.cost > picodollars(budget.amount) {
-                let message = format!(
-                    "You exceeded your budget: budget_usd is ${} per {} for this key, ${:.6} is spent or reserved and this request may cost ${:.6}. It resets at {}.",
-                    budget.amount,
-                    period_name(budget.period),
-                    usd(spent),
-                    usd(estimate.cost),
-                    midnight(next)
-                );
-                let wait = Duration::from_secs(now.until(next));
-                return Some((ApiError::insufficient_quota(message), Some(wait)));
-            }
-        }
-        None
-    }
-
-    /// Without a per-minute limit, the daily one fills the tokens headers.
-    fn daily_headers(
-        &self,
-        state: &AccountState,
-        now: &Now,
-        extra: u64,
-        headers: &mut RateHeaders,
-    ) {
-        if let Some(limit) = self.limits.tokens_per_day {
-            let today = now.day();
-            let used = state.totals.between(today, today).tokens + state.reserved_tokens + extra;
-            let reset = Duration::from_secs(now.until(today + 1));
-            headers.push(
-                Unit::Tokens,
-                limit.get(),
-                limit.get().saturating_sub(used),
-                reset,
-            );
+    /// The tokens headers after a whole answer settled: what is left now. `None` with shared
+    /// quotas, whose figures are those of the admission (asking again would cost a round trip).
+    pub fn token_headers(&self) -> Option<RateHeaders> {
+        match self.shared {
+            None => Some(self.local.token_headers()),
+            Some(_) => None,
         }
     }
 
     /// Usage and what is left of each limit, for `GET /admin/usage`.
-    pub fn report(&self) -> Value {
-        let now = Now::current();
-        let today = now.day();
-        let mut state = self.account.lock();
-        let mut limits = serde_json::Map::new();
-        if let Some((limit, remaining)) = self.requests.rate_remaining() {
-            limits.insert(
-                "requests_per_minute".into(),
-                json!({"limit": limit, "remaining": remaining}),
-            );
+    pub async fn report(&self) -> Result<Value, RedisFailure> {
+        match &self.shared {
+            None => Ok(self.local.report()),
+            Some(shared) => shared.report(&self.limits).await,
         }
-        if let Some((limit, in_flight)) = self.requests.in_flight() {
-            limits.insert(
-                "max_concurrent".into(),
-                json!({"limit": limit, "in_flight": in_flight}),
-            );
-        }
-        if let Some(tpm) = self.limits.tokens_per_minute {
-            let level = refilled(&mut state, tpm.get()).level;
-            limits.insert(
-                "tokens_per_minute".into(),
-                json!({"limit": tpm, "remaining": level.max(0.0) as u64}),
-            );
-        }
-        if let Some(limit) = self.limits.tokens_per_day {
-            let used = state.totals.between(today, today).tokens;
-            limits.insert(
-                "tokens_per_day".into(),
-                json!({
-                    "limit": limit, "used": used, "reserved": state.reserved_tokens,
-                    "remaining": limit.get().saturating_sub(used + state.reserved_tokens),
-                    "resets_at": midnight(today + 1),
-                }),
-            );
-        }
-        if let Some(budget) = self.limits.budget_usd {
-            let (first, next) = now.period(budget.period);
-            let spent = state.totals.between(first, today).cost;
-            let amount = picodollars(budget.amount);
-            limits.insert(
-                "budget_usd".into(),
-                json!({
-                    "amount": budget.amount, "period": period_name(budget.period),
-                    "spent": usd(spent), "reserved": usd(state.reserved_cost),
-                    "remaining": usd(amount.saturating_sub(spent + state.reserved_cost)),
-                    "resets_at": midnight(next),
-                }),
-            );
-        }
-        let models: serde_json::Map<String, Value> = state
-            .totals
-            .models
-            .iter()
-            .map(|(model, u)| {
-                (
-                    model.clone(),
-                    json!({
-                        "requests": u.requests, "input_tokens": u.input_tokens,
-                        "output_tokens": u.output_tokens, "cost_usd": usd(u.cost),
-                    }),
-                )
-            })
-            .collect();
-        let sum = |f: fn(&crate::usage::ModelUsage) -> u64| {
-            state.totals.models.values().map(f).sum::<u64>()
+    }
+
+    /// Redis failed: under `deny` the 503 to send; under `allow`, go on with local limits,
+    /// saying so once per outage.
+    fn fall_back(&self, failure: &RedisFailure) -> Result<(), Box<Response>> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
         };
-        json!({
-            "name": self.account.name(),
-            "requests": sum(|u| u.requests),
-            "input_tokens": sum(|u| u.input_tokens),
-            "output_tokens": sum(|u| u.output_tokens),
-            "cost_usd": usd(sum(|u| u.cost)),
-            "models": models,
-            "limits": limits,
-        })
+        let policy = shared.on_error();
+        if policy == OnRedisError::Deny {
+            let message = format!(
+                "Shared state is unavailable, so limits cannot be checked (state.on_redis_error is deny): {failure}"
+            );
+            return Err(Box::new(
+                ApiError::state_unavailable(message).into_response(),
+            ));
+        }
+        let cause: Arc<str> = failure.to_string().into();
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        let outage = shared.outage();
+        if warned.is_none() || outage.as_ref() != warned.as_ref() {
+            tracing::warn!(
+                key = %shared.name(),
+                %cause,
+                "Redis is unreachable: this replica enforces the key's limits alone (state.on_redis_error is allow)"
+            );
+            *warned = outage.or(Some(cause));
+        }
+        Ok(())
     }
 }
 
-fn period_name(period: BudgetPeriod) -> &'static str {
-    match period {
-        BudgetPeriod::Day => "day",
-        BudgetPeriod::Week => "week",
-        BudgetPeriod::Month => "month",
-    }
-}
-
-/// The key's per-minute bucket, refilled for the time since it was last touched.
-fn refilled(state: &mut AccountState, tpm: u32) -> &mut Bucket {
-    let now = Instant::now();
-    let capacity = f64::from(tpm);
-    let bucket = state.bucket.get_or_insert(Bucket {
-        level: capacity,
-        updated: now,
-    });
-    let elapsed = now.duration_since(bucket.updated).as_secs_f64();
-    bucket.level = (bucket.level + elapsed * capacity / 60.0).min(capacity);
-    bucket.updated = now;
-    bucket
-}
-
-fn tokens_headers(headers: &mut RateHeaders, tpm: u32, level: f64) {
-    let capacity = f64::from(tpm);
-    let reset = Duration::from_secs_f64(((capacity - level) * 60.0 / capacity).max(0.0));
-    headers.push(Unit::Tokens, tpm.into(), level.max(0.0) as u64, reset);
+/// Where a reservation is held.
+enum Hold {
+    /// In this process; with the admission it made when it fell back from Redis, whose
+    /// concurrency slot is held as long as the reservation.
+    Local {
+        hold: LocalHold,
+        _slot: Option<Admission>,
+    },
+    Shared(Lease),
 }
 
 /// Tokens and dollars held for one request until it settles or is dropped.
 pub struct Reservation {
-    account: Arc<Account>,
-    held: Estimate,
-    /// The per-minute limit the bucket was charged under.
-    tpm: Option<u32>,
-    /// The tokens headers as of the reservation.
+    hold: Hold,
+    /// The rate headers as of the reservation.
     pub headers: RateHeaders,
-    open: bool,
 }
 
 impl Reservation {
-    /// Charges what the request used to `model` (`provider/model`) and returns the rest.
-    pub fn settle(mut self, model: &str, spent: &Spent) {
-        self.open = false;
-        let used = spent.input_tokens + spent.output_tokens;
-        self.refund_bucket(self.held.tokens as f64 - used as f64);
-        self.account.settle(
-            Now::current().day(),
-            model,
-            spent,
-            (self.held.tokens, self.held.cost),
-        );
+    fn new(hold: Hold, headers: RateHeaders) -> Self {
+        Reservation { hold, headers }
     }
 
-    fn refund_bucket(&self, tokens: f64) {
-        if let Some(tpm) = self.tpm {
-            let mut state = self.account.lock();
-            let bucket = refilled(&mut state, tpm);
-            bucket.level = (bucket.level + tokens).min(f64::from(tpm));
+    /// Charges what the request used to `model` (`provider/model`) and returns the rest. With
+    /// shared quotas, the handle resolves once Redis has the settlement.
+    pub fn settle(self, model: &str, spent: &Spent) -> Option<Ack> {
+        match self.hold {
+            Hold::Local { hold, .. } => {
+                hold.settle(model, spent);
+                None
+            }
+            Hold::Shared(lease) => lease.settle(model, spent, true),
         }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if self.open {
-            self.refund_bucket(self.held.tokens as f64);
-            self.account.release((self.held.tokens, self.held.cost));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::BudgetConfig;
-    use crate::usage::Ledger;
-    use axum::http::StatusCode;
-    use std::num::{NonZeroU32, NonZeroU64};
-
-    fn quota(limits: LimitsConfig) -> (KeyQuota, Arc<Account>) {
-        let account = Ledger::in_memory(["k"]).account("k").unwrap();
-        (KeyQuota::new(Some(&limits), account.clone()), account)
-    }
-
-    fn spent(tokens: u64, cost: Picodollars) -> Spent {
-        Spent {
-            input_tokens: tokens,
-            output_tokens: 0,
-            cost,
-        }
-    }
-
-    fn code(response: &Response) -> StatusCode {
-        response.status()
-    }
-
-    #[test]
-    fn daily_tokens_admit_exactly_and_settle_to_actual_usage() {
-        let (quota, account) = quota(LimitsConfig {
-            tokens_per_day: NonZeroU64::new(100),
-            ..Default::default()
-        });
-        let estimate = Estimate {
-            tokens: 40,
-            cost: 0,
-        };
-        let a = quota.reserve(estimate).ok().unwrap();
-        let b = quota.reserve(estimate).ok().unwrap();
-        let refused = quota.reserve(estimate).err().unwrap();
-        assert_eq!(code(&refused), StatusCode::TOO_MANY_REQUESTS);
-        a.settle("p/m", &spent(10, 0));
-        drop(b); // failed upstream: released
-        assert_eq!(account.lock().reserved_tokens, 0);
-        let today = Now::current().day();
-        assert_eq!(account.lock().totals.between(today, today).tokens, 10);
-        // 10 used: two more reservations of 40 fit, a third does not.
-        let _c = quota.reserve(estimate).ok().unwrap();
-        let _d = quota.reserve(estimate).ok().unwrap();
-        assert!(quota.reserve(estimate).is_err());
-    }
-
-    #[test]
-    fn budget_refusal_is_insufficient_quota_until_the_period_resets() {
-        let (quota, _) = quota(LimitsConfig {
-            budget_usd: Some(BudgetConfig {
-                amount: 0.18,
-                period: BudgetPeriod::Month,
-            }),
-            ..Default::default()
-        });
-        let call = Estimate {
-            tokens: 18,
-            cost: picodollars(0.018),
-        };
-        for _ in 0..10 {
-            quota
-                .reserve(call)
-                .ok()
-                .unwrap()
-                .settle("p/m", &spent(18, call.cost));
-        }
-        let refused = quota.reserve(call).err().unwrap();
-        let retry: u64 = refused.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!((1..=31 * 86_400).contains(&retry), "{retry}");
-        assert_eq!(quota.report()["limits"]["budget_usd"]["remaining"], 0.0);
-        assert_eq!(quota.report()["requests"], 10);
-    }
-
-    #[test]
-    fn tokens_per_minute_reports_headers_and_refunds_unused_tokens() {
-        let (quota, _) = quota(LimitsConfig {
-            tokens_per_minute: NonZeroU32::new(1000),
-            ..Default::default()
-        });
-        let r = quota
-            .reserve(Estimate {
-                tokens: 600,
-                cost: 0,
-            })
-            .ok()
-            .unwrap();
-        let mut response = Response::new(axum::body::Body::empty());
-        r.headers.apply(&mut response);
-        assert_eq!(response.headers()["x-ratelimit-remaining-tokens"], "400");
-        assert_eq!(response.headers()["x-ratelimit-limit-tokens"], "1000");
-        assert!(
-            quota
-                .reserve(Estimate {
-                    tokens: 600,
-                    cost: 0
-                })
-                .is_err()
-        );
-        r.settle("p/m", &spent(100, 0));
-        assert!(
-            quota
-                .reserve(Estimate {
-                    tokens: 600,
-                    cost: 0
-                })
-                .is_ok(),
-            "500 unused came back"
-        );
-        let too_large = quota
-            .reserve(Estimate {
-                tokens: 5000,
-                cost: 0,
-            })
-            .err()
-            .unwrap();
-        assert_eq!(code(&too_large), StatusCode::TOO_MANY_REQUESTS);
     }
 }

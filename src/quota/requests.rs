@@ -5,7 +5,7 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
@@ -14,9 +14,10 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::headers::{RateHeaders, Unit, rejection};
+use super::headers::RateHeaders;
+use super::refusals;
+use super::shared::Lease;
 use crate::config::LimitsConfig;
-use crate::error::ApiError;
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, DefaultClock, StateInformationMiddleware>;
 
@@ -43,7 +44,14 @@ pub struct RequestLimits {
 /// An admitted request: its headers, and the concurrency slot it holds.
 pub struct Admission {
     pub headers: RateHeaders,
-    permit: Option<OwnedSemaphorePermit>,
+    slot: Slot,
+}
+
+/// The concurrency slot of an admitted request, in this process or in Redis.
+enum Slot {
+    None,
+    Permit(OwnedSemaphorePermit),
+    Lease(Lease),
 }
 
 impl Admission {
@@ -51,7 +59,15 @@ impl Admission {
     pub fn unlimited() -> Self {
         Admission {
             headers: RateHeaders::default(),
-            permit: None,
+            slot: Slot::None,
+        }
+    }
+
+    /// An admission held in Redis: the lease is released when the answer is sent.
+    pub fn leased(lease: Lease, headers: RateHeaders) -> Self {
+        Admission {
+            headers,
+            slot: Slot::Lease(lease),
         }
     }
 
@@ -65,9 +81,10 @@ impl Admission {
     /// Ties the concurrency slot to the response body, released when the body is done or dropped.
     pub fn hold_until_sent(self, mut response: Response) -> Response {
         self.headers.apply(&mut response);
-        match self.permit {
-            None => response,
-            Some(permit) => crate::held_body::hold_until_sent(response, permit),
+        match self.slot {
+            Slot::None => response,
+            Slot::Permit(permit) => crate::held_body::hold_until_sent(response, permit),
+            Slot::Lease(lease) => crate::held_body::hold_until_sent(response, lease),
         }
     }
 }
@@ -96,46 +113,32 @@ impl RequestLimits {
     /// Admits a request or says which limit refused it and when to retry.
     pub fn admit(&self) -> Result<Admission, Box<Response>> {
         // The in-flight cap first: a request it turns away must not use up a slot of the rate.
-        let permit = match &self.concurrency {
-            None => None,
+        let slot = match &self.concurrency {
+            None => Slot::None,
             Some((limit, semaphore)) => match semaphore.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    let message = format!(
-                        "Rate limit reached: max_concurrent is {limit} requests in flight for this key. Try again when one finishes."
-                    );
-                    return Err(Box::new(rejection(
-                        ApiError::rate_limited(message),
-                        Some(Duration::from_secs(1)),
-                        &RateHeaders::default(),
-                    )));
-                }
+                Ok(permit) => Slot::Permit(permit),
+                Err(_) => return Err(refusals::concurrency(limit.get())),
             },
         };
         let mut headers = RateHeaders::default();
         if let Some(rate) = &self.rate {
             let limit = rate.limit.get();
-            let per_request = Duration::from_secs(60) / limit;
-            let (remaining, retry) = match rate.gcra.check() {
-                Ok(state) => (state.remaining_burst_capacity(), None),
-                Err(not_until) => (0, Some(not_until.wait_time_from(self.clock.now()))),
-            };
-            rate.observed.store(remaining);
-            let reset = per_request * (limit - remaining.min(limit));
-            headers.push(Unit::Requests, limit.into(), remaining.into(), reset);
-            if let Some(wait) = retry {
-                let message = format!(
-                    "Rate limit reached: requests_per_minute is {limit} for this key. Try again in {}.",
-                    super::headers::openai_duration(wait)
-                );
-                return Err(Box::new(rejection(
-                    ApiError::rate_limited(message),
-                    Some(wait),
-                    &headers,
-                )));
+            match rate.gcra.check() {
+                Ok(state) => {
+                    let remaining = state.remaining_burst_capacity();
+                    rate.observed.store(remaining);
+                    refusals::push_requests(&mut headers, limit, remaining);
+                }
+                Err(not_until) => {
+                    rate.observed.store(0);
+                    return Err(refusals::rate(
+                        limit,
+                        not_until.wait_time_from(self.clock.now()),
+                    ));
+                }
             }
         }
-        Ok(Admission { headers, permit })
+        Ok(Admission { headers, slot })
     }
 
     /// Requests per minute: the limit and about how many are left now.

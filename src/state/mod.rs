@@ -1,11 +1,12 @@
 //! The data directory (`state.data_dir`): its locks, its one error type, crash-safe writes and
 //! the append-only journal. Usage and the context store keep their files through this module.
 //!
-//! This is the seam where shared state lives: everything above it asks for "the journal" or "a
-//! durable document", never for a path, so a second backend (Redis) plugs in here.
+//! This is the seam where shared state lives: everything above it asks for "the journal", "a
+//! durable document" or "the shared Redis" ([`redis::Redis`]), never for a path or a socket.
 
 mod files;
 mod journal;
+pub mod redis;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

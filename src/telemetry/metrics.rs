@@ -80,6 +80,8 @@ pub struct Metrics {
     /// prometheus_client finds a series by hashing all its labels with SipHash, and every
     /// request updates four. These are handles on the same series, not copies.
     routes: RwLock<hashbrown::HashMap<RouteKey, RouteSeries>>,
+    /// Redis and the settlements waiting for it.
+    pub state: super::StateMetrics,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -198,7 +200,9 @@ impl Default for Metrics {
             "Moving average of time to first token per upstream instance",
             ewma.clone(),
         );
+        let state = super::StateMetrics::register(&mut registry);
         Metrics {
+            state,
             registry,
             retries,
             fallbacks,

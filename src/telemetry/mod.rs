@@ -4,6 +4,7 @@
 //! and the id is echoed on the response.
 
 pub mod metrics;
+mod state;
 
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 pub use metrics::{Metrics, RequestLabels};
+pub use state::StateMetrics;
 
 /// The header that correlates a request across client, gateway and logs.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

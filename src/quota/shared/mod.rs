@@ -1,0 +1,445 @@
+//! Quotas the replicas share through Redis: one Lua script admits a request and reserves its
+//! tokens and money under every limit of its key, in one round trip; settlements are queued.
+//!
+//! A request's hold is a lease with an expiry, renewed while it runs: a replica killed mid-request
+//! frees its slots within `state.redis.lease`. Usage is keyed by the virtual key's name.
+
+mod leases;
+mod outbox;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::Response;
+use redis::Script;
+use serde_json::{Value, json};
+
+pub use outbox::Ack;
+
+use super::Estimate;
+use super::calendar::{Now, midnight};
+use super::headers::RateHeaders;
+use super::refusals::{self, period_name};
+use crate::config::{LimitsConfig, OnRedisError, RedisConfig};
+use crate::state::redis::{Redis, RedisFailure};
+use crate::telemetry::Metrics;
+use crate::usage::{Spent, picodollars, usd};
+use leases::Leases;
+use outbox::{Outbox, Settlement};
+
+static RESERVE: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("reserve.lua")));
+static REPORT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("report.lua")));
+
+/// What every key's shared quota uses: the Redis, the settlement queue, the lease renewals.
+pub struct Shared {
+    redis: Arc<Redis>,
+    outbox: Outbox,
+    leases: Leases,
+    lease: Duration,
+    on_error: OnRedisError,
+}
+
+impl Shared {
+    pub fn new(
+        redis: Arc<Redis>,
+        config: &RedisConfig,
+        on_error: OnRedisError,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Shared {
+            redis,
+            outbox: Outbox::new(config.max_queued_settlements, metrics),
+            leases: Leases::default(),
+            lease: config.lease.0,
+            on_error,
+        })
+    }
+
+    /// Writes settlements and renews leases for as long as the gateway runs.
+    pub async fn run(self: Arc<Self>) {
+        tokio::join!(
+            self.outbox.run(self.redis.clone()),
+            self.leases.renew(self.redis.clone(), self.lease)
+        );
+    }
+
+    /// Waits, at most `bound`, until every queued settlement is written: at shutdown.
+    pub async fn drain(&self, bound: Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.outbox.pending() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = self.outbox.pending();
+        if left > 0 {
+            tracing::error!(
+                settlements = left,
+                "shutting down with settlements Redis has not taken: their usage is lost"
+            );
+        }
+    }
+
+    pub fn redis(&self) -> &Arc<Redis> {
+        &self.redis
+    }
+
+    /// What limits do while Redis cannot be reached.
+    pub fn on_error(&self) -> OnRedisError {
+        self.on_error
+    }
+
+    /// The shared quota of the key `name`.
+    pub fn quota(self: &Arc<Self>, name: &str) -> SharedQuota {
+        let key = |suffix: &str| self.redis.key(name, suffix);
+        SharedQuota {
+            shared: self.clone(),
+            keys: Arc::new(KeyNames {
+                name: name.to_owned(),
+                q: key("q"),
+                leases: key("leases").into(),
+                held: key("held"),
+                days: key("days"),
+                gone: key("gone"),
+                models: key("models"),
+            }),
+        }
+    }
+}
+
+/// The Redis keys of one virtual key, all under its hash tag.
+pub struct KeyNames {
+    pub name: String,
+    /// Rate state and reserved totals.
+    q: String,
+    /// Lease ids by expiry.
+    leases: Arc<str>,
+    /// What each lease holds: `"tokens cost"`.
+    held: String,
+    /// Tokens and money by day.
+    days: String,
+    /// Leases that expired unsettled, so a late settlement still counts once.
+    gone: String,
+    /// Lifetime usage by model.
+    models: String,
+}
+
+/// One key's quota in Redis.
+pub struct SharedQuota {
+    shared: Arc<Shared>,
+    keys: Arc<KeyNames>,
+}
+
+impl SharedQuota {
+    /// The virtual key's name.
+    pub fn name(&self) -> &str {
+        &self.keys.name
+    }
+
+    /// What limits do while Redis cannot be reached.
+    pub fn on_error(&self) -> OnRedisError {
+        self.shared.on_error
+    }
+
+    /// The cause of the current Redis outage, if any.
+    pub fn outage(&self) -> Option<Arc<str>> {
+        self.shared.redis.degraded()
+    }
+
+    /// Admits a request and reserves `estimate` under every limit in one call. The outer error
+    /// is Redis's; the inner one the refusal to send.
+    pub async fn reserve(
+        &self,
+        limits: &LimitsConfig,
+        estimate: Estimate,
+    ) -> Result<Result<(Lease, RateHeaders), Box<Response>>, RedisFailure> {
+        let now = Now::current();
+        let today = now.day();
+        let budget = limits.budget_usd.as_ref();
+        let first = budget.map_or(today, |b| now.period(b.period).0);
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let limit = |n: Option<u64>| n.unwrap_or(0);
+        let (rpm, conc, tpm, tpd) = (
+            limit(limits.requests_per_minute.map(|n| n.get().into())),
+            limit(limits.max_concurrent.map(|n| n.get().into())),
+            limit(limits.tokens_per_minute.map(|n| n.get().into())),
+            limit(limits.tokens_per_day.map(|n| n.get())),
+        );
+        let mut invocation = RESERVE.prepare_invoke();
+        invocation
+            .key(&self.keys.q)
+            .key(&*self.keys.leases)
+            .key(&self.keys.held)
+            .key(&self.keys.days)
+            .key(&self.keys.gone)
+            .arg(&id)
+            .arg(self.shared.lease.as_millis() as u64)
+            .arg(rpm)
+            .arg(conc)
+            .arg(tpm)
+            .arg(tpd)
+            .arg(budget.map_or(0, |b| picodollars(b.amount)))
+            .arg(first)
+            .arg(today)
+            .arg(estimate.tokens)
+            .arg(estimate.cost);
+        let verdict = match self.shared.redis.script::<Vec<i64>>("reserve", &invocation).await {
+            Ok(verdict) => verdict,
+            Err(failure) => {
+                // The script may have run before the answer was lost: give its hold back.
+                if matches!(failure, RedisFailure::Timeout(_)) {
+                    drop(self.lease(id, true, tpm as u32));
+                }
+                return Err(failure);
+            }
+        };
+        let figure = |i: usize| verdict.get(i).copied().unwrap_or(0);
+        let figure_u64 = |i: usize| u64::try_from(figure(i)).unwrap_or(0);
+        let refusal = match (figure(0), budget) {
+            (0, _) => None,
+            (1, _) => Some(refusals::concurrency(conc as u32)),
+            (2, _) => Some(refusals::rate(
+                rpm as u32,
+                Duration::from_millis(figure_u64(1)),
+            )),
+            (3, _) => Some(refusals::tokens_per_day(
+                tpd,
+                figure_u64(1),
+                estimate.tokens,
+                &now,
+            )),
+            (4, Some(budget)) => Some(refusals::budget(
+                budget,
+                figure_u64(1),
+                estimate.cost,
+                &now,
+            )),
+            _ => Some(refusals::tokens_per_minute(
+                tpm as u32,
+                figure(1) as f64,
+                estimate.tokens,
+            )),
+        };
+        if let Some(refusal) = refusal {
+            return Ok(Err(refusal));
+        }
+        let mut headers = RateHeaders::default();
+        if rpm > 0 {
+            refusals::push_requests(&mut headers, rpm as u32, figure(1).max(0) as u32);
+        }
+        if tpm > 0 {
+            refusals::push_tokens(&mut headers, tpm as u32, figure(2) as f64);
+        } else if tpd > 0 {
+            refusals::push_daily(&mut headers, tpd, figure_u64(3), &now);
+        }
+        let lease = self.lease(id, true, tpm as u32);
+        self.shared.leases.hold(&self.keys.leases, &lease.id);
+        Ok(Ok((lease, headers)))
+    }
+
+    /// A hold without a lease, for a key with no limits: nothing to check, usage to record.
+    pub fn unleased(&self) -> Lease {
+        self.lease(uuid::Uuid::new_v4().simple().to_string(), false, 0)
+    }
+
+    fn lease(&self, id: String, leased: bool, tpm: u32) -> Lease {
+        Lease {
+            shared: self.shared.clone(),
+            keys: self.keys.clone(),
+            id,
+            leased,
+            tpm,
+            open: true,
+        }
+    }
+
+    /// Usage and what is left of each limit, for `GET /admin/usage`, from Redis.
+    pub async fn report(&self, limits: &LimitsConfig) -> Result<Value, RedisFailure> {
+        let now = Now::current();
+        let today = now.day();
+        let first = limits
+            .budget_usd
+            .as_ref()
+            .map_or(today, |b| now.period(b.period).0);
+        let mut invocation = REPORT.prepare_invoke();
+        invocation
+            .key(&self.keys.q)
+            .key(&*self.keys.leases)
+            .key(&self.keys.days)
+            .key(&self.keys.models)
+            .arg(first)
+            .arg(today);
+        type Row = (
+            Vec<String>,
+            u64,
+            u64,
+            u64,
+            u64,
+            u64,
+            f64,
+            String,
+            String,
+            f64,
+        );
+        let (models, tokens_today, spent, reserved_tokens, reserved_cost, in_flight, tat, level, at, redis_now): Row =
+            self.shared.redis.script("report", &invocation).await?;
+        let mut figures = Figures::default();
+        for pair in models.chunks_exact(2) {
+            let (field, value) = (&pair[0], pair[1].parse::<u64>().unwrap_or(0));
+            let Some((kind, model)) = field.split_once(':') else {
+                continue;
+            };
+            let usage = figures.models.entry(model.to_owned()).or_default();
+            match kind {
+                "r" => usage.0 = value,
+                "i" => usage.1 = value,
+                "o" => usage.2 = value,
+                _ => usage.3 = value,
+            }
+        }
+        let mut out = serde_json::Map::new();
+        if let Some(rpm) = limits.requests_per_minute {
+            let interval = 60_000.0 / f64::from(rpm.get());
+            let ahead = (tat - redis_now).max(0.0);
+            let left = ((f64::from(rpm.get()) * interval - ahead) / interval).floor();
+            out.insert(
+                "requests_per_minute".into(),
+                json!({"limit": rpm, "remaining": left.clamp(0.0, f64::from(rpm.get())) as u64}),
+            );
+        }
+        if let Some(limit) = limits.max_concurrent {
+            out.insert(
+                "max_concurrent".into(),
+                json!({"limit": limit, "in_flight": in_flight}),
+            );
+        }
+        if let Some(tpm) = limits.tokens_per_minute {
+            let capacity = f64::from(tpm.get());
+            let level = match (level.parse::<f64>(), at.parse::<f64>()) {
+                (Ok(level), Ok(at)) => {
+                    (level + (redis_now - at).max(0.0) * capacity / 60_000.0).min(capacity)
+                }
+                _ => capacity,
+            };
+            out.insert(
+                "tokens_per_minute".into(),
+                json!({"limit": tpm, "remaining": level.max(0.0) as u64}),
+            );
+        }
+        if let Some(limit) = limits.tokens_per_day {
+            out.insert(
+                "tokens_per_day".into(),
+                json!({
+                    "limit": limit, "used": tokens_today, "reserved": reserved_tokens,
+                    "remaining": limit.get().saturating_sub(tokens_today + reserved_tokens),
+                    "resets_at": midnight(today + 1),
+                }),
+            );
+        }
+        if let Some(budget) = &limits.budget_usd {
+            let (_, next) = now.period(budget.period);
+            let amount = picodollars(budget.amount);
+            out.insert(
+                "budget_usd".into(),
+                json!({
+                    "amount": budget.amount, "period": period_name(budget.period),
+                    "spent": usd(spent), "reserved": usd(reserved_cost),
+                    "remaining": usd(amount.saturating_sub(spent + reserved_cost)),
+                    "resets_at": midnight(next),
+                }),
+            );
+        }
+        Ok(figures.report(&self.keys.name, out))
+    }
+}
+
+/// Lifetime usage by model: requests, input, output, cost.
+#[derive(Default)]
+struct Figures {
+    models: BTreeMap<String, (u64, u64, u64, u64)>,
+}
+
+impl Figures {
+    fn report(&self, name: &str, limits: serde_json::Map<String, Value>) -> Value {
+        let models: serde_json::Map<String, Value> = self
+            .models
+            .iter()
+            .map(|(model, u)| {
+                (
+                    model.clone(),
+                    json!({
+                        "requests": u.0, "input_tokens": u.1,
+                        "output_tokens": u.2, "cost_usd": usd(u.3),
+                    }),
+                )
+            })
+            .collect();
+        let sum = |f: fn(&(u64, u64, u64, u64)) -> u64| self.models.values().map(f).sum::<u64>();
+        json!({
+            "name": name,
+            "requests": sum(|u| u.0),
+            "input_tokens": sum(|u| u.1),
+            "output_tokens": sum(|u| u.2),
+            "cost_usd": usd(sum(|u| u.3)),
+            "models": models,
+            "limits": limits,
+        })
+    }
+}
+
+/// A request's hold in Redis; settled, or released when dropped.
+pub struct Lease {
+    shared: Arc<Shared>,
+    keys: Arc<KeyNames>,
+    id: String,
+    leased: bool,
+    tpm: u32,
+    open: bool,
+}
+
+impl Lease {
+    /// Queues the settlement of what the request used of `model`; with `ack`, a handle that
+    /// resolves once Redis has it.
+    pub fn settle(mut self, model: &str, spent: &Spent, ack: bool) -> Option<Ack> {
+        self.open = false;
+        self.close(model, spent, true, ack)
+    }
+
+    fn close(&self, model: &str, spent: &Spent, charge: bool, ack: bool) -> Option<Ack> {
+        if self.leased {
+            self.shared.leases.forget(&self.keys.leases, &self.id);
+        } else if !charge {
+            return None;
+        }
+        let settlement = Settlement {
+            keys: self.keys.clone(),
+            id: self.id.clone(),
+            leased: self.leased,
+            model: model.to_owned(),
+            day: Now::current().day(),
+            input: spent.input_tokens,
+            output: spent.output_tokens,
+            cost: spent.cost,
+            tpm: self.tpm,
+            charge,
+            ack: None,
+        };
+        // Past a few timeouts without an answer, Redis is away: the answer need not wait.
+        let bound = ack.then(|| self.shared.redis.timeout() * 4);
+        self.shared.outbox.push(settlement, bound)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.open {
+            let nothing = Spent {
+                input_tokens: 0,
+                output_tokens: 0,
+                cost: 0,
+            };
+            self.close("", &nothing, false, false);
+        }
+    }
+}

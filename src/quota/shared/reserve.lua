@@ -1,0 +1,89 @@
+-- Admits one request and reserves what it may use under every limit of one key, atomically.
+-- KEYS: 1 q (hash), 2 leases (zset id -> expiry ms), 3 held (hash id -> "tokens cost"),
+--       4 days (hash t:<day>, c:<day>), 5 gone (zset of expired lease ids -> ms)
+-- ARGV: 1 lease id, 2 lease ms, 3 requests_per_minute, 4 max_concurrent, 5 tokens_per_minute,
+--       6 tokens_per_day, 7 budget (picodollars), 8 first day of the budget period, 9 today,
+--       10 tokens reserved, 11 cost reserved (picodollars); limits of 0 are absent.
+-- Returns {0, requests left, tokens left this minute, tokens used today, money spent} or
+-- {refusal, figure}: 1 max_concurrent (in flight), 2 rate (ms to wait), 3 tokens_per_day
+-- (used), 4 budget (spent), 5 tokens_per_minute (tokens left).
+local q, leases, held, days, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, lease = ARGV[1], tonumber(ARGV[2])
+local rpm, conc, tpm = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local tpd, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
+local first, today = tonumber(ARGV[8]), tonumber(ARGV[9])
+local tokens, cost = tonumber(ARGV[10]), tonumber(ARGV[11])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+-- Leases of replicas that died (or lost Redis) give their holds back, a bounded batch per call.
+local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 64)
+for _, lost in ipairs(expired) do
+  local h = redis.call('HGET', held, lost)
+  if h then
+    local ht, hc = string.match(h, '^(%d+) (%d+)$')
+    if ht ~= '0' then redis.call('HINCRBY', q, 'rt', '-' .. ht) end
+    if hc ~= '0' then redis.call('HINCRBY', q, 'rc', '-' .. hc) end
+    redis.call('HDEL', held, lost)
+  end
+  redis.call('ZREM', leases, lost)
+  redis.call('ZADD', gone, now, lost)
+end
+
+local state = redis.call('HMGET', q, 'tat', 'bl', 'bt', 'rt', 'rc')
+local reserved_tokens = tonumber(state[4] or '0')
+local reserved_cost = tonumber(state[5] or '0')
+
+if conc > 0 then
+  local in_flight = redis.call('ZCARD', leases)
+  if in_flight >= conc then return {1, in_flight} end
+end
+
+local tat, rpm_left = nil, -1
+if rpm > 0 then
+  local interval = 60000 / rpm
+  local from = math.max(tonumber(state[1] or '0'), now)
+  local wait = from - (rpm - 1) * interval - now
+  if wait > 0.001 then return {2, math.ceil(wait)} end
+  tat = from + interval
+  rpm_left = math.floor((rpm * interval - (tat - now)) / interval + 0.001)
+end
+
+local used_today = -1
+if tpd > 0 then
+  used_today = tonumber(redis.call('HGET', days, 't:' .. today) or '0') + reserved_tokens
+  if tokens > tpd or used_today + tokens > tpd then return {3, used_today} end
+  used_today = used_today + tokens
+end
+
+local spent = -1
+if budget > 0 then
+  spent = reserved_cost
+  local fields = {}
+  for day = first, today do fields[#fields + 1] = 'c:' .. day end
+  for _, c in ipairs(redis.call('HMGET', days, unpack(fields))) do
+    spent = spent + tonumber(c or '0')
+  end
+  if cost > budget or spent + cost > budget then return {4, spent} end
+  spent = spent + cost
+end
+
+local level = -1
+if tpm > 0 then
+  level = tonumber(state[2] or tpm)
+  local at = tonumber(state[3] or now)
+  level = math.min(tpm, level + math.max(0, now - at) * tpm / 60000)
+  if tokens > tpm or level < tokens then
+    redis.call('HSET', q, 'bl', string.format('%.3f', level), 'bt', now)
+    return {5, math.floor(level)}
+  end
+  level = level - tokens
+  redis.call('HSET', q, 'bl', string.format('%.3f', level), 'bt', now)
+end
+
+if tat then redis.call('HSET', q, 'tat', string.format('%.3f', tat)) end
+redis.call('ZADD', leases, now + lease, id)
+redis.call('HSET', held, id, ARGV[10] .. ' ' .. ARGV[11])
+if tokens > 0 then redis.call('HINCRBY', q, 'rt', ARGV[10]) end
+if cost > 0 then redis.call('HINCRBY', q, 'rc', ARGV[11]) end
+return {0, rpm_left, math.floor(level), used_today, spent}

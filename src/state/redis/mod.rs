@@ -1,0 +1,213 @@
+//! The Redis the replicas share: one multiplexed connection (or a cluster's) that reconnects by
+//! itself, every call bounded by `state.redis.timeout`, and the health `/ready` and limits read.
+//!
+//! Keys are `<key_prefix>{<tag>}:<name>`: everything one virtual key owns shares the hash tag,
+//! so a script that touches all of it touches one Redis Cluster slot.
+
+mod health;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, ScriptInvocation, Value};
+
+use crate::config::RedisConfig;
+use crate::telemetry::Metrics;
+use health::Health;
+
+/// Why a Redis call gave no answer. Never quotes the URL: it may carry a password.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RedisFailure {
+    #[error("Redis did not answer within {0:?} (state.redis.timeout)")]
+    Timeout(Duration),
+    /// The call did not get through (connection refused, dropped, cluster down).
+    #[error("Redis failed: {0}")]
+    Failed(String),
+    /// Redis answered with an error: a bug on our side, not an outage; retrying will not help.
+    #[error("Redis refused the call: {0}")]
+    Refused(String),
+    /// Degraded, and the next probe is not due yet: failing fast keeps calls from piling up.
+    #[error("Redis is unreachable: {0}")]
+    Unavailable(Arc<str>),
+}
+
+/// Why the connection to Redis could not even be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("state.redis.url: {0}")]
+pub struct ConnectError(String);
+
+/// The shared Redis of the replicas.
+pub struct Redis {
+    connection: Connection,
+    timeout: Duration,
+    prefix: String,
+    health: Health,
+    metrics: Arc<Metrics>,
+}
+
+impl Redis {
+    /// Sets up the connection without waiting for Redis: a gateway starts while Redis is down
+    /// and reports itself degraded until it answers.
+    pub fn new(config: &RedisConfig, metrics: Arc<Metrics>) -> Result<Arc<Redis>, ConnectError> {
+        let timeout = config.timeout.0;
+        let urls: Vec<&str> = config.url.all().iter().map(|u| u.expose()).collect();
+        let connection = if config.url.is_cluster() {
+            let client = redis::cluster::ClusterClientBuilder::new(urls)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(1)
+                .build()
+                .map_err(|e| ConnectError(e.to_string()))?;
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(timeout)
+                .set_response_timeout(timeout);
+            Connection::Cluster(client.get_pending_async_connection_with_config(config))
+        } else {
+            let url = urls.first().copied().unwrap_or_default();
+            let client = redis::Client::open(url).map_err(|e| ConnectError(e.to_string()))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_secs(1));
+            let manager = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| ConnectError(e.to_string()))?;
+            Connection::Single(manager)
+        };
+        Ok(Arc::new(Redis {
+            connection,
+            timeout,
+            prefix: config.key_prefix.clone(),
+            health: Health::new(),
+            metrics,
+        }))
+    }
+
+    /// The key `name` of the group `tag` (a virtual key's name, `cache`, ...).
+    pub fn key(&self, tag: &str, name: &str) -> String {
+        format!("{}{{{tag}}}:{name}", self.prefix)
+    }
+
+    /// The metrics its calls are recorded in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The longest a call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs a Lua script.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, RedisFailure> {
+        let mut connection = self.connection.clone();
+        self.bounded(op, invocation.invoke_async(&mut connection))
+            .await
+    }
+
+    /// Runs one command.
+    pub async fn command<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        command: &Cmd,
+    ) -> Result<T, RedisFailure> {
+        let mut connection = self.connection.clone();
+        self.bounded(op, command.query_async(&mut connection)).await
+    }
+
+    /// Why Redis is being treated as unreachable, if it is.
+    pub fn degraded(&self) -> Option<Arc<str>> {
+        self.health.cause()
+    }
+
+    /// Runs `call` under the timeout, recording its time, its failure and the health.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, RedisFailure> {
+        if let Some(cause) = self.health.fail_fast() {
+            self.metrics.state.redis_error(op);
+            return Err(RedisFailure::Unavailable(cause));
+        }
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(RedisFailure::Timeout(self.timeout)),
+            Ok(Err(error)) if is_script_error(&error) => {
+                // Redis answered: a bug in a script is not an outage.
+                self.health.answered(&self.metrics);
+                self.metrics.state.redis_error(op);
+                tracing::error!(op, %error, "Redis refused a call");
+                return Err(RedisFailure::Refused(error.to_string()));
+            }
+            Ok(Err(error)) => Err(RedisFailure::Failed(error.to_string())),
+            Ok(Ok(value)) => Ok(value),
+        };
+        self.metrics
+            .state
+            .redis_call(op, started.elapsed().as_secs_f64());
+        match &outcome {
+            Ok(_) => self.health.answered(&self.metrics),
+            Err(failure) => {
+                self.metrics.state.redis_error(op);
+                self.health.failed(&failure.to_string(), &self.metrics);
+            }
+        }
+        outcome
+    }
+}
+
+/// An error Redis itself answered with (a script's bug, a type mismatch), as opposed to one on
+/// the way to it or from a node that cannot serve.
+fn is_script_error(error: &redis::RedisError) -> bool {
+    use redis::ServerErrorKind as Server;
+    matches!(
+        error.kind(),
+        redis::ErrorKind::UnexpectedReturnType
+            | redis::ErrorKind::Parse
+            | redis::ErrorKind::Server(
+                Server::ResponseError | Server::ExecAbort | Server::CrossSlot | Server::NoPerm
+            )
+    )
+}
+
+/// A single Redis or a cluster, behind one interface.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
