@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod server;
 pub mod telemetry;
 

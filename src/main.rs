@@ -1,4 +1,4 @@
-//! The `switchboard` command: serve a config (the default) or check one.
+//! The `switchboard` command: serve a config (the default), check one, or import state into Redis.
 //!
 //! Exit codes: 0 after a clean shutdown or a valid config, 1 for an invalid config or a failure
 //! to start.
@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchboard::config::LoadError;
+use switchboard::import::Imported;
 use switchboard::telemetry::{self, LogFormat};
 use switchboard::{Config, Gateway};
 
@@ -41,6 +42,22 @@ enum Command {
         #[arg(conflicts_with = "config", value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Manage the state replicas share.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateAction {
+    /// Copy the usage kept in `state.data_dir` into `state.redis`, once per key. Stop the
+    /// gateway that uses the data directory first.
+    Import {
+        /// The config file naming both.
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -70,6 +87,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|| PathBuf::from("config.yaml")),
         ),
         Some(Command::Serve(args)) => run(&args),
+        Some(Command::State {
+            action: StateAction::Import { config },
+        }) => import(&config),
         None => run(&cli.serve),
     }
 }
@@ -109,6 +129,49 @@ fn read(path: &Path) -> anyhow::Result<Config> {
     })
 }
 
+/// Where shared state lives, for the "listening" line; never the URL (it may hold a password).
+fn state_mode(config: &Config) -> String {
+    match &config.state.redis {
+        None => format!("embedded in {}", config.state.data_dir.display()),
+        Some(redis) if redis.url.is_cluster() => format!(
+            "Redis Cluster ({} seed nodes), prefix {:?}, on_redis_error {:?}",
+            redis.url.all().len(),
+            redis.key_prefix,
+            config.state.on_redis_error
+        ),
+        Some(redis) => format!(
+            "Redis, prefix {:?}, on_redis_error {:?}",
+            redis.key_prefix, config.state.on_redis_error
+        ),
+    }
+}
+
+fn import(path: &Path) -> ExitCode {
+    let imported = read(path).and_then(|config| {
+        let runtime = runtime().context("starting the runtime")?;
+        runtime
+            .block_on(switchboard::import::usage(&config))
+            .map_err(anyhow::Error::new)
+    });
+    match imported {
+        Ok(keys) => {
+            for (key, outcome) in &keys {
+                let said = match outcome {
+                    Imported::Added => "usage imported",
+                    Imported::AlreadyThere => "imported before: left as it is",
+                };
+                println!("{key}: {said}");
+            }
+            println!("{} keys", keys.len());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: cannot import: {error:#}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(args: &ServeArgs) -> ExitCode {
     telemetry::init_logging(args.log_format);
     match serve(args) {
@@ -146,7 +209,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             models = %list(config.models.iter().map(|m| m.name.as_str()).collect()),
             mcp_tools = %list(config.mcp.tools.iter().map(|t| t.name.as_str()).collect()),
             mcp_servers = %list(config.mcp.servers.iter().map(|s| s.name.as_str()).collect()),
-            state = %format!("embedded in {}", config.state.data_dir.display()),
+            state = %state_mode(&config),
             "listening"
         );
         gateway

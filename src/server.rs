@@ -104,7 +104,7 @@ impl Gateway {
             .cache
             .as_ref()
             .filter(|c| c.enabled)
-            .map(|c| ResponseCache::new(c, metrics.clone()));
+            .map(|c| ResponseCache::new(c, metrics.clone(), redis.clone()));
         let admin_key = config
             .server
             .admin_key

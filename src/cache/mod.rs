@@ -1,11 +1,13 @@
 //! The response cache: exact-match answers in a `moka` cache weighed by bytes, with concurrent
-//! identical misses collapsed into one upstream call.
+//! identical misses collapsed into one upstream call; with `state.redis`, over a second level
+//! in Redis that every replica shares ([`remote`]).
 //!
 //! A lookup returns a hit, or a [`Fill`] that the request must complete with its answer; waiters
 //! on the same key are released when the fill stores or is dropped, so none can hang.
 
 mod control;
 mod key;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,8 @@ pub use control::Directives;
 pub use key::Key;
 
 use crate::config::{CacheConfig, CacheScope};
+use crate::state::redis::Redis;
+use remote::{Lock, Remote};
 use crate::telemetry::Metrics;
 
 /// One stored answer.
@@ -32,6 +36,7 @@ pub struct CachedAnswer {
     pub json: Bytes,
     /// `provider/model` that produced it.
     pub target: String,
+    /// When it was stored, by whichever replica; backdated for an answer read from Redis.
     stored: Instant,
 }
 
@@ -54,6 +59,8 @@ pub struct ResponseCache {
     scope: CacheScope,
     only_deterministic: bool,
     store_truncated: bool,
+    ttl: Duration,
+    remote: Option<Remote>,
     metrics: Arc<Metrics>,
 }
 
@@ -72,11 +79,17 @@ pub struct Fill {
     key: Key,
     store: bool,
     leader: Option<watch::Sender<Option<Arc<CachedAnswer>>>>,
+    /// The second level's generation, and the cross-replica lock this fill holds, if any.
+    remote: (u64, Option<String>),
 }
 
 impl ResponseCache {
-    /// Builds the cache from `cache:`.
-    pub fn new(config: &CacheConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// Builds the cache from `cache:`, over Redis when the replicas share one.
+    pub fn new(
+        config: &CacheConfig,
+        metrics: Arc<Metrics>,
+        redis: Option<Arc<Redis>>,
+    ) -> Arc<Self> {
         let listener_metrics = metrics.clone();
         let entries = Cache::builder()
             .max_capacity(config.max_size.0)
@@ -99,6 +112,8 @@ impl ResponseCache {
             scope: config.scope,
             only_deterministic: config.only_deterministic,
             store_truncated: config.store_truncated,
+            ttl: config.ttl.0,
+            remote: redis.map(|redis| Remote::new(redis, config.ttl.0)),
             metrics,
         })
     }
@@ -123,10 +138,28 @@ impl ResponseCache {
         let Some(key) = key::of(scope, route, request) else {
             return self.counted(Lookup::Bypass);
         };
-        let fresh =
-            |answer: &Arc<CachedAnswer>| directives.max_age.is_none_or(|max| answer.age() <= max);
+        let fresh = |answer: &Arc<CachedAnswer>| {
+            answer.age() <= self.ttl && directives.max_age.is_none_or(|max| answer.age() <= max)
+        };
+        let generation = match &self.remote {
+            Some(remote) => {
+                let (generation, changed) = remote.generation().await;
+                if changed {
+                    // Another replica cleared the cache: so does this one's front.
+                    self.entries.invalidate_all();
+                }
+                generation
+            }
+            None => 0,
+        };
         if !directives.skip_lookup {
             if let Some(answer) = self.entries.get(&key).await.filter(fresh) {
+                return self.counted(Lookup::Hit(answer));
+            }
+            if let Some(remote) = &self.remote
+                && let Some(answer) = remote.get(&key, generation).await.filter(fresh)
+            {
+                self.entries.insert(key, answer.clone()).await;
                 return self.counted(Lookup::Hit(answer));
             }
             // A streamed request does not wait for an identical one in flight: its client would
@@ -137,7 +170,49 @@ impl ResponseCache {
                 return self.counted(Lookup::Hit(answer));
             }
         }
-        self.counted(Lookup::Miss(self.lead(key, !directives.skip_store)))
+        let mut fill = self.lead(key, !directives.skip_store);
+        fill.remote.0 = generation;
+        // Leading here, this replica asks the others whether one of them already calls upstream.
+        if let Some(remote) = &self.remote
+            && fill.leader.is_some()
+        {
+            match remote.lock(&key, generation, MAX_WAIT).await {
+                Lock::Taken(token) => fill.remote.1 = Some(token),
+                Lock::Held if !request.is_stream() && !directives.skip_lookup => {
+                    if let Some(answer) = self.wait_for_remote(remote, &key, generation).await
+                        && fresh(&answer)
+                    {
+                        fill.publish(answer.clone()).await;
+                        return self.counted(Lookup::Hit(answer));
+                    }
+                }
+                Lock::Held | Lock::Unknown => {}
+            }
+        }
+        self.counted(Lookup::Miss(fill))
+    }
+
+    /// Waits for the replica holding the lock of `key` to store its answer; `None` if its lock
+    /// goes away without one (it failed, or died and the lock expired) or [`MAX_WAIT`] passes.
+    async fn wait_for_remote(
+        &self,
+        remote: &Remote,
+        key: &Key,
+        generation: u64,
+    ) -> Option<Arc<CachedAnswer>> {
+        let deadline = Instant::now() + MAX_WAIT;
+        let mut pause = Duration::from_millis(5);
+        while Instant::now() < deadline {
+            tokio::time::sleep(pause).await;
+            if let Some(answer) = remote.get(key, generation).await {
+                return Some(answer);
+            }
+            if !remote.locked(key, generation).await {
+                return remote.get(key, generation).await;
+            }
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+        None
     }
 
     /// Waits for an identical miss already in flight; `None` if there is none, it failed, or it
@@ -168,6 +243,7 @@ impl ResponseCache {
             key,
             store,
             leader,
+            remote: (0, None),
         }
     }
 
@@ -181,8 +257,11 @@ impl ResponseCache {
         lookup
     }
 
-    /// Empties the cache.
+    /// Empties the cache, every replica's when they share one.
     pub async fn clear(&self) {
+        if let Some(remote) = &self.remote {
+            remote.clear().await;
+        }
         self.entries.invalidate_all();
         self.entries.run_pending_tasks().await;
         self.update_gauges();
@@ -240,6 +319,17 @@ impl Fill {
             target: target.to_owned(),
             stored: Instant::now(),
         });
+        if let Some(remote) = &self.cache.remote {
+            remote.put(&self.key, self.remote.0, &answer).await;
+            if let Some(token) = self.remote.1.take() {
+                remote.unlock(&self.key, self.remote.0, &token).await;
+            }
+        }
+        self.publish(answer).await;
+    }
+
+    /// Keeps an answer in this replica's front and hands it to the waiters here.
+    async fn publish(&mut self, answer: Arc<CachedAnswer>) {
         self.cache.entries.insert(self.key, answer.clone()).await;
         if let Some(leader) = self.leader.take() {
             leader.send_replace(Some(answer));
@@ -264,6 +354,17 @@ impl Drop for Fill {
         // A miss that failed, was cut, or whose client left: waiters see the sender close.
         if let Some(leader) = self.leader.take() {
             self.release(&leader);
+        }
+        // Other replicas stop waiting as soon as the lock goes, not when it expires.
+        if let (Some(token), Ok(runtime)) =
+            (self.remote.1.take(), tokio::runtime::Handle::try_current())
+        {
+            let (cache, key, generation) = (self.cache.clone(), self.key, self.remote.0);
+            runtime.spawn(async move {
+                if let Some(remote) = &cache.remote {
+                    remote.unlock(&key, generation, &token).await;
+                }
+            });
         }
     }
 }

@@ -236,6 +236,11 @@ impl Ledger {
         self.accounts.get(name).cloned()
     }
 
+    /// Every account, configured or left from an earlier config, by name.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &Arc<Account>)> {
+        self.accounts.iter().map(|(name, a)| (name.as_str(), a))
+    }
+
     /// Writes a snapshot of every account and empties the journal.
     pub fn compact(&self) -> Result<(), StateError> {
         let Some(journal) = &self.journal else {

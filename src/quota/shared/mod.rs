@@ -24,7 +24,7 @@ use super::refusals::{self, period_name};
 use crate::config::{LimitsConfig, OnRedisError, RedisConfig};
 use crate::state::redis::{Redis, RedisFailure};
 use crate::telemetry::Metrics;
-use crate::usage::{Spent, picodollars, usd};
+use crate::usage::{Spent, Totals, picodollars, usd};
 use leases::Leases;
 use outbox::{Outbox, Settlement};
 
@@ -32,6 +32,8 @@ static RESERVE: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("reserve.lua")));
 static REPORT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("report.lua")));
+static IMPORT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("import.lua")));
 
 /// What every key's shared quota uses: the Redis, the settlement queue, the lease renewals.
 pub struct Shared {
@@ -252,6 +254,32 @@ impl SharedQuota {
             tpm,
             open: true,
         }
+    }
+
+    /// Adds usage kept in the embedded data directory to this key's, once: `Ok(false)` if it
+    /// was imported before (a second run must not count a month twice).
+    pub async fn import(&self, totals: &Totals) -> Result<bool, RedisFailure> {
+        let mut invocation = IMPORT.prepare_invoke();
+        invocation
+            .key(&self.keys.days)
+            .key(&self.keys.models)
+            .key(self.shared.redis.key(&self.keys.name, "imported"));
+        for (day, usage) in &totals.days {
+            invocation.arg("d").arg(format!("t:{day}")).arg(usage.tokens);
+            invocation.arg("d").arg(format!("c:{day}")).arg(usage.cost);
+        }
+        for (model, usage) in &totals.models {
+            for (kind, amount) in [
+                ("r", usage.requests),
+                ("i", usage.input_tokens),
+                ("o", usage.output_tokens),
+                ("c", usage.cost),
+            ] {
+                invocation.arg("m").arg(format!("{kind}:{model}")).arg(amount);
+            }
+        }
+        // A timeout must not leave the caller guessing: this is run by hand, give it time.
+        Ok(self.shared.redis.script::<i64>("import", &invocation).await? == 1)
     }
 
     /// Usage and what is left of each limit, for `GET /admin/usage`, from Redis.

@@ -6,7 +6,7 @@
 
 mod health;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -40,7 +40,9 @@ pub struct ConnectError(String);
 
 /// The shared Redis of the replicas.
 pub struct Redis {
-    connection: Connection,
+    client: Client,
+    /// Made at the first call, inside the runtime (the client needs one to make it).
+    connection: OnceLock<Connection>,
     timeout: Duration,
     prefix: String,
     health: Health,
@@ -53,36 +55,53 @@ impl Redis {
     pub fn new(config: &RedisConfig, metrics: Arc<Metrics>) -> Result<Arc<Redis>, ConnectError> {
         let timeout = config.timeout.0;
         let urls: Vec<&str> = config.url.all().iter().map(|u| u.expose()).collect();
-        let connection = if config.url.is_cluster() {
+        let client = if config.url.is_cluster() {
             let client = redis::cluster::ClusterClientBuilder::new(urls)
                 .connection_timeout(timeout)
                 .response_timeout(timeout)
                 .retries(1)
                 .build()
                 .map_err(|e| ConnectError(e.to_string()))?;
-            let config = redis::cluster::ClusterConfig::new()
-                .set_connection_timeout(timeout)
-                .set_response_timeout(timeout);
-            Connection::Cluster(client.get_pending_async_connection_with_config(config))
+            Client::Cluster(client)
         } else {
             let url = urls.first().copied().unwrap_or_default();
-            let client = redis::Client::open(url).map_err(|e| ConnectError(e.to_string()))?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_secs(1));
-            let manager = ConnectionManager::new_lazy_with_config(client, config)
-                .map_err(|e| ConnectError(e.to_string()))?;
-            Connection::Single(manager)
+            Client::Single(redis::Client::open(url).map_err(|e| ConnectError(e.to_string()))?)
         };
         Ok(Arc::new(Redis {
-            connection,
+            client,
+            connection: OnceLock::new(),
             timeout,
             prefix: config.key_prefix.clone(),
             health: Health::new(),
             metrics,
         }))
+    }
+
+    /// The connection, made lazily: it connects (and reconnects) by itself in the background.
+    fn connection(&self) -> Result<Connection, RedisFailure> {
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
+        let timeout = self.timeout;
+        let made = match &self.client {
+            Client::Cluster(client) => {
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(timeout)
+                    .set_response_timeout(timeout);
+                Connection::Cluster(client.get_pending_async_connection_with_config(config))
+            }
+            Client::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                    .map_err(|e| RedisFailure::Failed(e.to_string()))?;
+                Connection::Single(manager)
+            }
+        };
+        Ok(self.connection.get_or_init(|| made).clone())
     }
 
     /// The key `name` of the group `tag` (a virtual key's name, `cache`, ...).
@@ -106,7 +125,7 @@ impl Redis {
         op: &'static str,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisFailure> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         self.bounded(op, invocation.invoke_async(&mut connection))
             .await
     }
@@ -117,7 +136,7 @@ impl Redis {
         op: &'static str,
         command: &Cmd,
     ) -> Result<T, RedisFailure> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection()?;
         self.bounded(op, command.query_async(&mut connection)).await
     }
 
@@ -175,6 +194,12 @@ fn is_script_error(error: &redis::RedisError) -> bool {
                 Server::ResponseError | Server::ExecAbort | Server::CrossSlot | Server::NoPerm
             )
     )
+}
+
+/// What connections are made from.
+enum Client {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
 }
 
 /// A single Redis or a cluster, behind one interface.

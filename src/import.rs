@@ -1,0 +1,71 @@
+//! `switchboard state import`: moves what the embedded data directory keeps into the Redis the
+//! replicas share, so a user can switch modes without losing a month's spend.
+//!
+//! Each key's usage is added once: a second run reports it as imported before and adds nothing.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::quota::Shared;
+use crate::state::StateError;
+use crate::state::redis::{ConnectError, Redis, RedisFailure};
+use crate::telemetry::Metrics;
+use crate::usage::Ledger;
+
+/// Why an import could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("state.redis is not set: there is nowhere to import to")]
+    NoRedis,
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("key {key:?}: {failure}")]
+    Redis { key: String, failure: RedisFailure },
+}
+
+/// What happened to one key's usage.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Imported {
+    Added,
+    /// A run before this one imported it.
+    AlreadyThere,
+}
+
+/// Copies the usage in `state.data_dir` into `state.redis`, key by key. The data directory is
+/// locked while it is read: a gateway running on it must be stopped first.
+pub async fn usage(config: &Config) -> Result<Vec<(String, Imported)>, ImportError> {
+    let Some(settings) = &config.state.redis else {
+        return Err(ImportError::NoRedis);
+    };
+    let names = config.keys.iter().map(|k| k.name.as_str());
+    let ledger = Ledger::open(&config.state.data_dir, names)?;
+    let metrics = Arc::new(Metrics::default());
+    // Imports run once, by hand: a whole month in one script may take longer than a request may.
+    let mut settings = settings.clone();
+    settings.timeout.0 = settings.timeout.0.max(std::time::Duration::from_secs(10));
+    let redis = Redis::new(&settings, metrics.clone())?;
+    let shared = Shared::new(redis, &settings, config.state.on_redis_error, metrics);
+    let mut accounts: Vec<_> = ledger.accounts().collect();
+    accounts.sort_by_key(|(name, _)| *name);
+    let mut outcome = Vec::with_capacity(accounts.len());
+    for (name, account) in accounts {
+        let totals = account.lock().totals.clone();
+        let added = shared
+            .quota(name)
+            .import(&totals)
+            .await
+            .map_err(|failure| ImportError::Redis {
+                key: name.to_owned(),
+                failure,
+            })?;
+        let result = if added {
+            Imported::Added
+        } else {
+            Imported::AlreadyThere
+        };
+        outcome.push((name.to_owned(), result));
+    }
+    Ok(outcome)
+}
