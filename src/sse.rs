@@ -16,8 +16,8 @@ use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
 use crate::charge::Charge;
-use crate::quota::Ack;
 use crate::error::ApiError;
+use crate::quota::Ack;
 use crate::telemetry::Metrics;
 
 /// Where an answer's token usage is reported once it is over, however it ended: the metrics, and

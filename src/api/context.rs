@@ -15,9 +15,9 @@ use serde_json::json;
 use super::AppState;
 use super::path::Segments;
 use crate::auth::Caller;
-use crate::quota::Door;
 use crate::context::{ContextError, Document, Precondition};
 use crate::error::ApiError;
+use crate::quota::Door;
 
 /// The `ttl` query parameter of a PUT; any other parameter is an error, not silently ignored.
 fn ttl_of(query: Option<&str>) -> Result<Option<std::time::Duration>, ApiError> {

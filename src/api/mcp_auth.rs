@@ -9,9 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::quota::Door;
 use crate::error::ApiError;
 use crate::mcp;
+use crate::quota::Door;
 
 /// Authenticates every `/mcp` request with the virtual keys (401 in OpenAI's shape otherwise)
 /// and hands the caller on in the request's extensions. A request naming a session another

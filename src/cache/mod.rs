@@ -26,8 +26,8 @@ pub use key::Key;
 
 use crate::config::{CacheConfig, CacheScope};
 use crate::state::redis::Redis;
-use remote::{Lock, Remote};
 use crate::telemetry::Metrics;
+use remote::{Lock, Remote};
 
 /// One stored answer.
 pub struct CachedAnswer {

@@ -101,7 +101,11 @@ impl Remote {
             .arg("PX")
             .arg(hold.as_millis() as u64)
             .clone();
-        match self.redis.command::<Option<String>>("cache_lock", &set).await {
+        match self
+            .redis
+            .command::<Option<String>>("cache_lock", &set)
+            .await
+        {
             Ok(Some(_)) => Lock::Taken(token),
             Ok(None) => Lock::Held,
             Err(_) => Lock::Unknown,
@@ -139,7 +143,8 @@ impl Remote {
     }
 
     fn entry(&self, key: &Key, generation: u64) -> String {
-        self.redis.key(&to_hex(key), &format!("answer:{generation}"))
+        self.redis
+            .key(&to_hex(key), &format!("answer:{generation}"))
     }
 
     fn lock_name(&self, key: &Key, generation: u64) -> String {

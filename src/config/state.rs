@@ -140,10 +140,7 @@ pub fn validate(state: &StateConfig, errors: &mut Vec<ConfigError>) {
         ));
     }
     if redis.lease.0 < MIN_LEASE {
-        errors.push(ConfigError::new(
-            "state.redis.lease",
-            "must be at least 1s",
-        ));
+        errors.push(ConfigError::new("state.redis.lease", "must be at least 1s"));
     }
     if redis.max_queued_settlements == 0 {
         errors.push(ConfigError::new(

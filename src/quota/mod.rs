@@ -111,7 +111,7 @@ impl KeyQuota {
     pub async fn reserve(&self, estimate: Estimate) -> Result<Reservation, Box<Response>> {
         let Some(shared) = &self.shared else {
             let (hold, headers) = self.local.reserve(estimate)?;
-            return Ok(Reservation::new(Hold::Local { hold, _slot: None }, headers));
+            return Ok(Reservation::new(Hold::Local { hold }, headers));
         };
         if !self.limited {
             return Ok(Reservation::new(
@@ -127,10 +127,12 @@ impl KeyQuota {
                 let admission = self.local.admit()?;
                 let (hold, mut headers) = self.local.reserve(estimate)?;
                 headers.extend(admission.headers.clone());
-                Ok(Reservation::new(Hold::Local {
-                        hold,
-                        _slot: Some(admission),
-                    }, headers))
+                let fallback = Hold::Fallback {
+                    hold,
+                    settle_later: shared.unleased(),
+                    _slot: admission,
+                };
+                Ok(Reservation::new(fallback, headers))
             }
         }
     }
@@ -202,11 +204,16 @@ impl KeyQuota {
 
 /// Where a reservation is held.
 enum Hold {
-    /// In this process; with the admission it made when it fell back from Redis, whose
-    /// concurrency slot is held as long as the reservation.
+    /// In this process.
     Local {
         hold: LocalHold,
-        _slot: Option<Admission>,
+    },
+    /// In this process while Redis is away (`on_redis_error: allow`), with the admission it
+    /// made here; the settlement still goes to Redis, queued until it is back.
+    Fallback {
+        hold: LocalHold,
+        settle_later: Lease,
+        _slot: Admission,
     },
     Shared(Lease),
 }
@@ -227,9 +234,15 @@ impl Reservation {
     /// shared quotas, the handle resolves once Redis has the settlement.
     pub fn settle(self, model: &str, spent: &Spent) -> Option<Ack> {
         match self.hold {
-            Hold::Local { hold, .. } => {
+            Hold::Local { hold } => {
                 hold.settle(model, spent);
                 None
+            }
+            Hold::Fallback {
+                hold, settle_later, ..
+            } => {
+                hold.settle(model, spent);
+                settle_later.settle(model, spent, false)
             }
             Hold::Shared(lease) => lease.settle(model, spent, true),
         }

@@ -130,11 +130,7 @@ pub fn tokens_per_minute(tpm: u32, level: f64, estimate: u64) -> Box<Response> {
             Some(wait),
         )
     };
-    Box::new(rejection(
-        ApiError::tokens_limited(message),
-        wait,
-        &headers,
-    ))
+    Box::new(rejection(ApiError::tokens_limited(message), wait, &headers))
 }
 
 /// The tokens trio of a per-minute bucket at `level`.

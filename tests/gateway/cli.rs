@@ -1,17 +1,13 @@
 //! The `switchboard` binary itself: `check`, serving, graceful shutdown and what it logs.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
 use crate::common::fake_openai::{FakeOpenAi, KEY};
+use crate::common::process::{BIN, Process};
 use crate::common::{client, sse_data};
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 fn write_config(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("switchboard-cli-{}-{name}", std::process::id()));
@@ -201,102 +197,6 @@ async fn a_relative_data_dir_is_beside_the_config_and_the_start_is_described() {
     process.terminate();
     let (code, _) = process.finish();
     assert_eq!(code, Some(0));
-}
-
-/// A gateway process with JSON logs; its log lines arrive on a channel.
-struct Process {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Process {
-    fn start(config: &PathBuf, env: &[(&str, &str)]) -> Process {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut process = Process::spawn(command);
-        let started = process.wait_for(|line| line["message"] == "listening");
-        process.addr = started["addr"].as_str().unwrap().to_owned();
-        process
-    }
-
-    /// A process from a prepared command, its output piped into the log channel.
-    fn spawn(mut command: Command) -> Process {
-        let mut child = command.spawn().unwrap();
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Process {
-            child,
-            addr: String::new(),
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Reads log lines until one matches; panics after 20 s.
-    fn wait_for(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("log so far: {:#?}", self.log));
-            self.log.push(line.clone());
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && matches(&value)
-            {
-                return value;
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for exit and returns the exit code and every log line.
-    fn finish(mut self) -> (Option<i32>, Vec<String>) {
-        let status = self.child.wait().unwrap();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.log.push(line);
-        }
-        (status.code(), std::mem::take(&mut self.log))
-    }
-}
-
-/// A test that fails midway must not leave its gateway running: it would hold the test
-/// runner's pipes open.
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

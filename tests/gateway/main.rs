@@ -25,5 +25,6 @@ mod mistral;
 mod providers;
 mod python;
 mod quota;
+mod replicas;
 mod resilience;
 mod surface;

@@ -102,6 +102,7 @@ impl Shared {
                 q: key("q"),
                 leases: key("leases").into(),
                 held: key("held"),
+                rate: key("rate"),
                 days: key("days"),
                 gone: key("gone"),
                 models: key("models"),
@@ -119,6 +120,8 @@ pub struct KeyNames {
     leases: Arc<str>,
     /// What each lease holds: `"tokens cost"`.
     held: String,
+    /// The last minute's admissions, for `requests_per_minute`.
+    rate: String,
     /// Tokens and money by day.
     days: String,
     /// Leases that expired unsettled, so a late settlement still counts once.
@@ -175,6 +178,7 @@ impl SharedQuota {
             .key(&self.keys.held)
             .key(&self.keys.days)
             .key(&self.keys.gone)
+            .key(&self.keys.rate)
             .arg(&id)
             .arg(self.shared.lease.as_millis() as u64)
             .arg(rpm)
@@ -186,7 +190,12 @@ impl SharedQuota {
             .arg(today)
             .arg(estimate.tokens)
             .arg(estimate.cost);
-        let verdict = match self.shared.redis.script::<Vec<i64>>("reserve", &invocation).await {
+        let verdict = match self
+            .shared
+            .redis
+            .script::<Vec<i64>>("reserve", &invocation)
+            .await
+        {
             Ok(verdict) => verdict,
             Err(failure) => {
                 // The script may have run before the answer was lost: give its hold back.
@@ -211,12 +220,7 @@ impl SharedQuota {
                 estimate.tokens,
                 &now,
             )),
-            (4, Some(budget)) => Some(refusals::budget(
-                budget,
-                figure_u64(1),
-                estimate.cost,
-                &now,
-            )),
+            (4, Some(budget)) => Some(refusals::budget(budget, figure_u64(1), estimate.cost, &now)),
             _ => Some(refusals::tokens_per_minute(
                 tpm as u32,
                 figure(1) as f64,
@@ -265,7 +269,10 @@ impl SharedQuota {
             .key(&self.keys.models)
             .key(self.shared.redis.key(&self.keys.name, "imported"));
         for (day, usage) in &totals.days {
-            invocation.arg("d").arg(format!("t:{day}")).arg(usage.tokens);
+            invocation
+                .arg("d")
+                .arg(format!("t:{day}"))
+                .arg(usage.tokens);
             invocation.arg("d").arg(format!("c:{day}")).arg(usage.cost);
         }
         for (model, usage) in &totals.models {
@@ -275,11 +282,19 @@ impl SharedQuota {
                 ("o", usage.output_tokens),
                 ("c", usage.cost),
             ] {
-                invocation.arg("m").arg(format!("{kind}:{model}")).arg(amount);
+                invocation
+                    .arg("m")
+                    .arg(format!("{kind}:{model}"))
+                    .arg(amount);
             }
         }
         // A timeout must not leave the caller guessing: this is run by hand, give it time.
-        Ok(self.shared.redis.script::<i64>("import", &invocation).await? == 1)
+        Ok(self
+            .shared
+            .redis
+            .script::<i64>("import", &invocation)
+            .await?
+            == 1)
     }
 
     /// Usage and what is left of each limit, for `GET /admin/usage`, from Redis.
@@ -296,6 +311,7 @@ impl SharedQuota {
             .key(&*self.keys.leases)
             .key(&self.keys.days)
             .key(&self.keys.models)
+            .key(&self.keys.rate)
             .arg(first)
             .arg(today);
         type Row = (
@@ -305,13 +321,23 @@ impl SharedQuota {
             u64,
             u64,
             u64,
-            f64,
+            u64,
             String,
             String,
             f64,
         );
-        let (models, tokens_today, spent, reserved_tokens, reserved_cost, in_flight, tat, level, at, redis_now): Row =
-            self.shared.redis.script("report", &invocation).await?;
+        let (
+            models,
+            tokens_today,
+            spent,
+            reserved_tokens,
+            reserved_cost,
+            in_flight,
+            admitted,
+            level,
+            at,
+            redis_now,
+        ): Row = self.shared.redis.script("report", &invocation).await?;
         let mut figures = Figures::default();
         for pair in models.chunks_exact(2) {
             let (field, value) = (&pair[0], pair[1].parse::<u64>().unwrap_or(0));
@@ -328,12 +354,10 @@ impl SharedQuota {
         }
         let mut out = serde_json::Map::new();
         if let Some(rpm) = limits.requests_per_minute {
-            let interval = 60_000.0 / f64::from(rpm.get());
-            let ahead = (tat - redis_now).max(0.0);
-            let left = ((f64::from(rpm.get()) * interval - ahead) / interval).floor();
+            let left = u64::from(rpm.get()).saturating_sub(admitted);
             out.insert(
                 "requests_per_minute".into(),
-                json!({"limit": rpm, "remaining": left.clamp(0.0, f64::from(rpm.get())) as u64}),
+                json!({"limit": rpm, "remaining": left}),
             );
         }
         if let Some(limit) = limits.max_concurrent {

@@ -137,8 +137,7 @@ impl Outbox {
 
 /// Writes a batch; returns what Redis did not take.
 async fn write(redis: &Redis, batch: Vec<Settlement>) -> Vec<Settlement> {
-    let results =
-        futures_util::future::join_all(batch.iter().map(|s| settle(redis, s))).await;
+    let results = futures_util::future::join_all(batch.iter().map(|s| settle(redis, s))).await;
     let mut failed = Vec::new();
     for (mut settlement, ok) in batch.into_iter().zip(results) {
         if ok {

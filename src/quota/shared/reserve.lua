@@ -1,13 +1,14 @@
 -- Admits one request and reserves what it may use under every limit of one key, atomically.
 -- KEYS: 1 q (hash), 2 leases (zset id -> expiry ms), 3 held (hash id -> "tokens cost"),
---       4 days (hash t:<day>, c:<day>), 5 gone (zset of expired lease ids -> ms)
+--       4 days (hash t:<day>, c:<day>), 5 gone (zset of expired lease ids -> ms),
+--       6 rate (zset of the last minute's admissions -> ms)
 -- ARGV: 1 lease id, 2 lease ms, 3 requests_per_minute, 4 max_concurrent, 5 tokens_per_minute,
 --       6 tokens_per_day, 7 budget (picodollars), 8 first day of the budget period, 9 today,
 --       10 tokens reserved, 11 cost reserved (picodollars); limits of 0 are absent.
 -- Returns {0, requests left, tokens left this minute, tokens used today, money spent} or
 -- {refusal, figure}: 1 max_concurrent (in flight), 2 rate (ms to wait), 3 tokens_per_day
 -- (used), 4 budget (spent), 5 tokens_per_minute (tokens left).
-local q, leases, held, days, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local q, leases, held, days, gone, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, lease = ARGV[1], tonumber(ARGV[2])
 local rpm, conc, tpm = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tpd, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -30,23 +31,25 @@ for _, lost in ipairs(expired) do
   redis.call('ZADD', gone, now, lost)
 end
 
-local state = redis.call('HMGET', q, 'tat', 'bl', 'bt', 'rt', 'rc')
-local reserved_tokens = tonumber(state[4] or '0')
-local reserved_cost = tonumber(state[5] or '0')
+local state = redis.call('HMGET', q, 'bl', 'bt', 'rt', 'rc')
+local reserved_tokens = tonumber(state[3] or '0')
+local reserved_cost = tonumber(state[4] or '0')
 
 if conc > 0 then
   local in_flight = redis.call('ZCARD', leases)
   if in_flight >= conc then return {1, in_flight} end
 end
 
-local tat, rpm_left = nil, -1
+-- A sliding window: never more than the limit in any 60 s, however long a burst lasts.
+local rpm_left = -1
 if rpm > 0 then
-  local interval = 60000 / rpm
-  local from = math.max(tonumber(state[1] or '0'), now)
-  local wait = from - (rpm - 1) * interval - now
-  if wait > 0.001 then return {2, math.ceil(wait)} end
-  tat = from + interval
-  rpm_left = math.floor((rpm * interval - (tat - now)) / interval + 0.001)
+  redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - 60000)
+  local count = redis.call('ZCARD', rate)
+  if count >= rpm then
+    local oldest = redis.call('ZRANGE', rate, 0, 0, 'WITHSCORES')
+    return {2, math.max(1, tonumber(oldest[2]) + 60000 - now)}
+  end
+  rpm_left = rpm - count - 1
 end
 
 local used_today = -1
@@ -70,8 +73,8 @@ end
 
 local level = -1
 if tpm > 0 then
-  level = tonumber(state[2] or tpm)
-  local at = tonumber(state[3] or now)
+  level = tonumber(state[1] or tpm)
+  local at = tonumber(state[2] or now)
   level = math.min(tpm, level + math.max(0, now - at) * tpm / 60000)
   if tokens > tpm or level < tokens then
     redis.call('HSET', q, 'bl', string.format('%.3f', level), 'bt', now)
@@ -81,7 +84,10 @@ if tpm > 0 then
   redis.call('HSET', q, 'bl', string.format('%.3f', level), 'bt', now)
 end
 
-if tat then redis.call('HSET', q, 'tat', string.format('%.3f', tat)) end
+if rpm > 0 then
+  redis.call('ZADD', rate, now, id)
+  redis.call('PEXPIRE', rate, 60000)
+end
 redis.call('ZADD', leases, now + lease, id)
 redis.call('HSET', held, id, ARGV[10] .. ' ' .. ARGV[11])
 if tokens > 0 then redis.call('HINCRBY', q, 'rt', ARGV[10]) end

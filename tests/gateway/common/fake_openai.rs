@@ -13,13 +13,16 @@
 //! and its first event after the pause, as a reasoning model's), `keepalive` (one chunk, then a
 //! `: keep-alive` comment every 100 ms for 600 ms, then the rest), `raw` (the bytes of
 //! [`RAW_STREAM`], whatever the request), `no-stream` (answers whole even when asked to stream),
-//! `per-choice` (two choices, each in chunks of its own, only the first one naming its role).
+//! `per-choice` (two choices, each in chunks of its own, only the first one naming its role),
+//! `gated` (answers once the test opens the gate). Chat requests in flight are counted, and the
+//! most ever in flight at once is kept.
 //! With tools offered, and for `parallel`, `refusal` and `unknown-event`, it answers as
 //! [`super::openai_answer`] scripts it.
 
 use super::fake::{Received, Recorder, error_status};
 use super::openai_answer;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +59,27 @@ struct Shared {
     seen: Mutex<std::collections::HashMap<String, usize>>,
     /// Notified when a streamed answer's body is dropped before it finished: the gateway hung up.
     cancelled: Notify,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    /// `gated` requests wait until this says true.
+    gate: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+}
+
+/// A chat request in flight, counted until its handler ends or is dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> InFlight {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A running fake.
@@ -97,6 +121,30 @@ impl FakeOpenAi {
 
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.all()
+    }
+
+    /// Chat requests being answered now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most chat requests ever answered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.peak.load(Ordering::SeqCst)
+    }
+
+    /// Lets every `gated` request, waiting or to come, answer.
+    pub fn open_gate(&self) {
+        self.gate_sender().send_replace(true);
+    }
+
+    fn gate_sender(&self) -> tokio::sync::watch::Sender<bool> {
+        self.shared
+            .gate
+            .lock()
+            .unwrap()
+            .get_or_insert_with(|| tokio::sync::watch::channel(false).0)
+            .clone()
     }
 
     /// Waits until a stream the fake was sending is dropped by the gateway.
@@ -176,6 +224,7 @@ async fn chat(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    let _counted = InFlight::enter(&shared);
     if let Err(response) = check_request(&shared, "/v1/chat/completions", &headers, &body) {
         return *response;
     }
@@ -236,6 +285,14 @@ async fn chat(
     }
     if model == "slow" {
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if model == "gated" {
+        let mut open = {
+            let mut gate = shared.gate.lock().unwrap();
+            gate.get_or_insert_with(|| tokio::sync::watch::channel(false).0)
+                .subscribe()
+        };
+        let _ = open.wait_for(|open| *open).await;
     }
     if model == "garbage" {
         return (StatusCode::OK, "{ this is not json").into_response();

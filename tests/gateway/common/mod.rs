@@ -10,6 +10,8 @@ pub mod fake_gemini;
 pub mod fake_mistral;
 pub mod fake_openai;
 pub mod openai_answer;
+pub mod process;
+pub mod redis;
 
 use std::net::SocketAddr;
 

@@ -1,0 +1,603 @@
+//! Replicas sharing one Redis behave as one gateway: limits admit exactly across them, spend is
+//! never lost (a replica SIGKILLed, Redis killed), the cache is shared, and a Redis outage is
+//! survived under both `on_redis_error` policies. Real `redis-server`s and gateway processes.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::fake_openai::{FakeOpenAi, KEY};
+use crate::common::process::Process;
+use crate::common::redis::{RedisCluster, RedisServer};
+use crate::common::{client, sse_data, temp_dir};
+
+const ADMIN: &str = "sk-admin-replicas";
+
+/// The fake's whole answer reports 19 prompt + 10 completion tokens; "hello" is estimated at 8
+/// prompt tokens, so `max_tokens: 21` reserves exactly what a call uses (see `quota.rs`).
+const CALL_TOKENS: u64 = 29;
+
+fn call(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 21, "messages": [{"role": "user", "content": "hello"}]})
+}
+
+/// Gateway processes started from one config, each with its own data directory.
+struct Replicas {
+    template: String,
+    processes: Vec<Option<Process>>,
+    configs: Vec<PathBuf>,
+}
+
+impl Replicas {
+    /// `n` replicas of `yaml`, whose `{data_dir}` each replica fills with a directory of its own.
+    fn start(yaml: &str, n: usize) -> Replicas {
+        let mut replicas = Replicas {
+            template: yaml.to_owned(),
+            processes: Vec::new(),
+            configs: Vec::new(),
+        };
+        for _ in 0..n {
+            let dir = temp_dir();
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("config.yaml");
+            let text = replicas.template.replace(
+                "{data_dir}",
+                &format!("{:?}", dir.join("data").display().to_string()),
+            );
+            std::fs::write(&config, text).unwrap();
+            replicas.processes.push(Some(Process::start(&config, &[])));
+            replicas.configs.push(config);
+        }
+        replicas
+    }
+
+    fn url(&self, i: usize, path: &str) -> String {
+        self.processes[i]
+            .as_ref()
+            .expect("replica running")
+            .url(path)
+    }
+
+    fn running(&self) -> Vec<usize> {
+        (0..self.processes.len())
+            .filter(|&i| self.processes[i].is_some())
+            .collect()
+    }
+
+    /// SIGKILL: no drain, no settlement flushed.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut process) = self.processes[i].take() {
+            process.kill();
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.processes[i] = Some(Process::start(&self.configs[i], &[]));
+    }
+}
+
+struct Reply {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+async fn post(url: String, key: &'static str, body: Value) -> Reply {
+    match client().post(url).bearer_auth(key).json(&body).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let text = response.text().await.unwrap_or_default();
+            let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+            Reply {
+                status,
+                headers,
+                body,
+                text,
+            }
+        }
+        // A replica killed under the request: no answer, status 0.
+        Err(_) => Reply {
+            status: 0,
+            headers: Default::default(),
+            body: Value::Null,
+            text: String::new(),
+        },
+    }
+}
+
+/// Sends `count` copies of `body` at once, round-robin over the running replicas.
+async fn spread(replicas: &Replicas, count: usize, key: &'static str, body: &Value) -> Vec<Reply> {
+    let running = replicas.running();
+    let urls: Vec<String> = (0..count)
+        .map(|n| replicas.url(running[n % running.len()], "/v1/chat/completions"))
+        .collect();
+    futures_util::future::join_all(urls.into_iter().map(|url| post(url, key, body.clone()))).await
+}
+
+async fn usage(url: String, key: &str) -> Value {
+    let response = client().get(url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("{key} in {report}"))
+}
+
+/// Tokens the 200 answers among `replies` reported.
+fn tokens_answered(replies: &[Reply]) -> u64 {
+    replies
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| {
+            r.body["usage"]["total_tokens"]
+                .as_u64()
+                .expect("usage in a 200")
+        })
+        .sum()
+}
+
+/// Waits until every running replica's `/admin/usage` shows `tokens` for `key`; the last
+/// settlements may still be on their way to Redis. Panics with what they showed after 15 s.
+async fn wait_for_ledger(replicas: &Replicas, key: &str, tokens: u64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut seen = Vec::new();
+        for i in replicas.running() {
+            let report = usage(replicas.url(i, "/admin/usage"), key).await;
+            let used = report["input_tokens"].as_u64().unwrap()
+                + report["output_tokens"].as_u64().unwrap();
+            seen.push(used);
+        }
+        if seen.iter().all(|&used| used == tokens) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "answers reported {tokens} tokens; replicas' ledgers say {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn config(fake: &FakeOpenAi, redis_url: &str, state_extra: &str, keys: &str) -> String {
+    format!(
+        "server: {{ admin_key: {ADMIN} }}
+providers: {{ up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\" }} }}
+models:
+  - {{ name: priced, targets: [ {{ provider: up, model: ok, pricing: {{ input: 0, output: 1000000 }} }} ] }}
+  - {{ name: gated, targets: [ {{ provider: up, model: gated }} ] }}
+  - {{ name: slow, targets: [ {{ provider: up, model: delay-300 }} ] }}
+keys:
+{keys}
+state:
+  data_dir: {{data_dir}}
+  redis: {{ url: {redis_url}, lease: 2s, timeout: 500ms }}
+{state_extra}
+",
+        fake.base_url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_and_a_budget_admit_exactly_across_three_replicas() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    // $1 per output token: a call's 10 tokens cost $10, a budget of $70 holds exactly 7.
+    let keys = "  - { name: rated, key: sk-rated, limits: { requests_per_minute: 50 } }
+  - { name: budgeted, key: sk-budget, limits: { budget_usd: { amount: 70, period: month } } }";
+    let replicas = Replicas::start(&config(&fake, &redis.url(), "", keys), 3);
+
+    let replies = spread(&replicas, 200, "sk-rated", &call("up/ok")).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(
+        (ok, refused.len()),
+        (50, 150),
+        "exactly the limit, over all replicas"
+    );
+    for reply in &refused {
+        let retry: u64 = reply.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(reply.body["error"]["code"], "rate_limit_exceeded");
+    }
+    assert_eq!(fake.received().len(), 50);
+
+    let before = fake.received().len();
+    let body = json!({"model": "priced", "max_tokens": 10, "messages": [{"role": "user", "content": "hello"}]});
+    let replies = spread(&replicas, 30, "sk-budget", &body).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok, 7, "a budget for 7 calls admits 7");
+    assert_eq!(fake.received().len() - before, 7, "7 reach the provider");
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        assert_eq!(reply.status, 429);
+        assert_eq!(
+            reply.body["error"]["code"], "insufficient_quota",
+            "{}",
+            reply.text
+        );
+    }
+    let report = usage(replicas.url(2, "/admin/usage"), "budgeted").await;
+    assert_eq!(report["cost_usd"], 70.0);
+    assert_eq!(report["limits"]["budget_usd"]["remaining"], 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_flight_slots_are_shared_and_a_killed_replica_gives_its_back() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: capped, key: sk-capped, limits: { max_concurrent: 5 } }
+  - { name: pair, key: sk-pair, limits: { max_concurrent: 2 } }";
+    let mut replicas = Replicas::start(&config(&fake, &redis.url(), "", keys), 3);
+
+    let replies = spread(&replicas, 50, "sk-capped", &call("slow")).await;
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
+    assert!(
+        replies.iter().any(|r| r.status == 429),
+        "some were over the cap"
+    );
+    assert!(
+        fake.peak_in_flight() <= 5,
+        "the upstream saw {} at once",
+        fake.peak_in_flight()
+    );
+    let report = usage(replicas.url(0, "/admin/usage"), "capped").await;
+    assert_eq!(
+        report["limits"]["max_concurrent"]["in_flight"], 0,
+        "all given back"
+    );
+
+    // Two requests held upstream through replica 2, which then dies holding both slots.
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(post(
+                replicas.url(2, "/v1/chat/completions"),
+                "sk-pair",
+                call("gated"),
+            ))
+        })
+        .collect();
+    while fake.in_flight() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let full = post(
+        replicas.url(0, "/v1/chat/completions"),
+        "sk-pair",
+        call("up/ok"),
+    )
+    .await;
+    assert_eq!(full.status, 429, "both slots are held: {}", full.text);
+    replicas.kill(2);
+    for request in held {
+        assert_eq!(request.await.unwrap().status, 0, "killed under the request");
+    }
+    // The lease is 2 s: the slots come back once it runs out, without the dead replica.
+    let killed = Instant::now();
+    loop {
+        let reply = post(
+            replicas.url(0, "/v1/chat/completions"),
+            "sk-pair",
+            call("up/ok"),
+        )
+        .await;
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 429);
+        assert!(
+            killed.elapsed() < Duration::from_secs(10),
+            "slots never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        killed.elapsed() >= Duration::from_secs(1),
+        "not before the lease runs out"
+    );
+    fake.open_gate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spend_answered_equals_the_ledger_after_a_replica_is_killed_mid_load() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: metered, key: sk-metered, limits: { tokens_per_day: 10000000 } }";
+    let mut replicas = Replicas::start(&config(&fake, &redis.url(), "", keys), 3);
+    let mut answered = 0;
+
+    let first = spread(&replicas, 60, "sk-metered", &call("up/ok")).await;
+    answered += tokens_answered(&first);
+    // Load in flight on replica 1 when it dies: held upstream, so none of it is answered.
+    let held: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(post(
+                replicas.url(1, "/v1/chat/completions"),
+                "sk-metered",
+                call("gated"),
+            ))
+        })
+        .collect();
+    let elsewhere = tokio::spawn(spread_owned(
+        vec![
+            replicas.url(0, "/v1/chat/completions"),
+            replicas.url(2, "/v1/chat/completions"),
+        ],
+        40,
+        "sk-metered",
+        call("up/ok"),
+    ));
+    while fake.in_flight() < 4 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    replicas.kill(1);
+    fake.open_gate();
+    for request in held {
+        assert_eq!(request.await.unwrap().status, 0);
+    }
+    answered += tokens_answered(&elsewhere.await.unwrap());
+    replicas.restart(1);
+    let last = spread(&replicas, 60, "sk-metered", &call("up/ok")).await;
+    assert!(last.iter().all(|r| r.status == 200));
+    answered += tokens_answered(&last);
+    assert_eq!(answered, 160 * CALL_TOKENS);
+    wait_for_ledger(&replicas, "metered", answered).await;
+}
+
+async fn spread_owned(
+    urls: Vec<String>,
+    count: usize,
+    key: &'static str,
+    body: Value,
+) -> Vec<Reply> {
+    let calls = (0..count).map(|n| post(urls[n % urls.len()].clone(), key, body.clone()));
+    futures_util::future::join_all(calls).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cache_is_shared_and_one_miss_calls_upstream_for_every_replica() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: c, key: sk-c }";
+    let yaml = format!(
+        "{}cache: {{ enabled: true }}\n",
+        config(&fake, &redis.url(), "", keys)
+    );
+    let replicas = Replicas::start(&yaml, 3);
+    let cached = |text: &str| json!({"model": "up/ok", "temperature": 0, "messages": [{"role": "user", "content": text}]});
+    let status = |reply: &Reply| {
+        reply.headers["x-switchboard-cache"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    let miss = post(
+        replicas.url(0, "/v1/chat/completions"),
+        "sk-c",
+        cached("one"),
+    )
+    .await;
+    assert_eq!(status(&miss), "miss");
+    for i in [1, 2] {
+        let hit = post(
+            replicas.url(i, "/v1/chat/completions"),
+            "sk-c",
+            cached("one"),
+        )
+        .await;
+        assert_eq!(status(&hit), "hit", "replica {i}");
+        assert_eq!(hit.body["choices"], miss.body["choices"]);
+    }
+    assert_eq!(fake.received().len(), 1);
+
+    // A streamed miss on one replica replays as a stream on another.
+    let mut streamed = cached("two");
+    streamed["stream"] = json!(true);
+    let first = post(
+        replicas.url(0, "/v1/chat/completions"),
+        "sk-c",
+        streamed.clone(),
+    )
+    .await;
+    assert_eq!(status(&first), "miss");
+    let replay = post(
+        replicas.url(1, "/v1/chat/completions"),
+        "sk-c",
+        streamed.clone(),
+    )
+    .await;
+    assert_eq!(status(&replay), "hit");
+    assert!(
+        replay.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = sse_data(&replay.text);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(fake.received().len(), 2);
+
+    // 30 identical misses at once over three replicas: one upstream call.
+    let slow = json!({"model": "slow", "temperature": 0, "messages": [{"role": "user", "content": "three"}]});
+    let replies = spread(&replicas, 30, "sk-c", &slow).await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    assert_eq!(fake.received().len(), 3, "one call for thirty requests");
+    let answers: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| r.body["choices"].to_string())
+        .collect();
+    assert_eq!(answers.len(), 1, "everyone got the one answer");
+}
+
+/// Redis killed under load and restarted: with `deny`, 503 while it is down and service again
+/// within seconds of its return; with `allow`, no request fails. No settlement is lost either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_outage_is_survived_and_no_settlement_is_lost() {
+    for policy in ["deny", "allow"] {
+        let mut redis = RedisServer::durable();
+        let fake = FakeOpenAi::start().await;
+        let keys = "  - { name: k, key: sk-k, limits: { tokens_per_day: 10000000, requests_per_minute: 100000 } }";
+        let extra = format!("  on_redis_error: {policy}");
+        let replicas = Replicas::start(&config(&fake, &redis.url(), &extra, keys), 3);
+        let mut answered = tokens_answered(&spread(&replicas, 30, "sk-k", &call("up/ok")).await);
+
+        // Requests in flight (held upstream) when Redis dies: they settle after it is back.
+        let held = tokio::spawn(spread_owned(
+            vec![replicas.url(0, "/v1/chat/completions")],
+            3,
+            "sk-k",
+            call("gated"),
+        ));
+        while fake.in_flight() < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        redis.kill();
+        fake.open_gate();
+        let during = spread(&replicas, 30, "sk-k", &call("up/ok")).await;
+        let ready = client()
+            .get(replicas.url(1, "/ready"))
+            .send()
+            .await
+            .unwrap();
+        let ready_status = ready.status().as_u16();
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(ready["state"], "degraded", "{ready}");
+        assert!(ready["state_cause"].as_str().is_some_and(|c| !c.is_empty()));
+        if policy == "deny" {
+            assert_eq!(ready_status, 503);
+            for reply in &during {
+                assert_eq!(reply.status, 503, "{}", reply.text);
+                assert_eq!(reply.body["error"]["code"], "state_unavailable");
+            }
+        } else {
+            assert_eq!(ready_status, 200);
+            assert!(
+                during.iter().all(|r| r.status == 200),
+                "allow: nothing fails"
+            );
+        }
+        answered += tokens_answered(&during);
+        answered += tokens_answered(&held.await.unwrap());
+
+        redis.restart();
+        // Each replica probes Redis again within a fraction of a second of a request.
+        let back = Instant::now();
+        for i in replicas.running() {
+            loop {
+                let reply = post(
+                    replicas.url(i, "/v1/chat/completions"),
+                    "sk-k",
+                    call("up/ok"),
+                )
+                .await;
+                if reply.status == 200 {
+                    answered += tokens_answered(&[reply]);
+                    break;
+                }
+                let waited = back.elapsed();
+                assert!(
+                    waited < Duration::from_secs(10),
+                    "{policy}: no recovery: {}",
+                    reply.text
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let after = spread(&replicas, 30, "sk-k", &call("up/ok")).await;
+        let statuses: Vec<u16> = after.iter().map(|r| r.status).collect();
+        assert!(statuses.iter().all(|&s| s == 200), "{policy}: {statuses:?}");
+        answered += tokens_answered(&after);
+        wait_for_ledger(&replicas, "k", answered).await;
+        let ready: Value = client()
+            .get(replicas.url(0, "/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["state"], "ok");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_admits_exactly_across_replicas_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: rated, key: sk-rated, limits: { requests_per_minute: 50, tokens_per_day: 10000000 } }
+  - { name: other, key: sk-other, limits: { requests_per_minute: 10 } }";
+    let replicas = Replicas::start(&config(&fake, &cluster.urls_yaml(), "", keys), 3);
+    let replies = spread(&replicas, 200, "sk-rated", &call("up/ok")).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok, 50, "exactly the limit on a cluster");
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
+    let replies = spread(&replicas, 40, "sk-other", &call("up/ok")).await;
+    assert_eq!(replies.iter().filter(|r| r.status == 200).count(), 10);
+    wait_for_ledger(&replicas, "rated", 50 * CALL_TOKENS).await;
+}
+
+/// `switchboard state import` moves the embedded mode's usage into Redis, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_of_the_embedded_mode_is_imported_into_redis_once() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: moved, key: sk-moved, limits: { tokens_per_day: 10000000 } }";
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = format!("{:?}", dir.join("data").display().to_string());
+    let embedded = config(&fake, &redis.url(), "", keys)
+        .replace("  redis: ", "  # redis: ")
+        .replace("{data_dir}", &data);
+    let embedded_path = dir.join("embedded.yaml");
+    std::fs::write(&embedded_path, &embedded).unwrap();
+    let gateway = Process::start(&embedded_path, &[]);
+    let calls = (0..5).map(|_| {
+        post(
+            gateway.url("/v1/chat/completions"),
+            "sk-moved",
+            call("up/ok"),
+        )
+    });
+    let answered = tokens_answered(&futures_util::future::join_all(calls).await);
+    gateway.terminate();
+    gateway.finish();
+
+    let shared_path = dir.join("shared.yaml");
+    std::fs::write(
+        &shared_path,
+        config(&fake, &redis.url(), "", keys).replace("{data_dir}", &data),
+    )
+    .unwrap();
+    let import = |expect: &str| {
+        let output = std::process::Command::new(crate::common::process::BIN)
+            .args(["state", "import", "--config"])
+            .arg(&shared_path)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(said.contains(expect), "{said}");
+    };
+    import("moved: usage imported");
+    import("moved: imported before");
+    let replicas = Replicas::start(&config(&fake, &redis.url(), "", keys), 2);
+    wait_for_ledger(&replicas, "moved", answered).await;
+    let report = usage(replicas.url(1, "/admin/usage"), "moved").await;
+    assert_eq!(report["requests"], 5);
+    assert_eq!(report["limits"]["tokens_per_day"]["used"], answered);
+}
