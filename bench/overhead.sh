@@ -11,6 +11,8 @@ SKIP_GATEWAY=${SKIP_GATEWAY:-0}
 FLOOR=${FLOOR:-0}                    # 1 adds axum-floor (bench/floor): the HTTP stack alone
 KEEP_TMP=${KEEP_TMP:-0}
 LIMITS=${LIMITS:-0}                  # 1: requests carry a key with every limit set (token counting on)
+REDIS=${REDIS:-0}                    # 1 (with LIMITS=1): also target "redis", the same gateway with
+                                     # state.redis on a redis-server sharing the load generator's core
 ROUNDS=${ROUNDS:-1}                  # >1: every scenario again, targets interleaved; medians at the end
 PORT_UP=${PORT_UP:-18081}
 PORT_UP_SSE=${PORT_UP_SSE:-18082}
@@ -20,6 +22,8 @@ PORT_GW=${PORT_GW:-18085}
 PORT_FLOOR=${PORT_FLOOR:-18086}
 PORT_FLOOR_SSE=${PORT_FLOOR_SSE:-18087}
 PORT_COMPARE=${PORT_COMPARE:-18088}
+PORT_REDIS=${PORT_REDIS:-18089}
+PORT_GW_REDIS=${PORT_GW_REDIS:-18090}
 # The proxy under test gets a core to itself; wrk and the upstream share the
 # other, so the proxy's own cost is not blurred by the load generator's.
 CORE_PROXY=${CORE_PROXY:-0}
@@ -98,6 +102,9 @@ ports=("$PORT_UP" "$PORT_UP_SSE" "$PORT_PROXY" "$PORT_PROXY_SSE")
 [[ $SKIP_GATEWAY == 1 ]] || ports+=("$PORT_GW")
 [[ $FLOOR != 1 ]] || ports+=("$PORT_FLOOR" "$PORT_FLOOR_SSE")
 [[ -z $COMPARE_BIN ]] || ports+=("$PORT_COMPARE")
+[[ $REDIS != 1 ]] || ports+=("$PORT_REDIS" "$PORT_GW_REDIS")
+[[ $REDIS != 1 || $LIMITS == 1 ]] || die "REDIS=1 needs LIMITS=1: Redis holds a key's limits"
+[[ $REDIS != 1 ]] || command -v redis-server >/dev/null || die "REDIS=1 needs redis-server"
 for p in "${ports[@]}"; do
     ! port_in_use "$p" || die "port $p is already in use (override with PORT_* variables)"
 done
@@ -215,9 +222,9 @@ PROXY_PID=$NGINX_PID
 wait_ready "proxy nginx" "$PROXY_PID" "http://127.0.0.1:$PORT_PROXY/" "$RUN/proxy/error.log"
 wait_ready "proxy nginx" "$PROXY_PID" "http://127.0.0.1:$PORT_PROXY_SSE/" "$RUN/proxy/error.log"
 
-start_gateway() { # name binary port; sets GATEWAY_PID
+start_gateway() { # name binary port [config]; sets GATEWAY_PID
     (RUST_LOG=warn pinned "$CORE_PROXY" "$2" serve \
-        --config "$RUN/switchboard.yaml" --listen "127.0.0.1:$3") \
+        --config "${4:-$RUN/switchboard.yaml}" --listen "127.0.0.1:$3") \
         >"$RUN/$1.log" 2>&1 &
     GATEWAY_PID=$!
     STARTED+=("$GATEWAY_PID")
@@ -263,6 +270,21 @@ EOF
     GW_PID=$GATEWAY_PID
 fi
 
+REDIS_GW_PID=
+if [[ $REDIS == 1 ]]; then
+    (pinned "$CORE_LOAD" redis-server --port "$PORT_REDIS" --bind 127.0.0.1 --save "" \
+        --appendonly no) >"$RUN/redis.log" 2>&1 &
+    STARTED+=("$!")
+    for ((i = 0; i < 100; i++)); do
+        redis-cli -p "$PORT_REDIS" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    sed -e "s|^state: .*|state: { data_dir: \"$RUN/data-redis\", redis: { url: \"redis://127.0.0.1:$PORT_REDIS\" } }|" \
+        "$RUN/switchboard.yaml" >"$RUN/switchboard-redis.yaml"
+    start_gateway redis "$SWITCHBOARD_BIN" "$PORT_GW_REDIS" "$RUN/switchboard-redis.yaml"
+    REDIS_GW_PID=$GATEWAY_PID
+fi
+
 COMPARE_PID=
 if [[ -n $COMPARE_BIN ]]; then
     [[ -f $RUN/switchboard.yaml ]] || die "COMPARE_BIN needs the gateway (SKIP_GATEWAY=0)"
@@ -298,6 +320,7 @@ url_for() { # target mode
     nginx/sse) port=$PORT_PROXY_SSE ;;
     switchboard/*) port=$PORT_GW ;;
     compare/*) port=$PORT_COMPARE ;;
+    redis/*) port=$PORT_GW_REDIS ;;
     axum-floor/json) port=$PORT_FLOOR ;;
     axum-floor/sse) port=$PORT_FLOOR_SSE ;;
     esac
@@ -325,6 +348,7 @@ TARGETS=(direct nginx)
 [[ $FLOOR != 1 ]] || TARGETS+=(axum-floor)
 [[ $SKIP_GATEWAY == 1 ]] || TARGETS+=(switchboard)
 [[ -z $COMPARE_BIN ]] || TARGETS+=(compare)
+[[ $REDIS != 1 ]] || TARGETS+=(redis)
 for t in "${TARGETS[@]}"; do
     check_target "$t" json
     check_target "$t" sse
@@ -366,6 +390,7 @@ for mode in json sse; do
                 nginx) read -r -a pids <<<"$(nginx_workers "$PROXY_PID")" ;;
                 switchboard) pids=("$GW_PID") ;;
                 compare) pids=("$COMPARE_PID") ;;
+                redis) pids=("$REDIS_GW_PID") ;;
                 axum-floor) pids=("$FLOOR_PID") ;;
                 esac
 
@@ -467,6 +492,7 @@ cpu_ratios() { # target base
 }
 [[ $SKIP_GATEWAY == 1 ]] || cpu_ratios switchboard nginx
 [[ -z $COMPARE_BIN ]] || cpu_ratios compare switchboard
+[[ $REDIS != 1 ]] || cpu_ratios redis switchboard
 echo
 echo 'p50/p99 from wrk --latency; +p50 is over direct at the same mode and connections.'
 echo 'cpu/req is utime+stime of the proxy process (nginx worker / switchboard) over the run,'

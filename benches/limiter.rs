@@ -8,8 +8,9 @@ use std::hint::black_box;
 use std::num::{NonZeroU32, NonZeroU64};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use futures_util::FutureExt;
 use switchboard::config::{BudgetConfig, BudgetPeriod, LimitsConfig};
-use switchboard::quota::{Estimate, KeyQuota};
+use switchboard::quota::{Door, Estimate, KeyQuota};
 use switchboard::usage::{Ledger, Spent};
 
 const KEYS: usize = 1000;
@@ -31,17 +32,30 @@ fn limits() -> LimitsConfig {
 fn quotas(ledger: &Ledger, names: &[String]) -> Vec<KeyQuota> {
     names
         .iter()
-        .map(|name| KeyQuota::new(Some(&limits()), ledger.account(name).expect("account")))
+        .map(|name| {
+            KeyQuota::new(
+                Some(&limits()),
+                ledger.account(name).expect("account"),
+                None,
+            )
+        })
         .collect()
 }
 
 fn one_request(quota: &KeyQuota) {
-    let admission = quota.admit().expect("admitted");
+    // Quotas kept in this process never wait: their futures are ready at the first poll.
+    let admission = quota
+        .admit(Door::Other)
+        .now_or_never()
+        .expect("ready")
+        .expect("admitted");
     let reservation = quota
         .reserve(Estimate {
             tokens: 500,
             cost: 1_000_000,
         })
+        .now_or_never()
+        .expect("ready")
         .expect("reserved");
     let spent = Spent {
         input_tokens: 120,

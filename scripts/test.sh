@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test: creates the Python venv the SDK tests use (once), then the Rust test suite.
+# Runs every test: installs the Debian packages tests start (redis-server) when missing, creates
+# the Python venv the SDK tests use (once), then the Rust test suite.
 # Usage: ./scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source scripts/system-deps.sh
 source scripts/venv.sh
 
 export SWITCHBOARD_PYTHON="$PWD/.venv/bin/python"

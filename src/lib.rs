@@ -30,4 +30,11 @@ pub mod quota;
 pub mod usage;
 
 pub use config::Config;
+
+/// Parsers the fuzz targets feed that are not otherwise public: not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A cached answer as stored in the Redis the replicas share (`sb1\n<ms>\n<target>\n<json>`).
+    pub use crate::cache::remote::decode as cache_entry;
+}
 pub use server::{BuildError, Gateway};

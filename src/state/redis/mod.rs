@@ -196,7 +196,8 @@ fn is_script_error(error: &redis::RedisError) -> bool {
     )
 }
 
-/// What connections are made from.
+/// What connections are made from; one per gateway, so the cluster's is not boxed.
+#[allow(clippy::large_enum_variant)]
 enum Client {
     Single(redis::Client),
     Cluster(redis::cluster::ClusterClient),
