@@ -15,8 +15,6 @@ use axum::response::Response;
 use redis::Script;
 use serde_json::{Value, json};
 
-pub use outbox::Ack;
-
 use super::Estimate;
 use super::calendar::{Now, midnight};
 use super::headers::RateHeaders;
@@ -451,20 +449,29 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Queues the settlement of what the request used of `model`; with `ack`, a handle that
-    /// resolves once Redis has it.
-    pub fn settle(mut self, model: &str, spent: &Spent, ack: bool) -> Option<Ack> {
+    /// Settles what the request used of `model`: with `now`, handed back to be written by the
+    /// request itself (no queue, no other task to wake); otherwise queued.
+    pub fn settle(mut self, model: &str, spent: &Spent, now: bool) -> Option<Ack> {
         self.open = false;
-        self.close(model, spent, true, ack)
+        let settlement = self.settlement(model, spent, true)?;
+        if now {
+            return Some(Ack {
+                shared: self.shared.clone(),
+                settlement: Some(settlement),
+            });
+        }
+        self.shared.outbox.push(settlement);
+        None
     }
 
-    fn close(&self, model: &str, spent: &Spent, charge: bool, ack: bool) -> Option<Ack> {
+    /// The settlement of this hold; `None` for a release of a hold that holds nothing.
+    fn settlement(&self, model: &str, spent: &Spent, charge: bool) -> Option<Settlement> {
         if self.leased {
             self.shared.leases.forget(&self.keys.leases, &self.id);
         } else if !charge {
             return None;
         }
-        let settlement = Settlement {
+        Some(Settlement {
             keys: self.keys.clone(),
             id: self.id.clone(),
             leased: self.leased,
@@ -475,11 +482,34 @@ impl Lease {
             cost: spent.cost,
             tpm: self.tpm,
             charge,
-            ack: None,
-        };
-        // Past a few timeouts without an answer, Redis is away: the answer need not wait.
-        let bound = ack.then(|| self.shared.redis.timeout() * 4);
-        self.shared.outbox.push(settlement, bound)
+        })
+    }
+}
+
+/// A settlement not written yet: [`written`](Self::written) writes it, and queues it if Redis
+/// does not take it; dropped unwritten, it is queued.
+pub struct Ack {
+    shared: Arc<Shared>,
+    settlement: Option<Settlement>,
+}
+
+impl Ack {
+    /// Writes the settlement now, so spend is on record before the answer ends; if Redis is
+    /// away it is queued and the answer goes on.
+    pub async fn written(mut self) {
+        if let Some(settlement) = self.settlement.take()
+            && !outbox::write(&self.shared.redis, &settlement).await
+        {
+            self.shared.outbox.push(settlement);
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if let Some(settlement) = self.settlement.take() {
+            self.shared.outbox.push(settlement);
+        }
     }
 }
 
@@ -491,7 +521,9 @@ impl Drop for Lease {
                 output_tokens: 0,
                 cost: 0,
             };
-            self.close("", &nothing, false, false);
+            if let Some(release) = self.settlement("", &nothing, false) {
+                self.shared.outbox.push(release);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Script;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::KeyNames;
 use crate::state::redis::{Redis, RedisFailure};
@@ -32,21 +32,6 @@ pub struct Settlement {
     pub tpm: u32,
     /// Charge a request (a settlement), or only give the hold back (a release).
     pub charge: bool,
-    pub ack: Option<oneshot::Sender<()>>,
-}
-
-/// Resolves once the settlement is in Redis.
-pub struct Ack {
-    receiver: oneshot::Receiver<()>,
-    bound: Duration,
-}
-
-impl Ack {
-    /// Waits for the write, at most a few Redis timeouts: past that Redis is away, the
-    /// settlement stays queued and the answer goes out anyway.
-    pub async fn written(self) {
-        let _ = tokio::time::timeout(self.bound, self.receiver).await;
-    }
 }
 
 /// The queue and its writer's end.
@@ -72,22 +57,12 @@ impl Outbox {
         }
     }
 
-    /// Queues a settlement; with `ack` (the longest to wait for it), a handle that resolves
-    /// once it is written, if the queue took it.
-    pub fn push(&self, mut settlement: Settlement, ack: Option<Duration>) -> Option<Ack> {
-        let (ack, receiver) = match ack {
-            Some(bound) => {
-                let (sender, receiver) = oneshot::channel();
-                (Some(sender), Some((receiver, bound)))
-            }
-            None => (None, None),
-        };
-        settlement.ack = ack;
+    /// Queues a settlement to be written by the outbox's task.
+    pub fn push(&self, settlement: Settlement) {
         match self.sender.try_send(settlement) {
             Ok(()) => {
                 let pending = self.pending.fetch_add(1, Ordering::Relaxed) + 1;
                 self.metrics.state.queued(pending);
-                receiver.map(|(receiver, bound)| Ack { receiver, bound })
             }
             Err(error) => {
                 let settlement = error.into_inner();
@@ -100,7 +75,6 @@ impl Outbox {
                     "settlement dropped: the queue for Redis is full (state.redis.max_queued_settlements)"
                 );
                 self.metrics.state.dropped();
-                None
             }
         }
     }
@@ -121,7 +95,7 @@ impl Outbox {
             let taken = batch.len();
             let mut pause = Duration::from_millis(50);
             loop {
-                batch = write(&redis, std::mem::take(&mut batch)).await;
+                batch = write_all(&redis, std::mem::take(&mut batch)).await;
                 if batch.is_empty() {
                     break;
                 }
@@ -136,24 +110,18 @@ impl Outbox {
 }
 
 /// Writes a batch; returns what Redis did not take.
-async fn write(redis: &Redis, batch: Vec<Settlement>) -> Vec<Settlement> {
-    let results = futures_util::future::join_all(batch.iter().map(|s| settle(redis, s))).await;
-    let mut failed = Vec::new();
-    for (mut settlement, ok) in batch.into_iter().zip(results) {
-        if ok {
-            if let Some(ack) = settlement.ack.take() {
-                let _ = ack.send(());
-            }
-        } else {
-            failed.push(settlement);
-        }
-    }
-    failed
+async fn write_all(redis: &Redis, batch: Vec<Settlement>) -> Vec<Settlement> {
+    let results = futures_util::future::join_all(batch.iter().map(|s| write(redis, s))).await;
+    batch
+        .into_iter()
+        .zip(results)
+        .filter_map(|(settlement, done)| (!done).then_some(settlement))
+        .collect()
 }
 
 /// Whether the settlement is done with: written, or refused by Redis itself (a retry would be
 /// refused again, and would hold up the whole queue).
-async fn settle(redis: &Redis, s: &Settlement) -> bool {
+pub async fn write(redis: &Redis, s: &Settlement) -> bool {
     let k = &s.keys;
     let mut invocation = SETTLE.prepare_invoke();
     invocation
