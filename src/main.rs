@@ -51,7 +51,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum StateAction {
-    /// Copy the usage kept in `state.data_dir` into `state.redis`, once per key. Stop the
+    /// Copy the usage and context documents kept in `state.data_dir` into `state.redis`. Stop the
     /// gateway that uses the data directory first.
     Import {
         /// The config file naming both.
@@ -150,19 +150,23 @@ fn import(path: &Path) -> ExitCode {
     let imported = read(path).and_then(|config| {
         let runtime = runtime().context("starting the runtime")?;
         runtime
-            .block_on(switchboard::import::usage(&config))
+            .block_on(switchboard::import::all(&config))
             .map_err(anyhow::Error::new)
     });
     match imported {
-        Ok(keys) => {
-            for (key, outcome) in &keys {
+        Ok(report) => {
+            for (key, outcome) in &report.keys {
                 let said = match outcome {
                     Imported::Added => "usage imported",
                     Imported::AlreadyThere => "imported before: left as it is",
                 };
                 println!("{key}: {said}");
             }
-            println!("{} keys", keys.len());
+            let (added, present) = report.documents;
+            println!(
+                "{} keys; context: {added} documents imported, {present} already in Redis",
+                report.keys.len()
+            );
             ExitCode::SUCCESS
         }
         Err(error) => {

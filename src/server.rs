@@ -20,6 +20,7 @@ use crate::context::ContextStore;
 use crate::quota::Shared;
 use crate::routing::Routes;
 use crate::state::redis::Redis;
+use crate::state::redis::registrations::SharedRegistrations;
 use crate::telemetry::Metrics;
 use crate::upstream::discovery::{self, Discovery, DiscoveryError};
 use crate::upstream::{self, UpstreamError};
@@ -43,6 +44,48 @@ pub enum BuildError {
     Mcp(String),
     #[error(transparent)]
     Redis(#[from] crate::state::redis::ConnectError),
+}
+
+/// Applies the tools and instances registered through other replicas, for as long as the
+/// gateway runs.
+async fn follow(state: Arc<AppState>, registrations: Arc<api::Registrations>) {
+    let tools = registrations.tools.follow(
+        |entry| match serde_json::from_str::<crate::config::HttpToolConfig>(&entry.body) {
+            Ok(tool) => {
+                if let Err(error) = state.tool_registry.register(&tool, entry.remaining) {
+                    tracing::warn!(tool = %entry.name, ?error, "a shared tool registration was refused here");
+                }
+            }
+            Err(error) => tracing::warn!(tool = %entry.name, %error, "an unreadable shared tool registration"),
+        },
+        |name| {
+            state.tool_registry.remove(name);
+        },
+    );
+    let instances = registrations.instances.follow(
+        |entry| {
+            let Some((provider, url)) = entry.name.split_once(' ') else {
+                return;
+            };
+            if let Some(upstream) = state.routes.upstreams().get(provider)
+                && let upstream::Backend::Http(http) = &upstream.backend
+            {
+                let endpoint = switchboard_providers::Endpoint {
+                    base_url: url.to_owned(),
+                    ..http.endpoint.clone()
+                };
+                upstream.instances.register(endpoint, entry.remaining);
+            }
+        },
+        |name| {
+            if let Some((provider, url)) = name.split_once(' ')
+                && let Some(upstream) = state.routes.upstreams().get(provider)
+            {
+                upstream.instances.unregister(url);
+            }
+        },
+    );
+    tokio::join!(tools, instances);
 }
 
 /// How long a shutdown waits for settlements on their way to Redis.
@@ -122,22 +165,33 @@ impl Gateway {
             Ledger::open(&config.state.data_dir, names)?
         };
         let usage_lock = match state_dir {
-            State::Open if config.keys.is_empty() || shared.is_some() => Some(crate::state::claim(
+            State::Open if config.keys.is_empty() && shared.is_none() => Some(crate::state::claim(
                 &config.state.data_dir,
                 crate::usage::LOCK_FILE,
             )?),
             _ => None,
         };
         let keys = KeyStore::new(&config.keys, &ledger, shared.as_ref())?;
-        let context = Arc::new(match state_dir {
-            State::Open => ContextStore::open(&config.state.data_dir, config.mcp.max_document.0)?,
-            State::Untouched => {
+        let context = Arc::new(match (state_dir, &redis) {
+            // With Redis, the data directory is neither read, written nor locked.
+            (State::Open, Some(redis)) => ContextStore::shared(
+                redis.clone(),
+                &config.state.data_dir,
+                config.mcp.max_document.0,
+            ),
+            (State::Open, None) => {
+                ContextStore::open(&config.state.data_dir, config.mcp.max_document.0)?
+            }
+            (State::Untouched, _) => {
                 ContextStore::unopened(&config.state.data_dir, config.mcp.max_document.0)
             }
         });
         let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
         let clients = upstream::Clients::new(&config.models, max_answer)?;
         let mcp_stop = CancellationToken::new();
+        let shared_sessions = redis
+            .as_ref()
+            .map(|redis| Arc::new(crate::mcp::SharedSessions::new(redis.clone())));
         let tool_registry = Arc::new(crate::mcp::Registry::new(config));
         let mcp_servers = Arc::new(crate::mcp::McpServers::new(
             &config.mcp.servers,
@@ -150,6 +204,7 @@ impl Gateway {
             clients.default_client().clone(),
             mcp_servers.clone(),
             mcp_stop.clone(),
+            shared_sessions.clone(),
         )
         .map_err(BuildError::Mcp)?;
         // Loading the tokenizer serves the first request; a check serves none.
@@ -164,6 +219,12 @@ impl Gateway {
         let state = AppState {
             keys,
             ledger: Arc::new(ledger),
+            registrations: redis.as_ref().map(|redis| {
+                Arc::new(api::Registrations {
+                    tools: SharedRegistrations::new(redis.clone(), "tools"),
+                    instances: SharedRegistrations::new(redis.clone(), "instances"),
+                })
+            }),
             shared,
             routes: Routes::new(&config.models, upstreams),
             clients,
@@ -180,6 +241,7 @@ impl Gateway {
             mcp,
             tool_registry,
             mcp_sessions,
+            shared_sessions,
         };
         Ok(Gateway {
             state: Arc::new(state),
@@ -228,6 +290,11 @@ impl Gateway {
         let maintenance = tokio::spawn(ledger.clone().maintain());
         let shared = self.state.shared.clone();
         let settling = shared.clone().map(|shared| tokio::spawn(shared.run()));
+        let following = self
+            .state
+            .registrations
+            .clone()
+            .map(|registrations| tokio::spawn(follow(self.state.clone(), registrations)));
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
         let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
@@ -241,6 +308,9 @@ impl Gateway {
             }
         }
         maintenance.abort();
+        if let Some(following) = following {
+            following.abort();
+        }
         if let (Some(shared), Some(settling)) = (shared, settling) {
             shared.drain(SETTLEMENTS_AT_SHUTDOWN).await;
             settling.abort();

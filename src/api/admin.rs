@@ -174,7 +174,15 @@ pub async fn unregister_upstream(
         .get(&leaving.provider)
         .ok_or_else(|| ApiError::not_found(format!("No provider named '{}'.", leaving.provider)))?;
     let url = leaving.url.trim_end_matches('/');
-    if !upstream.instances.unregister(url) {
+    let shared = match &state.registrations {
+        Some(shared) => shared
+            .instances
+            .remove(&super::instance_name(&leaving.provider, url))
+            .await
+            .map_err(shared_unavailable)?,
+        None => false,
+    };
+    if !upstream.instances.unregister(url) && !shared {
         return Err(ApiError::not_found(format!(
             "No instance of '{}' was registered at '{url}'.",
             leaving.provider
@@ -183,6 +191,12 @@ pub async fn unregister_upstream(
     Ok((
         StatusCode::OK,
         Json(json!({"provider": leaving.provider, "url": url, "removed": true})),
+    ))
+}
+
+fn shared_unavailable(failure: crate::state::redis::RedisFailure) -> ApiError {
+    ApiError::state_unavailable(format!(
+        "Registrations are shared through Redis, which cannot be reached: {failure}"
     ))
 }
 
@@ -231,6 +245,14 @@ pub async fn register_upstream(
         base_url: url.to_owned(),
         ..http.endpoint.clone()
     };
+    if let Some(shared) = &state.registrations {
+        let name = super::instance_name(&registration.provider, url);
+        shared
+            .instances
+            .put(&name, url, registration.ttl.0)
+            .await
+            .map_err(shared_unavailable)?;
+    }
     upstream.instances.register(endpoint, registration.ttl.0);
     Ok((
         StatusCode::OK,

@@ -107,6 +107,9 @@ fn translate(error: ContextError) -> ApiError {
             tracing::error!(error = %e, "context store write failed");
             ApiError::internal("The context store could not save the document.")
         }
+        ContextError::Unavailable(failure) => ApiError::state_unavailable(format!(
+            "The context store is kept in Redis, which cannot be reached: {failure}"
+        )),
     }
 }
 
@@ -124,7 +127,11 @@ pub async fn get(
     Segments((namespace, key)): Segments<(String, String)>,
 ) -> Result<Response, ApiError> {
     admit(&caller, &namespace)?;
-    let document = state.context.get(&namespace, &key).map_err(translate)?;
+    let document = state
+        .context
+        .get(&namespace, &key)
+        .await
+        .map_err(translate)?;
     let response = (
         [(header::CONTENT_TYPE, "application/json")],
         document.json.to_string(),

@@ -36,9 +36,8 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if let Some(id) = &session
-        && state
-            .mcp_sessions
-            .owner_of(id)
+        && owner(&state, id)
+            .await
             .is_some_and(|owner| owner != caller.name)
     {
         return ApiError::not_found("Session not found").into_response();
@@ -54,7 +53,7 @@ pub async fn authenticate(
     } else {
         None
     };
-    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(caller.clone());
     host_from_authority(&mut request);
     let request = match read_message(&state, request).await {
         Ok(request) => request,
@@ -73,6 +72,12 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if let (Some(slot), Some(id)) = (slot, created) {
+        // Before the client hears of the session: its next request may reach another replica.
+        if let Some(shared) = &state.shared_sessions
+            && let Err(error) = shared.set_owner(&id, caller.name.as_deref()).await
+        {
+            tracing::warn!(%error, "MCP session owner not shared: other replicas will refuse it");
+        }
         slot.bind(id).await;
     }
     if let Some(id) = &session
@@ -80,6 +85,9 @@ pub async fn authenticate(
         && response.status().is_success()
     {
         state.mcp_sessions.forget(id);
+        if let Some(shared) = &state.shared_sessions {
+            let _ = shared.forget(id).await;
+        }
     }
     // A session's GET stream may stay open for hours: it counts once against the rate, and
     // its in-flight slot is freed as soon as the stream starts.
@@ -88,6 +96,16 @@ pub async fn authenticate(
     } else {
         admission.hold_until_sent(response)
     }
+}
+
+/// The key that opened session `id`, as this replica knows it or, failing that, as the
+/// replicas share it; `None` for a session nobody knows (rmcp answers those 404).
+async fn owner(state: &AppState, id: &str) -> Option<Option<String>> {
+    if let Some(owner) = state.mcp_sessions.owner_of(id) {
+        return Some(owner);
+    }
+    let shared = state.shared_sessions.as_ref()?;
+    shared.owner(id).await.ok().flatten()
 }
 
 /// HTTP/2 carries the host as the `:authority` of the URI, not as a `Host` header, and rmcp

@@ -41,6 +41,8 @@ pub struct AppState {
     pub ledger: Arc<crate::usage::Ledger>,
     /// With `state.redis`: the quotas and spend the replicas share.
     pub shared: Option<Arc<crate::quota::Shared>>,
+    /// With `state.redis`: tools and instances registered through any replica.
+    pub registrations: Option<Arc<Registrations>>,
     pub routes: Routes,
     /// HTTP clients by connect timeout.
     pub clients: crate::upstream::Clients,
@@ -63,6 +65,20 @@ pub struct AppState {
     pub tool_registry: Arc<crate::mcp::Registry>,
     /// The key that opened each MCP session.
     pub mcp_sessions: crate::mcp::SessionOwners,
+    /// With `state.redis`: every replica's MCP sessions, their owners and subscriptions.
+    pub shared_sessions: Option<Arc<crate::mcp::SharedSessions>>,
+}
+
+/// Registrations the replicas share: written to Redis first, then applied here; every other
+/// replica follows them within a second.
+pub struct Registrations {
+    pub tools: crate::state::redis::registrations::SharedRegistrations,
+    pub instances: crate::state::redis::registrations::SharedRegistrations,
+}
+
+/// The Redis entry name of an upstream instance registration.
+pub fn instance_name(provider: &str, url: &str) -> String {
+    format!("{provider} {url}")
 }
 
 /// The gateway's routes.

@@ -25,7 +25,20 @@ pub async fn register(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = admin_body(&state, &headers, body).await?;
-    let (tool, ttl) = parse(&body)?;
+    let (tool, ttl, entry) = parse(&body)?;
+    // Checked here first, so Redis never holds a registration every replica would refuse.
+    state.tool_registry.check(&tool, ttl.0).map_err(refusal)?;
+    if let Some(shared) = &state.registrations {
+        shared
+            .tools
+            .put(&tool.name, &entry, ttl.0)
+            .await
+            .map_err(|failure| {
+                ApiError::state_unavailable(format!(
+                    "Registrations are shared through Redis, which cannot be reached: {failure}"
+                ))
+            })?;
+    }
     let outcome = state
         .tool_registry
         .register(&tool, ttl.0)
@@ -75,7 +88,15 @@ pub async fn remove(
     Segments(name): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers)?;
-    if state.tool_registry.remove(&name) {
+    let shared = match &state.registrations {
+        Some(shared) => shared.tools.remove(&name).await.map_err(|failure| {
+            ApiError::state_unavailable(format!(
+                "Registrations are shared through Redis, which cannot be reached: {failure}"
+            ))
+        })?,
+        None => false,
+    };
+    if state.tool_registry.remove(&name) || shared {
         Ok(Json(json!({"name": name, "deleted": true})))
     } else {
         Err(ApiError::not_found(format!(
@@ -84,9 +105,10 @@ pub async fn remove(
     }
 }
 
-/// The tool entry and its TTL. `ttl` is taken out before the entry is parsed, because the entry
-/// refuses unknown fields and `#[serde(flatten)]` would silently accept them.
-fn parse(body: &[u8]) -> Result<(HttpToolConfig, Span), ApiError> {
+/// The tool entry, its TTL, and the entry as JSON (what other replicas are given). `ttl` is
+/// taken out before the entry is parsed, because the entry refuses unknown fields and
+/// `#[serde(flatten)]` would silently accept them.
+fn parse(body: &[u8]) -> Result<(HttpToolConfig, Span, String), ApiError> {
     let mut object: Map<String, Value> = super::body::parse(body)?;
     let ttl = object.remove("ttl").ok_or_else(|| {
         ApiError::invalid_request("'ttl' is required, e.g. \"30s\".", Some("ttl".into()))
@@ -96,7 +118,8 @@ fn parse(body: &[u8]) -> Result<(HttpToolConfig, Span), ApiError> {
     })?;
     let entry = serde_json::to_vec(&object)
         .map_err(|e| ApiError::invalid_request(format!("Invalid request body: {e}"), None))?;
-    Ok((super::body::parse(&entry)?, ttl))
+    let tool = super::body::parse(&entry)?;
+    Ok((tool, ttl, String::from_utf8_lossy(&entry).into_owned()))
 }
 
 fn refusal(error: RegisterError) -> ApiError {

@@ -126,7 +126,10 @@ impl Remote {
         let name = self.lock_name(key, generation);
         let mut invocation = UNLOCK.prepare_invoke();
         invocation.key(&name).arg(token);
-        let _ = self.redis.script::<i64>("cache_lock", &invocation).await;
+        let _ = self
+            .redis
+            .idempotent_script::<i64>("cache_lock", &invocation)
+            .await;
     }
 
     /// Empties the cache of every replica: keys of the next generation are all misses.

@@ -1,11 +1,13 @@
 //! The context store: namespaced JSON documents with versions (served as ETags), optional TTLs and
-//! a size bound, kept in memory and persisted under `state.data_dir/context` (`disk`).
+//! a size bound, kept in memory and persisted under `state.data_dir/context` (`disk`), or, with
+//! `state.redis`, kept in the Redis every replica shares (`shared`).
 //!
 //! Every change is broadcast, so MCP sessions can tell subscribers. Writes are serialized, so the
 //! files and the memory always agree on which version came last.
 
 mod disk;
 mod holdings;
+mod shared;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,20 @@ pub struct Change {
     pub key: String,
     /// Whether the set of documents changed (one was created or removed), not only a content.
     pub listed: bool,
+    /// Changes may have been missed (this replica was cut off from the others): any document
+    /// may have changed.
+    pub missed: bool,
+}
+
+impl Change {
+    fn missed() -> Change {
+        Change {
+            namespace: String::new(),
+            key: String::new(),
+            listed: true,
+            missed: true,
+        }
+    }
 }
 
 /// What must hold of the current document for a write to go ahead.
@@ -131,6 +147,8 @@ pub enum ContextError {
     OverBytes { limit: u64 },
     #[error("the context store cannot save: {0}")]
     Storage(#[from] StateError),
+    #[error("the context store is unavailable: {0}")]
+    Unavailable(crate::state::redis::RedisFailure),
 }
 
 const NAME_RULE: &str = "names are 1-200 characters of letters, digits, '-', '_', '.', '~', ':' and '@', and not '.' or '..'";
@@ -178,6 +196,8 @@ struct Writer {
 
 /// The store, shared by the REST API and every MCP session.
 pub struct ContextStore {
+    /// With `state.redis`: where every document is; the fields below are then unused.
+    shared: Option<shared::SharedDocuments>,
     documents: RwLock<BTreeMap<Id, Document>>,
     writer: tokio::sync::Mutex<Writer>,
     changes: broadcast::Sender<Change>,
@@ -218,6 +238,7 @@ impl ContextStore {
             Some(lock)
         };
         Ok(ContextStore {
+            shared: None,
             documents: RwLock::new(documents),
             writer: tokio::sync::Mutex::new(Writer {
                 last_version,
@@ -234,6 +255,7 @@ impl ContextStore {
     /// gateway that uses the directory. It is never written to.
     pub fn unopened(data_dir: &Path, max_document: u64) -> ContextStore {
         ContextStore {
+            shared: None,
             documents: RwLock::new(BTreeMap::new()),
             writer: tokio::sync::Mutex::new(Writer {
                 last_version: 0,
@@ -243,6 +265,45 @@ impl ContextStore {
             changes: broadcast::channel(CHANGE_BACKLOG).0,
             dir: data_dir.join("context"),
             max_document: usize::try_from(max_document).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The store kept in the Redis the replicas share; `data_dir` is neither read nor locked.
+    pub fn shared(
+        redis: Arc<crate::state::redis::Redis>,
+        data_dir: &Path,
+        max_document: u64,
+    ) -> ContextStore {
+        ContextStore {
+            shared: Some(shared::SharedDocuments::new(redis)),
+            ..ContextStore::unopened(data_dir, max_document)
+        }
+    }
+
+    /// Every live document of this replica's own store, for `state import`.
+    pub fn snapshot(&self) -> Vec<(String, String, Document)> {
+        let now = unix_ms();
+        self.read()
+            .iter()
+            .filter(|(_, doc)| doc.live(now))
+            .map(|((ns, key), doc)| (ns.clone(), key.clone(), doc.clone()))
+            .collect()
+    }
+
+    /// Adds a document as it is, owner and expiry kept, unless one is there: `state import`
+    /// into the shared store. `Ok(false)` for one already there (or a store not shared).
+    pub async fn import(
+        &self,
+        namespace: &str,
+        key: &str,
+        document: &Document,
+    ) -> Result<bool, ContextError> {
+        match &self.shared {
+            Some(shared) => shared
+                .import(namespace, key, document)
+                .await
+                .map_err(ContextError::Unavailable),
+            None => Ok(false),
         }
     }
 
@@ -268,13 +329,16 @@ impl ContextStore {
     }
 
     /// The document, if it exists and has not expired.
-    pub fn get(&self, namespace: &str, key: &str) -> Result<Document, ContextError> {
+    pub async fn get(&self, namespace: &str, key: &str) -> Result<Document, ContextError> {
         check_names(namespace, key)?;
-        self.current(namespace, key)
-            .ok_or_else(|| ContextError::NotFound {
-                namespace: namespace.to_owned(),
-                key: key.to_owned(),
-            })
+        let current = match &self.shared {
+            Some(shared) => shared.get(namespace, key).await?,
+            None => self.current(namespace, key),
+        };
+        current.ok_or_else(|| ContextError::NotFound {
+            namespace: namespace.to_owned(),
+            key: key.to_owned(),
+        })
     }
 
     /// Writes `value` if `precondition` holds and the author's bounds allow, living `ttl` if
@@ -295,6 +359,11 @@ impl ContextStore {
                 size: json.len(),
                 limit: self.max_document,
             });
+        }
+        if let Some(shared) = &self.shared {
+            return shared
+                .put(author, namespace, key, json, precondition, ttl)
+                .await;
         }
         let mut writer = self.writer.lock().await;
         let current = self.current(namespace, key);
@@ -352,6 +421,9 @@ impl ContextStore {
         precondition: &Precondition,
     ) -> Result<(), ContextError> {
         check_names(namespace, key)?;
+        if let Some(shared) = &self.shared {
+            return shared.delete(namespace, key, precondition).await;
+        }
         let mut writer = self.writer.lock().await;
         let Some(current) = self.current(namespace, key) else {
             return Err(ContextError::NotFound {
@@ -416,12 +488,26 @@ impl ContextStore {
             namespace: namespace.to_owned(),
             key: key.to_owned(),
             listed,
+            missed: false,
         });
     }
 
     /// Up to `limit` live documents after `after`, in (namespace, key) order, of the namespaces
     /// `visible` admits (only `namespace` when given). Also returns whether more follow.
-    pub fn list(
+    pub async fn list(
+        &self,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+        visible: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<Entry>, bool), ContextError> {
+        if let Some(shared) = &self.shared {
+            return shared.list(namespace, after, limit, visible).await;
+        }
+        Ok(self.list_here(namespace, after, limit, visible))
+    }
+
+    fn list_here(
         &self,
         namespace: Option<&str>,
         after: Option<(&str, &str)>,
@@ -453,8 +539,13 @@ impl ContextStore {
         (page, more)
     }
 
-    /// Removes every expired document, telling subscribers; runs until the gateway stops.
+    /// Removes every expired document, telling subscribers; runs until the gateway stops. With
+    /// Redis, also relays every replica's changes to this one's subscribers.
     pub async fn expire(self: Arc<Self>) {
+        if let Some(shared) = &self.shared {
+            tokio::join!(shared.expire(), shared.relay(self.changes.clone()));
+            return;
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -564,14 +655,14 @@ mod tests {
         assert_eq!((update.key.as_str(), update.listed), ("k", false));
         drop(store);
         let reopened = ContextStore::open(&dir, 1024).unwrap();
-        let doc = reopened.get("ns", "k").unwrap();
+        let doc = reopened.get("ns", "k").await.unwrap();
         assert_eq!((&*doc.json, doc.version), ("2", second.version));
         reopened
             .delete("ns", "k", &Precondition::None)
             .await
             .unwrap();
         assert!(matches!(
-            reopened.get("ns", "k"),
+            reopened.get("ns", "k").await,
             Err(ContextError::NotFound { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
@@ -616,7 +707,7 @@ mod tests {
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(store.get("ns", "k").is_err());
+        assert!(store.get("ns", "k").await.is_err());
         assert!(
             !dir.join("context").read_dir().unwrap().any(|e| e
                 .unwrap()
@@ -644,10 +735,10 @@ mod tests {
                 .unwrap();
         }
         let visible = |ns: &str| ns != "b";
-        let (page, more) = store.list(None, None, 2, visible);
+        let (page, more) = store.list_here(None, None, 2, visible);
         assert!(more);
         let last = page.last().unwrap();
-        let (rest, more) = store.list(None, Some((&last.namespace, &last.key)), 2, visible);
+        let (rest, more) = store.list_here(None, Some((&last.namespace, &last.key)), 2, visible);
         assert!(!more);
         assert_eq!(
             rest.iter()
@@ -655,7 +746,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["c"]
         );
-        let (only_a, _) = store.list(Some("a"), None, 10, |_| true);
+        let (only_a, _) = store.list_here(Some("a"), None, 10, |_| true);
         assert_eq!(only_a.len(), 2);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -120,9 +120,9 @@ impl ContextTool {
             ));
         }
         let outcome = match self.kind {
-            Kind::Get => get(store, namespace, text("key")),
+            Kind::Get => get(store, namespace, text("key")).await,
             Kind::Put => put(store, &caller.author(), namespace, &arguments).await,
-            Kind::List => list(store, namespace, &arguments),
+            Kind::List => list(store, namespace, &arguments).await,
             Kind::Delete => delete(store, namespace, &arguments).await,
         };
         match outcome {
@@ -137,8 +137,8 @@ impl ContextTool {
     }
 }
 
-fn get(store: &ContextStore, namespace: &str, key: &str) -> Result<Value, String> {
-    let document = store.get(namespace, key).map_err(explain)?;
+async fn get(store: &ContextStore, namespace: &str, key: &str) -> Result<Value, String> {
+    let document = store.get(namespace, key).await.map_err(explain)?;
     Ok(json!({
         "namespace": namespace, "key": key, "version": document.version,
         "expires_at_ms": document.expires_ms, "value": document.value(),
@@ -174,18 +174,25 @@ async fn put(
     Ok(json!({"namespace": namespace, "key": key, "version": document.version, "created": created}))
 }
 
-fn list(store: &ContextStore, namespace: &str, arguments: &JsonObject) -> Result<Value, String> {
+async fn list(
+    store: &ContextStore,
+    namespace: &str,
+    arguments: &JsonObject,
+) -> Result<Value, String> {
     let limit = arguments
         .get("limit")
         .and_then(Value::as_u64)
         .unwrap_or(100);
     let after = arguments.get("cursor").and_then(Value::as_str);
-    let (entries, more) = store.list(
-        Some(namespace),
-        after.map(|key| (namespace, key)),
-        limit as usize,
-        |_| true,
-    );
+    let (entries, more) = store
+        .list(
+            Some(namespace),
+            after.map(|key| (namespace, key)),
+            limit as usize,
+            |_| true,
+        )
+        .await
+        .map_err(explain)?;
     let next = more
         .then(|| entries.last().map(|e| e.key.clone()))
         .flatten();

@@ -34,8 +34,8 @@ pub trait Outlet: Send + Sync {
     fn resources_changed(&self) -> impl Future<Output = bool> + Send;
     /// Sent only for documents the client subscribed to.
     fn resource_updated(&self, uri: String) -> impl Future<Output = bool> + Send;
-    /// The documents the client subscribed to, for a [`Notice::DocumentsLost`].
-    fn subscribed(&self) -> Vec<String>;
+    /// The documents the client subscribed to (through any replica, when they share sessions).
+    fn subscribed(&self) -> impl Future<Output = Vec<String>> + Send;
 }
 
 /// The merged change streams, seen through one caller's globs.
@@ -72,6 +72,7 @@ impl Feed {
                     Err(RecvError::Closed) => return None,
                 },
                 change = self.context.recv() => match change {
+                    Ok(change) if change.missed => Some(Notice::DocumentsLost),
                     Ok(change) => self.caller.may_use_context(&change.namespace).then(|| {
                         Notice::Document { uri: uri(&change.namespace, &change.key), listed: change.listed }
                     }),
@@ -115,7 +116,7 @@ async fn deliver(outlet: &impl Outlet, notice: Notice) -> bool {
             if listed && !outlet.resources_changed().await {
                 return false;
             }
-            if outlet.subscribed().contains(&uri) {
+            if outlet.subscribed().await.contains(&uri) {
                 return outlet.resource_updated(uri).await;
             }
             true
@@ -124,7 +125,7 @@ async fn deliver(outlet: &impl Outlet, notice: Notice) -> bool {
             if !outlet.resources_changed().await {
                 return false;
             }
-            for uri in outlet.subscribed() {
+            for uri in outlet.subscribed().await {
                 if !outlet.resource_updated(uri).await {
                     return false;
                 }
@@ -164,7 +165,7 @@ mod tests {
         async fn resource_updated(&self, uri: String) -> bool {
             self.push(uri)
         }
-        fn subscribed(&self) -> Vec<String> {
+        async fn subscribed(&self) -> Vec<String> {
             self.subscribed.clone()
         }
     }

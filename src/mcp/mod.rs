@@ -12,6 +12,7 @@ mod registry;
 mod schema;
 mod servers;
 mod session;
+mod shared_sessions;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ use crate::context::ContextStore;
 pub use owners::{SessionOwners, TooManySessions};
 pub use registry::{RegisterError, Registered, Registry};
 pub use servers::McpServers;
+pub use shared_sessions::SharedSessions;
 
 /// The rmcp service mounted at `/mcp`.
 pub type McpService = StreamableHttpService<session::Session, LocalSessionManager>;
@@ -41,6 +43,8 @@ pub struct Shared {
     registry: Arc<Registry>,
     client: reqwest::Client,
     servers: Arc<McpServers>,
+    /// With `state.redis`: sessions any replica can serve.
+    sessions: Option<Arc<SharedSessions>>,
 }
 
 impl Shared {
@@ -59,6 +63,7 @@ pub fn service(
     client: reqwest::Client,
     servers: Arc<McpServers>,
     stop: CancellationToken,
+    sessions: Option<Arc<SharedSessions>>,
 ) -> Result<(McpService, SessionOwners), String> {
     let http_tools = config
         .mcp
@@ -73,8 +78,13 @@ pub fn service(
         registry,
         client,
         servers,
+        sessions: sessions.clone(),
     });
-    let mut transport = StreamableHttpServerConfig::default()
+    let mut transport = StreamableHttpServerConfig::default();
+    if let Some(sessions) = sessions {
+        transport.session_store = Some(sessions);
+    }
+    let mut transport = transport
         .with_cancellation_token(stop)
         .with_max_request_body_bytes(
             usize::try_from(config.server.max_body.0).unwrap_or(usize::MAX),

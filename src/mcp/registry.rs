@@ -115,6 +115,12 @@ impl Registry {
         })
     }
 
+    /// Whether `register` would take `config` for `ttl`, without registering it.
+    pub fn check(&self, config: &HttpToolConfig, ttl: Duration) -> Result<(), RegisterError> {
+        self.check_name(&config.name)?;
+        build(config, ttl).map(drop)
+    }
+
     /// A registered tool may shadow neither a configured tool nor an upstream server's.
     fn check_name(&self, name: &str) -> Result<(), RegisterError> {
         if self.reserved.contains(name) {

@@ -24,6 +24,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Shared;
 use super::feed::{Feed, Outlet};
+use super::shared_sessions::SharedSessions;
 use crate::auth::Caller;
 use crate::context::ContextError;
 
@@ -211,11 +212,25 @@ fn fresh_hints(
     }
 }
 
+/// The session id a request names in `Mcp-Session-Id`.
+fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
+    extensions
+        .get::<http::request::Parts>()?
+        .headers
+        .get(&super::SESSION_ID)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
 /// A 2025 session's own stream, where the session's subscriptions decide which document
 /// updates it hears.
 struct SessionOutlet {
     peer: Peer<RoleServer>,
     subscribed: Arc<Mutex<HashSet<String>>>,
+    /// With shared sessions: the session's id and where its subscriptions through other
+    /// replicas are.
+    shared: Option<(Arc<SharedSessions>, String)>,
 }
 
 impl Outlet for SessionOutlet {
@@ -229,8 +244,13 @@ impl Outlet for SessionOutlet {
         let notice = ResourceUpdatedNotificationParam::new(uri);
         self.peer.notify_resource_updated(notice).await.is_ok()
     }
-    fn subscribed(&self) -> Vec<String> {
-        lock(&self.subscribed).iter().cloned().collect()
+    async fn subscribed(&self) -> Vec<String> {
+        let mut all: HashSet<String> = lock(&self.subscribed).clone();
+        if let Some((sessions, id)) = &self.shared {
+            // Redis away: what this replica heard of still counts.
+            all.extend(sessions.subscriptions(id).await.unwrap_or_default());
+        }
+        all.into_iter().collect()
     }
 }
 
@@ -256,7 +276,7 @@ impl Outlet for ListenOutlet<'_> {
     async fn resource_updated(&self, uri: String) -> bool {
         Self::alive(self.0.notify_resource_updated(uri).await)
     }
-    fn subscribed(&self) -> Vec<String> {
+    async fn subscribed(&self) -> Vec<String> {
         self.0
             .accepted()
             .resource_subscriptions
@@ -313,9 +333,15 @@ impl ServerHandler for Session {
             return;
         }
         let feed = Feed::new(&self.shared, caller);
+        let shared = self
+            .shared
+            .sessions
+            .clone()
+            .zip(session_id(&context.extensions));
         let outlet = SessionOutlet {
             peer: context.peer,
             subscribed: self.subscribed.clone(),
+            shared,
         };
         let stop = self.stop.clone();
         tokio::spawn(async move { feed.pump(&outlet, &stop).await });
@@ -403,7 +429,9 @@ impl ServerHandler for Session {
         let (entries, more) = self
             .shared
             .context
-            .list(None, after, PAGE, |ns| caller.may_use_context(ns));
+            .list(None, after, PAGE, |ns| caller.may_use_context(ns))
+            .await
+            .map_err(|error| ErrorData::internal_error(error.to_string(), None))?;
         let next = more
             .then(|| entries.last().map(|e| uri(&e.namespace, &e.key)))
             .flatten();
@@ -472,6 +500,13 @@ impl ServerHandler for Session {
     ) -> Result<(), ErrorData> {
         self.caller(&context)?;
         lock(&self.subscribed).remove(&request.uri);
+        if let (Some(sessions), Some(id)) = (&self.shared.sessions, session_id(&context.extensions))
+        {
+            sessions
+                .unsubscribe(&id, &request.uri)
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        }
         Ok(())
     }
 }
@@ -499,7 +534,7 @@ impl Session {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = self.caller(&context)?;
         let (namespace, key) = self.document_of(&caller, &request.uri)?;
-        match self.shared.context.get(&namespace, &key) {
+        match self.shared.context.get(&namespace, &key).await {
             Ok(document) => {
                 let contents = ResourceContents::TextResourceContents {
                     uri: request.uri,
@@ -512,6 +547,9 @@ impl Session {
                 Ok(result.into())
             }
             Err(ContextError::NotFound { .. }) => Err(not_found(&request.uri)),
+            Err(unavailable @ ContextError::Unavailable(_)) => {
+                Err(ErrorData::internal_error(unavailable.to_string(), None))
+            }
             Err(other) => Err(ErrorData::invalid_params(other.to_string(), None)),
         }
     }
@@ -523,7 +561,16 @@ impl Session {
     ) -> Result<(), ErrorData> {
         let caller = self.caller(&context)?;
         let (namespace, key) = self.document_of(&caller, &request.uri)?;
-        lock(&self.subscribed).insert(uri(&namespace, &key));
+        let uri = uri(&namespace, &key);
+        lock(&self.subscribed).insert(uri.clone());
+        // The session's event stream may be held by another replica: it reads them from Redis.
+        if let (Some(sessions), Some(id)) = (&self.shared.sessions, session_id(&context.extensions))
+        {
+            sessions
+                .subscribe(&id, &uri)
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        }
         Ok(())
     }
 }

@@ -26,5 +26,6 @@ mod providers;
 mod python;
 mod quota;
 mod replicas;
+mod replicas_mcp;
 mod resilience;
 mod surface;

@@ -32,6 +32,14 @@ async fn run_script_with(
         .unwrap();
 }
 
+/// Runs a script with only the environment given: for gateways a test started as processes.
+pub async fn run_script_env(script: &'static str, env: &[(&'static str, String)]) {
+    let env = env.to_vec();
+    tokio::task::spawn_blocking(move || run_blocking(script, "", "", &env))
+        .await
+        .unwrap();
+}
+
 fn run_blocking(script: &str, base_url: &str, key: &str, env: &[(&str, String)]) {
     let python = python();
     assert!(

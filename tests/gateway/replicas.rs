@@ -2,7 +2,6 @@
 //! never lost (a replica SIGKILLed, Redis killed), the cache is shared, and a Redis outage is
 //! survived under both `on_redis_error` policies. Real `redis-server`s and gateway processes.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -10,6 +9,7 @@ use serde_json::{Value, json};
 use crate::common::fake_openai::{FakeOpenAi, KEY};
 use crate::common::process::Process;
 use crate::common::redis::{RedisCluster, RedisServer};
+use crate::common::replicas::{Replicas, Reply, post};
 use crate::common::{client, sse_data, temp_dir};
 
 const ADMIN: &str = "sk-admin-replicas";
@@ -20,93 +20,6 @@ const CALL_TOKENS: u64 = 29;
 
 fn call(model: &str) -> Value {
     json!({"model": model, "max_tokens": 21, "messages": [{"role": "user", "content": "hello"}]})
-}
-
-/// Gateway processes started from one config, each with its own data directory.
-struct Replicas {
-    template: String,
-    processes: Vec<Option<Process>>,
-    configs: Vec<PathBuf>,
-}
-
-impl Replicas {
-    /// `n` replicas of `yaml`, whose `{data_dir}` each replica fills with a directory of its own.
-    fn start(yaml: &str, n: usize) -> Replicas {
-        let mut replicas = Replicas {
-            template: yaml.to_owned(),
-            processes: Vec::new(),
-            configs: Vec::new(),
-        };
-        for _ in 0..n {
-            let dir = temp_dir();
-            std::fs::create_dir_all(&dir).unwrap();
-            let config = dir.join("config.yaml");
-            let text = replicas.template.replace(
-                "{data_dir}",
-                &format!("{:?}", dir.join("data").display().to_string()),
-            );
-            std::fs::write(&config, text).unwrap();
-            replicas.processes.push(Some(Process::start(&config, &[])));
-            replicas.configs.push(config);
-        }
-        replicas
-    }
-
-    fn url(&self, i: usize, path: &str) -> String {
-        self.processes[i]
-            .as_ref()
-            .expect("replica running")
-            .url(path)
-    }
-
-    fn running(&self) -> Vec<usize> {
-        (0..self.processes.len())
-            .filter(|&i| self.processes[i].is_some())
-            .collect()
-    }
-
-    /// SIGKILL: no drain, no settlement flushed.
-    fn kill(&mut self, i: usize) {
-        if let Some(mut process) = self.processes[i].take() {
-            process.kill();
-        }
-    }
-
-    fn restart(&mut self, i: usize) {
-        self.kill(i);
-        self.processes[i] = Some(Process::start(&self.configs[i], &[]));
-    }
-}
-
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-    text: String,
-}
-
-async fn post(url: String, key: &'static str, body: Value) -> Reply {
-    match client().post(url).bearer_auth(key).json(&body).send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            let text = response.text().await.unwrap_or_default();
-            let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-            Reply {
-                status,
-                headers,
-                body,
-                text,
-            }
-        }
-        // A replica killed under the request: no answer, status 0.
-        Err(_) => Reply {
-            status: 0,
-            headers: Default::default(),
-            body: Value::Null,
-            text: String::new(),
-        },
-    }
 }
 
 /// Sends `count` copies of `body` at once, round-robin over the running replicas.

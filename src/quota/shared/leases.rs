@@ -63,7 +63,7 @@ impl Leases {
                         invocation.arg(id);
                     }
                     // A failed renewal is retried at the next tick; the lease outlives two.
-                    let _ = redis.script::<i64>("renew", &invocation).await;
+                    let _ = redis.idempotent_script::<i64>("renew", &invocation).await;
                 }
             }
         }

@@ -335,7 +335,11 @@ impl SharedQuota {
             level,
             at,
             redis_now,
-        ): Row = self.shared.redis.script("report", &invocation).await?;
+        ): Row = self
+            .shared
+            .redis
+            .idempotent_script("report", &invocation)
+            .await?;
         let mut figures = Figures::default();
         for pair in models.chunks_exact(2) {
             let (field, value) = (&pair[0], pair[1].parse::<u64>().unwrap_or(0));

@@ -140,7 +140,7 @@ pub async fn write(redis: &Redis, s: &Settlement) -> bool {
         .arg(s.tpm)
         .arg(u8::from(s.charge))
         .arg(u8::from(s.leased));
-    match redis.script::<i64>("settle", &invocation).await {
+    match redis.idempotent_script::<i64>("settle", &invocation).await {
         Ok(_) => true,
         Err(RedisFailure::Refused(_)) => {
             tracing::error!(key = %k.name, model = %s.model, "settlement dropped: Redis refused it");

@@ -5,6 +5,7 @@
 //! so a script that touches all of it touches one Redis Cluster slot.
 
 mod health;
+pub mod registrations;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -41,6 +42,8 @@ pub struct ConnectError(String);
 /// The shared Redis of the replicas.
 pub struct Redis {
     client: Client,
+    /// Pub/sub goes to one node: a cluster forwards every publication to every node.
+    subscriber: redis::Client,
     /// Made at the first call, inside the runtime (the client needs one to make it).
     connection: OnceLock<Connection>,
     timeout: Duration,
@@ -55,6 +58,8 @@ impl Redis {
     pub fn new(config: &RedisConfig, metrics: Arc<Metrics>) -> Result<Arc<Redis>, ConnectError> {
         let timeout = config.timeout.0;
         let urls: Vec<&str> = config.url.all().iter().map(|u| u.expose()).collect();
+        let first = urls.first().copied().unwrap_or_default();
+        let subscriber = redis::Client::open(first).map_err(|e| ConnectError(e.to_string()))?;
         let client = if config.url.is_cluster() {
             let client = redis::cluster::ClusterClientBuilder::new(urls)
                 .connection_timeout(timeout)
@@ -69,6 +74,7 @@ impl Redis {
         };
         Ok(Arc::new(Redis {
             client,
+            subscriber,
             connection: OnceLock::new(),
             timeout,
             prefix: config.key_prefix.clone(),
@@ -125,19 +131,45 @@ impl Redis {
         op: &'static str,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, RedisFailure> {
-        let mut connection = self.connection()?;
-        self.bounded(op, invocation.invoke_async(&mut connection))
-            .await
+        self.bounded(op, Again::IfNeverSent, |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
     }
 
-    /// Runs one command.
+    /// Runs a Lua script that may run twice with no effect the second time (it dedupes, or
+    /// only reads): made again when the connection dropped under it.
+    pub async fn idempotent_script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, RedisFailure> {
+        self.bounded(op, Again::IfDropped, |mut connection| async move {
+            invocation.invoke_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// Runs one command; every command the gateway sends reads, or writes what it would write
+    /// again, so it is made again when the connection dropped under it.
     pub async fn command<T: FromRedisValue>(
         &self,
         op: &'static str,
         command: &Cmd,
     ) -> Result<T, RedisFailure> {
-        let mut connection = self.connection()?;
-        self.bounded(op, command.query_async(&mut connection)).await
+        self.bounded(op, Again::IfDropped, |mut connection| async move {
+            command.query_async(&mut connection).await
+        })
+        .await
+    }
+
+    /// A connection of its own for pub/sub, made within the timeout.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, RedisFailure> {
+        match tokio::time::timeout(self.timeout, self.subscriber.get_async_pubsub()).await {
+            Err(_) => Err(RedisFailure::Timeout(self.timeout)),
+            Ok(Err(error)) => Err(RedisFailure::Failed(error.to_string())),
+            Ok(Ok(pubsub)) => Ok(pubsub),
+        }
     }
 
     /// Why Redis is being treated as unreachable, if it is.
@@ -145,18 +177,32 @@ impl Redis {
         self.health.cause()
     }
 
-    /// Runs `call` under the timeout, recording its time, its failure and the health.
-    async fn bounded<T>(
+    /// Runs `call` under the timeout, recording its time, its failure and the health. A call
+    /// that never left (the connection was found broken, and is being made again) is made once
+    /// more: the first call after Redis comes back must not fail for the connection's sake.
+    async fn bounded<T, F, Fut>(
         &self,
         op: &'static str,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, RedisFailure> {
+        again: Again,
+        call: F,
+    ) -> Result<T, RedisFailure>
+    where
+        F: Fn(Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         if let Some(cause) = self.health.fail_fast() {
             self.metrics.state.redis_error(op);
             return Err(RedisFailure::Unavailable(cause));
         }
+        let connection = self.connection()?;
+        let attempt = async {
+            match call(connection.clone()).await {
+                Err(error) if again.applies(&error) => call(connection).await,
+                outcome => outcome,
+            }
+        };
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(self.timeout, call).await {
+        let outcome = match tokio::time::timeout(self.timeout, attempt).await {
             Err(_) => Err(RedisFailure::Timeout(self.timeout)),
             Ok(Err(error)) if is_script_error(&error) => {
                 // Redis answered: a bug in a script is not an outage.
@@ -180,6 +226,38 @@ impl Redis {
         }
         outcome
     }
+}
+
+/// When a call is made a second time, on the connection made again after it dropped: the first
+/// call after Redis returns finds the old connection broken.
+#[derive(Clone, Copy)]
+enum Again {
+    /// Only if it surely never reached Redis: a second run could apply it twice.
+    IfNeverSent,
+    /// If the connection dropped, sent or not: running it twice changes nothing.
+    IfDropped,
+}
+
+impl Again {
+    fn applies(self, error: &redis::RedisError) -> bool {
+        match self {
+            Again::IfNeverSent => never_sent(error),
+            Again::IfDropped => error.is_connection_dropped() || never_sent(error),
+        }
+    }
+}
+
+/// Whether a call failed before it reached Redis (so making it again cannot apply it twice).
+fn never_sent(error: &redis::RedisError) -> bool {
+    use std::io::ErrorKind;
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                ErrorKind::BrokenPipe | ErrorKind::ConnectionRefused | ErrorKind::NotConnected
+            )
+        })
 }
 
 /// An error Redis itself answered with (a script's bug, a type mismatch), as opposed to one on

@@ -9,9 +9,11 @@ pub mod fake_dns;
 pub mod fake_gemini;
 pub mod fake_mistral;
 pub mod fake_openai;
+pub mod nginx;
 pub mod openai_answer;
 pub mod process;
 pub mod redis;
+pub mod replicas;
 
 use std::net::SocketAddr;
 
