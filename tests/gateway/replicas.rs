@@ -483,6 +483,14 @@ async fn usage_of_the_embedded_mode_is_imported_into_redis_once() {
         )
     });
     let answered = tokens_answered(&futures_util::future::join_all(calls).await);
+    let stored = client()
+        .put(gateway.url("/v1/context/moved/plan"))
+        .bearer_auth("sk-moved")
+        .json(&json!({"kept": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 201);
     gateway.terminate();
     gateway.finish();
 
@@ -508,9 +516,20 @@ async fn usage_of_the_embedded_mode_is_imported_into_redis_once() {
     };
     import("moved: usage imported");
     import("moved: imported before");
+    import("context: 0 documents imported, 1 already in Redis");
     let replicas = Replicas::start(&config(&fake, &redis.url(), "", keys), 2);
     wait_for_ledger(&replicas, "moved", answered).await;
     let report = usage(replicas.url(1, "/admin/usage"), "moved").await;
     assert_eq!(report["requests"], 5);
     assert_eq!(report["limits"]["tokens_per_day"]["used"], answered);
+    let document: Value = client()
+        .get(replicas.url(0, "/v1/context/moved/plan"))
+        .bearer_auth("sk-moved")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document, json!({"kept": true}), "the document moved with the usage");
 }

@@ -45,14 +45,14 @@ async def session_era_across_replicas():
     """initialize, tools, a context document and a subscription, each request wherever nginx
     sends it; the update comes from a REST write to one replica in particular."""
     send(f"{CONTEXT_URLS[0]}/team/plan", KEY, "PUT", {"step": 1})
-    updated = anyio.Event()
-    seen = []
+    heard = {}
+
+    def event_for(uri):
+        return heard.setdefault(uri, anyio.Event())
 
     async def on_message(message):
-        if isinstance(message, types.ServerNotification):
-            seen.append(message)
-            if isinstance(message, types.ResourceUpdatedNotification):
-                updated.set()
+        if isinstance(message, types.ResourceUpdatedNotification):
+            event_for(str(message.params.uri)).set()
 
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {KEY}"})
     async with http, streamable_http_client(MCP_URL, http_client=http) as (read, write):
@@ -71,9 +71,18 @@ async def session_era_across_replicas():
             for url in CONTEXT_URLS:
                 send(f"{url}/team/plan", KEY, "PUT", {"step": 2})
             with anyio.fail_after(10):
-                await updated.wait()
+                await event_for("context://team/plan").wait()
             read_back = await session.read_resource("context://team/plan")
             assert json.loads(read_back.contents[0].text) == {"step": 2}
+
+            # A document's TTL runs out: whichever replica's sweep removes it, the subscriber
+            # hears it on the stream another replica holds.
+            send(f"{CONTEXT_URLS[1]}/team/brief?ttl=1s", KEY, "PUT", {"short": True})
+            await session.subscribe_resource("context://team/brief")
+            with anyio.fail_after(10):
+                await event_for("context://team/brief").wait()
+            gone = await session.call_tool("context_get", {"namespace": "team", "key": "brief"})
+            assert gone.is_error, text_of(gone)
 
 
 async def stateless_listen_hears_a_registration_on_another_replica():
