@@ -531,5 +531,9 @@ async fn usage_of_the_embedded_mode_is_imported_into_redis_once() {
         .json()
         .await
         .unwrap();
-    assert_eq!(document, json!({"kept": true}), "the document moved with the usage");
+    assert_eq!(
+        document,
+        json!({"kept": true}),
+        "the document moved with the usage"
+    );
 }
