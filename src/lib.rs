@@ -36,5 +36,9 @@ pub use config::Config;
 pub mod fuzzing {
     /// A cached answer as stored in the Redis the replicas share (`sb1\n<ms>\n<target>\n<json>`).
     pub use crate::cache::remote::decode as cache_entry;
+    /// A context change as published to every replica (`namespace\nkey\nlisted`).
+    pub use crate::context::parse_change as context_change;
+    /// A shared registration as stored (`<expires ms>\n<body>`).
+    pub use crate::state::redis::registrations::entry as registration;
 }
 pub use server::{BuildError, Gateway};

@@ -7,6 +7,8 @@
 
 mod disk;
 mod holdings;
+mod names;
+mod precondition;
 mod shared;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,11 @@ use tokio::sync::broadcast;
 pub use crate::state::StateError;
 pub use holdings::Author;
 use holdings::Holdings;
+pub use names::valid_name;
+use names::{NAME_RULE, check_names};
+pub use precondition::Precondition;
+#[doc(hidden)]
+pub use shared::parse_change;
 
 /// One document as it is now.
 #[derive(Debug, Clone)]
@@ -72,56 +79,6 @@ impl Change {
     }
 }
 
-/// What must hold of the current document for a write to go ahead.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Precondition {
-    #[default]
-    None,
-    /// `If-Match: *`: the document exists.
-    Exists,
-    /// `If-Match` with versions: the document has one of them.
-    Version(Vec<u64>),
-    /// `If-None-Match: *`: the document does not exist.
-    Absent,
-}
-
-impl Precondition {
-    /// From `If-Match` and `If-None-Match` header values. Weak tags never match, as RFC 9110's
-    /// strong comparison requires; a tag that is not one of ours matches nothing.
-    pub fn from_headers(if_match: Option<&str>, if_none_match: Option<&str>) -> Precondition {
-        if let Some(tags) = if_match {
-            if tags.trim() == "*" {
-                return Precondition::Exists;
-            }
-            let versions = tags
-                .split(',')
-                .filter_map(|tag| {
-                    tag.trim()
-                        .strip_prefix('"')?
-                        .strip_suffix('"')?
-                        .parse()
-                        .ok()
-                })
-                .collect();
-            return Precondition::Version(versions);
-        }
-        match if_none_match {
-            Some(tags) if tags.trim() == "*" => Precondition::Absent,
-            _ => Precondition::None,
-        }
-    }
-
-    fn holds(&self, current: Option<&Document>) -> bool {
-        match (self, current) {
-            (Precondition::None, _) => true,
-            (Precondition::Exists, current) => current.is_some(),
-            (Precondition::Version(versions), Some(doc)) => versions.contains(&doc.version),
-            (Precondition::Version(_), None) => false,
-            (Precondition::Absent, current) => current.is_none(),
-        }
-    }
-}
-
 /// Why a context operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
@@ -149,30 +106,6 @@ pub enum ContextError {
     Storage(#[from] StateError),
     #[error("the context store is unavailable: {0}")]
     Unavailable(crate::state::redis::RedisFailure),
-}
-
-const NAME_RULE: &str = "names are 1-200 characters of letters, digits, '-', '_', '.', '~', ':' and '@', and not '.' or '..'";
-
-/// Whether `name` may be a namespace or key: safe in a URL path and a `context://` URI as it is.
-pub fn valid_name(name: &str) -> bool {
-    (1..=200).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b':' | b'@')
-        })
-}
-
-fn check_names(namespace: &str, key: &str) -> Result<(), ContextError> {
-    for (field, name) in [("namespace", namespace), ("key", key)] {
-        if !valid_name(name) {
-            return Err(ContextError::InvalidName {
-                field,
-                name: name.to_owned(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// One entry of a listing.

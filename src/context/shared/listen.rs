@@ -40,7 +40,7 @@ pub async fn listen(redis: Arc<Redis>, channel: String, changes: broadcast::Send
 }
 
 /// `namespace\nkey\nlisted` as the scripts publish it; anything else is ignored.
-fn parse(payload: &[u8]) -> Option<Change> {
+pub fn parse(payload: &[u8]) -> Option<Change> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut parts = text.splitn(3, '\n');
     let (namespace, key, listed) = (parts.next()?, parts.next()?, parts.next()?);

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use super::{Author, Change, ContextError, Document, Entry, Precondition};
 use crate::state::redis::{Redis, RedisFailure};
 
-pub use listen::listen;
+pub use listen::{listen, parse as parse_change};
 
 static PUT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("put.lua")));
@@ -78,6 +78,32 @@ impl SharedDocuments {
 
     fn holdings(&self, owner: &str) -> String {
         self.redis.key(&format!("ctx-owner:{owner}"), "held")
+    }
+
+    /// A document's three keys, as the write and delete scripts take them.
+    fn document_keys<'a, 'b>(
+        &self,
+        invocation: &'a mut redis::ScriptInvocation<'b>,
+        namespace: &str,
+        key: &str,
+    ) -> &'a mut redis::ScriptInvocation<'b> {
+        invocation
+            .key(self.doc(namespace, key))
+            .key(self.index(namespace))
+            .key(self.expiries(namespace))
+    }
+
+    /// Runs a script whose reply is a list of figures and names.
+    async fn run(
+        &self,
+        op: &'static str,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<Reply, ContextError> {
+        self.redis
+            .script(op, invocation)
+            .await
+            .map(Reply)
+            .map_err(unavailable)
     }
 
     /// The live document, if there is one.
@@ -215,10 +241,7 @@ impl SharedDocuments {
             Some(Some(version)) => ("version", version),
         };
         let mut invocation = PUT.prepare_invoke();
-        invocation
-            .key(self.doc(namespace, key))
-            .key(self.index(namespace))
-            .key(self.expiries(namespace))
+        self.document_keys(&mut invocation, namespace, key)
             .arg(json)
             .arg(author.name.unwrap_or_default())
             .arg(kind)
@@ -229,23 +252,15 @@ impl SharedDocuments {
             .arg(namespace)
             .arg(expect)
             .arg(expected);
-        let reply: Vec<redis::Value> = self
-            .redis
-            .script("context_put", &invocation)
-            .await
-            .map_err(unavailable)?;
-        let int = |i: usize| reply.get(i).and_then(as_i64).unwrap_or(-1);
-        Ok(match int(0) {
+        let reply = self.run("context_put", &invocation).await?;
+        Ok(match reply.int(0) {
             1 => Put::Written {
-                version: u64::try_from(int(1)).unwrap_or(0),
-                created: int(2) == 1,
-                old_owner: reply
-                    .get(3)
-                    .and_then(as_string)
-                    .filter(|owner| !owner.is_empty()),
-                old_size: u64::try_from(int(4)).unwrap_or(0),
+                version: u64::try_from(reply.int(1)).unwrap_or(0),
+                created: reply.int(2) == 1,
+                old_owner: reply.owner(3),
+                old_size: u64::try_from(reply.int(4)).unwrap_or(0),
             },
-            0 => Put::Stale(u64::try_from(int(1)).ok()),
+            0 => Put::Stale(u64::try_from(reply.int(1)).ok()),
             _ => Put::Moved,
         })
     }
@@ -360,30 +375,21 @@ impl SharedDocuments {
         versions: &str,
     ) -> Result<Removed, ContextError> {
         let mut invocation = DELETE.prepare_invoke();
-        invocation
-            .key(self.doc(namespace, key))
-            .key(self.index(namespace))
-            .key(self.expiries(namespace))
+        self.document_keys(&mut invocation, namespace, key)
             .arg(kind)
             .arg(versions)
             .arg(key)
             .arg(&self.channel)
             .arg(namespace);
-        let reply: Vec<redis::Value> = self
-            .redis
-            .script("context_delete", &invocation)
-            .await
-            .map_err(unavailable)?;
-        let int = |i: usize| reply.get(i).and_then(as_i64).unwrap_or(-1);
-        Ok(match int(0) {
+        let reply = self.run("context_delete", &invocation).await?;
+        Ok(match reply.int(0) {
             1 => {
-                let owner = reply.get(1).and_then(as_string).filter(|o| !o.is_empty());
-                if let Some(owner) = owner {
-                    self.adjust(&owner, -1, -int(2).max(0)).await;
+                if let Some(owner) = reply.owner(1) {
+                    self.adjust(&owner, -1, -reply.int(2).max(0)).await;
                 }
                 Removed::Gone
             }
-            0 => Removed::Stale(u64::try_from(int(1)).ok()),
+            0 => Removed::Stale(u64::try_from(reply.int(1)).ok()),
             _ => Removed::Missing,
         })
     }
@@ -561,6 +567,21 @@ fn precondition_args(precondition: &Precondition) -> (&'static str, String) {
 
 fn unavailable(failure: RedisFailure) -> ContextError {
     ContextError::Unavailable(failure)
+}
+
+/// A script's reply: figures, and an owner's name.
+struct Reply(Vec<redis::Value>);
+
+impl Reply {
+    /// The figure at `i`; -1 when there is none.
+    fn int(&self, i: usize) -> i64 {
+        self.0.get(i).and_then(as_i64).unwrap_or(-1)
+    }
+
+    /// The key name at `i`, if one is there.
+    fn owner(&self, i: usize) -> Option<String> {
+        self.0.get(i).and_then(as_string).filter(|o| !o.is_empty())
+    }
 }
 
 fn as_i64(value: &redis::Value) -> Option<i64> {

@@ -49,6 +49,19 @@ return out
     )
 });
 
+/// An entry as stored (`<expires ms>\n<body>`), seen at `now` (Redis ms); `None` for a value
+/// not written by [`SharedRegistrations::put`].
+pub fn entry(name: &str, stored: &str, now: u64) -> Option<Entry> {
+    let (at, body) = stored.split_once('\n')?;
+    let at: u64 = at.parse().ok()?;
+    Some(Entry {
+        name: name.to_owned(),
+        body: body.to_owned(),
+        remaining: Duration::from_millis(at.saturating_sub(now)),
+        expires_ms: at,
+    })
+}
+
 /// How often a replica reads the shared entries: changes reach it within this.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
@@ -111,16 +124,7 @@ impl SharedRegistrations {
         let now: u64 = flat.first().and_then(|n| n.parse().ok()).unwrap_or(0);
         Ok(flat[1.min(flat.len())..]
             .chunks_exact(2)
-            .filter_map(|pair| {
-                let (at, body) = pair[1].split_once('\n')?;
-                let at: u64 = at.parse().ok()?;
-                Some(Entry {
-                    name: pair[0].clone(),
-                    body: body.to_owned(),
-                    remaining: Duration::from_millis(at.saturating_sub(now)),
-                    expires_ms: at,
-                })
-            })
+            .filter_map(|pair| entry(&pair[0], &pair[1], now))
             .collect())
     }
 
