@@ -156,12 +156,15 @@ impl KeyStore {
         self.keys.is_empty()
     }
 
-    /// The caller behind the request's `Authorization: Bearer` header.
+    /// The caller behind the request's `Authorization: Bearer` header, or its `x-api-key`
+    /// header (what Anthropic's SDKs and Claude Code send).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
         if self.is_open() {
             return Ok(self.open.clone());
         }
-        let presented = bearer(headers).ok_or_else(ApiError::invalid_api_key)?;
+        let presented = bearer(headers)
+            .or_else(|| api_key(headers))
+            .ok_or_else(ApiError::invalid_api_key)?;
         let digest = sha256(presented.as_bytes());
         match self.keys.get_key_value(&digest) {
             Some((stored, caller)) if bool::from(stored.ct_eq(&digest)) => {
@@ -176,6 +179,12 @@ impl KeyStore {
 /// Checks `Authorization: Bearer` against the admin key's digest, in constant time.
 pub fn is_admin(headers: &HeaderMap, admin_digest: &Digest32) -> bool {
     bearer(headers).is_some_and(|key| bool::from(sha256(key.as_bytes()).ct_eq(admin_digest)))
+}
+
+/// Anthropic's key header.
+fn api_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("x-api-key")?.to_str().ok()?.trim();
+    (!value.is_empty()).then_some(value)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -12,6 +12,7 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use switchboard_providers::assemble::Assembler;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 use switchboard_providers::chunk_edit::{Edits, RoleTo};
+use switchboard_providers::messages::{EventWriter, error_type};
 use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
@@ -140,9 +141,25 @@ struct Relay<S> {
     finished: bool,
     /// The provider said the answer is complete.
     completed: bool,
+    dialect: Dialect,
 }
 
-/// Encodes canonical stream items as the body of a `text/event-stream` response.
+/// What the client's stream is written in.
+pub enum Dialect {
+    /// OpenAI's chunks, forwarded as the provider wrote them where they can be.
+    Chat,
+    /// Anthropic's Messages events, written from every chunk.
+    Messages(Box<EventWriter>),
+}
+
+impl Dialect {
+    /// Anthropic's events for an answer whose prompt counts `input_tokens`.
+    pub fn messages(input_tokens: u64) -> Self {
+        Dialect::Messages(Box::new(EventWriter::new(input_tokens)))
+    }
+}
+
+/// Encodes canonical stream items as the body of a `text/event-stream` response in `dialect`.
 /// `choices` is the request's `n`.
 pub fn encode<S>(
     items: S,
@@ -150,6 +167,7 @@ pub fn encode<S>(
     choices: u32,
     sink: UsageSink,
     recorder: Option<Recorder>,
+    dialect: Dialect,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send
 where
     S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin,
@@ -164,6 +182,7 @@ where
         started: 0,
         finished: false,
         completed: false,
+        dialect,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
         let event = relay.next_event().await?;
@@ -216,6 +235,9 @@ where
 
     /// Writes one item's event to `out`, if it has one.
     fn handle(&mut self, item: Option<Result<StreamItem, ApiError>>, out: &mut Vec<u8>) {
+        if matches!(self.dialect, Dialect::Messages(_)) {
+            return self.translate(item, out);
+        }
         match item {
             Some(Ok(StreamItem::Chunk(chunk))) => self.chunk(chunk, out),
             Some(Ok(StreamItem::Verbatim(chunk))) => self.verbatim(chunk, out),
@@ -235,7 +257,48 @@ where
 
     fn fail(&mut self, error: &ApiError, out: &mut Vec<u8>) {
         self.finished = true;
-        write_error(out, error);
+        tracing::warn!(status = error.status.as_u16(), message = %error.message, "stream ended with an error");
+        match &mut self.dialect {
+            Dialect::Chat => frame(out, &error.body()),
+            Dialect::Messages(writer) => {
+                let kind = error_type(error.status.as_u16(), error.code.as_deref());
+                writer.error(kind, &error.message, out);
+            }
+        }
+    }
+
+    /// The Messages dialect: every chunk read whole, accounted for and cached as in the chat
+    /// dialect, and written as Anthropic's events.
+    fn translate(&mut self, item: Option<Result<StreamItem, ApiError>>, out: &mut Vec<u8>) {
+        let chunk = match item {
+            Some(Ok(StreamItem::Chunk(chunk))) => chunk,
+            Some(Ok(StreamItem::Verbatim(chunk))) => match chunk.parse() {
+                Ok(parsed) => Box::new(parsed),
+                Err(error) => return self.fail(&error.into(), out),
+            },
+            Some(Ok(StreamItem::Done)) => {
+                self.finished = true;
+                self.completed = true;
+                if let Dialect::Messages(writer) = &mut self.dialect {
+                    writer.finish(out);
+                }
+                return;
+            }
+            Some(Ok(StreamItem::KeepAlive)) => return EventWriter::ping(out),
+            Some(Err(error)) => return self.fail(&error, out),
+            None => {
+                let error = ApiError::bad_gateway("the provider closed the stream before it finished");
+                return self.fail(&error, out);
+            }
+        };
+        if let Some(recorder) = &mut self.recorder {
+            recorder.assembler.push(&chunk);
+        }
+        self.sink.record(chunk.usage.as_ref());
+        self.sink.observe_chunk(&chunk);
+        if let Dialect::Messages(writer) = &mut self.dialect {
+            writer.chunk(&chunk, out);
+        }
     }
 
     /// Forwards a provider's own chunk as sent, but for the two edits a relay makes (a role on
@@ -376,11 +439,6 @@ fn data_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
     out.extend_from_slice(b"\n\n");
 }
 
-/// An error inside a stream, in OpenAI's shape: `data: {"error": {...}}`.
-fn write_error(out: &mut Vec<u8>, error: &ApiError) {
-    tracing::warn!(status = error.status.as_u16(), message = %error.message, "stream ended with an error");
-    frame(out, &error.body());
-}
 
 #[cfg(test)]
 mod tests {
@@ -420,6 +478,7 @@ mod tests {
             1,
             sink,
             None,
+            Dialect::Chat,
         )
         .collect()
         .await;

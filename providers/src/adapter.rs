@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, header};
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse, Usage};
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::ProviderError;
+use crate::native::{Native, NativeFormat};
 
 /// Where and as whom to reach one provider.
 #[derive(Clone, Default)]
@@ -187,4 +188,21 @@ pub trait Adapter: Send + Sync {
 
     /// Translates an error answer (any non-2xx status) into OpenAI's vocabulary.
     fn error_response(&self, status: u16, body: &[u8]) -> ProviderError;
+
+    /// Whether a client's body in `format` is sent to this provider as written (see
+    /// [`crate::Native`]) rather than translated from the canonical request.
+    fn speaks(&self, _format: NativeFormat) -> bool {
+        false
+    }
+
+    /// The provider's own token count of a client's native body for `model`, when it has one
+    /// (Anthropic's `count_tokens`); `None` when the gateway must count.
+    fn count_tokens_request(
+        &self,
+        _endpoint: &Endpoint,
+        _native: &Native,
+        _model: &str,
+    ) -> Option<Result<Request<Bytes>, ProviderError>> {
+        None
+    }
 }

@@ -21,8 +21,10 @@ pub mod eventstream;
 pub mod gemini;
 mod json_scan;
 pub mod media;
+pub mod messages;
 pub mod mistral;
 pub mod mock;
+pub mod native;
 pub mod openai;
 mod request_de;
 pub mod sse_frames;
@@ -32,3 +34,4 @@ pub use adapter::{
     Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamFormat, StreamItem, VerbatimChunk,
 };
 pub use error::{ErrorKind, ProviderError};
+pub use native::{Native, NativeFormat};

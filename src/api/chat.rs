@@ -27,7 +27,7 @@ use crate::config::TimeoutsConfig;
 use crate::error::ApiError;
 use crate::resilience::{self, Plan};
 use crate::routing::Target;
-use crate::sse::{self, Recorder, UsageSink};
+use crate::sse::{self, Dialect, Recorder, UsageSink};
 use crate::tokens;
 use crate::upstream::exchange::{self, ChatReply};
 use crate::upstream::instances::InstanceLease;
@@ -60,7 +60,7 @@ async fn answer(
     served: &mut Served,
 ) -> Result<Response, ApiError> {
     let raw = state.bodies.read(body).await?;
-    let mut request: ChatRequest = body::parse(&raw)?;
+    let request: ChatRequest = body::parse(&raw)?;
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request(
             "'messages' must contain at least one message.",
@@ -73,6 +73,33 @@ async fn answer(
             Some("n".into()),
         ));
     }
+    // The client's own body, parsed again only in the rare case it is needed.
+    let recount =
+        move || body::parse::<ChatRequest>(&raw).map_or(0, |request| tokens::prompt(&request));
+    serve(state, caller, headers, request, Surface::Chat, recount, served).await
+}
+
+/// The API a client speaks: what its answers, streams and cached answers are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Surface {
+    /// OpenAI's Chat Completions.
+    Chat,
+    /// Anthropic's Messages.
+    Messages,
+}
+
+/// Everything after parsing, shared by every surface: the route, the cache, the reservation, the
+/// tries with their retries and fallbacks, and the answer in the surface's shape. `recount`
+/// counts the prompt when the provider reports no usage.
+pub(super) async fn serve(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    headers: &HeaderMap,
+    mut request: ChatRequest,
+    surface: Surface,
+    recount: impl FnOnce() -> u64 + Send + 'static,
+    served: &mut Served,
+) -> Result<Response, ApiError> {
     let route = route_for(state, caller, &request.model)?;
     let lookup = match &state.cache {
         Some(cache) => Some(
@@ -96,7 +123,7 @@ async fn answer(
                 },
                 None => None,
             };
-            let mut response = cached_answer(&answer, &request);
+            let mut response = cached_answer(&answer, &request, surface);
             if let Some(headers) = headers {
                 headers.apply(&mut response);
             }
@@ -115,10 +142,7 @@ async fn answer(
         Err(refused) => return Ok(*refused),
     };
     if let Some(charge) = &mut charge {
-        // The client's own body, parsed again only in the rare case it is needed.
-        charge.count_prompt_if_unreported(move || {
-            body::parse::<ChatRequest>(&raw).map_or(0, |request| tokens::prompt(&request))
-        });
+        charge.count_prompt_if_unreported(recount);
     }
     let token_headers = charge.as_ref().map(|c| c.headers().clone());
     let streamed = request.is_stream();
@@ -140,6 +164,9 @@ async fn answer(
         }
         Ok((attempted, target)) => {
             served.provider.clone_from(&target.upstream.name);
+            served.native = request.native.as_deref().is_some_and(|native| {
+                matches!(&target.upstream.backend, Backend::Http(http) if http.adapter.speaks(native.format))
+            });
             let answering = Answering {
                 sink: UsageSink::new(
                     state.metrics.clone(),
@@ -149,6 +176,7 @@ async fn answer(
                 ),
                 fill,
                 target: target.name().to_owned(),
+                surface,
             };
             let mut response = match attempted {
                 // Boxed, like the cache's store below: the handler's future is as large as its
@@ -159,7 +187,7 @@ async fn answer(
                 Attempted::Whole(answer) => whole_answer(*answer, answering).await,
                 Attempted::Stream(items) => {
                     let choices = request.n.unwrap_or(1);
-                    answering.stream(items, request.wants_stream_usage(), choices)
+                    answering.stream(items, &request, choices)
                 }
             };
             if let Ok(value) = HeaderValue::from_str(target.name()) {
@@ -194,6 +222,7 @@ struct Answering {
     fill: Option<Fill>,
     /// `provider/model` answering.
     target: String,
+    surface: Surface,
 }
 
 impl Answering {
@@ -212,31 +241,52 @@ impl Answering {
                 }
             },
         };
+        let body = match self.surface {
+            Surface::Chat => json.clone(),
+            Surface::Messages => encode_messages(&response),
+        };
         if let Some(fill) = self.fill.take() {
-            Box::pin(fill.store(response, Some(json.clone()), &self.target)).await;
+            Box::pin(fill.store(response, Some(json), &self.target)).await;
         }
-        json_bytes(json)
+        json_bytes(body)
     }
 
-    /// Streams an answer, caching it if it completes.
+    /// Streams an answer to `request`, caching it if it completes.
     /// `choices` is the request's `n`.
-    fn stream<S>(self, items: S, wants_usage: bool, choices: u32) -> Response
+    fn stream<S>(self, items: S, request: &ChatRequest, choices: u32) -> Response
     where
         S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static,
     {
         let recorder = self.fill.map(|fill| Recorder::new(fill, &self.target));
+        let dialect = dialect(self.surface, request);
         event_stream(sse::encode(
             items,
-            wants_usage,
+            request.wants_stream_usage(),
             choices,
             self.sink,
             recorder,
+            dialect,
         ))
     }
 }
 
+/// What a stream to `surface` is written in. Anthropic's `message_start` reports the prompt's
+/// tokens, which providers give only at the end: they are counted here.
+fn dialect(surface: Surface, request: &ChatRequest) -> Dialect {
+    match surface {
+        Surface::Chat => Dialect::Chat,
+        Surface::Messages => Dialect::messages(tokens::prompt(request)),
+    }
+}
+
+/// A whole answer as Anthropic's message object.
+fn encode_messages(response: &ChatResponse) -> Bytes {
+    let message = switchboard_providers::messages::encode_answer(response);
+    Bytes::from(message.to_string())
+}
+
 /// Serves a cached answer: the stored JSON, or a replayed stream. Hits cost no tokens.
-fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
+fn cached_answer(answer: &CachedAnswer, request: &ChatRequest, surface: Surface) -> Response {
     let mut response = if request.is_stream() {
         let wants_usage = request.wants_stream_usage();
         let chunks = assemble::replay(&answer.response, wants_usage);
@@ -250,7 +300,10 @@ fn cached_answer(answer: &CachedAnswer, request: &ChatRequest) -> Response {
             1,
             UsageSink::ignore(),
             None,
+            dialect(surface, request),
         ))
+    } else if surface == Surface::Messages {
+        json_bytes(encode_messages(&answer.response))
     } else {
         json_bytes(answer.json.clone())
     };
@@ -331,20 +384,28 @@ impl ChatTry<'_> {
 async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
     match answer {
         ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
-        // Parsing the whole answer is only worth it when the cache will keep it, or when its
-        // usage is missing and its text must be counted instead.
+        // Parsing the whole answer is only worth it when the cache will keep it, when its
+        // usage is missing and its text must be counted instead, or to translate it.
         ChatAnswer::Verbatim { body, usage } => {
-            let parsed = (answering.fill.is_some() || usage.is_none())
-                .then(|| serde_json::from_slice::<ChatResponse>(&body).ok())
-                .flatten();
+            let needed = answering.fill.is_some() || usage.is_none();
+            let translated = answering.surface != Surface::Chat;
+            let parsed = (needed || translated)
+                .then(|| serde_json::from_slice::<ChatResponse>(&body))
+                .transpose();
             match parsed {
-                Some(completion) => answering.finish(completion, Some(body)).await,
+                Ok(Some(completion)) => answering.finish(completion, Some(body)).await,
                 // Dropping `answering` drops its fill: nothing is stored, waiters are released.
-                None => {
+                parsed => {
                     let mut answering = answering;
                     answering.sink.record(usage.as_ref());
                     answering.sink.close_and_write().await;
-                    json_bytes(body)
+                    match parsed {
+                        Err(e) if translated => ApiError::from(
+                            switchboard_providers::ProviderError::bad_response(e),
+                        )
+                        .into_response(),
+                        _ => json_bytes(body),
+                    }
                 }
             }
         }
@@ -390,7 +451,12 @@ async fn mock_answer(
             let _held = &lease;
             item
         });
-    answering.stream(items.boxed(), wants_usage, request.n.unwrap_or(1))
+    let choices = request.n.unwrap_or(1);
+    request
+        .stream_options
+        .get_or_insert_with(Default::default)
+        .include_usage = Some(wants_usage);
+    answering.stream(items.boxed(), &request, choices)
 }
 
 async fn pause(duration: Duration) {

@@ -9,6 +9,7 @@ mod chat;
 mod context;
 mod embeddings;
 mod mcp_auth;
+mod messages;
 mod models;
 mod ops;
 mod path;
@@ -102,6 +103,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )),
         )
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/messages", post(messages::create))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
@@ -150,6 +153,8 @@ async fn wrong_method(method: Method, uri: Uri) -> impl IntoResponse {
 pub(crate) struct Served {
     pub model: String,
     pub provider: String,
+    /// The provider was sent the client's own body (see `switchboard_providers::Native`).
+    pub native: bool,
 }
 
 /// The frame of every model endpoint: authenticate, admit under the key's limits (before any

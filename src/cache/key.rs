@@ -34,6 +34,18 @@ pub fn of(scope: &str, route: &str, request: &mut ChatRequest) -> Option<Key> {
         hasher.update(part);
     }
     serde_json::to_writer(HashWriter(&mut hasher), &canonical).ok()?;
+    if let Some(native) = &request.native {
+        // What the translation leaves out (`thinking`, `top_k`) changes a native target's
+        // answer: the client's own body is in the key too, but for delivery and attribution.
+        let mut body: serde_json::Value = serde_json::from_slice(&native.body).ok()?;
+        if let Some(fields) = body.as_object_mut() {
+            for field in ["model", "stream", "metadata"] {
+                fields.remove(field);
+            }
+        }
+        body.sort_all_objects();
+        serde_json::to_writer(HashWriter(&mut hasher), &body).ok()?;
+    }
     Some(hasher.finalize().into())
 }
 

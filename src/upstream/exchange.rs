@@ -10,6 +10,7 @@ use http::{HeaderMap, header};
 use switchboard_providers::assemble;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::embeddings::{EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse};
+use bytes::Bytes;
 use switchboard_providers::{ChatAnswer, Endpoint, StreamItem};
 
 use super::stream::{Pace, upstream_items};
@@ -199,4 +200,16 @@ async fn embed_batch(
         .adapter
         .embeddings_response(&bytes)
         .map_err(|e| backend.scrub(e.into()))?)
+}
+
+/// A request already built by an adapter, sent, and its whole successful answer read.
+pub async fn whole(
+    client: &Client,
+    name: &str,
+    backend: &HttpBackend,
+    request: http::Request<Bytes>,
+    deadline: Instant,
+) -> Result<Bytes, Failure> {
+    let response = send(client, name, backend, request, deadline).await?;
+    Ok(read_body(client, name, response).await?)
 }

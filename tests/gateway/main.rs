@@ -21,6 +21,7 @@ mod mcp_limits;
 mod mcp_registry;
 mod mcp_stateless;
 mod mcp_upstreams;
+mod messages;
 mod mistral;
 mod providers;
 mod python;

@@ -205,3 +205,79 @@ async fn the_examples_run_against_the_shipped_config() {
     assert_eq!(menu["currency"], "EUR", "{menu}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// The gateway config behind `test_anthropic_sdk.py`: model `claude` served by `provider`, the
+/// SDK's key, and a key allowed one request a minute.
+fn anthropic_sdk_config(provider: &str, model: &str) -> String {
+    format!(
+        r#"
+providers:
+  demo: {{ kind: mock }}
+{provider}
+models:
+  - {{ name: claude, targets: [ {{ provider: upstream, model: {model} }} ] }}
+keys:
+  - {{ name: sdk, key: sk-sdk-messages }}
+  - {{ name: limited, key: sk-sdk-limited, limits: {{ requests_per_minute: 1 }} }}
+"#
+    )
+}
+
+async fn anthropic_sdk(scenario: &str, provider: &str, model: &str) {
+    let gateway = TestGateway::start(&anthropic_sdk_config(provider, model)).await;
+    let env = [
+        ("SCENARIO", scenario.to_owned()),
+        ("LIMITED_KEY", "sk-sdk-limited".to_owned()),
+    ];
+    run_script_with("test_anthropic_sdk.py", &gateway, "sk-sdk-messages", &env).await;
+}
+
+#[tokio::test]
+async fn anthropic_sdk_messages_against_the_mock() {
+    anthropic_sdk("mock", "  upstream: { kind: mock }", "mock-claude").await;
+}
+
+#[tokio::test]
+async fn anthropic_sdk_messages_against_anthropic_natively() {
+    let fake = crate::common::fake_anthropic::FakeAnthropic::start().await;
+    let provider = format!(
+        r#"  upstream: {{ kind: anthropic, base_url: "{}", api_key: "{}" }}"#,
+        fake.base_url(),
+        crate::common::fake_anthropic::KEY
+    );
+    anthropic_sdk("anthropic", &provider, "ok").await;
+    // Every body reached Anthropic as the SDK wrote it but for the model.
+    let received = fake.received();
+    assert!(received.len() >= 8, "{}", received.len());
+    for request in &received {
+        assert_eq!(request.body["model"], "ok", "{}", request.raw);
+    }
+    let system = &received[0].body["system"][0];
+    assert_eq!(system["cache_control"]["type"], "ephemeral", "{system}");
+}
+
+#[tokio::test]
+async fn anthropic_sdk_messages_against_an_openai_compatible_server() {
+    let fake = crate::common::fake_openai::FakeOpenAi::start().await;
+    let provider = format!(
+        r#"  upstream: {{ kind: openai, base_url: "{}", api_key: "{}" }}"#,
+        fake.base_url(),
+        crate::common::fake_openai::KEY
+    );
+    anthropic_sdk("openai", &provider, "ok").await;
+    let received = fake.received();
+    let first = &received[0].body;
+    assert_eq!(first["messages"][0]["role"], "system", "{first}");
+    assert_eq!(first["messages"][0]["content"], "Be brief.", "{first}");
+    assert_eq!(first["max_tokens"], 64, "{first}");
+    // The tool's result went back as a tool message under the call's own id.
+    let after = received
+        .iter()
+        .find(|r| r.body["messages"].as_array().is_some_and(|m| m.len() == 3))
+        .expect("the tool round trip");
+    let messages = &after.body["messages"];
+    let id = messages[1]["tool_calls"][0]["id"].as_str().unwrap();
+    assert_eq!(messages[2]["role"], "tool");
+    assert_eq!(messages[2]["tool_call_id"], id);
+    assert_eq!(messages[2]["content"], "18C and sunny");
+}

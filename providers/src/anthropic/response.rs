@@ -112,10 +112,18 @@ pub fn usage(wire: &WireUsage) -> Usage {
     let prompt =
         wire.input_tokens.unwrap_or(0) + cache_read + wire.cache_creation_input_tokens.unwrap_or(0);
     let mut usage = Usage::new(prompt, wire.output_tokens.unwrap_or(0));
-    usage.prompt_tokens_details = Some(PromptTokensDetails {
+    let mut details = PromptTokensDetails {
         cached_tokens: Some(cache_read),
         ..PromptTokensDetails::default()
-    });
+    };
+    // OpenAI has no field for cache writes; the Messages surface gives them back to its clients.
+    if let Some(written) = wire.cache_creation_input_tokens.filter(|&n| n > 0) {
+        details.extra.insert(
+            crate::messages::CACHE_CREATION_FIELD.to_owned(),
+            Value::from(written),
+        );
+    }
+    usage.prompt_tokens_details = Some(details);
     usage.completion_tokens_details = wire
         .output_tokens_details
         .and_then(|d| d.thinking_tokens)

@@ -60,6 +60,10 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     #[serde(flatten)]
     pub extra: Extra,
+    /// The client's own body when it spoke another format (Anthropic's Messages): a target that
+    /// speaks that format natively is sent it instead of this request's translation.
+    #[serde(skip)]
+    pub native: Option<std::sync::Arc<crate::native::Native>>,
 }
 
 impl ChatRequest {

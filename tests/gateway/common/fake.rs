@@ -18,6 +18,8 @@ pub struct Received {
     pub query: String,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body as it arrived, for byte-for-byte checks.
+    pub raw: String,
     pub at: Instant,
 }
 
@@ -28,6 +30,7 @@ impl Default for Received {
             query: String::new(),
             headers: HeaderMap::new(),
             body: Value::Null,
+            raw: String::new(),
             at: Instant::now(),
         }
     }

@@ -5,7 +5,9 @@
 //! Behaviour by upstream model name: `ok` (text, or a call of the first tool with
 //! `{"city": "Paris"}` when tools are offered), `parallel` (text then two calls of the first tool),
 //! `error-<status>` (Anthropic's error body echoing the key), `cut` (the connection breaks
-//! mid-stream), `unknown-event` (an undocumented event and block mid-stream), `refusal`.
+//! mid-stream), `unknown-event` (an undocumented event and block mid-stream), `refusal`. With
+//! `thinking` enabled the answer opens with a signed thinking block; thinking blocks sent back
+//! must carry their signature. `/v1/messages/count_tokens` answers 42 for any valid body.
 
 use super::fake::{Received, Recorder, error_status};
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ impl FakeAnthropic {
         let received = Recorder::default();
         let app = axum::Router::new()
             .route("/v1/messages", post(messages))
+            .route("/v1/messages/count_tokens", post(count_tokens))
             .with_state(received.clone());
         let addr = super::serve(app).await;
         FakeAnthropic { addr, received }
@@ -67,6 +70,7 @@ async fn messages(State(received): State<Recorder>, headers: HeaderMap, body: St
         path: "/v1/messages".to_owned(),
         headers: headers.clone(),
         body: parsed.as_ref().map_or(Value::Null, Clone::clone),
+        raw: body.clone(),
         ..Received::default()
     });
     if header_is(&headers, "x-api-key", KEY).is_err() {
@@ -90,6 +94,27 @@ async fn messages(State(received): State<Recorder>, headers: HeaderMap, body: St
         return invalid(&message);
     }
     answer(&body)
+}
+
+/// The signature the fake gives its thinking blocks, and checks on the way back.
+pub const SIGNATURE: &str = "EqQBCkYIBxgCKkBsig0123456789";
+
+async fn count_tokens(
+    State(received): State<Recorder>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    received.record(Received {
+        path: "/v1/messages/count_tokens".to_owned(),
+        headers: headers.clone(),
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        raw: body,
+        ..Received::default()
+    });
+    if header_is(&headers, "x-api-key", KEY).is_err() {
+        return error(StatusCode::UNAUTHORIZED, "authentication_error", "invalid x-api-key");
+    }
+    Json(json!({"input_tokens": 42})).into_response()
 }
 
 fn header_is(headers: &HeaderMap, name: &str, want: &str) -> Result<(), String> {
@@ -221,6 +246,8 @@ fn validate_block(block: &Value, role: &str, previous_calls: &[String]) -> Resul
         {
             Ok(())
         }
+        (Some("thinking"), "assistant") if block["signature"] == SIGNATURE => Ok(()),
+        (Some("thinking"), "assistant") => Err("thinking.signature: invalid signature".into()),
         (Some("tool_result"), "user") => match block["tool_use_id"].as_str() {
             Some(id) if previous_calls.iter().any(|c| c == id) => Ok(()),
             _ => Err(
@@ -261,7 +288,17 @@ fn script(body: &Value) -> (Vec<Value>, &'static str) {
     let model = body["model"].as_str().unwrap_or("ok");
     let first_tool = body["tools"][0]["name"].as_str();
     let call = |id: &str, name: &str, city: &str| json!({"type": "tool_use", "id": id, "name": name, "input": {"city": city}});
+    // A tool's result is answered in words, as a model would.
+    let answered = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"));
     match (model, first_tool) {
+        _ if answered => (
+            vec![json!({"type": "text", "text": "It is 18C in Paris."})],
+            "end_turn",
+        ),
         ("refusal", _) => (
             vec![json!({"type": "text", "text": "I can't help"})],
             "refusal",
@@ -284,6 +321,7 @@ fn script(body: &Value) -> (Vec<Value>, &'static str) {
 
 fn answer(body: &Value) -> Response {
     let model = body["model"].as_str().unwrap_or("ok");
+    let thinks = body["thinking"]["type"] == "enabled";
     if let Some(status) = error_status(model) {
         let kind = match status.as_u16() {
             400 => "invalid_request_error",
@@ -300,7 +338,11 @@ fn answer(body: &Value) -> Response {
             &format!("fake failure {} for key {KEY}", status.as_u16()),
         );
     }
-    let (content, stop_reason) = script(body);
+    let (mut content, stop_reason) = script(body);
+    if thinks {
+        let block = json!({"type": "thinking", "thinking": "Let me think.", "signature": SIGNATURE});
+        content.insert(0, block);
+    }
     if body["stream"] == json!(true) {
         return stream(model, content, stop_reason);
     }
@@ -335,6 +377,14 @@ fn block_events(index: usize, block: &Value) -> Vec<String> {
                 .map(|p| json!({"type": "input_json_delta", "partial_json": p})),
         );
         (start, deltas)
+    } else if block["type"] == "thinking" {
+        let text = block["thinking"].as_str().unwrap_or_default();
+        let mut deltas: Vec<Value> = pieces(text)
+            .into_iter()
+            .map(|p| json!({"type": "thinking_delta", "thinking": p}))
+            .collect();
+        deltas.push(json!({"type": "signature_delta", "signature": block["signature"]}));
+        (json!({"type": "thinking", "thinking": "", "signature": ""}), deltas)
     } else {
         let text = block["text"].as_str().unwrap_or_default();
         let deltas = pieces(text)

@@ -1,5 +1,6 @@
 //! The scripted answers of the fakes that speak OpenAI's format (OpenAI itself and Azure): text,
-//! one or two tool calls with their arguments streamed in halves, a refusal, an unknown event and
+//! one or two tool calls with their arguments streamed in halves (text once a tool's result is
+//! last), a refusal, an unknown event and
 //! a cut stream, picked by the behaviour name; Azure's flavour adds its content-filter annotations.
 
 use axum::Json;
@@ -51,7 +52,13 @@ pub fn answer(behaviour: &str, body: &Value, flavor: Flavor) -> Response {
     let tool = body["tools"][0]["function"]["name"]
         .as_str()
         .map(str::to_owned);
+    // A tool's result is answered in words, as a model would.
+    let answered = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "tool");
     let cities: &[&str] = match (behaviour, &tool) {
+        _ if answered => &[],
         ("parallel", Some(_)) => &["Paris", "Tokyo"],
         (_, Some(_)) => &["Paris"],
         _ => &[],

@@ -1,0 +1,90 @@
+//! A client's own request body, kept beside its canonical translation for a target that speaks
+//! the client's format natively, and sent to it as written but for the model.
+//!
+//! Translating there and back would lose what the canonical form does not model (Anthropic's
+//! `cache_control`, thinking signatures in old turns, beta fields), so the body is not touched.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::ProviderError;
+
+/// The wire formats a client can speak to the gateway besides Chat Completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeFormat {
+    /// Anthropic's Messages API.
+    AnthropicMessages,
+}
+
+/// The body a client sent, in its own format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Native {
+    pub format: NativeFormat,
+    pub body: Bytes,
+    /// The `anthropic-beta` header the client sent, for Anthropic targets only.
+    pub beta: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ModelOnly<'a> {
+    #[serde(borrow)]
+    model: &'a RawValue,
+}
+
+impl Native {
+    /// The body with its top-level `model` replaced by `model`; every other byte as the client
+    /// wrote it.
+    pub fn with_model(&self, model: &str) -> Result<Vec<u8>, ProviderError> {
+        let text = std::str::from_utf8(&self.body)
+            .map_err(|e| ProviderError::invalid_request(format!("body is not UTF-8: {e}"), None))?;
+        let found: ModelOnly<'_> = serde_json::from_str(text).map_err(|e| {
+            ProviderError::invalid_request(format!("body has no model: {e}"), Some("model"))
+        })?;
+        // The raw value borrows from `text`, so its place in the body is where it points.
+        let value = found.model.get();
+        let start = value.as_ptr() as usize - text.as_ptr() as usize;
+        let end = start + value.len();
+        let quoted = serde_json::to_string(model)
+            .map_err(|e| ProviderError::internal(format!("cannot encode model: {e}")))?;
+        let mut out = Vec::with_capacity(self.body.len() + quoted.len());
+        out.extend_from_slice(&self.body[..start]);
+        out.extend_from_slice(quoted.as_bytes());
+        out.extend_from_slice(&self.body[end..]);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn native(body: &str) -> Native {
+        Native {
+            format: NativeFormat::AnthropicMessages,
+            body: Bytes::from(body.to_owned()),
+            beta: None,
+        }
+    }
+
+    #[test]
+    fn only_the_model_changes() {
+        let body = r#"{ "max_tokens":5,"model" : "smart",  "x":{"model":"inner"},"n":1.0e3}"#;
+        let out = native(body).with_model("claude-\"x\"").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{ "max_tokens":5,"model" : "claude-\"x\"",  "x":{"model":"inner"},"n":1.0e3}"#
+        );
+    }
+
+    #[test]
+    fn a_body_without_a_model_or_with_two_is_refused() {
+        assert!(native(r#"{"max_tokens":5}"#).with_model("m").is_err());
+        assert!(
+            native(r#"{"model":"a","model":"b"}"#)
+                .with_model("m")
+                .is_err()
+        );
+        assert!(native("not json").with_model("m").is_err());
+    }
+}
