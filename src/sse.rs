@@ -287,7 +287,8 @@ where
             Some(Ok(StreamItem::KeepAlive)) => return EventWriter::ping(out),
             Some(Err(error)) => return self.fail(&error, out),
             None => {
-                let error = ApiError::bad_gateway("the provider closed the stream before it finished");
+                let error =
+                    ApiError::bad_gateway("the provider closed the stream before it finished");
                 return self.fail(&error, out);
             }
         };
@@ -438,7 +439,6 @@ fn data_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
     let _ = serde_json::to_writer(&mut *out, chunk);
     out.extend_from_slice(b"\n\n");
 }
-
 
 #[cfg(test)]
 mod tests {

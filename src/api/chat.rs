@@ -76,7 +76,16 @@ async fn answer(
     // The client's own body, parsed again only in the rare case it is needed.
     let recount =
         move || body::parse::<ChatRequest>(&raw).map_or(0, |request| tokens::prompt(&request));
-    serve(state, caller, headers, request, Surface::Chat, recount, served).await
+    serve(
+        state,
+        caller,
+        headers,
+        request,
+        Surface::Chat,
+        recount,
+        served,
+    )
+    .await
 }
 
 /// The API a client speaks: what its answers, streams and cached answers are written in.
@@ -400,10 +409,10 @@ async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
                     answering.sink.record(usage.as_ref());
                     answering.sink.close_and_write().await;
                     match parsed {
-                        Err(e) if translated => ApiError::from(
-                            switchboard_providers::ProviderError::bad_response(e),
-                        )
-                        .into_response(),
+                        Err(e) if translated => {
+                            ApiError::from(switchboard_providers::ProviderError::bad_response(e))
+                                .into_response()
+                        }
                         _ => json_bytes(body),
                     }
                 }

@@ -86,9 +86,7 @@ async fn answer(
     served: &mut Served,
 ) -> Result<Response, ApiError> {
     let Read {
-        translated,
-        native,
-        ..
+        translated, native, ..
     } = read(state, headers, body, true).await?;
     let mut request = translated.request;
     request.native = Some(native.clone());
@@ -105,10 +103,11 @@ async fn answer(
     )
     .await?;
     let dropped = translated.dropped_tools;
-    if !dropped.is_empty() && !served.native {
-        if let Ok(value) = HeaderValue::from_str(&dropped.join(",")) {
-            response.headers_mut().insert(DROPPED_TOOLS.clone(), value);
-        }
+    if !dropped.is_empty()
+        && !served.native
+        && let Ok(value) = HeaderValue::from_str(&dropped.join(","))
+    {
+        response.headers_mut().insert(DROPPED_TOOLS.clone(), value);
     }
     Ok(response)
 }

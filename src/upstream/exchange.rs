@@ -4,13 +4,13 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, header};
 use switchboard_providers::assemble;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::embeddings::{EmbeddingInput, EmbeddingsRequest, EmbeddingsResponse};
-use bytes::Bytes;
 use switchboard_providers::{ChatAnswer, Endpoint, StreamItem};
 
 use super::stream::{Pace, upstream_items};

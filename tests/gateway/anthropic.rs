@@ -118,8 +118,8 @@ async fn plain_completion_is_translated_both_ways() {
     assert_eq!(
         body["usage"],
         json!({"prompt_tokens": 28, "completion_tokens": 12, "total_tokens": 40,
-               "prompt_tokens_details": {"cached_tokens": 5}}),
-        "cache reads and writes count as prompt tokens"
+               "prompt_tokens_details": {"cached_tokens": 5, "cache_creation_input_tokens": 3}}),
+        "cache reads and writes count as prompt tokens, and writes are named"
     );
 
     let sent = &fake.received()[0];

@@ -63,8 +63,14 @@ fn events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
         .filter(|e| !e.trim().is_empty())
         .map(|event| {
-            let name = event.lines().find_map(|l| l.strip_prefix("event: ")).unwrap();
-            let data = event.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            let name = event
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap();
+            let data = event
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
             (name.to_owned(), serde_json::from_str(data).unwrap())
         })
         .collect()
@@ -167,7 +173,9 @@ async fn a_translated_stream_is_anthropics_event_sequence() {
         .iter()
         .filter_map(|(_, d)| d["delta"]["text"].as_str())
         .collect();
-    assert_eq!(text, "Hello from OpenAI!");
+    assert_eq!(text, "Hello! How can I help?");
+    assert_eq!(openai.received().len(), 1);
+    assert!(anthropic.received().is_empty());
     let (_, end) = &events[events.len() - 2];
     assert_eq!(end["delta"]["stop_reason"], "end_turn");
     assert!(end["usage"]["output_tokens"].as_u64().unwrap() > 0);
@@ -202,7 +210,10 @@ async fn a_native_stream_keeps_thinking_signatures_and_tool_input() {
         deltas("signature_delta", "signature"),
         fake_anthropic::SIGNATURE
     );
-    assert_eq!(deltas("input_json_delta", "partial_json"), r#"{"city":"Paris"}"#);
+    assert_eq!(
+        deltas("input_json_delta", "partial_json"),
+        r#"{"city":"Paris"}"#
+    );
     let starts: Vec<&Value> = events
         .iter()
         .filter(|(n, _)| n == "content_block_start")
@@ -270,7 +281,8 @@ async fn bad_input_is_refused_in_anthropics_shape_and_nothing_is_sent() {
 async fn a_failing_anthropic_target_falls_back_to_an_openai_target() {
     let (anthropic, openai) = (FakeAnthropic::start().await, FakeOpenAi::start().await);
     let gateway = gateway(&anthropic, &openai, "").await;
-    let body = r#"{"model": "sturdy", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}"#;
+    let body =
+        r#"{"model": "sturdy", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}"#;
     let (status, headers, message) = post(&gateway, body).await;
     assert_eq!(status, 200, "{message}");
     assert_eq!(headers["x-switchboard-target"], "openai/ok");
@@ -302,7 +314,8 @@ async fn cache_hits_quotas_and_usage_apply_to_messages() {
     let (anthropic, openai) = (FakeAnthropic::start().await, FakeOpenAi::start().await);
     let extra = "cache: { enabled: true, ttl: 10m }\nserver: { admin_key: sk-admin }";
     let gateway = gateway(&anthropic, &openai, extra).await;
-    let body = r#"{"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}"#;
+    let body =
+        r#"{"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}"#;
     let (_, headers, first) = post(&gateway, body).await;
     assert_eq!(headers["x-switchboard-cache"], "miss");
     let (_, headers, second) = post(&gateway, body).await;
@@ -316,7 +329,11 @@ async fn cache_hits_quotas_and_usage_apply_to_messages() {
         .filter_map(|(_, d)| d["delta"]["text"].as_str())
         .collect();
     assert_eq!(text, "Hello! How can I help?");
-    assert_eq!(anthropic.received().len(), 1, "both hits were served from the cache");
+    assert_eq!(
+        anthropic.received().len(),
+        1,
+        "both hits were served from the cache"
+    );
     // A different thinking setting is a different request.
     let thinking = body.replace(
         r#""max_tokens""#,

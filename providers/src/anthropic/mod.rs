@@ -55,7 +55,11 @@ impl Adapter for Anthropic {
                 .map_err(|e| ProviderError::internal(format!("cannot encode request: {e}")))?,
         };
         let mut http = endpoint.post_json("/v1/messages", body)?;
-        self.authorize(endpoint, native.and_then(|n| n.beta.as_deref()), http.headers_mut())?;
+        self.authorize(
+            endpoint,
+            native.and_then(|n| n.beta.as_deref()),
+            http.headers_mut(),
+        )?;
         Ok(http)
     }
 

@@ -39,5 +39,7 @@ pub fn error_type(status: u16, code: Option<&str>) -> &'static str {
 
 /// The error body.
 pub fn error_body(kind: &str, message: &str) -> Vec<u8> {
-    json!({"type": "error", "error": {"type": kind, "message": message}}).to_string().into_bytes()
+    json!({"type": "error", "error": {"type": kind, "message": message}})
+        .to_string()
+        .into_bytes()
 }

@@ -62,9 +62,11 @@ impl EventWriter {
         if let Some(Value::String(text)) = delta.extra.get(REASONING_FIELD)
             && !text.is_empty()
         {
-            self.open_block(Open::Thinking, out, || {
-                json!({"type": "thinking", "thinking": "", "signature": ""})
-            });
+            self.open_block(
+                Open::Thinking,
+                out,
+                || json!({"type": "thinking", "thinking": "", "signature": ""}),
+            );
             self.delta(json!({"type": "thinking_delta", "thinking": text}), out);
         }
         if let Some(Value::Array(blocks)) = delta.extra.get(THINKING_BLOCKS) {

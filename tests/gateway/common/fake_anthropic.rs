@@ -112,7 +112,11 @@ async fn count_tokens(
         ..Received::default()
     });
     if header_is(&headers, "x-api-key", KEY).is_err() {
-        return error(StatusCode::UNAUTHORIZED, "authentication_error", "invalid x-api-key");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid x-api-key",
+        );
     }
     Json(json!({"input_tokens": 42})).into_response()
 }
@@ -340,7 +344,8 @@ fn answer(body: &Value) -> Response {
     }
     let (mut content, stop_reason) = script(body);
     if thinks {
-        let block = json!({"type": "thinking", "thinking": "Let me think.", "signature": SIGNATURE});
+        let block =
+            json!({"type": "thinking", "thinking": "Let me think.", "signature": SIGNATURE});
         content.insert(0, block);
     }
     if body["stream"] == json!(true) {
@@ -384,7 +389,10 @@ fn block_events(index: usize, block: &Value) -> Vec<String> {
             .map(|p| json!({"type": "thinking_delta", "thinking": p}))
             .collect();
         deltas.push(json!({"type": "signature_delta", "signature": block["signature"]}));
-        (json!({"type": "thinking", "thinking": "", "signature": ""}), deltas)
+        (
+            json!({"type": "thinking", "thinking": "", "signature": ""}),
+            deltas,
+        )
     } else {
         let text = block["text"].as_str().unwrap_or_default();
         let deltas = pieces(text)
