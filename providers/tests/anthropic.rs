@@ -371,7 +371,7 @@ fn text_answer_with_cache_usage() {
     assert_eq!(
         usage,
         json!({"prompt_tokens": 3995, "completion_tokens": 503, "total_tokens": 4498,
-               "prompt_tokens_details": {"cached_tokens": 1800}})
+               "prompt_tokens_details": {"cached_tokens": 1800, "cache_creation_input_tokens": 100}})
     );
 }
 
