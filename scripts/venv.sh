@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (or refreshes) .venv with the Python packages the examples and client tests use:
-# the official openai and mcp SDKs, pinned in tests/python/requirements.txt. Sourced by
+# the official openai, anthropic and mcp SDKs, pinned in tests/python/requirements.txt. Sourced by
 # scripts/test.sh and scripts/example.sh; needs python3 with its venv module.
 venv=.venv
 requirements=tests/python/requirements.txt

@@ -65,7 +65,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             Some("invalid_api_key"),
-            "Incorrect API key provided. Send a key configured in the gateway as 'Authorization: Bearer <key>'.",
+            "Incorrect API key provided. Send a key configured in the gateway as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
         )
     }
 

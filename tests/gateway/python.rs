@@ -177,6 +177,7 @@ async fn shipped_gateway() -> (TestGateway, PathBuf) {
 async fn the_examples_run_against_the_shipped_config() {
     let (gateway, data_dir) = shipped_gateway().await;
     run_script("examples/chat.py", &gateway, "no-key-needed").await;
+    run_script("examples/anthropic_chat.py", &gateway, "no-key-needed").await;
     run_script("examples/mcp_client.py", &gateway, "no-key-needed").await;
     let env = [
         ("SWITCHBOARD_ADMIN_KEY", "dev-admin-key".to_owned()),
