@@ -1,6 +1,7 @@
 //! Black-box tests: the real gateway on a loopback port, in front of fake providers that check
 //! what they receive and answer in their documented wire format.
 
+mod agents;
 mod anthropic;
 mod azure;
 mod bedrock;

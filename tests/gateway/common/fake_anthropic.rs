@@ -145,6 +145,12 @@ fn validate(body: &Value) -> Result<(), String> {
         "metadata",
         "stream",
         "thinking",
+        // Documented too, and sent by Claude Code.
+        "output_config",
+        "context_management",
+        "service_tier",
+        "container",
+        "mcp_servers",
     ];
     if let Some(unknown) = object.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(format!("{unknown}: Extra inputs are not permitted"));
@@ -298,6 +304,9 @@ fn script(body: &Value) -> (Vec<Value>, &'static str) {
         .and_then(|m| m.last())
         .and_then(|m| m["content"].as_array())
         .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"));
+    if model == "agent" {
+        return agent(body, answered);
+    }
     match (model, first_tool) {
         _ if answered => (
             vec![json!({"type": "text", "text": "It is 18C in Paris."})],
@@ -320,6 +329,48 @@ fn script(body: &Value) -> (Vec<Value>, &'static str) {
             vec![json!({"type": "text", "text": "Hello! How can I help?"})],
             "end_turn",
         ),
+    }
+}
+
+/// The `agent` behaviour, for coding agents: asked to read a file (a path ending in `.txt` in
+/// the last user text) with a `Read` tool on offer, it calls `Read` on it; given the result, it
+/// answers with what the file says.
+fn agent(body: &Value, answered: bool) -> (Vec<Value>, &'static str) {
+    let last = &body["messages"][body["messages"]
+        .as_array()
+        .map_or(0, |m| m.len().saturating_sub(1))];
+    let texts: Vec<String> = match &last["content"] {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(blocks) => blocks
+            .iter()
+            .map(|b| match &b["content"] {
+                Value::String(text) => text.clone(),
+                Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+                _ => b["text"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let said = texts.join("\n");
+    if answered {
+        let text = format!("The file says: {said}");
+        return (vec![json!({"type": "text", "text": text})], "end_turn");
+    }
+    let offers_read = body["tools"]
+        .as_array()
+        .is_some_and(|tools| tools.iter().any(|t| t["name"] == "Read"));
+    let path = said
+        .split_whitespace()
+        .find(|w| w.starts_with('/') && w.ends_with(".txt"));
+    match (offers_read, path) {
+        (true, Some(path)) => (
+            vec![
+                json!({"type": "tool_use", "id": "toolu_01ReadFile", "name": "Read",
+                        "input": {"file_path": path}}),
+            ],
+            "tool_use",
+        ),
+        _ => (vec![json!({"type": "text", "text": "Ready."})], "end_turn"),
     }
 }
 
