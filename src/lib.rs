@@ -23,6 +23,7 @@ mod resilience;
 mod routing;
 mod sse;
 mod state;
+mod stored_responses;
 pub mod tokens;
 mod upstream;
 

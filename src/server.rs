@@ -17,6 +17,7 @@ use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::connections::{self, Limits};
 use crate::context::ContextStore;
+use crate::stored_responses::StoredResponses;
 use crate::quota::Shared;
 use crate::routing::Routes;
 use crate::state::redis::Redis;
@@ -186,6 +187,12 @@ impl Gateway {
                 ContextStore::unopened(&config.state.data_dir, config.mcp.max_document.0)
             }
         });
+        let responses_ttl = config.state.responses_ttl.0;
+        let responses = Arc::new(match (state_dir, &redis) {
+            (State::Open, Some(redis)) => StoredResponses::shared(redis.clone(), responses_ttl),
+            (State::Open, None) => StoredResponses::open(&config.state.data_dir, responses_ttl)?,
+            (State::Untouched, _) => StoredResponses::unopened(responses_ttl),
+        });
         let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
         let clients = upstream::Clients::new(&config.models, max_answer)?;
         let mcp_stop = CancellationToken::new();
@@ -242,6 +249,7 @@ impl Gateway {
             tool_registry,
             mcp_sessions,
             shared_sessions,
+            responses,
         };
         Ok(Gateway {
             state: Arc::new(state),
@@ -298,6 +306,7 @@ impl Gateway {
         let discovering = discovery::spawn_all(self.discoveries);
         let expiry = tokio::spawn(self.state.context.clone().expire());
         let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
+        let response_expiry = tokio::spawn(self.state.responses.clone().sweep_hourly());
         let mcp_supervisors = self.mcp_servers.spawn(&self.mcp_stop);
         let server = connections::serve(listener, api::router(self.state), self.limits, signal);
         let grace = self.shutdown_timeout;
@@ -320,6 +329,7 @@ impl Gateway {
         }
         expiry.abort();
         tool_expiry.abort();
+        response_expiry.abort();
         // Each closes its connection (and ends its child process) within 5s of the cancel.
         self.mcp_stop.cancel();
         for task in mcp_supervisors {

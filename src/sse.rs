@@ -12,13 +12,17 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use switchboard_providers::assemble::Assembler;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 use switchboard_providers::chunk_edit::{Edits, RoleTo};
+use serde_json::Value;
+use switchboard_providers::chat::Message;
 use switchboard_providers::messages::{EventWriter, error_type};
+use switchboard_providers::responses;
 use switchboard_providers::{StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
 use crate::charge::Charge;
 use crate::error::ApiError;
 use crate::quota::Ack;
+use crate::stored_responses::{Stored, StoredResponses};
 use crate::telemetry::Metrics;
 
 /// Where an answer's token usage is reported once it is over, however it ended: the metrics, and
@@ -150,6 +154,36 @@ pub enum Dialect {
     Chat,
     /// Anthropic's Messages events, written from every chunk.
     Messages(Box<EventWriter>),
+    /// OpenAI's Responses events, written from every chunk; the response is kept at the end
+    /// when the client asked to store it.
+    Responses(Box<responses::EventWriter>, Option<Keep>),
+}
+
+/// Where a Responses API response is kept once complete, with the conversation before it.
+pub struct Keep {
+    pub store: Arc<StoredResponses>,
+    pub id: String,
+    /// The key's name; empty on an open gateway.
+    pub owner: String,
+    pub conversation: Vec<Message>,
+}
+
+impl Keep {
+    /// Stores `response`, its conversation ending with `answer`. A store that fails costs the
+    /// client a later `previous_response_id`, not this answer: it is logged.
+    pub async fn store(self, response: Value, answer: Message) {
+        let mut conversation = self.conversation;
+        conversation.push(answer);
+        let stored = Stored {
+            owner: self.owner,
+            expires_ms: self.store.expiry(),
+            response,
+            conversation,
+        };
+        if let Err(error) = self.store.put(&self.id, &stored).await {
+            tracing::warn!(id = %self.id, %error, "could not store a response");
+        }
+    }
 }
 
 impl Dialect {
@@ -222,8 +256,15 @@ where
         Some(Bytes::from(out))
     }
 
-    /// Hands a completed answer to the cache; a stream that did not complete stores nothing.
+    /// Hands a completed answer to the cache, and a completed response to the stored
+    /// responses; a stream that did not complete stores nothing.
     async fn store(&mut self) {
+        if let Dialect::Responses(writer, keep) = &mut self.dialect
+            && let Some((response, answer)) = writer.finished()
+            && let Some(keep) = keep.take()
+        {
+            keep.store(response.clone(), answer).await;
+        }
         if let Some(recorder) = self.recorder.take()
             && self.completed
             && recorder.assembler.is_complete()
@@ -235,7 +276,7 @@ where
 
     /// Writes one item's event to `out`, if it has one.
     fn handle(&mut self, item: Option<Result<StreamItem, ApiError>>, out: &mut Vec<u8>) {
-        if matches!(self.dialect, Dialect::Messages(_)) {
+        if !matches!(self.dialect, Dialect::Chat) {
             return self.translate(item, out);
         }
         match item {
@@ -264,6 +305,10 @@ where
                 let kind = error_type(error.status.as_u16(), error.code.as_deref());
                 writer.error(kind, &error.message, out);
             }
+            Dialect::Responses(writer, _) => {
+                let code = error.code.as_deref().unwrap_or(&error.kind);
+                writer.error(code, &error.message, out);
+            }
         }
     }
 
@@ -279,12 +324,19 @@ where
             Some(Ok(StreamItem::Done)) => {
                 self.finished = true;
                 self.completed = true;
-                if let Dialect::Messages(writer) = &mut self.dialect {
-                    writer.finish(out);
+                match &mut self.dialect {
+                    Dialect::Messages(writer) => writer.finish(out),
+                    Dialect::Responses(writer, _) => writer.finish(out),
+                    Dialect::Chat => {}
                 }
                 return;
             }
-            Some(Ok(StreamItem::KeepAlive)) => return EventWriter::ping(out),
+            Some(Ok(StreamItem::KeepAlive)) => {
+                return match &self.dialect {
+                    Dialect::Messages(_) => EventWriter::ping(out),
+                    _ => out.extend_from_slice(b": keep-alive\n\n"),
+                };
+            }
             Some(Err(error)) => return self.fail(&error, out),
             None => {
                 let error =
@@ -297,8 +349,10 @@ where
         }
         self.sink.record(chunk.usage.as_ref());
         self.sink.observe_chunk(&chunk);
-        if let Dialect::Messages(writer) = &mut self.dialect {
-            writer.chunk(&chunk, out);
+        match &mut self.dialect {
+            Dialect::Messages(writer) => writer.chunk(&chunk, out),
+            Dialect::Responses(writer, _) => writer.chunk(&chunk, out),
+            Dialect::Chat => {}
         }
     }
 

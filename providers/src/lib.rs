@@ -27,6 +27,7 @@ pub mod mock;
 pub mod native;
 pub mod openai;
 mod request_de;
+pub mod responses;
 pub mod sse_frames;
 pub mod tool_ids;
 

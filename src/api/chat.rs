@@ -19,6 +19,7 @@ use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::mock::MockAnswer;
 use switchboard_providers::{ChatAnswer, StreamItem};
 
+use super::surface::Surface;
 use super::{AppState, Served, body, model_endpoint, route_deadline, route_for, with_fallbacks};
 use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
@@ -27,7 +28,7 @@ use crate::config::TimeoutsConfig;
 use crate::error::ApiError;
 use crate::resilience::{self, Plan};
 use crate::routing::Target;
-use crate::sse::{self, Dialect, Recorder, UsageSink};
+use crate::sse::{self, Recorder, UsageSink};
 use crate::tokens;
 use crate::upstream::exchange::{self, ChatReply};
 use crate::upstream::instances::InstanceLease;
@@ -88,15 +89,6 @@ async fn answer(
     .await
 }
 
-/// The API a client speaks: what its answers, streams and cached answers are written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Surface {
-    /// OpenAI's Chat Completions.
-    Chat,
-    /// Anthropic's Messages.
-    Messages,
-}
-
 /// Everything after parsing, shared by every surface: the route, the cache, the reservation, the
 /// tries with their retries and fallbacks, and the answer in the surface's shape. `recount`
 /// counts the prompt when the provider reports no usage.
@@ -132,7 +124,7 @@ pub(super) async fn serve(
                 },
                 None => None,
             };
-            let mut response = cached_answer(&answer, &request, surface);
+            let mut response = cached_answer(&answer, &request, surface).await;
             if let Some(headers) = headers {
                 headers.apply(&mut response);
             }
@@ -250,11 +242,8 @@ impl Answering {
                 }
             },
         };
-        let body = match self.surface {
-            Surface::Chat => json.clone(),
-            Surface::Messages => encode_messages(&response),
-        };
-        if let Some(fill) = self.fill.take() {
+        let body = self.surface.whole(&response, &json).await;
+        if let Some(fill) = self.fill {
             Box::pin(fill.store(response, Some(json), &self.target)).await;
         }
         json_bytes(body)
@@ -267,7 +256,7 @@ impl Answering {
         S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static,
     {
         let recorder = self.fill.map(|fill| Recorder::new(fill, &self.target));
-        let dialect = dialect(self.surface, request);
+        let dialect = self.surface.dialect(request);
         event_stream(sse::encode(
             items,
             request.wants_stream_usage(),
@@ -279,23 +268,8 @@ impl Answering {
     }
 }
 
-/// What a stream to `surface` is written in. Anthropic's `message_start` reports the prompt's
-/// tokens, which providers give only at the end: they are counted here.
-fn dialect(surface: Surface, request: &ChatRequest) -> Dialect {
-    match surface {
-        Surface::Chat => Dialect::Chat,
-        Surface::Messages => Dialect::messages(tokens::prompt(request)),
-    }
-}
-
-/// A whole answer as Anthropic's message object.
-fn encode_messages(response: &ChatResponse) -> Bytes {
-    let message = switchboard_providers::messages::encode_answer(response);
-    Bytes::from(message.to_string())
-}
-
 /// Serves a cached answer: the stored JSON, or a replayed stream. Hits cost no tokens.
-fn cached_answer(answer: &CachedAnswer, request: &ChatRequest, surface: Surface) -> Response {
+async fn cached_answer(answer: &CachedAnswer, request: &ChatRequest, surface: Surface) -> Response {
     let mut response = if request.is_stream() {
         let wants_usage = request.wants_stream_usage();
         let chunks = assemble::replay(&answer.response, wants_usage);
@@ -309,12 +283,10 @@ fn cached_answer(answer: &CachedAnswer, request: &ChatRequest, surface: Surface)
             1,
             UsageSink::ignore(),
             None,
-            dialect(surface, request),
+            surface.dialect(request),
         ))
-    } else if surface == Surface::Messages {
-        json_bytes(encode_messages(&answer.response))
     } else {
-        json_bytes(answer.json.clone())
+        json_bytes(surface.whole(&answer.response, &answer.json).await)
     };
     let headers = response.headers_mut();
     headers.insert(CACHE_HEADER.clone(), HeaderValue::from_static("hit"));
@@ -397,7 +369,7 @@ async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
         // usage is missing and its text must be counted instead, or to translate it.
         ChatAnswer::Verbatim { body, usage } => {
             let needed = answering.fill.is_some() || usage.is_none();
-            let translated = answering.surface != Surface::Chat;
+            let translated = !answering.surface.is_chat();
             let parsed = (needed || translated)
                 .then(|| serde_json::from_slice::<ChatResponse>(&body))
                 .transpose();

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use switchboard_providers::messages::{self, BETA_HEADER, MessagesRequest};
 use switchboard_providers::{Native, NativeFormat};
 
-use super::chat::{self, Surface};
+use super::chat;
+use super::surface::Surface;
 use super::{AppState, Served, body, model_endpoint, route_for};
 use crate::auth::Caller;
 use crate::error::ApiError;

@@ -13,6 +13,8 @@ mod messages;
 mod models;
 mod ops;
 mod path;
+mod responses;
+mod surface;
 mod tools;
 
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub struct AppState {
     pub mcp_sessions: crate::mcp::SessionOwners,
     /// With `state.redis`: every replica's MCP sessions, their owners and subscriptions.
     pub shared_sessions: Option<Arc<crate::mcp::SharedSessions>>,
+    /// Responses API responses clients stored, for `previous_response_id` and `GET`.
+    pub responses: Arc<crate::stored_responses::StoredResponses>,
 }
 
 /// Registrations the replicas share: written to Redis first, then applied here; every other
@@ -105,6 +109,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/v1/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))

@@ -21,6 +21,9 @@ pub struct StateConfig {
     /// What limits do while Redis cannot be reached.
     #[serde(default)]
     pub on_redis_error: OnRedisError,
+    /// How long a stored Responses API response (and its conversation) is kept.
+    #[serde(default = "default_responses_ttl")]
+    pub responses_ttl: Span,
 }
 
 impl Default for StateConfig {
@@ -29,6 +32,7 @@ impl Default for StateConfig {
             data_dir: default_data_dir(),
             redis: None,
             on_redis_error: OnRedisError::default(),
+            responses_ttl: default_responses_ttl(),
         }
     }
 }
@@ -93,6 +97,11 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
 }
 
+/// OpenAI keeps stored responses for 30 days.
+fn default_responses_ttl() -> Span {
+    Span(Duration::from_secs(30 * 24 * 3600))
+}
+
 fn default_key_prefix() -> String {
     "switchboard:".to_owned()
 }
@@ -114,6 +123,12 @@ const MIN_LEASE: Duration = Duration::from_secs(1);
 
 /// What a schema cannot say about `state.redis`.
 pub fn validate(state: &StateConfig, errors: &mut Vec<ConfigError>) {
+    if state.responses_ttl.0.is_zero() {
+        errors.push(ConfigError::new(
+            "state.responses_ttl",
+            "must be longer than 0 (send store: false not to keep a response)",
+        ));
+    }
     let Some(redis) = &state.redis else {
         return;
     };

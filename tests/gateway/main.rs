@@ -30,4 +30,5 @@ mod quota;
 mod replicas;
 mod replicas_mcp;
 mod resilience;
+mod responses;
 mod surface;

@@ -282,3 +282,77 @@ async fn anthropic_sdk_messages_against_an_openai_compatible_server() {
     assert_eq!(messages[2]["tool_call_id"], id);
     assert_eq!(messages[2]["content"], "18C and sunny");
 }
+
+async fn responses_sdk(scenario: &str, provider: &str, model: &str) -> TestGateway {
+    let gateway = TestGateway::start(&format!(
+        r#"
+providers:
+{provider}
+models:
+  - {{ name: agent, targets: [ {{ provider: upstream, model: {model} }} ] }}
+keys:
+  - {{ name: sdk, key: sk-sdk-responses }}
+  - {{ name: other, key: sk-sdk-other }}
+"#
+    ))
+    .await;
+    let env = [
+        ("SCENARIO", scenario.to_owned()),
+        ("OTHER_KEY", "sk-sdk-other".to_owned()),
+    ];
+    run_script_with("test_responses_sdk.py", &gateway, "sk-sdk-responses", &env).await;
+    gateway
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_against_the_mock() {
+    responses_sdk("mock", "  upstream: { kind: mock }", "mock-agent").await;
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_against_an_openai_compatible_server() {
+    let fake = crate::common::fake_openai::FakeOpenAi::start().await;
+    let provider = format!(
+        r#"  upstream: {{ kind: openai, base_url: "{}", api_key: "{}" }}"#,
+        fake.base_url(),
+        crate::common::fake_openai::KEY
+    );
+    responses_sdk("openai", &provider, "ok").await;
+    let received = fake.received();
+    // The instructions led the first request as a system message.
+    assert_eq!(received[0].body["messages"][0]["role"], "system");
+    assert_eq!(received[0].body["messages"][0]["content"], "Be brief.");
+    // The second turn carried the first, stored by the gateway.
+    let second = received
+        .iter()
+        .find(|r| r.raw.contains("What is my name?"))
+        .expect("the second turn");
+    let messages = second.body["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["content"], "My name is Ada.", "{messages:?}");
+    assert_eq!(messages[1]["role"], "assistant", "{messages:?}");
+    assert_eq!(messages[2]["content"], "What is my name?", "{messages:?}");
+    // The function's output went back as a tool message under the call's id.
+    let result = received
+        .iter()
+        .find(|r| r.raw.contains("18C and sunny"))
+        .expect("the call's output");
+    let messages = result.body["messages"].as_array().unwrap();
+    let tool = messages.iter().find(|m| m["role"] == "tool").unwrap();
+    let call = &messages[messages.len() - 2]["tool_calls"][0];
+    assert_eq!(tool["tool_call_id"], call["id"]);
+    // Built-in tools never reached the provider.
+    assert!(!received.iter().any(|r| r.raw.contains("web_search")));
+}
+
+#[tokio::test]
+async fn openai_sdk_responses_against_anthropic() {
+    let fake = crate::common::fake_anthropic::FakeAnthropic::start().await;
+    let provider = format!(
+        r#"  upstream: {{ kind: anthropic, base_url: "{}", api_key: "{}" }}"#,
+        fake.base_url(),
+        crate::common::fake_anthropic::KEY
+    );
+    responses_sdk("anthropic", &provider, "ok").await;
+    let first = &fake.received()[0].body;
+    assert_eq!(first["system"][0]["text"], "Be brief.", "{first}");
+}
