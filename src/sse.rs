@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
+use serde_json::Value;
 use switchboard_providers::assemble::Assembler;
+use switchboard_providers::chat::Message;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 use switchboard_providers::chunk_edit::{Edits, RoleTo};
-use serde_json::Value;
-use switchboard_providers::chat::Message;
 use switchboard_providers::messages::{EventWriter, error_type};
 use switchboard_providers::responses;
 use switchboard_providers::{StreamItem, VerbatimChunk};

@@ -42,7 +42,10 @@ pub enum StoreError {
 
 enum Backend {
     /// Files under the data directory, which this store has locked.
-    Disk { dir: PathBuf, _lock: std::fs::File },
+    Disk {
+        dir: PathBuf,
+        _lock: std::fs::File,
+    },
     Redis(Arc<Redis>),
     /// For `switchboard check`: never read or written.
     Unopened,
@@ -92,8 +95,7 @@ impl StoredResponses {
 
     /// Keeps `stored` under `id`.
     pub async fn put(&self, id: &str, stored: &Stored) -> Result<(), StoreError> {
-        let bytes =
-            serde_json::to_vec(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let bytes = serde_json::to_vec(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match &self.backend {
             Backend::Disk { dir, .. } => {
                 let path = file(dir, id);
@@ -149,7 +151,7 @@ impl StoredResponses {
         match &self.backend {
             Backend::Disk { dir, .. } => {
                 let path = file(dir, id);
-                blocking(move || crate::state::files::remove_durably(&path)).await
+                blocking(move || Ok(crate::state::remove_durably(&path)?)).await
             }
             Backend::Redis(redis) => {
                 let mut command = redis::cmd("DEL");

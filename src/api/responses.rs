@@ -140,9 +140,7 @@ pub async fn delete(
         Err(refused) => return *refused,
     };
     let response = match state.responses.delete(&id, &owner(&caller)).await {
-        Ok(true) => {
-            chat::json_response(&json!({"id": id, "object": "response", "deleted": true}))
-        }
+        Ok(true) => chat::json_response(&json!({"id": id, "object": "response", "deleted": true})),
         Ok(false) => not_found(&id).into_response(),
         Err(error) => unavailable(error).into_response(),
     };

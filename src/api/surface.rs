@@ -55,10 +55,9 @@ impl Surface {
         match self {
             Surface::Chat => Dialect::Chat,
             Surface::Messages => Dialect::messages(tokens::prompt(request)),
-            Surface::Responses(job) => Dialect::Responses(
-                Box::new(responses::EventWriter::new(job.echo)),
-                job.keep,
-            ),
+            Surface::Responses(job) => {
+                Dialect::Responses(Box::new(responses::EventWriter::new(job.echo)), job.keep)
+            }
         }
     }
 }

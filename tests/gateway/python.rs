@@ -325,7 +325,7 @@ async fn openai_sdk_responses_against_an_openai_compatible_server() {
     // The second turn carried the first, stored by the gateway.
     let second = received
         .iter()
-        .find(|r| r.raw.contains("What is my name?"))
+        .find(|r| r.body.to_string().contains("What is my name?"))
         .expect("the second turn");
     let messages = second.body["messages"].as_array().unwrap();
     assert_eq!(messages[0]["content"], "My name is Ada.", "{messages:?}");
@@ -334,14 +334,18 @@ async fn openai_sdk_responses_against_an_openai_compatible_server() {
     // The function's output went back as a tool message under the call's id.
     let result = received
         .iter()
-        .find(|r| r.raw.contains("18C and sunny"))
+        .find(|r| r.body.to_string().contains("18C and sunny"))
         .expect("the call's output");
     let messages = result.body["messages"].as_array().unwrap();
     let tool = messages.iter().find(|m| m["role"] == "tool").unwrap();
     let call = &messages[messages.len() - 2]["tool_calls"][0];
     assert_eq!(tool["tool_call_id"], call["id"]);
     // Built-in tools never reached the provider.
-    assert!(!received.iter().any(|r| r.raw.contains("web_search")));
+    assert!(
+        !received
+            .iter()
+            .any(|r| r.body.to_string().contains("web_search"))
+    );
 }
 
 #[tokio::test]

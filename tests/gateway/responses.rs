@@ -58,7 +58,12 @@ async fn send(
 }
 
 async fn create(gateway: &TestGateway, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
-    send(gateway.url("/v1/responses"), reqwest::Method::POST, Some(body)).await
+    send(
+        gateway.url("/v1/responses"),
+        reqwest::Method::POST,
+        Some(body),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -75,7 +80,10 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_sent() {
             "input[0].role",
         ),
         (json!({"model": "gpt", "input": 5}), "input"),
-        (json!({"model": "gpt", "input": "hi", "max_output_tokens": "ten"}), "max_output_tokens"),
+        (
+            json!({"model": "gpt", "input": "hi", "max_output_tokens": "ten"}),
+            "max_output_tokens",
+        ),
         (
             json!({"model": "gpt", "input": "hi", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}}),
             "tool_choice",
@@ -101,19 +109,29 @@ async fn a_failing_anthropic_target_falls_back_and_the_cache_and_usage_apply() {
     let (anthropic, openai) = (FakeAnthropic::start().await, FakeOpenAi::start().await);
     let extra = "cache: { enabled: true, ttl: 10m }\nserver: { admin_key: sk-admin }";
     let gateway = TestGateway::start(&config(&anthropic, &openai, extra)).await;
-    let (status, headers, first) = create(&gateway, json!({"model": "sturdy", "input": "Hi"})).await;
+    let (status, headers, first) =
+        create(&gateway, json!({"model": "sturdy", "input": "Hi"})).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(headers["x-switchboard-target"], "openai/ok");
     assert_eq!(headers["x-switchboard-cache"], "miss");
-    assert_eq!(first["output"][0]["content"][0]["text"], "Hello! How can I assist you today?");
+    assert_eq!(
+        first["output"][0]["content"][0]["text"],
+        "Hello! How can I assist you today?"
+    );
     assert_eq!(anthropic.received().len(), 1);
     // The same request again is a hit, as a whole answer and as a stream, under a new id.
     let (_, headers, second) = create(&gateway, json!({"model": "sturdy", "input": "Hi"})).await;
     assert_eq!(headers["x-switchboard-cache"], "hit");
-    assert_eq!(second["output"][0]["content"], first["output"][0]["content"]);
+    assert_eq!(
+        second["output"][0]["content"],
+        first["output"][0]["content"]
+    );
     assert_ne!(second["id"], first["id"]);
-    let (_, headers, streamed) =
-        create(&gateway, json!({"model": "sturdy", "input": "Hi", "stream": true})).await;
+    let (_, headers, streamed) = create(
+        &gateway,
+        json!({"model": "sturdy", "input": "Hi", "stream": true}),
+    )
+    .await;
     assert_eq!(headers["x-switchboard-cache"], "hit");
     let text = streamed.as_str().unwrap();
     let completed = text
@@ -122,12 +140,19 @@ async fn a_failing_anthropic_target_falls_back_and_the_cache_and_usage_apply() {
         .map(|d| serde_json::from_str::<Value>(d).unwrap())
         .find(|e| e["type"] == "response.completed")
         .expect("response.completed");
-    assert_eq!(completed["response"]["output"][0]["content"], first["output"][0]["content"]);
+    assert_eq!(
+        completed["response"]["output"][0]["content"],
+        first["output"][0]["content"]
+    );
     assert_eq!(openai.received().len(), 1, "the hits reached no provider");
     // The stored hit can be read back.
     let id = completed["response"]["id"].as_str().unwrap();
-    let (status, _, kept) =
-        send(gateway.url(&format!("/v1/responses/{id}")), reqwest::Method::GET, None).await;
+    let (status, _, kept) = send(
+        gateway.url(&format!("/v1/responses/{id}")),
+        reqwest::Method::GET,
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{kept}");
     assert_eq!(kept["output"], completed["response"]["output"]);
     let usage: Value = client()
@@ -145,8 +170,14 @@ async fn a_failing_anthropic_target_falls_back_and_the_cache_and_usage_apply() {
         .iter()
         .find(|k| k["name"] == "team")
         .unwrap();
-    assert_eq!(team["input_tokens"], first["usage"]["input_tokens"], "{team}");
-    assert_eq!(team["output_tokens"], first["usage"]["output_tokens"], "{team}");
+    assert_eq!(
+        team["input_tokens"], first["usage"]["input_tokens"],
+        "{team}"
+    );
+    assert_eq!(
+        team["output_tokens"], first["usage"]["output_tokens"],
+        "{team}"
+    );
 }
 
 #[tokio::test]
@@ -168,14 +199,30 @@ async fn a_stored_conversation_is_continued_and_read_from_another_replica() {
     let sent = &openai.received()[1].body["messages"];
     assert_eq!(sent[0]["content"], "My name is Ada.", "{sent}");
     assert_eq!(sent[2]["content"], "What is my name?", "{sent}");
-    let (status, _, kept) =
-        send(b.url(&format!("/v1/responses/{id}")), reqwest::Method::GET, None).await;
+    let (status, _, kept) = send(
+        b.url(&format!("/v1/responses/{id}")),
+        reqwest::Method::GET,
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{kept}");
     assert_eq!(kept["id"], id);
-    let (status, _, deleted) =
-        send(b.url(&format!("/v1/responses/{id}")), reqwest::Method::DELETE, None).await;
-    assert_eq!((status, &deleted["deleted"]), (200, &json!(true)), "{deleted}");
-    let (status, _, _) =
-        send(a.url(&format!("/v1/responses/{id}")), reqwest::Method::GET, None).await;
+    let (status, _, deleted) = send(
+        b.url(&format!("/v1/responses/{id}")),
+        reqwest::Method::DELETE,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &deleted["deleted"]),
+        (200, &json!(true)),
+        "{deleted}"
+    );
+    let (status, _, _) = send(
+        a.url(&format!("/v1/responses/{id}")),
+        reqwest::Method::GET,
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 }

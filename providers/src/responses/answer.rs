@@ -90,7 +90,13 @@ impl Echo {
     }
 
     /// The response object: `status` with its output and usage so far.
-    pub fn object(&self, status: &str, model: &str, output: Vec<Value>, usage: Option<&Usage>) -> Value {
+    pub fn object(
+        &self,
+        status: &str,
+        model: &str,
+        output: Vec<Value>,
+        usage: Option<&Usage>,
+    ) -> Value {
         let mut object = Map::new();
         object.insert("id".into(), json!(self.id));
         object.insert("object".into(), json!("response"));
@@ -138,7 +144,11 @@ impl Turn {
                 .iter()
                 .flatten()
                 .map(|c| {
-                    (c.id.clone(), c.function.name.clone(), c.function.arguments.clone())
+                    (
+                        c.id.clone(),
+                        c.function.name.clone(),
+                        c.function.arguments.clone(),
+                    )
                 })
                 .collect(),
         }
@@ -155,14 +165,24 @@ impl Turn {
             items.push(message_item(&echo.message_id(), "completed", parts));
         }
         for (i, (call_id, name, arguments)) in self.calls.iter().enumerate() {
-            items.push(call_item(&echo.call_id(i), call_id, name, arguments, "completed"));
+            items.push(call_item(
+                &echo.call_id(i),
+                call_id,
+                name,
+                arguments,
+                "completed",
+            ));
         }
         items
     }
 
     /// The answer as the assistant turn of a stored conversation.
     pub fn assistant(&self) -> Message {
-        let said: Vec<&str> = [&self.text, &self.refusal].into_iter().flatten().map(String::as_str).collect();
+        let said: Vec<&str> = [&self.text, &self.refusal]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
         Message::Assistant(AssistantMessage {
             content: (!said.is_empty()).then(|| Content::Text(said.join("\n"))),
             tool_calls: (!self.calls.is_empty()).then(|| {
@@ -186,7 +206,10 @@ impl Turn {
 /// The response object for a whole answer, and the assistant turn to store with it.
 pub fn encode(response: &ChatResponse, echo: &Echo) -> (Value, Message) {
     let turn = Turn::of(response);
-    let reason = response.choices.first().and_then(|c| c.finish_reason.as_ref());
+    let reason = response
+        .choices
+        .first()
+        .and_then(|c| c.finish_reason.as_ref());
     let mut object = echo.object(
         status(reason),
         &response.model,
@@ -241,7 +264,13 @@ pub(super) fn message_item(id: &str, status: &str, content: Vec<Value>) -> Value
     json!({"type": "message", "id": id, "status": status, "role": "assistant", "content": content})
 }
 
-pub(super) fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, status: &str) -> Value {
+pub(super) fn call_item(
+    id: &str,
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+    status: &str,
+) -> Value {
     json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
            "arguments": arguments, "status": status})
 }

@@ -126,7 +126,11 @@ impl EventWriter {
         if !self.started {
             self.start(out);
         }
-        self.event(out, "error", json!({"code": code, "message": message, "param": null}));
+        self.event(
+            out,
+            "error",
+            json!({"code": code, "message": message, "param": null}),
+        );
         let mut response = self.object("failed");
         response["error"] = json!({"code": code, "message": message});
         self.event(out, "response.failed", json!({"response": response}));
@@ -144,7 +148,9 @@ impl EventWriter {
 
     fn start(&mut self, out: &mut Vec<u8>) {
         self.started = true;
-        let response = self.echo.object("in_progress", &self.model, Vec::new(), None);
+        let response = self
+            .echo
+            .object("in_progress", &self.model, Vec::new(), None);
         self.event(out, "response.created", json!({"response": response}));
         self.event(out, "response.in_progress", json!({"response": response}));
     }
@@ -160,16 +166,28 @@ impl EventWriter {
             self.open = Some(Open::Reasoning);
             self.turn.reasoning = Some(String::new());
             let index = self.output_index();
-            self.event(out, "response.output_item.added", json!({"output_index": index, "item": reasoning_item(&id, "")}));
-            self.event(out, "response.reasoning_summary_part.added", json!({"item_id": id, "output_index": index,
-                "summary_index": 0, "part": {"type": "summary_text", "text": ""}}));
+            self.event(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": reasoning_item(&id, "")}),
+            );
+            self.event(
+                out,
+                "response.reasoning_summary_part.added",
+                json!({"item_id": id, "output_index": index,
+                "summary_index": 0, "part": {"type": "summary_text", "text": ""}}),
+            );
         }
         if let Some(so_far) = &mut self.turn.reasoning {
             so_far.push_str(text);
         }
         let index = self.output_index();
-        self.event(out, "response.reasoning_summary_text.delta", json!({"item_id": id, "output_index": index,
-            "summary_index": 0, "delta": text}));
+        self.event(
+            out,
+            "response.reasoning_summary_text.delta",
+            json!({"item_id": id, "output_index": index,
+            "summary_index": 0, "delta": text}),
+        );
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
@@ -179,27 +197,45 @@ impl EventWriter {
             self.close(out);
             self.open = Some(Open::Message);
             self.turn.text = Some(String::new());
-            self.event(out, "response.output_item.added", json!({"output_index": index,
-                "item": message_item(&id, "in_progress", Vec::new())}));
-            self.event(out, "response.content_part.added", json!({"item_id": id, "output_index": index,
-                "content_index": 0, "part": text_part("")}));
+            self.event(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index,
+                "item": message_item(&id, "in_progress", Vec::new())}),
+            );
+            self.event(
+                out,
+                "response.content_part.added",
+                json!({"item_id": id, "output_index": index,
+                "content_index": 0, "part": text_part("")}),
+            );
         }
         if let Some(so_far) = &mut self.turn.text {
             so_far.push_str(text);
         }
-        self.event(out, "response.output_text.delta", json!({"item_id": id, "output_index": index,
-            "content_index": 0, "delta": text, "logprobs": []}));
+        self.event(
+            out,
+            "response.output_text.delta",
+            json!({"item_id": id, "output_index": index,
+            "content_index": 0, "delta": text, "logprobs": []}),
+        );
     }
 
     fn open_call(&mut self, stream_index: u32, call_id: &str, name: &str, out: &mut Vec<u8>) {
         self.close(out);
         let at = self.turn.calls.len();
-        self.turn.calls.push((call_id.to_owned(), name.to_owned(), String::new()));
+        self.turn
+            .calls
+            .push((call_id.to_owned(), name.to_owned(), String::new()));
         self.calls.insert(stream_index, at);
         self.open = Some(Open::Call(at));
         let item = call_item(&self.echo.call_id(at), call_id, name, "", "in_progress");
         let index = self.output_index();
-        self.event(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+        self.event(
+            out,
+            "response.output_item.added",
+            json!({"output_index": index, "item": item}),
+        );
     }
 
     fn arguments(&mut self, at: usize, piece: &str, out: &mut Vec<u8>) {
@@ -212,13 +248,20 @@ impl EventWriter {
             _ => self.done_index(at),
         };
         let id = self.echo.call_id(at);
-        self.event(out, "response.function_call_arguments.delta", json!({"item_id": id, "output_index": index, "delta": piece}));
+        self.event(
+            out,
+            "response.function_call_arguments.delta",
+            json!({"item_id": id, "output_index": index, "delta": piece}),
+        );
     }
 
     /// Where a call that is already done sits in the output.
     fn done_index(&self, at: usize) -> usize {
         let id = json!(self.echo.call_id(at));
-        self.items.iter().position(|i| i["id"] == id).unwrap_or(self.items.len())
+        self.items
+            .iter()
+            .position(|i| i["id"] == id)
+            .unwrap_or(self.items.len())
     }
 
     /// Closes the open item: its `.done` events, and it joins the output.
@@ -231,8 +274,12 @@ impl EventWriter {
             Open::Reasoning => {
                 let id = self.echo.reasoning_id();
                 let text = self.turn.reasoning.clone().unwrap_or_default();
-                self.event(out, "response.reasoning_summary_text.done", json!({"item_id": id,
-                    "output_index": index, "summary_index": 0, "text": text}));
+                self.event(
+                    out,
+                    "response.reasoning_summary_text.done",
+                    json!({"item_id": id,
+                    "output_index": index, "summary_index": 0, "text": text}),
+                );
                 self.event(out, "response.reasoning_summary_part.done", json!({"item_id": id,
                     "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": text}}));
                 reasoning_item(&id, &text)
@@ -240,21 +287,37 @@ impl EventWriter {
             Open::Message => {
                 let id = self.echo.message_id();
                 let text = self.turn.text.clone().unwrap_or_default();
-                self.event(out, "response.output_text.done", json!({"item_id": id, "output_index": index,
-                    "content_index": 0, "text": text, "logprobs": []}));
-                self.event(out, "response.content_part.done", json!({"item_id": id, "output_index": index,
-                    "content_index": 0, "part": text_part(&text)}));
+                self.event(
+                    out,
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": index,
+                    "content_index": 0, "text": text, "logprobs": []}),
+                );
+                self.event(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": index,
+                    "content_index": 0, "part": text_part(&text)}),
+                );
                 message_item(&id, "completed", message_parts(Some(&text), None))
             }
             Open::Call(at) => {
                 let (call_id, name, arguments) = self.turn.calls[at].clone();
                 let id = self.echo.call_id(at);
-                self.event(out, "response.function_call_arguments.done", json!({"item_id": id,
-                    "output_index": index, "arguments": arguments}));
+                self.event(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": id,
+                    "output_index": index, "arguments": arguments}),
+                );
                 call_item(&id, &call_id, &name, &arguments, "completed")
             }
         };
-        self.event(out, "response.output_item.done", json!({"output_index": index, "item": item}));
+        self.event(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
         self.items.push(item);
     }
 

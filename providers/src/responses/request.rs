@@ -84,7 +84,11 @@ pub fn translate(
         tools,
         tool_choice,
         parallel_tool_calls: request.parallel_tool_calls,
-        response_format: request.text.as_ref().and_then(|t| t.format.clone()).map(format),
+        response_format: request
+            .text
+            .as_ref()
+            .and_then(|t| t.format.clone())
+            .map(format),
         temperature: request.temperature,
         top_p: request.top_p,
         max_tokens: request.max_output_tokens,
@@ -105,7 +109,12 @@ pub fn translate(
 
 fn call_ids(message: &Message) -> Vec<String> {
     match message {
-        Message::Assistant(m) => m.tool_calls.iter().flatten().map(|c| c.id.clone()).collect(),
+        Message::Assistant(m) => m
+            .tool_calls
+            .iter()
+            .flatten()
+            .map(|c| c.id.clone())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -119,9 +128,12 @@ fn user(content: Content) -> Message {
 }
 
 fn str_field<'a>(item: &'a Value, field: &str, at: &str) -> Result<&'a str, ProviderError> {
-    item.get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid(format!("{at}.{field}: a string is required"), &format!("{at}.{field}")))
+    item.get(field).and_then(Value::as_str).ok_or_else(|| {
+        invalid(
+            format!("{at}.{field}: a string is required"),
+            &format!("{at}.{field}"),
+        )
+    })
 }
 
 /// One input item, appended as canonical messages.
@@ -138,7 +150,10 @@ fn item(
         (Some("function_call"), _) => {
             let call_id = str_field(item, "call_id", at)?.to_owned();
             let name = str_field(item, "name", at)?.to_owned();
-            let arguments = item.get("arguments").and_then(Value::as_str).unwrap_or("{}");
+            let arguments = item
+                .get("arguments")
+                .and_then(Value::as_str)
+                .unwrap_or("{}");
             calls.insert(call_id.clone());
             let call = ToolCall {
                 id: call_id,
@@ -163,7 +178,9 @@ fn item(
             let call_id = str_field(item, "call_id", at)?;
             if !calls.contains(call_id) {
                 return Err(invalid(
-                    format!("{at}.call_id: no function_call with call_id {call_id:?} came before this output"),
+                    format!(
+                        "{at}.call_id: no function_call with call_id {call_id:?} came before this output"
+                    ),
                     &format!("{at}.call_id"),
                 ));
             }
@@ -291,7 +308,10 @@ fn tools(tools: &[Value]) -> Result<(Option<Vec<Tool>>, Vec<String>), ProviderEr
             Some("function") => functions.push(Tool::Function {
                 function: FunctionDef {
                     name: str_field(tool, "name", &at)?.to_owned(),
-                    description: tool.get("description").and_then(Value::as_str).map(str::to_owned),
+                    description: tool
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                     parameters: tool
                         .get("parameters")
                         .filter(|p| !p.is_null())
@@ -304,7 +324,12 @@ fn tools(tools: &[Value]) -> Result<(Option<Vec<Tool>>, Vec<String>), ProviderEr
                 let name = tool.get("name").and_then(Value::as_str).unwrap_or(kind);
                 dropped.push(name.to_owned());
             }
-            None => return Err(invalid(format!("{at}.type is required"), &format!("{at}.type"))),
+            None => {
+                return Err(invalid(
+                    format!("{at}.type is required"),
+                    &format!("{at}.type"),
+                ));
+            }
         }
     }
     Ok(((!functions.is_empty()).then_some(functions), dropped))
@@ -320,7 +345,10 @@ fn tool_choice(choice: &Value, dropped: &[String]) -> Result<Option<ToolChoice>,
         Value::Object(o) => match o.get("type").and_then(Value::as_str) {
             Some("function") => {
                 let name = o.get("name").and_then(Value::as_str).ok_or_else(|| {
-                    invalid("tool_choice.name is required for a function", "tool_choice.name")
+                    invalid(
+                        "tool_choice.name is required for a function",
+                        "tool_choice.name",
+                    )
                 })?;
                 Ok(Some(ToolChoice::Named(NamedToolChoice {
                     kind: FunctionType::Function,
