@@ -1,5 +1,6 @@
 //! The coding agents as users run them, pointed at the gateway: Claude Code in print mode on
-//! `/v1/messages`, reading a file with its own `Read` tool through a scripted upstream.
+//! `/v1/messages` and the Codex CLI's `exec` on `/v1/responses`, each reading a file with a tool
+//! of its own through a scripted upstream.
 //!
 //! The agents come from npm (`scripts/agents.sh`, pinned versions) into `.agents/`, or from
 //! `$SWITCHBOARD_AGENTS` (a `node_modules/.bin` directory).
@@ -114,6 +115,66 @@ keys:
     assert!(
         result.is_some(),
         "the Read tool's result reached the upstream"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn codex_reads_a_file_with_its_own_shell_through_the_gateway() {
+    let fake = FakeAnthropic::start().await;
+    let gateway = TestGateway::start(&format!(
+        r#"
+providers:
+  anthropic: {{ kind: anthropic, base_url: "{}", api_key: "{}" }}
+models:
+  - {{ name: gateway-agent, targets: [ {{ provider: anthropic, model: agent }} ] }}
+keys:
+  - {{ name: coder, key: sk-coder }}
+"#,
+        fake.base_url(),
+        fake_anthropic::KEY
+    ))
+    .await;
+    let dir = temp_dir();
+    let home = dir.join("codex-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let secret = dir.join("secret.txt");
+    std::fs::write(&secret, "the-word-is-switchboard-4417\n").unwrap();
+    let provider = format!(
+        r#"model_providers.switchboard={{name="Switchboard", base_url="{}", env_key="SWITCHBOARD_KEY", wire_api="responses"}}"#,
+        gateway.url("/v1")
+    );
+    let args = vec![
+        "exec".to_owned(),
+        "--skip-git-repo-check".to_owned(),
+        "--dangerously-bypass-approvals-and-sandbox".to_owned(),
+        "-c".to_owned(),
+        provider,
+        "-c".to_owned(),
+        "model_provider=\"switchboard\"".to_owned(),
+        "-m".to_owned(),
+        "gateway-agent".to_owned(),
+        format!(
+            "Read the file {} and tell me what it says",
+            secret.display()
+        ),
+    ];
+    let env = vec![
+        ("HOME", dir.display().to_string()),
+        ("CODEX_HOME", home.display().to_string()),
+        ("SWITCHBOARD_KEY", "sk-coder".to_owned()),
+    ];
+    let stdout = run(agent("codex"), args, dir.clone(), env).await;
+    assert!(
+        stdout.contains("the-word-is-switchboard-4417"),
+        "Codex answered with the file's words: {stdout}"
+    );
+    let received = fake.received();
+    assert!(
+        received.iter().any(|r| r.raw.contains("toolu_01ReadFile")
+            && r.raw.contains("the-word-is-switchboard-4417")),
+        "the shell's output reached the upstream: {:?}",
+        received.iter().map(|r| &r.raw).collect::<Vec<_>>()
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -333,8 +333,8 @@ fn script(body: &Value) -> (Vec<Value>, &'static str) {
 }
 
 /// The `agent` behaviour, for coding agents: asked to read a file (a path ending in `.txt` in
-/// the last user text) with a `Read` tool on offer, it calls `Read` on it; given the result, it
-/// answers with what the file says.
+/// the last user text) with a `Read` tool or a shell on offer, it calls that tool on it; given
+/// the result, it answers with what the file says.
 fn agent(body: &Value, answered: bool) -> (Vec<Value>, &'static str) {
     let last = &body["messages"][body["messages"]
         .as_array()
@@ -356,21 +356,35 @@ fn agent(body: &Value, answered: bool) -> (Vec<Value>, &'static str) {
         let text = format!("The file says: {said}");
         return (vec![json!({"type": "text", "text": text})], "end_turn");
     }
-    let offers_read = body["tools"]
-        .as_array()
-        .is_some_and(|tools| tools.iter().any(|t| t["name"] == "Read"));
+    let offered = |name: &str| {
+        body["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|t| t["name"] == name))
+    };
     let path = said
         .split_whitespace()
+        .map(|w| w.trim_end_matches(['.', ',']))
         .find(|w| w.starts_with('/') && w.ends_with(".txt"));
-    match (offers_read, path) {
-        (true, Some(path)) => (
+    // Claude Code's file reader, or one of the shells the Codex CLI has had.
+    let call = path.and_then(|path| {
+        let cat = format!("cat {path}");
+        [
+            ("Read", json!({"file_path": path})),
+            ("shell", json!({"command": ["cat", path]})),
+            ("shell_command", json!({"command": cat})),
+            ("exec_command", json!({"cmd": cat})),
+        ]
+        .into_iter()
+        .find(|(name, _)| offered(name))
+    });
+    match call {
+        Some((name, input)) => (
             vec![
-                json!({"type": "tool_use", "id": "toolu_01ReadFile", "name": "Read",
-                        "input": {"file_path": path}}),
+                json!({"type": "tool_use", "id": "toolu_01ReadFile", "name": name, "input": input}),
             ],
             "tool_use",
         ),
-        _ => (vec![json!({"type": "text", "text": "Ready."})], "end_turn"),
+        None => (vec![json!({"type": "text", "text": "Ready."})], "end_turn"),
     }
 }
 
