@@ -19,7 +19,7 @@ providers:
   anthropic: {{ kind: anthropic, base_url: "{}", api_key: "{}" }}
   openai: {{ kind: openai, base_url: "{}", api_key: "{}" }}
 models:
-  - {{ name: claude, targets: [ {{ provider: anthropic, model: ok }} ] }}
+  - {{ name: claude, targets: [ {{ provider: anthropic, model: ok, pricing: {{ input: 1000, output: 2000 }} }} ] }}
   - {{ name: gpt, targets: [ {{ provider: openai, model: ok }} ] }}
   - name: sturdy
     targets: [ {{ provider: anthropic, model: error-529 }} ]
@@ -359,4 +359,7 @@ async fn cache_hits_quotas_and_usage_apply_to_messages() {
     // Two answers from Anthropic, each 20 + 5 + 3 in and 12 out; hits cost nothing.
     assert_eq!(team["input_tokens"], 56, "{team}");
     assert_eq!(team["output_tokens"], 24, "{team}");
+    // At $1000 per million in and $2000 out: 56 × 0.001 + 24 × 0.002.
+    let cost = team["cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.104).abs() < 1e-9, "{team}");
 }

@@ -18,13 +18,14 @@ providers:
   anthropic: {{ kind: anthropic, base_url: "{}", api_key: "{}" }}
   openai: {{ kind: openai, base_url: "{}", api_key: "{}" }}
 models:
-  - {{ name: gpt, targets: [ {{ provider: openai, model: ok }} ] }}
+  - {{ name: gpt, targets: [ {{ provider: openai, model: ok, pricing: {{ input: 1000, output: 2000 }} }} ] }}
   - name: sturdy
     targets: [ {{ provider: anthropic, model: error-529 }} ]
     retry: {{ attempts: 1 }}
     fallbacks: [gpt]
 keys:
   - {{ name: team, key: sk-team }}
+  - {{ name: limited, key: sk-limited, limits: {{ requests_per_minute: 1 }} }}
 {extra}
 "#,
         anthropic.base_url(),
@@ -178,6 +179,32 @@ async fn a_failing_anthropic_target_falls_back_and_the_cache_and_usage_apply() {
         team["output_tokens"], first["usage"]["output_tokens"],
         "{team}"
     );
+    let tokens = |field: &str| first["usage"][field].as_f64().unwrap();
+    let cost = tokens("input_tokens") * 0.001 + tokens("output_tokens") * 0.002;
+    assert!(
+        (team["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9,
+        "{team}"
+    );
+}
+
+#[tokio::test]
+async fn a_keys_request_rate_holds_on_responses() {
+    let (anthropic, openai) = (FakeAnthropic::start().await, FakeOpenAi::start().await);
+    let gateway = TestGateway::start(&config(&anthropic, &openai, "")).await;
+    let post = || {
+        client()
+            .post(gateway.url("/v1/responses"))
+            .bearer_auth("sk-limited")
+            .json(&json!({"model": "gpt", "input": "Hi"}))
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), 200);
+    let refused = post().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "rate_limit_exceeded", "{error}");
+    assert_eq!(openai.received().len(), 1);
 }
 
 #[tokio::test]
