@@ -16,7 +16,7 @@ use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 use switchboard_providers::chunk_edit::{Edits, RoleTo};
 use switchboard_providers::messages::{EventWriter, error_type};
 use switchboard_providers::responses;
-use switchboard_providers::{StreamItem, VerbatimChunk};
+use switchboard_providers::{NativeEvent, StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
 use crate::charge::Charge;
@@ -146,6 +146,9 @@ struct Relay<S> {
     /// The provider said the answer is complete.
     completed: bool,
     dialect: Dialect,
+    /// The provider speaks the client's format: its events are forwarded as they came, and
+    /// the chunks decoded from them only accounted for.
+    native: bool,
 }
 
 /// What the client's stream is written in.
@@ -217,6 +220,7 @@ where
         finished: false,
         completed: false,
         dialect,
+        native: false,
     };
     futures_util::stream::unfold(relay, |mut relay| async move {
         let event = relay.next_event().await?;
@@ -288,6 +292,8 @@ where
                 out.extend_from_slice(b"data: [DONE]\n\n");
             }
             Some(Ok(StreamItem::KeepAlive)) => out.extend_from_slice(b": keep-alive\n\n"),
+            // Only a surface that speaks the provider's format asks for its events.
+            Some(Ok(StreamItem::Native(_))) => {}
             Some(Err(error)) => self.fail(&error, out),
             None => self.fail(
                 &ApiError::bad_gateway("the provider closed the stream before it finished"),
@@ -321,10 +327,16 @@ where
                 Ok(parsed) => Box::new(parsed),
                 Err(error) => return self.fail(&error.into(), out),
             },
+            Some(Ok(StreamItem::Native(event))) => {
+                self.native = true;
+                return native_event(out, &event);
+            }
             Some(Ok(StreamItem::Done)) => {
                 self.finished = true;
                 self.completed = true;
                 match &mut self.dialect {
+                    // The provider's own last events have gone out already.
+                    _ if self.native => {}
                     Dialect::Messages(writer) => writer.finish(out),
                     Dialect::Responses(writer, _) => writer.finish(out),
                     Dialect::Chat => {}
@@ -350,6 +362,7 @@ where
         self.sink.record(chunk.usage.as_ref());
         self.sink.observe_chunk(&chunk);
         match &mut self.dialect {
+            _ if self.native => {}
             Dialect::Messages(writer) => writer.chunk(&chunk, out),
             Dialect::Responses(writer, _) => writer.chunk(&chunk, out),
             Dialect::Chat => {}
@@ -456,6 +469,17 @@ where
 
 /// How OpenAI ends every chunk but the last once asked for usage.
 const NULL_USAGE: &[u8] = b",\"usage\":null}";
+
+/// A provider's event in the client's own format, as it came: its name, and its data a line per
+/// `data:` field.
+fn native_event(out: &mut Vec<u8>, event: &NativeEvent) {
+    if !event.name.is_empty() {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.name.as_bytes());
+        out.push(b'\n');
+    }
+    frame(out, event.data.as_bytes());
+}
 
 /// One `data:` event. An upstream event whose data spanned several lines keeps one `data:` line
 /// per line, so the client joins them back exactly as it was sent.

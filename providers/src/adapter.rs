@@ -72,6 +72,12 @@ pub enum ChatAnswer {
     /// Already in OpenAI's format: the provider's own bytes, forwarded unchanged, with the usage
     /// they report. Skipping a full parse and re-encode keeps pass-through byte-exact and cheap.
     Verbatim { body: Bytes, usage: Option<Usage> },
+    /// In the client's own format, from a target that speaks it (see [`crate::Native`]): the
+    /// provider's bytes for the client, and their canonical reading for usage and the cache.
+    Native {
+        body: Bytes,
+        response: Box<ChatResponse>,
+    },
 }
 
 impl ChatAnswer {
@@ -80,6 +86,7 @@ impl ChatAnswer {
         match self {
             ChatAnswer::Translated(response) => response.usage.as_ref(),
             ChatAnswer::Verbatim { usage, .. } => usage.as_ref(),
+            ChatAnswer::Native { response, .. } => response.usage.as_ref(),
         }
     }
 }
@@ -123,6 +130,17 @@ pub enum StreamItem {
     /// The stream is alive (an SSE comment) though nothing was said: idle timers restart, and
     /// the client hears a comment, so proxies on its side do not close a long silence either.
     KeepAlive,
+    /// An event in the client's own format, from a target that speaks it: forwarded as it came.
+    /// The items decoded from it follow, for usage and the cache only.
+    Native(Box<NativeEvent>),
+}
+
+/// One server-sent event as a provider sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativeEvent {
+    /// `event:`, empty when absent.
+    pub name: String,
+    pub data: String,
 }
 
 /// How a provider frames a streamed answer on the wire.

@@ -32,7 +32,8 @@ pub mod sse_frames;
 pub mod tool_ids;
 
 pub use adapter::{
-    Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamFormat, StreamItem, VerbatimChunk,
+    Adapter, ChatAnswer, ChunkDecoder, Endpoint, NativeEvent, StreamFormat, StreamItem,
+    VerbatimChunk,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use native::{Native, NativeFormat};

@@ -66,7 +66,7 @@ fn stream(
                     match item {
                         StreamItem::Chunk(chunk) => chunks.push(*chunk),
                         StreamItem::Done => done = true,
-                        StreamItem::Verbatim(_) | StreamItem::KeepAlive => {
+                        StreamItem::Verbatim(_) | StreamItem::KeepAlive | StreamItem::Native(_) => {
                             panic!("Anthropic chunks are translated")
                         }
                     }

@@ -41,7 +41,7 @@ fn parsed(items: &[StreamItem]) -> Vec<ChatChunk> {
         .filter_map(|i| match i {
             StreamItem::Chunk(c) => Some((**c).clone()),
             StreamItem::Verbatim(v) => Some(v.parse().unwrap()),
-            StreamItem::Done | StreamItem::KeepAlive => None,
+            StreamItem::Done | StreamItem::KeepAlive | StreamItem::Native(_) => None,
         })
         .collect()
 }

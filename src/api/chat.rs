@@ -228,7 +228,14 @@ struct Answering {
 
 impl Answering {
     /// Accounts for and caches a whole answer, then sends it.
-    async fn finish(mut self, response: ChatResponse, json: Option<Bytes>) -> Response {
+    /// `json` is the completion's own JSON when the provider wrote it; `native`, the provider's
+    /// bytes in the client's format.
+    async fn finish(
+        mut self,
+        response: ChatResponse,
+        json: Option<Bytes>,
+        native: Option<Bytes>,
+    ) -> Response {
         self.sink.record_response(&response);
         // Spend is on record (in Redis too, when replicas share it) before the answer goes out.
         self.sink.close_and_write().await;
@@ -242,7 +249,10 @@ impl Answering {
                 }
             },
         };
-        let body = self.surface.whole(&response, &json).await;
+        let body = match native {
+            Some(native) => native,
+            None => self.surface.whole(&response, &json).await,
+        };
         if let Some(fill) = self.fill {
             Box::pin(fill.store(response, Some(json), &self.target)).await;
         }
@@ -364,7 +374,10 @@ impl ChatTry<'_> {
 /// Turns a whole upstream answer into the response, accounting for and caching it.
 async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
     match answer {
-        ChatAnswer::Translated(completion) => answering.finish(*completion, None).await,
+        ChatAnswer::Translated(completion) => answering.finish(*completion, None, None).await,
+        ChatAnswer::Native { body, response } => {
+            answering.finish(*response, None, Some(body)).await
+        }
         // Parsing the whole answer is only worth it when the cache will keep it, when its
         // usage is missing and its text must be counted instead, or to translate it.
         ChatAnswer::Verbatim { body, usage } => {
@@ -374,7 +387,7 @@ async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
                 .then(|| serde_json::from_slice::<ChatResponse>(&body))
                 .transpose();
             match parsed {
-                Ok(Some(completion)) => answering.finish(completion, Some(body)).await,
+                Ok(Some(completion)) => answering.finish(completion, Some(body), None).await,
                 // Dropping `answering` drops its fill: nothing is stored, waiters are released.
                 parsed => {
                     let mut answering = answering;
@@ -406,7 +419,7 @@ async fn mock_answer(
         let extra_chunks = answer.pieces.len().saturating_sub(1) as u32;
         pause(mock.first_token + mock.per_chunk * extra_chunks).await;
         return answering
-            .finish(answer.response(&request, &id, created), None)
+            .finish(answer.response(&request, &id, created), None, None)
             .await;
     }
     // Like a real upstream asked by the gateway, the mock always reports usage at the end of a

@@ -40,6 +40,11 @@ pub async fn chat(
         .chat_request(endpoint, request)
         .map_err(ApiError::from)?;
     let response = send(client, name, http, outgoing, pace.deadline).await?;
+    // A client's own format goes back to it as the provider wrote it.
+    let native = request
+        .native
+        .as_deref()
+        .is_some_and(|n| http.adapter.speaks(n.format));
     // Some OpenAI-compatible servers ignore `stream: true` and answer whole: the answer is
     // replayed to the client as the stream it asked for.
     let whole = !request.is_stream() || is_json(response.headers());
@@ -48,7 +53,7 @@ pub async fn chat(
         // A malformed answer's error quotes it, and it may echo a credential back.
         let mut answer = http
             .adapter
-            .chat_response(bytes)
+            .chat_response(bytes.clone())
             .map_err(|e| http.scrub(e.into()))?;
         // Answers that name no model (Bedrock's) are labelled with the model asked for.
         if let ChatAnswer::Translated(completion) = &mut answer
@@ -56,12 +61,18 @@ pub async fn chat(
         {
             completion.model.clone_from(&request.model);
         }
+        if let (true, ChatAnswer::Translated(response)) = (native, &answer) {
+            answer = ChatAnswer::Native {
+                body: bytes,
+                response: response.clone(),
+            };
+        }
         if request.is_stream() {
             return replayed(answer).map(ChatReply::Stream);
         }
         return Ok(ChatReply::Whole(Box::new(answer)));
     }
-    let mut items = upstream_items(name, http, response, pace, &request.model);
+    let mut items = upstream_items(name, http, response, pace, &request.model, native);
     // Signs of life before the first token neither answer nor reach the client:
     // `first_token` still decides whether this try failed.
     let mut first = items.next().await;
@@ -94,7 +105,11 @@ fn replayed(
     answer: ChatAnswer,
 ) -> Result<BoxStream<'static, Result<StreamItem, ApiError>>, Failure> {
     let completion = match answer {
-        ChatAnswer::Translated(completion) => *completion,
+        ChatAnswer::Translated(completion)
+        | ChatAnswer::Native {
+            response: completion,
+            ..
+        } => *completion,
         ChatAnswer::Verbatim { body, .. } => serde_json::from_slice::<ChatResponse>(&body)
             .map_err(|e| ApiError::from(switchboard_providers::ProviderError::bad_response(e)))?,
     };

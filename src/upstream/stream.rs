@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use switchboard_providers::eventstream::{EventMessage, FrameSplitter, MessageKind};
 use switchboard_providers::sse_frames::{SseEvent, SseSplitter};
-use switchboard_providers::{ChunkDecoder, StreamFormat, StreamItem};
+use switchboard_providers::{ChunkDecoder, NativeEvent, StreamFormat, StreamItem};
 
 use super::{HttpBackend, Response, TransportError, redact};
 use crate::error::ApiError;
@@ -30,6 +30,7 @@ pub(super) fn upstream_items(
     response: Response,
     pace: Pace,
     model: &str,
+    native: bool,
 ) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
     let decoder = backend.adapter.chat_stream();
     let secrets = backend.secrets.clone();
@@ -69,7 +70,7 @@ pub(super) fn upstream_items(
                 if batch.is_empty() {
                     continue;
                 }
-                let (items, ok) = decode_batch(decoder.as_mut(), batch);
+                let (items, ok) = decode_batch(decoder.as_mut(), batch, native);
                 let started = started
                     || items
                         .iter()
@@ -94,15 +95,23 @@ pub(super) fn upstream_items(
 
 /// The items of the events one read completed, in order; `false` once one failed, which ends
 /// the stream after the items before it.
+/// With `native`, each event itself comes first, to be forwarded as it came.
 fn decode_batch(
     decoder: &mut dyn ChunkDecoder,
     batch: Vec<Result<UpstreamEvent, ApiError>>,
+    native: bool,
 ) -> (Vec<Result<StreamItem, ApiError>>, bool) {
     let mut items = Vec::with_capacity(batch.len());
     for event in batch {
         if matches!(&event, Ok(event) if event.is_keep_alive()) {
             items.push(Ok(StreamItem::KeepAlive));
             continue;
+        }
+        if let (true, Ok(event)) = (native, &event) {
+            items.push(Ok(StreamItem::Native(Box::new(NativeEvent {
+                name: event.name.to_string(),
+                data: event.data.clone(),
+            }))));
         }
         match event.and_then(|event| decode_event(decoder, &event)) {
             Ok(decoded) => items.extend(decoded.into_iter().map(Ok)),

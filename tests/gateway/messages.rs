@@ -97,6 +97,8 @@ async fn an_anthropic_target_receives_the_clients_body_byte_for_byte_but_the_mod
     let gateway = gateway(&anthropic, &openai, "").await;
     let (status, _, message) = post(&gateway, NATIVE_BODY).await;
     assert_eq!(status, 200, "{message}");
+    // Anthropic's own answer, as it sent it.
+    assert_eq!(message["id"], "msg_01FakeAnthropic");
     assert_eq!(message["type"], "message");
     assert_eq!(message["content"][0]["text"], "Hello! How can I help?");
     assert_eq!(message["stop_reason"], "end_turn");
@@ -214,6 +216,9 @@ async fn a_native_stream_keeps_thinking_signatures_and_tool_input() {
         deltas("input_json_delta", "partial_json"),
         r#"{"city":"Paris"}"#
     );
+    // Anthropic's own events, as it sent them: its message id, its pings.
+    assert_eq!(events[0].1["message"]["id"], "msg_01FakeStream");
+    assert!(events.iter().any(|(name, _)| name == "ping"));
     let starts: Vec<&Value> = events
         .iter()
         .filter(|(n, _)| n == "content_block_start")

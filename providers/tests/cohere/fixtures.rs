@@ -25,7 +25,9 @@ fn encode(openai: &str) -> (http::Request<Bytes>, Value) {
 fn answer(body: &str) -> switchboard_providers::chat::ChatResponse {
     match Cohere.chat_response(Bytes::from(body.to_owned())).unwrap() {
         ChatAnswer::Translated(response) => *response,
-        ChatAnswer::Verbatim { .. } => panic!("cohere answers are translated"),
+        ChatAnswer::Verbatim { .. } | ChatAnswer::Native { .. } => {
+            panic!("cohere answers are translated")
+        }
     }
 }
 
