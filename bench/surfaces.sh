@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The relay cost of each inbound API against the chat relay, in one run: /v1/chat/completions to
-# an OpenAI-shaped upstream, /v1/messages passed through to an Anthropic-shaped upstream, and
-# /v1/messages translated to the OpenAI-shaped one; JSON and SSE; CPU per request of the gateway
-# (pinned to its own core) as a multiple of the chat relay's. By hand, not in CI: bench/README.md.
+# an OpenAI-shaped upstream, /v1/messages passed through to an Anthropic-shaped upstream and
+# translated to the OpenAI-shaped one, /v1/responses translated to the OpenAI-shaped one (not
+# stored, and stored); JSON and SSE; CPU per request of the gateway (pinned to its own core) as a
+# multiple of the chat relay's. By hand, not in CI: bench/README.md.
 #
 #   DURATION=10 CONNECTIONS="1 32" bench/surfaces.sh
 set -euo pipefail
@@ -53,21 +54,23 @@ for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT_GW/health"
 
 cpu() { local f; read -r -a f <<<"$(sed 's/.*) //' "/proc/$GW/stat")"; echo $((f[11] + f[12])); }
 
-# name|path|model (surfaces.sh adds the stream flag for SSE)
+# name|path|model|extra fields (the stream flag is added for SSE)
 SCENARIOS=(
-    "chat relay|/v1/chat/completions|chat"
-    "messages native|/v1/messages|claude"
-    "messages translated|/v1/messages|chat"
+    'chat relay|/v1/chat/completions|chat|"max_tokens":64,"messages":[{"role":"user","content":"Say hello"}]'
+    'messages native|/v1/messages|claude|"max_tokens":64,"messages":[{"role":"user","content":"Say hello"}]'
+    'messages translated|/v1/messages|chat|"max_tokens":64,"messages":[{"role":"user","content":"Say hello"}]'
+    'responses|/v1/responses|chat|"store":false,"input":"Say hello"'
+    'responses stored|/v1/responses|chat|"input":"Say hello"'
 )
 printf '%-20s %-4s %5s %10s %8s %12s %7s\n' scenario mode conns 'req/s' 'p50 us' 'cpu/req us' 'vs chat'
 for mode in json sse; do
     for conns in $CONNECTIONS; do
         base=
         for scenario in "${SCENARIOS[@]}"; do
-            IFS='|' read -r name path model <<<"$scenario"
+            IFS='|' read -r name path model fields <<<"$scenario"
             stream=""
             [[ $mode == sse ]] && stream='"stream":true,'
-            body="{\"model\":\"$model-$mode\",$stream\"max_tokens\":64,\"messages\":[{\"role\":\"user\",\"content\":\"Say hello\"}]}"
+            body="{\"model\":\"$model-$mode\",$stream$fields}"
             curl -sf -o /dev/null -H 'content-type: application/json' -d "$body" \
                 "http://127.0.0.1:$PORT_GW$path" || die "$name ($mode) failed: $(curl -s -d "$body" "http://127.0.0.1:$PORT_GW$path")"
             BENCH_PATH=$path BENCH_BODY=$body taskset -c 1 wrk -t1 -c"$conns" -d1s \
