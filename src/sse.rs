@@ -182,6 +182,7 @@ impl Keep {
             expires_ms: self.store.expiry(),
             response,
             conversation,
+            size: 0,
         };
         if let Err(error) = self.store.put(&self.id, &stored).await {
             tracing::warn!(id = %self.id, %error, "could not store a response");

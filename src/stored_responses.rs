@@ -27,6 +27,9 @@ pub struct Stored {
     pub response: Value,
     /// The conversation a later response continues: history, input and this answer.
     pub conversation: Vec<Message>,
+    /// How many bytes it took in the store, when read from it.
+    #[serde(skip)]
+    pub size: usize,
 }
 
 /// Why the store could not be read or written.
@@ -129,8 +132,9 @@ impl StoredResponses {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
-        let stored: Stored =
+        let mut stored: Stored =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        stored.size = bytes.len();
         if stored.expires_ms <= crate::clock::unix_millis() {
             self.remove(id).await?;
             return Ok(None);

@@ -24,6 +24,11 @@ use crate::sse::Keep;
 use crate::stored_responses::StoreError;
 use crate::tokens;
 
+/// How many of `server.max_body` a stored conversation may hold, its history and this request
+/// together: past it, a chain of `previous_response_id`s would grow one stored file (and every
+/// read of it) without end.
+const MAX_CONVERSATION_BODIES: u64 = 4;
+
 /// Names the built-in tools left out of a request answered by a provider that cannot run them.
 static DROPPED_TOOLS: HeaderName = HeaderName::from_static("x-switchboard-dropped-tools");
 
@@ -67,6 +72,17 @@ async fn answer(
                 error.code = Some("previous_response_not_found".into());
                 return Err(error);
             };
+            let bound = state.bodies.max.saturating_mul(MAX_CONVERSATION_BODIES);
+            if request.stores() && (stored.size + raw.len()) as u64 > bound {
+                return Err(ApiError::invalid_request(
+                    format!(
+                        "The conversation would be over {bound} bytes to store (4 times \
+                         server.max_body): continue it with store: false, sending its items \
+                         yourself."
+                    ),
+                    Some("previous_response_id".into()),
+                ));
+            }
             stored.conversation
         }
     };

@@ -253,3 +253,43 @@ async fn a_stored_conversation_is_continued_and_read_from_another_replica() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_chain_of_stored_responses_stops_growing_at_its_bound() {
+    let gateway = TestGateway::start(
+        r#"
+server: { max_body: 64KiB }
+providers: { demo: { kind: mock } }
+models: [ { name: fast, targets: [ { provider: demo, model: mock-fast } ] } ]
+"#,
+    )
+    .await;
+    // Each turn adds 20 KB; four times max_body (256 KiB) holds a dozen turns, not twenty.
+    let words = "word ".repeat(4_000);
+    let mut previous: Option<String> = None;
+    let mut refused = None;
+    for turn in 0..20 {
+        let mut body = json!({"model": "fast", "input": words, "max_output_tokens": 5});
+        if let Some(id) = &previous {
+            body["previous_response_id"] = json!(id);
+        }
+        let (status, _, answer) = create(&gateway, body).await;
+        if status != 200 {
+            refused = Some((turn, status, answer));
+            break;
+        }
+        previous = answer["id"].as_str().map(str::to_owned);
+    }
+    let (turn, status, error) = refused.expect("the chain is refused before twenty turns");
+    assert!(turn >= 8, "refused only past the bound, at turn {turn}");
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"]["param"], "previous_response_id", "{error}");
+    // Not storing, the client may go on with the conversation it holds.
+    let id = previous.unwrap();
+    let (status, _, _) = create(
+        &gateway,
+        json!({"model": "fast", "input": "hi", "previous_response_id": id, "store": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
