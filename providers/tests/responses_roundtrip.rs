@@ -96,6 +96,13 @@ proptest! {
         let done: Vec<&Value> = events.iter().filter(|e| e["type"] == "response.output_item.done").map(|e| &e["item"]).collect();
         prop_assert_eq!(added.len(), done.len());
         prop_assert_eq!(json!(done), whole["output"].clone());
+        // Every event names the place its item has in the output, as the SDKs look it up.
+        for event in &events {
+            let Some(index) = event["output_index"].as_u64() else { continue };
+            let item = &whole["output"][index as usize];
+            let id = event["item"]["id"].as_str().or(event["item_id"].as_str());
+            prop_assert_eq!(id, item["id"].as_str(), "{}", event);
+        }
         let text: String = events.iter()
             .filter(|e| e["type"] == "response.output_text.delta")
             .filter_map(|e| e["delta"].as_str()).collect();

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::answer::{
@@ -41,11 +42,16 @@ pub struct EventWriter {
     stop: Option<FinishReason>,
     usage: Option<Usage>,
     finished: Option<Value>,
+    /// The ids every delta of the message and of the reasoning names, made once.
+    message_id: String,
+    reasoning_id: String,
 }
 
 impl EventWriter {
     pub fn new(echo: Echo) -> Self {
         EventWriter {
+            message_id: echo.message_id(),
+            reasoning_id: echo.reasoning_id(),
             echo,
             model: String::new(),
             sequence: 0,
@@ -117,7 +123,13 @@ impl EventWriter {
         } else {
             "response.incomplete"
         };
-        self.event(out, name, json!({"response": response}));
+        self.event(
+            out,
+            name,
+            WithResponse {
+                response: &response,
+            },
+        );
         self.finished = Some(response);
     }
 
@@ -133,7 +145,13 @@ impl EventWriter {
         );
         let mut response = self.object("failed");
         response["error"] = json!({"code": code, "message": message});
-        self.event(out, "response.failed", json!({"response": response}));
+        self.event(
+            out,
+            "response.failed",
+            WithResponse {
+                response: &response,
+            },
+        );
     }
 
     /// The completed response object and the assistant turn, once the stream has finished.
@@ -151,8 +169,20 @@ impl EventWriter {
         let response = self
             .echo
             .object("in_progress", &self.model, Vec::new(), None);
-        self.event(out, "response.created", json!({"response": response}));
-        self.event(out, "response.in_progress", json!({"response": response}));
+        self.event(
+            out,
+            "response.created",
+            WithResponse {
+                response: &response,
+            },
+        );
+        self.event(
+            out,
+            "response.in_progress",
+            WithResponse {
+                response: &response,
+            },
+        );
     }
 
     fn output_index(&self) -> usize {
@@ -160,16 +190,20 @@ impl EventWriter {
     }
 
     fn reasoning(&mut self, text: &str, out: &mut Vec<u8>) {
-        let id = self.echo.reasoning_id();
+        let id = self.reasoning_id.clone();
         if self.open != Some(Open::Reasoning) {
             self.close(out);
             self.open = Some(Open::Reasoning);
             self.turn.reasoning = Some(String::new());
             let index = self.output_index();
+            let item = reasoning_item(&id, "");
             self.event(
                 out,
                 "response.output_item.added",
-                json!({"output_index": index, "item": reasoning_item(&id, "")}),
+                WithItem {
+                    output_index: index,
+                    item: &item,
+                },
             );
             self.event(
                 out,
@@ -181,27 +215,33 @@ impl EventWriter {
         if let Some(so_far) = &mut self.turn.reasoning {
             so_far.push_str(text);
         }
-        let index = self.output_index();
-        self.event(
-            out,
-            "response.reasoning_summary_text.delta",
-            json!({"item_id": id, "output_index": index,
-            "summary_index": 0, "delta": text}),
-        );
+        let delta = Delta {
+            item_id: &id,
+            output_index: self.output_index(),
+            content_index: None,
+            summary_index: Some(0),
+            delta: text,
+            logprobs: None,
+        };
+        self.event(out, "response.reasoning_summary_text.delta", delta);
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
-        let id = self.echo.message_id();
-        let index = self.output_index();
+        let id = self.message_id.clone();
         if self.open != Some(Open::Message) {
+            // The open item joins the output first: the message comes after it.
             self.close(out);
             self.open = Some(Open::Message);
             self.turn.text = Some(String::new());
+            let index = self.output_index();
+            let item = message_item(&id, "in_progress", Vec::new());
             self.event(
                 out,
                 "response.output_item.added",
-                json!({"output_index": index,
-                "item": message_item(&id, "in_progress", Vec::new())}),
+                WithItem {
+                    output_index: index,
+                    item: &item,
+                },
             );
             self.event(
                 out,
@@ -213,12 +253,15 @@ impl EventWriter {
         if let Some(so_far) = &mut self.turn.text {
             so_far.push_str(text);
         }
-        self.event(
-            out,
-            "response.output_text.delta",
-            json!({"item_id": id, "output_index": index,
-            "content_index": 0, "delta": text, "logprobs": []}),
-        );
+        let delta = Delta {
+            item_id: &id,
+            output_index: self.output_index(),
+            content_index: Some(0),
+            summary_index: None,
+            delta: text,
+            logprobs: Some([]),
+        };
+        self.event(out, "response.output_text.delta", delta);
     }
 
     fn open_call(&mut self, stream_index: u32, call_id: &str, name: &str, out: &mut Vec<u8>) {
@@ -234,7 +277,10 @@ impl EventWriter {
         self.event(
             out,
             "response.output_item.added",
-            json!({"output_index": index, "item": item}),
+            WithItem {
+                output_index: index,
+                item: &item,
+            },
         );
     }
 
@@ -248,11 +294,15 @@ impl EventWriter {
             _ => self.done_index(at),
         };
         let id = self.echo.call_id(at);
-        self.event(
-            out,
-            "response.function_call_arguments.delta",
-            json!({"item_id": id, "output_index": index, "delta": piece}),
-        );
+        let delta = Delta {
+            item_id: &id,
+            output_index: index,
+            content_index: None,
+            summary_index: None,
+            delta: piece,
+            logprobs: None,
+        };
+        self.event(out, "response.function_call_arguments.delta", delta);
     }
 
     /// Where a call that is already done sits in the output.
@@ -316,19 +366,62 @@ impl EventWriter {
         self.event(
             out,
             "response.output_item.done",
-            json!({"output_index": index, "item": item}),
+            WithItem {
+                output_index: index,
+                item: &item,
+            },
         );
         self.items.push(item);
     }
 
-    fn event(&mut self, out: &mut Vec<u8>, name: &str, mut data: Value) {
-        data["type"] = json!(name);
-        data["sequence_number"] = json!(self.sequence);
+    /// Writes one event: its name, then its data with `type` and `sequence_number` first.
+    /// Written straight from borrowed fields: a delta costs no JSON tree.
+    fn event<T: Serialize>(&mut self, out: &mut Vec<u8>, name: &str, body: T) {
+        let event = Event {
+            kind: name,
+            sequence_number: self.sequence,
+            body,
+        };
         self.sequence += 1;
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\ndata: ");
-        out.extend_from_slice(data.to_string().as_bytes());
+        // Strings, numbers and JSON values only: serializing cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &event);
         out.extend_from_slice(b"\n\n");
     }
+}
+
+#[derive(Serialize)]
+struct Event<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    sequence_number: u64,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Serialize)]
+struct WithResponse<'a> {
+    response: &'a Value,
+}
+
+#[derive(Serialize)]
+struct WithItem<'a> {
+    output_index: usize,
+    item: &'a Value,
+}
+
+/// A delta of text, of a summary or of a call's arguments.
+#[derive(Serialize)]
+struct Delta<'a> {
+    item_id: &'a str,
+    output_index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary_index: Option<u32>,
+    delta: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<[u8; 0]>,
 }
