@@ -8,7 +8,7 @@
 
 mod listen;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::Script;
@@ -19,14 +19,10 @@ use crate::state::redis::{Redis, RedisFailure};
 
 pub use listen::{listen, parse as parse_change};
 
-static PUT: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("put.lua")));
-static DELETE: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("delete.lua")));
-static LIST: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("list.lua")));
-static HOLD: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("hold.lua")));
+static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("put.lua")));
+static DELETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("delete.lua")));
+static LIST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("list.lua")));
+static HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("hold.lua")));
 
 /// Attempts at a bounded author's write while other writes keep moving the document.
 const ATTEMPTS: usize = 8;
