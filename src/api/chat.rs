@@ -178,6 +178,7 @@ pub(super) async fn serve(
                 fill,
                 target: target.name().to_owned(),
                 surface,
+                native: served.native,
             };
             let mut response = match attempted {
                 // Boxed, like the cache's store below: the handler's future is as large as its
@@ -224,6 +225,8 @@ struct Answering {
     /// `provider/model` answering.
     target: String,
     surface: Surface,
+    /// The provider speaks the client's format: its own events go out.
+    native: bool,
 }
 
 impl Answering {
@@ -266,7 +269,7 @@ impl Answering {
         S: Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static,
     {
         let recorder = self.fill.map(|fill| Recorder::new(fill, &self.target));
-        let dialect = self.surface.dialect(request);
+        let dialect = self.surface.dialect(request, self.native);
         event_stream(sse::encode(
             items,
             request.wants_stream_usage(),
@@ -293,7 +296,7 @@ async fn cached_answer(answer: &CachedAnswer, request: &ChatRequest, surface: Su
             1,
             UsageSink::ignore(),
             None,
-            surface.dialect(request),
+            surface.dialect(request, false),
         ))
     } else {
         json_bytes(surface.whole(&answer.response, &answer.json).await)

@@ -50,10 +50,12 @@ impl Surface {
     }
 
     /// What a stream to this surface is written in. Anthropic's `message_start` reports the
-    /// prompt's tokens, which providers give only at the end: they are counted here.
-    pub fn dialect(self, request: &ChatRequest) -> Dialect {
+    /// prompt's tokens, which translated providers give only at the end: they are counted here,
+    /// unless the provider is `native` and its own `message_start` goes out instead.
+    pub fn dialect(self, request: &ChatRequest, native: bool) -> Dialect {
         match self {
             Surface::Chat => Dialect::Chat,
+            Surface::Messages if native => Dialect::messages(0),
             Surface::Messages => Dialect::messages(tokens::prompt(request)),
             Surface::Responses(job) => {
                 Dialect::Responses(Box::new(responses::EventWriter::new(job.echo)), job.keep)
