@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
-use serde_json::Value;
 use switchboard_providers::assemble::Assembler;
-use switchboard_providers::chat::Message;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 use switchboard_providers::chunk_edit::{Edits, RoleTo};
 use switchboard_providers::messages::{EventWriter, error_type};
@@ -22,7 +20,7 @@ use crate::cache::Fill;
 use crate::charge::Charge;
 use crate::error::ApiError;
 use crate::quota::Ack;
-use crate::stored_responses::{Stored, StoredResponses};
+use crate::stored_responses::Keep;
 use crate::telemetry::Metrics;
 
 /// Where an answer's token usage is reported once it is over, however it ended: the metrics, and
@@ -162,34 +160,6 @@ pub enum Dialect {
     Responses(Box<responses::EventWriter>, Option<Keep>),
 }
 
-/// Where a Responses API response is kept once complete, with the conversation before it.
-pub struct Keep {
-    pub store: Arc<StoredResponses>,
-    pub id: String,
-    /// The key's name; empty on an open gateway.
-    pub owner: String,
-    pub conversation: Vec<Message>,
-}
-
-impl Keep {
-    /// Stores `response`, its conversation ending with `answer`. A store that fails costs the
-    /// client a later `previous_response_id`, not this answer: it is logged.
-    pub async fn store(self, response: Value, answer: Message) {
-        let mut conversation = self.conversation;
-        conversation.push(answer);
-        let stored = Stored {
-            owner: self.owner,
-            expires_ms: self.store.expiry(),
-            response,
-            conversation,
-            size: 0,
-        };
-        if let Err(error) = self.store.put(&self.id, &stored).await {
-            tracing::warn!(id = %self.id, %error, "could not store a response");
-        }
-    }
-}
-
 impl Dialect {
     /// Anthropic's events for an answer whose prompt counts `input_tokens`.
     pub fn messages(input_tokens: u64) -> Self {
@@ -265,10 +235,13 @@ where
     /// responses; a stream that did not complete stores nothing.
     async fn store(&mut self) {
         if let Dialect::Responses(writer, keep) = &mut self.dialect
-            && let Some((response, answer)) = writer.finished()
             && let Some(keep) = keep.take()
         {
-            keep.store(response.clone(), answer).await;
+            if self.native {
+                keep.store_heard().await;
+            } else if let Some((response, answer)) = writer.finished() {
+                keep.store(response.clone(), answer).await;
+            }
         }
         if let Some(recorder) = self.recorder.take()
             && self.completed
@@ -330,6 +303,9 @@ where
             },
             Some(Ok(StreamItem::Native(event))) => {
                 self.native = true;
+                if let Dialect::Responses(_, Some(keep)) = &mut self.dialect {
+                    keep.hear(&event);
+                }
                 return native_event(out, &event);
             }
             Some(Ok(StreamItem::Done)) => {

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+use switchboard_providers::NativeEvent;
 use switchboard_providers::chat::Message;
+use switchboard_providers::responses;
 
 use crate::state::StateError;
 use crate::state::redis::{Redis, RedisFailure};
@@ -27,9 +30,111 @@ pub struct Stored {
     pub response: Value,
     /// The conversation a later response continues: history, input and this answer.
     pub conversation: Vec<Message>,
+    /// The provider that was sent the client's body as written and wrote this response: it
+    /// keeps the response too, so a follow-up can go to it as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
     /// How many bytes it took in the store, when read from it.
     #[serde(skip)]
     pub size: usize,
+}
+
+/// Where a Responses API response is kept once complete, with the conversation before it.
+pub struct Keep {
+    store: Arc<StoredResponses>,
+    /// The key's name; empty on an open gateway.
+    owner: String,
+    conversation: Vec<Message>,
+    /// See [`Stored::upstream`].
+    upstream: Option<String>,
+    /// The data of the last `response.completed` (or `.incomplete`) event of a stream the
+    /// provider wrote itself.
+    heard: Option<String>,
+}
+
+/// The events that end a response which completed, whole or cut short.
+const ENDINGS: [&str; 2] = ["response.completed", "response.incomplete"];
+
+#[derive(Deserialize)]
+struct Ending<'a> {
+    #[serde(borrow)]
+    response: &'a RawValue,
+}
+
+impl Keep {
+    /// Keeps a response of `owner`'s, continuing `conversation` (history and input).
+    pub fn new(store: Arc<StoredResponses>, owner: String, conversation: Vec<Message>) -> Self {
+        Keep {
+            store,
+            owner,
+            conversation,
+            upstream: None,
+            heard: None,
+        }
+    }
+
+    /// The response is written by `provider` itself, from the client's body as written.
+    pub fn written_by(&mut self, provider: &str) {
+        self.upstream = Some(provider.to_owned());
+    }
+
+    /// Stores `response` under its own id, its conversation ending with `answer`. A store that
+    /// fails costs the client a later `previous_response_id`, not this answer: it is logged.
+    pub async fn store(self, response: Value, answer: Message) {
+        let Some(id) = response["id"].as_str().map(str::to_owned) else {
+            tracing::warn!("a response without an id cannot be stored");
+            return;
+        };
+        let mut conversation = self.conversation;
+        conversation.push(answer);
+        let stored = Stored {
+            owner: self.owner,
+            expires_ms: self.store.expiry(),
+            response,
+            conversation,
+            upstream: self.upstream,
+            size: 0,
+        };
+        if let Err(error) = self.store.put(&id, &stored).await {
+            tracing::warn!(%id, %error, "could not store a response");
+        }
+    }
+
+    /// Stores a response object the provider wrote, its answer read from it.
+    pub async fn store_written(self, object: &[u8]) {
+        let read = serde_json::from_slice::<Value>(object)
+            .map_err(|e| e.to_string())
+            .and_then(|value| {
+                let answer = responses::decode_answer(object).map_err(|e| e.message)?;
+                Ok((value, responses::assistant_turn(&answer)))
+            });
+        match read {
+            Ok((value, answer)) => self.store(value, answer).await,
+            Err(error) => tracing::warn!(%error, "a provider's response cannot be stored"),
+        }
+    }
+
+    /// Hears one event of a stream the provider writes itself, for the response it ends with.
+    pub fn hear(&mut self, event: &NativeEvent) {
+        let ends = match event.name.as_str() {
+            "" => ENDINGS.iter().any(|e| event.data.contains(e)),
+            name => ENDINGS.contains(&name),
+        };
+        if ends {
+            self.heard = Some(event.data.clone());
+        }
+    }
+
+    /// Stores the response the heard stream ended with, if it ended with one.
+    pub async fn store_heard(self) {
+        let Some(data) = self.heard.clone() else {
+            return;
+        };
+        match serde_json::from_str::<Ending<'_>>(&data) {
+            Ok(ending) => self.store_written(ending.response.get().as_bytes()).await,
+            Err(error) => tracing::warn!(%error, "a provider's response cannot be stored"),
+        }
+    }
 }
 
 /// Why the store could not be read or written.

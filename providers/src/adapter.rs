@@ -213,6 +213,28 @@ pub trait Adapter: Send + Sync {
         false
     }
 
+    /// Reads a whole answer to a client's native body (see [`Adapter::speaks`]) as a canonical
+    /// completion, for usage, the cache and stored conversations; the client gets the bytes.
+    /// By default the native format is the provider's own, so it reads as any answer does.
+    fn native_response(
+        &self,
+        _format: NativeFormat,
+        body: Bytes,
+    ) -> Result<crate::chat::ChatResponse, ProviderError> {
+        match self.chat_response(body)? {
+            ChatAnswer::Translated(response) | ChatAnswer::Native { response, .. } => Ok(*response),
+            ChatAnswer::Verbatim { body, .. } => {
+                serde_json::from_slice(&body).map_err(ProviderError::bad_response)
+            }
+        }
+    }
+
+    /// A decoder for a stream answering a client's native body, read as canonical chunks
+    /// beside the events the client gets as they came.
+    fn native_stream(&self, _format: NativeFormat) -> Box<dyn ChunkDecoder> {
+        self.chat_stream()
+    }
+
     /// The provider's own token count of a client's native body for `model`, when it has one
     /// (Anthropic's `count_tokens`); `None` when the gateway must count.
     fn count_tokens_request(

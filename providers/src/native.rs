@@ -15,6 +15,8 @@ use crate::error::ProviderError;
 pub enum NativeFormat {
     /// Anthropic's Messages API.
     AnthropicMessages,
+    /// OpenAI's Responses API.
+    OpenAiResponses,
 }
 
 /// The body a client sent, in its own format.
@@ -24,6 +26,13 @@ pub struct Native {
     pub body: Bytes,
     /// The `anthropic-beta` header the client sent, for Anthropic targets only.
     pub beta: Option<String>,
+    /// The provider that holds the stored response this body continues (`previous_response_id`):
+    /// the body as written means something there alone; elsewhere the canonical form, which
+    /// carries the conversation, is sent.
+    pub holder: Option<String>,
+    /// A built-in tool the client's `tool_choice` forces: no translation can carry that, so a
+    /// target that cannot take the body as written refuses the request.
+    pub forced_tool: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +42,22 @@ struct ModelOnly<'a> {
 }
 
 impl Native {
+    /// A client's body in `format`, with nothing more said of it.
+    pub fn new(format: NativeFormat, body: Bytes) -> Self {
+        Native {
+            format,
+            body,
+            beta: None,
+            holder: None,
+            forced_tool: None,
+        }
+    }
+
+    /// Whether provider `name`, speaking this format, may be sent the body as written.
+    pub fn goes_to(&self, name: &str) -> bool {
+        self.holder.as_deref().is_none_or(|holder| holder == name)
+    }
+
     /// The body with its top-level `model` replaced by `model`; every other byte as the client
     /// wrote it.
     pub fn with_model(&self, model: &str) -> Result<Vec<u8>, ProviderError> {
@@ -60,11 +85,10 @@ mod tests {
     use super::*;
 
     fn native(body: &str) -> Native {
-        Native {
-            format: NativeFormat::AnthropicMessages,
-            body: Bytes::from(body.to_owned()),
-            beta: None,
-        }
+        Native::new(
+            NativeFormat::AnthropicMessages,
+            Bytes::from(body.to_owned()),
+        )
     }
 
     #[test]

@@ -17,7 +17,7 @@ use futures_util::{Stream, StreamExt};
 use switchboard_providers::assemble;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::mock::MockAnswer;
-use switchboard_providers::{ChatAnswer, StreamItem};
+use switchboard_providers::{ChatAnswer, Native, StreamItem};
 
 use super::surface::Surface;
 use super::{AppState, Served, body, model_endpoint, route_deadline, route_for, with_fallbacks};
@@ -153,6 +153,7 @@ pub(super) async fn serve(
     let plan = Plan::new(&routes, deadline, &state.metrics);
     let mut tries = ChatTry {
         client,
+        native: request.native.clone(),
         request: &mut request,
         timeouts: &route.timeouts,
         deadline,
@@ -165,9 +166,8 @@ pub(super) async fn serve(
         }
         Ok((attempted, target)) => {
             served.provider.clone_from(&target.upstream.name);
-            served.native = request.native.as_deref().is_some_and(|native| {
-                matches!(&target.upstream.backend, Backend::Http(http) if http.adapter.speaks(native.format))
-            });
+            // The try that answered left the body in the request only where it was sent.
+            served.native = request.native.is_some();
             let answering = Answering {
                 sink: UsageSink::new(
                     state.metrics.clone(),
@@ -177,7 +177,7 @@ pub(super) async fn serve(
                 ),
                 fill,
                 target: target.name().to_owned(),
-                surface,
+                surface: surface.answered_by(&target.upstream.name, served.native),
                 native: served.native,
             };
             let mut response = match attempted {
@@ -253,7 +253,10 @@ impl Answering {
             },
         };
         let body = match native {
-            Some(native) => native,
+            Some(native) => {
+                self.surface.written(&native).await;
+                native
+            }
             None => self.surface.whole(&response, &json).await,
         };
         if let Some(fill) = self.fill {
@@ -320,9 +323,12 @@ enum Attempted {
     Stream(BoxStream<'static, Result<StreamItem, ApiError>>),
 }
 
-/// The tries of one chat request; each names its target's upstream model in the request.
+/// The tries of one chat request; each names its target's upstream model in the request, and
+/// leaves the client's own body in it only for a target that takes it as written.
 struct ChatTry<'a> {
     client: &'a upstream::Client,
+    /// The client's own body, when it spoke another API than chat.
+    native: Option<Arc<Native>>,
     request: &'a mut ChatRequest,
     timeouts: &'a TimeoutsConfig,
     deadline: Instant,
@@ -338,6 +344,22 @@ impl ChatTry<'_> {
     ) -> Result<Attempted, Failure> {
         self.request.model.clone_from(&target.model);
         let name = target.upstream.name.as_str();
+        self.request.native = self.native.clone().filter(|native| {
+            matches!(&target.upstream.backend, Backend::Http(http) if http.adapter.speaks(native.format))
+                && native.goes_to(name)
+        });
+        if let (Some(native), None) = (&self.native, &self.request.native)
+            && let Some(tool) = &native.forced_tool
+        {
+            // Not the instance's fault: its breaker hears nothing (the dropped lease abandons).
+            return Err(Failure::from_error(ApiError::invalid_request(
+                format!(
+                    "tool_choice forces the built-in tool {tool:?}, which provider '{name}' cannot \
+                     run: only an OpenAI provider with responses_api runs built-in tools"
+                ),
+                Some("tool_choice".into()),
+            )));
+        }
         let http = match &target.upstream.backend {
             Backend::Mock(mock) => {
                 let outcome = mock.try_once(name);

@@ -68,9 +68,8 @@ async fn read(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let native = Arc::new(Native {
-        format: NativeFormat::AnthropicMessages,
-        body: raw,
         beta,
+        ..Native::new(NativeFormat::AnthropicMessages, raw)
     });
     Ok(Read {
         request,

@@ -10,8 +10,10 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde_json::json;
 use switchboard_providers::responses::{self, Echo, ResponsesRequest};
+use switchboard_providers::{Native, NativeFormat};
 
 use super::chat;
 use super::path::Segments;
@@ -20,8 +22,7 @@ use super::{AppState, Served, admitted, body, model_endpoint};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::quota::Door;
-use crate::sse::Keep;
-use crate::stored_responses::StoreError;
+use crate::stored_responses::{Keep, StoreError};
 use crate::tokens;
 
 /// How many of `server.max_body` a stored conversation may hold, its history and this request
@@ -60,6 +61,9 @@ async fn answer(
     let raw = state.bodies.read(body).await?;
     let request: ResponsesRequest = body::parse(&raw)?;
     let owner = owner(caller);
+    // The provider holding the response continued, when one wrote it from the client's body:
+    // outer `None` when nothing is continued, inner when the gateway wrote it.
+    let mut holder = None;
     let history = match &request.previous_response_id {
         None => Vec::new(),
         Some(id) => {
@@ -83,17 +87,17 @@ async fn answer(
                     Some("previous_response_id".into()),
                 ));
             }
+            holder = Some(stored.upstream);
             stored.conversation
         }
     };
-    let translated = responses::translate(&request, history)?;
+    let mut translated = responses::translate(&request, history)?;
+    translated.request.native = native_body(&raw, holder, translated.forced_builtin.clone())?;
     let id = format!("resp_{}", uuid::Uuid::new_v4().simple());
-    let echo = Echo::new(id.clone(), crate::clock::unix_now(), &request);
-    let keep = request.stores().then(|| Keep {
-        store: state.responses.clone(),
-        id,
-        owner,
-        conversation: translated.request.messages[translated.conversation_from..].to_vec(),
+    let echo = Echo::new(id, crate::clock::unix_now(), &request);
+    let keep = request.stores().then(|| {
+        let conversation = translated.request.messages[translated.conversation_from..].to_vec();
+        Keep::new(state.responses.clone(), owner, conversation)
     });
     let recount = move || {
         let prompt = |r: &ResponsesRequest| responses::translate(r, Vec::new()).ok();
@@ -113,13 +117,47 @@ async fn answer(
         served,
     )
     .await?;
+    // A provider sent the body as written dropped nothing.
     let dropped = translated.dropped_tools;
     if !dropped.is_empty()
+        && !served.native
         && let Ok(value) = HeaderValue::from_str(&dropped.join(","))
     {
         response.headers_mut().insert(DROPPED_TOOLS.clone(), value);
     }
     Ok(response)
+}
+
+/// The client's body, for a provider that takes it as written. `holder` is who wrote the
+/// response it continues, if it continues one: a body naming a response the gateway wrote
+/// (`Some(None)`) means nothing to any provider, so the conversation goes translated, and a
+/// `tool_choice` forcing a built-in tool cannot be honoured.
+fn native_body(
+    raw: &Bytes,
+    holder: Option<Option<String>>,
+    forced_tool: Option<String>,
+) -> Result<Option<Arc<Native>>, ApiError> {
+    let holder = match holder {
+        Some(None) => {
+            return match forced_tool {
+                None => Ok(None),
+                Some(tool) => Err(ApiError::invalid_request(
+                    format!(
+                        "tool_choice forces the built-in tool {tool:?}, but previous_response_id \
+                         names a response no provider that runs it wrote"
+                    ),
+                    Some("tool_choice".into()),
+                )),
+            };
+        }
+        Some(Some(provider)) => Some(provider),
+        None => None,
+    };
+    Ok(Some(Arc::new(Native {
+        holder,
+        forced_tool,
+        ..Native::new(NativeFormat::OpenAiResponses, raw.clone())
+    })))
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -5,7 +5,8 @@ use bytes::Bytes;
 use switchboard_providers::chat::{ChatRequest, ChatResponse};
 use switchboard_providers::responses::{self, Echo};
 
-use crate::sse::{Dialect, Keep};
+use crate::sse::Dialect;
+use crate::stored_responses::Keep;
 use crate::tokens;
 
 /// The API a client speaks.
@@ -46,6 +47,26 @@ impl Surface {
                 }
                 Bytes::from(object.to_string())
             }
+        }
+    }
+
+    /// The provider `provider` answers; with `native`, it was sent the client's body as written
+    /// and writes the answer itself.
+    pub fn answered_by(mut self, provider: &str, native: bool) -> Self {
+        if let (true, Surface::Responses(job)) = (native, &mut self)
+            && let Some(keep) = &mut job.keep
+        {
+            keep.written_by(provider);
+        }
+        self
+    }
+
+    /// A whole answer the provider wrote in this surface's shape, kept when it asked to be.
+    pub async fn written(self, body: &Bytes) {
+        if let Surface::Responses(job) = self
+            && let Some(keep) = job.keep
+        {
+            keep.store_written(body).await;
         }
     }
 

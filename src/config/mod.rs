@@ -23,8 +23,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
-
 pub use cache::*;
 pub use keys::*;
 pub use mcp::valid_tool_name;
@@ -39,25 +37,17 @@ pub use server::*;
 pub use state::*;
 pub use units::{Secret, Size, Span, parse_duration};
 
-/// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole configuration file, read section by section (`sections`).
+#[derive(Debug, Clone)]
 pub struct Config {
-    #[serde(default)]
     pub server: ServerConfig,
-    #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
-    #[serde(default)]
     pub models: Vec<ModelConfig>,
-    #[serde(default)]
     pub keys: Vec<KeyConfig>,
     /// Absent: no response cache.
-    #[serde(default)]
     pub cache: Option<CacheConfig>,
-    #[serde(default)]
     pub state: StateConfig,
     /// The MCP server at `/mcp` and the context store.
-    #[serde(default)]
     pub mcp: McpConfig,
 }
 

@@ -9,12 +9,12 @@ use serde::Deserialize;
 
 use super::{Secret, Span};
 
-/// One entry of `providers:`, tagged by `kind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// One entry of `providers:`, tagged by `kind` (read by `sections`, which names each field's
+/// YAML path in its errors).
+#[derive(Debug, Clone)]
 pub enum ProviderConfig {
     /// OpenAI or any server that speaks its API.
-    Openai(HttpProviderConfig),
+    Openai(OpenaiConfig),
     /// Google's Gemini API; `base_url` is the API root, the adapter appends `/v1beta/...`.
     Gemini(HttpProviderConfig),
     /// Anthropic's Messages API; `base_url` is the API root, without `/v1`.
@@ -35,8 +35,8 @@ impl ProviderConfig {
     /// The HTTP fields of an HTTP provider (instances, breaker); `None` for the mock.
     pub fn http(&self) -> Option<HttpProviderConfig> {
         match self {
-            ProviderConfig::Openai(http)
-            | ProviderConfig::Gemini(http)
+            ProviderConfig::Openai(openai) => Some(openai.http.clone()),
+            ProviderConfig::Gemini(http)
             | ProviderConfig::Anthropic(http)
             | ProviderConfig::Cohere(http)
             | ProviderConfig::Mistral(http) => Some(http.clone()),
@@ -44,6 +44,27 @@ impl ProviderConfig {
             ProviderConfig::Azure(azure) => Some(azure.http()),
             ProviderConfig::Mock(_) => None,
         }
+    }
+}
+
+/// `kind: openai`: the HTTP fields, and whether the server serves the Responses API too.
+#[derive(Debug, Clone)]
+pub struct OpenaiConfig {
+    pub http: HttpProviderConfig,
+    /// `responses_api`: whether `/v1/responses` clients' bodies go to `{base_url}/responses` as
+    /// written (built-in tools run, reasoning items survive) rather than translated to chat.
+    pub responses_api: Option<bool>,
+}
+
+impl OpenaiConfig {
+    /// `responses_api`, by default on for OpenAI's own API (no `base_url`, or one on
+    /// `api.openai.com`) and off elsewhere: most compatible servers have no Responses API.
+    pub fn serves_responses(&self) -> bool {
+        self.responses_api.unwrap_or_else(|| {
+            self.http.base_url.as_deref().is_none_or(|url| {
+                reqwest::Url::parse(url).is_ok_and(|u| u.host_str() == Some("api.openai.com"))
+            })
+        })
     }
 }
 

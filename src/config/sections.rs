@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{Config, ConfigError, ProviderConfig};
+use super::{Config, ConfigError, OpenaiConfig, ProviderConfig};
 
 /// The top-level sections, in the order `Config` declares them.
 const SECTIONS: [&str; 7] = [
@@ -177,9 +177,29 @@ fn provider(entry: Value, at: &str) -> Result<ProviderConfig, ConfigError> {
             ));
         }
     };
+    // The one field of a kind beyond the HTTP fields every kind shares.
+    let responses_api = match (kind.as_str(), fields.remove("responses_api")) {
+        (_, None) => None,
+        ("openai", Some(Value::Bool(on))) => Some(on),
+        ("openai", Some(_)) => {
+            return Err(ConfigError::new(
+                format!("{at}.responses_api"),
+                "must be true or false",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ConfigError::new(
+                format!("{at}.responses_api"),
+                "only `kind: openai` takes it",
+            ));
+        }
+    };
     let rest = Value::Mapping(fields);
     Ok(match kind.as_str() {
-        "openai" => ProviderConfig::Openai(read_at(rest, at)?),
+        "openai" => ProviderConfig::Openai(OpenaiConfig {
+            http: read_at(rest, at)?,
+            responses_api,
+        }),
         "gemini" => ProviderConfig::Gemini(read_at(rest, at)?),
         "anthropic" => ProviderConfig::Anthropic(read_at(rest, at)?),
         "cohere" => ProviderConfig::Cohere(read_at(rest, at)?),

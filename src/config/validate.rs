@@ -80,8 +80,8 @@ fn provider_errors(name: &str, provider: &ProviderConfig, errors: &mut Vec<Confi
         ));
     }
     match provider {
-        ProviderConfig::Openai(http)
-        | ProviderConfig::Gemini(http)
+        ProviderConfig::Openai(openai) => http_errors(&path, &openai.http, errors),
+        ProviderConfig::Gemini(http)
         | ProviderConfig::Anthropic(http)
         | ProviderConfig::Cohere(http)
         | ProviderConfig::Mistral(http) => {

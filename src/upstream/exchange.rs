@@ -44,28 +44,34 @@ pub async fn chat(
     let native = request
         .native
         .as_deref()
-        .is_some_and(|n| http.adapter.speaks(n.format));
+        .map(|n| n.format)
+        .filter(|&format| http.adapter.speaks(format));
     // Some OpenAI-compatible servers ignore `stream: true` and answer whole: the answer is
     // replayed to the client as the stream it asked for.
     let whole = !request.is_stream() || is_json(response.headers());
     if whole {
         let bytes = read_body(client, name, response).await?;
         // A malformed answer's error quotes it, and it may echo a credential back.
-        let mut answer = http
-            .adapter
-            .chat_response(bytes.clone())
-            .map_err(|e| http.scrub(e.into()))?;
+        let mut answer = match native {
+            Some(format) => http
+                .adapter
+                .native_response(format, bytes.clone())
+                .map(|response| ChatAnswer::Native {
+                    body: bytes,
+                    response: Box::new(response),
+                }),
+            None => http.adapter.chat_response(bytes),
+        }
+        .map_err(|e| http.scrub(e.into()))?;
         // Answers that name no model (Bedrock's) are labelled with the model asked for.
-        if let ChatAnswer::Translated(completion) = &mut answer
+        if let ChatAnswer::Translated(completion)
+        | ChatAnswer::Native {
+            response: completion,
+            ..
+        } = &mut answer
             && completion.model.is_empty()
         {
             completion.model.clone_from(&request.model);
-        }
-        if let (true, ChatAnswer::Translated(response)) = (native, &answer) {
-            answer = ChatAnswer::Native {
-                body: bytes,
-                response: response.clone(),
-            };
         }
         if request.is_stream() {
             return replayed(answer).map(ChatReply::Stream);

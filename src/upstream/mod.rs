@@ -198,8 +198,13 @@ impl Upstream {
         };
         let backend = match config {
             ProviderConfig::Mock(mock) => Backend::Mock(MockBackend::from(mock)),
-            ProviderConfig::Openai(http) => {
-                HttpBackend::backend(http, Box::new(OpenAi), openai::DEFAULT_BASE_URL)
+            ProviderConfig::Openai(config) => {
+                let adapter: Box<dyn Adapter> = if config.serves_responses() {
+                    Box::new(openai::WithResponses)
+                } else {
+                    Box::new(OpenAi)
+                };
+                HttpBackend::backend(&config.http, adapter, openai::DEFAULT_BASE_URL)
                     .map_err(error)?
             }
             ProviderConfig::Bedrock(config) => bedrock_backend(config).map_err(error)?,

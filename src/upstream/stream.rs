@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::{Stream, StreamExt};
 use switchboard_providers::eventstream::{EventMessage, FrameSplitter, MessageKind};
 use switchboard_providers::sse_frames::{SseEvent, SseSplitter};
-use switchboard_providers::{ChunkDecoder, NativeEvent, StreamFormat, StreamItem};
+use switchboard_providers::{ChunkDecoder, NativeEvent, NativeFormat, StreamFormat, StreamItem};
 
 use super::{HttpBackend, Response, TransportError, redact};
 use crate::error::ApiError;
@@ -30,9 +30,13 @@ pub(super) fn upstream_items(
     response: Response,
     pace: Pace,
     model: &str,
-    native: bool,
+    native: Option<NativeFormat>,
 ) -> impl Stream<Item = Result<StreamItem, ApiError>> + Send + Unpin + 'static {
-    let decoder = backend.adapter.chat_stream();
+    let decoder = match native {
+        Some(format) => backend.adapter.native_stream(format),
+        None => backend.adapter.chat_stream(),
+    };
+    let native = native.is_some();
     let secrets = backend.secrets.clone();
     let model = model.to_owned();
     let provider: Arc<str> = provider.into();

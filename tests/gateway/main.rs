@@ -31,4 +31,5 @@ mod replicas;
 mod replicas_mcp;
 mod resilience;
 mod responses;
+mod responses_native;
 mod surface;

@@ -18,6 +18,10 @@ use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::{OpenAiErrorBody, ProviderError};
 use crate::json_scan;
 
+mod responses;
+
+pub use responses::WithResponses;
+
 /// The default base URL of `kind: openai`.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 

@@ -203,6 +203,11 @@ impl Turn {
     }
 }
 
+/// A completion's answer as the assistant turn of a stored conversation.
+pub fn assistant_turn(response: &ChatResponse) -> Message {
+    Turn::of(response).assistant()
+}
+
 /// The response object for a whole answer, and the assistant turn to store with it.
 pub fn encode(response: &ChatResponse, echo: &Echo) -> (Value, Message) {
     let turn = Turn::of(response);

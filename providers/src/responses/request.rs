@@ -24,6 +24,9 @@ pub struct Translated {
     pub request: ChatRequest,
     /// Built-in tools (by type) and other tools only OpenAI runs.
     pub dropped_tools: Vec<String>,
+    /// The built-in tool `tool_choice` forces: only a target taking the client's body as written
+    /// can answer, and the canonical request leaves the choice to the model.
+    pub forced_builtin: Option<String>,
     /// Messages before this index are this request's `instructions`, which a later response
     /// does not inherit.
     pub conversation_from: usize,
@@ -71,11 +74,14 @@ pub fn translate(
         return Err(invalid("input: the request has nothing to answer", "input"));
     }
     let (tools, dropped_tools) = tools(request.tools.as_deref().unwrap_or_default())?;
-    let tool_choice = match &request.tool_choice {
+    let (tool_choice, forced_builtin) = match &request.tool_choice {
         Some(choice) if tools.is_some() || !dropped_tools.is_empty() => {
-            self::tool_choice(choice, &dropped_tools)?
+            match self::tool_choice(choice, &dropped_tools)? {
+                Choice::Canonical(choice) => (choice, None),
+                Choice::Builtin(name) => (None, Some(name)),
+            }
         }
-        _ => None,
+        _ => (None, None),
     };
     let stream = request.is_stream();
     let chat = ChatRequest {
@@ -103,6 +109,7 @@ pub fn translate(
     Ok(Translated {
         request: chat,
         dropped_tools,
+        forced_builtin,
         conversation_from,
     })
 }
@@ -335,9 +342,16 @@ fn tools(tools: &[Value]) -> Result<(Option<Vec<Tool>>, Vec<String>), ProviderEr
     Ok(((!functions.is_empty()).then_some(functions), dropped))
 }
 
-/// `tool_choice`; forcing a tool that was left out cannot be honoured and is refused.
-fn tool_choice(choice: &Value, dropped: &[String]) -> Result<Option<ToolChoice>, ProviderError> {
-    let mode = |m| Ok(Some(ToolChoice::Mode(m)));
+/// What `tool_choice` asks of the translation.
+enum Choice {
+    Canonical(Option<ToolChoice>),
+    /// A built-in tool, left out of the canonical request, is forced.
+    Builtin(String),
+}
+
+/// `tool_choice`; forcing a tool that was not given is refused.
+fn tool_choice(choice: &Value, dropped: &[String]) -> Result<Choice, ProviderError> {
+    let mode = |m| Ok(Choice::Canonical(Some(ToolChoice::Mode(m))));
     match choice {
         Value::String(s) if s == "auto" => mode(ToolChoiceMode::Auto),
         Value::String(s) if s == "none" => mode(ToolChoiceMode::None),
@@ -350,23 +364,23 @@ fn tool_choice(choice: &Value, dropped: &[String]) -> Result<Option<ToolChoice>,
                         "tool_choice.name",
                     )
                 })?;
-                Ok(Some(ToolChoice::Named(NamedToolChoice {
-                    kind: FunctionType::Function,
-                    function: FunctionName {
-                        name: name.to_owned(),
+                Ok(Choice::Canonical(Some(ToolChoice::Named(
+                    NamedToolChoice {
+                        kind: FunctionType::Function,
+                        function: FunctionName {
+                            name: name.to_owned(),
+                        },
                     },
-                })))
+                ))))
             }
             Some("allowed_tools") => mode(ToolChoiceMode::Auto),
             Some(kind) => {
                 let forced = o.get("name").and_then(Value::as_str).unwrap_or(kind);
-                let why = if dropped.iter().any(|d| d == forced || d.starts_with(kind)) {
-                    "only OpenAI targets run it"
-                } else {
-                    "no such tool was given"
-                };
+                if dropped.iter().any(|d| d == forced || d.starts_with(kind)) {
+                    return Ok(Choice::Builtin(forced.to_owned()));
+                }
                 Err(invalid(
-                    format!("tool_choice forces the tool {forced:?}, but {why}"),
+                    format!("tool_choice forces the tool {forced:?}, but no such tool was given"),
                     "tool_choice",
                 ))
             }

@@ -38,7 +38,7 @@ impl Default for Received {
 
 /// Every request a fake received, in order; shared by its handlers and the test.
 #[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<Received>>>);
+pub struct Recorder(pub Arc<Mutex<Vec<Received>>>);
 
 impl Recorder {
     pub fn record(&self, received: Received) {

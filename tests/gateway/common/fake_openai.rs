@@ -17,10 +17,11 @@
 //! `gated` (answers once the test opens the gate). Chat requests in flight are counted, and the
 //! most ever in flight at once is kept.
 //! With tools offered, and for `parallel`, `refusal` and `unknown-event`, it answers as
-//! [`super::openai_answer`] scripts it.
+//! [`super::openai_answer`] scripts it. `POST /v1/responses` answers as
+//! [`super::openai_responses`] says.
 
 use super::fake::{Received, Recorder, error_status};
-use super::openai_answer;
+use super::{openai_answer, openai_responses};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,8 @@ struct Shared {
     peak: AtomicUsize,
     /// `gated` requests wait until this says true.
     gate: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+    /// The responses `/v1/responses` wrote.
+    responses: openai_responses::Written,
 }
 
 /// A chat request in flight, counted until its handler ends or is dropped.
@@ -157,7 +160,22 @@ fn app(shared: &Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/responses", post(responses))
         .with_state(shared.clone())
+}
+
+async fn responses(State(shared): State<Arc<Shared>>, headers: HeaderMap, raw: String) -> Response {
+    let Ok(body) = serde_json::from_str::<Value>(&raw) else {
+        return openai_responses::unreadable();
+    };
+    if let Err(response) = check_request(&shared, "/v1/responses", &headers, &body) {
+        return *response;
+    }
+    // The record `check_request` made, with the bytes as they came.
+    if let Some(last) = shared.received.0.lock().unwrap().last_mut() {
+        last.raw = raw;
+    }
+    openai_responses::answer(&shared.responses, &body)
 }
 
 fn check_request(

@@ -11,6 +11,7 @@ pub mod fake_mistral;
 pub mod fake_openai;
 pub mod nginx;
 pub mod openai_answer;
+pub mod openai_responses;
 pub mod process;
 pub mod redis;
 pub mod replicas;
