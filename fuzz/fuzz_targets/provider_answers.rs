@@ -1,5 +1,6 @@
-//! Every adapter's whole-answer and error decoders (chat, embeddings, errors), on arbitrary
-//! bodies: the first byte picks the adapter, the second the status of the error answer.
+//! Every adapter's whole-answer and error decoders (chat, embeddings, errors, and OpenAI's
+//! response objects), on arbitrary bodies: the first byte picks the adapter, the second the
+//! status of the error answer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -30,4 +31,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = adapter.chat_response(bytes::Bytes::copy_from_slice(body));
     let _ = adapter.embeddings_response(body);
     let _ = adapter.error_response(400 + u16::from(*status), body);
+    let _ = switchboard_providers::responses::decode_answer(body);
 });

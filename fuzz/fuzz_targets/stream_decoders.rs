@@ -1,5 +1,5 @@
 //! Every SSE provider's stream decoder, on events framed from arbitrary bytes: the first byte
-//! picks the provider (OpenAI, Anthropic, Gemini, Cohere, Mistral).
+//! picks the provider (OpenAI, Anthropic, Gemini, Cohere, Mistral) or OpenAI's Responses events.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,8 +17,11 @@ fuzz_target!(|data: &[u8]| {
         &switchboard_providers::cohere::Cohere,
         &switchboard_providers::mistral::Mistral,
     ];
-    let adapter = adapters[usize::from(which) % adapters.len()];
-    let mut decoder = adapter.chat_stream();
+    let mut decoder = match usize::from(which) % (adapters.len() + 1) {
+        at if at < adapters.len() => adapters[at].chat_stream(),
+        _ => switchboard_providers::openai::WithResponses
+            .native_stream(switchboard_providers::NativeFormat::OpenAiResponses),
+    };
     let mut splitter = SseSplitter::new();
     let mut events = Vec::new();
     if splitter.feed(bytes, &mut events).is_err() {

@@ -190,6 +190,33 @@ fn wrong_type_and_bad_units_name_their_path() {
 }
 
 #[test]
+fn responses_api_defaults_to_openai_itself_and_belongs_to_openai_alone() {
+    let config = parse(
+        "providers:\n  a: { kind: openai }\n  b: { kind: openai, base_url: \"https://api.openai.com/v1\" }\n  \
+         c: { kind: openai, base_url: \"http://vllm:8000/v1\" }\n  \
+         d: { kind: openai, base_url: \"http://vllm:8000/v1\", responses_api: true }\n  \
+         e: { kind: openai, responses_api: false }\n",
+    )
+    .unwrap();
+    let serves = |name: &str| match &config.providers[name] {
+        ProviderConfig::Openai(openai) => openai.serves_responses(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        ["a", "b", "c", "d", "e"].map(serves),
+        [true, true, false, true, false]
+    );
+    let errors = parse("providers:\n  x: { kind: gemini, responses_api: true }\n").unwrap_err();
+    assert_eq!(
+        errors,
+        ["providers.x.responses_api: only `kind: openai` takes it"]
+    );
+    let errors =
+        parse("providers:\n  x: { kind: openai, responses_api: yes please }\n").unwrap_err();
+    assert_eq!(errors, ["providers.x.responses_api: must be true or false"]);
+}
+
+#[test]
 fn unknown_kind_is_rejected() {
     let errors = parse("providers:\n  x: { kind: opnai }\n").unwrap_err();
     assert!(errors[0].starts_with("providers.x"), "{errors:?}");

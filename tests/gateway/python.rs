@@ -349,6 +349,38 @@ async fn openai_sdk_responses_against_an_openai_compatible_server() {
 }
 
 #[tokio::test]
+async fn openai_sdk_responses_passed_through_to_openai() {
+    let fake = crate::common::fake_openai::FakeOpenAi::start().await;
+    let provider = format!(
+        r#"  upstream: {{ kind: openai, base_url: "{}", api_key: "{}", responses_api: true }}"#,
+        fake.base_url(),
+        crate::common::fake_openai::KEY
+    );
+    responses_sdk("openai-native", &provider, "ok").await;
+    let received = fake.received();
+    // Every request went to the Responses API as the SDK wrote it, the model aside.
+    assert!(received.iter().all(|r| r.path == "/v1/responses"));
+    let first = &received[0];
+    assert_eq!(first.body["instructions"], "Be brief.");
+    assert_eq!(
+        first.raw.replace(r#""model":"ok""#, r#""model":"agent""#),
+        serde_json::to_string(&first.body)
+            .unwrap()
+            .replace(r#""model":"ok""#, r#""model":"agent""#),
+        "the body is the SDK's JSON, unchanged"
+    );
+    // The second turn named the first for OpenAI to find; the gateway sent no history.
+    let second = received
+        .iter()
+        .find(|r| r.raw.contains("What is my name?"))
+        .expect("the second turn");
+    assert!(second.body["previous_response_id"].is_string());
+    assert!(!second.raw.contains("My name is Ada."));
+    // The built-in tools reached the provider.
+    assert!(received.iter().any(|r| r.raw.contains("web_search")));
+}
+
+#[tokio::test]
 async fn openai_sdk_responses_against_anthropic() {
     let fake = crate::common::fake_anthropic::FakeAnthropic::start().await;
     let provider = format!(

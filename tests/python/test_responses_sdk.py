@@ -1,7 +1,8 @@
 """The official openai SDK's Responses API against the gateway's /v1/responses.
 
 SCENARIO picks the upstream behind model `agent`: `mock` (the built-in model), `openai` (a fake
-OpenAI-compatible server), `anthropic` (a fake Anthropic). OTHER_KEY is a second key.
+OpenAI-compatible server, translated to chat), `openai-native` (a fake OpenAI with the Responses
+API, passed through), `anthropic` (a fake Anthropic). OTHER_KEY is a second key.
 """
 
 import os
@@ -122,19 +123,31 @@ try:
 except openai.NotFoundError:
     pass
 
-# Built-in tools are left out for providers that cannot run them, and named.
-raw = client.responses.with_raw_response.create(
-    model="agent", tools=[{"type": "web_search"}, weather], input="Weather in Paris?"
-)
-check(raw.headers.get("x-switchboard-dropped-tools") == "web_search", f"headers: {raw.headers}")
-check(any(item.type == "function_call" for item in raw.parse().output), "the function tool stayed")
-try:
-    client.responses.create(
+if scenario == "openai-native":
+    # OpenAI runs its built-in tools: nothing is left out, and a forced one runs.
+    raw = client.responses.with_raw_response.create(
+        model="agent", tools=[{"type": "web_search"}, weather], input="Weather in Paris?"
+    )
+    check(raw.headers.get("x-switchboard-dropped-tools") is None, f"headers: {raw.headers}")
+    searched = client.responses.create(
         model="agent", tools=[{"type": "web_search"}], tool_choice={"type": "web_search"}, input="News?"
     )
-    check(False, "forcing a built-in tool is refused")
-except openai.BadRequestError as e:
-    check(e.body["param"] == "tool_choice", f"error: {e.body}")
+    check(searched.output[0].type == "web_search_call", f"searched: {searched.output}")
+    check(searched.output_text == "Searched the web.", f"searched: {searched.output_text}")
+else:
+    # Built-in tools are left out for providers that cannot run them, and named.
+    raw = client.responses.with_raw_response.create(
+        model="agent", tools=[{"type": "web_search"}, weather], input="Weather in Paris?"
+    )
+    check(raw.headers.get("x-switchboard-dropped-tools") == "web_search", f"headers: {raw.headers}")
+    check(any(item.type == "function_call" for item in raw.parse().output), "the function tool stayed")
+    try:
+        client.responses.create(
+            model="agent", tools=[{"type": "web_search"}], tool_choice={"type": "web_search"}, input="News?"
+        )
+        check(False, "forcing a built-in tool is refused")
+    except openai.BadRequestError as e:
+        check(e.body["param"] == "tool_choice", f"error: {e.body}")
 
 # A function_call_output whose call is unknown.
 try:
