@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The relay cost of each inbound API against the chat relay, in one run: /v1/chat/completions to
 # an OpenAI-shaped upstream, /v1/messages passed through to an Anthropic-shaped upstream and
-# translated to the OpenAI-shaped one, /v1/responses translated to the OpenAI-shaped one (not
-# stored, and stored); JSON and SSE; CPU per request of the gateway (pinned to its own core) as a
+# translated to the OpenAI-shaped one, /v1/responses translated to the OpenAI-shaped one and
+# passed through to an OpenAI-shaped upstream with the Responses API (not stored, and stored);
+# JSON and SSE; CPU per request of the gateway (pinned to its own core) as a
 # multiple of the chat relay's. By hand, not in CI: bench/README.md.
 #
 #   DURATION=10 CONNECTIONS="1 32" bench/surfaces.sh
@@ -39,11 +40,15 @@ providers:
   upsse: { kind: openai, base_url: "http://127.0.0.1:$PORT_UP_SSE/v1", api_key: "bench" }
   ant: { kind: anthropic, base_url: "http://127.0.0.1:$PORT_UP", api_key: "bench" }
   antsse: { kind: anthropic, base_url: "http://127.0.0.1:$PORT_UP_SSE", api_key: "bench" }
+  oai: { kind: openai, base_url: "http://127.0.0.1:$PORT_UP/v1", api_key: "bench", responses_api: true }
+  oaisse: { kind: openai, base_url: "http://127.0.0.1:$PORT_UP_SSE/v1", api_key: "bench", responses_api: true }
 models:
   - { name: chat-json, targets: [ { provider: up, model: gpt-4.1-mini } ] }
   - { name: chat-sse, targets: [ { provider: upsse, model: gpt-4.1-mini } ] }
   - { name: claude-json, targets: [ { provider: ant, model: claude-haiku-4-5 } ] }
   - { name: claude-sse, targets: [ { provider: antsse, model: claude-haiku-4-5 } ] }
+  - { name: oai-json, targets: [ { provider: oai, model: gpt-4.1-mini } ] }
+  - { name: oai-sse, targets: [ { provider: oaisse, model: gpt-4.1-mini } ] }
 state: { data_dir: "$RUN/data" }
 YAML
 RUST_LOG=warn taskset -c 0 "$SWITCHBOARD_BIN" serve --config "$RUN/switchboard.yaml" \
@@ -61,6 +66,8 @@ SCENARIOS=(
     'messages translated|/v1/messages|chat|"max_tokens":64,"messages":[{"role":"user","content":"Say hello"}]'
     'responses|/v1/responses|chat|"store":false,"input":"Say hello"'
     'responses stored|/v1/responses|chat|"input":"Say hello"'
+    'responses native|/v1/responses|oai|"store":false,"input":"Say hello"'
+    'resp. native stored|/v1/responses|oai|"input":"Say hello"'
 )
 printf '%-20s %-4s %5s %10s %8s %12s %7s\n' scenario mode conns 'req/s' 'p50 us' 'cpu/req us' 'vs chat'
 for mode in json sse; do

@@ -105,7 +105,7 @@ impl Keep {
         let read = serde_json::from_slice::<Value>(object)
             .map_err(|e| e.to_string())
             .and_then(|value| {
-                let answer = responses::decode_answer(object).map_err(|e| e.message)?;
+                let answer = responses::read_answer(&value).map_err(|e| e.message)?;
                 Ok((value, responses::assistant_turn(&answer)))
             });
         match read {
@@ -272,8 +272,9 @@ impl StoredResponses {
         }
     }
 
-    /// Removes every file past its TTL (Redis expires its keys itself). Run at start and then
-    /// hourly, so the directory holds what a TTL allows and no more.
+    /// Removes every file past its TTL, and temporary files a crash left behind an hour ago
+    /// (Redis expires its keys itself). Run at start and then hourly, so the directory holds
+    /// what a TTL allows and no more.
     pub fn sweep(&self) {
         let Backend::Disk { dir, .. } = &self.backend else {
             return;
@@ -284,6 +285,16 @@ impl StoredResponses {
         let now = crate::clock::unix_millis();
         for entry in entries.flatten() {
             let path = entry.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|at| at.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+                if stale {
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            }
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
@@ -330,8 +341,12 @@ fn key(redis: &Redis, id: &str) -> String {
 /// losing the last responses to a power cut costs a client a `previous_response_id`, and an
 /// fsync per request would cost every client latency.
 fn write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    // A name of its own per write: two writes of one id (an upstream repeating its ids) must not
+    // rename each other's temporary file away.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
+    temporary.push(format!(".{n}.tmp"));
     let temporary = PathBuf::from(temporary);
     std::fs::write(&temporary, bytes).map_err(crate::state::io(&temporary))?;
     std::fs::rename(&temporary, path).map_err(crate::state::io(path))?;

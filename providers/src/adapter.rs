@@ -166,6 +166,13 @@ pub trait ChunkDecoder: Send {
     fn finish(&mut self) -> Result<Vec<StreamItem>, ProviderError> {
         Ok(Vec::new())
     }
+
+    /// Whether this decoder writes the client's native events itself, as
+    /// [`StreamItem::Native`], because the provider wraps them (Bedrock's `chunk` events);
+    /// otherwise each event is forwarded as it came, ahead of what is decoded from it.
+    fn writes_native(&self) -> bool {
+        false
+    }
 }
 
 /// One provider family's wire format.
@@ -207,9 +214,10 @@ pub trait Adapter: Send + Sync {
     /// Translates an error answer (any non-2xx status) into OpenAI's vocabulary.
     fn error_response(&self, status: u16, body: &[u8]) -> ProviderError;
 
-    /// Whether a client's body in `format` is sent to this provider as written (see
-    /// [`crate::Native`]) rather than translated from the canonical request.
-    fn speaks(&self, _format: NativeFormat) -> bool {
+    /// Whether a client's body in `format` is sent to this provider's `model` as written (see
+    /// [`crate::Native`]) rather than translated from the canonical request. The model matters
+    /// where one provider hosts several families (Bedrock).
+    fn speaks(&self, _format: NativeFormat, _model: &str) -> bool {
         false
     }
 

@@ -4,8 +4,12 @@
 //! Translating there and back would lose what the canonical form does not model (Anthropic's
 //! `cache_control`, thinking signatures in old turns, beta fields), so the body is not touched.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::ProviderError;
@@ -80,6 +84,72 @@ impl Native {
     }
 }
 
+/// A top-level member's name, borrowed unless it holds an escape.
+#[derive(Deserialize)]
+struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A JSON object's members in order, each value as written.
+struct Members<'a>(Vec<(Name<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
+    }
+}
+
+impl Native {
+    /// The body without its top-level members named in `drop`, and with `first` (a name and
+    /// its JSON) ahead of the rest: what a host that wraps the format (Bedrock) takes. Every
+    /// other member keeps its bytes and its place.
+    pub fn reshaped(
+        &self,
+        drop: &[&str],
+        first: &[(&str, &str)],
+    ) -> Result<Vec<u8>, ProviderError> {
+        let text = std::str::from_utf8(&self.body)
+            .map_err(|e| ProviderError::invalid_request(format!("body is not UTF-8: {e}"), None))?;
+        let members: Members<'_> = serde_json::from_str(text).map_err(|e| {
+            ProviderError::invalid_request(format!("body is not a JSON object: {e}"), None)
+        })?;
+        let mut out = Vec::with_capacity(self.body.len() + 64);
+        out.push(b'{');
+        let kept = members
+            .0
+            .iter()
+            .filter(|(name, _)| !drop.contains(&name.0.as_ref()));
+        let written = first
+            .iter()
+            .map(|&(name, json)| (Cow::Borrowed(name), json))
+            .chain(kept.map(|(name, value)| (name.0.clone(), value.get())));
+        for (at, (name, json)) in written.enumerate() {
+            if at > 0 {
+                out.push(b',');
+            }
+            let quoted = serde_json::to_string(&name)
+                .map_err(|e| ProviderError::internal(format!("cannot encode a name: {e}")))?;
+            out.extend_from_slice(quoted.as_bytes());
+            out.push(b':');
+            out.extend_from_slice(json.as_bytes());
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +169,20 @@ mod tests {
             String::from_utf8(out).unwrap(),
             r#"{ "max_tokens":5,"model" : "claude-\"x\"",  "x":{"model":"inner"},"n":1.0e3}"#
         );
+    }
+
+    #[test]
+    fn a_reshaped_body_keeps_every_other_member_as_written() {
+        let body =
+            r#"{ "model":"smart", "max_tokens" : 5,"stream":true,"x":{"model":"in"},"n":1.50}"#;
+        let out = native(body)
+            .reshaped(&["model", "stream"], &[("anthropic_version", r#""v1""#)])
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"anthropic_version":"v1","max_tokens":5,"x":{"model":"in"},"n":1.50}"#
+        );
+        assert!(native("[1]").reshaped(&[], &[]).is_err());
     }
 
     #[test]

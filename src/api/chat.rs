@@ -242,25 +242,28 @@ impl Answering {
         self.sink.record_response(&response);
         // Spend is on record (in Redis too, when replicas share it) before the answer goes out.
         self.sink.close_and_write().await;
-        let json = match json {
-            Some(json) => json,
-            None => match serde_json::to_vec(&response) {
-                Ok(bytes) => Bytes::from(bytes),
-                Err(e) => {
-                    return ApiError::internal(format!("cannot encode the response: {e}"))
-                        .into_response();
-                }
-            },
-        };
-        let body = match native {
+        let (body, json) = match native {
+            // The provider's bytes go out; the completion's JSON is left to the cache to write.
             Some(native) => {
                 self.surface.written(&native).await;
-                native
+                (native, json)
             }
-            None => self.surface.whole(&response, &json).await,
+            None => {
+                let json = match json {
+                    Some(json) => json,
+                    None => match serde_json::to_vec(&response) {
+                        Ok(bytes) => Bytes::from(bytes),
+                        Err(e) => {
+                            return ApiError::internal(format!("cannot encode the response: {e}"))
+                                .into_response();
+                        }
+                    },
+                };
+                (self.surface.whole(&response, &json).await, Some(json))
+            }
         };
         if let Some(fill) = self.fill {
-            Box::pin(fill.store(response, Some(json), &self.target)).await;
+            Box::pin(fill.store(response, json, &self.target)).await;
         }
         json_bytes(body)
     }
@@ -345,7 +348,7 @@ impl ChatTry<'_> {
         self.request.model.clone_from(&target.model);
         let name = target.upstream.name.as_str();
         self.request.native = self.native.clone().filter(|native| {
-            matches!(&target.upstream.backend, Backend::Http(http) if http.adapter.speaks(native.format))
+            matches!(&target.upstream.backend, Backend::Http(http) if http.adapter.speaks(native.format, &target.model))
                 && native.goes_to(name)
         });
         if let (Some(native), None) = (&self.native, &self.request.native)

@@ -45,7 +45,7 @@ pub async fn chat(
         .native
         .as_deref()
         .map(|n| n.format)
-        .filter(|&format| http.adapter.speaks(format));
+        .filter(|&format| http.adapter.speaks(format, &request.model));
     // Some OpenAI-compatible servers ignore `stream: true` and answer whole: the answer is
     // replayed to the client as the stream it asked for.
     let whole = !request.is_stream() || is_json(response.headers());

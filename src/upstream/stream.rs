@@ -111,13 +111,19 @@ fn decode_batch(
             items.push(Ok(StreamItem::KeepAlive));
             continue;
         }
-        if let (true, Ok(event)) = (native, &event) {
-            items.push(Ok(StreamItem::Native(Box::new(NativeEvent {
-                name: event.name.to_string(),
-                data: event.data.clone(),
-            }))));
-        }
-        match event.and_then(|event| decode_event(decoder, &event)) {
+        let forward = native && !decoder.writes_native();
+        let decoded = event.and_then(|event| {
+            let decoded = decode_event(decoder, &event);
+            // The event itself goes first, moved rather than copied now that it is decoded.
+            if forward {
+                items.push(Ok(StreamItem::Native(Box::new(NativeEvent {
+                    name: event.name.into_owned(),
+                    data: event.data,
+                }))));
+            }
+            decoded
+        });
+        match decoded {
             Ok(decoded) => items.extend(decoded.into_iter().map(Ok)),
             Err(error) => {
                 items.push(Err(error));

@@ -368,3 +368,74 @@ async fn cache_hits_quotas_and_usage_apply_to_messages() {
     let cost = team["cost_usd"].as_f64().unwrap();
     assert!((cost - 0.104).abs() < 1e-9, "{team}");
 }
+
+#[tokio::test]
+async fn claude_on_bedrock_is_sent_the_clients_body_through_invoke_model() {
+    let bedrock = crate::common::fake_bedrock::FakeBedrock::start().await;
+    let gateway = TestGateway::start(&format!(
+        r#"
+providers:
+  bedrock: {}
+models:
+  - {{ name: claude, targets: [ {{ provider: bedrock, model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0" }} ] }}
+  - {{ name: nova, targets: [ {{ provider: bedrock, model: "amazon.nova-pro-v1:0" }} ] }}
+keys:
+  - {{ name: team, key: sk-team }}
+"#,
+        bedrock.provider_yaml()
+    ))
+    .await;
+    let body = r#"{"model":"claude","max_tokens":64,"system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"Hi"}],"temperature":0.50}"#;
+    let (status, _, answer) = post(&gateway, body).await;
+    assert_eq!(status, 200, "{answer}");
+    // Anthropic's message as Bedrock wrote it.
+    assert_eq!(answer["id"], "msg_bdrk_01", "{answer}");
+    assert_eq!(
+        answer["content"][0]["text"],
+        "Hello from Claude on Bedrock."
+    );
+    let sent = &bedrock.received()[0];
+    assert_eq!(
+        sent.path,
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
+    );
+    // Every member as the client wrote it, `model` traded for Bedrock's version, the beta
+    // header carried in the body.
+    assert_eq!(
+        sent.raw,
+        r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":["prompt-caching-2024-07-31"],"max_tokens":64,"system":[{"type":"text","text":"Be brief.","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"Hi"}],"temperature":0.50}"#
+    );
+    // Streamed: each `chunk` unwrapped into Anthropic's own event.
+    let streamed = stream(
+        &gateway,
+        &body.replace(r#""max_tokens":64"#, r#""max_tokens":64,"stream":true"#),
+    )
+    .await;
+    let names: Vec<&str> = streamed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(streamed[0].1["message"]["id"], "msg_bdrk_02");
+    assert!(
+        bedrock.received()[1]
+            .path
+            .ends_with("/invoke-with-response-stream")
+    );
+    // Another family on Bedrock goes through Converse, translated.
+    let (status, _, answer) = post(
+        &gateway,
+        &body.replace(r#""model":"claude""#, r#""model":"nova""#),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(bedrock.received()[2].path.ends_with("/converse"));
+}

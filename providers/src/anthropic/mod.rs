@@ -93,7 +93,7 @@ impl Adapter for Anthropic {
         error::from_http(status, body)
     }
 
-    fn speaks(&self, format: NativeFormat) -> bool {
+    fn speaks(&self, format: NativeFormat, _model: &str) -> bool {
         format == NativeFormat::AnthropicMessages
     }
 

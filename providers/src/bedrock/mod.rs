@@ -1,11 +1,13 @@
-//! AWS Bedrock: chat through the Converse and ConverseStream APIs, embeddings through Amazon
-//! Titan's InvokeModel, every request signed with SigV4 inside `chat_request`.
+//! AWS Bedrock: chat through the Converse and ConverseStream APIs (a Messages client's body to
+//! Claude through InvokeModel, as written), embeddings through Amazon Titan's InvokeModel,
+//! every request signed with SigV4 inside `chat_request`.
 //!
 //! The adapter holds the credentials and a clock; the clock is injectable so that a signature can
 //! be checked against a known vector. Streams use the AWS event stream framing.
 
 mod embeddings;
 mod errors;
+mod invoke;
 mod request;
 mod response;
 mod sign;
@@ -21,10 +23,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, header};
 
 use crate::adapter::{Adapter, ChatAnswer, ChunkDecoder, Endpoint, StreamFormat};
-use crate::chat::ChatRequest;
+use crate::anthropic::Anthropic;
+use crate::chat::{ChatRequest, ChatResponse};
 use crate::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::error::ProviderError;
+use crate::native::NativeFormat;
 
+pub use invoke::ANTHROPIC_VERSION;
 pub use request::{JSON_TOOL, converse_request};
 
 /// The default base URL of `kind: bedrock`, with `{region}` replaced by the configured region.
@@ -154,6 +159,25 @@ impl Adapter for Bedrock {
         endpoint: &Endpoint,
         request: &ChatRequest,
     ) -> Result<Request<Bytes>, ProviderError> {
+        let native = request
+            .native
+            .as_deref()
+            .filter(|n| self.speaks(n.format, &request.model));
+        if let Some(native) = native {
+            let body = invoke::body(native)?;
+            return if request.is_stream() {
+                let accept = "application/vnd.amazon.eventstream";
+                self.post(
+                    endpoint,
+                    &request.model,
+                    "invoke-with-response-stream",
+                    body,
+                    accept,
+                )
+            } else {
+                self.post(endpoint, &request.model, "invoke", body, "application/json")
+            };
+        }
         let body = encode(&converse_request(request)?)?;
         if request.is_stream() {
             let accept = "application/vnd.amazon.eventstream";
@@ -182,6 +206,22 @@ impl Adapter for Bedrock {
 
     fn stream_format(&self) -> StreamFormat {
         StreamFormat::AwsEventStream
+    }
+
+    fn speaks(&self, format: NativeFormat, model: &str) -> bool {
+        format == NativeFormat::AnthropicMessages && invoke::is_claude(model)
+    }
+
+    fn native_response(
+        &self,
+        format: NativeFormat,
+        body: Bytes,
+    ) -> Result<ChatResponse, ProviderError> {
+        Anthropic.native_response(format, body)
+    }
+
+    fn native_stream(&self, _format: NativeFormat) -> Box<dyn ChunkDecoder> {
+        Box::new(invoke::InvokeStream::new())
     }
 
     fn embeddings_request(

@@ -67,7 +67,7 @@ impl Adapter for WithResponses {
         OpenAi.error_response(status, body)
     }
 
-    fn speaks(&self, format: NativeFormat) -> bool {
+    fn speaks(&self, format: NativeFormat, _model: &str) -> bool {
         format == NativeFormat::OpenAiResponses
     }
 

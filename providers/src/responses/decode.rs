@@ -5,7 +5,10 @@
 //! canonical form models: text, refusals, reasoning summaries, function calls, status and usage.
 //! Built-in tool items (`web_search_call`, …) ran upstream and are not part of it.
 
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 
 use crate::anthropic::REASONING_FIELD;
@@ -40,43 +43,92 @@ pub(super) struct Incomplete {
     pub reason: Option<String>,
 }
 
-/// One output item; the kinds the canonical form has no place for are `Other`.
+/// One output item, flat: every kind's fields optional, read by its `type`. (An internally
+/// tagged enum would buffer each item whole before reading it.)
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(super) enum OutputItem {
-    Message {
-        #[serde(default)]
-        content: Vec<Part>,
-    },
-    FunctionCall {
-        call_id: String,
-        name: String,
-        #[serde(default)]
-        arguments: String,
-    },
-    Reasoning {
-        #[serde(default)]
-        summary: Vec<Part>,
-    },
-    #[serde(other)]
-    Other,
+pub(super) struct OutputItem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A message's parts.
+    #[serde(default)]
+    pub content: Parts,
+    /// A reasoning item's summary parts.
+    #[serde(default)]
+    pub summary: Parts,
+    #[serde(default)]
+    pub call_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<String>,
 }
 
-/// A part of a message's content or of a reasoning summary.
+/// A part of a message's content (`output_text`, `refusal`) or of a reasoning summary
+/// (`summary_text`), flat as the items are.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub(super) enum Part {
-    OutputText {
-        text: String,
-    },
-    SummaryText {
-        text: String,
-    },
-    Refusal {
-        refusal: String,
-    },
-    #[serde(other)]
-    Other,
+pub(super) struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub refusal: Option<String>,
+}
+
+/// A list of parts; anything else a kind of item the gateway does not know puts under the same
+/// name reads as no parts, so a new kind never fails the reading of an answer.
+#[derive(Debug, Default)]
+pub(super) struct Parts(pub Vec<Part>);
+
+impl<'de> Deserialize<'de> for Parts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = Parts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of parts")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parts, A::Error> {
+                let mut parts = Vec::new();
+                while let Some(element) = seq.next_element()? {
+                    if let IgnoredOrPart::Part(part) = element {
+                        parts.push(part);
+                    }
+                }
+                Ok(Parts(parts))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Parts, A::Error> {
+                IgnoredAny.visit_map(map).map(|_| Parts::default())
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Parts, E> {
+                Ok(Parts::default())
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Parts, E> {
+                Ok(Parts::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Parts, E> {
+                Ok(Parts::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Parts, E> {
+                Ok(Parts::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Parts, E> {
+                Ok(Parts::default())
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Parts, E> {
+                Ok(Parts::default())
+            }
+        }
+        deserializer.deserialize_any(List)
+    }
+}
+
+/// An element of a list of parts: a part, or anything else, skipped.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IgnoredOrPart {
+    Part(Part),
+    Other(IgnoredAny),
 }
 
 /// `usage` in the Responses API's names.
@@ -137,6 +189,12 @@ pub fn decode(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     Ok(wire.canonical())
 }
 
+/// Reads a response object already parsed.
+pub fn read(object: &serde_json::Value) -> Result<ChatResponse, ProviderError> {
+    let wire = WireResponse::deserialize(object).map_err(ProviderError::bad_response)?;
+    Ok(wire.canonical())
+}
+
 impl WireResponse {
     pub(super) fn canonical(self) -> ChatResponse {
         let mut text = String::new();
@@ -144,33 +202,36 @@ impl WireResponse {
         let mut reasoning = String::new();
         let mut calls = Vec::new();
         for item in self.output {
-            match item {
-                OutputItem::Message { content } => {
-                    for part in content {
-                        match part {
-                            Part::OutputText { text: t } => text.push_str(&t),
-                            Part::Refusal { refusal: r } => refusal.push_str(&r),
-                            Part::SummaryText { .. } | Part::Other => {}
+            match item.kind.as_str() {
+                "message" => {
+                    for part in item.content.0 {
+                        match (part.kind.as_str(), part.text, part.refusal) {
+                            ("output_text", Some(t), _) => text.push_str(&t),
+                            ("refusal", _, Some(r)) => refusal.push_str(&r),
+                            _ => {}
                         }
                     }
                 }
-                OutputItem::FunctionCall {
-                    call_id,
-                    name,
-                    arguments,
-                } => calls.push(ToolCall {
-                    id: call_id,
-                    kind: FunctionType::Function,
-                    function: FunctionCall { name, arguments },
-                }),
-                OutputItem::Reasoning { summary } => {
-                    for part in summary {
-                        if let Part::SummaryText { text: t } = part {
+                "function_call" => {
+                    if let (Some(id), Some(name)) = (item.call_id, item.name) {
+                        calls.push(ToolCall {
+                            id,
+                            kind: FunctionType::Function,
+                            function: FunctionCall {
+                                name,
+                                arguments: item.arguments.unwrap_or_default(),
+                            },
+                        });
+                    }
+                }
+                "reasoning" => {
+                    for part in item.summary.0 {
+                        if let ("summary_text", Some(t)) = (part.kind.as_str(), part.text) {
                             reasoning.push_str(&t);
                         }
                     }
                 }
-                OutputItem::Other => {}
+                _ => {}
             }
         }
         let finish = finish_reason(
@@ -276,6 +337,17 @@ mod tests {
         assert_eq!(
             usage.completion_tokens_details.unwrap().reasoning_tokens,
             Some(7)
+        );
+    }
+
+    #[test]
+    fn an_item_of_a_kind_not_known_yet_is_passed_over() {
+        let body = br#"{"id":"r","status":"completed","output":[
+            {"type":"future_call","content":"a string","summary":{"x":1}},
+            {"type":"message","content":[7,{"type":"output_text","text":"ok"}]}]}"#;
+        assert_eq!(
+            decode(body).unwrap().choices[0].message.content.as_deref(),
+            Some("ok")
         );
     }
 

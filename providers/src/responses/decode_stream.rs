@@ -34,34 +34,44 @@ const READ: &[&str] = &[
     "error",
 ];
 
+/// The `type` of an event that came without an `event:` name.
 #[derive(Deserialize)]
-#[serde(tag = "type")]
-enum Event {
-    #[serde(rename = "response.created")]
-    Created { response: Head },
-    #[serde(rename = "response.output_item.added")]
-    ItemAdded { output_index: u32, item: AddedItem },
-    #[serde(rename = "response.output_text.delta")]
-    Text { delta: String },
-    #[serde(rename = "response.refusal.delta")]
-    Refusal { delta: String },
-    #[serde(rename = "response.function_call_arguments.delta")]
-    Arguments { output_index: u32, delta: String },
-    #[serde(rename = "response.reasoning_summary_text.delta")]
-    Reasoning { delta: String },
-    #[serde(rename = "response.completed", alias = "response.incomplete")]
-    Ended { response: WireResponse },
-    #[serde(rename = "response.failed")]
-    Failed { response: Failed },
-    #[serde(rename = "error")]
-    Error {
-        #[serde(default)]
-        message: Option<String>,
-        #[serde(default)]
-        code: Option<String>,
-    },
-    #[serde(other)]
-    Other,
+struct Typed<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    response: Head,
+}
+
+#[derive(Deserialize)]
+struct ItemAdded {
+    output_index: u32,
+    item: AddedItem,
+}
+
+/// A text, refusal or reasoning delta.
+#[derive(Deserialize)]
+struct Said {
+    delta: String,
+}
+
+#[derive(Deserialize)]
+struct Arguments {
+    output_index: u32,
+    delta: String,
+}
+
+#[derive(Deserialize)]
+struct Ended {
+    response: WireResponse,
+}
+
+#[derive(Deserialize)]
+struct FailedEvent {
+    response: Failed,
 }
 
 #[derive(Deserialize)]
@@ -74,15 +84,15 @@ struct Head {
     created_at: Option<f64>,
 }
 
+/// An item just added: only a function call's name and call id are read.
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum AddedItem {
-    FunctionCall {
-        call_id: String,
-        name: String,
-    },
-    #[serde(other)]
-    Other,
+struct AddedItem {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,14 +119,27 @@ pub struct Decoder {
     calls: HashMap<u32, u32>,
 }
 
+/// Parses one event's data as `T`.
+fn read<'a, T: Deserialize<'a>>(data: &'a str) -> Result<T, ProviderError> {
+    serde_json::from_str(data).map_err(ProviderError::bad_response)
+}
+
 impl ChunkDecoder for Decoder {
     fn decode(&mut self, event: &str, data: &str) -> Result<Vec<StreamItem>, ProviderError> {
         if (!event.is_empty() && !READ.contains(&event)) || data.trim().is_empty() {
             return Ok(Vec::new());
         }
-        let parsed: Event = serde_json::from_str(data).map_err(ProviderError::bad_response)?;
-        Ok(match parsed {
-            Event::Created { response } => {
+        // Each event is read straight into its own shape: its name says which, or else its type.
+        let typed;
+        let name = if event.is_empty() {
+            typed = read::<Typed<'_>>(data)?;
+            typed.kind.as_ref()
+        } else {
+            event
+        };
+        Ok(match name {
+            "response.created" => {
+                let response = read::<Created>(data)?.response;
                 self.id = response.id;
                 self.model = response.model;
                 self.created = response.created_at.map_or(0, |t| t as u64);
@@ -127,77 +150,81 @@ impl ChunkDecoder for Decoder {
                 };
                 vec![self.chunk(delta, None)]
             }
-            Event::ItemAdded {
-                output_index,
-                item: AddedItem::FunctionCall { call_id, name },
-            } => {
-                let index = self.calls.len() as u32;
-                self.calls.insert(output_index, index);
-                let call = ToolCallDelta {
-                    index,
-                    id: Some(call_id),
-                    kind: Some(FunctionType::Function),
-                    function: Some(FunctionCallDelta {
-                        name: Some(name),
-                        arguments: Some(String::new()),
-                    }),
-                };
-                vec![self.calls_chunk(call)]
-            }
-            Event::Arguments {
-                output_index,
-                delta,
-            } => match self.calls.get(&output_index) {
-                Some(&index) => {
-                    let call = ToolCallDelta {
-                        index,
-                        function: Some(FunctionCallDelta {
-                            name: None,
-                            arguments: Some(delta),
-                        }),
-                        ..ToolCallDelta::default()
-                    };
-                    vec![self.calls_chunk(call)]
+            "response.output_item.added" => {
+                let added = read::<ItemAdded>(data)?;
+                match (
+                    added.item.kind.as_str(),
+                    added.item.call_id,
+                    added.item.name,
+                ) {
+                    ("function_call", Some(call_id), Some(name)) => {
+                        let index = self.calls.len() as u32;
+                        self.calls.insert(added.output_index, index);
+                        let call = ToolCallDelta {
+                            index,
+                            id: Some(call_id),
+                            kind: Some(FunctionType::Function),
+                            function: Some(FunctionCallDelta {
+                                name: Some(name),
+                                arguments: Some(String::new()),
+                            }),
+                        };
+                        vec![self.calls_chunk(call)]
+                    }
+                    _ => Vec::new(),
                 }
-                None => Vec::new(),
-            },
-            Event::Text { delta } => vec![self.chunk(
-                Delta {
-                    content: Some(delta),
+            }
+            "response.function_call_arguments.delta" => {
+                let arguments = read::<Arguments>(data)?;
+                match self.calls.get(&arguments.output_index) {
+                    Some(&index) => {
+                        let call = ToolCallDelta {
+                            index,
+                            function: Some(FunctionCallDelta {
+                                name: None,
+                                arguments: Some(arguments.delta),
+                            }),
+                            ..ToolCallDelta::default()
+                        };
+                        vec![self.calls_chunk(call)]
+                    }
+                    None => Vec::new(),
+                }
+            }
+            "response.output_text.delta" => {
+                let delta = Delta {
+                    content: Some(read::<Said>(data)?.delta),
                     ..Delta::default()
-                },
-                None,
-            )],
-            Event::Refusal { delta } => vec![self.chunk(
-                Delta {
-                    refusal: Some(delta),
+                };
+                vec![self.chunk(delta, None)]
+            }
+            "response.refusal.delta" => {
+                let delta = Delta {
+                    refusal: Some(read::<Said>(data)?.delta),
                     ..Delta::default()
-                },
-                None,
-            )],
-            Event::Reasoning { delta } => {
+                };
+                vec![self.chunk(delta, None)]
+            }
+            "response.reasoning_summary_text.delta" => {
                 let mut extra = Extra::new();
-                extra.insert(REASONING_FIELD.to_owned(), json!(delta));
-                vec![self.chunk(
-                    Delta {
-                        extra,
-                        ..Delta::default()
-                    },
-                    None,
-                )]
+                extra.insert(REASONING_FIELD.to_owned(), json!(read::<Said>(data)?.delta));
+                let delta = Delta {
+                    extra,
+                    ..Delta::default()
+                };
+                vec![self.chunk(delta, None)]
             }
-            Event::Ended { response } => self.end(response),
-            Event::Failed { response } => {
-                let error = response.error.unwrap_or(FailedError {
-                    message: None,
-                    code: None,
-                });
-                return Err(failure(error.message.as_deref(), error.code.as_deref()));
-            }
-            Event::Error { message, code } => {
+            "response.completed" | "response.incomplete" => self.end(read::<Ended>(data)?.response),
+            "response.failed" => {
+                let error = read::<FailedEvent>(data)?.response.error;
+                let (message, code) = error.map_or((None, None), |e| (e.message, e.code));
                 return Err(failure(message.as_deref(), code.as_deref()));
             }
-            Event::ItemAdded { .. } | Event::Other => Vec::new(),
+            "error" => {
+                let error = read::<FailedError>(data)?;
+                return Err(failure(error.message.as_deref(), error.code.as_deref()));
+            }
+            _ => Vec::new(),
         })
     }
 }

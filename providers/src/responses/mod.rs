@@ -14,7 +14,7 @@ mod request;
 mod wire;
 
 pub use answer::{Echo, assistant_turn, encode as encode_answer};
-pub use decode::decode as decode_answer;
+pub use decode::{decode as decode_answer, read as read_answer};
 pub use decode_stream::Decoder as StreamDecoder;
 pub use events::EventWriter;
 pub use request::{Translated, translate};

@@ -6,6 +6,9 @@
 //! offered), `parallel` (two calls of the first tool), `error-<status>` (Bedrock's error body,
 //! echoing the secret key), `cut` (stream aborted mid-frame), `unknown-event` (an event type the
 //! adapter does not know, then a normal finish), `refusal` (a guardrail intervention).
+//! A Claude model id (`anthropic.…`) also takes InvokeModel and InvokeModelWithResponseStream
+//! with an Anthropic Messages body, answered as Anthropic's message or its events, each
+//! wrapped in a base64 `chunk` event as Bedrock does.
 
 use super::fake::{Received, Recorder};
 use std::net::SocketAddr;
@@ -22,6 +25,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use base64::Engine;
 use serde_json::{Value, json};
 
 /// The access key id the fake expects.
@@ -93,6 +97,7 @@ async fn invoke(
         path: uri.path().to_owned(),
         headers: headers.clone(),
         body: json.clone(),
+        raw: String::from_utf8_lossy(&body).into_owned(),
         ..Received::default()
     });
     if let Err(message) = check_signature(&headers, uri.path(), &body) {
@@ -123,6 +128,9 @@ async fn invoke(
                 plan.stream(&behaviour)
             }
         }
+        "invoke" | "invoke-with-response-stream" if model.contains("anthropic.") => {
+            claude(&json, action == "invoke")
+        }
         "invoke" => match json["inputText"].as_str() {
             // A one-letter text is its own last value, so a test can tell the vectors apart.
             Some(text) => {
@@ -137,6 +145,57 @@ async fn invoke(
             "unknown operation",
         ),
     }
+}
+
+/// Claude through InvokeModel: Bedrock refuses `model` and `stream` in the body and wants its
+/// `anthropic_version`.
+fn claude(body: &Value, whole: bool) -> Response {
+    if body["anthropic_version"] != "bedrock-2023-05-31" {
+        return invalid("Malformed input request: #: required key [anthropic_version] not found");
+    }
+    for extraneous in ["model", "stream"] {
+        if body.get(extraneous).is_some() {
+            return invalid(&format!(
+                "Malformed input request: #: extraneous key [{extraneous}] is not permitted"
+            ));
+        }
+    }
+    let text = "Hello from Claude on Bedrock.";
+    let usage = json!({"input_tokens": 11, "output_tokens": 6});
+    if whole {
+        return Json(
+            json!({"id": "msg_bdrk_01", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929", "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "stop_sequence": null, "usage": usage}),
+        )
+        .into_response();
+    }
+    let events = [
+        json!({"type": "message_start", "message": {"id": "msg_bdrk_02", "type": "message", "role": "assistant",
+            "model": "claude-sonnet-4-5-20250929", "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 11, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello from Claude"}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " on Bedrock."}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 6}}),
+        json!({"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": 11, "outputTokenCount": 6}}),
+    ];
+    let frames: Vec<Result<Bytes, std::io::Error>> = events
+        .iter()
+        .map(|event| {
+            let bytes = base64::engine::general_purpose::STANDARD.encode(event.to_string());
+            Ok(Bytes::from(frame(
+                "chunk",
+                &json!({"bytes": bytes, "p": "abcdef"}),
+            )))
+        })
+        .collect();
+    (
+        [(header::CONTENT_TYPE, "application/vnd.amazon.eventstream")],
+        Body::from_stream(futures_util::stream::iter(frames)),
+    )
+        .into_response()
 }
 
 /// Recomputes the SigV4 signature from what arrived, as Bedrock does.
