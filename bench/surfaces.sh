@@ -7,9 +7,11 @@
 # multiple of the chat relay's. By hand, not in CI: bench/README.md.
 #
 #   DURATION=10 CONNECTIONS="1 32" bench/surfaces.sh
+#   ONLY='chat relay|responses native' DURATION=20 bench/surfaces.sh   # scenarios by name (a regex)
 set -euo pipefail
 
 DURATION=${DURATION:-10}
+ONLY=${ONLY:-.}
 CONNECTIONS=${CONNECTIONS:-"1 32"}
 PORT_UP=${PORT_UP:-18181}
 PORT_UP_SSE=${PORT_UP_SSE:-18182}
@@ -75,6 +77,7 @@ for mode in json sse; do
         base=
         for scenario in "${SCENARIOS[@]}"; do
             IFS='|' read -r name path model fields <<<"$scenario"
+            [[ $name =~ $ONLY ]] || continue
             stream=""
             [[ $mode == sse ]] && stream='"stream":true,'
             body="{\"model\":\"$model-$mode\",$stream$fields}"

@@ -1,6 +1,6 @@
 //! Request bodies: nothing is read for a caller who may not call, a declared length above the
 //! route's limit is refused before a byte arrives, and a body that trickles in gets 408 after
-//! `server.body_timeout`, on every route that takes one.
+//! `server.body_timeout`, on every route that takes one, in the error shape of the route's API.
 
 use std::time::Duration;
 
@@ -21,9 +21,12 @@ keys:
 "#;
 
 /// The routes that read a body, with a body a caller might start to send.
-const ROUTES: [(&str, &str); 5] = [
+const ROUTES: [(&str, &str); 8] = [
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/embeddings"),
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/count_tokens"),
+    ("POST", "/v1/responses"),
     ("PUT", "/v1/context/ns/doc"),
     ("POST", "/mcp"),
     ("POST", "/admin/tools"),
@@ -54,6 +57,11 @@ async fn partial_request(
     String::from_utf8_lossy(&received).into_owned()
 }
 
+/// Whether the route answers in Anthropic's error envelope.
+fn anthropic(path: &str) -> bool {
+    path.starts_with("/v1/messages")
+}
+
 fn key_for(path: &str) -> &'static str {
     if path.starts_with("/admin") {
         "sk-admin"
@@ -69,10 +77,12 @@ async fn a_caller_without_a_key_is_refused_before_its_body_is_read() {
         // One byte of a declared megabyte: waiting for the rest would hang this test.
         let answer = partial_request(&gateway, route, None, 1_000_000, b"{").await;
         assert!(answer.starts_with("HTTP/1.1 401"), "{route:?}: {answer}");
-        assert!(
-            answer.contains(r#""type":"invalid_request_error""#),
-            "{answer}"
-        );
+        let kind = if anthropic(route.1) {
+            r#""type":"authentication_error""#
+        } else {
+            r#""type":"invalid_request_error""#
+        };
+        assert!(answer.contains(kind), "{answer}");
         // A wrong key is no better than none.
         let answer = partial_request(&gateway, route, Some("sk-wrong"), 1_000_000, b"{").await;
         assert!(answer.starts_with("HTTP/1.1 401"), "{route:?}: {answer}");
@@ -103,7 +113,12 @@ async fn a_body_that_trickles_in_gets_408_after_the_body_timeout() {
     for route in ROUTES {
         let answer = partial_request(&gateway, route, Some(key_for(route.1)), 100, b"{\"a\"").await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{route:?}: {answer}");
-        assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+        let code = if anthropic(route.1) {
+            r#"{"type":"error","error":{"type":"invalid_request_error""#
+        } else {
+            r#""code":"request_timeout""#
+        };
+        assert!(answer.contains(code), "{route:?}: {answer}");
         assert!(answer.contains("server.body_timeout"), "{answer}");
     }
     gateway.stop().await;
