@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::decode::{WireResponse, failure, finish_reason};
+use super::decode::{Incomplete, WireUsage, failure, finish_reason};
 use crate::adapter::{ChunkDecoder, StreamItem};
 use crate::anthropic::REASONING_FIELD;
 use crate::chat::{
@@ -66,7 +66,19 @@ struct Arguments {
 
 #[derive(Deserialize)]
 struct Ended {
-    response: WireResponse,
+    response: EndState,
+}
+
+/// What the last event adds to the deltas: the output itself streamed already, so it is
+/// skipped unread.
+#[derive(Deserialize)]
+struct EndState {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    incomplete_details: Option<Incomplete>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -230,7 +242,7 @@ impl ChunkDecoder for Decoder {
 }
 
 impl Decoder {
-    fn end(&mut self, response: WireResponse) -> Vec<StreamItem> {
+    fn end(&mut self, response: EndState) -> Vec<StreamItem> {
         let reason = finish_reason(
             response.status.as_deref(),
             response
