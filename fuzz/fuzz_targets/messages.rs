@@ -10,7 +10,10 @@ use switchboard_providers::mock::MockAnswer;
 use switchboard_providers::{Native, NativeFormat};
 
 fuzz_target!(|data: &[u8]| {
-    let native = Native::new(NativeFormat::AnthropicMessages, Bytes::copy_from_slice(data));
+    let native = Native::new(
+        NativeFormat::AnthropicMessages,
+        Bytes::copy_from_slice(data),
+    );
     if let Ok(spliced) = native.with_model("claude-x") {
         // Splicing keeps the body's JSON valid.
         assert!(serde_json::from_slice::<serde_json::Value>(&spliced).is_ok());

@@ -346,21 +346,7 @@ async fn cache_hits_quotas_and_usage_apply_to_messages() {
     );
     let (_, headers, _) = post(&gateway, &thinking).await;
     assert_eq!(headers["x-switchboard-cache"], "miss");
-    let usage: Value = client()
-        .get(gateway.url("/admin/usage"))
-        .bearer_auth("sk-admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let team = usage["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "team")
-        .unwrap_or_else(|| panic!("{usage}"));
+    let team = crate::common::key_usage(gateway.url("/admin/usage"), "sk-admin", "team").await;
     // Two answers from Anthropic, each 20 + 5 + 3 in and 12 out; hits cost nothing.
     assert_eq!(team["input_tokens"], 56, "{team}");
     assert_eq!(team["output_tokens"], 24, "{team}");

@@ -47,22 +47,7 @@ async fn post(gateway: &TestGateway, key: &str, body: &Value) -> Reply {
 }
 
 async fn usage(gateway: &TestGateway, key: &str) -> Value {
-    let report: Value = client()
-        .get(gateway.url("/admin/usage"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    report["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == key)
-        .cloned()
-        .unwrap_or_else(|| panic!("{key} in {report}"))
+    crate::common::key_usage(gateway.url("/admin/usage"), ADMIN, key).await
 }
 
 fn config(fake: &FakeOpenAi, keys: &str) -> String {

@@ -32,16 +32,7 @@ async fn spread(replicas: &Replicas, count: usize, key: &'static str, body: &Val
 }
 
 async fn usage(url: String, key: &str) -> Value {
-    let response = client().get(url).bearer_auth(ADMIN).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let report: Value = response.json().await.unwrap();
-    report["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == key)
-        .cloned()
-        .unwrap_or_else(|| panic!("{key} in {report}"))
+    crate::common::key_usage(url, ADMIN, key).await
 }
 
 /// Tokens the 200 answers among `replies` reported.

@@ -156,21 +156,7 @@ async fn a_failing_anthropic_target_falls_back_and_the_cache_and_usage_apply() {
     .await;
     assert_eq!(status, 200, "{kept}");
     assert_eq!(kept["output"], completed["response"]["output"]);
-    let usage: Value = client()
-        .get(gateway.url("/admin/usage"))
-        .bearer_auth("sk-admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let team = usage["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "team")
-        .unwrap();
+    let team = crate::common::key_usage(gateway.url("/admin/usage"), "sk-admin", "team").await;
     assert_eq!(
         team["input_tokens"], first["usage"]["input_tokens"],
         "{team}"

@@ -124,21 +124,7 @@ async fn the_body_reaches_openai_as_written_and_its_answer_comes_back_as_written
     assert_eq!(answer["output"][0]["type"], "function_call");
     assert_eq!(answer["output"][0]["call_id"], "call_fake1");
     // Usage and cost are read from the provider's object.
-    let usage: Value = client()
-        .get(gateway.url("/admin/usage"))
-        .bearer_auth("sk-admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let team = usage["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "team")
-        .unwrap();
+    let team = crate::common::key_usage(gateway.url("/admin/usage"), "sk-admin", "team").await;
     assert_eq!(
         (&team["input_tokens"], &team["output_tokens"]),
         (&json!(12), &json!(5)),

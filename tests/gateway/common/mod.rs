@@ -162,6 +162,20 @@ impl axum::serve::Listener for TlsListener {
 }
 
 /// An HTTP client for tests.
+/// The row of `key` in the usage report at `url` (an `/admin/usage`), read with `admin`.
+pub async fn key_usage(url: String, admin: &str, key: &str) -> serde_json::Value {
+    let response = client().get(url).bearer_auth(admin).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let report: serde_json::Value = response.json().await.unwrap();
+    report["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("{key} in {report}"))
+}
+
 pub fn client() -> reqwest::Client {
     // reqwest is built without a crypto provider of its own; the gateway installs ring when it
     // builds its clients, but a test may need a client before any gateway exists.
