@@ -71,6 +71,15 @@ async fn follow(state: Arc<AppState>, registrations: Arc<api::Registrations>) {
             if let Some(upstream) = state.routes.upstreams().get(provider)
                 && let upstream::Backend::Http(http) = &upstream.backend
             {
+                // Another replica checked it against the same rules; a config changed since, or
+                // a write to Redis by anyone else, must not send this one's credentials there.
+                let allowed = url
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| e.to_string());
+                if let Err(why) = allowed.and_then(|uri| http.admits(provider, &uri)) {
+                    tracing::warn!(%provider, %url, %why, "a shared registration was refused here");
+                    return;
+                }
                 let endpoint = switchboard_providers::Endpoint {
                     base_url: url.to_owned(),
                     ..http.endpoint.clone()

@@ -223,15 +223,20 @@ pub async fn register_upstream(
         ));
     };
     let url = registration.url.trim_end_matches('/');
-    match url.parse::<http::Uri>() {
-        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+    let uri = match url.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            uri
+        }
         _ => {
             return Err(ApiError::invalid_request(
                 format!("'{url}' is not an http:// or https:// URL."),
                 Some("url".into()),
             ));
         }
-    }
+    };
+    // The instance would be sent the provider's credentials.
+    http.admits(&registration.provider, &uri)
+        .map_err(ApiError::forbidden)?;
     if registration.ttl.0.is_zero() || registration.ttl.0 > crate::context::MAX_TTL {
         return Err(ApiError::invalid_request(
             format!(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::Secret;
 
 /// One entry of `keys:`: a virtual key handed to a client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     pub name: String,

@@ -10,6 +10,7 @@ mod mcp;
 mod mcp_servers;
 mod models;
 mod providers;
+mod registration;
 mod sections;
 mod server;
 mod state;
@@ -33,6 +34,7 @@ pub use mcp::{
 pub use mcp_servers::{McpServerConfig, McpServerTransport, TOOL_SEPARATOR};
 pub use models::*;
 pub use providers::*;
+pub use registration::Allowed;
 pub use server::*;
 pub use state::*;
 pub use units::{Secret, Size, Span, parse_duration};
@@ -157,13 +159,19 @@ impl Config {
                 "the configuration must be a mapping of sections (server, providers, models, ...)",
             )]));
         };
-        let mut config = sections::read(document).map_err(LoadError::Invalid)?;
+        let sections::Read {
+            mut config,
+            mut problems,
+        } = sections::read(document);
         for provider in config.providers.values_mut() {
             if let ProviderConfig::Bedrock(bedrock) = provider {
                 bedrock.fill_from_env(lookup);
             }
         }
-        let errors = validate::validate(&config);
+        // Both stages report in one run; what could not be read is not checked again.
+        let mut errors = std::mem::take(&mut problems.errors);
+        let checked = validate::validate(&config);
+        errors.extend(checked.into_iter().filter(|e| !problems.covers(&e.path)));
         if errors.is_empty() {
             Ok(config)
         } else {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Span;
 
 /// One entry of `models:`: a public model name and where it is served.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub name: String,

@@ -90,6 +90,8 @@ pub struct BedrockConfig {
     pub timeout: Option<Span>,
     #[serde(default)]
     pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub registration: Option<RegistrationConfig>,
 }
 
 impl BedrockConfig {
@@ -120,6 +122,7 @@ impl BedrockConfig {
             timeout: self.timeout,
             discovery: None,
             breaker: self.breaker,
+            registration: self.registration.clone(),
         }
     }
 }
@@ -145,6 +148,18 @@ pub struct HttpProviderConfig {
     /// The circuit breaker of each instance.
     #[serde(default)]
     pub breaker: BreakerConfig,
+    /// Where instances may be registered at run time; absent: nowhere.
+    #[serde(default)]
+    pub registration: Option<RegistrationConfig>,
+}
+
+/// `registration:` of a provider: the hosts a service may register an instance at through
+/// `POST /admin/upstreams`. An instance is sent the provider's credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// CIDRs (`10.0.0.0/8`), addresses, and host globs (`*.svc.cluster.local`).
+    pub allow: Vec<String>,
 }
 
 /// `discovery:` of a provider: every A/AAAA record of a name is an instance.
@@ -262,6 +277,8 @@ pub struct AzureConfig {
     pub timeout: Option<Span>,
     #[serde(default)]
     pub breaker: BreakerConfig,
+    #[serde(default)]
+    pub registration: Option<RegistrationConfig>,
 }
 
 fn default_azure_api_version() -> String {
@@ -278,6 +295,7 @@ impl AzureConfig {
             timeout: self.timeout,
             discovery: None,
             breaker: self.breaker,
+            registration: self.registration.clone(),
         }
     }
 }

@@ -217,6 +217,72 @@ fn responses_api_defaults_to_openai_itself_and_belongs_to_openai_alone() {
 }
 
 #[test]
+fn both_stages_report_in_one_run_with_what_was_meant() {
+    // A misspelled field, and a target naming a provider that does not exist.
+    let errors = parse(
+        "providers:\n  demo: { kind: mock, latncy: {} }\nmodels:\n  - { name: a, targets: [ { provider: dmeo, model: m } ] }\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].starts_with("providers.demo.latncy: unknown field `latncy`"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[0].ends_with(r#"(did you mean "latency"?)"#),
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[1],
+        r#"models[0].targets[0].provider: unknown provider "dmeo" (did you mean "demo"?)"#
+    );
+    let errors = parse("providers:\n  x: { kind: opnai }\nmodles: []\n").unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.ends_with(r#"(did you mean "models"?)"#)),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.ends_with(r#"(did you mean "openai"?)"#)),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn what_could_not_be_read_is_not_reported_again() {
+    // A provider and a model that cannot be read still exist for the checks that name them, and
+    // the models after a broken one keep their own index.
+    let errors = parse(
+        "providers:\n  up: { kind: openai, timeout: soon }\nmodels:\n  - { name: a, targets: [ { provider: up, model: m } ], retry: many }\n  \
+         - { name: b, targets: [ { provider: up, model: m } ], fallbacks: [a] }\n  - { name: c, targets: [] }\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors[0].starts_with("providers.up.timeout"), "{errors:?}");
+    assert!(errors[1].starts_with("models[0].retry"), "{errors:?}");
+    assert_eq!(
+        errors[2],
+        "models[2].targets: a model needs at least one target"
+    );
+}
+
+#[test]
+fn a_registration_rule_that_is_neither_network_nor_glob_names_its_entry() {
+    let errors = parse(
+        "providers:\n  x: { kind: openai, registration: { allow: [10.0.0.0/8, 10.0.0.0/33] } }\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("providers.x.registration.allow[1]: \"10.0.0.0/33\""),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn unknown_kind_is_rejected() {
     let errors = parse("providers:\n  x: { kind: opnai }\n").unwrap_err();
     assert!(errors[0].starts_with("providers.x"), "{errors:?}");

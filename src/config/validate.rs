@@ -201,6 +201,19 @@ fn http_errors(path: &str, http: &HttpProviderConfig, errors: &mut Vec<ConfigErr
     if let Some(discovery) = &http.discovery {
         discovery_errors(&format!("{path}.discovery"), discovery, errors);
     }
+    for (i, entry) in http
+        .registration
+        .iter()
+        .flat_map(|r| r.allow.iter())
+        .enumerate()
+    {
+        if let Err(message) = super::Allowed::parse(std::slice::from_ref(entry)) {
+            errors.push(ConfigError::new(
+                format!("{path}.registration.allow[{i}]"),
+                message,
+            ));
+        }
+    }
     if http.timeout.is_some_and(|t| t.0.is_zero()) {
         errors.push(ConfigError::new(
             format!("{path}.timeout"),
@@ -423,7 +436,7 @@ fn key_errors(config: &Config, errors: &mut Vec<ConfigError>) {
 }
 
 /// ` (did you mean "x"?)` when a known name is close to the unknown one.
-fn suggestion<'a>(unknown: &str, known: impl Iterator<Item = &'a str>) -> String {
+pub(super) fn suggestion<'a>(unknown: &str, known: impl Iterator<Item = &'a str>) -> String {
     known
         .map(|k| (strsim::jaro_winkler(unknown, k), k))
         .filter(|(score, _)| *score > 0.8)

@@ -18,7 +18,9 @@ use switchboard_providers::mistral::{self, Mistral};
 use switchboard_providers::openai::{self, OpenAi};
 use switchboard_providers::{Adapter, Endpoint};
 
-use crate::config::{BedrockConfig, HttpProviderConfig, MockConfig, MockLatency, ProviderConfig};
+use crate::config::{
+    Allowed, BedrockConfig, HttpProviderConfig, MockConfig, MockLatency, ProviderConfig,
+};
 use crate::error::ApiError;
 
 /// Whole-call limit when a provider sets no `timeout:`, as long as the OpenAI SDKs wait.
@@ -74,6 +76,8 @@ pub struct HttpBackend {
     pub timeout: Duration,
     /// Every credential this backend sends (key and header values), to scrub from errors.
     pub secrets: Arc<[String]>,
+    /// Where instances may be registered at run time; `None`: nowhere.
+    pub registration: Option<Allowed>,
     urls: UrlCache,
 }
 
@@ -112,6 +116,10 @@ impl HttpBackend {
             .filter(|s| s.len() >= 8)
             .map(str::to_owned)
             .collect();
+        let registration = match &http.registration {
+            Some(config) => Some(Allowed::parse(&config.allow)?),
+            None => None,
+        };
         Ok(Backend::Http(Box::new(HttpBackend {
             adapter,
             endpoint: Endpoint {
@@ -125,8 +133,28 @@ impl HttpBackend {
             },
             timeout: http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
             secrets: secrets.into(),
+            registration,
             urls: UrlCache::default(),
         })))
+    }
+
+    /// Whether an instance may be registered at `url` (already checked to be an http(s) URL with
+    /// a host); the refusal says why, naming the rule, to show the operator.
+    pub fn admits(&self, provider: &str, url: &http::Uri) -> Result<(), String> {
+        let host = url.host().unwrap_or_default();
+        match &self.registration {
+            None => Err(format!(
+                "Provider '{provider}' takes no registrations: set \
+                 providers.{provider}.registration.allow to the networks or hosts its instances \
+                 may be at (they are sent its credentials)."
+            )),
+            Some(allowed) if !allowed.admits(host) => Err(format!(
+                "'{url}' may not be registered for provider '{provider}': {host} is in none of \
+                 providers.{provider}.registration.allow {:?}.",
+                allowed.written()
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Removes this backend's credentials from an error, in case the provider echoed them.

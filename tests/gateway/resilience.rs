@@ -467,7 +467,7 @@ async fn instances_registered_at_run_time_take_traffic_until_their_ttl_runs_out(
     let home = FakeOpenAi::start().await;
     let visitor = FakeOpenAi::start().await;
     let gateway = TestGateway::start(&format!(
-        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: up, model: delay-50 }} ] }}\n",
+        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\", registration: {{ allow: [127.0.0.0/8] }} }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: up, model: delay-50 }} ] }}\n",
         home.base_url()
     ))
     .await;
@@ -527,7 +527,7 @@ async fn registrations_are_bounded_and_can_be_withdrawn() {
     let home = FakeOpenAi::start().await;
     let visitor = FakeOpenAi::start().await;
     let gateway = TestGateway::start(&format!(
-        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\" }}\n",
+        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{}\", api_key: \"{KEY}\", registration: {{ allow: [127.0.0.0/8] }} }}\n",
         home.base_url()
     ))
     .await;
@@ -685,4 +685,115 @@ async fn a_rate_limited_model_is_held_for_its_retry_after_and_opens_no_breaker()
         assert!((1..=40).contains(&wait), "Retry-After: {wait}");
     }
     assert_eq!(to_model("limited-40"), 1);
+}
+
+/// Every try of every target and fallback ended in the provider's 429: the client gets 429
+/// `rate_limit_exceeded` naming the providers, with the soonest `Retry-After` of their holds, so
+/// SDKs back off as they would against the provider itself.
+#[tokio::test]
+async fn when_every_try_is_rate_limited_the_client_gets_429_with_retry_after() {
+    let fake = FakeOpenAi::start().await;
+    let gateway = TestGateway::start(&format!(
+        "providers:\n  up: {{ kind: openai, base_url: \"{0}\", api_key: \"{KEY}\" }}\n  also: {{ kind: openai, base_url: \"{0}\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: busy, targets: [ {{ provider: up, model: error-429 }}, {{ provider: also, model: error-429 }} ], fallbacks: [spare] }}\n  - {{ name: spare, targets: [ {{ provider: also, model: limited-3600 }} ] }}\n",
+        fake.base_url()
+    ))
+    .await;
+    let response = client()
+        .post(gateway.url("/v1/chat/completions"))
+        .json(&chat("busy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The holds: 1 s for each 429 without a Retry-After, an hour for the fallback's.
+    assert!((1..=3600).contains(&wait), "Retry-After: {wait}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("up/error-429") && message.contains("also/limited-3600"),
+        "{message}"
+    );
+}
+
+/// A registered instance is sent the provider's key, so registration is allowed only where the
+/// provider's `registration.allow` says: a provider without it takes none, and a URL outside it
+/// is refused naming the rule. The listener behind a refused URL never hears the key.
+#[tokio::test]
+async fn an_instance_outside_registration_allow_is_refused_and_never_sent_the_key() {
+    let home = FakeOpenAi::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Named, not numbered: the same loopback listener, outside a rule that allows 127.0.0.1.
+    let heard = format!("localhost:{}", listener.local_addr().unwrap().port());
+    let received = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = tokio::io::AsyncReadExt::read(&mut socket, &mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().await.extend_from_slice(&buffer[..n]);
+                }
+            });
+        }
+    });
+    let gateway = TestGateway::start(&format!(
+        "server: {{ admin_key: {ADMIN} }}\nproviders:\n  up: {{ kind: openai, base_url: \"{0}\", api_key: \"{KEY}\", registration: {{ allow: [127.0.0.1/32, \"*.internal\"] }} }}\n  closed: {{ kind: openai, base_url: \"{0}\", api_key: \"{KEY}\" }}\nmodels:\n  - {{ name: m, targets: [ {{ provider: up, model: ok }} ] }}\n  - {{ name: c, targets: [ {{ provider: closed, model: ok }} ] }}\n",
+        home.base_url()
+    ))
+    .await;
+    let register = |provider: &str| {
+        client()
+            .post(gateway.url("/admin/upstreams"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"provider": provider, "url": format!("http://{heard}/v1"), "ttl": "1h"}))
+            .send()
+    };
+    for (provider, rule) in [
+        ("up", "registration.allow"),
+        ("closed", "takes no registrations"),
+    ] {
+        let refused = register(provider).await.unwrap();
+        assert_eq!(refused.status(), 403);
+        let body: serde_json::Value = refused.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(rule), "{message}");
+        assert!(!message.contains(KEY), "{message}");
+    }
+    for _ in 0..10 {
+        assert_eq!(ask(&gateway, chat("m")).await.status, 200);
+        assert_eq!(ask(&gateway, chat("c")).await.status, 200);
+    }
+    let instances = admin(&gateway, "/admin/upstreams").await;
+    assert_eq!(
+        instances["providers"]["up"]["instances"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        received.lock().await.is_empty(),
+        "the listener was sent something"
+    );
+    // Inside the rule, one is taken, by address or by name.
+    for url in ["http://127.0.0.1:9/v1", "http://vllm.internal:8000/v1"] {
+        let allowed = client()
+            .post(gateway.url("/admin/upstreams"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"provider": "up", "url": url, "ttl": "1h"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed.status(), 200, "{url}");
+    }
 }

@@ -267,7 +267,7 @@ async fn metrics_escape_names_and_hide_url_credentials() {
 server: { admin_key: sk-metrics-admin }
 providers:
   'de"mo': { kind: mock }
-  up: { kind: openai, base_url: "http://user:PASSWORDSECRET@127.0.0.1:9/v1?api_key=QUERYSECRET", api_key: sk-metrics-key }
+  up: { kind: openai, base_url: "http://user:PASSWORDSECRET@127.0.0.1:9/v1?api_key=QUERYSECRET", api_key: sk-metrics-key, registration: { allow: [127.0.0.1] } }
 models:
   - { name: "q\"uo\\te", targets: [ { provider: 'de"mo', model: m } ] }
 "#,
