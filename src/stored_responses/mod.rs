@@ -5,6 +5,8 @@
 //! under `state.data_dir/responses` (named by the id's SHA-256, so no id can escape the
 //! directory), or a Redis key per response when replicas share state.
 
+mod writer;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use switchboard_providers::responses;
 
 use crate::state::StateError;
 use crate::state::redis::{Redis, RedisFailure};
+use writer::Writer;
 
 /// One stored response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,9 +152,10 @@ pub enum StoreError {
 }
 
 enum Backend {
-    /// Files under the data directory, which this store has locked.
+    /// Files under the data directory, which this store has locked, written by one thread.
     Disk {
         dir: PathBuf,
+        writer: Writer,
         _lock: std::fs::File,
     },
     Redis(Arc<Redis>),
@@ -172,8 +176,13 @@ impl StoredResponses {
     pub fn open(data_dir: &Path, ttl: Duration) -> Result<Self, StateError> {
         let dir = data_dir.join("responses");
         let lock = crate::state::claim(&dir, LOCK)?;
+        let writer = Writer::start().map_err(crate::state::io(&dir))?;
         let store = StoredResponses {
-            backend: Backend::Disk { dir, _lock: lock },
+            backend: Backend::Disk {
+                dir,
+                writer,
+                _lock: lock,
+            },
             ttl,
         };
         store.sweep();
@@ -205,10 +214,7 @@ impl StoredResponses {
     pub async fn put(&self, id: &str, stored: &Stored) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match &self.backend {
-            Backend::Disk { dir, .. } => {
-                let path = file(dir, id);
-                blocking(move || write(&path, &bytes)).await
-            }
+            Backend::Disk { dir, writer, .. } => writer.write(file(dir, id), bytes).await,
             Backend::Redis(redis) => {
                 let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX / 2);
                 let mut command = redis::cmd("SET");
