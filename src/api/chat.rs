@@ -245,7 +245,7 @@ impl Answering {
         let (body, json) = match native {
             // The provider's bytes go out; the completion's JSON is left to the cache to write.
             Some(native) => {
-                self.surface.written(&native).await;
+                self.surface.written(&native, &response).await;
                 (native, json)
             }
             None => {

@@ -61,12 +61,13 @@ impl Surface {
         self
     }
 
-    /// A whole answer the provider wrote in this surface's shape, kept when it asked to be.
-    pub async fn written(self, body: &Bytes) {
+    /// A whole answer the provider wrote in this surface's shape (`body`, read as `response`),
+    /// kept when it asked to be.
+    pub async fn written(self, body: &Bytes, response: &ChatResponse) {
         if let Surface::Responses(job) = self
             && let Some(keep) = job.keep
         {
-            keep.store_written(body).await;
+            keep.store_written(body, response).await;
         }
     }
 

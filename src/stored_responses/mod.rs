@@ -13,9 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use switchboard_providers::NativeEvent;
-use switchboard_providers::chat::Message;
+use switchboard_providers::chat::{ChatResponse, Message};
 use switchboard_providers::responses;
 
 use crate::state::StateError;
@@ -59,9 +58,8 @@ pub struct Keep {
 const ENDINGS: [&str; 2] = ["response.completed", "response.incomplete"];
 
 #[derive(Deserialize)]
-struct Ending<'a> {
-    #[serde(borrow)]
-    response: &'a RawValue,
+struct Ending {
+    response: Value,
 }
 
 impl Keep {
@@ -103,16 +101,10 @@ impl Keep {
         }
     }
 
-    /// Stores a response object the provider wrote, its answer read from it.
-    pub async fn store_written(self, object: &[u8]) {
-        let read = serde_json::from_slice::<Value>(object)
-            .map_err(|e| e.to_string())
-            .and_then(|value| {
-                let answer = responses::read_answer(&value).map_err(|e| e.message)?;
-                Ok((value, responses::assistant_turn(&answer)))
-            });
-        match read {
-            Ok((value, answer)) => self.store(value, answer).await,
+    /// Stores a response object the provider wrote, whose `answer` was read from it already.
+    pub async fn store_written(self, object: &[u8], answer: &ChatResponse) {
+        match serde_json::from_slice::<Value>(object) {
+            Ok(value) => self.store(value, responses::assistant_turn(answer)).await,
             Err(error) => tracing::warn!(%error, "a provider's response cannot be stored"),
         }
     }
@@ -129,12 +121,18 @@ impl Keep {
     }
 
     /// Stores the response the heard stream ended with, if it ended with one.
-    pub async fn store_heard(self) {
-        let Some(data) = self.heard.clone() else {
+    pub async fn store_heard(mut self) {
+        let Some(data) = self.heard.take() else {
             return;
         };
-        match serde_json::from_str::<Ending<'_>>(&data) {
-            Ok(ending) => self.store_written(ending.response.get().as_bytes()).await,
+        let read = serde_json::from_str::<Ending>(&data)
+            .map_err(|e| e.to_string())
+            .and_then(|ending| {
+                let answer = responses::read_answer(&ending.response).map_err(|e| e.message)?;
+                Ok((ending.response, responses::assistant_turn(&answer)))
+            });
+        match read {
+            Ok((value, answer)) => self.store(value, answer).await,
             Err(error) => tracing::warn!(%error, "a provider's response cannot be stored"),
         }
     }

@@ -630,6 +630,15 @@ async fn a_target_failing_at_a_set_rate_costs_the_client_nothing() {
     );
 }
 
+/// The seconds a response's `Retry-After` asks for.
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// A 429 is one tenant over its quota at the provider, not a sick instance: the model is held for
 /// its `Retry-After` by every request (another target serves meanwhile, or the client gets the
 /// 429 and the wait at once), and the breaker, which would shut the instance for every model
@@ -677,11 +686,7 @@ async fn a_rate_limited_model_is_held_for_its_retry_after_and_opens_no_breaker()
             .await
             .unwrap();
         assert_eq!(response.status(), 429);
-        let wait: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let wait = retry_after(&response);
         assert!((1..=40).contains(&wait), "Retry-After: {wait}");
     }
     assert_eq!(to_model("limited-40"), 1);
@@ -705,11 +710,7 @@ async fn when_every_try_is_rate_limited_the_client_gets_429_with_retry_after() {
         .await
         .unwrap();
     assert_eq!(response.status(), 429);
-    let wait: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = retry_after(&response);
     // The holds: 1 s for each 429 without a Retry-After, an hour for the fallback's.
     assert!((1..=3600).contains(&wait), "Retry-After: {wait}");
     let body: serde_json::Value = response.json().await.unwrap();

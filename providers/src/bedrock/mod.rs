@@ -163,34 +163,23 @@ impl Adapter for Bedrock {
             .native
             .as_deref()
             .filter(|n| self.speaks(n.format, &request.model));
-        if let Some(native) = native {
-            let body = invoke::body(native)?;
-            return if request.is_stream() {
-                let accept = "application/vnd.amazon.eventstream";
-                self.post(
-                    endpoint,
-                    &request.model,
-                    "invoke-with-response-stream",
-                    body,
-                    accept,
-                )
-            } else {
-                self.post(endpoint, &request.model, "invoke", body, "application/json")
-            };
-        }
-        let body = encode(&converse_request(request)?)?;
-        if request.is_stream() {
-            let accept = "application/vnd.amazon.eventstream";
-            self.post(endpoint, &request.model, "converse-stream", body, accept)
+        // A Messages client's body goes to Claude through InvokeModel; the rest through Converse.
+        let (body, actions) = match native {
+            Some(native) => (
+                invoke::body(native)?,
+                ("invoke", "invoke-with-response-stream"),
+            ),
+            None => (
+                encode(&converse_request(request)?)?,
+                ("converse", "converse-stream"),
+            ),
+        };
+        let (action, accept) = if request.is_stream() {
+            (actions.1, "application/vnd.amazon.eventstream")
         } else {
-            self.post(
-                endpoint,
-                &request.model,
-                "converse",
-                body,
-                "application/json",
-            )
-        }
+            (actions.0, "application/json")
+        };
+        self.post(endpoint, &request.model, action, body, accept)
     }
 
     fn chat_response(&self, body: Bytes) -> Result<ChatAnswer, ProviderError> {
