@@ -1,4 +1,5 @@
-//! Bedrock's AWS event-stream frames (prelude, CRCs, headers) and its ConverseStream decoder.
+//! Bedrock's AWS event-stream frames (prelude, CRCs, headers) and its stream decoders: the
+//! ConverseStream one, or (odd step) InvokeModel's base64 `chunk`s of Anthropic's events.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
         },
         "us-east-1",
     );
-    let mut decoder = bedrock.chat_stream();
+    let mut decoder = if step % 2 == 0 {
+        bedrock.chat_stream()
+    } else {
+        bedrock.native_stream(switchboard_providers::NativeFormat::AnthropicMessages)
+    };
     let mut splitter = FrameSplitter::new();
     for piece in bytes.chunks(usize::from(step).max(1)) {
         let Ok(messages) = splitter.feed(piece) else {

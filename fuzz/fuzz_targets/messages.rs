@@ -1,6 +1,6 @@
 //! The Messages surface: a client's body parsed and translated to the canonical form, its model
-//! spliced for a native target, and the mock's answer to it written as a message object and as
-//! Anthropic's event stream.
+//! spliced for a native target (or reshaped for Bedrock's InvokeModel), and the mock's answer to
+//! it written as a message object and as Anthropic's event stream.
 #![no_main]
 
 use bytes::Bytes;
@@ -17,6 +17,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(spliced) = native.with_model("claude-x") {
         // Splicing keeps the body's JSON valid.
         assert!(serde_json::from_slice::<serde_json::Value>(&spliced).is_ok());
+    }
+    if let Ok(reshaped) = native.reshaped(&["model", "stream"], &[("anthropic_version", "\"v\"")]) {
+        // So does reshaping.
+        assert!(serde_json::from_slice::<serde_json::Value>(&reshaped).is_ok());
     }
     let Ok(request) = serde_json::from_slice::<MessagesRequest>(data) else {
         return;
