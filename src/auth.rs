@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, header};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use subtle::ConstantTimeEq;
 
-use crate::config::KeyConfig;
+use crate::config::{Grant, KeyConfig};
 use crate::context::Author;
 use crate::digest::{Digest32, parse_hex, sha256};
 use crate::error::ApiError;
@@ -29,6 +29,10 @@ pub struct Caller {
     pub quota: Option<KeyQuota>,
     /// `limits.context_documents` and `limits.context_bytes`.
     context_bounds: (Option<u64>, Option<u64>),
+    /// What the key may do on the admin surface.
+    grants: Vec<Grant>,
+    /// The start of every tool name the key registers; set exactly when it may register.
+    pub tools_prefix: Option<String>,
 }
 
 impl Caller {
@@ -59,6 +63,11 @@ impl Caller {
     /// Whether this caller may list and call the MCP tool with this name.
     pub fn may_use_tool(&self, tool: &str) -> bool {
         self.tools.as_ref().is_none_or(|globs| globs.is_match(tool))
+    }
+
+    /// Whether this caller holds an admin-surface grant.
+    pub fn holds(&self, grant: Grant) -> bool {
+        self.grants.contains(&grant)
     }
 
     /// Whether this caller may read and write the context namespace with this name.
@@ -128,6 +137,8 @@ impl KeyStore {
                         l.context_bytes.map(|s| s.0),
                     )
                 }),
+                grants: config.grants.clone(),
+                tools_prefix: config.tools_prefix.clone(),
             });
             ordered.push(caller.clone());
             keys.insert(digest, caller);
@@ -141,6 +152,8 @@ impl KeyStore {
                 context: None,
                 quota: None,
                 context_bounds: (None, None),
+                grants: Vec::new(),
+                tools_prefix: None,
             }),
             ordered,
         })
@@ -154,6 +167,17 @@ impl KeyStore {
     /// Whether no key is configured, so anyone may call.
     pub fn is_open(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// The configured key the request presents, if any: unlike [`authenticate`], an open
+    /// gateway's anonymous caller is never the answer, since it holds no grant.
+    ///
+    /// [`authenticate`]: Self::authenticate
+    pub fn presented(&self, headers: &HeaderMap) -> Option<Arc<Caller>> {
+        if self.is_open() {
+            return None;
+        }
+        self.authenticate(headers).ok()
     }
 
     /// The caller behind the request's `Authorization: Bearer` header, or its `x-api-key`
@@ -219,6 +243,7 @@ mod tests {
             limits: None,
             tools: None,
             context: None,
+            ..KeyConfig::default()
         }
     }
 

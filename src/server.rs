@@ -51,9 +51,10 @@ pub enum BuildError {
 /// gateway runs.
 async fn follow(state: Arc<AppState>, registrations: Arc<api::Registrations>) {
     let tools = registrations.tools.follow(
-        |entry| match serde_json::from_str::<crate::config::HttpToolConfig>(&entry.body) {
-            Ok(tool) => {
-                if let Err(error) = state.tool_registry.register(&tool, entry.remaining) {
+        |entry| match crate::mcp::read_shared(&entry.body) {
+            Ok((tool, owner)) => {
+                let owner = owner.as_deref();
+                if let Err(error) = state.tool_registry.register(&tool, entry.remaining, owner) {
                     tracing::warn!(tool = %entry.name, ?error, "a shared tool registration was refused here");
                 }
             }

@@ -1,6 +1,5 @@
-//! `/admin`: operator endpoints, guarded by `server.admin_key` (absent: the admin API is off).
-//!
-//! Client keys never open these; only the admin key does.
+//! `/admin`: operator endpoints, opened by `server.admin_key` or by a client key holding the
+//! grant an endpoint needs (`keys[].grants`); without either, the admin API is off.
 
 use std::sync::Arc;
 
@@ -15,43 +14,94 @@ use serde::Deserialize;
 use switchboard_providers::Endpoint;
 
 use super::AppState;
-use crate::auth;
-use crate::config::Span;
+use crate::auth::{self, Caller};
+use crate::config::{Grant, Span};
 use crate::error::ApiError;
 use crate::upstream::Backend;
 use crate::upstream::instances::{Instance, Origin};
 
-/// Refuses the request unless it carries the admin key.
-pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &state.admin_key {
-        None => Err(ApiError::forbidden(
+/// Who acts on the admin surface.
+pub(super) enum Actor {
+    /// The admin key, which holds every grant.
+    Admin,
+    /// A client key holding the grant the endpoint asked for.
+    Key(Arc<Caller>),
+}
+
+impl Actor {
+    /// The key's name, `None` for the admin key: what a registration records as its owner.
+    pub(super) fn owner(&self) -> Option<&str> {
+        match self {
+            Actor::Admin => None,
+            Actor::Key(caller) => caller.name.as_deref(),
+        }
+    }
+
+    pub(super) fn holds(&self, grant: Grant) -> bool {
+        match self {
+            Actor::Admin => true,
+            Actor::Key(caller) => caller.holds(grant),
+        }
+    }
+}
+
+/// The admin key, or a client key holding any of `grants` (an empty list: the admin key only).
+/// A key without the grant is told which one it lacks.
+pub(super) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    grants: &[Grant],
+) -> Result<Actor, ApiError> {
+    if let Some(digest) = &state.admin_key
+        && auth::is_admin(headers, digest)
+    {
+        return Ok(Actor::Admin);
+    }
+    match state.keys.presented(headers) {
+        Some(caller) if grants.iter().any(|g| caller.holds(*g)) => Ok(Actor::Key(caller)),
+        Some(caller) => {
+            let key = caller.name.as_deref().unwrap_or_default();
+            Err(ApiError::forbidden(match grants.first() {
+                Some(grant) => format!(
+                    "The key '{key}' lacks the '{}' grant this endpoint needs.",
+                    grant.name()
+                ),
+                None => "Only the admin key may use this endpoint.".to_owned(),
+            }))
+        }
+        None if state.admin_key.is_none() => Err(ApiError::forbidden(
             "The admin API is disabled: set server.admin_key to enable it.",
         )),
-        Some(digest) if auth::is_admin(headers, digest) => Ok(()),
-        Some(_) => Err(ApiError::invalid_api_key()),
+        None => Err(ApiError::invalid_api_key()),
     }
+}
+
+/// Refuses the request unless it carries the admin key.
+pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    authorize(state, headers, &[]).map(drop)
 }
 
 /// The largest body an admin request needs: a tool entry with its schema, a registration.
 const MAX_ADMIN_BODY: u64 = 1024 * 1024;
 
-/// An admin request's body, read only once the admin key is checked.
+/// An admin request's body, read only once its sender is authorized for `grant`.
 pub(super) async fn admin_body(
     state: &AppState,
     headers: &HeaderMap,
+    grant: Grant,
     body: axum::body::Body,
-) -> Result<bytes::Bytes, ApiError> {
-    require_admin(state, headers)?;
+) -> Result<(Actor, bytes::Bytes), ApiError> {
+    let actor = authorize(state, headers, &[grant])?;
     let limit = state.bodies.max.min(MAX_ADMIN_BODY);
-    state.bodies.read_up_to(body, limit).await
+    Ok((actor, state.bodies.read_up_to(body, limit).await?))
 }
 
-/// `DELETE /admin/cache`: empties the response cache.
+/// `DELETE /admin/cache`: empties the response cache (`cache:purge`).
 pub async fn clear_cache(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&state, &headers)?;
+    authorize(&state, &headers, &[Grant::CachePurge])?;
     let cache = state
         .cache
         .as_ref()
@@ -61,16 +111,19 @@ pub async fn clear_cache(
 }
 
 /// `GET /admin/usage`: per key and per model, requests, tokens and cost, and what is left of
-/// each limit; with `state.redis`, the figures every replica shares.
+/// each limit; with `state.redis`, the figures every replica shares. A key holding
+/// `usage:read` sees its own row; `usage:read:*`, every row.
 pub async fn usage(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
+    let actor = authorize(&state, &headers, &[Grant::UsageRead, Grant::UsageReadAll])?;
+    let everyone = actor.holds(Grant::UsageReadAll);
     let reports = state
         .keys
         .callers()
         .iter()
+        .filter(|caller| everyone || caller.name.as_deref() == actor.owner())
         .filter_map(|caller| caller.quota.as_ref().map(|q| q.report()));
     let keys = futures_util::future::try_join_all(reports)
         .await
@@ -159,14 +212,14 @@ pub struct Deregistration {
     pub url: String,
 }
 
-/// `DELETE /admin/upstreams`: removes an instance registered at run time (404 if there is none
+/// `DELETE /admin/upstreams` (`upstreams:register`): removes an instance registered at run time (404 if there is none
 /// at that URL; configured instances cannot be removed this way).
 pub async fn unregister_upstream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = admin_body(&state, &headers, body).await?;
+    let (_, body) = admin_body(&state, &headers, Grant::UpstreamsRegister, body).await?;
     let leaving: Deregistration = super::body::parse(&body)?;
     let upstream = state
         .routes
@@ -200,14 +253,14 @@ fn shared_unavailable(failure: crate::state::redis::RedisFailure) -> ApiError {
     ))
 }
 
-/// `POST /admin/upstreams`: registers (or renews) an instance of an HTTP provider until its TTL
+/// `POST /admin/upstreams` (`upstreams:register`): registers (or renews) an instance of an HTTP provider until its TTL
 /// runs out. Services renew by posting again; one that stops disappears.
 pub async fn register_upstream(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = admin_body(&state, &headers, body).await?;
+    let (_, body) = admin_body(&state, &headers, Grant::UpstreamsRegister, body).await?;
     let registration: Registration = super::body::parse(&body)?;
     let upstream = state
         .routes

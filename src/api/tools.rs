@@ -1,5 +1,7 @@
 //! `/admin/tools`: services register, renew, list and remove MCP HTTP tools at run time, each
-//! alive for the `ttl` of its last registration. Admin key only.
+//! alive for the `ttl` of its last registration. The admin key, or a key with the
+//! `tools:register` grant, which names tools only under its `tools_prefix` and changes only the
+//! tools it registered.
 //!
 //! The body is an `mcp.tools` entry as JSON plus `ttl`; it is checked exactly as YAML is, and
 //! every error names the field it is about.
@@ -12,9 +14,9 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::admin::{admin_body, require_admin};
+use super::admin::{Actor, admin_body, authorize};
 use super::path::Segments;
-use crate::config::{HttpToolConfig, Span};
+use crate::config::{Grant, HttpToolConfig, Span};
 use crate::error::ApiError;
 use crate::mcp::{RegisterError, Registered};
 
@@ -24,11 +26,26 @@ pub async fn register(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = admin_body(&state, &headers, body).await?;
+    let (actor, body) = admin_body(&state, &headers, Grant::ToolsRegister, body).await?;
     let (tool, ttl, entry) = parse(&body)?;
+    if let Actor::Key(caller) = &actor {
+        let prefix = caller.tools_prefix.as_deref().unwrap_or_default();
+        if !tool.name.starts_with(prefix) {
+            return Err(ApiError::forbidden(format!(
+                "The key '{}' registers tools named '{prefix}…' only; '{}' is not.",
+                actor.owner().unwrap_or_default(),
+                tool.name
+            )));
+        }
+    }
+    let owner = actor.owner();
     // Checked here first, so Redis never holds a registration every replica would refuse.
-    state.tool_registry.check(&tool, ttl.0).map_err(refusal)?;
+    state
+        .tool_registry
+        .check(&tool, ttl.0, owner)
+        .map_err(refusal)?;
     if let Some(shared) = &state.registrations {
+        let entry = crate::mcp::shared_entry(owner, &entry);
         shared
             .tools
             .put(&tool.name, &entry, ttl.0)
@@ -41,7 +58,7 @@ pub async fn register(
     }
     let outcome = state
         .tool_registry
-        .register(&tool, ttl.0)
+        .register(&tool, ttl.0, owner)
         .map_err(refusal)?;
     let status = match outcome {
         Registered::Added => StatusCode::CREATED,
@@ -55,17 +72,18 @@ pub async fn register(
     Ok((status, Json(answer)))
 }
 
-/// `GET /admin/tools`: every registered tool with its TTL and what is left of it. Header values
-/// are secrets and are never shown.
+/// `GET /admin/tools`: every registered tool (a key's own, for a key) with its TTL, what is left
+/// of it and its owner. Header values are secrets and are never shown.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
+    let actor = authorize(&state, &headers, &[Grant::ToolsRegister])?;
     let tools: Vec<Value> = state
         .tool_registry
         .list()
         .into_iter()
+        .filter(|entry| matches!(actor, Actor::Admin) || entry.owner.as_deref() == actor.owner())
         .map(|entry| {
             json!({
                 "name": entry.tool.name,
@@ -75,19 +93,24 @@ pub async fn list(
                 "url": entry.url,
                 "ttl_ms": entry.ttl.as_millis() as u64,
                 "expires_in_ms": entry.remaining.as_millis() as u64,
+                "owner": entry.owner,
             })
         })
         .collect();
     Ok(Json(json!({"tools": tools})))
 }
 
-/// `DELETE /admin/tools/{name}`: removes a registered tool at once.
+/// `DELETE /admin/tools/{name}`: removes a registered tool at once (a key: one it registered).
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Segments(name): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&state, &headers)?;
+    let actor = authorize(&state, &headers, &[Grant::ToolsRegister])?;
+    state
+        .tool_registry
+        .may_change(&name, actor.owner())
+        .map_err(refusal)?;
     let shared = match &state.registrations {
         Some(shared) => shared.tools.remove(&name).await.map_err(|failure| {
             ApiError::state_unavailable(format!(
@@ -132,6 +155,7 @@ fn refusal(error: RegisterError) -> ApiError {
             code: Some("conflict".into()),
             retry_after: None,
         },
+        RegisterError::NotYours(message) => ApiError::forbidden(message),
         RegisterError::Invalid(errors) => {
             let param = errors
                 .first()

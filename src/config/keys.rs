@@ -29,6 +29,12 @@ pub struct KeyConfig {
     /// Globs of context namespaces this key may read and write; absent means every namespace.
     #[serde(default)]
     pub context: Option<Vec<String>>,
+    /// What this key may do on the admin surface; none by default.
+    #[serde(default)]
+    pub grants: Vec<super::Grant>,
+    /// The start of every tool name this key registers (with the `tools:register` grant).
+    #[serde(default)]
+    pub tools_prefix: Option<String>,
 }
 
 /// `keys[].limits`: request rate and concurrency per key.

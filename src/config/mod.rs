@@ -4,6 +4,7 @@
 //! A [`Config`] that loaded is valid: every reference resolves and every value parses.
 
 mod cache;
+mod grants;
 mod interpolate;
 mod keys;
 mod mcp;
@@ -25,6 +26,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use cache::*;
+pub use grants::Grant;
 pub use keys::*;
 pub use mcp::valid_tool_name;
 pub use mcp::{

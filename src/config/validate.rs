@@ -17,6 +17,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     }
     model_errors(config, &mut errors);
     key_errors(config, &mut errors);
+    super::grants::validate(&config.keys, &mut errors);
     server_and_cache_errors(config, &mut errors);
     super::mcp::validate(&config.mcp, &mut errors);
     super::state::validate(&config.state, &mut errors);

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::context::ContextStore;
 
 pub use owners::{SessionOwners, TooManySessions};
-pub use registry::{RegisterError, Registered, Registry};
+pub use registry::{RegisterError, Registered, Registry, read_shared, shared_entry};
 pub use servers::McpServers;
 pub use shared_sessions::SharedSessions;
 

@@ -40,6 +40,8 @@ struct Entry {
     expires: Instant,
     method: String,
     url: String,
+    /// The key that registered it; `None`: the admin key.
+    owner: Option<String>,
 }
 
 /// A registered tool as `GET /admin/tools` reports it.
@@ -49,6 +51,8 @@ pub struct Listing {
     pub remaining: Duration,
     pub method: String,
     pub url: String,
+    /// The key that registered it; `None`: the admin key.
+    pub owner: Option<String>,
 }
 
 /// What a registration did.
@@ -65,6 +69,8 @@ pub enum RegisterError {
     Invalid(Vec<ConfigError>),
     /// The name belongs to the gateway's configuration; the message says how.
     Reserved(String),
+    /// Another key registered the tool of that name; only it (or the admin key) may change it.
+    NotYours(String),
 }
 
 impl Registry {
@@ -84,11 +90,14 @@ impl Registry {
         }
     }
 
-    /// Adds `config` for `ttl`, or renews (and replaces) the tool of that name.
+    /// Adds `config` for `ttl` on behalf of `owner` (`None`: the admin key), or renews (and
+    /// replaces) the tool of that name, which only the key that registered it (or the admin
+    /// key) may do.
     pub fn register(
         &self,
         config: &HttpToolConfig,
         ttl: Duration,
+        owner: Option<&str>,
     ) -> Result<Registered, RegisterError> {
         self.check_name(&config.name)?;
         let tool = build(config, ttl)?;
@@ -98,11 +107,17 @@ impl Registry {
             expires: Instant::now() + ttl,
             method: config.http.method.clone(),
             url: config.http.url.clone(),
+            owner: owner.map(str::to_owned),
         };
         let listed = entry.tool.tool.clone();
         // `live`: a tool whose TTL ran out is gone, even before the sweep saw it, so registering
         // it again adds it anew.
-        let previous = self.live().insert(config.name.clone(), entry);
+        let mut entries = self.live();
+        if let Some(existing) = entries.get(&config.name) {
+            may_change(&config.name, existing, owner)?;
+        }
+        let previous = entries.insert(config.name.clone(), entry);
+        drop(entries);
         // A renewal that lists the same tool changes nothing a client can see: services renew
         // often, and each notice makes every session list its tools again.
         if previous.as_ref().is_none_or(|p| p.tool.tool != listed) {
@@ -115,10 +130,26 @@ impl Registry {
         })
     }
 
-    /// Whether `register` would take `config` for `ttl`, without registering it.
-    pub fn check(&self, config: &HttpToolConfig, ttl: Duration) -> Result<(), RegisterError> {
+    /// Whether `register` would take `config` for `ttl` from `owner`, without registering it.
+    pub fn check(
+        &self,
+        config: &HttpToolConfig,
+        ttl: Duration,
+        owner: Option<&str>,
+    ) -> Result<(), RegisterError> {
         self.check_name(&config.name)?;
+        if let Some(existing) = self.live().get(&config.name) {
+            may_change(&config.name, existing, owner)?;
+        }
         build(config, ttl).map(drop)
+    }
+
+    /// Whether `owner` may renew or remove the tool of that name (true when there is none).
+    pub fn may_change(&self, name: &str, owner: Option<&str>) -> Result<(), RegisterError> {
+        match self.live().get(name) {
+            Some(existing) => may_change(name, existing, owner),
+            None => Ok(()),
+        }
     }
 
     /// A registered tool may shadow neither a configured tool nor an upstream server's.
@@ -169,6 +200,7 @@ impl Registry {
                 remaining: e.expires.saturating_duration_since(now),
                 method: e.method.clone(),
                 url: e.url.clone(),
+                owner: e.owner.clone(),
             })
             .collect()
     }
@@ -217,6 +249,44 @@ impl Registry {
     }
 }
 
+/// A registration as other replicas are given it: the tool's entry and the key that owns it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedEntry<T> {
+    owner: Option<String>,
+    tool: T,
+}
+
+/// The shared form of a tool entry (`entry`: its JSON) registered by `owner`.
+pub fn shared_entry(owner: Option<&str>, entry: &str) -> String {
+    let tool = serde_json::value::RawValue::from_string(entry.to_owned()).ok();
+    serde_json::to_string(&SharedEntry {
+        owner: owner.map(str::to_owned),
+        tool,
+    })
+    .unwrap_or_default()
+}
+
+/// A shared registration read back: the tool and its owner. A bare tool entry, as replicas
+/// before owners wrote them, belongs to the admin key.
+pub fn read_shared(body: &str) -> Result<(HttpToolConfig, Option<String>), serde_json::Error> {
+    match serde_json::from_str::<SharedEntry<HttpToolConfig>>(body) {
+        Ok(shared) => Ok((shared.tool, shared.owner)),
+        Err(_) => serde_json::from_str(body).map(|tool| (tool, None)),
+    }
+}
+
+/// A key changes only its own registrations; the admin key changes any.
+fn may_change(name: &str, existing: &Entry, owner: Option<&str>) -> Result<(), RegisterError> {
+    match owner {
+        Some(key) if existing.owner.as_deref() != Some(key) => {
+            Err(RegisterError::NotYours(format!(
+                "The tool '{name}' was registered by another key; only that key or the admin key may change it."
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The tool, after the checks a YAML entry gets plus the TTL's; paths name the body's fields.
 fn build(config: &HttpToolConfig, ttl: Duration) -> Result<HttpTool, RegisterError> {
     let mut errors = Vec::new();
@@ -259,16 +329,16 @@ mod tests {
         let mut changes = registry.changes();
         let minute = Duration::from_secs(60);
         assert_eq!(
-            registry.register(&tool("w", "one"), minute).unwrap(),
+            registry.register(&tool("w", "one"), minute, None).unwrap(),
             Registered::Added
         );
         assert_eq!(changes.try_recv().unwrap(), "w");
         assert_eq!(
-            registry.register(&tool("w", "one"), minute).unwrap(),
+            registry.register(&tool("w", "one"), minute, None).unwrap(),
             Registered::Renewed
         );
         assert!(changes.try_recv().is_err());
-        registry.register(&tool("w", "two"), minute).unwrap();
+        registry.register(&tool("w", "two"), minute, None).unwrap();
         assert_eq!(changes.try_recv().unwrap(), "w");
         assert_eq!(registry.tools()[0].description.as_deref(), Some("two"));
         assert!(registry.remove("w"));
@@ -281,12 +351,12 @@ mod tests {
     fn registering_an_expired_tool_again_adds_it_anew() {
         let registry = registry();
         let brief = Duration::from_millis(1);
-        registry.register(&tool("w", "one"), brief).unwrap();
+        registry.register(&tool("w", "one"), brief, None).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         let mut changes = registry.changes();
         let minute = Duration::from_secs(60);
         assert_eq!(
-            registry.register(&tool("w", "one"), minute).unwrap(),
+            registry.register(&tool("w", "one"), minute, None).unwrap(),
             Registered::Added
         );
         assert_eq!(changes.try_recv().unwrap(), "w", "the expiry");
@@ -297,7 +367,7 @@ mod tests {
     fn an_expired_tool_is_gone_on_the_next_read_and_announced() {
         let registry = registry();
         registry
-            .register(&tool("brief", "d"), Duration::from_millis(1))
+            .register(&tool("brief", "d"), Duration::from_millis(1), None)
             .unwrap();
         let mut changes = registry.changes();
         std::thread::sleep(Duration::from_millis(5));
@@ -316,18 +386,60 @@ mod tests {
             ("files__read", "MCP server 'files'"),
         ] {
             assert!(matches!(
-                registry.register(&tool(name, "d"), day),
+                registry.register(&tool(name, "d"), day, None),
                 Err(RegisterError::Reserved(message)) if message.contains(name) && message.contains(why)
             ));
         }
-        assert!(registry.register(&tool("files_read", "d"), day).is_ok());
+        assert!(
+            registry
+                .register(&tool("files_read", "d"), day, None)
+                .is_ok()
+        );
         let mut bad = tool("ok", "d");
         bad.http.url = "ftp://svc/{nope}".into();
         bad.input_schema = serde_json::json!({"type": "array"});
-        let Err(RegisterError::Invalid(errors)) = registry.register(&bad, Duration::ZERO) else {
+        let Err(RegisterError::Invalid(errors)) = registry.register(&bad, Duration::ZERO, None)
+        else {
             panic!("accepted");
         };
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["input_schema", "http.url", "http.url", "ttl"]);
+    }
+
+    #[test]
+    fn only_the_owner_or_the_admin_changes_a_registration() {
+        let registry = registry();
+        let minute = Duration::from_secs(60);
+        let ours = tool("billing_charge", "one");
+        registry.register(&ours, minute, Some("billing")).unwrap();
+        let Err(RegisterError::NotYours(message)) =
+            registry.register(&ours, minute, Some("search"))
+        else {
+            panic!("another key renewed a tool it does not own");
+        };
+        assert!(message.contains("billing_charge"), "{message}");
+        assert!(
+            registry
+                .may_change("billing_charge", Some("search"))
+                .is_err()
+        );
+        assert!(
+            registry
+                .may_change("billing_charge", Some("billing"))
+                .is_ok()
+        );
+        assert_eq!(
+            registry.register(&ours, minute, Some("billing")).unwrap(),
+            Registered::Renewed
+        );
+        assert_eq!(
+            registry.register(&ours, minute, None).unwrap(),
+            Registered::Renewed
+        );
+        assert_eq!(
+            registry.list()[0].owner,
+            None,
+            "the admin's renewal took it over"
+        );
     }
 }

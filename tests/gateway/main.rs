@@ -16,6 +16,7 @@ mod context;
 mod discovery;
 mod errors;
 mod gemini;
+mod grants;
 mod limits;
 mod mcp;
 mod mcp_limits;

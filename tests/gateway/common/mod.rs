@@ -161,7 +161,6 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// An HTTP client for tests.
 /// The row of `key` in the usage report at `url` (an `/admin/usage`), read with `admin`.
 pub async fn key_usage(url: String, admin: &str, key: &str) -> serde_json::Value {
     let response = client().get(url).bearer_auth(admin).send().await.unwrap();
@@ -176,6 +175,7 @@ pub async fn key_usage(url: String, admin: &str, key: &str) -> serde_json::Value
         .unwrap_or_else(|| panic!("{key} in {report}"))
 }
 
+/// An HTTP client for tests.
 pub fn client() -> reqwest::Client {
     // reqwest is built without a crypto provider of its own; the gateway installs ring when it
     // builds its clients, but a test may need a client before any gateway exists.
