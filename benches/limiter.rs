@@ -32,13 +32,7 @@ fn limits() -> LimitsConfig {
 fn quotas(ledger: &Ledger, names: &[String]) -> Vec<KeyQuota> {
     names
         .iter()
-        .map(|name| {
-            KeyQuota::new(
-                Some(&limits()),
-                ledger.account(name).expect("account"),
-                None,
-            )
-        })
+        .map(|name| KeyQuota::new(Some(&limits()), ledger.account(name), None))
         .collect()
 }
 

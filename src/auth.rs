@@ -26,7 +26,9 @@ pub struct Caller {
     tools: Option<GlobSet>,
     context: Option<GlobSet>,
     /// The key's quotas over its usage; `None` for an open gateway, which accounts nothing.
-    pub quota: Option<KeyQuota>,
+    /// Shared with the key of the same name and limits in the config before a reload, so
+    /// requests in flight, rates and buckets carry over.
+    pub quota: Option<Arc<KeyQuota>>,
     /// `limits.context_documents` and `limits.context_bytes`.
     context_bounds: (Option<u64>, Option<u64>),
     /// What the key may do on the admin surface.
@@ -95,11 +97,13 @@ pub enum KeyError {
 
 impl KeyStore {
     /// Builds the store from `keys:`, each key accounting to its name in `ledger`, or in the
-    /// Redis the replicas share when there is one.
+    /// Redis the replicas share when there is one. A key whose name and limits `previous` (the
+    /// store before a reload) had keeps that key's quota.
     pub fn new(
         configs: &[KeyConfig],
         ledger: &Ledger,
         shared: Option<&Arc<Shared>>,
+        previous: Option<&KeyStore>,
     ) -> Result<Self, KeyError> {
         let mut keys = HashMap::with_capacity(configs.len());
         let mut ordered = Vec::with_capacity(configs.len());
@@ -122,15 +126,25 @@ impl KeyStore {
                 globs(&config.tools)?,
                 globs(&config.context)?,
             );
-            let account = ledger
-                .account(&config.name)
-                .ok_or_else(|| invalid(format!("no usage account for {:?}", config.name)))?;
+            let limits = config.limits.clone().unwrap_or_default();
+            let kept = previous
+                .and_then(|p| {
+                    p.ordered
+                        .iter()
+                        .find(|c| c.name.as_ref() == Some(&config.name))
+                })
+                .and_then(|c| c.quota.clone())
+                .filter(|quota| *quota.limits() == limits);
+            let quota = kept.unwrap_or_else(|| {
+                let account = ledger.account(&config.name);
+                Arc::new(KeyQuota::new(config.limits.as_ref(), account, shared))
+            });
             let caller = Arc::new(Caller {
                 name: Some(config.name.clone()),
                 models,
                 tools,
                 context,
-                quota: Some(KeyQuota::new(config.limits.as_ref(), account, shared)),
+                quota: Some(quota),
                 context_bounds: config.limits.as_ref().map_or((None, None), |l| {
                     (
                         l.context_documents.map(u64::from),
@@ -268,6 +282,7 @@ mod tests {
             ],
             &Ledger::in_memory(["a", "b"]),
             None,
+            None,
         )
         .unwrap();
         let a = store.authenticate(&headers("Bearer sk-a")).unwrap();
@@ -287,7 +302,7 @@ mod tests {
 
     #[test]
     fn no_keys_means_open() {
-        let store = KeyStore::new(&[], &Ledger::in_memory([]), None).unwrap();
+        let store = KeyStore::new(&[], &Ledger::in_memory([]), None, None).unwrap();
         assert!(store.is_open());
         assert!(store.authenticate(&HeaderMap::new()).unwrap().may_use("x"));
     }

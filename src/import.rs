@@ -94,13 +94,13 @@ async fn usage(config: &Config) -> Result<Vec<(String, Imported)>, ImportError> 
     settings.timeout.0 = settings.timeout.0.max(std::time::Duration::from_secs(10));
     let redis = Redis::new(&settings, metrics.clone())?;
     let shared = Shared::new(redis, &settings, config.state.on_redis_error, metrics);
-    let mut accounts: Vec<_> = ledger.accounts().collect();
-    accounts.sort_by_key(|(name, _)| *name);
+    let mut accounts = ledger.accounts();
+    accounts.sort_by(|a, b| a.0.cmp(&b.0));
     let mut outcome = Vec::with_capacity(accounts.len());
     for (name, account) in accounts {
         let totals = account.lock().totals.clone();
         let added = shared
-            .quota(name)
+            .quota(&name)
             .import(&totals)
             .await
             .map_err(|failure| ImportError::Redis {

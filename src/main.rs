@@ -188,10 +188,14 @@ fn run(args: &ServeArgs) -> ExitCode {
 }
 
 fn serve(args: &ServeArgs) -> anyhow::Result<()> {
-    let config =
-        read(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
-    let gateway =
-        Gateway::new(&config).with_context(|| format!("loading {}", args.config.display()))?;
+    let loading = || format!("loading {}", args.config.display());
+    let (config, text) = Config::load_with_text(&args.config)
+        .map_err(|e| match e {
+            LoadError::Invalid(_) => anyhow::anyhow!("{e}"),
+            other => anyhow::Error::new(other),
+        })
+        .with_context(loading)?;
+    let gateway = Gateway::reloadable(&config, args.config.clone(), &text).with_context(loading)?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let runtime = runtime().context("starting the runtime")?;
     runtime.block_on(async move {

@@ -88,6 +88,9 @@ pub struct Route {
     pub timeouts: TimeoutsConfig,
     /// Model names to try, in order, once this one's targets have all failed.
     pub fallbacks: Vec<String>,
+    /// What the response cache knows the route by: its name and its targets, so a reload that
+    /// changes the targets leaves the answers of the old ones behind.
+    pub cache_identity: String,
     /// Smooth weighted round robin: each target's running score.
     scores: Mutex<Vec<i64>>,
 }
@@ -100,7 +103,18 @@ impl Route {
         config: Option<&ModelConfig>,
     ) -> Self {
         let scores = Mutex::new(vec![0; targets.len()]);
+        let cache_identity = match config {
+            Some(config) => {
+                let mut identity = name.clone();
+                for target in &config.targets {
+                    identity.push_str(&format!("\n{}\n{}", target.provider, target.model));
+                }
+                identity
+            }
+            None => name.clone(),
+        };
         Route {
+            cache_identity,
             name,
             label,
             targets,

@@ -105,7 +105,12 @@ pub(super) async fn serve(
     let lookup = match &state.cache {
         Some(cache) => Some(
             cache
-                .lookup(caller.name.as_deref(), &route.name, &mut request, headers)
+                .lookup(
+                    caller.name.as_deref(),
+                    &route.cache_identity,
+                    &mut request,
+                    headers,
+                )
                 .await,
         ),
         None => None,

@@ -13,12 +13,16 @@ mod messages;
 mod models;
 mod ops;
 mod path;
+pub mod reload;
 mod responses;
 mod surface;
 mod tools;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+use arc_swap::ArcSwap;
+use axum::extract::FromRef;
 
 use axum::Router;
 use axum::http::{Method, Uri};
@@ -37,7 +41,36 @@ use crate::quota::{Admission, Door};
 use crate::routing::{Route, Routes};
 use crate::telemetry::{self, Metrics, RequestLabels};
 
-/// Everything a handler needs, shared by all requests.
+/// The gateway's state as of now. Each request takes the snapshot current when it arrives (any
+/// handler's `State<Arc<AppState>>` is that load) and keeps it to its end, streams included; a
+/// reload stores the next, so new requests see it.
+#[derive(Clone)]
+pub struct Current(Arc<ArcSwap<AppState>>);
+
+impl Current {
+    pub fn new(state: AppState) -> Current {
+        Current(Arc::new(ArcSwap::from_pointee(state)))
+    }
+
+    /// The snapshot new requests get.
+    pub fn load(&self) -> Arc<AppState> {
+        self.0.load_full()
+    }
+
+    /// Makes `state` the snapshot of every request from now on.
+    pub fn store(&self, state: AppState) {
+        self.0.store(Arc::new(state));
+    }
+}
+
+impl FromRef<Current> for Arc<AppState> {
+    fn from_ref(current: &Current) -> Arc<AppState> {
+        current.load()
+    }
+}
+
+/// Everything a handler needs: the parts a reload replaces (keys, routes, clients, the admin
+/// key, body bounds, what was loaded), and handles on what lives as long as the process.
 pub struct AppState {
     pub keys: KeyStore,
     /// Usage and spend of every key.
@@ -59,15 +92,20 @@ pub struct AppState {
     /// Unix seconds at start, reported as models' `created`.
     pub started: u64,
     /// Set once shutdown begins, so `/ready` sends traffic elsewhere.
-    pub draining: AtomicBool,
+    pub draining: Arc<AtomicBool>,
+    /// The config this snapshot runs, and where reloads are asked for.
+    pub loaded: Arc<Loaded>,
+    pub reloads: Option<tokio::sync::mpsc::Sender<reload::Asked>>,
     /// The shared context store, behind `/v1/context` and `/mcp`.
     pub context: Arc<crate::context::ContextStore>,
     /// The MCP server mounted at `/mcp`.
     pub mcp: crate::mcp::McpService,
+    /// What MCP sessions share: configured tools and upstream servers, swapped by a reload.
+    pub mcp_shared: Arc<crate::mcp::Shared>,
     /// MCP tools registered at run time through `/admin/tools`.
     pub tool_registry: Arc<crate::mcp::Registry>,
     /// The key that opened each MCP session.
-    pub mcp_sessions: crate::mcp::SessionOwners,
+    pub mcp_sessions: Arc<crate::mcp::SessionOwners>,
     /// With `state.redis`: every replica's MCP sessions, their owners and subscriptions.
     pub shared_sessions: Option<Arc<crate::mcp::SharedSessions>>,
     /// Responses API responses clients stored, for `previous_response_id` and `GET`.
@@ -86,12 +124,23 @@ pub fn instance_name(provider: &str, url: &str) -> String {
     format!("{provider} {url}")
 }
 
-/// The gateway's routes.
-pub fn router(state: Arc<AppState>) -> Router {
+/// The config a snapshot runs: as loaded (secrets inside, never shown unmasked), the SHA-256 of
+/// the file it came from, when, and what differs in the file but needs a restart.
+pub struct Loaded {
+    pub config: crate::config::Config,
+    pub hash: String,
+    pub at: u64,
+    /// YAML paths whose new values wait for a restart (`server.listen`, `state`, ...).
+    pub restart_required: Vec<String>,
+}
+
+/// The gateway's routes, each request served on the snapshot current when it arrived.
+pub fn router(current: Current) -> Router {
+    let state = current.load();
     let mcp = Router::new()
         .route_service("/mcp", state.mcp.clone())
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            current.clone(),
             mcp_auth::authenticate,
         ));
     let routes = Router::new()
@@ -102,7 +151,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .put(context::put)
                 .delete(context::delete)
                 .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
+                    current.clone(),
                     context::admitted,
                 )),
         )
@@ -130,9 +179,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/tools", get(tools::list).post(tools::register))
         .route("/admin/tools/{name}", delete(tools::remove))
+        .route("/admin/reload", post(reload::reload))
+        .route("/admin/config", get(reload::config))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method);
-    framed(routes).with_state(state)
+    framed(routes).with_state(current)
 }
 
 /// What every request passes through around its handler: its span and request id outside, and

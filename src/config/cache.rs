@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{Size, Span};
 
 /// `cache:`: the exact-match response cache.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     #[serde(default = "enabled")]
@@ -30,7 +30,7 @@ pub struct CacheConfig {
 }
 
 /// Who shares cached answers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheScope {
     /// Each virtual key has its own cache.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{ConfigError, KeyConfig};
 
 /// One admin-surface permission a key may carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 pub enum Grant {
     /// Register, renew, list and delete its own run-time tools, named under its `tools_prefix`.
     #[serde(rename = "tools:register")]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::Secret;
 
 /// One entry of `keys:`: a virtual key handed to a client.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     pub name: String,
@@ -38,7 +38,7 @@ pub struct KeyConfig {
 }
 
 /// `keys[].limits`: request rate and concurrency per key.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Requests per minute, enforced by GCRA: a full minute's worth may come at once.
@@ -65,7 +65,7 @@ pub struct LimitsConfig {
 }
 
 /// `budget_usd:` of a key.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     pub amount: f64,
@@ -73,7 +73,7 @@ pub struct BudgetConfig {
 }
 
 /// The calendar period a budget covers, in UTC; weeks start on Monday.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriod {
     Day,

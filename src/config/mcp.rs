@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{ConfigError, Secret, Size, Span};
 
 /// `mcp:`: what the MCP server at `/mcp` offers besides the context store.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpConfig {
     /// HTTP endpoints offered as tools.
@@ -57,7 +57,7 @@ fn default_max_document() -> Size {
 }
 
 /// One `mcp.tools` entry: an HTTP endpoint described as an MCP tool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpToolConfig {
     pub name: String,
@@ -75,7 +75,7 @@ pub struct HttpToolConfig {
 }
 
 /// Hints for clients about what a tool does; absent ones are not advertised.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolAnnotationsConfig {
     #[serde(default)]
@@ -89,7 +89,7 @@ pub struct ToolAnnotationsConfig {
 }
 
 /// `http:` of a tool: the request a call makes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCallConfig {
     #[serde(default = "default_method")]

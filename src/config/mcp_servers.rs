@@ -11,7 +11,7 @@ use super::{ConfigError, McpConfig, Secret, Span};
 pub const TOOL_SEPARATOR: &str = "__";
 
 /// One `mcp.servers` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
     /// The prefix of this server's tools; letters, digits, '-', '.' and single '_'.

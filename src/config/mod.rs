@@ -42,7 +42,7 @@ pub use state::*;
 pub use units::{Secret, Size, Span, parse_duration};
 
 /// The whole configuration file, read section by section (`sections`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
     pub server: ServerConfig,
     pub providers: BTreeMap<String, ProviderConfig>,
@@ -56,7 +56,7 @@ pub struct Config {
 }
 
 /// One problem in the configuration, at a YAML path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConfigError {
     pub path: String,
     pub message: String,
@@ -109,6 +109,11 @@ impl Config {
     /// relative `state.data_dir` is taken relative to the file's directory, so the gateway
     /// finds its state wherever it is started from.
     pub fn load(path: &Path) -> Result<Config, LoadError> {
+        Config::load_with_text(path).map(|(config, _)| config)
+    }
+
+    /// [`load`](Self::load), and the text it was read from (a reload hashes it).
+    pub fn load_with_text(path: &Path) -> Result<(Config, String), LoadError> {
         // Named in full: "config.yaml" alone does not say where it was looked for.
         let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
@@ -131,7 +136,7 @@ impl Config {
                 .collect();
             config.state.data_dir = dir.join(relative);
         }
-        Ok(config)
+        Ok((config, text))
     }
 
     /// Parses and validates config text, resolving variables through `lookup`.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Span;
 
 /// One entry of `models:`: a public model name and where it is served.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub name: String,
@@ -26,7 +26,7 @@ pub struct ModelConfig {
 }
 
 /// How a model's requests are spread over its targets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// In proportion to `weight`, by smooth weighted round robin.
@@ -39,7 +39,7 @@ pub enum Strategy {
 }
 
 /// `retry:` of a model.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Tries in all, the first included.
@@ -75,7 +75,7 @@ fn default_max_backoff() -> Span {
 }
 
 /// `timeouts:` of a model; each absent one is unbounded except `total` (10 minutes).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsConfig {
     /// To open a connection to an upstream.
@@ -93,7 +93,7 @@ pub struct TimeoutsConfig {
 }
 
 /// One place a model is served: a provider and its own name for the model.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub provider: String,
@@ -109,7 +109,7 @@ pub struct TargetConfig {
 }
 
 /// `pricing:` of a target, in USD per million tokens.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PricingConfig {
     pub input: f64,

@@ -11,7 +11,8 @@ use super::{Secret, Span};
 
 /// One entry of `providers:`, tagged by `kind` (read by `sections`, which names each field's
 /// YAML path in its errors).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ProviderConfig {
     /// OpenAI or any server that speaks its API.
     Openai(OpenaiConfig),
@@ -48,8 +49,9 @@ impl ProviderConfig {
 }
 
 /// `kind: openai`: the HTTP fields, and whether the server serves the Responses API too.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OpenaiConfig {
+    #[serde(flatten)]
     pub http: HttpProviderConfig,
     /// `responses_api`: whether `/v1/responses` clients' bodies go to `{base_url}/responses` as
     /// written (built-in tools run, reasoning items survive) rather than translated to chat.
@@ -70,7 +72,7 @@ impl OpenaiConfig {
 
 /// `kind: bedrock`. Credentials and region missing here are read once from the standard AWS
 /// environment variables when the config loads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BedrockConfig {
     #[serde(default)]
@@ -128,7 +130,7 @@ impl BedrockConfig {
 }
 
 /// A provider reached over HTTP.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpProviderConfig {
     /// Defaults per kind; for `openai` it includes `/v1`.
@@ -155,7 +157,7 @@ pub struct HttpProviderConfig {
 
 /// `registration:` of a provider: the hosts a service may register an instance at through
 /// `POST /admin/upstreams`. An instance is sent the provider's credentials.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationConfig {
     /// CIDRs (`10.0.0.0/8`), addresses, and host globs (`*.svc.cluster.local`).
@@ -163,7 +165,7 @@ pub struct RegistrationConfig {
 }
 
 /// `discovery:` of a provider: every A/AAAA record of a name is an instance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoveryConfig {
     /// `host:port` to resolve; each address replaces the host and port of `base_url`.
@@ -177,7 +179,7 @@ pub struct DiscoveryConfig {
 }
 
 /// A `discovery.dns` value read as what it names: a DNS host and the port its instances listen on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DnsTarget {
     pub host: String,
     pub port: u16,
@@ -225,7 +227,7 @@ fn default_refresh() -> Span {
 }
 
 /// `breaker:` of a provider, applied to each of its instances.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Failed tries within `window` that open the breaker.
@@ -261,7 +263,7 @@ fn default_breaker_cooldown() -> Span {
 }
 
 /// `kind: azure`: an Azure OpenAI resource.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AzureConfig {
     /// The resource's endpoint, e.g. `https://my-resource.openai.azure.com`; no default exists.
@@ -301,7 +303,7 @@ impl AzureConfig {
 }
 
 /// The built-in mock provider.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockConfig {
     #[serde(default)]
@@ -312,7 +314,7 @@ pub struct MockConfig {
 }
 
 /// Delays that let the mock stand in for a real model in load tests.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockLatency {
     /// Before the first token (or the whole answer, when not streamed).

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{Secret, Size, Span};
 
 /// `server:`: where to listen and how the HTTP surface behaves.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "default_listen")]

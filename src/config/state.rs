@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::{ConfigError, Secret, Span};
 
 /// `state:`: where state that must survive a restart (usage and spend) is kept.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// A directory the gateway creates if needed and owns.
@@ -38,7 +38,7 @@ impl Default for StateConfig {
 }
 
 /// `state.redis`: the Redis (or Redis Cluster) the replicas share.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://` or `rediss://` (TLS), with `user:password@` if needed; a list is the seed
@@ -60,7 +60,7 @@ pub struct RedisConfig {
 }
 
 /// One Redis, or the seed nodes of a cluster.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum RedisUrls {
     One(Secret),
@@ -83,7 +83,7 @@ impl RedisUrls {
 }
 
 /// `state.on_redis_error`: what the limits do while Redis is unreachable.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnRedisError {
     /// Limits fail closed: 503 naming the cause.

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// A duration written as `250ms`, `2s`, `10m`, `1h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {text:?} ({e}); {DURATION_HINT}"))
 }
 
+impl Serialize for Span {
+    /// As config.yaml would write it (`1m 30s`), for the running config's report.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
+}
+
 /// A size in bytes written as `64KiB`, `256MiB` or a plain number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
@@ -119,6 +126,19 @@ impl Secret {
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Secret(value.to_owned())
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl Serialize for Secret {
+    /// Masked: the running config is shown, its secrets never are.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
     }
 }
 

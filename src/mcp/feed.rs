@@ -42,7 +42,7 @@ pub trait Outlet: Send + Sync {
 pub struct Feed {
     caller: Arc<Caller>,
     registry: broadcast::Receiver<String>,
-    servers: Option<broadcast::Receiver<()>>,
+    servers: broadcast::Receiver<()>,
     context: broadcast::Receiver<Change>,
 }
 
@@ -67,7 +67,7 @@ impl Feed {
                     Err(RecvError::Lagged(_)) => Some(Notice::Tools),
                     Err(RecvError::Closed) => return None,
                 },
-                change = recv_any(&mut self.servers) => match change {
+                change = self.servers.recv() => match change {
                     Ok(()) | Err(RecvError::Lagged(_)) => Some(Notice::Tools),
                     Err(RecvError::Closed) => return None,
                 },
@@ -102,13 +102,6 @@ impl Feed {
 }
 
 /// Without upstream servers there is nothing to hear from them: wait forever.
-async fn recv_any(receiver: &mut Option<broadcast::Receiver<()>>) -> Result<(), RecvError> {
-    match receiver {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn deliver(outlet: &impl Outlet, notice: Notice) -> bool {
     match notice {
         Notice::Tools => outlet.tools_changed().await,

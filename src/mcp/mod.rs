@@ -16,6 +16,8 @@ mod shared_sessions;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use axum::http::HeaderName;
 use rmcp::model::Tool;
 use rmcp::transport::StreamableHttpServerConfig;
@@ -37,7 +39,8 @@ pub type McpService = StreamableHttpService<session::Session, LocalSessionManage
 /// What every session uses.
 pub struct Shared {
     pub context: Arc<ContextStore>,
-    http_tools: Vec<http_tool::HttpTool>,
+    /// `mcp.tools`, replaced whole by a reload.
+    http_tools: ArcSwap<Vec<http_tool::HttpTool>>,
     context_tools: Vec<context_tools::ContextTool>,
     /// Tools registered at run time, listed after the configured ones.
     registry: Arc<Registry>,
@@ -48,9 +51,48 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn all_tools(&self) -> impl Iterator<Item = &Tool> {
-        let http = self.http_tools.iter().map(|t| &t.tool);
-        http.chain(self.context_tools.iter().map(|t| &t.tool))
+    /// The configured tools: `mcp.tools`, then the context tools.
+    fn all_tools(&self) -> Vec<Tool> {
+        let http = self.http_tools.load();
+        let http = http.iter().map(|t| t.tool.clone());
+        http.chain(self.context_tools.iter().map(|t| t.tool.clone()))
+            .collect()
+    }
+
+    /// Applies a reloaded config: its `mcp.tools`, the names registrations may not take, and
+    /// its upstream servers. Sessions hear `tools/list_changed` when what they list changed.
+    pub fn reconfigure(&self, config: &Config) -> Result<(), String> {
+        let tools: Vec<http_tool::HttpTool> = config
+            .mcp
+            .tools
+            .iter()
+            .map(http_tool::HttpTool::new)
+            .collect::<Result<_, _>>()?;
+        let before: Vec<Tool> = self
+            .http_tools
+            .load()
+            .iter()
+            .map(|t| t.tool.clone())
+            .collect();
+        let changed = before.len() != tools.len()
+            || before.iter().zip(&tools).any(|(old, new)| *old != new.tool);
+        self.http_tools.store(Arc::new(tools));
+        self.registry.reconfigure(config);
+        self.servers.reconfigure(&config.mcp.servers);
+        if changed {
+            self.servers.announce();
+        }
+        Ok(())
+    }
+
+    /// Ends every upstream server's connection and waits for each (up to `grace`).
+    pub async fn stop_servers(&self, grace: std::time::Duration) {
+        self.servers.stopped(grace).await;
+    }
+
+    /// Connects to every upstream server; they reconnect on their own until stopped.
+    pub fn start_servers(&self) {
+        self.servers.spawn();
     }
 }
 
@@ -64,7 +106,7 @@ pub fn service(
     servers: Arc<McpServers>,
     stop: CancellationToken,
     sessions: Option<Arc<SharedSessions>>,
-) -> Result<(McpService, SessionOwners), String> {
+) -> Result<(McpService, SessionOwners, Arc<Shared>), String> {
     let http_tools = config
         .mcp
         .tools
@@ -73,7 +115,7 @@ pub fn service(
         .collect::<Result<_, _>>()?;
     let shared = Arc::new(Shared {
         context,
-        http_tools,
+        http_tools: ArcSwap::from_pointee(http_tools),
         context_tools: context_tools::tools(),
         registry,
         client,
@@ -105,12 +147,13 @@ pub fn service(
     let sessions = Arc::new(sessions);
     let max_per_key = usize::try_from(config.mcp.max_sessions_per_key).unwrap_or(usize::MAX);
     let owners = SessionOwners::new(sessions.clone(), max_per_key);
+    let sessions_shared = shared.clone();
     let service = StreamableHttpService::new(
-        move || Ok(session::Session::new(shared.clone())),
+        move || Ok(session::Session::new(sessions_shared.clone())),
         sessions,
         transport,
     );
-    Ok((service, owners))
+    Ok((service, owners, shared))
 }
 
 /// The header naming a session-era request's session.

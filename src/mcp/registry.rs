@@ -4,7 +4,7 @@
 //! A registered tool is built and called exactly as a YAML one; only its lifetime differs.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use rmcp::model::Tool;
@@ -24,10 +24,8 @@ const FEED: usize = 256;
 /// The run-time tools, by name.
 pub struct Registry {
     entries: Mutex<BTreeMap<String, Entry>>,
-    /// YAML and built-in tool names, which a registration may not shadow.
-    reserved: HashSet<String>,
-    /// `{server}__` of each upstream MCP server: its tools' names are its own.
-    prefixes: Vec<String>,
+    /// What the config keeps out of reach, replaced by a reload.
+    names: RwLock<Names>,
     /// The name of each tool added, replaced, removed or expired.
     changes: broadcast::Sender<String>,
     /// Wakes the sweep when an expiry may have moved closer.
@@ -42,6 +40,46 @@ struct Entry {
     url: String,
     /// The key that registered it; `None`: the admin key.
     owner: Option<String>,
+}
+
+/// The names a registration may not take.
+struct Names {
+    /// YAML and built-in tool names, which a registration may not shadow.
+    reserved: HashSet<String>,
+    /// `{server}__` of each upstream MCP server: its tools' names are its own.
+    prefixes: Vec<String>,
+}
+
+impl Names {
+    fn of(config: &Config) -> Names {
+        let yaml = config.mcp.tools.iter().map(|t| t.name.clone());
+        let built_in = BUILT_IN_TOOLS.iter().map(|name| (*name).to_owned());
+        let servers = config.mcp.servers.iter();
+        Names {
+            reserved: yaml.chain(built_in).collect(),
+            prefixes: servers
+                .map(|s| format!("{}{TOOL_SEPARATOR}", s.name))
+                .collect(),
+        }
+    }
+
+    /// A registered tool may shadow neither a configured tool nor an upstream server's.
+    fn check(&self, name: &str) -> Result<(), RegisterError> {
+        if self.reserved.contains(name) {
+            return Err(RegisterError::Reserved(format!(
+                "'{name}' is a tool of the gateway's configuration; a registered tool may not \
+                 shadow it."
+            )));
+        }
+        match self.prefixes.iter().find(|p| name.starts_with(p.as_str())) {
+            Some(prefix) => Err(RegisterError::Reserved(format!(
+                "'{name}' starts with '{prefix}', the prefix of the tools of the MCP server \
+                 '{}'; a registered tool may not use it.",
+                prefix.trim_end_matches(TOOL_SEPARATOR)
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A registered tool as `GET /admin/tools` reports it.
@@ -76,18 +114,29 @@ pub enum RegisterError {
 impl Registry {
     /// An empty registry that keeps the names `config` serves out of reach.
     pub fn new(config: &Config) -> Registry {
-        let yaml = config.mcp.tools.iter().map(|t| t.name.clone());
-        let built_in = BUILT_IN_TOOLS.iter().map(|name| (*name).to_owned());
-        let servers = config.mcp.servers.iter();
         Registry {
             entries: Mutex::default(),
-            reserved: yaml.chain(built_in).collect(),
-            prefixes: servers
-                .map(|s| format!("{}{TOOL_SEPARATOR}", s.name))
-                .collect(),
+            names: RwLock::new(Names::of(config)),
             changes: broadcast::channel(FEED).0,
             wake: Notify::new(),
         }
+    }
+
+    /// Keeps the names of a reloaded config out of reach; a registered tool that a new
+    /// configured tool or server now shadows is removed (and announced).
+    pub fn reconfigure(&self, config: &Config) {
+        let names = Names::of(config);
+        let mut entries = self.lock();
+        entries.retain(|name, _| {
+            let clear = names.check(name).is_ok();
+            if !clear {
+                tracing::warn!(tool = %name, "a registered tool is shadowed by the reloaded config and removed");
+                let _ = self.changes.send(name.clone());
+            }
+            clear
+        });
+        drop(entries);
+        *self.names.write().unwrap_or_else(|e| e.into_inner()) = names;
     }
 
     /// Adds `config` for `ttl` on behalf of `owner` (`None`: the admin key), or renews (and
@@ -152,22 +201,11 @@ impl Registry {
         }
     }
 
-    /// A registered tool may shadow neither a configured tool nor an upstream server's.
     fn check_name(&self, name: &str) -> Result<(), RegisterError> {
-        if self.reserved.contains(name) {
-            return Err(RegisterError::Reserved(format!(
-                "'{name}' is a tool of the gateway's configuration; a registered tool may not \
-                 shadow it."
-            )));
-        }
-        match self.prefixes.iter().find(|p| name.starts_with(p.as_str())) {
-            Some(prefix) => Err(RegisterError::Reserved(format!(
-                "'{name}' starts with '{prefix}', the prefix of the tools of the MCP server \
-                 '{}'; a registered tool may not use it.",
-                prefix.trim_end_matches(TOOL_SEPARATOR)
-            ))),
-            None => Ok(()),
-        }
+        self.names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(name)
     }
 
     /// Removes the tool of that name; `false` when there was none.

@@ -128,7 +128,8 @@ impl Session {
         }
         let name = request.name.as_ref();
         let arguments = request.arguments.unwrap_or_default();
-        let result = if let Some(tool) = shared.http_tools.iter().find(|t| t.tool.name == name) {
+        let configured = shared.http_tools.load_full();
+        let result = if let Some(tool) = configured.iter().find(|t| t.tool.name == name) {
             tool.call(&shared.client, arguments).await
         } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
             tool.call(&shared.context, caller, arguments).await
@@ -377,7 +378,7 @@ impl ServerHandler for Session {
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
         let shared = &self.shared;
-        let configured = shared.all_tools().find(|t| t.name == name).cloned();
+        let configured = shared.all_tools().into_iter().find(|t| t.name == name);
         configured
             .or_else(|| shared.registry.get(name).map(|t| t.tool.clone()))
             .or_else(|| shared.servers.tools().into_iter().find(|t| t.name == name))
@@ -392,7 +393,7 @@ impl ServerHandler for Session {
         let tools = self
             .shared
             .all_tools()
-            .cloned()
+            .into_iter()
             .chain(self.shared.registry.tools())
             .chain(self.shared.servers.tools())
             .filter(|tool| caller.may_use_tool(&tool.name))

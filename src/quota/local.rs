@@ -282,7 +282,7 @@ mod tests {
     use std::num::{NonZeroU32, NonZeroU64};
 
     fn quota(limits: LimitsConfig) -> (LocalQuota, Arc<Account>) {
-        let account = Ledger::in_memory(["k"]).account("k").unwrap();
+        let account = Ledger::in_memory(["k"]).account("k");
         (LocalQuota::new(limits, account.clone()), account)
     }
 

@@ -76,6 +76,11 @@ impl KeyQuota {
         }
     }
 
+    /// The limits this quota enforces.
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
+    }
+
     /// Admits one request under the request rate and concurrency, or answers 429 (503 when
     /// shared state is unreachable and limits fail closed).
     pub async fn admit(&self, door: Door) -> Result<Admission, Box<Response>> {

@@ -82,6 +82,8 @@ pub struct Metrics {
     routes: RwLock<hashbrown::HashMap<RouteKey, RouteSeries>>,
     /// Redis and the settlements waiting for it.
     pub state: super::StateMetrics,
+    /// Config reloads.
+    pub reloads: super::ReloadMetrics,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -201,8 +203,10 @@ impl Default for Metrics {
             ewma.clone(),
         );
         let state = super::StateMetrics::register(&mut registry);
+        let reloads = super::ReloadMetrics::register(&mut registry);
         Metrics {
             state,
+            reloads,
             registry,
             retries,
             fallbacks,

@@ -4,6 +4,7 @@
 //! and the id is echoed on the response.
 
 pub mod metrics;
+mod reloads;
 mod state;
 
 use std::time::Instant;
@@ -16,6 +17,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 pub use metrics::{Metrics, RequestLabels};
+pub use reloads::ReloadMetrics;
 pub use state::StateMetrics;
 
 /// The header that correlates a request across client, gateway and logs.

@@ -72,11 +72,15 @@ pub fn build_all(
         .collect()
 }
 
-/// Starts every discovery; each resolves at once, then every `refresh`.
-pub fn spawn_all(discoveries: Vec<Discovery>) -> Vec<JoinHandle<()>> {
+/// Starts every discovery; each resolves at once, then every `refresh`. The tasks are by
+/// provider name, so a reload that replaces a provider stops its discovery.
+pub fn spawn_all(discoveries: Vec<Discovery>) -> BTreeMap<String, JoinHandle<()>> {
     discoveries
         .into_iter()
-        .map(|discovery| tokio::spawn(discovery.run()))
+        .map(|discovery| {
+            let name = discovery.upstream.name.clone();
+            (name, tokio::spawn(discovery.run()))
+        })
         .collect()
 }
 

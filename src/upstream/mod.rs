@@ -34,6 +34,7 @@ pub mod holds;
 pub mod instances;
 mod plain;
 mod pool;
+pub mod rebuild;
 mod redact;
 mod send;
 mod stream;
@@ -59,6 +60,8 @@ pub struct Upstream {
     pub instances: Instances,
     /// Models this provider rate limited (429), left alone until its `Retry-After` passes.
     pub holds: holds::Holds,
+    /// Its entry of `providers:`, which a reload compares with the new one.
+    config: ProviderConfig,
 }
 
 /// How an upstream answers.
@@ -279,6 +282,7 @@ impl Upstream {
             backend,
             instances,
             holds: holds::Holds::default(),
+            config: config.clone(),
         })
     }
 }

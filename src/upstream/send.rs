@@ -2,7 +2,7 @@
 //! itself with its deadline, `Retry-After`, bounded body reads and transport errors as 502/504.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -38,8 +38,8 @@ impl UrlCache {
 
 /// HTTP clients by connect timeout: reqwest sets it per client, and models may differ.
 pub struct Clients {
-    default: Client,
-    by_connect: HashMap<Duration, Client>,
+    default: Arc<Client>,
+    by_connect: HashMap<Duration, Arc<Client>>,
 }
 
 /// The clients for one connect timeout: hyper's own for plain HTTP, reqwest for the rest.
@@ -47,24 +47,44 @@ pub struct Client {
     reqwest: reqwest::Client,
     /// The most a non-streamed answer may hold.
     max_answer: usize,
+    connect: Duration,
     /// `None` when a proxy is configured, which only reqwest honours.
     plain: Option<plain::PlainClient>,
 }
 
 impl Clients {
     /// One client per distinct `timeouts.connect` in `models`, and the default one; none reads
-    /// a non-streamed answer past `max_answer` bytes.
-    pub fn new(models: &[ModelConfig], max_answer: usize) -> Result<Self, reqwest::Error> {
+    /// a non-streamed answer past `max_answer` bytes. Those `previous` (the clients before a
+    /// reload) has for the same timeout and bound are kept, with their pooled connections.
+    pub fn new(
+        models: &[ModelConfig],
+        max_answer: usize,
+        previous: Option<&Clients>,
+    ) -> Result<Self, reqwest::Error> {
+        let client = |connect: Duration| -> Result<Arc<Client>, reqwest::Error> {
+            let kept = previous.map(|p| p.for_connect_arc(connect));
+            match kept.filter(|c| c.max_answer == max_answer && c.connect == connect) {
+                Some(client) => Ok(client),
+                None => Client::new(connect, max_answer).map(Arc::new),
+            }
+        };
         let mut by_connect = HashMap::new();
         for connect in models.iter().filter_map(|m| m.timeouts.connect) {
             if let std::collections::hash_map::Entry::Vacant(slot) = by_connect.entry(connect.0) {
-                slot.insert(Client::new(connect.0, max_answer)?);
+                slot.insert(client(connect.0)?);
             }
         }
         Ok(Clients {
-            default: Client::new(DEFAULT_CONNECT_TIMEOUT, max_answer)?,
+            default: client(DEFAULT_CONNECT_TIMEOUT)?,
             by_connect,
         })
+    }
+
+    fn for_connect_arc(&self, connect: Duration) -> Arc<Client> {
+        match self.by_connect.get(&connect) {
+            Some(client) => client.clone(),
+            None => self.default.clone(),
+        }
     }
 
     /// The reqwest client used when nothing asks for another connect timeout.
@@ -77,6 +97,7 @@ impl Clients {
         connect
             .and_then(|c| self.by_connect.get(&c))
             .unwrap_or(&self.default)
+            .as_ref()
     }
 }
 
@@ -87,6 +108,7 @@ impl Client {
         Ok(Client {
             reqwest: reqwest_client(connect_timeout)?,
             max_answer,
+            connect: connect_timeout,
             plain,
         })
     }

@@ -8,7 +8,7 @@ mod journal;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -189,7 +189,8 @@ impl Account {
 
 /// Every account, and the files that keep them.
 pub struct Ledger {
-    accounts: HashMap<String, Arc<Account>>,
+    /// By key name; a reload that adds a key adds its account.
+    accounts: RwLock<HashMap<String, Arc<Account>>>,
     journal: Option<Arc<Journal>>,
 }
 
@@ -201,7 +202,7 @@ impl Ledger {
             .map(|name| (name.to_owned(), account(name, Totals::default(), None)))
             .collect();
         Ledger {
-            accounts,
+            accounts: RwLock::new(accounts),
             journal: None,
         }
     }
@@ -225,20 +226,40 @@ impl Ledger {
             })
             .collect();
         let ledger = Ledger {
-            accounts,
+            accounts: RwLock::new(accounts),
             journal: Some(journal),
         };
         ledger.compact()?;
         Ok(ledger)
     }
 
-    pub fn account(&self, name: &str) -> Option<Arc<Account>> {
-        self.accounts.get(name).cloned()
+    /// The account of a key name, made (empty) when there is none yet: a reload's new key
+    /// starts from nothing, and a name that comes back finds what it had spent.
+    pub fn account(&self, name: &str) -> Arc<Account> {
+        if let Some(account) = self.read().get(name) {
+            return account.clone();
+        }
+        let mut accounts = self
+            .accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        accounts
+            .entry(name.to_owned())
+            .or_insert_with(|| account(name, Totals::default(), self.journal.clone()))
+            .clone()
     }
 
     /// Every account, configured or left from an earlier config, by name.
-    pub fn accounts(&self) -> impl Iterator<Item = (&str, &Arc<Account>)> {
-        self.accounts.iter().map(|(name, a)| (name.as_str(), a))
+    pub fn accounts(&self) -> Vec<(String, Arc<Account>)> {
+        let accounts = self.read();
+        accounts
+            .iter()
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Account>>> {
+        self.accounts.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes a snapshot of every account and empties the journal.
@@ -247,7 +268,7 @@ impl Ledger {
             return Ok(());
         };
         journal.compact(|| {
-            self.accounts
+            self.read()
                 .iter()
                 .map(|(name, account)| (name.clone(), account.lock().totals.clone()))
                 .collect::<BTreeMap<_, _>>()
@@ -312,7 +333,7 @@ mod tests {
     #[test]
     fn settling_moves_the_hold_into_the_day_and_the_model() {
         let ledger = Ledger::in_memory(["a"]);
-        let account = ledger.account("a").unwrap();
+        let account = ledger.account("a");
         account.lock().reserved_tokens = 50;
         let spent = Spent {
             input_tokens: 10,

@@ -292,6 +292,60 @@ async fn check_runs_beside_a_serving_gateway_and_leaves_its_state_alone() {
 
 /// A second signal is an operator who will not wait: the gateway exits at once with 130, even
 /// with a stream that would take minutes.
+/// `SIGHUP` reloads the file: a good one serves at once, a bad one is logged with its paths and
+/// changes nothing.
+#[tokio::test]
+async fn sighup_reloads_the_config_file() {
+    let config = |model: &str| {
+        format!(
+            "providers:\n  demo: {{ kind: mock }}\nmodels:\n  - {{ name: {model}, targets: [ {{ provider: demo, model: m }} ] }}\n"
+        )
+    };
+    let path = write_config("sighup", &config("before"));
+    let mut process = Process::start(&path, &[("RUST_LOG", "info")]);
+    let chat = async |process: &Process, model: &str| {
+        client()
+            .post(process.url("/v1/chat/completions"))
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    let hangup = |process: &Process| {
+        let sent = Command::new("kill")
+            .args(["-HUP", &process.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    std::fs::write(&path, config("after")).unwrap();
+    hangup(&process);
+    process
+        .wait_for(|line| line["message"] == "configuration reloaded" && line["cause"] == "SIGHUP");
+    assert_eq!(chat(&process, "after").await, 200);
+    assert_eq!(chat(&process, "before").await, 404);
+
+    std::fs::write(&path, config("after").replace("kind: mock", "kind: mok")).unwrap();
+    hangup(&process);
+    let refused = process.wait_for(|line| {
+        line["message"] == "configuration not reloaded" && line["cause"] == "SIGHUP"
+    });
+    assert!(
+        refused["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("providers.demo.kind"),
+        "{refused}"
+    );
+    assert_eq!(chat(&process, "after").await, 200);
+    process.terminate();
+    let (code, _) = tokio::task::spawn_blocking(move || process.finish())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+}
+
 #[tokio::test]
 async fn a_second_sigterm_exits_at_once() {
     let path = write_config(

@@ -252,8 +252,7 @@ keys:
   - { name: e, key: sk-e, grants: [tools:regster] }
 "#;
     let errors = switchboard::config::Config::parse(broken, &|_| None)
-        .err()
-        .expect("a broken config loaded")
+        .expect_err("a broken config loaded")
         .to_string();
     for expected in [
         "keys[0].tools_prefix",

@@ -28,6 +28,7 @@ mod mistral;
 mod providers;
 mod python;
 mod quota;
+mod reload;
 mod replicas;
 mod replicas_mcp;
 mod resilience;

@@ -195,3 +195,103 @@ async fn a_server_that_never_comes_up_offers_nothing_while_the_others_serve() {
     assert!(text.contains("'up' is unavailable"), "{text}");
     gateway.stop().await;
 }
+
+/// The names `tools/list` gives the session.
+async fn tool_names(gateway: &TestGateway, session: &str) -> Vec<String> {
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let (_, listed) = rpc(gateway, Some(session), list).await;
+    listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A reload connects the servers it adds and disconnects those it removes, swaps the YAML
+/// tools, keeps the tools registered at run time, and open sessions hear `list_changed`.
+#[tokio::test]
+async fn a_reload_connects_added_servers_drops_removed_ones_and_sessions_hear_it() {
+    let python = python().display().to_string();
+    let config = |server: &str, tool: &str| {
+        format!(
+            r#"
+server: {{ admin_key: sk-up-admin }}
+keys:
+  - {{ name: all, key: sk-up-all }}
+mcp:
+  tools:
+    - {{ name: {tool}, input_schema: {{ type: object }}, http: {{ url: "http://127.0.0.1:9/" }} }}
+  servers:
+    - name: {server}
+      command: {python:?}
+      args: [{FAKE:?}, stdio]
+"#
+        )
+    };
+    let gateway = TestGateway::start_reloadable(&config("local", "yaml_before")).await;
+    let registered = client()
+        .post(gateway.url("/admin/tools"))
+        .bearer_auth("sk-up-admin")
+        .json(
+            &json!({"name": "kept_tool", "input_schema": {"type": "object"},
+                      "http": {"url": "http://127.0.0.1:9/"}, "ttl": "10m"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let session = rpc(&gateway, None, initialize).await.0.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    rpc(&gateway, Some(&session), initialized).await;
+    crate::common::eventually("the stdio server's tools", async || {
+        tool_names(&gateway, &session)
+            .await
+            .contains(&"local__echo".to_owned())
+    })
+    .await;
+    let mut events = client()
+        .get(gateway.url("/mcp"))
+        .bearer_auth("sk-up-all")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+
+    gateway.write_config(&config("other", "yaml_after"));
+    let reloaded = client()
+        .post(gateway.url("/admin/reload"))
+        .bearer_auth("sk-up-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 200);
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = String::new();
+        while let Some(chunk) = events.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("notifications/tools/list_changed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(heard, Ok(true), "the session heard of the reload");
+    crate::common::eventually("the added server's tools", async || {
+        tool_names(&gateway, &session)
+            .await
+            .contains(&"other__echo".to_owned())
+    })
+    .await;
+    let names = tool_names(&gateway, &session).await;
+    assert!(names.iter().all(|n| !n.starts_with("local__")), "{names:?}");
+    assert!(names.contains(&"yaml_after".to_owned()), "{names:?}");
+    assert!(!names.contains(&"yaml_before".to_owned()), "{names:?}");
+    assert!(names.contains(&"kept_tool".to_owned()), "{names:?}");
+}

@@ -3,12 +3,12 @@
 //! retried only before their first byte, and instances registered at run time.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::common::fake_openai::{FakeOpenAi, KEY};
-use crate::common::{TestGateway, client, sse_data};
+use crate::common::{TestGateway, client, eventually, sse_data};
 
 const ADMIN: &str = "sk-admin-resilience";
 
@@ -73,15 +73,6 @@ async fn metrics(gateway: &TestGateway) -> String {
         .text()
         .await
         .unwrap()
-}
-
-/// Polls until `check` holds; panics with `what` after 10 s.
-async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < until, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn providers(fake: &FakeOpenAi) -> String {

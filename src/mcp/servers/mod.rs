@@ -7,7 +7,8 @@ mod link;
 mod supervise;
 
 use std::borrow::Cow;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Tool};
 use rmcp::service::ServiceError;
@@ -17,17 +18,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{McpServerConfig, TOOL_SEPARATOR};
 
-/// Every configured upstream server.
+/// Every configured upstream server; a reload adds and removes servers while sessions run.
 pub struct McpServers {
-    servers: Vec<Arc<Server>>,
+    servers: RwLock<Arc<[Arc<Server>]>>,
     changed: broadcast::Sender<()>,
     client: reqwest::Client,
+    /// Ends every supervisor at shutdown; each server's own token is a child of it.
+    stop: CancellationToken,
+    supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// One server and, while it is up, its connection and tools.
 struct Server {
     config: McpServerConfig,
     live: RwLock<Option<Live>>,
+    /// Ends this server's supervisor alone, when a reload removes it.
+    stop: CancellationToken,
 }
 
 /// A connected server: how to reach it, what it offers, and how a caller reports it broken.
@@ -42,48 +48,103 @@ struct Live {
 }
 
 impl McpServers {
-    pub fn new(servers: &[McpServerConfig], client: reqwest::Client) -> McpServers {
-        let servers = servers
-            .iter()
-            .map(|config| {
-                Arc::new(Server {
-                    config: config.clone(),
-                    live: RwLock::new(None),
-                })
-            })
-            .collect();
+    /// The servers of `configs`, none connected until [`spawn`](Self::spawn); `stop` ends them.
+    pub fn new(
+        configs: &[McpServerConfig],
+        client: reqwest::Client,
+        stop: CancellationToken,
+    ) -> McpServers {
+        let servers = configs.iter().map(|c| Server::new(c, &stop)).collect();
         McpServers {
-            servers,
+            servers: RwLock::new(servers),
             changed: broadcast::channel(16).0,
             client,
+            stop,
+            supervisors: Mutex::default(),
         }
     }
 
-    /// Starts one supervisor per server; each connects, watches and reconnects until `stop`.
-    pub fn spawn(&self, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-        self.servers
-            .iter()
-            .map(|server| {
-                let supervisor = supervise::Supervisor {
-                    server: server.clone(),
-                    client: self.client.clone(),
-                    changed: self.changed.clone(),
-                    stop: stop.clone(),
-                };
-                tokio::spawn(supervisor.run())
-            })
-            .collect()
+    /// Starts one supervisor per server; each connects, watches and reconnects until stopped.
+    pub fn spawn(&self) {
+        for server in self.all().iter() {
+            self.supervise(server.clone());
+        }
     }
 
-    /// A signal for every time a server's tools appear, change or disappear; `None` without
-    /// servers, when there is nothing to hear.
-    pub fn changes(&self) -> Option<broadcast::Receiver<()>> {
-        (!self.servers.is_empty()).then(|| self.changed.subscribe())
+    fn supervise(&self, server: Arc<Server>) {
+        let supervisor = supervise::Supervisor {
+            stop: server.stop.clone(),
+            server,
+            client: self.client.clone(),
+            changed: self.changed.clone(),
+        };
+        let task = tokio::spawn(supervisor.run());
+        let mut supervisors = self.supervisors.lock().unwrap_or_else(|e| e.into_inner());
+        supervisors.retain(|t| !t.is_finished());
+        supervisors.push(task);
+    }
+
+    /// Makes `configs` the servers: a server whose entry is unchanged keeps its connection; a
+    /// removed one is disconnected and its tools withdrawn; a new one is connected. Sessions
+    /// hear of every change to the tools. Called only once [`spawn`](Self::spawn) has run.
+    pub fn reconfigure(&self, configs: &[McpServerConfig]) {
+        let current = self.all();
+        let kept = |config: &McpServerConfig| current.iter().find(|s| s.config == *config);
+        let next: Vec<Arc<Server>> = configs
+            .iter()
+            .map(|config| match kept(config) {
+                Some(server) => server.clone(),
+                None => {
+                    let server = Server::new(config, &self.stop);
+                    self.supervise(server.clone());
+                    server
+                }
+            })
+            .collect();
+        let removed: Vec<&Arc<Server>> = current
+            .iter()
+            .filter(|s| !next.iter().any(|n| Arc::ptr_eq(n, s)))
+            .collect();
+        *self.servers.write().unwrap_or_else(|e| e.into_inner()) = next.into();
+        for server in &removed {
+            tracing::info!(server = %server.config.name, "MCP server removed by a reload");
+            server.stop.cancel();
+        }
+        if !removed.is_empty() {
+            let _ = self.changed.send(());
+        }
+    }
+
+    /// Waits for every supervisor to close its connection once stopped (each gets `grace`).
+    pub async fn stopped(&self, grace: Duration) {
+        let tasks =
+            std::mem::take(&mut *self.supervisors.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            let _ = tokio::time::timeout(grace, task).await;
+        }
+    }
+
+    fn all(&self) -> Arc<[Arc<Server>]> {
+        self.servers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A signal for every time a server's tools appear, change or disappear, and for every
+    /// reload that changed the configured tools.
+    pub fn changes(&self) -> broadcast::Receiver<()> {
+        self.changed.subscribe()
+    }
+
+    /// Tells every session that the tools changed.
+    pub fn announce(&self) {
+        let _ = self.changed.send(());
     }
 
     /// The tools of every server that is up.
     pub fn tools(&self) -> Vec<Tool> {
-        self.servers
+        self.all()
             .iter()
             .filter_map(|server| server.live())
             .flat_map(|live| live.tools.iter().cloned().collect::<Vec<_>>())
@@ -98,7 +159,7 @@ impl McpServers {
     ) -> Option<Result<CallToolResponse, ErrorData>> {
         let (prefix, tool) = request.name.split_once(TOOL_SEPARATOR)?;
         let tool = tool.to_owned();
-        let server = self.servers.iter().find(|s| s.config.name == prefix)?;
+        let server = self.all().iter().find(|s| s.config.name == prefix)?.clone();
         let Some(live) = server.live() else {
             return Some(Ok(server.unavailable()));
         };
@@ -110,6 +171,14 @@ impl McpServers {
 }
 
 impl Server {
+    fn new(config: &McpServerConfig, stop: &CancellationToken) -> Arc<Server> {
+        Arc::new(Server {
+            config: config.clone(),
+            live: RwLock::new(None),
+            stop: stop.child_token(),
+        })
+    }
+
     fn live(&self) -> Option<Live> {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

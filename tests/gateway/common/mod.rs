@@ -28,23 +28,47 @@ pub struct TestGateway {
     serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// `state.data_dir`, removed when the gateway is dropped.
     pub data_dir: std::path::PathBuf,
+    /// The config file of a gateway started with [`TestGateway::start_reloadable`].
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl TestGateway {
     /// Starts a gateway from config text; `{up}` in the text is not special, callers format it in.
     pub async fn start(yaml: &str) -> TestGateway {
         let data_dir = temp_dir();
-        let yaml = if yaml.contains("\nstate:") || yaml.starts_with("state:") {
-            yaml.to_owned()
-        } else {
-            format!(
-                "{yaml}\nstate: {{ data_dir: {:?} }}\n",
-                data_dir.display().to_string()
-            )
-        };
+        let yaml = with_state(yaml, &data_dir);
         let config =
             Config::parse(&yaml, &|name| std::env::var(name).ok()).expect("test config is valid");
         let gateway = Gateway::new(&config).expect("gateway builds");
+        TestGateway::serve(gateway, data_dir, None).await
+    }
+
+    /// Starts a gateway from a config file holding `yaml`, which it reloads on `SIGHUP`, on a
+    /// change to the file and on `POST /admin/reload`; [`write_config`](Self::write_config)
+    /// changes the file.
+    pub async fn start_reloadable(yaml: &str) -> TestGateway {
+        let data_dir = temp_dir();
+        let dir = temp_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.yaml");
+        let text = with_state(yaml, &data_dir);
+        std::fs::write(&file, &text).unwrap();
+        let (config, text) = Config::load_with_text(&file).expect("test config is valid");
+        let gateway = Gateway::reloadable(&config, file.clone(), &text).expect("gateway builds");
+        TestGateway::serve(gateway, data_dir, Some(file)).await
+    }
+
+    /// Replaces the config file's text with `yaml` (and the same `state` as before).
+    pub fn write_config(&self, yaml: &str) {
+        let file = self.config_file.as_ref().expect("a reloadable gateway");
+        std::fs::write(file, with_state(yaml, &self.data_dir)).unwrap();
+    }
+
+    async fn serve(
+        gateway: Gateway,
+        data_dir: std::path::PathBuf,
+        config_file: Option<std::path::PathBuf>,
+    ) -> TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -58,6 +82,7 @@ impl TestGateway {
             stop: Some(stop),
             serving: Some(serving),
             data_dir,
+            config_file,
         }
     }
 
@@ -85,6 +110,21 @@ impl Drop for TestGateway {
             let _ = stop.send(());
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(dir) = self.config_file.as_ref().and_then(|f| f.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// `yaml` with `state.data_dir` set to `data_dir` unless it says where its state is.
+fn with_state(yaml: &str, data_dir: &std::path::Path) -> String {
+    if yaml.contains("\nstate:") || yaml.starts_with("state:") {
+        yaml.to_owned()
+    } else {
+        format!(
+            "{yaml}\nstate: {{ data_dir: {:?} }}\n",
+            data_dir.display().to_string()
+        )
     }
 }
 
@@ -173,6 +213,18 @@ pub async fn key_usage(url: String, admin: &str, key: &str) -> serde_json::Value
         .find(|k| k["name"] == key)
         .cloned()
         .unwrap_or_else(|| panic!("{key} in {report}"))
+}
+
+/// Polls until `check` holds; panics with `what` after 10 s.
+pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < until,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// An HTTP client for tests.

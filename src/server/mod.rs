@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
-use crate::api::{self, AppState};
+mod follow;
+mod reload;
+
+use std::path::PathBuf;
+
+use crate::api::{self, AppState, Current, Loaded};
 use crate::auth::{KeyError, KeyStore};
 use crate::cache::ResponseCache;
 use crate::config::Config;
@@ -47,58 +52,6 @@ pub enum BuildError {
     Redis(#[from] crate::state::redis::ConnectError),
 }
 
-/// Applies the tools and instances registered through other replicas, for as long as the
-/// gateway runs.
-async fn follow(state: Arc<AppState>, registrations: Arc<api::Registrations>) {
-    let tools = registrations.tools.follow(
-        |entry| match crate::mcp::read_shared(&entry.body) {
-            Ok((tool, owner)) => {
-                let owner = owner.as_deref();
-                if let Err(error) = state.tool_registry.register(&tool, entry.remaining, owner) {
-                    tracing::warn!(tool = %entry.name, ?error, "a shared tool registration was refused here");
-                }
-            }
-            Err(error) => tracing::warn!(tool = %entry.name, %error, "an unreadable shared tool registration"),
-        },
-        |name| {
-            state.tool_registry.remove(name);
-        },
-    );
-    let instances = registrations.instances.follow(
-        |entry| {
-            let Some((provider, url)) = entry.name.split_once(' ') else {
-                return;
-            };
-            if let Some(upstream) = state.routes.upstreams().get(provider)
-                && let upstream::Backend::Http(http) = &upstream.backend
-            {
-                // Another replica checked it against the same rules; a config changed since, or
-                // a write to Redis by anyone else, must not send this one's credentials there.
-                let allowed = url
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| e.to_string());
-                if let Err(why) = allowed.and_then(|uri| http.admits(provider, &uri)) {
-                    tracing::warn!(%provider, %url, %why, "a shared registration was refused here");
-                    return;
-                }
-                let endpoint = switchboard_providers::Endpoint {
-                    base_url: url.to_owned(),
-                    ..http.endpoint.clone()
-                };
-                upstream.instances.register(endpoint, entry.remaining);
-            }
-        },
-        |name| {
-            if let Some((provider, url)) = name.split_once(' ')
-                && let Some(upstream) = state.routes.upstreams().get(provider)
-            {
-                upstream.instances.unregister(url);
-            }
-        },
-    );
-    tokio::join!(tools, instances);
-}
-
 /// How long a shutdown waits for settlements on their way to Redis.
 const SETTLEMENTS_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
@@ -106,15 +59,16 @@ const SETTLEMENTS_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 pub struct Gateway {
     /// The usage files' lock, held by an open gateway that keeps no usage files.
     _usage_lock: Option<std::fs::File>,
-    state: Arc<AppState>,
+    current: Current,
     shutdown_timeout: Duration,
     limits: Limits,
     /// Started when serving starts, so `check` resolves nothing.
     discoveries: Vec<Discovery>,
-    /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open.
+    /// Ends MCP sessions, whose event streams would otherwise hold a graceful shutdown open,
+    /// and the upstream MCP servers' supervisors.
     mcp_stop: CancellationToken,
-    /// Upstream MCP servers; their supervisors start when serving starts.
-    mcp_servers: Arc<crate::mcp::McpServers>,
+    /// The config file a reload reads, with the channel reloads are asked on.
+    source: Option<(PathBuf, mpsc::Receiver<api::reload::Asked>)>,
 }
 
 /// Whether a build opens the state directory (usage ledger, context store) or leaves it alone.
@@ -124,19 +78,97 @@ enum State {
     Untouched,
 }
 
+/// The parts of the state the config decides and a reload builds anew (reusing, through
+/// `previous`, what carries over).
+struct Configured {
+    keys: KeyStore,
+    routes: Routes,
+    clients: upstream::Clients,
+    admin_key: Option<[u8; 32]>,
+    bodies: api::body::Bodies,
+}
+
+impl Configured {
+    fn build(
+        config: &Config,
+        upstreams: std::collections::BTreeMap<String, Arc<upstream::Upstream>>,
+        ledger: &Ledger,
+        shared: Option<&Arc<Shared>>,
+        previous: Option<&AppState>,
+    ) -> Result<Configured, BuildError> {
+        let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
+        Ok(Configured {
+            keys: KeyStore::new(&config.keys, ledger, shared, previous.map(|p| &p.keys))?,
+            routes: Routes::new(&config.models, upstreams),
+            clients: upstream::Clients::new(
+                &config.models,
+                max_answer,
+                previous.map(|p| &p.clients),
+            )?,
+            admin_key: config
+                .server
+                .admin_key
+                .as_ref()
+                .filter(|k| !k.is_empty())
+                .map(|k| crate::digest::sha256(k.expose().as_bytes())),
+            bodies: api::body::Bodies {
+                max: config.server.max_body.0,
+                timeout: config.server.body_timeout.0,
+            },
+        })
+    }
+
+    /// The snapshot with these parts and everything else of `running`.
+    fn over(self, running: &AppState, loaded: Loaded) -> AppState {
+        AppState {
+            keys: self.keys,
+            routes: self.routes,
+            clients: self.clients,
+            admin_key: self.admin_key,
+            bodies: self.bodies,
+            loaded: Arc::new(loaded),
+            ledger: running.ledger.clone(),
+            shared: running.shared.clone(),
+            registrations: running.registrations.clone(),
+            metrics: running.metrics.clone(),
+            cache: running.cache.clone(),
+            started: running.started,
+            draining: running.draining.clone(),
+            context: running.context.clone(),
+            mcp: running.mcp.clone(),
+            mcp_shared: running.mcp_shared.clone(),
+            tool_registry: running.tool_registry.clone(),
+            mcp_sessions: running.mcp_sessions.clone(),
+            shared_sessions: running.shared_sessions.clone(),
+            responses: running.responses.clone(),
+            reloads: running.reloads.clone(),
+        }
+    }
+}
+
 impl Gateway {
     /// Builds every runtime part from a validated configuration, opening the state directory.
     pub fn new(config: &Config) -> Result<Self, BuildError> {
-        Self::build(config, State::Open)
+        Self::build(config, State::Open, None)
+    }
+
+    /// [`new`](Self::new) for a config loaded from `path` (whose text is `text`): `SIGHUP`, a
+    /// change to the file and `POST /admin/reload` reload it while the gateway serves.
+    pub fn reloadable(config: &Config, path: PathBuf, text: &str) -> Result<Self, BuildError> {
+        Self::build(config, State::Open, Some((path, text)))
     }
 
     /// Builds everything [`new`](Self::new) builds except the state directory, which is neither
     /// read, written nor locked: `switchboard check` runs beside the gateway it checks.
     pub fn check(config: &Config) -> Result<(), BuildError> {
-        Self::build(config, State::Untouched).map(drop)
+        Self::build(config, State::Untouched, None).map(drop)
     }
 
-    fn build(config: &Config, state_dir: State) -> Result<Self, BuildError> {
+    fn build(
+        config: &Config,
+        state_dir: State,
+        source: Option<(PathBuf, &str)>,
+    ) -> Result<Self, BuildError> {
         let upstreams = upstream::build_all(&config.providers)?;
         let discoveries = discovery::build_all(&config.providers, &upstreams)?;
         let metrics = Arc::new(Metrics::default());
@@ -159,12 +191,6 @@ impl Gateway {
             .as_ref()
             .filter(|c| c.enabled)
             .map(|c| ResponseCache::new(c, metrics.clone(), redis.clone()));
-        let admin_key = config
-            .server
-            .admin_key
-            .as_ref()
-            .filter(|k| !k.is_empty())
-            .map(|k| crate::digest::sha256(k.expose().as_bytes()));
         let names = config.keys.iter().map(|k| k.name.as_str());
         // An open gateway accounts nothing, so it keeps no usage files; it still takes their
         // lock, so that two gateways never share a directory whatever their configs.
@@ -182,7 +208,7 @@ impl Gateway {
             )?),
             _ => None,
         };
-        let keys = KeyStore::new(&config.keys, &ledger, shared.as_ref())?;
+        let configured = Configured::build(config, upstreams, &ledger, shared.as_ref(), None)?;
         let context = Arc::new(match (state_dir, &redis) {
             // With Redis, the data directory is neither read, written nor locked.
             (State::Open, Some(redis)) => ContextStore::shared(
@@ -203,38 +229,52 @@ impl Gateway {
             (State::Open, None) => StoredResponses::open(&config.state.data_dir, responses_ttl)?,
             (State::Untouched, _) => StoredResponses::unopened(responses_ttl),
         });
-        let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
-        let clients = upstream::Clients::new(&config.models, max_answer)?;
         let mcp_stop = CancellationToken::new();
         let shared_sessions = redis
             .as_ref()
             .map(|redis| Arc::new(crate::mcp::SharedSessions::new(redis.clone())));
         let tool_registry = Arc::new(crate::mcp::Registry::new(config));
+        let default_client = configured.clients.default_client().clone();
         let mcp_servers = Arc::new(crate::mcp::McpServers::new(
             &config.mcp.servers,
-            clients.default_client().clone(),
+            default_client.clone(),
+            mcp_stop.clone(),
         ));
-        let (mcp, mcp_sessions) = crate::mcp::service(
+        let (mcp, mcp_sessions, mcp_shared) = crate::mcp::service(
             config,
             context.clone(),
             tool_registry.clone(),
-            clients.default_client().clone(),
-            mcp_servers.clone(),
+            default_client,
+            mcp_servers,
             mcp_stop.clone(),
             shared_sessions.clone(),
         )
         .map_err(BuildError::Mcp)?;
         // Loading the tokenizer serves the first request; a check serves none.
         if state_dir == State::Open
-            && keys
+            && configured
+                .keys
                 .callers()
                 .iter()
                 .any(|c| c.quota.as_ref().is_some_and(|q| q.needs_estimate()))
         {
             crate::tokens::warm_up();
         }
+        let hash =
+            crate::digest::sha256_hex(source.as_ref().map_or("", |(_, text)| *text).as_bytes());
+        let (reloads, source) = match source {
+            Some((path, _)) => {
+                let (asks, asked) = mpsc::channel(8);
+                (Some(asks), Some((path, asked)))
+            }
+            None => (None, None),
+        };
         let state = AppState {
-            keys,
+            keys: configured.keys,
+            routes: configured.routes,
+            clients: configured.clients,
+            admin_key: configured.admin_key,
+            bodies: configured.bodies,
             ledger: Arc::new(ledger),
             registrations: redis.as_ref().map(|redis| {
                 Arc::new(api::Registrations {
@@ -243,26 +283,27 @@ impl Gateway {
                 })
             }),
             shared,
-            routes: Routes::new(&config.models, upstreams),
-            clients,
             metrics,
             cache,
-            admin_key,
-            bodies: api::body::Bodies {
-                max: config.server.max_body.0,
-                timeout: config.server.body_timeout.0,
-            },
             started: crate::clock::unix_now(),
-            draining: AtomicBool::new(false),
+            draining: Arc::new(AtomicBool::new(false)),
+            loaded: Arc::new(Loaded {
+                config: config.clone(),
+                hash,
+                at: crate::clock::unix_now(),
+                restart_required: Vec::new(),
+            }),
+            reloads,
             context,
             mcp,
+            mcp_shared,
             tool_registry,
-            mcp_sessions,
+            mcp_sessions: Arc::new(mcp_sessions),
             shared_sessions,
             responses,
         };
         Ok(Gateway {
-            state: Arc::new(state),
+            current: Current::new(state),
             shutdown_timeout: config.server.shutdown_timeout.0,
             limits: Limits {
                 header_timeout: config.server.header_timeout.0,
@@ -271,7 +312,7 @@ impl Gateway {
             },
             discoveries,
             mcp_stop,
-            mcp_servers,
+            source,
             _usage_lock: usage_lock,
         })
     }
@@ -279,12 +320,12 @@ impl Gateway {
     /// The HTTP routes alone, to drive requests in-process (the fuzz targets do): no listener,
     /// and none of the background work [`serve`](Self::serve) starts.
     pub fn into_router(self) -> axum::Router {
-        api::router(self.state)
+        api::router(self.current)
     }
 
     /// Whether no virtual key is configured, so anyone who can connect may call.
     pub fn is_open(&self) -> bool {
-        self.state.keys.is_open()
+        self.current.load().keys.is_open()
     }
 
     /// Serves until `shutdown` completes, then stops accepting and waits for in-flight requests,
@@ -293,32 +334,40 @@ impl Gateway {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        let state = self.current.load();
         let draining = Arc::new(Notify::new());
-        let state = self.state.clone();
         let notify = draining.clone();
         let mcp_stop = self.mcp_stop.clone();
+        let flag = state.draining.clone();
         let signal = async move {
             shutdown.await;
-            state.draining.store(true, Ordering::Relaxed);
+            flag.store(true, Ordering::Relaxed);
             mcp_stop.cancel();
             tracing::info!("shutting down: draining in-flight requests");
             notify.notify_one();
         };
-        let ledger = self.state.ledger.clone();
+        let ledger = state.ledger.clone();
         let maintenance = tokio::spawn(ledger.clone().maintain());
-        let shared = self.state.shared.clone();
+        let shared = state.shared.clone();
         let settling = shared.clone().map(|shared| tokio::spawn(shared.run()));
-        let following = self
-            .state
+        let following = state
             .registrations
             .clone()
-            .map(|registrations| tokio::spawn(follow(self.state.clone(), registrations)));
+            .map(|registrations| tokio::spawn(follow::follow(self.current.clone(), registrations)));
         let discovering = discovery::spawn_all(self.discoveries);
-        let expiry = tokio::spawn(self.state.context.clone().expire());
-        let tool_expiry = tokio::spawn(self.state.tool_registry.clone().sweep());
-        let response_expiry = tokio::spawn(self.state.responses.clone().sweep_hourly());
-        let mcp_supervisors = self.mcp_servers.spawn(&self.mcp_stop);
-        let server = connections::serve(listener, api::router(self.state), self.limits, signal);
+        let (path, asked) = self.source.unzip();
+        let reloader = reload::Reloader::new(path, self.current.clone(), discovering);
+        let reloading = tokio::spawn(reloader.run(asked));
+        let expiry = tokio::spawn(state.context.clone().expire());
+        let tool_expiry = tokio::spawn(state.tool_registry.clone().sweep());
+        let response_expiry = tokio::spawn(state.responses.clone().sweep_hourly());
+        state.mcp_shared.start_servers();
+        let server = connections::serve(
+            listener,
+            api::router(self.current.clone()),
+            self.limits,
+            signal,
+        );
         let grace = self.shutdown_timeout;
         tokio::select! {
             () = server => {}
@@ -330,21 +379,19 @@ impl Gateway {
         if let Some(following) = following {
             following.abort();
         }
+        // Its discoveries end with it.
+        reloading.abort();
+        let _ = reloading.await;
         if let (Some(shared), Some(settling)) = (shared, settling) {
             shared.drain(SETTLEMENTS_AT_SHUTDOWN).await;
             settling.abort();
-        }
-        for task in discovering {
-            task.abort();
         }
         expiry.abort();
         tool_expiry.abort();
         response_expiry.abort();
         // Each closes its connection (and ends its child process) within 5s of the cancel.
         self.mcp_stop.cancel();
-        for task in mcp_supervisors {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(6), task).await;
-        }
+        state.mcp_shared.stop_servers(Duration::from_secs(6)).await;
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }

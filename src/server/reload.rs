@@ -1,0 +1,319 @@
+//! Reloading the config file while serving, asked for by `SIGHUP`, a change to the file
+//! (watched, debounced) or `POST /admin/reload`, one reload at a time.
+//!
+//! The new file is read and fully validated, then built beside the running state; only when
+//! every part built is the new snapshot stored, so a bad file changes nothing. What cannot change
+//! without a restart keeps its running value and is reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{BuildError, Configured};
+use crate::api::reload::{Asked, Outcome};
+use crate::api::{AppState, Current, Loaded};
+use crate::config::{Config, ConfigError, LoadError};
+use crate::upstream::discovery;
+use crate::upstream::rebuild::{kept, rebuild_all};
+
+/// Editors write a file in several steps (truncate, write, rename); the reload waits for them to
+/// settle.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Applies reloads in order, and owns each provider's DNS discovery (a reload that replaces a
+/// provider stops its discovery and starts the new one's).
+pub(super) struct Reloader {
+    path: Option<PathBuf>,
+    current: Current,
+    discoveries: BTreeMap<String, JoinHandle<()>>,
+    /// The hash of the last text refused, so that a bad file is not refused again at each of
+    /// its events; asking again (SIGHUP, the API) still reads it.
+    refused: Option<String>,
+}
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        for task in self.discoveries.values() {
+            task.abort();
+        }
+    }
+}
+
+impl Reloader {
+    pub(super) fn new(
+        path: Option<PathBuf>,
+        current: Current,
+        discoveries: BTreeMap<String, JoinHandle<()>>,
+    ) -> Reloader {
+        Reloader {
+            path,
+            current,
+            discoveries,
+            refused: None,
+        }
+    }
+
+    /// Reloads whenever asked, until aborted; a gateway without a file only keeps its
+    /// discoveries running.
+    pub(super) async fn run(mut self, asked: Option<mpsc::Receiver<Asked>>) {
+        let (Some(path), Some(mut asked)) = (self.path.clone(), asked) else {
+            return std::future::pending().await;
+        };
+        let mut hangups = hangups();
+        let (edited, mut edits) = mpsc::channel(1);
+        // Kept alive for as long as reloads run.
+        let _watcher = watch(&path, edited.clone());
+        // An edit made between loading the file and watching it is not missed.
+        if self.file_changed(&path) {
+            let _ = edited.try_send(());
+        }
+        loop {
+            let (cause, reply) = tokio::select! {
+                asked = asked.recv() => match asked {
+                    Some(asked) => ("POST /admin/reload", Some(asked.reply)),
+                    None => return,
+                },
+                Some(()) = hangup(&mut hangups) => ("SIGHUP", None),
+                Some(()) = edits.recv() => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while edits.try_recv().is_ok() {}
+                    if !self.file_changed(&path) {
+                        continue;
+                    }
+                    ("a change to the file", None)
+                }
+            };
+            let outcome = self.reload(&path, cause);
+            if let Some(reply) = reply {
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Whether the file's text differs from the running config's and from the last refused:
+    /// saving an unchanged file, or a change of its metadata alone, reloads nothing.
+    fn file_changed(&self, path: &Path) -> bool {
+        match std::fs::read(path) {
+            Ok(text) => {
+                let hash = crate::digest::sha256_hex(&text);
+                hash != self.current.load().loaded.hash && self.refused.as_ref() != Some(&hash)
+            }
+            // A file gone for a moment (replaced by rename) is read at its next event.
+            Err(_) => false,
+        }
+    }
+
+    fn reload(&mut self, path: &Path, cause: &str) -> Outcome {
+        let running = self.current.load();
+        self.refused = std::fs::read(path)
+            .ok()
+            .map(|text| crate::digest::sha256_hex(&text));
+        let outcome = match Config::load_with_text(path) {
+            Ok((config, text)) => {
+                let hash = crate::digest::sha256_hex(text.as_bytes());
+                self.apply(&running, config, hash)
+                    .map_err(|error| vec![ConfigError::new("", error.to_string())])
+            }
+            Err(LoadError::Invalid(problems)) => Err(problems),
+            Err(error) => Err(vec![ConfigError::new("", error.to_string())]),
+        };
+        if outcome.is_ok() {
+            self.refused = None;
+        }
+        running.metrics.reloads.reload(outcome.is_ok());
+        match outcome {
+            Ok(loaded) => {
+                tracing::info!(
+                    %cause,
+                    hash = %loaded.hash,
+                    restart_required = ?loaded.restart_required,
+                    "configuration reloaded"
+                );
+                running.metrics.reloads.loaded(loaded.at);
+                Outcome::Applied {
+                    hash: loaded.hash.clone(),
+                    restart_required: loaded.restart_required.clone(),
+                }
+            }
+            Err(problems) => {
+                for problem in &problems {
+                    tracing::error!(%cause, %problem, "configuration not reloaded");
+                }
+                Outcome::Refused(problems)
+            }
+        }
+    }
+
+    /// Builds the new snapshot beside the running one and stores it; nothing changes unless
+    /// every part built.
+    fn apply(
+        &mut self,
+        running: &AppState,
+        config: Config,
+        hash: String,
+    ) -> Result<Arc<Loaded>, BuildError> {
+        let (config, restart_required) = held_back(config, &running.loaded.config);
+        let before = running.routes.upstreams();
+        let upstreams = rebuild_all(&config.providers, before)?;
+        let replaced: BTreeMap<_, _> = config
+            .providers
+            .iter()
+            .filter(|(name, _)| upstreams.get(*name).is_none_or(|u| !kept(u, before)))
+            .map(|(name, provider)| (name.clone(), provider.clone()))
+            .collect();
+        let discoveries = discovery::build_all(&replaced, &upstreams)?;
+        let configured = Configured::build(
+            &config,
+            upstreams.clone(),
+            &running.ledger,
+            running.shared.as_ref(),
+            Some(running),
+        )?;
+        running
+            .mcp_shared
+            .reconfigure(&config)
+            .map_err(BuildError::Mcp)?;
+        let loaded = Loaded {
+            config,
+            hash,
+            at: crate::clock::unix_now(),
+            restart_required,
+        };
+        let state = configured.over(running, loaded);
+        let loaded = state.loaded.clone();
+        self.current.store(state);
+        // Discoveries of providers gone or replaced stop; those of new ones start.
+        self.discoveries.retain(|name, task| {
+            let stays = upstreams.get(name).is_some_and(|u| kept(u, before));
+            if !stays {
+                task.abort();
+            }
+            stays
+        });
+        self.discoveries.extend(discovery::spawn_all(discoveries));
+        Ok(loaded)
+    }
+}
+
+/// `config` with the running values of what only a restart changes, and the YAML paths whose
+/// new values wait for one. Keys that appear on a gateway started without any are applied, but
+/// their usage is kept in memory until a restart opens the usage files.
+fn held_back(mut config: Config, running: &Config) -> (Config, Vec<String>) {
+    let mut waiting = Vec::new();
+    let mut hold = |path: &str, differs: bool| {
+        if differs {
+            waiting.push(path.to_owned());
+        }
+        differs
+    };
+    if hold(
+        "server.listen",
+        config.server.listen != running.server.listen,
+    ) {
+        config.server.listen = running.server.listen;
+    }
+    if hold(
+        "server.max_connections",
+        config.server.max_connections != running.server.max_connections,
+    ) {
+        config.server.max_connections = running.server.max_connections;
+    }
+    if hold(
+        "server.header_timeout",
+        config.server.header_timeout != running.server.header_timeout,
+    ) {
+        config.server.header_timeout = running.server.header_timeout;
+    }
+    if hold(
+        "server.shutdown_timeout",
+        config.server.shutdown_timeout != running.server.shutdown_timeout,
+    ) {
+        config.server.shutdown_timeout = running.server.shutdown_timeout;
+    }
+    if hold("state", config.state != running.state) {
+        config.state = running.state.clone();
+    }
+    if hold("cache", config.cache != running.cache) {
+        config.cache = running.cache.clone();
+    }
+    if hold(
+        "mcp.session_idle",
+        config.mcp.session_idle != running.mcp.session_idle,
+    ) {
+        config.mcp.session_idle = running.mcp.session_idle;
+    }
+    if hold(
+        "mcp.max_sessions_per_key",
+        config.mcp.max_sessions_per_key != running.mcp.max_sessions_per_key,
+    ) {
+        config.mcp.max_sessions_per_key = running.mcp.max_sessions_per_key;
+    }
+    if hold(
+        "mcp.max_document",
+        config.mcp.max_document != running.mcp.max_document,
+    ) {
+        config.mcp.max_document = running.mcp.max_document;
+    }
+    hold(
+        "keys (usage of keys added to a gateway started without any is kept in memory)",
+        running.keys.is_empty() && !config.keys.is_empty(),
+    );
+    (config, waiting)
+}
+
+/// `SIGHUP`, where there are signals.
+#[cfg(unix)]
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup())
+        .inspect_err(|error| tracing::warn!(%error, "cannot listen for SIGHUP; reload by HTTP"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hangups {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn hangup(_: &mut Option<()>) -> Option<()> {
+    std::future::pending().await
+}
+
+/// Watches the file's directory (an editor or Kubernetes replaces the file rather than writing
+/// it, which a watch on the file itself would miss) and signals every event about the file.
+fn watch(path: &Path, edited: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let path = std::path::absolute(path).ok()?;
+    let directory = path.parent()?.to_owned();
+    let name = path.file_name()?.to_owned();
+    let handler = move |event: notify::Result<notify::Event>| {
+        let ours = event.is_ok_and(|e| e.paths.iter().any(|p| p.file_name() == Some(&name)));
+        if ours {
+            // Full: a reload is already due, which will read this change too.
+            let _ = edited.try_send(());
+        }
+    };
+    let watched = notify::recommended_watcher(handler).and_then(|mut watcher| {
+        watcher
+            .watch(&directory, notify::RecursiveMode::NonRecursive)
+            .map(|()| watcher)
+    });
+    watched
+        .inspect_err(|error| {
+            tracing::warn!(%error, file = %path.display(), "cannot watch the config file; reload with SIGHUP or POST /admin/reload");
+        })
+        .ok()
+}
