@@ -207,6 +207,7 @@ impl KeyStore {
         match self.keys.get_key_value(&digest) {
             Some((stored, caller)) if bool::from(stored.ct_eq(&digest)) => {
                 tracing::Span::current().record("key", caller.name.as_deref());
+                crate::audit::note(|line| line.key.clone_from(&caller.name));
                 Ok(caller.clone())
             }
             _ => Err(ApiError::invalid_api_key()),

@@ -30,6 +30,8 @@ pub struct Charge {
     /// Output seen, counted only if the provider reports no usage.
     text: String,
     raw: Vec<Bytes>,
+    /// The request's audit record, told what was spent.
+    audit: Option<Arc<crate::audit::Record>>,
 }
 
 impl Charge {
@@ -75,6 +77,7 @@ impl Charge {
             count_prompt: None,
             text: String::new(),
             raw: Vec::new(),
+            audit: crate::audit::current(),
         }))
     }
 
@@ -163,6 +166,13 @@ impl Charge {
             output_tokens: output,
             cost: self.price.cost(input, output),
         };
+        if let Some(record) = &self.audit {
+            record.note(|line| {
+                line.input_tokens = Some(input);
+                line.output_tokens = Some(output);
+                line.cost_usd = Some(crate::usage::usd(spent.cost));
+            });
+        }
         self.reservation.settle(&self.target, &spent)
     }
 }

@@ -10,6 +10,7 @@ pub mod server;
 pub mod telemetry;
 
 mod api;
+mod audit;
 mod auth;
 mod cache;
 mod charge;

@@ -32,6 +32,8 @@ pub struct UsageSink {
     charge: Option<Charge>,
     /// Resolves once the settlement is in the Redis the replicas share.
     written: Option<Ack>,
+    /// The request's audit record, told the tokens (a charge adds the cost).
+    audit: Option<Arc<crate::audit::Record>>,
 }
 
 impl UsageSink {
@@ -41,6 +43,7 @@ impl UsageSink {
             latest: None,
             charge,
             written: None,
+            audit: crate::audit::current(),
         }
     }
 
@@ -51,6 +54,7 @@ impl UsageSink {
             latest: None,
             charge: None,
             written: None,
+            audit: None,
         }
     }
 
@@ -84,6 +88,12 @@ impl UsageSink {
     /// Reports the usage, once. Servers that report usage on every chunk report running totals:
     /// only the last one counts.
     pub fn close(&mut self) {
+        if let (Some(record), Some(usage)) = (self.audit.take(), &self.latest) {
+            record.note(|line| {
+                line.input_tokens = Some(usage.prompt_tokens);
+                line.output_tokens = Some(usage.completion_tokens);
+            });
+        }
         if let (Some((metrics, model, provider)), Some(usage)) = (self.target.take(), &self.latest)
         {
             metrics.tokens(

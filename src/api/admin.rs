@@ -55,10 +55,15 @@ pub(super) fn authorize(
     if let Some(digest) = &state.admin_key
         && auth::is_admin(headers, digest)
     {
+        crate::audit::note(|line| line.grant = Some("admin"));
         return Ok(Actor::Admin);
     }
     match state.keys.presented(headers) {
-        Some(caller) if grants.iter().any(|g| caller.holds(*g)) => Ok(Actor::Key(caller)),
+        Some(caller) if grants.iter().any(|g| caller.holds(*g)) => {
+            let used = grants.iter().find(|g| caller.holds(**g)).map(|g| g.name());
+            crate::audit::note(|line| line.grant = used);
+            Ok(Actor::Key(caller))
+        }
         Some(caller) => {
             let key = caller.name.as_deref().unwrap_or_default();
             Err(ApiError::forbidden(match grants.first() {

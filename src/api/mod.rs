@@ -4,6 +4,7 @@
 //! that owns the rest (`chat`, `embeddings`).
 
 mod admin;
+mod audited;
 pub(crate) mod body;
 mod chat;
 mod context;
@@ -110,6 +111,8 @@ pub struct AppState {
     pub shared_sessions: Option<Arc<crate::mcp::SharedSessions>>,
     /// Responses API responses clients stored, for `previous_response_id` and `GET`.
     pub responses: Arc<crate::stored_responses::StoredResponses>,
+    /// The audit log (`audit:`); off when not configured.
+    pub audit: crate::audit::Audit,
 }
 
 /// Registrations the replicas share: written to Redis first, then applied here; every other
@@ -182,7 +185,11 @@ pub fn router(current: Current) -> Router {
         .route("/admin/reload", post(reload::reload))
         .route("/admin/config", get(reload::config))
         .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method);
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            current.clone(),
+            audited::audited,
+        ));
     framed(routes).with_state(current)
 }
 
@@ -239,6 +246,19 @@ async fn model_endpoint(
             admission.hold_until_sent(response)
         }
     };
+    crate::audit::note(|line| {
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        line.target = header("x-switchboard-target").map(str::to_owned);
+        line.cache = match header("x-switchboard-cache") {
+            Some("hit") => Some("hit"),
+            Some("miss") => Some("miss"),
+            Some("bypass") => Some("bypass"),
+            _ => None,
+        };
+        if !served.model.is_empty() {
+            line.model = Some(served.model.clone());
+        }
+    });
     let labels = RequestLabels {
         endpoint,
         model: served.model,

@@ -3,6 +3,7 @@
 //!
 //! A [`Config`] that loaded is valid: every reference resolves and every value parses.
 
+mod audit;
 mod cache;
 mod grants;
 mod interpolate;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+pub use audit::AuditConfig;
 pub use cache::*;
 pub use grants::Grant;
 pub use keys::*;
@@ -53,6 +55,8 @@ pub struct Config {
     pub state: StateConfig,
     /// The MCP server at `/mcp` and the context store.
     pub mcp: McpConfig,
+    /// Absent: no audit log.
+    pub audit: Option<AuditConfig>,
 }
 
 /// One problem in the configuration, at a YAML path.

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// The top-level sections, in the order `Config` declares them.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "server",
     "providers",
     "models",
@@ -25,6 +25,7 @@ const SECTIONS: [&str; 7] = [
     "cache",
     "state",
     "mcp",
+    "audit",
 ];
 
 /// The kinds of provider, as `kind:` spells them.
@@ -97,8 +98,22 @@ pub(super) fn read(document: Mapping) -> Read {
         cache: whole(section("cache"), "cache", p),
         state: whole(section("state"), "state", p),
         mcp: whole(section("mcp"), "mcp", p),
+        audit: whole(shorthand(section("audit"), "path"), "audit", p),
     };
     Read { config, problems }
+}
+
+/// A section written as a bare string (`audit: stdout`), read as the mapping it is short for
+/// (`{ path: stdout }`).
+fn shorthand(value: Value, field: &str) -> Value {
+    match value {
+        Value::String(text) => {
+            let mut mapping = Mapping::new();
+            mapping.insert(Value::String(field.to_owned()), Value::String(text));
+            Value::Mapping(mapping)
+        }
+        other => other,
+    }
 }
 
 /// An entry of a list that can stand in, under its name, for one that could not be read.

@@ -438,3 +438,31 @@ fn bedrock_without_region_or_keys_names_each_missing_field() {
     let errors = parse("providers: { aws: { kind: bedrock } }").unwrap_err();
     assert!(errors[0].contains("AWS_REGION"), "{errors:?}");
 }
+
+#[test]
+fn the_audit_log_goes_to_a_file_or_to_stdout_and_bad_bounds_are_named() {
+    let base = "providers:\n  demo: { kind: mock }\n";
+    let stdout = parse(&format!("{base}audit: stdout\n")).unwrap();
+    assert!(stdout.audit.as_ref().unwrap().to_stdout());
+    let file = parse(&format!(
+        "{base}audit: {{ path: /tmp/a.jsonl, max_size: 1MiB }}\n"
+    ))
+    .unwrap();
+    let file = file.audit.unwrap();
+    assert_eq!((file.max_size.0, file.keep), (1024 * 1024, 5));
+    let errors = parse(&format!(
+        "{base}audit: {{ path: '', max_size: 10, keep: 0, rotate: yes }}\n"
+    ))
+    .unwrap_err();
+    assert!(errors[0].starts_with("audit.rotate"), "{errors:?}");
+    let errors = parse(&format!(
+        "{base}audit: {{ path: '', max_size: 10, keep: 0 }}\n"
+    ))
+    .unwrap_err();
+    for path in ["audit.path", "audit.max_size", "audit.keep"] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(path)),
+            "{path}: {errors:?}"
+        );
+    }
+}

@@ -48,6 +48,8 @@ pub struct Shared {
     servers: Arc<McpServers>,
     /// With `state.redis`: sessions any replica can serve.
     sessions: Option<Arc<SharedSessions>>,
+    /// Where each tool call is recorded.
+    audit: crate::audit::Audit,
 }
 
 impl Shared {
@@ -85,6 +87,31 @@ impl Shared {
         Ok(())
     }
 
+    /// Writes a tool call's audit line: who called which tool, and whether it failed.
+    fn audit_call(
+        &self,
+        tool: &str,
+        who: Option<(Option<String>, Option<String>)>,
+        called: &Result<rmcp::model::CallToolResponse, rmcp::ErrorData>,
+        started: std::time::Instant,
+    ) {
+        let failed = match called {
+            Err(_) => true,
+            Ok(rmcp::model::CallToolResponse::Complete(result)) => result.is_error == Some(true),
+            Ok(_) => false,
+        };
+        let (key, request_id) = who.unwrap_or_default();
+        let line = crate::audit::Line {
+            action: "mcp.tool_call",
+            request_id,
+            key,
+            tool: Some(tool.to_owned()),
+            outcome: if failed { "error" } else { "ok" },
+            ..crate::audit::Line::default()
+        };
+        crate::audit::write_now(&self.audit, line, started);
+    }
+
     /// Ends every upstream server's connection and waits for each (up to `grace`).
     pub async fn stop_servers(&self, grace: std::time::Duration) {
         self.servers.stopped(grace).await;
@@ -96,17 +123,34 @@ impl Shared {
     }
 }
 
+/// What the MCP service is built on besides the config.
+pub struct Parts {
+    pub context: Arc<ContextStore>,
+    pub registry: Arc<Registry>,
+    pub client: reqwest::Client,
+    pub servers: Arc<McpServers>,
+    /// Ends every session (and its open streams) at shutdown.
+    pub stop: CancellationToken,
+    /// With `state.redis`: sessions any replica can serve.
+    pub sessions: Option<Arc<SharedSessions>>,
+    pub audit: crate::audit::Audit,
+}
+
 /// Builds the service from config, with the record of which key opened each of its sessions;
 /// `stop` ends every session (and its open streams) at shutdown.
 pub fn service(
     config: &Config,
-    context: Arc<ContextStore>,
-    registry: Arc<Registry>,
-    client: reqwest::Client,
-    servers: Arc<McpServers>,
-    stop: CancellationToken,
-    sessions: Option<Arc<SharedSessions>>,
+    parts: Parts,
 ) -> Result<(McpService, SessionOwners, Arc<Shared>), String> {
+    let Parts {
+        context,
+        registry,
+        client,
+        servers,
+        stop,
+        sessions,
+        audit,
+    } = parts;
     let http_tools = config
         .mcp
         .tools
@@ -121,6 +165,7 @@ pub fn service(
         client,
         servers,
         sessions: sessions.clone(),
+        audit,
     });
     let mut transport = StreamableHttpServerConfig::default();
     if let Some(sessions) = sessions {

@@ -408,8 +408,16 @@ impl ServerHandler for Session {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let started = std::time::Instant::now();
         let tool = request.name.clone();
+        let who = self.caller(&context).ok().map(|caller| {
+            let parts = context.extensions.get::<http::request::Parts>();
+            let id = parts.and_then(|p| p.headers.get(crate::telemetry::REQUEST_ID.as_str()));
+            let id = id.and_then(|v| v.to_str().ok()).map(str::to_owned);
+            (caller.name.clone(), id)
+        });
         let called = self.call_tool_checked(request, context).await;
+        self.shared.audit_call(&tool, who, &called, started);
         said("tool call", &tool, called)
     }
 

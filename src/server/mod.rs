@@ -50,6 +50,8 @@ pub enum BuildError {
     Mcp(String),
     #[error(transparent)]
     Redis(#[from] crate::state::redis::ConnectError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::WriterError),
 }
 
 /// How long a shutdown waits for settlements on their way to Redis.
@@ -142,6 +144,7 @@ impl Configured {
             shared_sessions: running.shared_sessions.clone(),
             responses: running.responses.clone(),
             reloads: running.reloads.clone(),
+            audit: running.audit.clone(),
         }
     }
 }
@@ -172,6 +175,11 @@ impl Gateway {
         let upstreams = upstream::build_all(&config.providers)?;
         let discoveries = discovery::build_all(&config.providers, &upstreams)?;
         let metrics = Arc::new(Metrics::default());
+        // A check opens no file.
+        let audit = match state_dir {
+            State::Open => crate::audit::Audit::new(config.audit.as_ref(), metrics.audit.clone())?,
+            State::Untouched => crate::audit::Audit::default(),
+        };
         // A check connects to nothing.
         let redis = match (&config.state.redis, state_dir) {
             (Some(redis), State::Open) => Some(Redis::new(redis, metrics.clone())?),
@@ -240,16 +248,17 @@ impl Gateway {
             default_client.clone(),
             mcp_stop.clone(),
         ));
-        let (mcp, mcp_sessions, mcp_shared) = crate::mcp::service(
-            config,
-            context.clone(),
-            tool_registry.clone(),
-            default_client,
-            mcp_servers,
-            mcp_stop.clone(),
-            shared_sessions.clone(),
-        )
-        .map_err(BuildError::Mcp)?;
+        let parts = crate::mcp::Parts {
+            context: context.clone(),
+            registry: tool_registry.clone(),
+            client: default_client,
+            servers: mcp_servers,
+            stop: mcp_stop.clone(),
+            sessions: shared_sessions.clone(),
+            audit: audit.clone(),
+        };
+        let (mcp, mcp_sessions, mcp_shared) =
+            crate::mcp::service(config, parts).map_err(BuildError::Mcp)?;
         // Loading the tokenizer serves the first request; a check serves none.
         if state_dir == State::Open
             && configured
@@ -301,6 +310,7 @@ impl Gateway {
             mcp_sessions: Arc::new(mcp_sessions),
             shared_sessions,
             responses,
+            audit,
         };
         Ok(Gateway {
             current: Current::new(state),

@@ -240,6 +240,9 @@ fn held_back(mut config: Config, running: &Config) -> (Config, Vec<String>) {
     if hold("cache", config.cache != running.cache) {
         config.cache = running.cache.clone();
     }
+    if hold("audit", config.audit != running.audit) {
+        config.audit = running.audit.clone();
+    }
     if hold(
         "mcp.session_idle",
         config.mcp.session_idle != running.mcp.session_idle,

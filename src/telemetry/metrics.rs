@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Labels of one answered request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +84,8 @@ pub struct Metrics {
     pub state: super::StateMetrics,
     /// Config reloads.
     pub reloads: super::ReloadMetrics,
+    /// The audit log's drops and failures.
+    pub audit: Arc<super::AuditMetrics>,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -204,9 +206,11 @@ impl Default for Metrics {
         );
         let state = super::StateMetrics::register(&mut registry);
         let reloads = super::ReloadMetrics::register(&mut registry);
+        let audit = Arc::new(super::AuditMetrics::register(&mut registry));
         Metrics {
             state,
             reloads,
+            audit,
             registry,
             retries,
             fallbacks,

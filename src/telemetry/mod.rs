@@ -3,6 +3,7 @@
 //! Every request runs inside a span that carries its `x-request-id` (the caller's, or a new one),
 //! and the id is echoed on the response.
 
+mod audit;
 pub mod metrics;
 mod reloads;
 mod state;
@@ -16,6 +17,7 @@ use axum::response::Response;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
+pub use audit::AuditMetrics;
 pub use metrics::{Metrics, RequestLabels};
 pub use reloads::ReloadMetrics;
 pub use state::StateMetrics;

@@ -449,7 +449,10 @@ async fn admin_clears_the_cache() {
         .send()
         .await
         .unwrap();
-    assert_eq!(denied.status(), 401);
+    // A client key without the grant is told which one it lacks.
+    assert_eq!(denied.status(), 403);
+    let denied: serde_json::Value = denied.json().await.unwrap();
+    assert!(denied.to_string().contains("'cache:purge'"), "{denied}");
     let cleared = client()
         .delete(gateway.url("/admin/cache"))
         .bearer_auth("admin-secret")

@@ -3,6 +3,7 @@
 
 mod agents;
 mod anthropic;
+mod audit;
 mod azure;
 mod bedrock;
 mod bodies;
