@@ -36,10 +36,16 @@ pub use config::Config;
 /// Parsers the fuzz targets feed that are not otherwise public: not an API.
 #[doc(hidden)]
 pub mod fuzzing {
+    /// The trace id of a client's `traceparent`.
+    pub use crate::audit::trace_id as traceparent;
     /// A cached answer as stored in the Redis the replicas share (`sb1\n<ms>\n<target>\n<json>`).
     pub use crate::cache::remote::decode as cache_entry;
     /// A context change as published to every replica (`namespace\nkey\nlisted`).
     pub use crate::context::parse_change as context_change;
+    /// A shared tool registration's body (`{"owner", "tool"}`, or a bare tool entry).
+    pub use crate::mcp::read_shared as shared_tool;
+    /// The finish reasons of JSON passed through unparsed.
+    pub use crate::sse::scan_reasons as finish_reasons;
     /// A shared registration as stored (`<expires ms>\n<body>`).
     pub use crate::state::redis::registrations::entry as registration;
 }

@@ -15,6 +15,7 @@ use crate::config::RetryConfig;
 use crate::error::ApiError;
 use crate::routing::{Route, Target};
 use crate::telemetry::Metrics;
+use crate::telemetry::traces::{self, Attribute, TraceContext};
 use crate::upstream::Failure;
 use crate::upstream::instances::InstanceLease;
 
@@ -52,6 +53,8 @@ pub struct Plan<'r> {
     /// The shortest rate-limit hold among the targets passed over for one, the `Retry-After`
     /// of an answer that nothing else could give.
     held: Option<Duration>,
+    /// `chat` or `embeddings`, as each try's span names it.
+    operation: &'static str,
 }
 
 impl<'r> Plan<'r> {
@@ -67,9 +70,71 @@ impl<'r> Plan<'r> {
             failures: Vec::new(),
             last: None,
             held: None,
+            operation: "chat",
         }
     }
 
+    /// Names the operation in the tries' spans (`chat` by default).
+    pub fn operation(mut self, operation: &'static str) -> Self {
+        self.operation = operation;
+        self
+    }
+
+    /// The span of the try about to run on `target` through `lease`, when traces are
+    /// exported: the provider, the model, the address, and which try of the request it is.
+    pub fn try_span(&self, target: &Target, lease: &InstanceLease) -> Option<TraceContext> {
+        if !traces::enabled() {
+            return None;
+        }
+        let url = lease.instance().url();
+        let address = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| url.to_owned());
+        let route = self.routes.get(self.route).map(|r| r.name.clone());
+        traces::child(
+            format!("{} {}", self.operation, target.model),
+            traces::Kind::Client,
+            vec![
+                Attribute::new("gen_ai.operation.name", self.operation),
+                Attribute::new("gen_ai.request.model", target.model.clone()),
+                Attribute::new("gen_ai.provider.name", target.upstream.name.clone()),
+                Attribute::new("server.address", address),
+                Attribute::new("switchboard.try", i64::from(self.tries)),
+                Attribute::new("switchboard.route", route.unwrap_or_default()),
+            ],
+        )
+    }
+}
+
+/// `work` run in the try's span, when there is one, so that what it sends carries the span's
+/// trace context.
+pub fn in_span<F: Future>(
+    span: Option<TraceContext>,
+    work: F,
+) -> futures_util::future::Either<traces::WithContextFuture<F>, F> {
+    match span {
+        Some(context) => {
+            futures_util::future::Either::Left(traces::WithContext::with_context(work, context))
+        }
+        None => futures_util::future::Either::Right(work),
+    }
+}
+
+/// Ends a try's span: ok, or failed with the error's code (or status) as `error.type`.
+pub fn end_span<T>(span: Option<TraceContext>, outcome: &Result<T, Failure>) {
+    let error = outcome.as_ref().err().map(|failure| {
+        let error = &failure.error;
+        let kind = error
+            .code
+            .clone()
+            .unwrap_or_else(|| error.status.as_u16().to_string());
+        (kind, error.message.clone())
+    });
+    traces::end(span, error);
+}
+
+impl<'r> Plan<'r> {
     /// The next target to try and a lease on one of its instances, or the error to answer with
     /// when nothing is left.
     pub fn next(&mut self) -> Result<(&'r Target, InstanceLease), ApiError> {
@@ -210,7 +275,10 @@ macro_rules! first_answer {
                     Ok(next) => next,
                     Err(error) => break 'tries Err(error),
                 };
-                match $attempt.await {
+                let span = plan.try_span($target, &$lease);
+                let tried = $crate::resilience::in_span(span.clone(), $attempt).await;
+                $crate::resilience::end_span(span, &tried);
+                match tried {
                     Ok(answer) => break 'tries Ok((answer, $target)),
                     Err(failure) => {
                         if let Err(error) = plan.failed($target, failure).await {

@@ -1,6 +1,6 @@
 //! What replicas read back from the Redis they share, whoever wrote it (another format, another
 //! tenant under our prefix, a torn value): cached answers, context change messages, shared
-//! registrations. Decoding never panics, and what decodes is what was written.
+//! registrations and their tool bodies. Decoding never panics, and what decodes is what was written.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,9 +17,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(!change.namespace.is_empty() && !change.key.is_empty());
         assert!(!change.namespace.contains('\n') && !change.key.contains('\n'));
     }
-    if let Ok(text) = std::str::from_utf8(data)
-        && let Some(entry) = switchboard::fuzzing::registration("name", text, 1_000)
-    {
-        assert!(text.ends_with(&entry.body));
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(entry) = switchboard::fuzzing::registration("name", text, 1_000) {
+            assert!(text.ends_with(&entry.body));
+        }
+        // A registration's body from any replica, of any version: read or refused.
+        let _ = switchboard::fuzzing::shared_tool(text);
     }
 });

@@ -102,6 +102,9 @@ pub(super) async fn serve(
     served: &mut Served,
 ) -> Result<Response, ApiError> {
     let route = route_for(state, caller, &request.model)?;
+    crate::telemetry::traces::capture("gen_ai.input.messages", || {
+        serde_json::to_string(&request.messages).unwrap_or_default()
+    });
     let lookup = match &state.cache {
         Some(cache) => Some(
             cache
@@ -425,6 +428,7 @@ async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
                 parsed => {
                     let mut answering = answering;
                     answering.sink.record(usage.as_ref());
+                    answering.sink.record_verbatim(&body);
                     answering.sink.close_and_write().await;
                     match parsed {
                         Err(e) if translated => {

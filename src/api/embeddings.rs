@@ -64,7 +64,7 @@ async fn answer(
         .for_connect(route.timeouts.connect.map(|c| c.0));
     let first_token = route.timeouts.first_token.map(|t| t.0);
     let deadline = route_deadline(&route);
-    let plan = Plan::new(&routes, deadline, &state.metrics);
+    let plan = Plan::new(&routes, deadline, &state.metrics).operation("embeddings");
     let mut tries = EmbeddingsTry {
         client,
         request: &mut request,

@@ -259,6 +259,14 @@ async fn model_endpoint(
             line.model = Some(served.model.clone());
         }
     });
+    let streamed = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if streamed && response.status().is_success() {
+        let seconds = started.elapsed().as_secs_f64();
+        (state.metrics.genai).first_token(&served.model, &served.provider, seconds);
+    }
     let labels = RequestLabels {
         endpoint,
         model: served.model,

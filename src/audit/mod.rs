@@ -14,34 +14,40 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::AuditConfig;
-use crate::telemetry::AuditMetrics;
+use crate::telemetry::{Metrics, traces};
 
 pub use writer::WriterError;
 
-/// Where audit lines go; cheap to clone. Off: every call is a no-op.
+/// Where audit lines go; cheap to clone. Off (and no traces exported): every call is a no-op.
 #[derive(Clone, Default)]
 pub struct Audit {
     sink: Option<writer::Sink>,
+    /// Every finished record is also counted: GenAI durations and tokens, spend, cache.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Audit {
-    /// The audit log `config` asks for; `None` is off.
-    pub fn new(
-        config: Option<&AuditConfig>,
-        metrics: Arc<AuditMetrics>,
-    ) -> Result<Audit, WriterError> {
+    /// The audit log `config` asks for (`None`: no log, records are only counted).
+    pub fn new(config: Option<&AuditConfig>, metrics: Arc<Metrics>) -> Result<Audit, WriterError> {
         Ok(Audit {
             sink: config
-                .map(|c| writer::Sink::start(c, metrics))
+                .map(|c| writer::Sink::start(c, metrics.audit.clone()))
                 .transpose()?,
+            metrics: Some(metrics),
         })
     }
 
-    /// A record for one `action`, written when its last holder drops it; `None` when off.
+    /// A record for one `action`, written when its last holder drops it: to the audit log, and
+    /// as attributes of the request's trace span. `None` when neither is on.
     pub fn begin(&self, action: &'static str, request_id: Option<String>) -> Option<Arc<Record>> {
-        let sink = self.sink.clone()?;
+        let span = traces::enabled().then(traces::TraceContext::current);
+        if self.sink.is_none() && span.is_none() && self.metrics.is_none() {
+            return None;
+        }
         Some(Arc::new(Record {
-            sink,
+            sink: self.sink.clone(),
+            metrics: self.metrics.clone(),
+            span,
             started: Instant::now(),
             line: Mutex::new(Line {
                 action,
@@ -54,7 +60,10 @@ impl Audit {
 
 /// One audit line being filled in.
 pub struct Record {
-    sink: writer::Sink,
+    sink: Option<writer::Sink>,
+    /// The request's trace span, given the line's facts as GenAI attributes.
+    span: Option<traces::TraceContext>,
+    metrics: Option<Arc<Metrics>>,
     started: Instant,
     line: Mutex<Line>,
 }
@@ -95,6 +104,9 @@ pub struct Line {
     /// `hit`, `miss` or `bypass`, when the response cache was asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<&'static str>,
+    /// Why each choice ended (`stop`, `length`, `tool_calls`, ...), when known.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finish_reasons: Vec<String>,
 }
 
 impl Record {
@@ -107,16 +119,113 @@ impl Record {
 impl Drop for Record {
     fn drop(&mut self) {
         let line = std::mem::take(self.line.get_mut().unwrap_or_else(PoisonError::into_inner));
-        self.sink.write(&line, self.started.elapsed());
+        if let Some(span) = &self.span {
+            traces::annotate(span, attributes(&line));
+        }
+        if let Some(metrics) = &self.metrics {
+            count(metrics, &line, self.started.elapsed().as_secs_f64());
+        }
+        if let Some(sink) = &self.sink {
+            sink.write(&line, self.started.elapsed());
+        }
     }
 }
 
-/// A line written at once, for what has no request of its own (an MCP tool call inside a
-/// session's request).
-pub fn write_now(audit: &Audit, line: Line, started: Instant) {
+/// A finished model request in the GenAI metrics, its spend and its cache lookup.
+fn count(metrics: &Metrics, line: &Line, seconds: f64) {
+    let Some(model) = &line.model else {
+        return;
+    };
+    let operation = match operation(line.action) {
+        Some(operation @ ("chat" | "embeddings")) => operation,
+        _ => return,
+    };
+    let provider = line
+        .target
+        .as_deref()
+        .and_then(|t| t.split_once('/'))
+        .map_or("", |(provider, _)| provider);
+    let failed = line.status.filter(|s| *s >= 400);
+    let tokens = (line.input_tokens, line.output_tokens);
+    metrics
+        .genai
+        .operation(operation, model, provider, failed, seconds, tokens);
+    if let (Some(key), Some(cost)) = (&line.key, line.cost_usd) {
+        metrics.genai.spend(key, model, cost);
+    }
+    if let Some(cache) = line.cache {
+        metrics.genai.cache(model, cache);
+    }
+}
+
+/// The GenAI operation of an audited action.
+fn operation(action: &str) -> Option<&'static str> {
+    match action {
+        "chat.completions" | "messages" | "responses" => Some("chat"),
+        "embeddings" => Some("embeddings"),
+        "mcp.tool_call" => Some("execute_tool"),
+        _ => None,
+    }
+}
+
+/// A line's facts in the words of the OpenTelemetry GenAI conventions (and the gateway's own
+/// for the key and the cache).
+fn attributes(line: &Line) -> Vec<traces::Attribute> {
+    use traces::Attribute;
+    let operation = operation(line.action);
+    let text = |key: &'static str, value: &Option<String>| {
+        value.as_ref().map(|v| Attribute::new(key, v.clone()))
+    };
+    let count = |key: &'static str, value: Option<u64>| {
+        value.map(|v| Attribute::new(key, i64::try_from(v).unwrap_or(i64::MAX)))
+    };
+    let (provider, response_model) = match line.target.as_deref().map(|t| t.split_once('/')) {
+        Some(Some((provider, model))) => (Some(provider.to_owned()), Some(model.to_owned())),
+        _ => (None, None),
+    };
+    [
+        operation.map(|o| Attribute::new("gen_ai.operation.name", o)),
+        text("gen_ai.request.model", &line.model),
+        text("gen_ai.response.model", &response_model),
+        text("gen_ai.provider.name", &provider),
+        text("gen_ai.tool.name", &line.tool),
+        count("gen_ai.usage.input_tokens", line.input_tokens),
+        count("gen_ai.usage.output_tokens", line.output_tokens),
+        (!line.finish_reasons.is_empty()).then(|| {
+            let reasons: Vec<opentelemetry::StringValue> = line
+                .finish_reasons
+                .iter()
+                .map(|r| r.clone().into())
+                .collect();
+            Attribute::new(
+                "gen_ai.response.finish_reasons",
+                opentelemetry::Value::Array(opentelemetry::Array::String(reasons)),
+            )
+        }),
+        text("switchboard.key", &line.key),
+        line.cache.map(|c| Attribute::new("switchboard.cache", c)),
+        line.cost_usd
+            .map(|c| Attribute::new("switchboard.cost_usd", c)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A tool call's line, written at once (it has no request of its own: it rides in an MCP
+/// session's) and counted under `label`, the tool's name when the gateway serves it.
+pub fn write_now(audit: &Audit, line: Line, started: Instant, label: &str) {
+    if let Some(metrics) = &audit.metrics {
+        metrics.genai.tool_call(label, line.outcome);
+    }
     if let Some(sink) = &audit.sink {
         sink.write(&line, started.elapsed());
     }
+}
+
+/// The GenAI attributes of a tool call's line, for its own span.
+pub fn tool_attributes(line: &Line) -> Vec<traces::Attribute> {
+    attributes(line)
 }
 
 tokio::task_local! {

@@ -16,6 +16,7 @@ mod registration;
 mod sections;
 mod server;
 mod state;
+mod telemetry;
 mod units;
 mod validate;
 
@@ -41,6 +42,7 @@ pub use providers::*;
 pub use registration::Allowed;
 pub use server::*;
 pub use state::*;
+pub use telemetry::{OtlpConfig, OtlpProtocol, TelemetryConfig};
 pub use units::{Secret, Size, Span, parse_duration};
 
 /// The whole configuration file, read section by section (`sections`).
@@ -57,6 +59,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Absent: no audit log.
     pub audit: Option<AuditConfig>,
+    /// Traces; without `otlp`, none are exported.
+    pub telemetry: TelemetryConfig,
 }
 
 /// One problem in the configuration, at a YAML path.

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// The top-level sections, in the order `Config` declares them.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "server",
     "providers",
     "models",
@@ -26,6 +26,7 @@ const SECTIONS: [&str; 8] = [
     "state",
     "mcp",
     "audit",
+    "telemetry",
 ];
 
 /// The kinds of provider, as `kind:` spells them.
@@ -99,6 +100,7 @@ pub(super) fn read(document: Mapping) -> Read {
         state: whole(section("state"), "state", p),
         mcp: whole(section("mcp"), "mcp", p),
         audit: whole(shorthand(section("audit"), "path"), "audit", p),
+        telemetry: whole(section("telemetry"), "telemetry", p),
     };
     Read { config, problems }
 }

@@ -19,6 +19,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     key_errors(config, &mut errors);
     super::grants::validate(&config.keys, &mut errors);
     super::audit::validate(config.audit.as_ref(), &mut errors);
+    super::telemetry::validate(&config.telemetry, &mut errors);
     server_and_cache_errors(config, &mut errors);
     super::mcp::validate(&config.mcp, &mut errors);
     super::state::validate(&config.state, &mut errors);

@@ -175,8 +175,12 @@ impl HttpTool {
                     .body(Value::Object(arguments).to_string());
             }
         }
+        // The service sees the tool call's span as its parent.
+        let mut trace = reqwest::header::HeaderMap::new();
+        crate::telemetry::traces::inject(&mut trace);
         Ok(builder
             .headers(self.headers.clone())
+            .headers(trace)
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(self.timeout))
     }

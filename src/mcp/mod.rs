@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::context::ContextStore;
+use crate::telemetry::traces;
 
 pub use owners::{SessionOwners, TooManySessions};
 pub use registry::{RegisterError, Registered, Registry, read_shared, shared_entry};
@@ -87,13 +88,15 @@ impl Shared {
         Ok(())
     }
 
-    /// Writes a tool call's audit line: who called which tool, and whether it failed.
+    /// Writes a tool call's audit line (who called which tool, and whether it failed) and ends
+    /// its span with the same facts.
     fn audit_call(
         &self,
         tool: &str,
         who: Option<(Option<String>, Option<String>)>,
         called: &Result<rmcp::model::CallToolResponse, rmcp::ErrorData>,
         started: std::time::Instant,
+        span: Option<traces::TraceContext>,
     ) {
         let failed = match called {
             Err(_) => true,
@@ -109,7 +112,22 @@ impl Shared {
             outcome: if failed { "error" } else { "ok" },
             ..crate::audit::Line::default()
         };
-        crate::audit::write_now(&self.audit, line, started);
+        if let Some(span) = &span {
+            traces::annotate(span, crate::audit::tool_attributes(&line));
+        }
+        let error = failed.then(|| ("tool_error".to_owned(), String::new()));
+        traces::end(span, error);
+        // A name a client made up must not make a series.
+        let served = called.is_ok() || self.serves(tool);
+        let label = if served { tool } else { "unknown" };
+        crate::audit::write_now(&self.audit, line, started, label);
+    }
+
+    /// Whether a tool of that name is configured, registered or offered by a server.
+    fn serves(&self, tool: &str) -> bool {
+        self.all_tools().iter().any(|t| t.name == tool)
+            || self.registry.get(tool).is_some()
+            || self.servers.tools().iter().any(|t| t.name == tool)
     }
 
     /// Ends every upstream server's connection and waits for each (up to `grace`).
@@ -199,6 +217,26 @@ pub fn service(
         transport,
     );
     Ok((service, owners, shared))
+}
+
+/// The span of a tool call, a child of the request that carries it (whose trace context the
+/// gateway put in its headers); `None` when traces are off.
+fn tool_span(tool: &str, parts: Option<&http::request::Parts>) -> Option<traces::TraceContext> {
+    if !traces::enabled() {
+        return None;
+    }
+    let parent = parts.map_or_else(traces::TraceContext::current, |p| {
+        traces::extract(&p.headers)
+    });
+    Some(traces::start(
+        &parent,
+        format!("execute_tool {tool}"),
+        traces::Kind::Internal,
+        vec![
+            traces::Attribute::new("gen_ai.operation.name", "execute_tool"),
+            traces::Attribute::new("gen_ai.tool.name", tool.to_owned()),
+        ],
+    ))
 }
 
 /// The header naming a session-era request's session.

@@ -410,14 +410,16 @@ impl ServerHandler for Session {
     ) -> Result<CallToolResponse, ErrorData> {
         let started = std::time::Instant::now();
         let tool = request.name.clone();
+        let parts = context.extensions.get::<http::request::Parts>();
+        let span = super::tool_span(&tool, parts);
         let who = self.caller(&context).ok().map(|caller| {
-            let parts = context.extensions.get::<http::request::Parts>();
             let id = parts.and_then(|p| p.headers.get(crate::telemetry::REQUEST_ID.as_str()));
             let id = id.and_then(|v| v.to_str().ok()).map(str::to_owned);
             (caller.name.clone(), id)
         });
-        let called = self.call_tool_checked(request, context).await;
-        self.shared.audit_call(&tool, who, &called, started);
+        let checked = self.call_tool_checked(request, context);
+        let called = crate::resilience::in_span(span.clone(), checked).await;
+        self.shared.audit_call(&tool, who, &called, started, span);
         said("tool call", &tool, called)
     }
 

@@ -71,6 +71,8 @@ pub struct Gateway {
     mcp_stop: CancellationToken,
     /// The config file a reload reads, with the channel reloads are asked on.
     source: Option<(PathBuf, mpsc::Receiver<api::reload::Asked>)>,
+    /// Where traces go; the exporter starts with serving, inside the runtime.
+    telemetry: crate::config::TelemetryConfig,
 }
 
 /// Whether a build opens the state directory (usage ledger, context store) or leaves it alone.
@@ -177,7 +179,7 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         // A check opens no file.
         let audit = match state_dir {
-            State::Open => crate::audit::Audit::new(config.audit.as_ref(), metrics.audit.clone())?,
+            State::Open => crate::audit::Audit::new(config.audit.as_ref(), metrics.clone())?,
             State::Untouched => crate::audit::Audit::default(),
         };
         // A check connects to nothing.
@@ -323,6 +325,7 @@ impl Gateway {
             discoveries,
             mcp_stop,
             source,
+            telemetry: config.telemetry.clone(),
             _usage_lock: usage_lock,
         })
     }
@@ -345,6 +348,9 @@ impl Gateway {
         F: Future<Output = ()> + Send + 'static,
     {
         let state = self.current.load();
+        let client = state.clients.default_client().clone();
+        let traces = crate::telemetry::traces::Traces::start(&self.telemetry, client)
+            .map_err(std::io::Error::other)?;
         let draining = Arc::new(Notify::new());
         let notify = draining.clone();
         let mcp_stop = self.mcp_stop.clone();
@@ -404,6 +410,9 @@ impl Gateway {
         state.mcp_shared.stop_servers(Duration::from_secs(6)).await;
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
+        }
+        if let Some(traces) = traces {
+            traces.shutdown().await;
         }
         Ok(())
     }

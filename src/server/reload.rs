@@ -243,6 +243,9 @@ fn held_back(mut config: Config, running: &Config) -> (Config, Vec<String>) {
     if hold("audit", config.audit != running.audit) {
         config.audit = running.audit.clone();
     }
+    if hold("telemetry", config.telemetry != running.telemetry) {
+        config.telemetry = running.telemetry.clone();
+    }
     if hold(
         "mcp.session_idle",
         config.mcp.session_idle != running.mcp.session_idle,

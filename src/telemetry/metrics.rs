@@ -86,6 +86,10 @@ pub struct Metrics {
     pub reloads: super::ReloadMetrics,
     /// The audit log's drops and failures.
     pub audit: Arc<super::AuditMetrics>,
+    /// GenAI operations, spend, tool calls, cache lookups by model.
+    pub genai: super::GenAiMetrics,
+    /// Series named by the OpenTelemetry conventions, without the `switchboard_` prefix.
+    conventions: Registry,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -207,10 +211,14 @@ impl Default for Metrics {
         let state = super::StateMetrics::register(&mut registry);
         let reloads = super::ReloadMetrics::register(&mut registry);
         let audit = Arc::new(super::AuditMetrics::register(&mut registry));
+        let mut conventions = Registry::default();
+        let genai = super::GenAiMetrics::register(&mut registry, &mut conventions);
         Metrics {
             state,
             reloads,
             audit,
+            genai,
+            conventions,
             registry,
             retries,
             fallbacks,
@@ -366,7 +374,10 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.conventions);
+        let _ = encode_eof(&mut out);
         out
     }
 }

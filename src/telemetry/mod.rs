@@ -4,9 +4,11 @@
 //! and the id is echoed on the response.
 
 mod audit;
+mod genai;
 pub mod metrics;
 mod reloads;
 mod state;
+pub mod traces;
 
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 pub use audit::AuditMetrics;
+pub use genai::GenAiMetrics;
 pub use metrics::{Metrics, RequestLabels};
 pub use reloads::ReloadMetrics;
 pub use state::StateMetrics;
@@ -71,15 +74,28 @@ fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
     );
 }
 
-/// Middleware: assigns the request id, runs the request in its span, logs the outcome.
+/// Middleware: assigns the request id, runs the request in its span (and, with traces, in its
+/// trace span, continued from the client's `traceparent`), logs the outcome.
 pub async fn request_span(mut request: Request, next: Next) -> Response {
+    let trace = traces::enabled().then(|| server_span(&request));
     let id = request
         .headers()
         .get(&REQUEST_ID)
         .filter(|v| valid_id(v.as_bytes()))
         .cloned()
+        // With traces, a request the client did not name is known by its trace id.
+        .or_else(|| {
+            trace
+                .as_ref()
+                .and_then(traces::trace_id)
+                .and_then(|t| HeaderValue::from_str(&t).ok())
+        })
         .unwrap_or_else(new_id);
     request.headers_mut().insert(REQUEST_ID.clone(), id.clone());
+    if let Some(context) = &trace {
+        // Handlers that run outside this task (MCP's) find their parent here.
+        traces::inject_from(context, request.headers_mut());
+    }
     let span = tracing::info_span!(
         "request",
         id = id.to_str().unwrap_or_default(),
@@ -88,7 +104,20 @@ pub async fn request_span(mut request: Request, next: Next) -> Response {
         key = tracing::field::Empty,
     );
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let served = next.run(request).instrument(span.clone());
+    let mut response = match &trace {
+        Some(context) => {
+            traces::annotate(
+                context,
+                vec![traces::Attribute::new(
+                    "switchboard.request_id",
+                    id.to_str().unwrap_or_default().to_owned(),
+                )],
+            );
+            traces::WithContext::with_context(served, context.clone()).await
+        }
+        None => served.await,
+    };
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
@@ -98,7 +127,76 @@ pub async fn request_span(mut request: Request, next: Next) -> Response {
         );
     });
     response.headers_mut().insert(REQUEST_ID.clone(), id);
+    if let Some(context) = trace {
+        let status = response.status();
+        traces::annotate(
+            &context,
+            vec![traces::Attribute::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            )],
+        );
+        if status.is_server_error() || status.is_client_error() {
+            traces::failed(&context, status.as_u16().to_string(), String::new());
+        }
+        // A stream's span lasts to its last byte.
+        response = crate::held_body::hold_until_sent(response, traces::Ending(context));
+    }
     response
+}
+
+/// The request's server span, a child of the client's trace when it sent one.
+fn server_span(request: &Request) -> traces::TraceContext {
+    let parent = traces::extract(request.headers());
+    let method = request.method().as_str();
+    let route = route_of(request.uri().path());
+    traces::start(
+        &parent,
+        format!("{method} {route}"),
+        traces::Kind::Server,
+        vec![
+            traces::Attribute::new("http.request.method", method.to_owned()),
+            traces::Attribute::new("http.route", route),
+            traces::Attribute::new("url.path", request.uri().path().to_owned()),
+        ],
+    )
+}
+
+/// The route a path matched, with its variable parts as placeholders: span names stay few.
+fn route_of(path: &str) -> String {
+    for (prefix, template) in [
+        ("/v1/context/", "/v1/context/{namespace}/{key}"),
+        ("/v1/responses/", "/v1/responses/{id}"),
+        ("/v1/models/", "/v1/models/{id}"),
+        ("/admin/tools/", "/admin/tools/{name}"),
+    ] {
+        if path.starts_with(prefix) {
+            return template.to_owned();
+        }
+    }
+    const EXACT: [&str; 16] = [
+        "/v1/chat/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/responses",
+        "/v1/embeddings",
+        "/v1/models",
+        "/mcp",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/admin/cache",
+        "/admin/usage",
+        "/admin/upstreams",
+        "/admin/tools",
+        "/admin/reload",
+        "/admin/config",
+    ];
+    match EXACT.iter().find(|known| **known == path) {
+        Some(known) => (*known).to_owned(),
+        // A path a client made up must not make a span name.
+        None => "unknown".to_owned(),
+    }
 }
 
 /// Accepts caller ids that are short and printable, so they are safe to log and echo.

@@ -153,6 +153,9 @@ pub async fn send(
     request: http::Request<Bytes>,
     deadline: Instant,
 ) -> Result<Response, Failure> {
+    let mut request = request;
+    // The provider sees the try's span as its parent.
+    crate::telemetry::traces::inject(request.headers_mut());
     let remaining = deadline.saturating_duration_since(Instant::now());
     let timeout = backend.timeout.min(remaining);
     let response = match &client.plain {

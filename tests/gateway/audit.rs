@@ -218,6 +218,22 @@ async fn a_mixed_session_is_logged_line_by_line_rotated_and_without_secrets() {
         (&json!(404), &json!("error"))
     );
 
+    // The same facts, counted: GenAI histograms under the conventions' names, spend per key and
+    // model, tool calls, cache lookups by model, time to first token.
+    let metrics = client().get(gateway.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    for series in [
+        r#"gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_request_model="m",gen_ai_provider_name="demo",gen_ai_token_type="input"}"#,
+        r#"gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="embeddings",gen_ai_request_model="e""#,
+        r#"switchboard_spend_usd_total{key="team",model="m"}"#,
+        r#"switchboard_mcp_tool_calls_total{tool="context_get",outcome="ok"} 1"#,
+        r#"switchboard_cache_lookups_by_model_total{model="m",outcome="hit"} 1"#,
+        r#"switchboard_time_to_first_token_seconds_count{model="m",provider="demo"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+    assert_eq!(metrics.matches("# EOF").count(), 1);
+
     // Enough lines to rotate several times: two rotated files are kept, each within the size.
     for _ in 0..30 {
         post(&gateway, "/v1/chat/completions", chat(false)).await;

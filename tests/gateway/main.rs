@@ -36,3 +36,4 @@ mod resilience;
 mod responses;
 mod responses_native;
 mod surface;
+mod traces;

@@ -5,7 +5,6 @@
 //!
 //! The interpreter is `$SWITCHBOARD_PYTHON`, else the `.venv` that the test script creates.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -104,12 +103,7 @@ mcp:
     )
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_PYTHON").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")),
-        PathBuf::from,
-    )
-}
+use crate::common::python;
 
 /// Runs `tests/python/{script}` against the gateway and fails with its output if it fails.
 async fn run_sdk_script(gateway: &TestGateway, script: &'static str) {

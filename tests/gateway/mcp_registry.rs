@@ -2,7 +2,6 @@
 //! field, 409 on a configured name, renewal, removal and expiry; and, through the official `mcp`
 //! Python SDK, sessions that see tools appear, hear of changes and call a registered tool.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -230,12 +229,7 @@ async fn a_tool_disappears_when_its_ttl_runs_out() {
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_PYTHON").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")),
-        PathBuf::from,
-    )
-}
+use crate::common::python;
 
 #[tokio::test]
 async fn mcp_sdk_sessions_see_registered_tools_hear_changes_and_call_them() {

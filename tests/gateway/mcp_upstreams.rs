@@ -3,7 +3,6 @@
 //! SDK-built fake_mcp_server.py), proves the client's key never reaches an upstream, and sees
 //! the HTTP upstream's tools leave when it is killed and return when it is restarted.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,12 +23,7 @@ const CLIENT: &str = concat!(
 /// The credential the HTTP upstream demands; configured as a header of the server entry.
 const UPSTREAM_AUTH: &str = "Bearer up-token";
 
-fn python() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_PYTHON").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")),
-        PathBuf::from,
-    )
-}
+use crate::common::python;
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

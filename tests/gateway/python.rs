@@ -7,12 +7,7 @@ use std::process::Command;
 
 use crate::common::TestGateway;
 
-fn python() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_PYTHON").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")),
-        PathBuf::from,
-    )
-}
+use crate::common::python;
 
 /// Runs a script on a blocking thread, so the in-process gateway keeps serving meanwhile.
 async fn run_script(script: &'static str, gateway: &TestGateway, key: &'static str) {

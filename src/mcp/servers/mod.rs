@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{McpServerConfig, TOOL_SEPARATOR};
+use crate::telemetry::traces;
 
 /// Every configured upstream server; a reload adds and removes servers while sessions run.
 pub struct McpServers {
@@ -166,7 +167,37 @@ impl McpServers {
         if !live.tools.iter().any(|t| t.name == request.name) {
             return None;
         }
-        Some(server.call(live, tool, request, &self.changed).await)
+        let span = traces::child(
+            format!("tools/call {tool}"),
+            traces::Kind::Client,
+            vec![
+                traces::Attribute::new("mcp.method.name", "tools/call"),
+                traces::Attribute::new("gen_ai.tool.name", tool.clone()),
+                traces::Attribute::new("switchboard.mcp_server", server.config.name.clone()),
+            ],
+        );
+        let mut request = request;
+        if let Some(span) = &span {
+            // W3C trace context travels in the request's `_meta` (MCP SEP-414).
+            let mut headers = http::HeaderMap::new();
+            traces::inject_from(span, &mut headers);
+            let meta = request.meta.get_or_insert_default();
+            for (name, value) in &headers {
+                if let Ok(value) = value.to_str() {
+                    meta.0.insert(name.as_str().to_owned(), value.into());
+                }
+            }
+        }
+        let called = server.call(live, tool, request, &self.changed).await;
+        let error = match &called {
+            Err(error) => Some((error.code.0.to_string(), error.message.to_string())),
+            Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
+                Some(("tool_error".to_owned(), String::new()))
+            }
+            Ok(_) => None,
+        };
+        traces::end(span, error);
+        Some(called)
     }
 }
 

@@ -16,6 +16,7 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, ScriptInvocation, Value}
 
 use crate::config::RedisConfig;
 use crate::telemetry::Metrics;
+use crate::telemetry::traces;
 use health::Health;
 
 /// Why a Redis call gave no answer. Never quotes the URL: it may carry a password.
@@ -32,6 +33,18 @@ pub enum RedisFailure {
     /// Degraded, and the next probe is not due yet: failing fast keeps calls from piling up.
     #[error("Redis is unreachable: {0}")]
     Unavailable(Arc<str>),
+}
+
+impl RedisFailure {
+    /// The failure's kind, as a span's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RedisFailure::Timeout(_) => "timeout",
+            RedisFailure::Failed(_) => "failed",
+            RedisFailure::Refused(_) => "refused",
+            RedisFailure::Unavailable(_) => "unavailable",
+        }
+    }
 }
 
 /// Why the connection to Redis could not even be set up.
@@ -202,6 +215,21 @@ impl Redis {
             }
         };
         let started = Instant::now();
+        let span = traces::child(
+            format!("redis {op}"),
+            traces::Kind::Client,
+            vec![
+                traces::Attribute::new("db.system.name", "redis"),
+                traces::Attribute::new("db.operation.name", op),
+            ],
+        );
+        let ended = |span, outcome: &Result<T, RedisFailure>| {
+            let error = outcome
+                .as_ref()
+                .err()
+                .map(|f| (f.kind().to_owned(), f.to_string()));
+            traces::end(span, error);
+        };
         let outcome = match tokio::time::timeout(self.timeout, attempt).await {
             Err(_) => Err(RedisFailure::Timeout(self.timeout)),
             Ok(Err(error)) if is_script_error(&error) => {
@@ -209,7 +237,9 @@ impl Redis {
                 self.health.answered(&self.metrics);
                 self.metrics.state.redis_error(op);
                 tracing::error!(op, %error, "Redis refused a call");
-                return Err(RedisFailure::Refused(error.to_string()));
+                let refused = Err(RedisFailure::Refused(error.to_string()));
+                ended(span, &refused);
+                return refused;
             }
             Ok(Err(error)) => Err(RedisFailure::Failed(error.to_string())),
             Ok(Ok(value)) => Ok(value),
@@ -224,6 +254,7 @@ impl Redis {
                 self.health.failed(&failure.to_string(), &self.metrics);
             }
         }
+        ended(span, &outcome);
         outcome
     }
 }

@@ -215,6 +215,14 @@ pub async fn key_usage(url: String, admin: &str, key: &str) -> serde_json::Value
         .unwrap_or_else(|| panic!("{key} in {report}"))
 }
 
+/// The venv's Python with the client packages (`SWITCHBOARD_PYTHON`, else `.venv`).
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("SWITCHBOARD_PYTHON").map_or_else(
+        || std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")),
+        std::path::PathBuf::from,
+    )
+}
+
 /// Polls until `check` holds; panics with `what` after 10 s.
 pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);

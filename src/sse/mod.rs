@@ -5,123 +5,23 @@
 //! hanging; dropping the body (the client went away) drops the upstream with it.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use switchboard_providers::assemble::Assembler;
-use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
+use switchboard_providers::chat::ChatChunk;
 use switchboard_providers::chunk_edit::{Edits, RoleTo};
 use switchboard_providers::messages::{EventWriter, error_type};
 use switchboard_providers::responses;
 use switchboard_providers::{NativeEvent, StreamItem, VerbatimChunk};
 
 use crate::cache::Fill;
-use crate::charge::Charge;
 use crate::error::ApiError;
-use crate::quota::Ack;
 use crate::stored_responses::Keep;
-use crate::telemetry::Metrics;
 
-/// Where an answer's token usage is reported once it is over, however it ended: the metrics, and
-/// the caller's charge.
-pub struct UsageSink {
-    /// Metrics and labels; `None` for answers that cost no tokens (cache hits).
-    target: Option<(Arc<Metrics>, String, String)>,
-    latest: Option<Usage>,
-    charge: Option<Charge>,
-    /// Resolves once the settlement is in the Redis the replicas share.
-    written: Option<Ack>,
-    /// The request's audit record, told the tokens (a charge adds the cost).
-    audit: Option<Arc<crate::audit::Record>>,
-}
+mod usage;
 
-impl UsageSink {
-    pub fn new(metrics: Arc<Metrics>, model: &str, provider: &str, charge: Option<Charge>) -> Self {
-        UsageSink {
-            target: Some((metrics, model.to_owned(), provider.to_owned())),
-            latest: None,
-            charge,
-            written: None,
-            audit: crate::audit::current(),
-        }
-    }
-
-    /// A sink that counts nothing.
-    pub fn ignore() -> Self {
-        UsageSink {
-            target: None,
-            latest: None,
-            charge: None,
-            written: None,
-            audit: None,
-        }
-    }
-
-    /// Notes the usage a provider reported; the last report wins.
-    pub fn record(&mut self, usage: Option<&Usage>) {
-        if let Some(usage) = usage {
-            self.latest = Some(usage.clone());
-        }
-    }
-
-    /// Notes a whole answer, whose text is counted if it carries no usage.
-    pub fn record_response(&mut self, response: &ChatResponse) {
-        self.record(response.usage.as_ref());
-        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
-            charge.observe_response(response);
-        }
-    }
-
-    fn observe_chunk(&mut self, chunk: &ChatChunk) {
-        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
-            charge.observe_chunk(chunk);
-        }
-    }
-
-    fn observe_verbatim(&mut self, data: &Bytes) {
-        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
-            charge.observe_verbatim(data);
-        }
-    }
-
-    /// Reports the usage, once. Servers that report usage on every chunk report running totals:
-    /// only the last one counts.
-    pub fn close(&mut self) {
-        if let (Some(record), Some(usage)) = (self.audit.take(), &self.latest) {
-            record.note(|line| {
-                line.input_tokens = Some(usage.prompt_tokens);
-                line.output_tokens = Some(usage.completion_tokens);
-            });
-        }
-        if let (Some((metrics, model, provider)), Some(usage)) = (self.target.take(), &self.latest)
-        {
-            metrics.tokens(
-                &model,
-                &provider,
-                usage.prompt_tokens,
-                usage.completion_tokens,
-            );
-        }
-        if let Some(charge) = self.charge.take() {
-            self.written = charge.settle(self.latest.as_ref());
-        }
-    }
-
-    /// Reports the usage and waits until it is on record, shared state included.
-    pub async fn close_and_write(&mut self) {
-        self.close();
-        if let Some(ack) = self.written.take() {
-            ack.written().await;
-        }
-    }
-}
-
-impl Drop for UsageSink {
-    fn drop(&mut self) {
-        self.close();
-    }
-}
+pub use usage::{UsageSink, scan_reasons};
 
 /// Collects a streamed answer for the cache; stores it only if the stream completed.
 pub struct Recorder {
@@ -507,7 +407,20 @@ fn data_event(out: &mut Vec<u8>, chunk: &ChatChunk) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn finish_reasons_are_scanned_from_json_passed_through() {
+        let mut reasons = Vec::new();
+        let json = br#"{"choices":[{"finish_reason": "stop"},{"finish_reason":null},{"finish_reason" :"tool_calls"}]}"#;
+        scan_reasons(json, &mut reasons);
+        assert_eq!(reasons, ["stop", "tool_calls"]);
+        scan_reasons(br#"{"finish_reason":"unterminated"#, &mut reasons);
+        assert_eq!(reasons.len(), 2);
+    }
+
     use super::*;
+    use crate::telemetry::Metrics;
+    use std::sync::Arc;
     use serde_json::json;
 
     #[test]

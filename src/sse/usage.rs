@@ -1,0 +1,218 @@
+//! Where an answer's usage goes once it is over, however it ended: the metrics, the caller's
+//! charge, and the request's record (tokens, finish reasons, and content when captured).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
+
+use crate::charge::Charge;
+use crate::quota::Ack;
+use crate::telemetry::Metrics;
+
+/// Where an answer's token usage is reported once it is over, however it ended: the metrics, and
+/// the caller's charge.
+pub struct UsageSink {
+    /// Metrics and labels; `None` for answers that cost no tokens (cache hits).
+    target: Option<(Arc<Metrics>, String, String)>,
+    latest: Option<Usage>,
+    charge: Option<Charge>,
+    /// Resolves once the settlement is in the Redis the replicas share.
+    written: Option<Ack>,
+    /// The request's audit record, told the tokens (a charge adds the cost).
+    audit: Option<Arc<crate::audit::Record>>,
+    /// Why each choice ended, as far as the answer said.
+    reasons: Vec<String>,
+    /// The request's span, and the text streamed so far, when content is captured.
+    capture: Option<(crate::telemetry::traces::TraceContext, String)>,
+}
+
+impl UsageSink {
+    pub fn new(metrics: Arc<Metrics>, model: &str, provider: &str, charge: Option<Charge>) -> Self {
+        UsageSink {
+            target: Some((metrics, model.to_owned(), provider.to_owned())),
+            latest: None,
+            charge,
+            written: None,
+            audit: crate::audit::current(),
+            reasons: Vec::new(),
+            capture: crate::telemetry::traces::capturing().then(|| {
+                (
+                    crate::telemetry::traces::TraceContext::current(),
+                    String::new(),
+                )
+            }),
+        }
+    }
+
+    /// A sink that counts nothing.
+    pub fn ignore() -> Self {
+        UsageSink {
+            target: None,
+            latest: None,
+            charge: None,
+            written: None,
+            audit: None,
+            reasons: Vec::new(),
+            capture: None,
+        }
+    }
+
+    /// Notes the usage a provider reported; the last report wins.
+    pub fn record(&mut self, usage: Option<&Usage>) {
+        if let Some(usage) = usage {
+            self.latest = Some(usage.clone());
+        }
+    }
+
+    /// Notes a whole answer, whose text is counted if it carries no usage.
+    pub fn record_response(&mut self, response: &ChatResponse) {
+        self.record(response.usage.as_ref());
+        if let Some((_, text)) = &mut self.capture {
+            let messages: Vec<_> = response.choices.iter().map(|c| &c.message).collect();
+            *text = serde_json::to_string(&messages).unwrap_or_default();
+        }
+        if self.audit.is_some() {
+            let reasons = response
+                .choices
+                .iter()
+                .filter_map(|c| c.finish_reason.as_ref());
+            self.reasons.extend(reasons.filter_map(reason_name));
+        }
+        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
+            charge.observe_response(response);
+        }
+    }
+
+    pub(super) fn observe_chunk(&mut self, chunk: &ChatChunk) {
+        if let Some((_, text)) = &mut self.capture {
+            for choice in &chunk.choices {
+                text.extend(choice.delta.content.as_deref());
+            }
+        }
+        if self.audit.is_some() {
+            let reasons = chunk
+                .choices
+                .iter()
+                .filter_map(|c| c.finish_reason.as_ref());
+            self.reasons.extend(reasons.filter_map(reason_name));
+        }
+        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
+            charge.observe_chunk(chunk);
+        }
+    }
+
+    /// Notes the finish reasons of a provider's whole answer passed through unparsed (and its
+    /// messages, when content is captured: only then is it parsed).
+    pub fn record_verbatim(&mut self, body: &[u8]) {
+        if self.audit.is_some() {
+            scan_reasons(body, &mut self.reasons);
+        }
+        if self.capture.is_some()
+            && let Ok(response) = serde_json::from_slice::<ChatResponse>(body)
+            && let Some((_, text)) = &mut self.capture
+        {
+            let messages: Vec<_> = response.choices.iter().map(|c| &c.message).collect();
+            *text = serde_json::to_string(&messages).unwrap_or_default();
+        }
+    }
+
+    pub(super) fn observe_verbatim(&mut self, data: &Bytes) {
+        if self.audit.is_some() {
+            scan_reasons(data, &mut self.reasons);
+        }
+        if self.capture.is_some()
+            && let Ok(chunk) = serde_json::from_slice::<ChatChunk>(data)
+            && let Some((_, text)) = &mut self.capture
+        {
+            for choice in &chunk.choices {
+                text.extend(choice.delta.content.as_deref());
+            }
+        }
+        if let (Some(charge), None) = (&mut self.charge, &self.latest) {
+            charge.observe_verbatim(data);
+        }
+    }
+
+    /// Reports the usage, once. Servers that report usage on every chunk report running totals:
+    /// only the last one counts.
+    pub fn close(&mut self) {
+        if let Some((span, text)) = self.capture.take() {
+            crate::telemetry::traces::capture_on(&span, "gen_ai.output.messages", text);
+        }
+        if let Some(record) = self.audit.take() {
+            let usage = self.latest.as_ref();
+            let reasons = std::mem::take(&mut self.reasons);
+            record.note(|line| {
+                if let Some(usage) = usage {
+                    line.input_tokens = Some(usage.prompt_tokens);
+                    line.output_tokens = Some(usage.completion_tokens);
+                }
+                line.finish_reasons = reasons;
+            });
+        }
+        if let (Some((metrics, model, provider)), Some(usage)) = (self.target.take(), &self.latest)
+        {
+            metrics.tokens(
+                &model,
+                &provider,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+            );
+        }
+        if let Some(charge) = self.charge.take() {
+            self.written = charge.settle(self.latest.as_ref());
+        }
+    }
+
+    /// Reports the usage and waits until it is on record, shared state included.
+    pub async fn close_and_write(&mut self) {
+        self.close();
+        if let Some(ack) = self.written.take() {
+            ack.written().await;
+        }
+    }
+}
+
+/// The most finish reasons kept for one answer (one per choice; `n` is rarely large).
+const MAX_REASONS: usize = 16;
+
+/// Every `"finish_reason": "..."` in JSON text, found by a byte scan: answers passed through
+/// are not parsed for them.
+pub fn scan_reasons(json: &[u8], reasons: &mut Vec<String>) {
+    const FIELD: &[u8] = b"\"finish_reason\"";
+    for at in memchr::memmem::find_iter(json, FIELD) {
+        if reasons.len() >= MAX_REASONS {
+            return;
+        }
+        let rest = &json[at + FIELD.len()..];
+        let rest = rest.trim_ascii_start();
+        let Some(rest) = rest.strip_prefix(b":") else {
+            continue;
+        };
+        let Some(value) = rest.trim_ascii_start().strip_prefix(b"\"") else {
+            continue; // null: this choice has not finished
+        };
+        let Some(end) = memchr::memchr2(b'"', b'\\', value) else {
+            continue;
+        };
+        if value[end] == b'"' && end <= 64 {
+            reasons.push(String::from_utf8_lossy(&value[..end]).into_owned());
+        }
+    }
+}
+
+/// A finish reason as OpenAI writes it.
+fn reason_name(reason: &switchboard_providers::chat::FinishReason) -> Option<String> {
+    match serde_json::to_value(reason) {
+        Ok(serde_json::Value::String(name)) => Some(name),
+        _ => None,
+    }
+}
+
+impl Drop for UsageSink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
