@@ -191,6 +191,7 @@ fn instance_report(instance: &Instance) -> Value {
         "breaker": instance.breaker_state().name(),
         "in_flight": instance.in_flight(),
         "latency_ewma_ms": instance.latency().map(|l| l.as_secs_f64() * 1000.0),
+        "owner": instance.owner(),
         "successes": successes,
         "failures": failures,
         "recent_errors": instance.recent_errors().into_iter()
@@ -224,7 +225,7 @@ pub async fn unregister_upstream(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (_, body) = admin_body(&state, &headers, Grant::UpstreamsRegister, body).await?;
+    let (actor, body) = admin_body(&state, &headers, Grant::UpstreamsRegister, body).await?;
     let leaving: Deregistration = super::body::parse(&body)?;
     let upstream = state
         .routes
@@ -232,6 +233,9 @@ pub async fn unregister_upstream(
         .get(&leaving.provider)
         .ok_or_else(|| ApiError::not_found(format!("No provider named '{}'.", leaving.provider)))?;
     let url = leaving.url.trim_end_matches('/');
+    if !upstream.instances.may_change(url, actor.owner()) {
+        return Err(not_yours(url));
+    }
     let shared = match &state.registrations {
         Some(shared) => shared
             .instances
@@ -252,6 +256,13 @@ pub async fn unregister_upstream(
     ))
 }
 
+/// Another key registered the instance at `url`.
+fn not_yours(url: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "The instance at '{url}' was registered by another key; only that key or the admin key may change it."
+    ))
+}
+
 fn shared_unavailable(failure: crate::state::redis::RedisFailure) -> ApiError {
     ApiError::state_unavailable(format!(
         "Registrations are shared through Redis, which cannot be reached: {failure}"
@@ -265,7 +276,7 @@ pub async fn register_upstream(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (_, body) = admin_body(&state, &headers, Grant::UpstreamsRegister, body).await?;
+    let (actor, body) = admin_body(&state, &headers, Grant::UpstreamsRegister, body).await?;
     let registration: Registration = super::body::parse(&body)?;
     let upstream = state
         .routes
@@ -304,19 +315,26 @@ pub async fn register_upstream(
             Some("ttl".into()),
         ));
     }
+    let owner = actor.owner();
+    if !upstream.instances.may_change(url, owner) {
+        return Err(not_yours(url));
+    }
     let endpoint = Endpoint {
         base_url: url.to_owned(),
         ..http.endpoint.clone()
     };
     if let Some(shared) = &state.registrations {
         let name = super::instance_name(&registration.provider, url);
+        // Other replicas learn the owner from the body.
         shared
             .instances
-            .put(&name, url, registration.ttl.0)
+            .put(&name, owner.unwrap_or_default(), registration.ttl.0)
             .await
             .map_err(shared_unavailable)?;
     }
-    upstream.instances.register(endpoint, registration.ttl.0);
+    upstream
+        .instances
+        .register(endpoint, registration.ttl.0, owner);
     Ok((
         StatusCode::OK,
         Json(

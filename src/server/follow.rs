@@ -47,7 +47,11 @@ pub(super) async fn follow(current: Current, registrations: Arc<api::Registratio
                     base_url: url.to_owned(),
                     ..http.endpoint.clone()
                 };
-                upstream.instances.register(endpoint, entry.remaining);
+                // The body names the key that registered it (empty: the admin key).
+                let owner = Some(entry.body.as_str()).filter(|o| !o.is_empty());
+                upstream
+                    .instances
+                    .register(endpoint, entry.remaining, owner);
             }
         },
         |name| {

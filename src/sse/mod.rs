@@ -420,8 +420,8 @@ mod tests {
 
     use super::*;
     use crate::telemetry::Metrics;
-    use std::sync::Arc;
     use serde_json::json;
+    use std::sync::Arc;
 
     #[test]
     fn data_spanning_lines_keeps_a_data_field_per_line() {

@@ -215,4 +215,3 @@ impl Drop for UsageSink {
         self.close();
     }
 }
-

@@ -59,11 +59,23 @@ pub struct Instance {
     successes: AtomicU64,
     failures: AtomicU64,
     recent: Mutex<VecDeque<(u64, String)>>,
+    /// For a registered instance, the key that registered it (`None`: the admin key).
+    owner: Option<String>,
 }
 
 impl Instance {
     fn new(endpoint: Endpoint, origin: Origin, breaker: &BreakerConfig) -> Arc<Self> {
+        Self::owned(endpoint, origin, breaker, None)
+    }
+
+    fn owned(
+        endpoint: Endpoint,
+        origin: Origin,
+        breaker: &BreakerConfig,
+        owner: Option<&str>,
+    ) -> Arc<Self> {
         Arc::new(Instance {
+            owner: owner.map(str::to_owned),
             shown: shown(&endpoint.base_url),
             endpoint,
             origin: Mutex::new(origin),
@@ -84,6 +96,12 @@ impl Instance {
     /// unauthenticated, and no secret belongs in the admin API either.
     pub fn shown_url(&self) -> &str {
         &self.shown
+    }
+
+    /// The key that registered it; `None` for the admin key, and for configured and
+    /// discovered instances.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     pub fn origin(&self) -> Origin {
@@ -246,8 +264,21 @@ impl Instances {
         self.replace(next);
     }
 
-    /// Adds an instance registered at run time, or renews it; it lapses after `ttl`.
-    pub fn register(&self, endpoint: Endpoint, ttl: Duration) {
+    /// Whether `owner` (`None`: the admin key) may renew or remove the instance registered at
+    /// `url`: a key changes only what it registered; the admin key changes anything.
+    pub fn may_change(&self, url: &str, owner: Option<&str>) -> bool {
+        let Some(key) = owner else {
+            return true;
+        };
+        self.all()
+            .iter()
+            .find(|i| i.url() == url && matches!(i.origin(), Origin::Registered { .. }))
+            .is_none_or(|i| i.owner() == Some(key))
+    }
+
+    /// Adds an instance registered at run time by `owner`, or renews it (its owner stays); it
+    /// lapses after `ttl`.
+    pub fn register(&self, endpoint: Endpoint, ttl: Duration, owner: Option<&str>) {
         // Callers bound the TTL; a deadline past the clock's range never expires rather than
         // panicking.
         let now = Instant::now();
@@ -263,10 +294,11 @@ impl Instances {
             return;
         }
         let mut next = current.to_vec();
-        next.push(Instance::new(
+        next.push(Instance::owned(
             endpoint,
             Origin::Registered { expires },
             &self.breaker,
+            owner,
         ));
         self.replace(next);
     }
@@ -414,7 +446,7 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &instances.all()[0]), "history kept");
         instances.set_discovered(Vec::new());
         assert!(instances.all().is_empty(), "no records, no instances");
-        instances.register(endpoint("http://c"), Duration::from_millis(0));
+        instances.register(endpoint("http://c"), Duration::from_millis(0), None);
         assert!(instances.expire(Instant::now()));
         assert!(instances.lease().is_none());
     }

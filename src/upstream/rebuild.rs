@@ -67,7 +67,8 @@ fn carry_registrations(old: &Upstream, new: &Upstream) {
                     base_url: instance.url().to_owned(),
                     ..http.endpoint.clone()
                 };
-                new.instances.register(endpoint, expires - now);
+                new.instances
+                    .register(endpoint, expires - now, instance.owner());
             }
             Ok(()) => {}
             Err(why) => tracing::warn!(

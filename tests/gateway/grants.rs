@@ -25,6 +25,7 @@ keys:
   - {{ name: auditor, key: sk-auditor, grants: ["usage:read:*"] }}
   - {{ name: purger, key: sk-purger, grants: [cache:purge] }}
   - {{ name: ops, key: sk-ops, grants: [upstreams:register] }}
+  - {{ name: ops2, key: sk-ops2, grants: [upstreams:register] }}
   - {{ name: plain, key: sk-plain }}
 cache: {{ ttl: 60s }}
 "#
@@ -181,7 +182,7 @@ async fn usage_cache_and_upstream_grants_allow_what_they_name_and_nothing_else()
     assert_eq!(own["keys"][0]["requests"], 1, "{own}");
     let (status, all) = call(&gateway, Method::GET, "/admin/usage", "sk-auditor", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(rows(&all).len(), 7, "{all}");
+    assert_eq!(rows(&all).len(), 8, "{all}");
     refused_for(
         &call(&gateway, Method::GET, "/admin/usage", "sk-plain", None).await,
         "usage:read",
@@ -215,6 +216,28 @@ async fn usage_cache_and_upstream_grants_allow_what_they_name_and_nothing_else()
         .await,
         "upstreams:register",
     );
+    // Another key with the grant can neither renew nor remove what `ops` registered.
+    let (status, body) = register("sk-ops2").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another key")
+    );
+    let delete = Some(leave.clone());
+    let (status, _) = call(
+        &gateway,
+        Method::DELETE,
+        "/admin/upstreams",
+        "sk-ops2",
+        delete,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, listed) = call(&gateway, Method::GET, "/admin/upstreams", ADMIN, None).await;
+    let instances = listed["providers"]["up"]["instances"].as_array().unwrap();
+    assert!(instances.iter().any(|i| i["owner"] == "ops"), "{listed}");
     assert_eq!(
         call(
             &gateway,
