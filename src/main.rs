@@ -195,7 +195,8 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             other => anyhow::Error::new(other),
         })
         .with_context(loading)?;
-    let gateway = Gateway::reloadable(&config, args.config.clone(), &text).with_context(loading)?;
+    let mut gateway =
+        Gateway::reloadable(&config, args.config.clone(), &text).with_context(loading)?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let runtime = runtime().context("starting the runtime")?;
     runtime.block_on(async move {
@@ -206,6 +207,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         // Handlers in place before "listening" is said: a supervisor that stops the gateway as
         // soon as it is up gets a drain, not the default action's kill.
         let signals = Signals::new();
+        gateway.catch_hangups();
         if gateway.is_open() {
             tracing::warn!("no keys configured: anyone who can reach {addr} can use every model");
         }

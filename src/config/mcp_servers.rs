@@ -30,9 +30,13 @@ pub struct McpServerConfig {
     /// The command's environment, besides a few basics (PATH, HOME, ...) the gateway passes on.
     #[serde(default)]
     pub env: BTreeMap<String, Secret>,
-    /// Longest wait for connecting, listing tools, a ping or a tool call.
+    /// Longest wait for connecting, listing tools or a ping: how soon a hung server is noticed.
     #[serde(default = "default_timeout")]
     pub timeout: Span,
+    /// Longest wait for a tool call (a client that gives up sooner cancels it); long-running
+    /// tools are common, so this is generous and apart from `timeout`.
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout: Span,
     /// How often a connected server is pinged, so one that went away is noticed.
     #[serde(default = "default_ping_interval")]
     pub ping_interval: Span,
@@ -73,6 +77,10 @@ fn default_timeout() -> Span {
     Span(std::time::Duration::from_secs(30))
 }
 
+fn default_call_timeout() -> Span {
+    Span(std::time::Duration::from_secs(600))
+}
+
 fn default_ping_interval() -> Span {
     Span(std::time::Duration::from_secs(15))
 }
@@ -108,6 +116,7 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
         transport_errors(&path, server, errors);
         for (field, span) in [
             ("timeout", server.timeout),
+            ("call_timeout", server.call_timeout),
             ("ping_interval", server.ping_interval),
         ] {
             if span.0.is_zero() {

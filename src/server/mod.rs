@@ -73,6 +73,8 @@ pub struct Gateway {
     source: Option<(PathBuf, mpsc::Receiver<api::reload::Asked>)>,
     /// Where traces go; the exporter starts with serving, inside the runtime.
     telemetry: crate::config::TelemetryConfig,
+    /// `SIGHUP` caught ahead of serving (see [`Gateway::catch_hangups`]).
+    hangups: Option<reload::Hangups>,
 }
 
 /// Whether a build opens the state directory (usage ledger, context store) or leaves it alone.
@@ -326,8 +328,18 @@ impl Gateway {
             mcp_stop,
             source,
             telemetry: config.telemetry.clone(),
+            hangups: None,
             _usage_lock: usage_lock,
         })
+    }
+
+    /// Catches `SIGHUP` from now on (inside the runtime), so one sent as soon as the gateway says
+    /// it is listening reloads it instead of ending it by the signal's default action. A
+    /// reloadable gateway that is not told catches it once serving starts.
+    pub fn catch_hangups(&mut self) {
+        if self.source.is_some() {
+            self.hangups = Some(reload::Hangups::install());
+        }
     }
 
     /// The HTTP routes alone, to drive requests in-process (the fuzz targets do): no listener,
@@ -373,7 +385,7 @@ impl Gateway {
         let discovering = discovery::spawn_all(self.discoveries);
         let (path, asked) = self.source.unzip();
         let reloader = reload::Reloader::new(path, self.current.clone(), discovering);
-        let reloading = tokio::spawn(reloader.run(asked));
+        let reloading = tokio::spawn(reloader.run(asked, self.hangups));
         let expiry = tokio::spawn(state.context.clone().expire());
         let tool_expiry = tokio::spawn(state.tool_registry.clone().sweep());
         let response_expiry = tokio::spawn(state.responses.clone().sweep_hourly());

@@ -59,11 +59,15 @@ impl Reloader {
 
     /// Reloads whenever asked, until aborted; a gateway without a file only keeps its
     /// discoveries running.
-    pub(super) async fn run(mut self, asked: Option<mpsc::Receiver<Asked>>) {
+    pub(super) async fn run(
+        mut self,
+        asked: Option<mpsc::Receiver<Asked>>,
+        hangups: Option<Hangups>,
+    ) {
         let (Some(path), Some(mut asked)) = (self.path.clone(), asked) else {
             return std::future::pending().await;
         };
-        let mut hangups = hangups();
+        let mut hangups = hangups.unwrap_or_else(Hangups::install);
         let (edited, mut edits) = mpsc::channel(1);
         // Kept alive for as long as reloads run.
         let _watcher = watch(&path, edited.clone());
@@ -77,7 +81,7 @@ impl Reloader {
                     Some(asked) => ("POST /admin/reload", Some(asked.reply)),
                     None => return,
                 },
-                Some(()) = hangup(&mut hangups) => ("SIGHUP", None),
+                Some(()) = hangups.next() => ("SIGHUP", None),
                 Some(()) = edits.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;
                     while edits.try_recv().is_ok() {}
@@ -271,31 +275,37 @@ fn held_back(mut config: Config, running: &Config) -> (Config, Vec<String>) {
     (config, waiting)
 }
 
-/// `SIGHUP`, where there are signals.
-#[cfg(unix)]
-fn hangups() -> Option<tokio::signal::unix::Signal> {
-    use tokio::signal::unix::{SignalKind, signal};
-    signal(SignalKind::hangup())
-        .inspect_err(|error| tracing::warn!(%error, "cannot listen for SIGHUP; reload by HTTP"))
-        .ok()
+/// `SIGHUP`, caught from the moment it is installed (the default action ends the process).
+pub(super) struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
 }
 
-#[cfg(not(unix))]
-fn hangups() -> Option<()> {
-    None
-}
-
-#[cfg(unix)]
-async fn hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match hangups {
-        Some(signal) => signal.recv().await,
-        None => std::future::pending().await,
+impl Hangups {
+    /// Installs the handler; must run inside the runtime.
+    pub(super) fn install() -> Hangups {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .inspect_err(
+                    |error| tracing::warn!(%error, "cannot listen for SIGHUP; reload by HTTP"),
+                )
+                .ok();
+            Hangups { signal }
+        }
+        #[cfg(not(unix))]
+        Hangups {}
     }
-}
 
-#[cfg(not(unix))]
-async fn hangup(_: &mut Option<()>) -> Option<()> {
-    std::future::pending().await
+    /// The next `SIGHUP`; never, where there are none.
+    async fn next(&mut self) -> Option<()> {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            return signal.recv().await;
+        }
+        std::future::pending().await
+    }
 }
 
 /// Watches the file's directory (an editor or Kubernetes replaces the file rather than writing

@@ -289,3 +289,66 @@ mcp:
     assert!(!names.contains(&"yaml_before".to_owned()), "{names:?}");
     assert!(names.contains(&"kept_tool".to_owned()), "{names:?}");
 }
+
+/// A tool call is bounded by `call_timeout`, not by the health `timeout`: a call that runs longer
+/// than the latter completes, while a server that stops answering (SIGSTOP) is still withdrawn
+/// within it.
+#[tokio::test]
+async fn a_long_tool_call_outlives_the_health_timeout_and_a_stopped_server_is_withdrawn() {
+    let port = free_port();
+    let mut upstream = http_upstream(port);
+    let python = python().display().to_string();
+    let gateway = TestGateway::start(&format!(
+        r#"
+keys:
+  - {{ name: all, key: sk-up-all }}
+mcp:
+  servers:
+    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 1s, ping_interval: 200ms }}
+    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 1s, ping_interval: 200ms }}
+"#
+    ))
+    .await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let session = rpc(&gateway, None, initialize).await.0.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    rpc(&gateway, Some(&session), initialized).await;
+    crate::common::eventually("both servers' tools", async || {
+        let names = tool_names(&gateway, &session).await;
+        names.contains(&"up__echo".to_owned()) && names.contains(&"local__sleep".to_owned())
+    })
+    .await;
+
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": "local__sleep", "arguments": {"seconds": 2.5}}});
+    let long = rpc(&gateway, Some(&session), call);
+    let stopped = async {
+        let pid = upstream.id().unwrap().to_string();
+        let stop = Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(stop.success());
+        crate::common::eventually("the stopped server withdrawn", async || {
+            !tool_names(&gateway, &session)
+                .await
+                .contains(&"up__echo".to_owned())
+        })
+        .await;
+        let resume = Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(resume.success());
+    };
+    let ((_, answered), ()) = tokio::join!(long, stopped);
+    assert_eq!(answered["result"]["isError"], false, "{answered}");
+    assert_eq!(
+        answered["result"]["content"][0]["text"], "slept 2.5",
+        "{answered}"
+    );
+    let _ = upstream.kill().await;
+}

@@ -8,6 +8,7 @@ Authorization header is not REQUIRED_AUTHORIZATION (when given), and records eve
 header it saw; the `seen_auth` tool returns them, so a test can prove which credentials arrived.
 """
 
+import asyncio
 import sys
 
 from mcp.server import MCPServer
@@ -28,6 +29,13 @@ def echo(text: str) -> str:
 def add(a: int, b: int) -> int:
     """Adds two integers."""
     return a + b
+
+
+@server.tool()
+async def sleep(seconds: float) -> str:
+    """Answers after `seconds`: a long-running tool."""
+    await asyncio.sleep(seconds)
+    return f"slept {seconds}"
 
 
 @server.tool()

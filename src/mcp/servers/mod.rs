@@ -243,7 +243,7 @@ impl Server {
         changed: &broadcast::Sender<()>,
     ) -> Result<CallToolResponse, ErrorData> {
         request.name = Cow::Owned(tool);
-        let timeout = self.config.timeout.0;
+        let timeout = self.config.call_timeout.0;
         let name = &self.config.name;
         match tokio::time::timeout(timeout, live.peer.call_tool_once(request)).await {
             Ok(Ok(response)) => Ok(response),
@@ -257,7 +257,7 @@ impl Server {
                 "The MCP server '{name}' did not complete the call: {error}"
             ))),
             Err(_) => Ok(tool_error(format!(
-                "The MCP server '{name}' did not answer within {timeout:?}."
+                "The MCP server '{name}' did not answer within {timeout:?} (its call_timeout)."
             ))),
         }
     }
