@@ -37,6 +37,13 @@ impl Audit {
         })
     }
 
+    /// Writes the lines queued so far (waiting at most two seconds): at shutdown.
+    pub fn flush(&self) {
+        if let Some(sink) = &self.sink {
+            sink.flush();
+        }
+    }
+
     /// A record for one `action`, written when its last holder drops it: to the audit log, and
     /// as attributes of the request's trace span. `None` when neither is on.
     pub fn begin(&self, action: &'static str, request_id: Option<String>) -> Option<Arc<Record>> {

@@ -423,6 +423,8 @@ impl Gateway {
         if let Err(error) = ledger.compact() {
             tracing::error!(%error, "cannot save usage at shutdown");
         }
+        let audit = state.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.flush()).await;
         if let Some(traces) = traces {
             traces.shutdown().await;
         }
