@@ -208,70 +208,32 @@ impl Reloader {
 /// their usage is kept in memory until a restart opens the usage files.
 fn held_back(mut config: Config, running: &Config) -> (Config, Vec<String>) {
     let mut waiting = Vec::new();
-    let mut hold = |path: &str, differs: bool| {
-        if differs {
-            waiting.push(path.to_owned());
-        }
-        differs
-    };
-    if hold(
-        "server.listen",
-        config.server.listen != running.server.listen,
-    ) {
-        config.server.listen = running.server.listen;
+    // Each field named once: its path is its name.
+    macro_rules! hold {
+        ($($section:ident).+) => {
+            if config.$($section).+ != running.$($section).+ {
+                waiting.push(stringify!($($section).+).replace(' ', ""));
+                config.$($section).+.clone_from(&running.$($section).+);
+            }
+        };
     }
-    if hold(
-        "server.max_connections",
-        config.server.max_connections != running.server.max_connections,
-    ) {
-        config.server.max_connections = running.server.max_connections;
+    hold!(server.listen);
+    hold!(server.max_connections);
+    hold!(server.header_timeout);
+    hold!(server.shutdown_timeout);
+    hold!(state);
+    hold!(cache);
+    hold!(audit);
+    hold!(telemetry);
+    hold!(mcp.session_idle);
+    hold!(mcp.max_sessions_per_key);
+    hold!(mcp.max_document);
+    if running.keys.is_empty() && !config.keys.is_empty() {
+        waiting.push(
+            "keys (usage of keys added to a gateway started without any is kept in memory)"
+                .to_owned(),
+        );
     }
-    if hold(
-        "server.header_timeout",
-        config.server.header_timeout != running.server.header_timeout,
-    ) {
-        config.server.header_timeout = running.server.header_timeout;
-    }
-    if hold(
-        "server.shutdown_timeout",
-        config.server.shutdown_timeout != running.server.shutdown_timeout,
-    ) {
-        config.server.shutdown_timeout = running.server.shutdown_timeout;
-    }
-    if hold("state", config.state != running.state) {
-        config.state = running.state.clone();
-    }
-    if hold("cache", config.cache != running.cache) {
-        config.cache = running.cache.clone();
-    }
-    if hold("audit", config.audit != running.audit) {
-        config.audit = running.audit.clone();
-    }
-    if hold("telemetry", config.telemetry != running.telemetry) {
-        config.telemetry = running.telemetry.clone();
-    }
-    if hold(
-        "mcp.session_idle",
-        config.mcp.session_idle != running.mcp.session_idle,
-    ) {
-        config.mcp.session_idle = running.mcp.session_idle;
-    }
-    if hold(
-        "mcp.max_sessions_per_key",
-        config.mcp.max_sessions_per_key != running.mcp.max_sessions_per_key,
-    ) {
-        config.mcp.max_sessions_per_key = running.mcp.max_sessions_per_key;
-    }
-    if hold(
-        "mcp.max_document",
-        config.mcp.max_document != running.mcp.max_document,
-    ) {
-        config.mcp.max_document = running.mcp.max_document;
-    }
-    hold(
-        "keys (usage of keys added to a gateway started without any is kept in memory)",
-        running.keys.is_empty() && !config.keys.is_empty(),
-    );
     (config, waiting)
 }
 
