@@ -18,7 +18,8 @@ use crate::telemetry::{Metrics, traces};
 
 pub use writer::WriterError;
 
-/// Where audit lines go; cheap to clone. Off (and no traces exported): every call is a no-op.
+/// Where each request's record goes: the audit log (when configured), the request's span (when
+/// traces are exported) and the GenAI metrics; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Audit {
     sink: Option<writer::Sink>,
@@ -44,8 +45,8 @@ impl Audit {
         }
     }
 
-    /// A record for one `action`, written when its last holder drops it: to the audit log, and
-    /// as attributes of the request's trace span. `None` when neither is on.
+    /// A record for one `action`, read when its last holder drops it: written to the audit log,
+    /// set on the request's trace span, counted. `None` for a `check`'s gateway, which has none.
     pub fn begin(&self, action: &'static str, request_id: Option<String>) -> Option<Arc<Record>> {
         let span = traces::enabled().then(traces::TraceContext::current);
         if self.sink.is_none() && span.is_none() && self.metrics.is_none() {
@@ -123,6 +124,14 @@ impl Record {
     }
 }
 
+impl Record {
+    /// Whether anything reads more than the metrics do (an audit line, a span): details only
+    /// they show (finish reasons) are gathered only then.
+    pub fn tells(&self) -> bool {
+        self.sink.is_some() || self.span.is_some()
+    }
+}
+
 impl Drop for Record {
     fn drop(&mut self) {
         let line = std::mem::take(self.line.get_mut().unwrap_or_else(PoisonError::into_inner));
@@ -177,7 +186,7 @@ fn operation(action: &str) -> Option<&'static str> {
 
 /// A line's facts in the words of the OpenTelemetry GenAI conventions (and the gateway's own
 /// for the key and the cache).
-fn attributes(line: &Line) -> Vec<traces::Attribute> {
+pub fn attributes(line: &Line) -> Vec<traces::Attribute> {
     use traces::Attribute;
     let operation = operation(line.action);
     let text = |key: &'static str, value: &Option<String>| {
@@ -228,11 +237,6 @@ pub fn write_now(audit: &Audit, line: Line, started: Instant, label: &str) {
     if let Some(sink) = &audit.sink {
         sink.write(&line, started.elapsed());
     }
-}
-
-/// The GenAI attributes of a tool call's line, for its own span.
-pub fn tool_attributes(line: &Line) -> Vec<traces::Attribute> {
-    attributes(line)
 }
 
 tokio::task_local! {

@@ -122,17 +122,31 @@ impl Config {
 
     /// [`load`](Self::load), and the text it was read from (a reload hashes it).
     pub fn load_with_text(path: &Path) -> Result<(Config, String), LoadError> {
-        // Named in full: "config.yaml" alone does not say where it was looked for.
-        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let text = std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
-            path: shown.display().to_string(),
+        let text = Config::read_text(path)?;
+        Config::from_file_text(path, &text).map(|config| (config, text))
+    }
+
+    /// The text of the config file at `path`.
+    pub fn read_text(path: &Path) -> Result<String, LoadError> {
+        std::fs::read_to_string(path).map_err(|cause| LoadError::Read {
+            // Named in full: "config.yaml" alone does not say where it was looked for.
+            path: std::path::absolute(path)
+                .unwrap_or_else(|_| path.to_owned())
+                .display()
+                .to_string(),
             hint: match cause.kind() {
                 std::io::ErrorKind::NotFound => " (name another file with --config FILE)",
                 _ => "",
             },
             cause,
-        })?;
-        let mut config = Config::parse(&text, &|name| std::env::var(name).ok())?;
+        })
+    }
+
+    /// The config `text` read from the file at `path`, variables from the process environment,
+    /// a relative `state.data_dir` taken relative to the file's directory.
+    pub fn from_file_text(path: &Path, text: &str) -> Result<Config, LoadError> {
+        let mut config = Config::parse(text, &|name| std::env::var(name).ok())?;
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         if config.state.data_dir.is_relative()
             && let Some(dir) = shown.parent()
         {
@@ -144,7 +158,7 @@ impl Config {
                 .collect();
             config.state.data_dir = dir.join(relative);
         }
-        Ok((config, text))
+        Ok(config)
     }
 
     /// Parses and validates config text, resolving variables through `lookup`.

@@ -113,7 +113,7 @@ impl Shared {
             ..crate::audit::Line::default()
         };
         if let Some(span) = &span {
-            traces::annotate(span, crate::audit::tool_attributes(&line));
+            traces::annotate(span, crate::audit::attributes(&line));
         }
         let error = failed.then(|| ("tool_error".to_owned(), String::new()));
         traces::end(span, error);

@@ -113,21 +113,23 @@ impl Reloader {
 
     fn reload(&mut self, path: &Path, cause: &str) -> Outcome {
         let running = self.current.load();
-        self.refused = std::fs::read(path)
-            .ok()
-            .map(|text| crate::digest::sha256_hex(&text));
-        let outcome = match Config::load_with_text(path) {
-            Ok((config, text)) => {
+        // The text is read once: what is parsed is what is hashed (and remembered if refused).
+        let outcome = match Config::read_text(path) {
+            Ok(text) => {
                 let hash = crate::digest::sha256_hex(text.as_bytes());
-                self.apply(&running, config, hash)
-                    .map_err(|error| vec![ConfigError::new("", error.to_string())])
+                let loaded = match Config::from_file_text(path, &text) {
+                    Ok(config) => self
+                        .apply(&running, config, hash.clone())
+                        .map_err(|error| vec![ConfigError::new("", error.to_string())]),
+                    Err(LoadError::Invalid(problems)) => Err(problems),
+                    Err(error) => Err(vec![ConfigError::new("", error.to_string())]),
+                };
+                // A refused text is not read again at each of its events.
+                self.refused = loaded.is_err().then_some(hash);
+                loaded
             }
-            Err(LoadError::Invalid(problems)) => Err(problems),
             Err(error) => Err(vec![ConfigError::new("", error.to_string())]),
         };
-        if outcome.is_ok() {
-            self.refused = None;
-        }
         running.metrics.reloads.reload(outcome.is_ok());
         match outcome {
             Ok(loaded) => {

@@ -21,20 +21,24 @@ pub struct UsageSink {
     written: Option<Ack>,
     /// The request's audit record, told the tokens (a charge adds the cost).
     audit: Option<Arc<crate::audit::Record>>,
-    /// Why each choice ended, as far as the answer said.
+    /// Why each choice ended, as far as the answer said; gathered only when an audit line or a
+    /// span will say it (the GenAI metrics do not).
     reasons: Vec<String>,
+    wants_reasons: bool,
     /// The request's span, and the text streamed so far, when content is captured.
     capture: Option<(crate::telemetry::traces::TraceContext, String)>,
 }
 
 impl UsageSink {
     pub fn new(metrics: Arc<Metrics>, model: &str, provider: &str, charge: Option<Charge>) -> Self {
+        let audit = crate::audit::current();
         UsageSink {
             target: Some((metrics, model.to_owned(), provider.to_owned())),
             latest: None,
             charge,
             written: None,
-            audit: crate::audit::current(),
+            wants_reasons: audit.as_ref().is_some_and(|r| r.tells()),
+            audit,
             reasons: Vec::new(),
             capture: crate::telemetry::traces::capturing().then(|| {
                 (
@@ -54,6 +58,7 @@ impl UsageSink {
             written: None,
             audit: None,
             reasons: Vec::new(),
+            wants_reasons: false,
             capture: None,
         }
     }
@@ -68,35 +73,14 @@ impl UsageSink {
     /// Notes a whole answer, whose text is counted if it carries no usage.
     pub fn record_response(&mut self, response: &ChatResponse) {
         self.record(response.usage.as_ref());
-        if let Some((_, text)) = &mut self.capture {
-            let messages: Vec<_> = response.choices.iter().map(|c| &c.message).collect();
-            *text = serde_json::to_string(&messages).unwrap_or_default();
-        }
-        if self.audit.is_some() {
-            let reasons = response
-                .choices
-                .iter()
-                .filter_map(|c| c.finish_reason.as_ref());
-            self.reasons.extend(reasons.filter_map(reason_name));
-        }
+        self.note_answer(response);
         if let (Some(charge), None) = (&mut self.charge, &self.latest) {
             charge.observe_response(response);
         }
     }
 
     pub(super) fn observe_chunk(&mut self, chunk: &ChatChunk) {
-        if let Some((_, text)) = &mut self.capture {
-            for choice in &chunk.choices {
-                text.extend(choice.delta.content.as_deref());
-            }
-        }
-        if self.audit.is_some() {
-            let reasons = chunk
-                .choices
-                .iter()
-                .filter_map(|c| c.finish_reason.as_ref());
-            self.reasons.extend(reasons.filter_map(reason_name));
-        }
+        self.note_chunk(chunk);
         if let (Some(charge), None) = (&mut self.charge, &self.latest) {
             charge.observe_chunk(chunk);
         }
@@ -105,32 +89,58 @@ impl UsageSink {
     /// Notes the finish reasons of a provider's whole answer passed through unparsed (and its
     /// messages, when content is captured: only then is it parsed).
     pub fn record_verbatim(&mut self, body: &[u8]) {
-        if self.audit.is_some() {
+        if self.wants_reasons {
             scan_reasons(body, &mut self.reasons);
         }
         if self.capture.is_some()
             && let Ok(response) = serde_json::from_slice::<ChatResponse>(body)
-            && let Some((_, text)) = &mut self.capture
         {
-            let messages: Vec<_> = response.choices.iter().map(|c| &c.message).collect();
-            *text = serde_json::to_string(&messages).unwrap_or_default();
+            self.captured(|text| *text = answer_text(&response));
         }
     }
 
     pub(super) fn observe_verbatim(&mut self, data: &Bytes) {
-        if self.audit.is_some() {
+        if self.wants_reasons {
             scan_reasons(data, &mut self.reasons);
         }
         if self.capture.is_some()
             && let Ok(chunk) = serde_json::from_slice::<ChatChunk>(data)
-            && let Some((_, text)) = &mut self.capture
         {
-            for choice in &chunk.choices {
-                text.extend(choice.delta.content.as_deref());
-            }
+            self.captured(|text| text.extend(chunk_text(&chunk)));
         }
         if let (Some(charge), None) = (&mut self.charge, &self.latest) {
             charge.observe_verbatim(data);
+        }
+    }
+
+    /// A parsed whole answer's finish reasons and, when captured, its messages.
+    fn note_answer(&mut self, response: &ChatResponse) {
+        if self.wants_reasons {
+            let reasons = response
+                .choices
+                .iter()
+                .filter_map(|c| c.finish_reason.as_ref());
+            self.reasons.extend(reasons.filter_map(reason_name));
+        }
+        self.captured(|text| *text = answer_text(response));
+    }
+
+    /// A parsed chunk's finish reasons and, when captured, its text.
+    fn note_chunk(&mut self, chunk: &ChatChunk) {
+        if self.wants_reasons {
+            let reasons = chunk
+                .choices
+                .iter()
+                .filter_map(|c| c.finish_reason.as_ref());
+            self.reasons.extend(reasons.filter_map(reason_name));
+        }
+        self.captured(|text| text.extend(chunk_text(chunk)));
+    }
+
+    /// Changes the captured content, when content is captured.
+    fn captured(&mut self, change: impl FnOnce(&mut String)) {
+        if let Some((_, text)) = &mut self.capture {
+            change(text);
         }
     }
 
@@ -200,6 +210,20 @@ pub fn scan_reasons(json: &[u8], reasons: &mut Vec<String>) {
             reasons.push(String::from_utf8_lossy(&value[..end]).into_owned());
         }
     }
+}
+
+/// A whole answer's messages as JSON, for `gen_ai.output.messages`.
+fn answer_text(response: &ChatResponse) -> String {
+    let messages: Vec<_> = response.choices.iter().map(|c| &c.message).collect();
+    serde_json::to_string(&messages).unwrap_or_default()
+}
+
+/// The text a chunk adds.
+fn chunk_text(chunk: &ChatChunk) -> impl Iterator<Item = &str> {
+    chunk
+        .choices
+        .iter()
+        .filter_map(|c| c.delta.content.as_deref())
 }
 
 /// A finish reason as OpenAI writes it.

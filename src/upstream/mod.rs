@@ -215,10 +215,7 @@ pub struct UpstreamError {
 pub fn build_all(
     configs: &BTreeMap<String, ProviderConfig>,
 ) -> Result<BTreeMap<String, Arc<Upstream>>, UpstreamError> {
-    configs
-        .iter()
-        .map(|(name, config)| Ok((name.clone(), Arc::new(Upstream::new(name, config)?))))
-        .collect()
+    rebuild::rebuild_all(configs, &BTreeMap::new())
 }
 
 impl Upstream {
