@@ -42,6 +42,8 @@ pub mod fuzzing {
     pub use crate::cache::remote::decode as cache_entry;
     /// A context change as published to every replica (`namespace\nkey\nlisted`).
     pub use crate::context::parse_change as context_change;
+    /// The request an upstream MCP server's oversized message answers, from its two ends.
+    pub use crate::mcp::oversized_response_id as mcp_oversized_id;
     /// A shared tool registration's body (`{"owner", "tool"}`, or a bare tool entry).
     pub use crate::mcp::read_shared as shared_tool;
     /// The finish reasons of JSON passed through unparsed.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 
-use super::{ConfigError, McpConfig, Secret, Span};
+use super::{ConfigError, McpConfig, Secret, Size, Span};
 
 /// What separates a server's name from its tools' names in `tools/list`.
 pub const TOOL_SEPARATOR: &str = "__";
@@ -40,7 +40,18 @@ pub struct McpServerConfig {
     /// How often a connected server is pinged, so one that went away is noticed.
     #[serde(default = "default_ping_interval")]
     pub ping_interval: Span,
+    /// The largest message (a tool result) taken from the server; a larger one fails its own
+    /// call with a message naming this limit, and the server and its other calls go on.
+    #[serde(default = "default_max_result")]
+    pub max_result: Size,
+    /// Most upstream sessions open at once: each client session (or, for a client without
+    /// one, each key) gets its own, so state a server keeps per session is never shared.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
 }
+
+/// The largest `max_result`: a message is held whole in memory before it is forwarded.
+const MAX_RESULT_CAP: u64 = 1024 * 1024 * 1024;
 
 /// How the gateway reaches a server.
 pub enum McpServerTransport<'a> {
@@ -85,6 +96,14 @@ fn default_ping_interval() -> Span {
     Span(std::time::Duration::from_secs(15))
 }
 
+fn default_max_result() -> Size {
+    Size(16 * 1024 * 1024)
+}
+
+fn default_max_sessions() -> usize {
+    64
+}
+
 /// Whether `name` can prefix tool names unambiguously: the first `__` of a gateway tool name
 /// always ends the server's name.
 fn valid_server_name(name: &str) -> bool {
@@ -125,6 +144,18 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
                     "must be longer than 0s",
                 ));
             }
+        }
+        if server.max_result.0 < 1024 || server.max_result.0 > MAX_RESULT_CAP {
+            errors.push(ConfigError::new(
+                format!("{path}.max_result"),
+                "must be between 1KiB and 1GiB",
+            ));
+        }
+        if server.max_sessions == 0 {
+            errors.push(ConfigError::new(
+                format!("{path}.max_sessions"),
+                "must be at least 1",
+            ));
         }
     }
     for (i, tool) in mcp.tools.iter().enumerate() {

@@ -7,6 +7,7 @@
 mod context_tools;
 mod feed;
 mod http_tool;
+mod outlets;
 mod owners;
 mod registry;
 mod schema;
@@ -31,7 +32,7 @@ use crate::telemetry::traces;
 
 pub use owners::{SessionOwners, TooManySessions};
 pub use registry::{RegisterError, Registered, Registry, read_shared, shared_entry};
-pub use servers::McpServers;
+pub use servers::{McpServers, oversized_response_id};
 pub use shared_sessions::SharedSessions;
 
 /// The rmcp service mounted at `/mcp`.

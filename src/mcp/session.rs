@@ -11,20 +11,17 @@ use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, ResourceUpdatedNotificationParam, ResultType,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
-    UnsubscribeRequestParams,
+    ResourceContents, ResourceTemplate, ResultType, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
-use rmcp::service::{
-    NotificationContext, RequestContext, SubscriptionContext, SubscriptionSendError,
-    SubscriptionSink,
-};
-use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Shared;
-use super::feed::{Feed, Outlet};
-use super::shared_sessions::SharedSessions;
+use super::feed::Feed;
+use super::outlets::{ListenOutlet, SessionOutlet};
+use super::servers::Holder;
 use crate::auth::Caller;
 use crate::context::ContextError;
 
@@ -44,8 +41,18 @@ pub struct Session {
     subscribed: Arc<Mutex<HashSet<String>>>,
     /// Set once the session hears of changes.
     feeding: OnceLock<()>,
+    /// The session's id, once a call used upstream sessions on its behalf; they end with it.
+    upstream: OnceLock<String>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(id) = self.upstream.take() {
+            self.shared.servers.release(&Holder::Session(id));
+        }
+    }
 }
 
 impl Session {
@@ -56,6 +63,7 @@ impl Session {
             owner: OnceLock::new(),
             subscribed: Arc::default(),
             feeding: OnceLock::new(),
+            upstream: OnceLock::new(),
             _stop_on_drop: stop.clone().drop_guard(),
             stop,
         }
@@ -96,12 +104,16 @@ impl Session {
             .iter()
             .any(|t| t.tool.name == request.name)
         {
-            return self.dispatch(&caller, request).await;
+            return self.dispatch(&caller, &Holder::Key(None), request).await;
         }
+        let holder = match session_id(&context.extensions) {
+            Some(id) => Holder::Session(self.upstream.get_or_init(|| id).clone()),
+            None => Holder::Key(caller.name.clone()),
+        };
         // A client that cancels the call (or goes away) stops it here: the service's request,
         // or the upstream server's call, is dropped rather than run to its timeout.
         tokio::select! {
-            called = self.dispatch(&caller, request) => called,
+            called = self.dispatch(&caller, &holder, request) => called,
             () = context.ct.cancelled() => Err(ErrorData::internal_error(
                 "the call was cancelled by the client",
                 None,
@@ -113,10 +125,11 @@ impl Session {
     async fn dispatch(
         &self,
         caller: &Caller,
+        holder: &Holder,
         request: CallToolRequestParams,
     ) -> Result<CallToolResponse, ErrorData> {
         let shared = &self.shared;
-        if let Some(forwarded) = shared.servers.call(request.clone()).await {
+        if let Some(forwarded) = shared.servers.call(holder, request.clone()).await {
             return forwarded.map(|mut response| {
                 // A session-era server sends no `resultType`, which 2026-07-28 clients require;
                 // rmcp takes it out again for session-era peers.
@@ -222,68 +235,6 @@ fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
         .to_str()
         .ok()
         .map(str::to_owned)
-}
-
-/// A 2025 session's own stream, where the session's subscriptions decide which document
-/// updates it hears.
-struct SessionOutlet {
-    peer: Peer<RoleServer>,
-    subscribed: Arc<Mutex<HashSet<String>>>,
-    /// With shared sessions: the session's id and where its subscriptions through other
-    /// replicas are.
-    shared: Option<(Arc<SharedSessions>, String)>,
-}
-
-impl Outlet for SessionOutlet {
-    async fn tools_changed(&self) -> bool {
-        self.peer.notify_tool_list_changed().await.is_ok()
-    }
-    async fn resources_changed(&self) -> bool {
-        self.peer.notify_resource_list_changed().await.is_ok()
-    }
-    async fn resource_updated(&self, uri: String) -> bool {
-        let notice = ResourceUpdatedNotificationParam::new(uri);
-        self.peer.notify_resource_updated(notice).await.is_ok()
-    }
-    async fn subscribed(&self) -> Vec<String> {
-        let mut all: HashSet<String> = lock(&self.subscribed).clone();
-        if let Some((sessions, id)) = &self.shared {
-            // Redis away: what this replica heard of still counts.
-            all.extend(sessions.subscriptions(id).await.unwrap_or_default());
-        }
-        all.into_iter().collect()
-    }
-}
-
-/// A 2026-07-28 `subscriptions/listen` stream; its sink drops what the filter did not accept.
-struct ListenOutlet<'a>(&'a SubscriptionSink);
-
-impl ListenOutlet<'_> {
-    fn alive(sent: Result<(), SubscriptionSendError>) -> bool {
-        matches!(
-            sent,
-            Ok(()) | Err(SubscriptionSendError::NotificationNotAccepted(_))
-        )
-    }
-}
-
-impl Outlet for ListenOutlet<'_> {
-    async fn tools_changed(&self) -> bool {
-        Self::alive(self.0.notify_tool_list_changed().await)
-    }
-    async fn resources_changed(&self) -> bool {
-        Self::alive(self.0.notify_resource_list_changed().await)
-    }
-    async fn resource_updated(&self, uri: String) -> bool {
-        Self::alive(self.0.notify_resource_updated(uri).await)
-    }
-    async fn subscribed(&self) -> Vec<String> {
-        self.0
-            .accepted()
-            .resource_subscriptions
-            .clone()
-            .unwrap_or_default()
-    }
 }
 
 impl ServerHandler for Session {

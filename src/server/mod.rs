@@ -251,6 +251,7 @@ impl Gateway {
             &config.mcp.servers,
             default_client.clone(),
             mcp_stop.clone(),
+            config.mcp.session_idle.0,
         ));
         let parts = crate::mcp::Parts {
             context: context.clone(),

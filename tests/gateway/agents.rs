@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::common::fake_anthropic::{self, FakeAnthropic};
 use crate::common::{TestGateway, temp_dir};
 
-fn agent(name: &str) -> PathBuf {
+pub fn agent(name: &str) -> PathBuf {
     let bin = std::env::var_os("SWITCHBOARD_AGENTS").map_or_else(
         || {
             PathBuf::from(concat!(

@@ -20,6 +20,14 @@ const CLIENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/test_mcp_upstreams.py"
 );
+const SESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/test_mcp_upstream_sessions.py"
+);
+const REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/test_mcp_reference_servers.py"
+);
 /// The credential the HTTP upstream demands; configured as a header of the server entry.
 const UPSTREAM_AUTH: &str = "Bearer up-token";
 
@@ -32,8 +40,14 @@ fn free_port() -> u16 {
 
 /// The HTTP fake on `port`; the gateway's supervisor finds it whenever it is ready.
 fn http_upstream(port: u16) -> Child {
+    http_upstream_version(port, false)
+}
+
+/// The HTTP fake on `port`, with its `echo` tool renamed `echo_v2` if `renamed`.
+fn http_upstream_version(port: u16, renamed: bool) -> Child {
     Command::new(python())
         .args([FAKE, "http", &port.to_string(), UPSTREAM_AUTH])
+        .env("FAKE_MCP_RENAMED", if renamed { "1" } else { "0" })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -74,11 +88,29 @@ async fn mcp_sdk_calls_upstream_tools_over_http_and_stdio_and_follows_the_http_u
     let mut upstream = http_upstream(port);
     let gateway = TestGateway::start(&config(port)).await;
 
+    let said = drive(CLIENT, &gateway, &mut upstream, port).await;
+    assert_eq!(
+        said,
+        ["KILL", "RESTART", "mcp upstreams: all checks passed"]
+    );
+    gateway.stop().await;
+}
+
+/// Runs the Python client `script` against the gateway, doing to the HTTP upstream on `port`
+/// what it asks on its stdout (KILL, RESTART, RESTART_RENAMED: killed and started again at
+/// once, a new version); every line it printed, once it exited successfully.
+async fn drive(
+    script: &str,
+    gateway: &TestGateway,
+    upstream: &mut Child,
+    port: u16,
+) -> Vec<String> {
     let mut client = Command::new(python())
-        .arg(CLIENT)
+        .arg(script)
         .env("SWITCHBOARD_MCP_URL", gateway.url("/mcp"))
         .env("SWITCHBOARD_KEY", "sk-up-all")
         .env("SWITCHBOARD_LOCAL_KEY", "sk-up-local")
+        .env("SWITCHBOARD_OTHER_KEY", "sk-up-other")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -91,15 +123,16 @@ async fn mcp_sdk_calls_upstream_tools_over_http_and_stdio_and_follows_the_http_u
     let driven = tokio::time::timeout(Duration::from_secs(120), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             match line.as_str() {
-                "KILL" => {
+                "KILL" => upstream.kill().await.unwrap(),
+                "RESTART" => *upstream = http_upstream(port),
+                "RESTART_RENAMED" => {
                     upstream.kill().await.unwrap();
-                    stdin.write_all(b"killed\n").await.unwrap();
-                }
-                "RESTART" => {
-                    upstream = http_upstream(port);
-                    stdin.write_all(b"restarted\n").await.unwrap();
+                    *upstream = http_upstream_version(port, true);
                 }
                 _ => {}
+            }
+            if line.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                stdin.write_all(b"done\n").await.unwrap();
             }
             said.push(line);
         }
@@ -108,16 +141,92 @@ async fn mcp_sdk_calls_upstream_tools_over_http_and_stdio_and_follows_the_http_u
     let output = client.wait_with_output().await.unwrap();
     assert!(
         driven.is_ok() && output.status.success(),
-        "test_mcp_upstreams.py failed (timed out: {})\nstdout:\n{}\nstderr:\n{}",
+        "{script} failed (timed out: {})\nstdout:\n{}\nstderr:\n{}",
         driven.is_err(),
         said.join("\n"),
         String::from_utf8_lossy(&output.stderr)
     );
+    said
+}
+
+/// Each client gets its own upstream session (state kept per session never leaks across
+/// sessions or keys, in both protocol revisions); a result over `max_result` fails its own call
+/// only; an upstream restarted at once with a renamed tool is noticed (no ping interval helps:
+/// it is a minute) and its new tools listed and announced.
+#[tokio::test]
+async fn each_client_has_its_own_upstream_session_big_results_fail_alone_and_a_restart_is_seen() {
+    let port = free_port();
+    let mut upstream = http_upstream(port);
+    let python = python().display().to_string();
+    let gateway = TestGateway::start(&format!(
+        r#"
+keys:
+  - {{ name: all, key: sk-up-all }}
+  - {{ name: other, key: sk-up-other }}
+mcp:
+  servers:
+    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 10s, ping_interval: 1m }}
+    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 10s, ping_interval: 1m }}
+"#
+    ))
+    .await;
+    let said = drive(SESSIONS, &gateway, &mut upstream, port).await;
     assert_eq!(
         said,
-        ["KILL", "RESTART", "mcp upstreams: all checks passed"]
+        [
+            "RESTART_RENAMED",
+            "mcp upstream sessions: all checks passed"
+        ]
+    );
+    let _ = upstream.kill().await;
+    gateway.stop().await;
+}
+
+/// The reference filesystem and memory servers from npm, behind the gateway over stdio, answer
+/// every listed field and every call as they answer the official SDK directly.
+#[tokio::test]
+async fn the_reference_filesystem_and_memory_servers_answer_as_they_do_directly() {
+    let dir = crate::common::temp_dir();
+    let (direct_files, gateway_files) = (dir.join("direct"), dir.join("gateway"));
+    for root in [&direct_files, &gateway_files] {
+        std::fs::create_dir_all(root).unwrap();
+    }
+    let files = crate::agents::agent("mcp-server-filesystem");
+    let memory = crate::agents::agent("mcp-server-memory");
+    let gateway_memory = dir.join("gateway-memory.jsonl");
+    let gateway = TestGateway::start(&format!(
+        r#"
+keys:
+  - {{ name: all, key: sk-up-all }}
+mcp:
+  servers:
+    - {{ name: files, command: {files:?}, args: [{gateway_files:?}], timeout: 20s }}
+    - {{ name: memory, command: {memory:?}, env: {{ MEMORY_FILE_PATH: {gateway_memory:?} }}, timeout: 20s }}
+"#
+    ))
+    .await;
+    let output = Command::new(python())
+        .arg(REFERENCE)
+        .env("SWITCHBOARD_MCP_URL", gateway.url("/mcp"))
+        .env("SWITCHBOARD_KEY", "sk-up-all")
+        .env("SWITCHBOARD_AGENTS", files.parent().unwrap())
+        .env("DIRECT_FILES_ROOT", &direct_files)
+        .env("GATEWAY_FILES_ROOT", &gateway_files)
+        .env("DIRECT_MEMORY_FILE", dir.join("direct-memory.jsonl"))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("test_mcp_reference_servers.py timed out")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("mcp reference servers: all checks passed"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
     gateway.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// One JSON-RPC request to /mcp as `sk-up-all`; the JSON-RPC answer to it.
@@ -290,9 +399,8 @@ mcp:
     assert!(names.contains(&"kept_tool".to_owned()), "{names:?}");
 }
 
-/// A tool call is bounded by `call_timeout`, not by the health `timeout`: a call that runs longer
-/// than the latter completes, while a server that stops answering (SIGSTOP) is still withdrawn
-/// within it.
+/// A tool call is bounded by `call_timeout`, not by the health `timeout`: a 5 s call with a 2 s
+/// health timeout completes, while a server that stops answering (SIGSTOP) is still withdrawn.
 #[tokio::test]
 async fn a_long_tool_call_outlives_the_health_timeout_and_a_stopped_server_is_withdrawn() {
     let port = free_port();
@@ -304,8 +412,8 @@ keys:
   - {{ name: all, key: sk-up-all }}
 mcp:
   servers:
-    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 1s, ping_interval: 200ms }}
-    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 1s, ping_interval: 200ms }}
+    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 2s, ping_interval: 200ms }}
+    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 2s, ping_interval: 200ms }}
 "#
     ))
     .await;
@@ -321,7 +429,7 @@ mcp:
     .await;
 
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                      "params": {"name": "local__sleep", "arguments": {"seconds": 2.5}}});
+                      "params": {"name": "local__sleep", "arguments": {"seconds": 5}}});
     let long = rpc(&gateway, Some(&session), call);
     let stopped = async {
         let pid = upstream.id().unwrap().to_string();
@@ -347,7 +455,7 @@ mcp:
     let ((_, answered), ()) = tokio::join!(long, stopped);
     assert_eq!(answered["result"]["isError"], false, "{answered}");
     assert_eq!(
-        answered["result"]["content"][0]["text"], "slept 2.5",
+        answered["result"]["content"][0]["text"], "slept 5.0",
         "{answered}"
     );
     let _ = upstream.kill().await;

@@ -6,23 +6,47 @@
 Over HTTP it serves Streamable HTTP at /mcp on 127.0.0.1:PORT, answers 401 to a request whose
 Authorization header is not REQUIRED_AUTHORIZATION (when given), and records every Authorization
 header it saw; the `seen_auth` tool returns them, so a test can prove which credentials arrived.
+
+With FAKE_MCP_RENAMED=1 in its environment, its `echo` tool is called `echo_v2`: a new version of
+the server, for a test that restarts it.
 """
 
 import asyncio
+import os
 import sys
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 SEEN_AUTH = set()
+# Calls of `count` per session: state a stateful server keeps for each of its sessions.
+COUNTS = {}
 
 server = MCPServer("fake-upstream")
+ECHO = "echo_v2" if os.environ.get("FAKE_MCP_RENAMED") == "1" else "echo"
 
 
-@server.tool()
+@server.tool(name=ECHO)
 def echo(text: str) -> str:
     """Returns its text."""
     return text
+
+
+@server.tool()
+def count(ctx: Context) -> int:
+    """How many times this session has called `count`, this call included."""
+    request = ctx.request_context.request
+    # Over HTTP a session is named by its header; over stdio the process is the session.
+    key = request.headers.get("mcp-session-id") if request is not None else "stdio"
+    COUNTS[key] = COUNTS.get(key, 0) + 1
+    return COUNTS[key]
+
+
+@server.tool()
+def big(size: int) -> str:
+    """A text of `size` bytes: a result larger than a gateway may take."""
+    return "x" * size
 
 
 @server.tool()

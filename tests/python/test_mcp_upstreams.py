@@ -22,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 MCP_URL = os.environ["SWITCHBOARD_MCP_URL"]
 KEY = os.environ["SWITCHBOARD_KEY"]
 LOCAL_KEY = os.environ["SWITCHBOARD_LOCAL_KEY"]
-UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth"}
+UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth", "count", "big"}
 
 
 @asynccontextmanager

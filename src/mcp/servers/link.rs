@@ -1,22 +1,57 @@
 //! One connection to an upstream MCP server as an rmcp client: Streamable HTTP over the gateway's
-//! reqwest client, or a child process over stdio; and the handler that hears its notifications.
+//! reqwest client, or a child process over stdio, both within the server's `max_result`; and the
+//! handler that hears its notifications.
 
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::common::client_side_sse::ExponentialBackoff;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::sync::Notify;
 
+use super::{bounded_http::BoundedHttp, bounded_stdio};
 use crate::config::{McpServerConfig, McpServerTransport, Secret};
 
 /// A live connection.
-pub type Running = RunningService<RoleClient, Handler>;
+type Running = RunningService<RoleClient, Handler>;
+
+/// Longest wait between attempts to reopen a server's notification stream.
+const STREAM_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a closing connection may take (a child process gets this long to exit).
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A connection and, over stdio, the process at its other end (killed if it outlives it).
+pub struct Link {
+    running: Running,
+    child: Option<tokio::process::Child>,
+    /// The server speaks a sessionless revision (2026-07-28 or later) over HTTP: one connection
+    /// serves every client without sharing state between them.
+    pub stateless: bool,
+}
+
+impl Link {
+    pub fn peer(&self) -> &Peer<RoleClient> {
+        self.running.peer()
+    }
+
+    /// Ends the session (an HTTP DELETE, or stdin closed) and waits a little for the process.
+    pub async fn close(self) {
+        let Link {
+            mut running, child, ..
+        } = self;
+        let _ = running.close_with_timeout(CLOSE_TIMEOUT).await;
+        if let Some(mut child) = child {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, child.wait()).await;
+        }
+    }
+}
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +66,8 @@ pub enum LinkError {
     Timeout(std::time::Duration),
 }
 
-/// Hears the upstream's notifications; only a changed tool list matters to the gateway.
+/// Hears the upstream's notifications; only a changed tool list matters to the gateway. The
+/// same signal says the server forgot the session: listing again finds out what changed.
 pub struct Handler {
     pub list_changed: Arc<Notify>,
 }
@@ -51,30 +87,71 @@ impl ClientHandler for Handler {
 /// environment (which holds provider keys) reaches a local server.
 const INHERITED_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ"];
 
-/// Connects and completes MCP initialization within the server's timeout.
+/// Connects and completes MCP initialization within the server's timeout; `list_changed` is
+/// woken whenever the server says its tools changed.
 pub async fn connect(
     config: &McpServerConfig,
     client: &reqwest::Client,
-) -> Result<Running, LinkError> {
-    let handler = Handler {
-        list_changed: Arc::new(Notify::new()),
-    };
+    list_changed: Arc<Notify>,
+) -> Result<Link, LinkError> {
+    let handler = Handler { list_changed };
     let timeout = config.timeout.0;
+    let limit = config.max_result.0;
     let connecting = async {
         match config.transport() {
             Some(McpServerTransport::Http { url, headers }) => {
-                let transport = StreamableHttpClientTransport::with_client(
-                    client.clone(),
-                    StreamableHttpClientTransportConfig::with_uri(url)
-                        .custom_headers(header_map(headers)?),
-                );
-                handler.serve(transport).await.map_err(initialize_error)
+                let mut settings = StreamableHttpClientTransportConfig::with_uri(url)
+                    .custom_headers(header_map(headers)?)
+                    // A server that forgot the session (a restart) is reconnected by the
+                    // supervisor, which lists the tools again; rmcp would renew it unseen.
+                    .reinit_on_expired_session(false);
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                settings.max_sse_event_size = limit;
+                settings.max_json_response_size = limit;
+                // The notification stream is reopened within seconds after a break, so a
+                // server back from a restart is asked about the session (and says 404) soon.
+                let mut backoff = ExponentialBackoff::default();
+                backoff.max_delay = Some(STREAM_RETRY_CAP);
+                settings.retry_config = Arc::new(backoff);
+                let bounded = BoundedHttp {
+                    client: client.clone(),
+                    server: config.name.as_str().into(),
+                    limit: limit as u64,
+                    forgotten: handler.list_changed.clone(),
+                };
+                let transport = StreamableHttpClientTransport::with_client(bounded, settings);
+                let running = handler.serve(transport).await.map_err(initialize_error)?;
+                let stateless = running
+                    .peer()
+                    .peer_info()
+                    .is_some_and(|info| info.protocol_version >= ProtocolVersion::V_2026_07_28);
+                Ok(Link {
+                    running,
+                    child: None,
+                    stateless,
+                })
             }
             Some(McpServerTransport::Stdio { command, args, env }) => {
-                let (transport, _) = TokioChildProcess::builder(command_of(command, args, env))
+                let mut child = command_of(command, args, env)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())
                     .spawn()?;
-                handler.serve(transport).await.map_err(initialize_error)
+                let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+                    return Err(LinkError::Config(
+                        "the command's pipes are missing".to_owned(),
+                    ));
+                };
+                let stdout = bounded_stdio::guarded(stdout, &config.name, limit);
+                let running = handler
+                    .serve((stdout, stdin))
+                    .await
+                    .map_err(initialize_error)?;
+                Ok(Link {
+                    running,
+                    child: Some(child),
+                    stateless: false,
+                })
             }
             None => Err(LinkError::Config("neither url nor command".to_owned())),
         }

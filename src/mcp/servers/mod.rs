@@ -1,10 +1,18 @@
 //! Upstream MCP servers (`mcp.servers`): their tools, offered as `{server}__{tool}`, and calls
-//! forwarded to them. A server that is down offers nothing until its supervisor reconnects.
+//! forwarded to them, each client's on an upstream session of its own. A server that is down
+//! offers nothing until its supervisor reconnects.
 //!
 //! Sessions hear of every change to the set of upstream tools through [`McpServers::changes`].
 
+mod bounded_http;
+mod bounded_stdio;
 mod link;
+mod oversize;
+mod sessions;
 mod supervise;
+
+pub use oversize::response_id as oversized_response_id;
+pub use sessions::Holder;
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,6 +20,7 @@ use std::time::Duration;
 
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Tool};
 use rmcp::service::ServiceError;
+use rmcp::transport::streamable_http_client::StreamableHttpError;
 use rmcp::{ErrorData, Peer, RoleClient};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +36,18 @@ pub struct McpServers {
     /// Ends every supervisor at shutdown; each server's own token is a child of it.
     stop: CancellationToken,
     supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// How long a sessionless key's upstream session is kept without a call (`mcp.session_idle`).
+    idle: Duration,
 }
 
 /// One server and, while it is up, its connection and tools.
 struct Server {
     config: McpServerConfig,
     live: RwLock<Option<Live>>,
+    /// Told every time the supervisor stores a connection.
+    reconnected: tokio::sync::watch::Sender<()>,
+    /// The upstream session of each client.
+    sessions: sessions::Sessions,
     /// Ends this server's supervisor alone, when a reload removes it.
     stop: CancellationToken,
 }
@@ -40,9 +55,13 @@ struct Server {
 /// A connected server: how to reach it, what it offers, and how a caller reports it broken.
 #[derive(Clone)]
 struct Live {
+    /// The supervisor's own session: listing, pings, and the calls of a stateless server.
     peer: Peer<RoleClient>,
+    stateless: bool,
     /// Already named `{server}__{tool}`.
     tools: Arc<Vec<Tool>>,
+    /// Wakes the supervisor to list again; every session of the server says so through it.
+    list_changed: Arc<tokio::sync::Notify>,
     /// Wakes the supervisor when a request hit a transport error; one per connection, so a
     /// report about an old connection cannot end a new one.
     failed: Arc<tokio::sync::Notify>,
@@ -54,6 +73,7 @@ impl McpServers {
         configs: &[McpServerConfig],
         client: reqwest::Client,
         stop: CancellationToken,
+        idle: Duration,
     ) -> McpServers {
         let servers = configs.iter().map(|c| Server::new(c, &stop)).collect();
         McpServers {
@@ -62,6 +82,7 @@ impl McpServers {
             client,
             stop,
             supervisors: Mutex::default(),
+            idle,
         }
     }
 
@@ -78,6 +99,7 @@ impl McpServers {
             server,
             client: self.client.clone(),
             changed: self.changed.clone(),
+            idle: self.idle,
         };
         let task = tokio::spawn(supervisor.run());
         let mut supervisors = self.supervisors.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,10 +174,18 @@ impl McpServers {
             .collect()
     }
 
-    /// Forwards a call of `{server}__{tool}` and returns the server's answer as is; `None` when
-    /// the name is no tool of a configured server.
+    /// Closes the upstream sessions of `holder` (its client session ended).
+    pub fn release(&self, holder: &Holder) {
+        for server in self.all().iter() {
+            server.sessions.forget(holder);
+        }
+    }
+
+    /// Forwards a call of `{server}__{tool}` on `holder`'s upstream session and returns the
+    /// server's answer as is; `None` when the name is no tool of a configured server.
     pub async fn call(
         &self,
+        holder: &Holder,
         request: CallToolRequestParams,
     ) -> Option<Result<CallToolResponse, ErrorData>> {
         let (prefix, tool) = request.name.split_once(TOOL_SEPARATOR)?;
@@ -188,7 +218,9 @@ impl McpServers {
                 }
             }
         }
-        let called = server.call(live, tool, request, &self.changed).await;
+        let called = server
+            .call(live, holder, tool, request, &self.client, &self.changed)
+            .await;
         let error = match &called {
             Err(error) => Some((error.code.0.to_string(), error.message.to_string())),
             Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
@@ -206,6 +238,8 @@ impl Server {
         Arc::new(Server {
             config: config.clone(),
             live: RwLock::new(None),
+            reconnected: tokio::sync::watch::channel(()).0,
+            sessions: sessions::Sessions::default(),
             stop: stop.child_token(),
         })
     }
@@ -219,8 +253,15 @@ impl Server {
         let mut slot = self.live.write().unwrap_or_else(|e| e.into_inner());
         let before = slot.as_ref().map(|l| l.tools.clone());
         let after = live.as_ref().map(|l| l.tools.clone());
+        let up = live.is_some();
         *slot = live;
         drop(slot);
+        if up {
+            self.reconnected.send_replace(());
+        } else {
+            // A server that is down has no sessions: their calls end now, not at call_timeout.
+            self.sessions.close_all();
+        }
         if before != after {
             let _ = changed.send(());
         }
@@ -235,31 +276,132 @@ impl Server {
         broken.failed.notify_one();
     }
 
+    /// Runs a call on `holder`'s session. A session the server forgot (it restarted) is
+    /// replaced once the supervisor has reconnected and listed again, and the call retried:
+    /// the server never saw it.
     async fn call(
         &self,
-        live: Live,
+        mut live: Live,
+        holder: &Holder,
         tool: String,
         mut request: CallToolRequestParams,
+        client: &reqwest::Client,
         changed: &broadcast::Sender<()>,
     ) -> Result<CallToolResponse, ErrorData> {
-        request.name = Cow::Owned(tool);
-        let timeout = self.config.call_timeout.0;
+        let gateway_name = std::mem::replace(&mut request.name, Cow::Owned(tool));
         let name = &self.config.name;
-        match tokio::time::timeout(timeout, live.peer.call_tool_once(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(ServiceError::McpError(error))) => Err(error),
-            Ok(Err(error)) if is_transport(&error) => {
-                tracing::warn!(server = %name, %error, "MCP server failed during a tool call");
-                self.fail(&live, changed);
-                Ok(self.unavailable())
+        let mut retried = false;
+        loop {
+            let (peer, _lent) = match self.session(&live, holder, client).await {
+                Ok(session) => session,
+                Err(refusal) => return Ok(refusal),
+            };
+            match self
+                .within_call_timeout(peer.call_tool_once(request.clone()))
+                .await
+            {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(ServiceError::McpError(error))) => return Err(error),
+                Ok(Err(error)) if expired(&error) && !retried => {
+                    tracing::info!(server = %name, "MCP server forgot the session; reconnecting");
+                    retried = true;
+                    self.sessions.forget(holder);
+                    self.fail(&live, changed);
+                    match self.recovered(&live).await {
+                        Some(next) if next.tools.iter().any(|t| t.name == gateway_name) => {
+                            live = next;
+                        }
+                        Some(_) => return Ok(self.gone(&request.name)),
+                        None => return Ok(self.unavailable()),
+                    }
+                }
+                Ok(Err(error)) if is_transport(&error) => {
+                    tracing::warn!(server = %name, %error, "MCP server failed during a tool call");
+                    self.sessions.forget(holder);
+                    if live.stateless {
+                        self.fail(&live, changed);
+                    }
+                    return Ok(self.unavailable());
+                }
+                Ok(Err(error)) => {
+                    return Ok(tool_error(format!(
+                        "The MCP server '{name}' did not complete the call: {error}"
+                    )));
+                }
+                Err(timeout) => {
+                    return Ok(tool_error(format!(
+                        "The MCP server '{name}' did not answer within {timeout:?} (its call_timeout)."
+                    )));
+                }
             }
-            Ok(Err(error)) => Ok(tool_error(format!(
-                "The MCP server '{name}' did not complete the call: {error}"
-            ))),
-            Err(_) => Ok(tool_error(format!(
-                "The MCP server '{name}' did not answer within {timeout:?} (its call_timeout)."
-            ))),
         }
+    }
+
+    /// The peer a call of `holder` goes to: the supervisor's own for a stateless server, the
+    /// holder's session otherwise; or the tool error saying why there is none.
+    async fn session(
+        &self,
+        live: &Live,
+        holder: &Holder,
+        client: &reqwest::Client,
+    ) -> Result<(Peer<RoleClient>, Option<sessions::Lent>), CallToolResponse> {
+        if live.stateless {
+            return Ok((live.peer.clone(), None));
+        }
+        let open = link::connect(&self.config, client, live.list_changed.clone());
+        match self
+            .sessions
+            .lend(holder, self.config.max_sessions, open)
+            .await
+        {
+            Ok(lent) => Ok((lent.peer.clone(), Some(lent))),
+            Err(refused) => {
+                let name = &self.config.name;
+                tracing::warn!(server = %name, error = %refused, "no upstream session for a call");
+                Err(match refused {
+                    sessions::Refused::Full(_) => tool_error(format!(
+                        "The MCP server '{name}' cannot take another client now: {refused}."
+                    )),
+                    sessions::Refused::Open(_) => self.unavailable(),
+                })
+            }
+        }
+    }
+
+    async fn within_call_timeout<T>(
+        &self,
+        call: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<Result<T, ServiceError>, Duration> {
+        let timeout = self.config.call_timeout.0;
+        tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| timeout)
+    }
+
+    /// The connection that replaces `broken`, once the supervisor has made it and listed its
+    /// tools; `None` if none came within the server's timeout.
+    async fn recovered(&self, broken: &Live) -> Option<Live> {
+        let mut reconnected = self.reconnected.subscribe();
+        let wait = async {
+            loop {
+                if let Some(live) = self.live()
+                    && !Arc::ptr_eq(&live.failed, &broken.failed)
+                {
+                    return live;
+                }
+                if reconnected.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(self.config.timeout.0, wait).await.ok()
+    }
+
+    fn gone(&self, tool: &str) -> CallToolResponse {
+        tool_error(format!(
+            "The MCP server '{}' restarted and no longer offers the tool '{tool}'.",
+            self.config.name
+        ))
     }
 
     fn unavailable(&self) -> CallToolResponse {
@@ -268,6 +410,24 @@ impl Server {
             self.config.name
         ))
     }
+}
+
+/// Whether the server answered that it does not know the session (HTTP 404): it restarted.
+fn expired(error: &ServiceError) -> bool {
+    let ServiceError::TransportSend(error) = error else {
+        return false;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.error.as_ref());
+    while let Some(current) = source {
+        if matches!(
+            current.downcast_ref::<StreamableHttpError<reqwest::Error>>(),
+            Some(StreamableHttpError::SessionExpired)
+        ) {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// Whether the connection itself broke, as opposed to the server refusing one request.

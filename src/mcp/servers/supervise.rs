@@ -10,21 +10,30 @@ use rmcp::{Peer, RoleClient};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use super::link::{self, Running};
+use super::link::{self, Link};
 use super::{Live, Server};
 use crate::config::{TOOL_SEPARATOR, valid_tool_name};
 
 /// First wait before reconnecting; doubled after each failure up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How long a closing connection may take (a child process gets this long to exit).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Supervisor {
     pub server: Arc<Server>,
     pub client: reqwest::Client,
     pub changed: broadcast::Sender<()>,
     pub stop: CancellationToken,
+    /// How long a client's upstream session may go without a call.
+    pub idle: Duration,
+}
+
+/// What went wrong with one request of the supervisor's.
+#[derive(Debug, thiserror::Error)]
+enum Silence {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Failed(ServiceError),
 }
 
 /// Why watching a connection ended.
@@ -41,12 +50,14 @@ impl Supervisor {
         let name = self.server.config.name.clone();
         let mut backoff = MIN_BACKOFF;
         loop {
+            let list_changed = Arc::new(Notify::new());
+            let connecting = link::connect(&self.server.config, &self.client, list_changed.clone());
             let connected = tokio::select! {
                 () = self.stop.cancelled() => return,
-                connected = link::connect(&self.server.config, &self.client) => connected,
+                connected = connecting => connected,
             };
             match connected {
-                Ok(running) => match self.watch(running).await {
+                Ok(link) => match self.watch(link, list_changed).await {
                     Ended::Stopped => return,
                     Ended::Broke { served } => {
                         if served {
@@ -67,12 +78,12 @@ impl Supervisor {
     }
 
     /// Serves the server's tools until the connection breaks or the gateway stops.
-    async fn watch(&self, mut running: Running) -> Ended {
+    async fn watch(&self, link: Link, list_changed: Arc<Notify>) -> Ended {
         let name = &self.server.config.name;
-        let peer = running.peer().clone();
-        let list_changed = running.service().list_changed.clone();
+        let peer = link.peer().clone();
         let failed = Arc::new(Notify::new());
         let mut served = false;
+        let mut missed = 0;
         let mut ping = tokio::time::interval(self.server.config.ping_interval.0);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Listing first: the first tick of an interval is immediate.
@@ -88,7 +99,9 @@ impl Supervisor {
                         let tools = Arc::new(tools);
                         let live = Live {
                             peer: peer.clone(),
+                            stateless: link.stateless,
                             tools,
+                            list_changed: list_changed.clone(),
                             failed: failed.clone(),
                         };
                         self.server.set_live(Some(live), &self.changed);
@@ -101,15 +114,19 @@ impl Supervisor {
                 () = self.stop.cancelled() => break None,
                 () = failed.notified() => break Some("a request failed".to_owned()),
                 () = list_changed.notified() => refresh = true,
-                _ = ping.tick() => {
-                    if let Err(error) = self.ping(&peer).await {
-                        break Some(error);
+                _ = ping.tick() => match self.ping(&peer).await {
+                    Ok(()) => {
+                        missed = 0;
+                        self.server.sessions.close_idle(self.idle);
                     }
+                    // One slow answer (a loaded machine, a pause) is not yet a hung server.
+                    Err(Silence::Timeout(_)) if missed == 0 => missed = 1,
+                    Err(error) => break Some(error.to_string()),
                 }
             }
         };
         self.server.set_live(None, &self.changed);
-        let _ = running.close_with_timeout(CLOSE_TIMEOUT).await;
+        link.close().await;
         match ended {
             None => Ended::Stopped,
             Some(error) => {
@@ -121,25 +138,28 @@ impl Supervisor {
 
     /// The server's tools, renamed `{server}__{tool}`.
     async fn list(&self, peer: &Peer<RoleClient>) -> Result<Vec<Tool>, String> {
-        let tools = self.within(peer.list_all_tools()).await?;
+        let tools = self
+            .within(peer.list_all_tools())
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(expose(&self.server.config.name, tools))
     }
 
-    async fn ping(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
+    async fn ping(&self, peer: &Peer<RoleClient>) -> Result<(), Silence> {
         let request = ClientRequest::PingRequest(PingRequest::default());
         self.within(peer.send_request(request)).await.map(drop)
     }
 
-    /// Any failure or silence past the server's timeout counts as the server being down.
+    /// Any failure or silence past the server's timeout counts against the server.
     async fn within<T>(
         &self,
         request: impl Future<Output = Result<T, ServiceError>>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Silence> {
         let timeout = self.server.config.timeout.0;
         match tokio::time::timeout(timeout, request).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Ok(Err(error)) => Err(Silence::Failed(error)),
+            Err(_) => Err(Silence::Timeout(timeout)),
         }
     }
 }

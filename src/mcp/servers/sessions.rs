@@ -1,0 +1,173 @@
+//! The upstream sessions of one server, one per holder (a client's MCP session, or a key for a
+//! client of the sessionless revision), opened on first use and closed when the holder ends.
+//!
+//! State a server keeps per session (a thought history, an open file) is so never shared between
+//! clients or keys. At most `max_sessions` are open; a new holder takes the place of the one idle
+//! longest, and when every session has a call running the new holder is refused.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::{Peer, RoleClient};
+
+use super::link::{Link, LinkError};
+
+/// Who an upstream session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// A client's own MCP session, by its id.
+    Session(String),
+    /// Every sessionless request of one key (`None`: a gateway without keys).
+    Key(Option<String>),
+}
+
+/// Why no session could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("all {0} sessions (its max_sessions) are busy")]
+    Full(usize),
+    #[error(transparent)]
+    Open(#[from] LinkError),
+}
+
+/// The open sessions of one server.
+#[derive(Default)]
+pub struct Sessions {
+    open: Mutex<HashMap<Holder, Arc<Slot>>>,
+}
+
+struct Slot {
+    peer: tokio::sync::OnceCell<Peer<RoleClient>>,
+    link: Mutex<Option<Link>>,
+    used: Mutex<Instant>,
+    calls: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// A session lent to one call; while it lives the session is not idle and cannot be evicted.
+pub struct Lent {
+    slot: Arc<Slot>,
+    pub peer: Peer<RoleClient>,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        *lock(&self.slot.used) = Instant::now();
+        self.slot.calls.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Sessions {
+    /// `holder`'s session, opened with `open` if it has none; at most `max` are open.
+    pub async fn lend<F>(&self, holder: &Holder, max: usize, open: F) -> Result<Lent, Refused>
+    where
+        F: Future<Output = Result<Link, LinkError>>,
+    {
+        let slot = self.slot(holder, max)?;
+        let opened = slot
+            .peer
+            .get_or_try_init(|| async {
+                let link = open.await?;
+                let peer = link.peer().clone();
+                *lock(&slot.link) = Some(link);
+                // Closed while it was opening: what was just opened is closed too.
+                if slot.closed.load(Ordering::Acquire) {
+                    slot.close();
+                }
+                Ok::<_, LinkError>(peer)
+            })
+            .await;
+        match opened {
+            Ok(peer) => Ok(Lent {
+                peer: peer.clone(),
+                slot,
+            }),
+            Err(error) => {
+                drop(slot);
+                self.forget(holder);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The holder's slot, counted as in use; a new one may take an idle slot's place.
+    fn slot(&self, holder: &Holder, max: usize) -> Result<Arc<Slot>, Refused> {
+        let mut open = lock(&self.open);
+        if let Some(slot) = open.get(holder) {
+            slot.calls.fetch_add(1, Ordering::AcqRel);
+            return Ok(slot.clone());
+        }
+        if open.len() >= max {
+            let idle = open
+                .iter()
+                .filter(|(_, slot)| slot.calls.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, slot)| *lock(&slot.used))
+                .map(|(holder, _)| holder.clone());
+            let Some(evicted) = idle.and_then(|holder| open.remove(&holder)) else {
+                return Err(Refused::Full(max));
+            };
+            evicted.close();
+        }
+        let slot = Arc::new(Slot {
+            peer: tokio::sync::OnceCell::new(),
+            link: Mutex::new(None),
+            used: Mutex::new(Instant::now()),
+            calls: AtomicUsize::new(1),
+            closed: AtomicBool::new(false),
+        });
+        open.insert(holder.clone(), slot.clone());
+        Ok(slot)
+    }
+
+    /// Closes `holder`'s session, if it has one (its client went away, or it broke).
+    pub fn forget(&self, holder: &Holder) {
+        let removed = lock(&self.open).remove(holder);
+        if let Some(slot) = removed {
+            slot.close();
+        }
+    }
+
+    /// Closes every session (the server is down, or removed).
+    pub fn close_all(&self) {
+        let all: Vec<Arc<Slot>> = lock(&self.open).drain().map(|(_, slot)| slot).collect();
+        for slot in all {
+            slot.close();
+        }
+    }
+
+    /// Closes the sessions no call used for `idle`.
+    pub fn close_idle(&self, idle: Duration) {
+        let mut open = lock(&self.open);
+        let stale: Vec<Holder> = open
+            .iter()
+            .filter(|(_, slot)| {
+                slot.calls.load(Ordering::Acquire) == 0 && lock(&slot.used).elapsed() >= idle
+            })
+            .map(|(holder, _)| holder.clone())
+            .collect();
+        for holder in stale {
+            if let Some(slot) = open.remove(&holder) {
+                slot.close();
+            }
+        }
+    }
+}
+
+impl Slot {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let Some(link) = lock(&self.link).take() else {
+            return;
+        };
+        // Dropped outside a runtime (at exit), a stdio server's process is killed with it.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(link.close());
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
