@@ -39,6 +39,13 @@ pub async fn register(
         }
     }
     let owner = actor.owner();
+    // A server offering its names unchanged owns whatever it lists now.
+    if let Some(server) = state.mcp_shared.server_offering(&tool.name) {
+        return Err(refusal(RegisterError::Reserved(format!(
+            "'{}' is a tool of the MCP server '{server}'; a registered tool may not shadow it.",
+            tool.name
+        ))));
+    }
     // Checked here first, so Redis never holds a registration every replica would refuse.
     state
         .tool_registry

@@ -14,8 +14,12 @@ pub const TOOL_SEPARATOR: &str = "__";
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
-    /// The prefix of this server's tools; letters, digits, '-', '.' and single '_'.
+    /// The server's name; letters, digits, '-', '.' and single '_'.
     pub name: String,
+    /// What the server's tool names are offered with: `{name}__` when absent; `""` offers them
+    /// unchanged.
+    #[serde(default)]
+    pub prefix: Option<String>,
     /// A Streamable HTTP endpoint; exclusive with `command`.
     #[serde(default)]
     pub url: Option<String>,
@@ -67,6 +71,14 @@ pub enum McpServerTransport<'a> {
 }
 
 impl McpServerConfig {
+    /// What the server's tool names are offered with.
+    pub fn tool_prefix(&self) -> std::borrow::Cow<'_, str> {
+        match &self.prefix {
+            Some(prefix) => prefix.as_str().into(),
+            None => format!("{}{TOOL_SEPARATOR}", self.name).into(),
+        }
+    }
+
     /// The transport; validation guarantees exactly one of `url` and `command`.
     pub fn transport(&self) -> Option<McpServerTransport<'_>> {
         match (&self.url, &self.command) {
@@ -133,6 +145,7 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
             ));
         }
         transport_errors(&path, server, errors);
+        prefix_errors(&path, server, &mcp.servers[..i], errors);
         for (field, span) in [
             ("timeout", server.timeout),
             ("call_timeout", server.call_timeout),
@@ -159,15 +172,73 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
         }
     }
     for (i, tool) in mcp.tools.iter().enumerate() {
-        if let Some((server, _)) = tool.name.split_once(TOOL_SEPARATOR)
-            && names.contains(server)
-        {
+        let owner = mcp.servers.iter().find(|server| {
+            let prefix = server.tool_prefix();
+            !prefix.is_empty() && tool.name.starts_with(prefix.as_ref())
+        });
+        if let Some(server) = owner {
             errors.push(ConfigError::new(
                 format!("mcp.tools[{i}].name"),
-                format!("'{server}{TOOL_SEPARATOR}' is the prefix of the MCP server '{server}'"),
+                format!(
+                    "'{}' is the prefix of the MCP server '{}'",
+                    server.tool_prefix(),
+                    server.name
+                ),
             ));
         }
     }
+}
+
+/// A prefix is made of tool-name characters, and two servers never share one (but any number
+/// may offer their names unchanged: clashes between those are found as they list). Default
+/// prefixes are as unique as the names they are made of, which are checked apart.
+fn prefix_errors(
+    path: &str,
+    server: &McpServerConfig,
+    before: &[McpServerConfig],
+    errors: &mut Vec<ConfigError>,
+) {
+    let Some(prefix) = &server.prefix else {
+        let explicit = before
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.prefix.is_some());
+        let mine = server.tool_prefix();
+        for (j, other) in explicit {
+            if other.tool_prefix() == mine {
+                errors.push(shared_prefix(path, &mine, j, other));
+            }
+        }
+        return;
+    };
+    let valid = prefix.len() <= 64
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !valid {
+        errors.push(ConfigError::new(
+            format!("{path}.prefix"),
+            "must be at most 64 characters of letters, digits, '_', '-' and '.'",
+        ));
+    }
+    let shared = before
+        .iter()
+        .enumerate()
+        .find(|(_, other)| !prefix.is_empty() && other.tool_prefix() == prefix.as_str());
+    if let Some((j, other)) = shared {
+        errors.push(shared_prefix(path, prefix, j, other));
+    }
+}
+
+fn shared_prefix(path: &str, prefix: &str, j: usize, other: &McpServerConfig) -> ConfigError {
+    ConfigError::new(
+        format!("{path}.prefix"),
+        format!(
+            "'{prefix}' is also the prefix of the MCP server '{}' (mcp.servers[{j}]); their \
+             tools would clash",
+            other.name
+        ),
+    )
 }
 
 fn transport_errors(path: &str, server: &McpServerConfig, errors: &mut Vec<ConfigError>) {
@@ -287,6 +358,42 @@ mcp:
         assert_eq!((command, args.len()), ("npx", 3));
         assert_eq!(env["LOG_LEVEL"].expose(), "debug");
         assert_eq!(files.ping_interval.0, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_prefix_is_made_of_tool_name_characters_and_never_shared() {
+        let found = errors(
+            r#"
+mcp:
+  tools:
+    - { name: gh_issue, input_schema: { type: object }, http: { url: "http://h/" } }
+  servers:
+    - { name: github, url: "http://h/", prefix: gh_ }
+    - { name: hub, url: "http://h/", prefix: gh_ }
+    - { name: plain, url: "http://h/", prefix: "" }
+    - { name: bare, url: "http://h/", prefix: "" }
+    - { name: spaced, url: "http://h/", prefix: "a b" }
+    - { name: files, url: "http://h/", prefix: "github__" }
+    - { name: github, url: "http://h/" }
+"#,
+        );
+        let paths: Vec<&str> = found
+            .iter()
+            .map(|e| e.split(": ").next().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "mcp.servers[1].prefix",
+                "mcp.servers[4].prefix",
+                "mcp.servers[6].name",
+                "mcp.servers[6].prefix",
+                "mcp.tools[0].name",
+            ],
+            "{found:#?}"
+        );
+        assert!(found[0].contains("'github' (mcp.servers[0])"), "{found:?}");
+        assert!(found[4].contains("'gh_'"), "{found:?}");
     }
 
     #[test]

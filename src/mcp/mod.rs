@@ -124,6 +124,11 @@ impl Shared {
         crate::audit::write_now(&self.audit, line, started, label);
     }
 
+    /// The upstream MCP server that offers the tool `name` now, if one does.
+    pub fn server_offering(&self, name: &str) -> Option<String> {
+        self.servers.offering(name)
+    }
+
     /// Whether a tool of that name is configured, registered or offered by a server.
     fn serves(&self, tool: &str) -> bool {
         self.all_tools().iter().any(|t| t.name == tool)

@@ -11,9 +11,7 @@ use rmcp::model::Tool;
 use tokio::sync::{Notify, broadcast};
 
 use super::http_tool::HttpTool;
-use crate::config::{
-    BUILT_IN_TOOLS, Config, ConfigError, HttpToolConfig, TOOL_SEPARATOR, tool_errors,
-};
+use crate::config::{BUILT_IN_TOOLS, Config, ConfigError, HttpToolConfig, tool_errors};
 
 /// The longest TTL accepted: a registration is meant to be renewed, not to stay forever.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -46,8 +44,8 @@ struct Entry {
 struct Names {
     /// YAML and built-in tool names, which a registration may not shadow.
     reserved: HashSet<String>,
-    /// `{server}__` of each upstream MCP server: its tools' names are its own.
-    prefixes: Vec<String>,
+    /// Each upstream MCP server's non-empty prefix and its name: names under it are its own.
+    prefixes: Vec<(String, String)>,
 }
 
 impl Names {
@@ -58,7 +56,8 @@ impl Names {
         Names {
             reserved: yaml.chain(built_in).collect(),
             prefixes: servers
-                .map(|s| format!("{}{TOOL_SEPARATOR}", s.name))
+                .map(|s| (s.tool_prefix().into_owned(), s.name.clone()))
+                .filter(|(prefix, _)| !prefix.is_empty())
                 .collect(),
         }
     }
@@ -71,11 +70,14 @@ impl Names {
                  shadow it."
             )));
         }
-        match self.prefixes.iter().find(|p| name.starts_with(p.as_str())) {
-            Some(prefix) => Err(RegisterError::Reserved(format!(
+        let owner = self
+            .prefixes
+            .iter()
+            .find(|(p, _)| name.starts_with(p.as_str()));
+        match owner {
+            Some((prefix, server)) => Err(RegisterError::Reserved(format!(
                 "'{name}' starts with '{prefix}', the prefix of the tools of the MCP server \
-                 '{}'; a registered tool may not use it.",
-                prefix.trim_end_matches(TOOL_SEPARATOR)
+                 '{server}'; a registered tool may not use it."
             ))),
             None => Ok(()),
         }

@@ -121,7 +121,8 @@ impl Session {
         }
     }
 
-    /// Runs a call the caller may make: forwarded to an upstream server, or served here.
+    /// Runs a call the caller may make: served here, or forwarded to an upstream server. The
+    /// gateway's own tools come first: a server offering its names unchanged cannot shadow them.
     async fn dispatch(
         &self,
         caller: &Caller,
@@ -129,7 +130,16 @@ impl Session {
         request: CallToolRequestParams,
     ) -> Result<CallToolResponse, ErrorData> {
         let shared = &self.shared;
-        if let Some(forwarded) = shared.servers.call(holder, request.clone()).await {
+        let name = request.name.as_ref();
+        let configured = shared.http_tools.load_full();
+        let arguments = || request.arguments.clone().unwrap_or_default();
+        let result = if let Some(tool) = configured.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.client, arguments()).await
+        } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.context, caller, arguments()).await
+        } else if let Some(tool) = shared.registry.get(name) {
+            tool.call(&shared.client, arguments()).await
+        } else if let Some(forwarded) = shared.servers.call(holder, request.clone()).await {
             return forwarded.map(|mut response| {
                 // A session-era server sends no `resultType`, which 2026-07-28 clients require;
                 // rmcp takes it out again for session-era peers.
@@ -138,16 +148,6 @@ impl Session {
                 }
                 response
             });
-        }
-        let name = request.name.as_ref();
-        let arguments = request.arguments.unwrap_or_default();
-        let configured = shared.http_tools.load_full();
-        let result = if let Some(tool) = configured.iter().find(|t| t.tool.name == name) {
-            tool.call(&shared.client, arguments).await
-        } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
-            tool.call(&shared.context, caller, arguments).await
-        } else if let Some(tool) = shared.registry.get(name) {
-            tool.call(&shared.client, arguments).await
         } else {
             return Err(unknown_tool(name));
         };
@@ -341,14 +341,12 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let caller = self.caller(&context)?;
-        let tools = self
-            .shared
-            .all_tools()
-            .into_iter()
-            .chain(self.shared.registry.tools())
-            .chain(self.shared.servers.tools())
-            .filter(|tool| caller.may_use_tool(&tool.name))
-            .collect();
+        let mut tools: Vec<Tool> = self.shared.all_tools();
+        tools.extend(self.shared.registry.tools());
+        let own: HashSet<_> = tools.iter().map(|t| t.name.clone()).collect();
+        let upstream = self.shared.servers.tools().into_iter();
+        tools.extend(upstream.filter(|t| !own.contains(&t.name)));
+        tools.retain(|tool| caller.may_use_tool(&tool.name));
         let mut result = ListToolsResult::with_all_items(tools);
         (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
         Ok(result)

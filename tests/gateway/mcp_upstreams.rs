@@ -311,6 +311,109 @@ async fn tool_names(gateway: &TestGateway, session: &str) -> Vec<String> {
         .collect()
 }
 
+/// `prefix: ""` offers a server's names unchanged and a `prefix` replaces `{server}__`; where two
+/// unprefixed servers offer one name, the first configured serves it; the gateway's own tools
+/// are never shadowed; and a registration cannot take a name an upstream offers (409 naming it).
+#[tokio::test]
+async fn prefixes_name_upstream_tools_and_the_first_configured_owner_serves_a_shared_name() {
+    let port = free_port();
+    // The HTTP server's `echo` is `echo_v2`: listed, it says that server is up.
+    let mut upstream = http_upstream_version(port, true);
+    let python = python().display().to_string();
+    let gateway = TestGateway::start(&format!(
+        r#"
+server: {{ admin_key: sk-up-admin }}
+keys:
+  - {{ name: all, key: sk-up-all }}
+mcp:
+  tools:
+    - {{ name: add, input_schema: {{ type: object }}, http: {{ url: "http://127.0.0.1:9/" }} }}
+  servers:
+    - {{ name: up, prefix: "", url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }} }}
+    - {{ name: local, prefix: "", command: {python:?}, args: [{FAKE:?}, stdio] }}
+    - {{ name: other, prefix: "o.", command: {python:?}, args: [{FAKE:?}, stdio] }}
+"#
+    ))
+    .await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let session = rpc(&gateway, None, initialize).await.0.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    rpc(&gateway, Some(&session), initialized).await;
+    crate::common::eventually("every server's tools", async || {
+        let names = tool_names(&gateway, &session).await;
+        ["echo_v2", "echo", "o.echo"].iter().all(|n| names.contains(&(*n).to_owned()))
+    })
+    .await;
+    let names = tool_names(&gateway, &session).await;
+    for name in ["echo", "echo_v2", "seen_auth", "count", "o.echo", "o.count"] {
+        assert_eq!(
+            names.iter().filter(|n| *n == name).count(),
+            1,
+            "{name}: {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n.contains("__")), "{names:?}");
+    assert_eq!(names.iter().filter(|n| *n == "add").count(), 1, "{names:?}");
+
+    let call = |id: u64, name: &str, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments}})
+    };
+    // Both unprefixed servers offer `seen_auth`; the first configured (HTTP, which saw the
+    // configured credential) answers.
+    let (_, seen) = rpc(&gateway, Some(&session), call(3, "seen_auth", json!({}))).await;
+    assert_eq!(
+        seen["result"]["structuredContent"]["result"],
+        json!([UPSTREAM_AUTH]),
+        "{seen}"
+    );
+    let (_, echoed) = rpc(
+        &gateway,
+        Some(&session),
+        call(4, "o.echo", json!({"text": "hi"})),
+    )
+    .await;
+    assert_eq!(echoed["result"]["content"][0]["text"], "hi", "{echoed}");
+    // `add` is the gateway's own tool (an HTTP tool whose service is down), not an upstream's.
+    let (_, added) = rpc(
+        &gateway,
+        Some(&session),
+        call(5, "add", json!({"a": 1, "b": 2})),
+    )
+    .await;
+    assert_eq!(added["result"]["isError"], true, "{added}");
+
+    let register = |name: &str| {
+        client()
+            .post(gateway.url("/admin/tools"))
+            .bearer_auth("sk-up-admin")
+            .json(&json!({"name": name, "input_schema": {"type": "object"},
+                          "http": {"url": "http://127.0.0.1:9/"}, "ttl": "10m"}))
+            .send()
+    };
+    let taken = register("echo_v2").await.unwrap();
+    assert_eq!(taken.status(), 409);
+    let body: Value = taken.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("'echo_v2'") && message.contains("'up'"),
+        "{body}"
+    );
+    let under = register("o.mine").await.unwrap();
+    assert_eq!(under.status(), 409);
+    let body: Value = under.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'other'"),
+        "{body}"
+    );
+    assert_eq!(register("mine").await.unwrap().status(), 201);
+    let _ = upstream.kill().await;
+}
+
 /// A reload connects the servers it adds and disconnects those it removes, swaps the YAML
 /// tools, keeps the tools registered at run time, and open sessions hear `list_changed`.
 #[tokio::test]

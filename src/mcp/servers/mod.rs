@@ -25,7 +25,7 @@ use rmcp::{ErrorData, Peer, RoleClient};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{McpServerConfig, TOOL_SEPARATOR};
+use crate::config::McpServerConfig;
 use crate::telemetry::traces;
 
 /// Every configured upstream server; a reload adds and removes servers while sessions run.
@@ -165,12 +165,14 @@ impl McpServers {
         let _ = self.changed.send(());
     }
 
-    /// The tools of every server that is up.
+    /// The tools of every server that is up; where two offer a name, the first configured.
     pub fn tools(&self) -> Vec<Tool> {
+        let mut seen = std::collections::HashSet::new();
         self.all()
             .iter()
             .filter_map(|server| server.live())
             .flat_map(|live| live.tools.iter().cloned().collect::<Vec<_>>())
+            .filter(|tool| seen.insert(tool.name.clone()))
             .collect()
     }
 
@@ -181,22 +183,43 @@ impl McpServers {
         }
     }
 
-    /// Forwards a call of `{server}__{tool}` on `holder`'s upstream session and returns the
-    /// server's answer as is; `None` when the name is no tool of a configured server.
+    /// The name of the server that offers the tool `name` now, if one does.
+    pub fn offering(&self, name: &str) -> Option<String> {
+        let (server, live) = self.owner(name)?;
+        live.map(|_| server.config.name.clone())
+    }
+
+    /// The server that offers `name` (the first configured, if several do) and its connection;
+    /// a server that is down, for a name under its non-empty prefix.
+    fn owner(&self, name: &str) -> Option<(Arc<Server>, Option<Live>)> {
+        let all = self.all();
+        let live = all.iter().find_map(|server| {
+            let live = server.live()?;
+            let offers = live.tools.iter().any(|t| t.name == name);
+            offers.then(|| (server.clone(), Some(live)))
+        });
+        live.or_else(|| {
+            let down = all.iter().find(|server| {
+                let prefix = server.config.tool_prefix();
+                !prefix.is_empty() && name.starts_with(prefix.as_ref()) && server.live().is_none()
+            });
+            down.map(|server| (server.clone(), None))
+        })
+    }
+
+    /// Forwards a call of one of the servers' tools on `holder`'s upstream session and returns
+    /// the server's answer as is; `None` when no server offers the name.
     pub async fn call(
         &self,
         holder: &Holder,
         request: CallToolRequestParams,
     ) -> Option<Result<CallToolResponse, ErrorData>> {
-        let (prefix, tool) = request.name.split_once(TOOL_SEPARATOR)?;
-        let tool = tool.to_owned();
-        let server = self.all().iter().find(|s| s.config.name == prefix)?.clone();
-        let Some(live) = server.live() else {
+        let (server, live) = self.owner(&request.name)?;
+        let Some(live) = live else {
             return Some(Ok(server.unavailable()));
         };
-        if !live.tools.iter().any(|t| t.name == request.name) {
-            return None;
-        }
+        let prefix = server.config.tool_prefix();
+        let tool = request.name.strip_prefix(prefix.as_ref())?.to_owned();
         let span = traces::child(
             format!("tools/call {tool}"),
             traces::Kind::Client,

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::link::{self, Link};
 use super::{Live, Server};
-use crate::config::{TOOL_SEPARATOR, valid_tool_name};
+use crate::config::valid_tool_name;
 
 /// First wait before reconnecting; doubled after each failure up to `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
@@ -142,7 +142,8 @@ impl Supervisor {
             .within(peer.list_all_tools())
             .await
             .map_err(|e| e.to_string())?;
-        Ok(expose(&self.server.config.name, tools))
+        let config = &self.server.config;
+        Ok(expose(&config.name, &config.tool_prefix(), tools))
     }
 
     async fn ping(&self, peer: &Peer<RoleClient>) -> Result<(), Silence> {
@@ -164,13 +165,13 @@ impl Supervisor {
     }
 }
 
-/// Prefixes each tool with its server's name; a name outside the MCP spec's tool-name rules
+/// Prefixes each tool of `server` with `prefix`; a name outside the MCP spec's tool-name rules
 /// (1-128 of letters, digits, '_', '-', '.') cannot be offered and is skipped.
-fn expose(server: &str, tools: Vec<Tool>) -> Vec<Tool> {
+fn expose(server: &str, prefix: &str, tools: Vec<Tool>) -> Vec<Tool> {
     tools
         .into_iter()
         .filter_map(|mut tool| {
-            let name = format!("{server}{TOOL_SEPARATOR}{}", tool.name);
+            let name = format!("{prefix}{}", tool.name);
             if !valid_tool_name(&name) {
                 tracing::warn!(server, tool = %tool.name, "skipping a tool whose gateway name {name:?} is not a valid MCP tool name");
                 return None;
@@ -191,7 +192,7 @@ mod tests {
         let tools = ["echo", "bad name", "x".repeat(130).as_str(), "a.b-c_d"]
             .map(|name| Tool::new(name.to_owned(), "", schema.clone()))
             .to_vec();
-        let names: Vec<String> = expose("up", tools)
+        let names: Vec<String> = expose("up", "up__", tools)
             .into_iter()
             .map(|t| t.name.into_owned())
             .collect();
