@@ -12,6 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::servers::Listing;
 use super::session::uri;
 use crate::auth::Caller;
 use crate::context::Change;
@@ -21,6 +22,8 @@ use crate::context::Change;
 pub enum Notice {
     /// The tools the key may use changed.
     Tools,
+    /// The prompts of the upstream servers changed.
+    Prompts,
     /// A document of a namespace the key may use was written or removed; `listed` when the
     /// set of documents changed with it.
     Document { uri: String, listed: bool },
@@ -31,6 +34,7 @@ pub enum Notice {
 /// Where notices go. Each method answers whether the client is still there to hear more.
 pub trait Outlet: Send + Sync {
     fn tools_changed(&self) -> impl Future<Output = bool> + Send;
+    fn prompts_changed(&self) -> impl Future<Output = bool> + Send;
     fn resources_changed(&self) -> impl Future<Output = bool> + Send;
     /// Sent only for documents the client subscribed to.
     fn resource_updated(&self, uri: String) -> impl Future<Output = bool> + Send;
@@ -42,7 +46,7 @@ pub trait Outlet: Send + Sync {
 pub struct Feed {
     caller: Arc<Caller>,
     registry: broadcast::Receiver<String>,
-    servers: broadcast::Receiver<()>,
+    servers: broadcast::Receiver<Listing>,
     context: broadcast::Receiver<Change>,
 }
 
@@ -68,7 +72,8 @@ impl Feed {
                     Err(RecvError::Closed) => return None,
                 },
                 change = self.servers.recv() => match change {
-                    Ok(()) | Err(RecvError::Lagged(_)) => Some(Notice::Tools),
+                    Ok(Listing::Tools) | Err(RecvError::Lagged(_)) => Some(Notice::Tools),
+                    Ok(Listing::Prompts) => Some(Notice::Prompts),
                     Err(RecvError::Closed) => return None,
                 },
                 change = self.context.recv() => match change {
@@ -105,6 +110,7 @@ impl Feed {
 async fn deliver(outlet: &impl Outlet, notice: Notice) -> bool {
     match notice {
         Notice::Tools => outlet.tools_changed().await,
+        Notice::Prompts => outlet.prompts_changed().await,
         Notice::Document { uri, listed } => {
             if listed && !outlet.resources_changed().await {
                 return false;
@@ -152,6 +158,9 @@ mod tests {
         async fn tools_changed(&self) -> bool {
             self.push("tools".into())
         }
+        async fn prompts_changed(&self) -> bool {
+            self.push("prompts".into())
+        }
         async fn resources_changed(&self) -> bool {
             self.push("resources".into())
         }
@@ -181,6 +190,7 @@ mod tests {
         assert!(deliver(&outlet, updated).await);
         assert!(deliver(&outlet, Notice::DocumentsLost).await);
         assert!(deliver(&outlet, Notice::Tools).await);
+        assert!(deliver(&outlet, Notice::Prompts).await);
         let heard = outlet.heard.lock().unwrap().clone();
         assert_eq!(
             heard,
@@ -189,7 +199,8 @@ mod tests {
                 "context://a/x",
                 "resources",
                 "context://a/x",
-                "tools"
+                "tools",
+                "prompts"
             ]
         );
     }

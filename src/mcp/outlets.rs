@@ -25,6 +25,9 @@ impl Outlet for SessionOutlet {
     async fn tools_changed(&self) -> bool {
         self.peer.notify_tool_list_changed().await.is_ok()
     }
+    async fn prompts_changed(&self) -> bool {
+        self.peer.notify_prompt_list_changed().await.is_ok()
+    }
     async fn resources_changed(&self) -> bool {
         self.peer.notify_resource_list_changed().await.is_ok()
     }
@@ -61,6 +64,9 @@ impl ListenOutlet<'_> {
 impl Outlet for ListenOutlet<'_> {
     async fn tools_changed(&self) -> bool {
         Self::alive(self.0.notify_tool_list_changed().await)
+    }
+    async fn prompts_changed(&self) -> bool {
+        Self::alive(self.0.notify_prompt_list_changed().await)
     }
     async fn resources_changed(&self) -> bool {
         Self::alive(self.0.notify_resource_list_changed().await)

@@ -8,9 +8,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, InitializeRequestParams, InitializeResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    CacheScope, CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
     ResourceContents, ResourceTemplate, ResultType, ServerCapabilities, ServerConfig,
     SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
@@ -86,6 +87,15 @@ impl Session {
         }
     }
 
+    /// Whose upstream sessions a request of `caller` uses: its MCP session's, or, without one,
+    /// its key's.
+    fn holder(&self, caller: &Caller, context: &RequestContext<RoleServer>) -> Holder {
+        match session_id(&context.extensions) {
+            Some(id) => Holder::Session(self.upstream.get_or_init(|| id).clone()),
+            None => Holder::Key(caller.name.clone()),
+        }
+    }
+
     /// A tool call: the caller's key checked, then run until done or cancelled by the client.
     async fn call_tool_checked(
         &self,
@@ -106,10 +116,7 @@ impl Session {
         {
             return self.dispatch(&caller, &Holder::Key(None), request).await;
         }
-        let holder = match session_id(&context.extensions) {
-            Some(id) => Holder::Session(self.upstream.get_or_init(|| id).clone()),
-            None => Holder::Key(caller.name.clone()),
-        };
+        let holder = self.holder(&caller, &context);
         // A client that cancels the call (or goes away) stops it here: the service's request,
         // or the upstream server's call, is dropped rather than run to its timeout.
         tokio::select! {
@@ -239,7 +246,10 @@ fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
 
 impl ServerHandler for Session {
     fn get_info(&self) -> ServerConfig {
+        // Prompts come from upstream servers; the list is empty (and answered) without any.
         let capabilities = ServerCapabilities::builder()
+            .enable_prompts()
+            .enable_prompts_list_changed()
             .enable_tools()
             .enable_tool_list_changed()
             .enable_resources()
@@ -311,6 +321,7 @@ impl ServerHandler for Session {
         });
         let mut accepted = SubscriptionFilter::new();
         accepted.tools_list_changed = requested.tools_list_changed;
+        accepted.prompts_list_changed = requested.prompts_list_changed;
         accepted.resources_list_changed = requested.resources_list_changed;
         accepted.resource_subscriptions = documents;
         Some(accepted)
@@ -350,6 +361,48 @@ impl ServerHandler for Session {
         let mut result = ListToolsResult::with_all_items(tools);
         (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
         Ok(result)
+    }
+
+    /// The upstream servers' prompts, each key seeing those its `tools:` globs allow.
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        let mut prompts = self.shared.servers.prompts();
+        prompts.retain(|prompt| caller.may_use_tool(&prompt.name));
+        let mut result = ListPromptsResult::with_all_items(prompts);
+        (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        let unknown = || {
+            ErrorData::invalid_params(
+                format!(
+                    "The prompt '{}' does not exist or this API key may not use it.",
+                    request.name
+                ),
+                None,
+            )
+        };
+        if !caller.may_use_tool(&request.name) {
+            return Err(unknown());
+        }
+        let holder = self.holder(&caller, &context);
+        let got = self.shared.servers.get_prompt(&holder, request.clone());
+        let mut prompt = got.await.ok_or_else(unknown)??;
+        // As for a tool's result: 2026-07-28 clients require `resultType`.
+        if let GetPromptResponse::Complete(result) = &mut prompt {
+            result.result_type.get_or_insert(ResultType::COMPLETE);
+        }
+        Ok(prompt)
     }
 
     async fn call_tool(

@@ -337,12 +337,20 @@ mcp:
     .await;
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let session = rpc(&gateway, None, initialize).await.0.unwrap();
+    let (session, initialized) = rpc(&gateway, None, initialize).await;
+    let session = session.unwrap();
+    let capabilities = &initialized["result"]["capabilities"];
+    assert_eq!(
+        capabilities["prompts"]["listChanged"], true,
+        "{initialized}"
+    );
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     rpc(&gateway, Some(&session), initialized).await;
     crate::common::eventually("every server's tools", async || {
         let names = tool_names(&gateway, &session).await;
-        ["echo_v2", "echo", "o.echo"].iter().all(|n| names.contains(&(*n).to_owned()))
+        ["echo_v2", "echo", "o.echo"]
+            .iter()
+            .all(|n| names.contains(&(*n).to_owned()))
     })
     .await;
     let names = tool_names(&gateway, &session).await;

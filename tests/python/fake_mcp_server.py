@@ -43,6 +43,12 @@ def count(ctx: Context) -> int:
     return COUNTS[key]
 
 
+@server.prompt()
+def greet(name: str) -> str:
+    """Greets someone by name."""
+    return f"Hello, {name}!"
+
+
 @server.tool()
 def big(size: int) -> str:
     """A text of `size` bytes: a result larger than a gateway may take."""

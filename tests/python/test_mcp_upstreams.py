@@ -78,6 +78,15 @@ def prefixed(prefix):
     return {f"{prefix}__{tool}" for tool in UPSTREAM_TOOLS}
 
 
+async def prompt_names(session):
+    return {prompt.name for prompt in (await session.list_prompts()).prompts}
+
+
+async def prompt_over(session, prefix):
+    got = await session.get_prompt(f"{prefix}__greet", {"name": "Ana"})
+    assert [m.content.text for m in got.messages] == ["Hello, Ana!"], got
+
+
 async def calls_over(session, prefix):
     result = await session.call_tool(f"{prefix}__echo", {"text": "hello"})
     assert not result.is_error and text_of(result) == "hello", result
@@ -95,6 +104,9 @@ async def main():
         assert not any("bad name" in name for name in listed), listed
         await calls_over(session, "up")
         await calls_over(session, "local")
+        assert await prompt_names(session) == {"up__greet", "local__greet"}
+        await prompt_over(session, "up")
+        await prompt_over(session, "local")
 
         seen = await session.call_tool("up__seen_auth", {})
         assert seen.structured_content == {"result": ["Bearer up-token"]}, seen.structured_content
@@ -105,12 +117,14 @@ async def main():
         assert prefixed("local") <= listed, listed
         down = await session.call_tool("up__echo", {"text": "x"})
         assert down.is_error and "unavailable" in text_of(down), down
+        assert await prompt_names(session) == {"local__greet"}
         await calls_over(session, "local")
 
         before = changes.count
         await step("RESTART")
         await changes.until(session, lambda n: prefixed("up") <= n, before)
         await calls_over(session, "up")
+        await prompt_over(session, "up")
 
     # The stateless 2026-07-28 revision requires `resultType` on every result; the upstreams
     # speak a session-era revision and send none, so the gateway adds it.
@@ -119,10 +133,17 @@ async def main():
         async with Client(streamable_http_client(MCP_URL, http_client=http), cache=None) as modern:
             await calls_over(modern, "up")
             await calls_over(modern, "local")
+            await prompt_over(modern, "local")
 
     async with connect(LOCAL_KEY) as session:
         listed = await names(session)
         assert listed == prefixed("local"), listed
+        assert await prompt_names(session) == {"local__greet"}
+        try:
+            await session.get_prompt("up__greet", {"name": "x"})
+            raise AssertionError("a prompt outside the key's globs was got")
+        except MCPError as error:
+            assert "may not use" in str(error), error
         try:
             await session.call_tool("up__echo", {"text": "x"})
             raise AssertionError("a tool outside the key's globs was called")

@@ -66,7 +66,7 @@ pub enum LinkError {
     Timeout(std::time::Duration),
 }
 
-/// Hears the upstream's notifications; only a changed tool list matters to the gateway. The
+/// Hears the upstream's notifications; only a changed tool or prompt list matters to the gateway. The
 /// same signal says the server forgot the session: listing again finds out what changed.
 pub struct Handler {
     pub list_changed: Arc<Notify>,
@@ -79,6 +79,10 @@ impl ClientHandler for Handler {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.list_changed.notify_one();
     }
 }

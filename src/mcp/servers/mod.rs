@@ -18,7 +18,10 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Tool};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Prompt, Tool,
+};
 use rmcp::service::ServiceError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 use rmcp::{ErrorData, Peer, RoleClient};
@@ -28,10 +31,17 @@ use tokio_util::sync::CancellationToken;
 use crate::config::McpServerConfig;
 use crate::telemetry::traces;
 
+/// What changed in the servers' offer, as sessions are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Tools,
+    Prompts,
+}
+
 /// Every configured upstream server; a reload adds and removes servers while sessions run.
 pub struct McpServers {
     servers: RwLock<Arc<[Arc<Server>]>>,
-    changed: broadcast::Sender<()>,
+    changed: broadcast::Sender<Listing>,
     client: reqwest::Client,
     /// Ends every supervisor at shutdown; each server's own token is a child of it.
     stop: CancellationToken,
@@ -58,8 +68,10 @@ struct Live {
     /// The supervisor's own session: listing, pings, and the calls of a stateless server.
     peer: Peer<RoleClient>,
     stateless: bool,
-    /// Already named `{server}__{tool}`.
+    /// Already named with the server's prefix.
     tools: Arc<Vec<Tool>>,
+    /// The same for its prompts (none unless it has the capability).
+    prompts: Arc<Vec<Prompt>>,
     /// Wakes the supervisor to list again; every session of the server says so through it.
     list_changed: Arc<tokio::sync::Notify>,
     /// Wakes the supervisor when a request hit a transport error; one per connection, so a
@@ -134,7 +146,8 @@ impl McpServers {
             server.stop.cancel();
         }
         if !removed.is_empty() {
-            let _ = self.changed.send(());
+            let _ = self.changed.send(Listing::Tools);
+            let _ = self.changed.send(Listing::Prompts);
         }
     }
 
@@ -156,13 +169,13 @@ impl McpServers {
 
     /// A signal for every time a server's tools appear, change or disappear, and for every
     /// reload that changed the configured tools.
-    pub fn changes(&self) -> broadcast::Receiver<()> {
+    pub fn changes(&self) -> broadcast::Receiver<Listing> {
         self.changed.subscribe()
     }
 
     /// Tells every session that the tools changed.
     pub fn announce(&self) {
-        let _ = self.changed.send(());
+        let _ = self.changed.send(Listing::Tools);
     }
 
     /// The tools of every server that is up; where two offer a name, the first configured.
@@ -174,6 +187,59 @@ impl McpServers {
             .flat_map(|live| live.tools.iter().cloned().collect::<Vec<_>>())
             .filter(|tool| seen.insert(tool.name.clone()))
             .collect()
+    }
+
+    /// The prompts of every server that is up; where two offer a name, the first configured.
+    pub fn prompts(&self) -> Vec<Prompt> {
+        let mut seen = std::collections::HashSet::new();
+        self.all()
+            .iter()
+            .filter_map(|server| server.live())
+            .flat_map(|live| live.prompts.iter().cloned().collect::<Vec<_>>())
+            .filter(|prompt| seen.insert(prompt.name.clone()))
+            .collect()
+    }
+
+    /// Gets a prompt from the server that offers it, on `holder`'s upstream session; `None`
+    /// when no server offers the name.
+    pub async fn get_prompt(
+        &self,
+        holder: &Holder,
+        mut request: GetPromptRequestParams,
+    ) -> Option<Result<GetPromptResponse, ErrorData>> {
+        let all = self.all();
+        let (server, live) = all.iter().find_map(|server| {
+            let live = server.live()?;
+            let offers = live.prompts.iter().any(|p| p.name == request.name);
+            offers.then(|| (server.clone(), live))
+        })?;
+        let prefix = server.config.tool_prefix();
+        request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
+        let (peer, _lent) = match server.session(&live, holder, &self.client).await {
+            Ok(session) => session,
+            Err(_) => return Some(Err(server.unavailable_error())),
+        };
+        let got = server
+            .within_call_timeout(peer.get_prompt_once(request))
+            .await;
+        Some(match got {
+            Ok(Ok(prompt)) => Ok(prompt),
+            Ok(Err(ServiceError::McpError(error))) => Err(error),
+            Ok(Err(error)) => {
+                if is_transport(&error) || expired(&error) {
+                    server.sessions.forget(holder);
+                }
+                tracing::warn!(server = %server.config.name, %error, "a prompt was not got");
+                Err(server.unavailable_error())
+            }
+            Err(timeout) => Err(ErrorData::internal_error(
+                format!(
+                    "The MCP server '{}' did not answer within {timeout:?} (its call_timeout).",
+                    server.config.name
+                ),
+                None,
+            )),
+        })
     }
 
     /// Closes the upstream sessions of `holder` (its client session ended).
@@ -271,11 +337,13 @@ impl Server {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the connection state; tells sessions when the offered tools changed.
-    fn set_live(&self, live: Option<Live>, changed: &broadcast::Sender<()>) {
+    /// Replaces the connection state; tells sessions when the offered tools or prompts changed.
+    fn set_live(&self, live: Option<Live>, changed: &broadcast::Sender<Listing>) {
         let mut slot = self.live.write().unwrap_or_else(|e| e.into_inner());
-        let before = slot.as_ref().map(|l| l.tools.clone());
-        let after = live.as_ref().map(|l| l.tools.clone());
+        let tools_before = slot.as_ref().map(|l| l.tools.clone());
+        let prompts_before = slot.as_ref().map(|l| l.prompts.clone());
+        let tools_changed = tools_before != live.as_ref().map(|l| l.tools.clone());
+        let prompts_changed = prompts_before != live.as_ref().map(|l| l.prompts.clone());
         let up = live.is_some();
         *slot = live;
         drop(slot);
@@ -285,13 +353,16 @@ impl Server {
             // A server that is down has no sessions: their calls end now, not at call_timeout.
             self.sessions.close_all();
         }
-        if before != after {
-            let _ = changed.send(());
+        if tools_changed {
+            let _ = changed.send(Listing::Tools);
+        }
+        if prompts_changed {
+            let _ = changed.send(Listing::Prompts);
         }
     }
 
     /// Drops the connection `broken` (unless a newer one replaced it) and wakes the supervisor.
-    fn fail(&self, broken: &Live, changed: &broadcast::Sender<()>) {
+    fn fail(&self, broken: &Live, changed: &broadcast::Sender<Listing>) {
         let current = self.live();
         if current.is_some_and(|l| Arc::ptr_eq(&l.failed, &broken.failed)) {
             self.set_live(None, changed);
@@ -309,7 +380,7 @@ impl Server {
         tool: String,
         mut request: CallToolRequestParams,
         client: &reqwest::Client,
-        changed: &broadcast::Sender<()>,
+        changed: &broadcast::Sender<Listing>,
     ) -> Result<CallToolResponse, ErrorData> {
         let gateway_name = std::mem::replace(&mut request.name, Cow::Owned(tool));
         let name = &self.config.name;
@@ -425,6 +496,16 @@ impl Server {
             "The MCP server '{}' restarted and no longer offers the tool '{tool}'.",
             self.config.name
         ))
+    }
+
+    fn unavailable_error(&self) -> ErrorData {
+        ErrorData::internal_error(
+            format!(
+                "The MCP server '{}' is unavailable; its prompts return when it recovers.",
+                self.config.name
+            ),
+            None,
+        )
     }
 
     fn unavailable(&self) -> CallToolResponse {

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::model::{ClientRequest, PingRequest, Tool};
+use rmcp::model::{ClientRequest, PingRequest, Prompt, Tool};
 use rmcp::service::ServiceError;
 use rmcp::{Peer, RoleClient};
 use tokio::sync::{Notify, broadcast};
+
+use super::Listing;
 use tokio_util::sync::CancellationToken;
 
 use super::link::{self, Link};
@@ -21,7 +23,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub struct Supervisor {
     pub server: Arc<Server>,
     pub client: reqwest::Client,
-    pub changed: broadcast::Sender<()>,
+    pub changed: broadcast::Sender<Listing>,
     pub stop: CancellationToken,
     /// How long a client's upstream session may go without a call.
     pub idle: Duration,
@@ -91,16 +93,16 @@ impl Supervisor {
         let ended = loop {
             if refresh {
                 match self.list(&peer).await {
-                    Ok(tools) => {
+                    Ok((tools, prompts)) => {
                         if !served {
                             tracing::info!(server = %name, tools = tools.len(), "MCP server is up");
                         }
                         served = true;
-                        let tools = Arc::new(tools);
                         let live = Live {
                             peer: peer.clone(),
                             stateless: link.stateless,
-                            tools,
+                            tools: Arc::new(tools),
+                            prompts: Arc::new(prompts),
                             list_changed: list_changed.clone(),
                             failed: failed.clone(),
                         };
@@ -136,14 +138,32 @@ impl Supervisor {
         }
     }
 
-    /// The server's tools, renamed `{server}__{tool}`.
-    async fn list(&self, peer: &Peer<RoleClient>) -> Result<Vec<Tool>, String> {
+    /// The server's tools and prompts (if it has any), named with its prefix.
+    async fn list(&self, peer: &Peer<RoleClient>) -> Result<(Vec<Tool>, Vec<Prompt>), String> {
         let tools = self
             .within(peer.list_all_tools())
             .await
             .map_err(|e| e.to_string())?;
+        let has_prompts = peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.prompts.is_some());
+        let prompts = if has_prompts {
+            self.within(peer.list_all_prompts())
+                .await
+                .map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
         let config = &self.server.config;
-        Ok(expose(&config.name, &config.tool_prefix(), tools))
+        let prefix = config.tool_prefix();
+        let prompts = prompts
+            .into_iter()
+            .map(|mut prompt| {
+                prompt.name = format!("{prefix}{}", prompt.name);
+                prompt
+            })
+            .collect();
+        Ok((expose(&config.name, &prefix, tools), prompts))
     }
 
     async fn ping(&self, peer: &Peer<RoleClient>) -> Result<(), Silence> {
