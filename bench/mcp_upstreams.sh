@@ -37,7 +37,7 @@ mcp:
     - { name: local, command: "$PYTHON", args: ["$FAKE", stdio] }
     - { name: files, command: "$AGENTS/mcp-server-filesystem", args: ["$RUN/files"] }
 YAML
-"$SWITCHBOARD_BIN" serve --config "$RUN/config.yaml" 2>"$RUN/gateway.log" &
+"$SWITCHBOARD_BIN" serve --config "$RUN/config.yaml" >"$RUN/gateway.log" 2>&1 &
 GATEWAY=$!
 
 SWITCHBOARD_MCP_URL="http://127.0.0.1:$PORT_GW/mcp" SWITCHBOARD_KEY=sk-bench \

@@ -24,6 +24,7 @@ pub struct Caller {
     pub name: Option<String>,
     models: Option<GlobSet>,
     tools: Option<GlobSet>,
+    prompts: Option<GlobSet>,
     context: Option<GlobSet>,
     /// The key's quotas over its usage; `None` for an open gateway, which accounts nothing.
     /// Shared with the key of the same name and limits in the config before a reload, so
@@ -65,6 +66,13 @@ impl Caller {
     /// Whether this caller may list and call the MCP tool with this name.
     pub fn may_use_tool(&self, tool: &str) -> bool {
         self.tools.as_ref().is_none_or(|globs| globs.is_match(tool))
+    }
+
+    /// Whether this caller may list and get the MCP prompt with this name.
+    pub fn may_use_prompt(&self, prompt: &str) -> bool {
+        self.prompts
+            .as_ref()
+            .is_none_or(|globs| globs.is_match(prompt))
     }
 
     /// Whether this caller holds an admin-surface grant.
@@ -121,9 +129,10 @@ impl KeyStore {
                     .map(Some)
                     .map_err(|e| invalid(e.to_string())),
             };
-            let (models, tools, context) = (
+            let (models, tools, prompts, context) = (
                 globs(&config.models)?,
                 globs(&config.tools)?,
+                globs(&config.prompts)?,
                 globs(&config.context)?,
             );
             let limits = config.limits.clone().unwrap_or_default();
@@ -143,6 +152,7 @@ impl KeyStore {
                 name: Some(config.name.clone()),
                 models,
                 tools,
+                prompts,
                 context,
                 quota: Some(quota),
                 context_bounds: config.limits.as_ref().map_or((None, None), |l| {
@@ -163,6 +173,7 @@ impl KeyStore {
                 name: None,
                 models: None,
                 tools: None,
+                prompts: None,
                 context: None,
                 quota: None,
                 context_bounds: (None, None),

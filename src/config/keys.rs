@@ -26,6 +26,10 @@ pub struct KeyConfig {
     /// Globs of MCP tool names this key may list and call; absent means every tool.
     #[serde(default)]
     pub tools: Option<Vec<String>>,
+    /// Globs of the upstream MCP servers' prompt names this key may list and get; absent means
+    /// every prompt.
+    #[serde(default)]
+    pub prompts: Option<Vec<String>>,
     /// Globs of context namespaces this key may read and write; absent means every namespace.
     #[serde(default)]
     pub context: Option<Vec<String>>,

@@ -363,7 +363,7 @@ impl ServerHandler for Session {
         Ok(result)
     }
 
-    /// The upstream servers' prompts, each key seeing those its `tools:` globs allow.
+    /// The upstream servers' prompts, each key seeing those its `prompts:` globs allow.
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -371,7 +371,7 @@ impl ServerHandler for Session {
     ) -> Result<ListPromptsResult, ErrorData> {
         let caller = self.caller(&context)?;
         let mut prompts = self.shared.servers.prompts();
-        prompts.retain(|prompt| caller.may_use_tool(&prompt.name));
+        prompts.retain(|prompt| caller.may_use_prompt(&prompt.name));
         let mut result = ListPromptsResult::with_all_items(prompts);
         (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
         Ok(result)
@@ -392,7 +392,7 @@ impl ServerHandler for Session {
                 None,
             )
         };
-        if !caller.may_use_tool(&request.name) {
+        if !caller.may_use_prompt(&request.name) {
             return Err(unknown());
         }
         let holder = self.holder(&caller, &context);

@@ -61,7 +61,7 @@ fn config(port: u16) -> String {
         r#"
 keys:
   - {{ name: all, key: sk-up-all }}
-  - {{ name: local-only, key: sk-up-local, tools: ["local__*"] }}
+  - {{ name: local-only, key: sk-up-local, tools: ["local__*"], prompts: ["local__*"] }}
 mcp:
   servers:
     - name: up
