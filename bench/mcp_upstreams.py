@@ -3,7 +3,8 @@ with the official SDK (run by bench/mcp_upstreams.sh, which starts the gateway; 
 the HTTP upstream so it can restart it):
 
 - a client session's first call of a server's tool (which opens its upstream session: an
-  initialize over HTTP, a process over stdio) against its second call, median of ROUNDS;
+  initialize over HTTP, a process over stdio, or takes the stdio server's spare) against its
+  second call, median of ROUNDS sessions PAUSE seconds apart (0: back to back);
 - a 20 MiB text refused (max_result 16 MiB) against a 256 KiB one delivered (the
   Python client reads no SSE event over 1 MiB);
 - a quick restart of the HTTP upstream with a renamed tool: from the new process answering to
@@ -29,6 +30,8 @@ KEY = os.environ["SWITCHBOARD_KEY"]
 FAKE = os.environ["FAKE_MCP_SERVER"]
 PORT = int(os.environ["UPSTREAM_PORT"])
 ROUNDS = int(os.environ.get("ROUNDS", "20"))
+# Seconds between two clients' sessions: a stdio server's spare session is ready by then.
+PAUSE = float(os.environ.get("PAUSE", "1"))
 
 
 class Session:
@@ -78,6 +81,7 @@ async def timed(call):
 async def sessions(tool, arguments):
     first, second = [], []
     for _ in range(ROUNDS):
+        await anyio.sleep(PAUSE)
         async with Session() as session:
             first.append(await timed(session.call_tool(tool, arguments)))
             second.append(await timed(session.call_tool(tool, arguments)))

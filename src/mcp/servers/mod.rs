@@ -57,7 +57,7 @@ struct Server {
     /// Told every time the supervisor stores a connection.
     reconnected: tokio::sync::watch::Sender<()>,
     /// The upstream session of each client.
-    sessions: sessions::Sessions,
+    sessions: Arc<sessions::Sessions>,
     /// Ends this server's supervisor alone, when a reload removes it.
     stop: CancellationToken,
 }
@@ -328,7 +328,7 @@ impl Server {
             config: config.clone(),
             live: RwLock::new(None),
             reconnected: tokio::sync::watch::channel(()).0,
-            sessions: sessions::Sessions::default(),
+            sessions: Arc::default(),
             stop: stop.child_token(),
         })
     }
@@ -442,12 +442,16 @@ impl Server {
         if live.stateless {
             return Ok((live.peer.clone(), None));
         }
-        let open = link::connect(&self.config, client, live.list_changed.clone());
-        match self
-            .sessions
-            .lend(holder, self.config.max_sessions, open)
-            .await
-        {
+        let sessions = &self.sessions;
+        let open = async {
+            match sessions.take_spare() {
+                Some(spare) => Ok(spare),
+                None => link::connect(&self.config, client, live.list_changed.clone()).await,
+            }
+        };
+        let lent = sessions.lend(holder, self.config.max_sessions, open).await;
+        self.refill(client, &live.list_changed);
+        match lent {
             Ok(lent) => Ok((lent.peer.clone(), Some(lent))),
             Err(refused) => {
                 let name = &self.config.name;
@@ -460,6 +464,23 @@ impl Server {
                 })
             }
         }
+    }
+
+    /// Starts a spare session for the next client, for a stdio server that has none: its
+    /// process then starts before a client waits for it.
+    fn refill(&self, client: &reqwest::Client, list_changed: &Arc<tokio::sync::Notify>) {
+        if self.config.command.is_none() || !self.sessions.wants_spare() {
+            return;
+        }
+        let (config, client) = (self.config.clone(), client.clone());
+        let (sessions, list_changed) = (self.sessions.clone(), list_changed.clone());
+        tokio::spawn(async move {
+            let started = link::connect(&config, &client, list_changed).await;
+            if let Err(error) = &started {
+                tracing::debug!(server = %config.name, %error, "no spare session");
+            }
+            sessions.put_spare(started.ok());
+        });
     }
 
     async fn within_call_timeout<T>(

@@ -3,7 +3,8 @@
 //!
 //! State a server keeps per session (a thought history, an open file) is so never shared between
 //! clients or keys. At most `max_sessions` are open; a new holder takes the place of the one idle
-//! longest, and when every session has a call running the new holder is refused.
+//! longest, and when every session has a call running the new holder is refused. A stdio server
+//! keeps one spare session started ahead, so a new client does not wait for a process to start.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,6 +37,16 @@ pub enum Refused {
 #[derive(Default)]
 pub struct Sessions {
     open: Mutex<HashMap<Holder, Arc<Slot>>>,
+    spare: Mutex<Spare>,
+}
+
+/// The next session, started before a client asks for it.
+#[derive(Default)]
+enum Spare {
+    #[default]
+    None,
+    Starting,
+    Ready(Box<Link>),
 }
 
 struct Slot {
@@ -129,8 +140,50 @@ impl Sessions {
         }
     }
 
+    /// The spare session, if one is ready and alive (a dead one is dropped, its process killed).
+    pub fn take_spare(&self) -> Option<Link> {
+        let mut spare = lock(&self.spare);
+        match std::mem::take(&mut *spare) {
+            Spare::Ready(link) if !link.peer().is_transport_closed() => Some(*link),
+            Spare::Starting => {
+                *spare = Spare::Starting;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a spare should be started now: none is ready or starting. Marks one starting.
+    pub fn wants_spare(&self) -> bool {
+        let mut spare = lock(&self.spare);
+        let wanted = matches!(*spare, Spare::None);
+        if wanted {
+            *spare = Spare::Starting;
+        }
+        wanted
+    }
+
+    /// Keeps a spare that was started (`None`: it could not be); one started before the
+    /// sessions were all closed is closed too.
+    pub fn put_spare(&self, link: Option<Link>) {
+        let mut spare = lock(&self.spare);
+        let starting = matches!(*spare, Spare::Starting);
+        match link {
+            Some(link) if starting => *spare = Spare::Ready(Box::new(link)),
+            Some(link) => {
+                drop(spare);
+                close_link(link);
+            }
+            None if starting => *spare = Spare::None,
+            None => {}
+        }
+    }
+
     /// Closes every session (the server is down, or removed).
     pub fn close_all(&self) {
+        if let Spare::Ready(link) = std::mem::take(&mut *lock(&self.spare)) {
+            close_link(*link);
+        }
         let all: Vec<Arc<Slot>> = lock(&self.open).drain().map(|(_, slot)| slot).collect();
         for slot in all {
             slot.close();
@@ -158,13 +211,16 @@ impl Sessions {
 impl Slot {
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let Some(link) = lock(&self.link).take() else {
-            return;
-        };
-        // Dropped outside a runtime (at exit), a stdio server's process is killed with it.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(link.close());
+        if let Some(link) = lock(&self.link).take() {
+            close_link(link);
         }
+    }
+}
+
+fn close_link(link: Link) {
+    // Dropped outside a runtime (at exit), a stdio server's process is killed with it.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(link.close());
     }
 }
 

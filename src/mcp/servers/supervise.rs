@@ -96,6 +96,7 @@ impl Supervisor {
                     Ok((tools, prompts)) => {
                         if !served {
                             tracing::info!(server = %name, tools = tools.len(), "MCP server is up");
+                            self.server.refill(&self.client, &list_changed);
                         }
                         served = true;
                         let live = Live {
