@@ -4,6 +4,7 @@
 //! Virtual keys are checked before rmcp sees a request (`api::mcp_auth`); the caller rides in the
 //! request's extensions, where each session's handler reads it.
 
+mod calls;
 mod context_tools;
 mod feed;
 mod http_tool;

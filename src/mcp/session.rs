@@ -15,6 +15,9 @@ use rmcp::model::{
     ResourceContents, ResourceTemplate, ResultType, ServerCapabilities, ServerConfig,
     SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
+// MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
+#[allow(deprecated)]
+use rmcp::model::SetLevelRequestParams;
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -36,14 +39,14 @@ const TEMPLATES_TTL_MS: u64 = 3_600_000;
 
 /// A session's handler; rmcp makes one per session and drops it when the session ends.
 pub struct Session {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The name of the key that opened the session (`None`: an open gateway).
     owner: OnceLock<Option<String>>,
     subscribed: Arc<Mutex<HashSet<String>>>,
     /// Set once the session hears of changes.
     feeding: OnceLock<()>,
     /// The session's id, once a call used upstream sessions on its behalf; they end with it.
-    upstream: OnceLock<String>,
+    pub(super) upstream: OnceLock<String>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -71,7 +74,10 @@ impl Session {
     }
 
     /// The key behind this request; it must be the key that opened the session.
-    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Arc<Caller>, ErrorData> {
+    pub(super) fn caller(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Arc<Caller>, ErrorData> {
         let caller = context
             .extensions
             .get::<http::request::Parts>()
@@ -85,80 +91,6 @@ impl Session {
             )),
             _ => Ok(caller),
         }
-    }
-
-    /// Whose upstream sessions a request of `caller` uses: its MCP session's, or, without one,
-    /// its key's.
-    fn holder(&self, caller: &Caller, context: &RequestContext<RoleServer>) -> Holder {
-        match session_id(&context.extensions) {
-            Some(id) => Holder::Session(self.upstream.get_or_init(|| id).clone()),
-            None => Holder::Key(caller.name.clone()),
-        }
-    }
-
-    /// A tool call: the caller's key checked, then run until done or cancelled by the client.
-    async fn call_tool_checked(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let caller = self.caller(&context)?;
-        if !caller.may_use_tool(&request.name) {
-            return Err(unknown_tool(&request.name));
-        }
-        // A context write is not cut short: dropped mid-way, its file would change while the
-        // store's memory and subscribers never heard of it. It is quick anyway.
-        if self
-            .shared
-            .context_tools
-            .iter()
-            .any(|t| t.tool.name == request.name)
-        {
-            return self.dispatch(&caller, &Holder::Key(None), request).await;
-        }
-        let holder = self.holder(&caller, &context);
-        // A client that cancels the call (or goes away) stops it here: the service's request,
-        // or the upstream server's call, is dropped rather than run to its timeout.
-        tokio::select! {
-            called = self.dispatch(&caller, &holder, request) => called,
-            () = context.ct.cancelled() => Err(ErrorData::internal_error(
-                "the call was cancelled by the client",
-                None,
-            )),
-        }
-    }
-
-    /// Runs a call the caller may make: served here, or forwarded to an upstream server. The
-    /// gateway's own tools come first: a server offering its names unchanged cannot shadow them.
-    async fn dispatch(
-        &self,
-        caller: &Caller,
-        holder: &Holder,
-        request: CallToolRequestParams,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let shared = &self.shared;
-        let name = request.name.as_ref();
-        let configured = shared.http_tools.load_full();
-        let arguments = || request.arguments.clone().unwrap_or_default();
-        let result = if let Some(tool) = configured.iter().find(|t| t.tool.name == name) {
-            tool.call(&shared.client, arguments()).await
-        } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
-            tool.call(&shared.context, caller, arguments()).await
-        } else if let Some(tool) = shared.registry.get(name) {
-            tool.call(&shared.client, arguments()).await
-        } else if let Some(forwarded) = shared.servers.call(holder, request.clone()).await {
-            return forwarded.map(|mut response| {
-                // A session-era server sends no `resultType`, which 2026-07-28 clients require;
-                // rmcp takes it out again for session-era peers.
-                if let CallToolResponse::Complete(result) = &mut response {
-                    result.result_type.get_or_insert(ResultType::COMPLETE);
-                }
-                response
-            });
-        } else {
-            return Err(unknown_tool(name));
-        };
-        Ok(result.into())
     }
 
     /// The namespace and key of a `context://` URI the caller may use.
@@ -176,7 +108,7 @@ impl Session {
 }
 
 /// A tool that does not exist and one the key may not use are answered alike.
-fn unknown_tool(name: &str) -> ErrorData {
+pub(super) fn unknown_tool(name: &str) -> ErrorData {
     ErrorData::invalid_params(
         format!("The tool '{name}' does not exist or this API key may not use it."),
         None,
@@ -234,7 +166,7 @@ fn fresh_hints(
 }
 
 /// The session id a request names in `Mcp-Session-Id`.
-fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
+pub(super) fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
     extensions
         .get::<http::request::Parts>()?
         .headers
@@ -245,9 +177,11 @@ fn session_id(extensions: &rmcp::model::Extensions) -> Option<String> {
 }
 
 impl ServerHandler for Session {
+    #[allow(deprecated)]
     fn get_info(&self) -> ServerConfig {
         // Prompts come from upstream servers; the list is empty (and answered) without any.
         let capabilities = ServerCapabilities::builder()
+            .enable_logging()
             .enable_prompts()
             .enable_prompts_list_changed()
             .enable_tools()
@@ -363,6 +297,20 @@ impl ServerHandler for Session {
         Ok(result)
     }
 
+    /// The client's log level, passed on to its upstream sessions (the gateway itself logs to
+    /// its operator, not to MCP clients).
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let caller = self.caller(&context)?;
+        let holder = self.holder(&caller, &context);
+        self.shared.servers.set_level(&holder, request.level).await;
+        Ok(())
+    }
+
     /// The upstream servers' prompts, each key seeing those its `prompts:` globs allow.
     async fn list_prompts(
         &self,
@@ -396,7 +344,7 @@ impl ServerHandler for Session {
             return Err(unknown());
         }
         let holder = self.holder(&caller, &context);
-        let got = self.shared.servers.get_prompt(&holder, request.clone());
+        let got = (self.shared.servers).get_prompt(&holder, &context.peer, request.clone());
         let mut prompt = got.await.ok_or_else(unknown)??;
         // As for a tool's result: 2026-07-28 clients require `resultType`.
         if let GetPromptResponse::Complete(result) = &mut prompt {

@@ -43,6 +43,15 @@ def count(ctx: Context) -> int:
     return COUNTS[key]
 
 
+@server.tool()
+async def work(steps: int, ctx: Context) -> str:
+    """Reports progress and logs a message at each of its steps."""
+    for step in range(1, steps + 1):
+        await ctx.report_progress(step, steps, f"step {step}")
+        await ctx.info(f"did step {step}")
+    return f"worked {steps} steps"
+
+
 @server.prompt()
 def greet(name: str) -> str:
     """Greets someone by name."""

@@ -22,14 +22,15 @@ from mcp.shared.exceptions import MCPError
 MCP_URL = os.environ["SWITCHBOARD_MCP_URL"]
 KEY = os.environ["SWITCHBOARD_KEY"]
 LOCAL_KEY = os.environ["SWITCHBOARD_LOCAL_KEY"]
-UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth", "count", "big"}
+UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth", "count", "big", "work"}
 
 
 @asynccontextmanager
-async def connect(key, message_handler=None):
+async def connect(key, message_handler=None, logging_callback=None):
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
     async with http, streamable_http_client(MCP_URL, http_client=http) as (read, write):
-        async with ClientSession(read, write, message_handler=message_handler) as session:
+        async with ClientSession(read, write, message_handler=message_handler,
+                                 logging_callback=logging_callback) as session:
             await session.initialize()
             yield session
 
@@ -87,6 +88,43 @@ async def prompt_over(session, prefix):
     assert [m.content.text for m in got.messages] == ["Hello, Ana!"], got
 
 
+class Heard:
+    """What a client heard besides answers: progress of its calls, log messages; each wakes
+    whoever waits."""
+
+    def __init__(self):
+        self.logs, self.progress = [], []
+        self.event = anyio.Event()
+
+    async def __call__(self, params):
+        self.logs.append(params.data)
+        self.event.set()
+
+    async def on_progress(self, done, total, message):
+        self.progress.append((done, total, message))
+        self.event.set()
+
+    async def until(self, enough):
+        with anyio.move_on_after(10):
+            while not enough():
+                await self.event.wait()
+                self.event = anyio.Event()
+        assert enough(), f"heard progress {self.progress} and logs {self.logs}"
+
+
+
+async def progress_over(session, heard, prefix):
+    """A tool's progress reaches the call that asked for it, and its log messages the client."""
+    heard.logs.clear()
+    heard.progress.clear()
+    result = await session.call_tool(f"{prefix}__work", {"steps": 3},
+                                     progress_callback=heard.on_progress)
+    assert text_of(result) == "worked 3 steps", result
+    await heard.until(lambda: len(heard.progress) >= 3 and len(heard.logs) >= 3)
+    assert heard.progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")], heard.progress
+    assert heard.logs == ["did step 1", "did step 2", "did step 3"], heard.logs
+
+
 async def calls_over(session, prefix):
     result = await session.call_tool(f"{prefix}__echo", {"text": "hello"})
     assert not result.is_error and text_of(result) == "hello", result
@@ -99,7 +137,8 @@ async def calls_over(session, prefix):
 
 async def main():
     changes = Changes()
-    async with connect(KEY, changes) as session:
+    heard = Heard()
+    async with connect(KEY, changes, heard) as session:
         listed = await changes.until(session, lambda n: prefixed("up") | prefixed("local") <= n)
         assert not any("bad name" in name for name in listed), listed
         await calls_over(session, "up")
@@ -107,6 +146,8 @@ async def main():
         assert await prompt_names(session) == {"up__greet", "local__greet"}
         await prompt_over(session, "up")
         await prompt_over(session, "local")
+        await progress_over(session, heard, "up")
+        await progress_over(session, heard, "local")
 
         seen = await session.call_tool("up__seen_auth", {})
         assert seen.structured_content == {"result": ["Bearer up-token"]}, seen.structured_content

@@ -7,7 +7,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+// MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
+#[allow(deprecated)]
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, Implementation, LoggingMessageNotificationParam,
+    ProgressNotificationParam, ProtocolVersion,
+};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::common::client_side_sse::ExponentialBackoff;
@@ -15,6 +20,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::sync::Notify;
 
+use super::relay::Relay;
 use super::{bounded_http::BoundedHttp, bounded_stdio};
 use crate::config::{McpServerConfig, McpServerTransport, Secret};
 
@@ -34,6 +40,8 @@ pub struct Link {
     /// The server speaks a sessionless revision (2026-07-28 or later) over HTTP: one connection
     /// serves every client without sharing state between them.
     pub stateless: bool,
+    /// Where what the session hears for its client goes.
+    pub relay: Arc<Relay>,
 }
 
 impl Link {
@@ -66,10 +74,12 @@ pub enum LinkError {
     Timeout(std::time::Duration),
 }
 
-/// Hears the upstream's notifications; only a changed tool or prompt list matters to the gateway. The
+/// Hears the upstream's notifications: changed tool or prompt lists for the gateway, progress
+/// and log messages for the client. The
 /// same signal says the server forgot the session: listing again finds out what changed.
 pub struct Handler {
     pub list_changed: Arc<Notify>,
+    relay: Arc<Relay>,
 }
 
 impl ClientHandler for Handler {
@@ -85,6 +95,23 @@ impl ClientHandler for Handler {
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.list_changed.notify_one();
     }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relay.progress(params).await;
+    }
+
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.relay.log(params).await;
+    }
 }
 
 /// Environment variables a command inherits from the gateway; nothing else of the gateway's
@@ -98,7 +125,11 @@ pub async fn connect(
     client: &reqwest::Client,
     list_changed: Arc<Notify>,
 ) -> Result<Link, LinkError> {
-    let handler = Handler { list_changed };
+    let relay = Arc::new(Relay::default());
+    let handler = Handler {
+        list_changed,
+        relay: relay.clone(),
+    };
     let timeout = config.timeout.0;
     let limit = config.max_result.0;
     let connecting = async {
@@ -133,6 +164,7 @@ pub async fn connect(
                     running,
                     child: None,
                     stateless,
+                    relay,
                 })
             }
             Some(McpServerTransport::Stdio { command, args, env }) => {
@@ -155,6 +187,7 @@ pub async fn connect(
                     running,
                     child: Some(child),
                     stateless: false,
+                    relay,
                 })
             }
             None => Err(LinkError::Config("neither url nor command".to_owned())),

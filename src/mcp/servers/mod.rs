@@ -8,6 +8,8 @@ mod bounded_http;
 mod bounded_stdio;
 mod link;
 mod oversize;
+mod prompts;
+mod relay;
 mod sessions;
 mod supervise;
 
@@ -19,12 +21,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, Prompt, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Prompt, Tool,
 };
 use rmcp::service::ServiceError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
-use rmcp::{ErrorData, Peer, RoleClient};
+use rmcp::{ErrorData, Peer, RoleClient, RoleServer};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +69,8 @@ struct Live {
     /// The supervisor's own session: listing, pings, and the calls of a stateless server.
     peer: Peer<RoleClient>,
     stateless: bool,
+    /// Where the supervisor's session relays what it hears (its calls, for a stateless server).
+    relay: Arc<relay::Relay>,
     /// Already named with the server's prefix.
     tools: Arc<Vec<Tool>>,
     /// The same for its prompts (none unless it has the capability).
@@ -189,59 +192,6 @@ impl McpServers {
             .collect()
     }
 
-    /// The prompts of every server that is up; where two offer a name, the first configured.
-    pub fn prompts(&self) -> Vec<Prompt> {
-        let mut seen = std::collections::HashSet::new();
-        self.all()
-            .iter()
-            .filter_map(|server| server.live())
-            .flat_map(|live| live.prompts.iter().cloned().collect::<Vec<_>>())
-            .filter(|prompt| seen.insert(prompt.name.clone()))
-            .collect()
-    }
-
-    /// Gets a prompt from the server that offers it, on `holder`'s upstream session; `None`
-    /// when no server offers the name.
-    pub async fn get_prompt(
-        &self,
-        holder: &Holder,
-        mut request: GetPromptRequestParams,
-    ) -> Option<Result<GetPromptResponse, ErrorData>> {
-        let all = self.all();
-        let (server, live) = all.iter().find_map(|server| {
-            let live = server.live()?;
-            let offers = live.prompts.iter().any(|p| p.name == request.name);
-            offers.then(|| (server.clone(), live))
-        })?;
-        let prefix = server.config.tool_prefix();
-        request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
-        let (peer, _lent) = match server.session(&live, holder, &self.client).await {
-            Ok(session) => session,
-            Err(_) => return Some(Err(server.unavailable_error())),
-        };
-        let got = server
-            .within_call_timeout(peer.get_prompt_once(request))
-            .await;
-        Some(match got {
-            Ok(Ok(prompt)) => Ok(prompt),
-            Ok(Err(ServiceError::McpError(error))) => Err(error),
-            Ok(Err(error)) => {
-                if is_transport(&error) || expired(&error) {
-                    server.sessions.forget(holder);
-                }
-                tracing::warn!(server = %server.config.name, %error, "a prompt was not got");
-                Err(server.unavailable_error())
-            }
-            Err(timeout) => Err(ErrorData::internal_error(
-                format!(
-                    "The MCP server '{}' did not answer within {timeout:?} (its call_timeout).",
-                    server.config.name
-                ),
-                None,
-            )),
-        })
-    }
-
     /// Closes the upstream sessions of `holder` (its client session ended).
     pub fn release(&self, holder: &Holder) {
         for server in self.all().iter() {
@@ -278,6 +228,7 @@ impl McpServers {
     pub async fn call(
         &self,
         holder: &Holder,
+        downstream: &Peer<RoleServer>,
         request: CallToolRequestParams,
     ) -> Option<Result<CallToolResponse, ErrorData>> {
         let (server, live) = self.owner(&request.name)?;
@@ -307,9 +258,17 @@ impl McpServers {
                 }
             }
         }
-        let called = server
-            .call(live, holder, tool, request, &self.client, &self.changed)
-            .await;
+        // On the heap: with rmcp's own futures inside, it is large enough to overflow a 2 MiB
+        // thread stack in a debug build.
+        let called = Box::pin(server.call(
+            live,
+            (holder, downstream),
+            tool,
+            request,
+            &self.client,
+            &self.changed,
+        ))
+        .await;
         let error = match &called {
             Err(error) => Some((error.code.0.to_string(), error.message.to_string())),
             Ok(CallToolResponse::Complete(result)) if result.is_error == Some(true) => {
@@ -376,7 +335,7 @@ impl Server {
     async fn call(
         &self,
         mut live: Live,
-        holder: &Holder,
+        (holder, downstream): (&Holder, &Peer<RoleServer>),
         tool: String,
         mut request: CallToolRequestParams,
         client: &reqwest::Client,
@@ -386,14 +345,15 @@ impl Server {
         let name = &self.config.name;
         let mut retried = false;
         loop {
-            let (peer, _lent) = match self.session(&live, holder, client).await {
+            let (peer, relay, _lent) = match self.session(&live, holder, client).await {
                 Ok(session) => session,
                 Err(refusal) => return Ok(refusal),
             };
-            match self
-                .within_call_timeout(peer.call_tool_once(request.clone()))
-                .await
-            {
+            if !live.stateless {
+                relay.logs_to(downstream);
+            }
+            let call = relay::call_tool(&peer, &relay, downstream, request.clone());
+            match self.within_call_timeout(call).await {
                 Ok(Ok(response)) => return Ok(response),
                 Ok(Err(ServiceError::McpError(error))) => return Err(error),
                 Ok(Err(error)) if expired(&error) && !retried => {
@@ -405,7 +365,7 @@ impl Server {
                         Some(next) if next.tools.iter().any(|t| t.name == gateway_name) => {
                             live = next;
                         }
-                        Some(_) => return Ok(self.gone(&request.name)),
+                        Some(_) => return Ok(self.gone(&gateway_name)),
                         None => return Ok(self.unavailable()),
                     }
                 }
@@ -438,9 +398,10 @@ impl Server {
         live: &Live,
         holder: &Holder,
         client: &reqwest::Client,
-    ) -> Result<(Peer<RoleClient>, Option<sessions::Lent>), CallToolResponse> {
+    ) -> Result<(Peer<RoleClient>, Arc<relay::Relay>, Option<sessions::Lent>), CallToolResponse>
+    {
         if live.stateless {
-            return Ok((live.peer.clone(), None));
+            return Ok((live.peer.clone(), live.relay.clone(), None));
         }
         let sessions = &self.sessions;
         let open = async {
@@ -452,7 +413,7 @@ impl Server {
         let lent = sessions.lend(holder, self.config.max_sessions, open).await;
         self.refill(client, &live.list_changed);
         match lent {
-            Ok(lent) => Ok((lent.peer.clone(), Some(lent))),
+            Ok(lent) => Ok((lent.peer.clone(), lent.relay.clone(), Some(lent))),
             Err(refused) => {
                 let name = &self.config.name;
                 tracing::warn!(server = %name, error = %refused, "no upstream session for a call");

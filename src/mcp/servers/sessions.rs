@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rmcp::{Peer, RoleClient};
 
 use super::link::{Link, LinkError};
+use super::relay::Relay;
 
 /// Who an upstream session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,7 +51,7 @@ enum Spare {
 }
 
 struct Slot {
-    peer: tokio::sync::OnceCell<Peer<RoleClient>>,
+    peer: tokio::sync::OnceCell<(Peer<RoleClient>, Arc<Relay>)>,
     link: Mutex<Option<Link>>,
     used: Mutex<Instant>,
     calls: AtomicUsize,
@@ -61,6 +62,7 @@ struct Slot {
 pub struct Lent {
     slot: Arc<Slot>,
     pub peer: Peer<RoleClient>,
+    pub relay: Arc<Relay>,
 }
 
 impl Drop for Lent {
@@ -81,18 +83,19 @@ impl Sessions {
             .peer
             .get_or_try_init(|| async {
                 let link = open.await?;
-                let peer = link.peer().clone();
+                let opened = (link.peer().clone(), link.relay.clone());
                 *lock(&slot.link) = Some(link);
                 // Closed while it was opening: what was just opened is closed too.
                 if slot.closed.load(Ordering::Acquire) {
                     slot.close();
                 }
-                Ok::<_, LinkError>(peer)
+                Ok::<_, LinkError>(opened)
             })
             .await;
         match opened {
-            Ok(peer) => Ok(Lent {
+            Ok((peer, relay)) => Ok(Lent {
                 peer: peer.clone(),
+                relay: relay.clone(),
                 slot,
             }),
             Err(error) => {
@@ -177,6 +180,12 @@ impl Sessions {
             None if starting => *spare = Spare::None,
             None => {}
         }
+    }
+
+    /// `holder`'s session, if one is open now.
+    pub fn opened(&self, holder: &Holder) -> Option<Peer<RoleClient>> {
+        let slot = lock(&self.open).get(holder).cloned()?;
+        slot.peer.get().map(|(peer, _)| peer.clone())
     }
 
     /// Closes every session (the server is down, or removed).

@@ -1,0 +1,94 @@
+//! A session's tool calls: the caller's key checked, whose upstream sessions the call uses, and
+//! the call run by the gateway's own tool of that name or forwarded to the upstream server.
+
+use rmcp::model::{CallToolRequestParams, CallToolResponse, RequestParamsMeta, ResultType};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Peer, RoleServer};
+
+use super::servers::Holder;
+use super::session::{Session, session_id, unknown_tool};
+use crate::auth::Caller;
+
+impl Session {
+    /// Whose upstream sessions a request of `caller` uses: its MCP session's, or, without one,
+    /// its key's.
+    pub(super) fn holder(&self, caller: &Caller, context: &RequestContext<RoleServer>) -> Holder {
+        match session_id(&context.extensions) {
+            Some(id) => Holder::Session(self.upstream.get_or_init(|| id).clone()),
+            None => Holder::Key(caller.name.clone()),
+        }
+    }
+
+    /// A tool call: the caller's key checked, then run until done or cancelled by the client.
+    pub(super) async fn call_tool_checked(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context)?;
+        if !caller.may_use_tool(&request.name) {
+            return Err(unknown_tool(&request.name));
+        }
+        // A context write is not cut short: dropped mid-way, its file would change while the
+        // store's memory and subscribers never heard of it. It is quick anyway.
+        if self
+            .shared
+            .context_tools
+            .iter()
+            .any(|t| t.tool.name == request.name)
+        {
+            let holder = Holder::Key(None);
+            return self
+                .dispatch(&caller, (&holder, &context.peer), request)
+                .await;
+        }
+        let holder = self.holder(&caller, &context);
+        // rmcp keeps the request's `_meta` in the context; its progress token goes upstream.
+        let mut request = request;
+        if let Some(token) = context.meta.get_progress_token() {
+            request.set_progress_token(token);
+        }
+        // A client that cancels the call (or goes away) stops it here: the service's request,
+        // or the upstream server's call, is dropped rather than run to its timeout.
+        tokio::select! {
+            called = self.dispatch(&caller, (&holder, &context.peer), request) => called,
+            () = context.ct.cancelled() => Err(ErrorData::internal_error(
+                "the call was cancelled by the client",
+                None,
+            )),
+        }
+    }
+
+    /// Runs a call the caller may make: served here, or forwarded to an upstream server. The
+    /// gateway's own tools come first: a server offering its names unchanged cannot shadow them.
+    async fn dispatch(
+        &self,
+        caller: &Caller,
+        (holder, client): (&Holder, &Peer<RoleServer>),
+        request: CallToolRequestParams,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let shared = &self.shared;
+        let name = request.name.as_ref();
+        let configured = shared.http_tools.load_full();
+        let arguments = || request.arguments.clone().unwrap_or_default();
+        let result = if let Some(tool) = configured.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.client, arguments()).await
+        } else if let Some(tool) = shared.context_tools.iter().find(|t| t.tool.name == name) {
+            tool.call(&shared.context, caller, arguments()).await
+        } else if let Some(tool) = shared.registry.get(name) {
+            tool.call(&shared.client, arguments()).await
+        } else if let Some(forwarded) = shared.servers.call(holder, client, request.clone()).await {
+            return forwarded.map(|mut response| {
+                // A session-era server sends no `resultType`, which 2026-07-28 clients require;
+                // rmcp takes it out again for session-era peers.
+                if let CallToolResponse::Complete(result) = &mut response {
+                    result.result_type.get_or_insert(ResultType::COMPLETE);
+                }
+                response
+            });
+        } else {
+            return Err(unknown_tool(name));
+        };
+        Ok(result.into())
+    }
+}

@@ -1,0 +1,82 @@
+//! What upstream servers offer besides tools: their prompts, merged under each server's prefix
+//! and got on the client's own upstream session; and a client's log level passed on to them.
+
+use rmcp::model::{GetPromptRequestParams, GetPromptResponse, Prompt};
+// MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
+#[allow(deprecated)]
+use rmcp::model::{LoggingLevel, SetLevelRequestParams};
+use rmcp::service::ServiceError;
+use rmcp::{ErrorData, Peer, RoleServer};
+
+use super::{Holder, McpServers, expired, is_transport};
+
+impl McpServers {
+    /// The prompts of every server that is up; where two offer a name, the first configured.
+    pub fn prompts(&self) -> Vec<Prompt> {
+        let mut seen = std::collections::HashSet::new();
+        self.all()
+            .iter()
+            .filter_map(|server| server.live())
+            .flat_map(|live| live.prompts.iter().cloned().collect::<Vec<_>>())
+            .filter(|prompt| seen.insert(prompt.name.clone()))
+            .collect()
+    }
+
+    /// Gets a prompt from the server that offers it, on `holder`'s upstream session; `None`
+    /// when no server offers the name.
+    pub async fn get_prompt(
+        &self,
+        holder: &Holder,
+        downstream: &Peer<RoleServer>,
+        mut request: GetPromptRequestParams,
+    ) -> Option<Result<GetPromptResponse, ErrorData>> {
+        let all = self.all();
+        let (server, live) = all.iter().find_map(|server| {
+            let live = server.live()?;
+            let offers = live.prompts.iter().any(|p| p.name == request.name);
+            offers.then(|| (server.clone(), live))
+        })?;
+        let prefix = server.config.tool_prefix();
+        request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
+        let (peer, relay, _lent) = match server.session(&live, holder, &self.client).await {
+            Ok(session) => session,
+            Err(_) => return Some(Err(server.unavailable_error())),
+        };
+        if !live.stateless {
+            relay.logs_to(downstream);
+        }
+        let got = Box::pin(server.within_call_timeout(peer.get_prompt_once(request))).await;
+        Some(match got {
+            Ok(Ok(prompt)) => Ok(prompt),
+            Ok(Err(ServiceError::McpError(error))) => Err(error),
+            Ok(Err(error)) => {
+                if is_transport(&error) || expired(&error) {
+                    server.sessions.forget(holder);
+                }
+                tracing::warn!(server = %server.config.name, %error, "a prompt was not got");
+                Err(server.unavailable_error())
+            }
+            Err(timeout) => Err(ErrorData::internal_error(
+                format!(
+                    "The MCP server '{}' did not answer within {timeout:?} (its call_timeout).",
+                    server.config.name
+                ),
+                None,
+            )),
+        })
+    }
+
+    /// Passes a client's log level on to its open upstream sessions (a session opened later
+    /// keeps its server's default).
+    #[allow(deprecated)]
+    pub async fn set_level(&self, holder: &Holder, level: LoggingLevel) {
+        for server in self.all().iter() {
+            if let Some(peer) = server.sessions.opened(holder) {
+                let set = peer.set_level(SetLevelRequestParams::new(level));
+                if let Err(error) = server.within_call_timeout(set).await {
+                    tracing::debug!(server = %server.config.name, ?error, "log level not set");
+                }
+            }
+        }
+    }
+}
