@@ -1,7 +1,7 @@
 //! A session's tool calls: the caller's key checked, whose upstream sessions the call uses, and
 //! the call run by the gateway's own tool of that name or forwarded to the upstream server.
 
-use rmcp::model::{CallToolRequestParams, CallToolResponse, RequestParamsMeta, ResultType};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ResultType};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer};
 
@@ -43,11 +43,6 @@ impl Session {
                 .await;
         }
         let holder = self.holder(&caller, &context);
-        // rmcp keeps the request's `_meta` in the context; its progress token goes upstream.
-        let mut request = request;
-        if let Some(token) = context.meta.get_progress_token() {
-            request.set_progress_token(token);
-        }
         // A client that cancels the call (or goes away) stops it here: the service's request,
         // or the upstream server's call, is dropped rather than run to its timeout.
         tokio::select! {

@@ -8,12 +8,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rmcp::model::{
-    CacheScope, CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, ResultType, ServerCapabilities, ServerConfig,
-    SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, ResultType,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams,
 };
 // MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
 #[allow(deprecated)]
@@ -181,6 +182,7 @@ impl ServerHandler for Session {
     fn get_info(&self) -> ServerConfig {
         // Prompts come from upstream servers; the list is empty (and answered) without any.
         let capabilities = ServerCapabilities::builder()
+            .enable_completions()
             .enable_logging()
             .enable_prompts()
             .enable_prompts_list_changed()
@@ -295,6 +297,29 @@ impl ServerHandler for Session {
         let mut result = ListToolsResult::with_all_items(tools);
         (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
         Ok(result)
+    }
+
+    /// Completions of an upstream prompt's arguments, from its server; none for anything else
+    /// (the gateway's own resource template names documents any key may not see).
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let caller = self.caller(&context)?;
+        if let Reference::Prompt(prompt) = &request.r#ref
+            && !caller.may_use_prompt(&prompt.name)
+        {
+            return Ok(CompleteResult::default());
+        }
+        let holder = self.holder(&caller, &context);
+        let mut done = match self.shared.servers.complete(&holder, request).await {
+            Some(done) => done?,
+            None => CompleteResult::default(),
+        };
+        // As for a tool's result: 2026-07-28 clients require `resultType`.
+        done.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(done)
     }
 
     /// The client's log level, passed on to its upstream sessions (the gateway itself logs to

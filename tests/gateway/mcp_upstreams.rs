@@ -523,8 +523,8 @@ keys:
   - {{ name: all, key: sk-up-all }}
 mcp:
   servers:
-    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 2s, ping_interval: 200ms }}
-    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 2s, ping_interval: 200ms }}
+    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 2s, ping_interval: 500ms }}
+    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 2s, ping_interval: 500ms }}
 "#
     ))
     .await;

@@ -18,6 +18,7 @@ import sys
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import Completion, PromptReference
 
 SEEN_AUTH = set()
 # Calls of `count` per session: state a stateful server keeps for each of its sessions.
@@ -45,7 +46,7 @@ def count(ctx: Context) -> int:
 
 @server.tool()
 async def work(steps: int, ctx: Context) -> str:
-    """Reports progress and logs a message at each of its steps."""
+    """Reports progress and logs a message at each of its steps (the gateway relays the logs)."""
     for step in range(1, steps + 1):
         await ctx.report_progress(step, steps, f"step {step}")
         await ctx.info(f"did step {step}")
@@ -56,6 +57,14 @@ async def work(steps: int, ctx: Context) -> str:
 def greet(name: str) -> str:
     """Greets someone by name."""
     return f"Hello, {name}!"
+
+
+@server.completion()
+async def complete(ref, argument, context):
+    """Names for `greet`'s argument that start with what was typed."""
+    if isinstance(ref, PromptReference) and ref.name == "greet" and argument.name == "name":
+        return Completion(values=[n for n in ("Ana", "Andrés", "Bo") if n.startswith(argument.value)])
+    return None
 
 
 @server.tool()

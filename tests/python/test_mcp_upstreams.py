@@ -86,22 +86,20 @@ async def prompt_names(session):
 async def prompt_over(session, prefix):
     got = await session.get_prompt(f"{prefix}__greet", {"name": "Ana"})
     assert [m.content.text for m in got.messages] == ["Hello, Ana!"], got
+    ref = types.PromptReference(type="ref/prompt", name=f"{prefix}__greet")
+    completed = await session.complete(ref, {"name": "name", "value": "An"})
+    assert completed.completion.values == ["Ana", "Andrés"], completed
 
 
 class Heard:
-    """What a client heard besides answers: progress of its calls, log messages; each wakes
-    whoever waits."""
+    """Log messages a client heard; each wakes whoever waits."""
 
     def __init__(self):
-        self.logs, self.progress = [], []
+        self.logs = []
         self.event = anyio.Event()
 
     async def __call__(self, params):
         self.logs.append(params.data)
-        self.event.set()
-
-    async def on_progress(self, done, total, message):
-        self.progress.append((done, total, message))
         self.event.set()
 
     async def until(self, enough):
@@ -109,19 +107,15 @@ class Heard:
             while not enough():
                 await self.event.wait()
                 self.event = anyio.Event()
-        assert enough(), f"heard progress {self.progress} and logs {self.logs}"
+        assert enough(), f"heard logs {self.logs}"
 
 
-
-async def progress_over(session, heard, prefix):
-    """A tool's progress reaches the call that asked for it, and its log messages the client."""
+async def logs_over(session, heard, prefix):
+    """The log messages a tool's server sends on the client's upstream session reach it."""
     heard.logs.clear()
-    heard.progress.clear()
-    result = await session.call_tool(f"{prefix}__work", {"steps": 3},
-                                     progress_callback=heard.on_progress)
+    result = await session.call_tool(f"{prefix}__work", {"steps": 3})
     assert text_of(result) == "worked 3 steps", result
-    await heard.until(lambda: len(heard.progress) >= 3 and len(heard.logs) >= 3)
-    assert heard.progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")], heard.progress
+    await heard.until(lambda: len(heard.logs) >= 3)
     assert heard.logs == ["did step 1", "did step 2", "did step 3"], heard.logs
 
 
@@ -146,8 +140,8 @@ async def main():
         assert await prompt_names(session) == {"up__greet", "local__greet"}
         await prompt_over(session, "up")
         await prompt_over(session, "local")
-        await progress_over(session, heard, "up")
-        await progress_over(session, heard, "local")
+        await logs_over(session, heard, "up")
+        await logs_over(session, heard, "local")
 
         seen = await session.call_tool("up__seen_auth", {})
         assert seen.structured_content == {"result": ["Bearer up-token"]}, seen.structured_content
@@ -180,6 +174,9 @@ async def main():
         listed = await names(session)
         assert listed == prefixed("local"), listed
         assert await prompt_names(session) == {"local__greet"}
+        hidden = types.PromptReference(type="ref/prompt", name="up__greet")
+        completed = await session.complete(hidden, {"name": "name", "value": "An"})
+        assert completed.completion.values == [], completed
         try:
             await session.get_prompt("up__greet", {"name": "x"})
             raise AssertionError("a prompt outside the key's globs was got")

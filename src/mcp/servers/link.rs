@@ -11,7 +11,7 @@ use http::{HeaderName, HeaderValue};
 #[allow(deprecated)]
 use rmcp::model::{
     ClientCapabilities, ClientConfig, Implementation, LoggingMessageNotificationParam,
-    ProgressNotificationParam, ProtocolVersion,
+    ProtocolVersion,
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -74,8 +74,8 @@ pub enum LinkError {
     Timeout(std::time::Duration),
 }
 
-/// Hears the upstream's notifications: changed tool or prompt lists for the gateway, progress
-/// and log messages for the client. The
+/// Hears the upstream's notifications: changed tool or prompt lists for the gateway, log
+/// messages for the client. The
 /// same signal says the server forgot the session: listing again finds out what changed.
 pub struct Handler {
     pub list_changed: Arc<Notify>,
@@ -94,14 +94,6 @@ impl ClientHandler for Handler {
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.list_changed.notify_one();
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _context: NotificationContext<RoleClient>,
-    ) {
-        self.relay.progress(params).await;
     }
 
     #[allow(deprecated)]

@@ -352,7 +352,7 @@ impl Server {
             if !live.stateless {
                 relay.logs_to(downstream);
             }
-            let call = relay::call_tool(&peer, &relay, downstream, request.clone());
+            let call = peer.call_tool_once(request.clone());
             match self.within_call_timeout(call).await {
                 Ok(Ok(response)) => return Ok(response),
                 Ok(Err(ServiceError::McpError(error))) => return Err(error),

@@ -1,14 +1,20 @@
-//! What upstream servers offer besides tools: their prompts, merged under each server's prefix
-//! and got on the client's own upstream session; and a client's log level passed on to them.
+//! What upstream servers offer besides tools: their prompts, merged under each server's prefix,
+//! got and their arguments completed on the client's own upstream session; and a client's log
+//! level passed on to them.
 
-use rmcp::model::{GetPromptRequestParams, GetPromptResponse, Prompt};
+use std::sync::Arc;
+
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse, Prompt,
+    Reference,
+};
 // MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
 #[allow(deprecated)]
 use rmcp::model::{LoggingLevel, SetLevelRequestParams};
 use rmcp::service::ServiceError;
 use rmcp::{ErrorData, Peer, RoleServer};
 
-use super::{Holder, McpServers, expired, is_transport};
+use super::{Holder, Live, McpServers, Server, expired, is_transport};
 
 impl McpServers {
     /// The prompts of every server that is up; where two offer a name, the first configured.
@@ -30,12 +36,7 @@ impl McpServers {
         downstream: &Peer<RoleServer>,
         mut request: GetPromptRequestParams,
     ) -> Option<Result<GetPromptResponse, ErrorData>> {
-        let all = self.all();
-        let (server, live) = all.iter().find_map(|server| {
-            let live = server.live()?;
-            let offers = live.prompts.iter().any(|p| p.name == request.name);
-            offers.then(|| (server.clone(), live))
-        })?;
+        let (server, live) = self.prompt_owner(&request.name)?;
         let prefix = server.config.tool_prefix();
         request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
         let (peer, relay, _lent) = match server.session(&live, holder, &self.client).await {
@@ -46,23 +47,37 @@ impl McpServers {
             relay.logs_to(downstream);
         }
         let got = Box::pin(server.within_call_timeout(peer.get_prompt_once(request))).await;
-        Some(match got {
-            Ok(Ok(prompt)) => Ok(prompt),
-            Ok(Err(ServiceError::McpError(error))) => Err(error),
-            Ok(Err(error)) => {
-                if is_transport(&error) || expired(&error) {
-                    server.sessions.forget(holder);
-                }
-                tracing::warn!(server = %server.config.name, %error, "a prompt was not got");
-                Err(server.unavailable_error())
-            }
-            Err(timeout) => Err(ErrorData::internal_error(
-                format!(
-                    "The MCP server '{}' did not answer within {timeout:?} (its call_timeout).",
-                    server.config.name
-                ),
-                None,
-            )),
+        Some(server.answered(holder, got, "a prompt"))
+    }
+
+    /// Completes an argument of a server's prompt on `holder`'s upstream session; `None` when
+    /// no server offers the prompt, or the reference is a resource template (upstream resources
+    /// are not offered).
+    pub async fn complete(
+        &self,
+        holder: &Holder,
+        mut request: CompleteRequestParams,
+    ) -> Option<Result<CompleteResult, ErrorData>> {
+        let Reference::Prompt(prompt) = &mut request.r#ref else {
+            return None;
+        };
+        let (server, live) = self.prompt_owner(&prompt.name)?;
+        let prefix = server.config.tool_prefix();
+        prompt.name = prompt.name.strip_prefix(prefix.as_ref())?.to_owned();
+        let (peer, _, _lent) = match server.session(&live, holder, &self.client).await {
+            Ok(session) => session,
+            Err(_) => return Some(Err(server.unavailable_error())),
+        };
+        let done = Box::pin(server.within_call_timeout(peer.complete(request))).await;
+        Some(server.answered(holder, done, "a completion"))
+    }
+
+    /// The server that offers the prompt `name` (the first configured, if several do).
+    fn prompt_owner(&self, name: &str) -> Option<(Arc<Server>, Live)> {
+        self.all().iter().find_map(|server| {
+            let live = server.live()?;
+            let offers = live.prompts.iter().any(|p| p.name == name);
+            offers.then(|| (server.clone(), live))
         })
     }
 
@@ -77,6 +92,36 @@ impl McpServers {
                     tracing::debug!(server = %server.config.name, ?error, "log level not set");
                 }
             }
+        }
+    }
+}
+
+impl Server {
+    /// A request's answer, or the error the client gets: the server's own, "unavailable" when
+    /// the session broke (it is dropped), or its `call_timeout` run out.
+    fn answered<T>(
+        &self,
+        holder: &Holder,
+        got: Result<Result<T, ServiceError>, std::time::Duration>,
+        what: &str,
+    ) -> Result<T, ErrorData> {
+        match got {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(ServiceError::McpError(error))) => Err(error),
+            Ok(Err(error)) => {
+                if is_transport(&error) || expired(&error) {
+                    self.sessions.forget(holder);
+                }
+                tracing::warn!(server = %self.config.name, %error, "{what} was not got");
+                Err(self.unavailable_error())
+            }
+            Err(timeout) => Err(ErrorData::internal_error(
+                format!(
+                    "The MCP server '{}' did not answer within {timeout:?} (its call_timeout).",
+                    self.config.name
+                ),
+                None,
+            )),
         }
     }
 }
