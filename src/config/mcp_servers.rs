@@ -316,6 +316,14 @@ mod tests {
 
     use super::McpServerTransport;
 
+    /// The YAML path each error message starts with.
+    fn paths(found: &[String]) -> Vec<&str> {
+        found
+            .iter()
+            .map(|e| e.split(": ").next().unwrap())
+            .collect()
+    }
+
     fn errors(text: &str) -> Vec<String> {
         match Config::parse(text, &|_| None) {
             Err(LoadError::Invalid(errors)) => errors.iter().map(ToString::to_string).collect(),
@@ -377,10 +385,7 @@ mcp:
     - { name: github, url: "http://h/" }
 "#,
         );
-        let paths: Vec<&str> = found
-            .iter()
-            .map(|e| e.split(": ").next().unwrap())
-            .collect();
+        let paths = paths(&found);
         assert_eq!(
             paths,
             [
@@ -412,10 +417,7 @@ mcp:
     - { name: empty, command: " ", env: { "A=B": c }, ping_interval: 0s }
 "#,
         );
-        let paths: Vec<&str> = found
-            .iter()
-            .map(|e| e.split(": ").next().unwrap())
-            .collect();
+        let paths = paths(&found);
         assert_eq!(
             paths,
             [

@@ -100,6 +100,9 @@ fn request_id(message: &ClientJsonRpcMessage) -> Option<RequestId> {
     }
 }
 
+/// rmcp's worker sends through `post_message_with_response_limits` and reads streams through
+/// `get_stream_with_max_sse_event_size`, so those carry the limits; the plain forms are what
+/// the trait requires besides.
 impl StreamableHttpClient for BoundedHttp {
     type Error = reqwest::Error;
 
@@ -115,30 +118,6 @@ impl StreamableHttpClient for BoundedHttp {
         let answer = self
             .client
             .post_message(uri, message, session_id, auth, headers)
-            .await;
-        self.bounded(id, answer)
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth: Option<String>,
-        headers: Headers,
-        max_sse_event_size: usize,
-    ) -> PostResult {
-        let id = request_id(&message);
-        let answer = self
-            .client
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                auth,
-                headers,
-                max_sse_event_size,
-            )
             .await;
         self.bounded(id, answer)
     }

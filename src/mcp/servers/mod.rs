@@ -69,8 +69,6 @@ struct Live {
     /// The supervisor's own session: listing, pings, and the calls of a stateless server.
     peer: Peer<RoleClient>,
     stateless: bool,
-    /// Where the supervisor's session relays what it hears (its calls, for a stateless server).
-    relay: Arc<relay::Relay>,
     /// Already named with the server's prefix.
     tools: Arc<Vec<Tool>>,
     /// The same for its prompts (none unless it has the capability).
@@ -183,13 +181,35 @@ impl McpServers {
 
     /// The tools of every server that is up; where two offer a name, the first configured.
     pub fn tools(&self) -> Vec<Tool> {
+        self.offered(|live| &live.tools, |tool| &tool.name)
+    }
+
+    /// What every server that is up offers of one kind (`of`), a name (`name`) once: the first
+    /// configured server's.
+    fn offered<T: Clone>(&self, of: impl Fn(&Live) -> &[T], name: impl Fn(&T) -> &str) -> Vec<T> {
         let mut seen = std::collections::HashSet::new();
-        self.all()
+        let lives: Vec<Live> = self.all().iter().filter_map(|s| s.live()).collect();
+        lives
             .iter()
-            .filter_map(|server| server.live())
-            .flat_map(|live| live.tools.iter().cloned().collect::<Vec<_>>())
-            .filter(|tool| seen.insert(tool.name.clone()))
+            .flat_map(|live| of(live).iter())
+            .filter(|item| seen.insert(name(item).to_owned()))
+            .cloned()
             .collect()
+    }
+
+    /// The first configured server that offers `name` among what `of` lists, and its
+    /// connection.
+    fn offering_server<T>(
+        &self,
+        name: &str,
+        of: impl Fn(&Live) -> &[T],
+        named: impl Fn(&T) -> &str,
+    ) -> Option<(Arc<Server>, Live)> {
+        self.all().iter().find_map(|server| {
+            let live = server.live()?;
+            let offers = of(&live).iter().any(|item| named(item) == name);
+            offers.then(|| (server.clone(), live))
+        })
     }
 
     /// Closes the upstream sessions of `holder` (its client session ended).
@@ -208,13 +228,9 @@ impl McpServers {
     /// The server that offers `name` (the first configured, if several do) and its connection;
     /// a server that is down, for a name under its non-empty prefix.
     fn owner(&self, name: &str) -> Option<(Arc<Server>, Option<Live>)> {
-        let all = self.all();
-        let live = all.iter().find_map(|server| {
-            let live = server.live()?;
-            let offers = live.tools.iter().any(|t| t.name == name);
-            offers.then(|| (server.clone(), Some(live)))
-        });
-        live.or_else(|| {
+        let live = self.offering_server(name, |live| &live.tools, |tool| &tool.name);
+        live.map(|(server, live)| (server, Some(live))).or_else(|| {
+            let all = self.all();
             let down = all.iter().find(|server| {
                 let prefix = server.config.tool_prefix();
                 !prefix.is_empty() && name.starts_with(prefix.as_ref()) && server.live().is_none()
@@ -345,12 +361,12 @@ impl Server {
         let name = &self.config.name;
         let mut retried = false;
         loop {
-            let (peer, relay, _lent) = match self.session(&live, holder, client).await {
+            let (peer, lent) = match self.session(&live, holder, client).await {
                 Ok(session) => session,
                 Err(refusal) => return Ok(refusal),
             };
-            if !live.stateless {
-                relay.logs_to(downstream);
+            if let Some(lent) = &lent {
+                lent.relay.logs_to(downstream);
             }
             let call = peer.call_tool_once(request.clone());
             match self.within_call_timeout(call).await {
@@ -391,17 +407,17 @@ impl Server {
         }
     }
 
-    /// The peer a call of `holder` goes to: the supervisor's own for a stateless server, the
-    /// holder's session otherwise; or the tool error saying why there is none.
+    /// The peer a call of `holder` goes to: the supervisor's own for a stateless server (its
+    /// log messages, for several clients, go to none), the holder's session otherwise; or the
+    /// tool error saying why there is none.
     async fn session(
         &self,
         live: &Live,
         holder: &Holder,
         client: &reqwest::Client,
-    ) -> Result<(Peer<RoleClient>, Arc<relay::Relay>, Option<sessions::Lent>), CallToolResponse>
-    {
+    ) -> Result<(Peer<RoleClient>, Option<sessions::Lent>), CallToolResponse> {
         if live.stateless {
-            return Ok((live.peer.clone(), live.relay.clone(), None));
+            return Ok((live.peer.clone(), None));
         }
         let sessions = &self.sessions;
         let open = async {
@@ -413,7 +429,7 @@ impl Server {
         let lent = sessions.lend(holder, self.config.max_sessions, open).await;
         self.refill(client, &live.list_changed);
         match lent {
-            Ok(lent) => Ok((lent.peer.clone(), lent.relay.clone(), Some(lent))),
+            Ok(lent) => Ok((lent.peer.clone(), Some(lent))),
             Err(refused) => {
                 let name = &self.config.name;
                 tracing::warn!(server = %name, error = %refused, "no upstream session for a call");

@@ -19,13 +19,7 @@ use super::{Holder, Live, McpServers, Server, expired, is_transport};
 impl McpServers {
     /// The prompts of every server that is up; where two offer a name, the first configured.
     pub fn prompts(&self) -> Vec<Prompt> {
-        let mut seen = std::collections::HashSet::new();
-        self.all()
-            .iter()
-            .filter_map(|server| server.live())
-            .flat_map(|live| live.prompts.iter().cloned().collect::<Vec<_>>())
-            .filter(|prompt| seen.insert(prompt.name.clone()))
-            .collect()
+        self.offered(|live| &live.prompts, |prompt| &prompt.name)
     }
 
     /// Gets a prompt from the server that offers it, on `holder`'s upstream session; `None`
@@ -39,12 +33,12 @@ impl McpServers {
         let (server, live) = self.prompt_owner(&request.name)?;
         let prefix = server.config.tool_prefix();
         request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
-        let (peer, relay, _lent) = match server.session(&live, holder, &self.client).await {
+        let (peer, lent) = match server.session(&live, holder, &self.client).await {
             Ok(session) => session,
             Err(_) => return Some(Err(server.unavailable_error())),
         };
-        if !live.stateless {
-            relay.logs_to(downstream);
+        if let Some(lent) = &lent {
+            lent.relay.logs_to(downstream);
         }
         let got = Box::pin(server.within_call_timeout(peer.get_prompt_once(request))).await;
         Some(server.answered(holder, got, "a prompt"))
@@ -64,7 +58,7 @@ impl McpServers {
         let (server, live) = self.prompt_owner(&prompt.name)?;
         let prefix = server.config.tool_prefix();
         prompt.name = prompt.name.strip_prefix(prefix.as_ref())?.to_owned();
-        let (peer, _, _lent) = match server.session(&live, holder, &self.client).await {
+        let (peer, _lent) = match server.session(&live, holder, &self.client).await {
             Ok(session) => session,
             Err(_) => return Some(Err(server.unavailable_error())),
         };
@@ -74,11 +68,7 @@ impl McpServers {
 
     /// The server that offers the prompt `name` (the first configured, if several do).
     fn prompt_owner(&self, name: &str) -> Option<(Arc<Server>, Live)> {
-        self.all().iter().find_map(|server| {
-            let live = server.live()?;
-            let offers = live.prompts.iter().any(|p| p.name == name);
-            offers.then(|| (server.clone(), live))
-        })
+        self.offering_server(name, |live| &live.prompts, |prompt| &prompt.name)
     }
 
     /// Passes a client's log level on to its open upstream sessions (a session opened later

@@ -102,7 +102,6 @@ impl Supervisor {
                         let live = Live {
                             peer: peer.clone(),
                             stateless: link.stateless,
-                            relay: link.relay.clone(),
                             tools: Arc::new(tools),
                             prompts: Arc::new(prompts),
                             list_changed: list_changed.clone(),
