@@ -36,6 +36,8 @@ pub use config::Config;
 /// Parsers the fuzz targets feed that are not otherwise public: not an API.
 #[doc(hidden)]
 pub mod fuzzing {
+    /// The method of an `/mcp` body the gateway answers beside rmcp or edits rmcp's answer to.
+    pub use crate::api::mcp_method_asked;
     /// The trace id of a client's `traceparent`.
     pub use crate::audit::trace_id as traceparent;
     /// A cached answer as stored in the Redis the replicas share (`sb1\n<ms>\n<target>\n<json>`).
@@ -46,6 +48,8 @@ pub mod fuzzing {
     pub use crate::mcp::oversized_response_id as mcp_oversized_id;
     /// A shared tool registration's body (`{"owner", "tool"}`, or a bare tool entry).
     pub use crate::mcp::read_shared as shared_tool;
+    /// An upstream MCP server's message as a tap waiting for one answer keeps it.
+    pub use crate::mcp::tapped_answer as mcp_tapped_answer;
     /// The finish reasons of JSON passed through unparsed.
     pub use crate::sse::scan_reasons as finish_reasons;
     /// A shared registration as stored (`<expires ms>\n<body>`).

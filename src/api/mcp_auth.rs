@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::mcp_edge::{self, Asked};
 use crate::error::ApiError;
 use crate::mcp;
 use crate::quota::Door;
@@ -55,11 +56,22 @@ pub async fn authenticate(
     };
     request.extensions_mut().insert(caller.clone());
     host_from_authority(&mut request);
-    let request = match read_message(&state, request).await {
-        Ok(request) => request,
+    let (request, asked) = match read_message(&state, request).await {
+        Ok(read) => read,
         Err(error) => return error.into_response(),
     };
-    let mut response = as_json_rpc_error(next.run(request).await).await;
+    let asked = match (asked, &session) {
+        (Asked::Task(id, method, params), Some(session)) if !stateless => {
+            let task = (id, method, params);
+            match mcp_edge::answer_task(&state, &caller, session, task).await {
+                Some(answer) => return admission.hold_until_sent(answer),
+                None => Asked::Other,
+            }
+        }
+        (asked, _) => asked,
+    };
+    let response = as_json_rpc_error(next.run(request).await).await;
+    let mut response = mcp_edge::completed(&state, &asked, response).await;
     let deleting = method == Method::DELETE;
     if deleting && response.status() == StatusCode::ACCEPTED {
         // rmcp answers a session's end 202; the MCP SDKs accept 200 or 204 and warn on anything
@@ -157,14 +169,18 @@ async fn as_json_rpc_error(response: Response) -> Response {
 }
 
 /// rmcp reads a message whole, with no limit of size or time: read it here under the gateway's,
-/// so that a slow or huge body gets 408 or 413 in the gateway's shape.
-async fn read_message(state: &AppState, request: Request) -> Result<Request, ApiError> {
+/// so that a slow or huge body gets 408 or 413 in the gateway's shape; and what it asks.
+async fn read_message(state: &AppState, request: Request) -> Result<(Request, Asked), ApiError> {
     if request.method() != Method::POST {
-        return Ok(request);
+        return Ok((request, Asked::Other));
     }
     let (parts, body) = request.into_parts();
     let bytes = state.bodies.read(body).await?;
-    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+    let asked = mcp_edge::asked(&bytes);
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        asked,
+    ))
 }
 
 fn too_many_sessions(full: &mcp::TooManySessions) -> ApiError {

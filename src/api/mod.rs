@@ -10,6 +10,8 @@ mod chat;
 mod context;
 mod embeddings;
 mod mcp_auth;
+mod mcp_edge;
+pub use mcp_edge::method_asked as mcp_method_asked;
 mod messages;
 mod models;
 mod ops;

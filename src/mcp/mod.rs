@@ -15,6 +15,7 @@ mod schema;
 mod servers;
 mod session;
 mod shared_sessions;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -33,8 +34,9 @@ use crate::telemetry::traces;
 
 pub use owners::{SessionOwners, TooManySessions};
 pub use registry::{RegisterError, Registered, Registry, read_shared, shared_entry};
-pub use servers::{McpServers, oversized_response_id};
+pub use servers::{McpServers, oversized_response_id, restore_lost, tapped_answer};
 pub use shared_sessions::SharedSessions;
+pub use tasks::TASK_METHODS;
 
 /// The rmcp service mounted at `/mcp`.
 pub type McpService = StreamableHttpService<session::Session, LocalSessionManager>;
@@ -53,6 +55,32 @@ pub struct Shared {
     sessions: Option<Arc<SharedSessions>>,
     /// Where each tool call is recorded.
     audit: crate::audit::Audit,
+    /// The session-era clients whose sessions live here, by session id: what is answered beside
+    /// rmcp (tasks) reaches them through these.
+    clients: std::sync::Mutex<std::collections::HashMap<String, rmcp::Peer<rmcp::RoleServer>>>,
+}
+
+/// How a tool call ended, as its audit line tells it.
+pub(crate) enum Ended {
+    Answered,
+    /// The tool ran and reported an error.
+    ToolError,
+    /// Refused or failed before the tool answered.
+    Refused,
+}
+
+impl Ended {
+    fn of(called: &Result<rmcp::model::CallToolResponse, rmcp::ErrorData>) -> Ended {
+        match called {
+            Err(_) => Ended::Refused,
+            Ok(rmcp::model::CallToolResponse::Complete(result))
+                if result.is_error == Some(true) =>
+            {
+                Ended::ToolError
+            }
+            Ok(_) => Ended::Answered,
+        }
+    }
 }
 
 impl Shared {
@@ -90,21 +118,23 @@ impl Shared {
         Ok(())
     }
 
+    /// The session-era client whose session is `id`, while its session lives here.
+    fn client(&self, id: &str) -> Option<rmcp::Peer<rmcp::RoleServer>> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.get(id).cloned()
+    }
+
     /// Writes a tool call's audit line (who called which tool, and whether it failed) and ends
     /// its span with the same facts.
     fn audit_call(
         &self,
         tool: &str,
         who: Option<(Option<String>, Option<String>)>,
-        called: &Result<rmcp::model::CallToolResponse, rmcp::ErrorData>,
+        ended: Ended,
         started: std::time::Instant,
         span: Option<traces::TraceContext>,
     ) {
-        let failed = match called {
-            Err(_) => true,
-            Ok(rmcp::model::CallToolResponse::Complete(result)) => result.is_error == Some(true),
-            Ok(_) => false,
-        };
+        let failed = !matches!(ended, Ended::Answered);
         let (key, request_id) = who.unwrap_or_default();
         let line = crate::audit::Line {
             action: "mcp.tool_call",
@@ -120,7 +150,7 @@ impl Shared {
         let error = failed.then(|| ("tool_error".to_owned(), String::new()));
         traces::end(span, error);
         // A name a client made up must not make a series.
-        let served = called.is_ok() || self.serves(tool);
+        let served = !matches!(ended, Ended::Refused) || self.serves(tool);
         let label = if served { tool } else { "unknown" };
         crate::audit::write_now(&self.audit, line, started, label);
     }
@@ -191,6 +221,7 @@ pub fn service(
         servers,
         sessions: sessions.clone(),
         audit,
+        clients: std::sync::Mutex::default(),
     });
     let mut transport = StreamableHttpServerConfig::default();
     if let Some(sessions) = sessions {

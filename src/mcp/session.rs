@@ -46,7 +46,8 @@ pub struct Session {
     subscribed: Arc<Mutex<HashSet<String>>>,
     /// Set once the session hears of changes.
     feeding: OnceLock<()>,
-    /// The session's id, once a call used upstream sessions on its behalf; they end with it.
+    /// The session's id, once a request named it: the upstream sessions and tasks opened on its
+    /// behalf end with it.
     pub(super) upstream: OnceLock<String>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
@@ -55,6 +56,13 @@ pub struct Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let Some(id) = self.upstream.take() {
+            let mut clients = self
+                .shared
+                .clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            clients.remove(&id);
+            drop(clients);
             self.shared.servers.release(&Holder::Session(id));
         }
     }
@@ -221,6 +229,15 @@ impl ServerHandler for Session {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Some(id) = session_id(&context.extensions) {
+            let id = self.upstream.get_or_init(|| id);
+            let mut clients = self
+                .shared
+                .clients
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            clients.insert(id.clone(), context.peer.clone());
+        }
         let caller = context
             .extensions
             .get::<http::request::Parts>()
@@ -394,7 +411,8 @@ impl ServerHandler for Session {
         });
         let checked = self.call_tool_checked(request, context);
         let called = crate::resilience::in_span(span.clone(), checked).await;
-        self.shared.audit_call(&tool, who, &called, started, span);
+        let ended = super::Ended::of(&called);
+        self.shared.audit_call(&tool, who, ended, started, span);
         said("tool call", &tool, called)
     }
 

@@ -23,6 +23,7 @@ mod mcp;
 mod mcp_limits;
 mod mcp_registry;
 mod mcp_stateless;
+mod mcp_tasks;
 mod mcp_upstreams;
 mod messages;
 mod mistral;

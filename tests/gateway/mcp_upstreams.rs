@@ -33,7 +33,7 @@ const UPSTREAM_AUTH: &str = "Bearer up-token";
 
 use crate::common::python;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
@@ -230,7 +230,11 @@ mcp:
 }
 
 /// One JSON-RPC request to /mcp as `sk-up-all`; the JSON-RPC answer to it.
-async fn rpc(gateway: &TestGateway, session: Option<&str>, body: Value) -> (Option<String>, Value) {
+pub async fn rpc(
+    gateway: &TestGateway,
+    session: Option<&str>,
+    body: Value,
+) -> (Option<String>, Value) {
     let mut request = client()
         .post(gateway.url("/mcp"))
         .bearer_auth("sk-up-all")

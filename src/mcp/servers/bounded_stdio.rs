@@ -7,21 +7,24 @@
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
 
 use super::oversize;
+use super::verbatim::Tap;
 
 /// Buffer between the guard and rmcp's reader.
 const PIPE: usize = 256 * 1024;
 
 /// What rmcp reads instead of `stdout`: the same lines, an oversized one replaced by an error
-/// for the request it answered. The guard runs until `stdout` ends or rmcp stops reading.
+/// for the request it answered; `tap` hears each line first. The guard runs until `stdout` ends
+/// or rmcp stops reading.
 pub fn guarded(
     stdout: impl AsyncRead + Unpin + Send + 'static,
     server: &str,
     limit: u64,
+    tap: std::sync::Arc<Tap>,
 ) -> DuplexStream {
     let (reader, writer) = tokio::io::duplex(PIPE);
     let server = server.to_owned();
     tokio::spawn(async move {
-        if let Err(error) = guard(stdout, writer, &server, limit).await {
+        if let Err(error) = guard(stdout, (writer, &tap), &server, limit).await {
             tracing::debug!(server, %error, "stdio output guard ended");
         }
     });
@@ -30,7 +33,7 @@ pub fn guarded(
 
 async fn guard(
     stdout: impl AsyncRead + Unpin,
-    mut out: DuplexStream,
+    (mut out, tap): (DuplexStream, &Tap),
     server: &str,
     limit: u64,
 ) -> std::io::Result<()> {
@@ -46,6 +49,7 @@ async fn guard(
             return Ok(());
         }
         if line.ends_with(b"\n") || (line.len() as u64) <= limit {
+            tap.heard(&line);
             out.write_all(&line).await?;
             continue;
         }
@@ -114,7 +118,8 @@ mod tests {
             "x".repeat(5000)
         );
         let input = format!("{{\"id\":1}}\n{big}{{\"id\":3}}\n");
-        let mut out = guarded(std::io::Cursor::new(input.into_bytes()), "s", 1024);
+        let tap = std::sync::Arc::new(Tap::new(Default::default()));
+        let mut out = guarded(std::io::Cursor::new(input.into_bytes()), "s", 1024, tap);
         let mut text = String::new();
         out.read_to_string(&mut text).await.unwrap();
         let lines: Vec<&str> = text.lines().collect();

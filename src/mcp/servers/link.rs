@@ -15,12 +15,14 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::common::client_side_sse::ExponentialBackoff;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::sync::Notify;
 
 use super::relay::Relay;
+use super::verbatim::{Tap, Tapped};
 use super::{bounded_http::BoundedHttp, bounded_stdio};
 use crate::config::{McpServerConfig, McpServerTransport, Secret};
 
@@ -42,6 +44,8 @@ pub struct Link {
     pub stateless: bool,
     /// Where what the session hears for its client goes.
     pub relay: Arc<Relay>,
+    /// Answers the gateway wants as the server wrote them.
+    pub tap: Arc<Tap>,
 }
 
 impl Link {
@@ -118,6 +122,7 @@ pub async fn connect(
     list_changed: Arc<Notify>,
 ) -> Result<Link, LinkError> {
     let relay = Arc::new(Relay::default());
+    let tap = Arc::new(Tap::new(relay.clone()));
     let handler = Handler {
         list_changed,
         relay: relay.clone(),
@@ -145,8 +150,13 @@ pub async fn connect(
                     server: config.name.as_str().into(),
                     limit: limit as u64,
                     forgotten: handler.list_changed.clone(),
+                    tap: tap.clone(),
                 };
-                let transport = StreamableHttpClientTransport::with_client(bounded, settings);
+                let inner = StreamableHttpClientTransport::with_client(bounded, settings);
+                let transport = Tapped {
+                    inner,
+                    tap: tap.clone(),
+                };
                 let running = handler.serve(transport).await.map_err(initialize_error)?;
                 let stateless = running
                     .peer()
@@ -157,6 +167,7 @@ pub async fn connect(
                     child: None,
                     stateless,
                     relay,
+                    tap,
                 })
             }
             Some(McpServerTransport::Stdio { command, args, env }) => {
@@ -170,16 +181,18 @@ pub async fn connect(
                         "the command's pipes are missing".to_owned(),
                     ));
                 };
-                let stdout = bounded_stdio::guarded(stdout, &config.name, limit);
-                let running = handler
-                    .serve((stdout, stdin))
-                    .await
-                    .map_err(initialize_error)?;
+                let stdout = bounded_stdio::guarded(stdout, &config.name, limit, tap.clone());
+                let transport = Tapped {
+                    inner: AsyncRwTransport::new_client(stdout, stdin),
+                    tap: tap.clone(),
+                };
+                let running = handler.serve(transport).await.map_err(initialize_error)?;
                 Ok(Link {
                     running,
                     child: Some(child),
                     stateless: false,
                     relay,
+                    tap,
                 })
             }
             None => Err(LinkError::Config("neither url nor command".to_owned())),

@@ -12,16 +12,20 @@ mod prompts;
 mod relay;
 mod sessions;
 mod supervise;
+mod tasks;
+mod verbatim;
 
 pub use oversize::response_id as oversized_response_id;
 pub use sessions::Holder;
+pub use verbatim::{kept_for as tapped_answer, restore_lost};
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Prompt, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject, Prompt, Tool,
 };
 use rmcp::service::ServiceError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
@@ -49,6 +53,8 @@ pub struct McpServers {
     supervisors: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// How long a sessionless key's upstream session is kept without a call (`mcp.session_idle`).
     idle: Duration,
+    /// Which server runs each task a client started.
+    tasks: tasks::Tasks,
 }
 
 /// One server and, while it is up, its connection and tools.
@@ -71,8 +77,13 @@ struct Live {
     stateless: bool,
     /// Already named with the server's prefix.
     tools: Arc<Vec<Tool>>,
+    /// What rmcp's `Tool` cannot hold of each tool (`execution`, fields newer than rmcp), by
+    /// the tool's gateway name.
+    extras: Arc<HashMap<String, JsonObject>>,
     /// The same for its prompts (none unless it has the capability).
     prompts: Arc<Vec<Prompt>>,
+    /// The answers of the supervisor's own session wanted whole.
+    tap: Arc<verbatim::Tap>,
     /// Wakes the supervisor to list again; every session of the server says so through it.
     list_changed: Arc<tokio::sync::Notify>,
     /// Wakes the supervisor when a request hit a transport error; one per connection, so a
@@ -96,6 +107,7 @@ impl McpServers {
             stop,
             supervisors: Mutex::default(),
             idle,
+            tasks: tasks::Tasks::default(),
         }
     }
 
@@ -184,6 +196,24 @@ impl McpServers {
         self.offered(|live| &live.tools, |tool| &tool.name)
     }
 
+    /// What the server offering the tool `name` listed of it beyond what rmcp's `Tool` holds.
+    pub fn tool_extras(&self, name: &str) -> Option<JsonObject> {
+        let (_, live) = self.owner(name)?;
+        live?.extras.get(name).cloned()
+    }
+
+    /// Whether some tool of a server that is up has something rmcp's `Tool` cannot hold.
+    pub fn any_extras(&self) -> bool {
+        self.all()
+            .iter()
+            .any(|s| s.live().is_some_and(|l| !l.extras.is_empty()))
+    }
+
+    /// Whether any server is configured.
+    pub fn any(&self) -> bool {
+        !self.all().is_empty()
+    }
+
     /// What every server that is up offers of one kind (`of`), a name (`name`) once: the first
     /// configured server's.
     fn offered<T: Clone>(&self, of: impl Fn(&Live) -> &[T], name: impl Fn(&T) -> &str) -> Vec<T> {
@@ -217,6 +247,7 @@ impl McpServers {
         for server in self.all().iter() {
             server.sessions.forget(holder);
         }
+        self.tasks.forget(holder);
     }
 
     /// The name of the server that offers the tool `name` now, if one does.
@@ -315,9 +346,10 @@ impl Server {
     /// Replaces the connection state; tells sessions when the offered tools or prompts changed.
     fn set_live(&self, live: Option<Live>, changed: &broadcast::Sender<Listing>) {
         let mut slot = self.live.write().unwrap_or_else(|e| e.into_inner());
-        let tools_before = slot.as_ref().map(|l| l.tools.clone());
+        let tools_of = |live: Option<&Live>| live.map(|l| (l.tools.clone(), l.extras.clone()));
+        let tools_before = tools_of(slot.as_ref());
         let prompts_before = slot.as_ref().map(|l| l.prompts.clone());
-        let tools_changed = tools_before != live.as_ref().map(|l| l.tools.clone());
+        let tools_changed = tools_before != tools_of(live.as_ref());
         let prompts_changed = prompts_before != live.as_ref().map(|l| l.prompts.clone());
         let up = live.is_some();
         *slot = live;
@@ -512,6 +544,11 @@ impl Server {
             self.config.name
         ))
     }
+}
+
+/// A lock of the servers' bookkeeping; a panic elsewhere leaves nothing half-written in it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether the server answered that it does not know the session (HTTP 404): it restarted.

@@ -89,7 +89,7 @@ impl McpServers {
 impl Server {
     /// A request's answer, or the error the client gets: the server's own, "unavailable" when
     /// the session broke (it is dropped), or its `call_timeout` run out.
-    fn answered<T>(
+    pub(super) fn answered<T>(
         &self,
         holder: &Holder,
         got: Result<Result<T, ServiceError>, std::time::Duration>,

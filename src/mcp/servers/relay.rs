@@ -1,5 +1,5 @@
-//! What an upstream session hears for its client, passed on: log messages go to the client whose
-//! session it is.
+//! What an upstream session hears for its client, passed on: log messages and task status
+//! notifications go to the client whose session it is.
 //!
 //! Progress is not relayed yet: rmcp replaces a call's progress token with its own and hands its
 //! notifications to spawned tasks, so one could reach the client after the call's answer, when
@@ -11,7 +11,11 @@ use std::sync::Mutex;
 // MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
 #[allow(deprecated)]
 use rmcp::model::LoggingMessageNotificationParam;
+use rmcp::model::{CustomNotification, ServerNotification};
 use rmcp::{Peer, RoleServer};
+
+use super::lock;
+use serde_json::Value;
 
 /// One upstream session's client.
 #[derive(Default)]
@@ -30,12 +34,21 @@ impl Relay {
         }
     }
 
+    /// Passes a notification the typed model cannot carry whole (a 2025-11-25 task's status) to
+    /// this session's client.
+    pub fn notify(&self, method: &str, params: Option<Value>) {
+        let Some(client) = lock(&self.client).clone() else {
+            return;
+        };
+        let notification = CustomNotification::new(method, params);
+        tokio::spawn(async move {
+            let notification = ServerNotification::CustomNotification(notification);
+            let _ = client.send_notification(notification).await;
+        });
+    }
+
     /// Makes `client` the one this session's log messages go to.
     pub fn logs_to(&self, client: &Peer<RoleServer>) {
         *lock(&self.client) = Some(client.clone());
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use rmcp::{Peer, RoleClient};
 
 use super::link::{Link, LinkError};
+use super::lock;
 use super::relay::Relay;
+use super::verbatim::Tap;
 
 /// Who an upstream session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,7 +53,7 @@ enum Spare {
 }
 
 struct Slot {
-    peer: tokio::sync::OnceCell<(Peer<RoleClient>, Arc<Relay>)>,
+    peer: tokio::sync::OnceCell<(Peer<RoleClient>, Arc<Relay>, Arc<Tap>)>,
     link: Mutex<Option<Link>>,
     used: Mutex<Instant>,
     calls: AtomicUsize,
@@ -63,6 +65,7 @@ pub struct Lent {
     slot: Arc<Slot>,
     pub peer: Peer<RoleClient>,
     pub relay: Arc<Relay>,
+    pub tap: Arc<Tap>,
 }
 
 impl Drop for Lent {
@@ -83,7 +86,7 @@ impl Sessions {
             .peer
             .get_or_try_init(|| async {
                 let link = open.await?;
-                let opened = (link.peer().clone(), link.relay.clone());
+                let opened = (link.peer().clone(), link.relay.clone(), link.tap.clone());
                 *lock(&slot.link) = Some(link);
                 // Closed while it was opening: what was just opened is closed too.
                 if slot.closed.load(Ordering::Acquire) {
@@ -93,9 +96,10 @@ impl Sessions {
             })
             .await;
         match opened {
-            Ok((peer, relay)) => Ok(Lent {
+            Ok((peer, relay, tap)) => Ok(Lent {
                 peer: peer.clone(),
                 relay: relay.clone(),
+                tap: tap.clone(),
                 slot,
             }),
             Err(error) => {
@@ -185,7 +189,7 @@ impl Sessions {
     /// `holder`'s session, if one is open now.
     pub fn opened(&self, holder: &Holder) -> Option<Peer<RoleClient>> {
         let slot = lock(&self.open).get(holder).cloned()?;
-        slot.peer.get().map(|(peer, _)| peer.clone())
+        slot.peer.get().map(|(peer, ..)| peer.clone())
     }
 
     /// Closes every session (the server is down, or removed).
@@ -231,8 +235,4 @@ fn close_link(link: Link) {
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(link.close());
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

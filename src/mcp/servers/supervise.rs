@@ -4,15 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::model::{ClientRequest, PingRequest, Prompt, Tool};
+use rmcp::model::{ClientRequest, JsonObject, PingRequest, Prompt, Tool};
 use rmcp::service::ServiceError;
 use rmcp::{Peer, RoleClient};
+use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 
 use super::Listing;
 use tokio_util::sync::CancellationToken;
 
 use super::link::{self, Link};
+use super::verbatim::{self, Tap};
 use super::{Live, Server};
 use crate::config::valid_tool_name;
 
@@ -92,17 +94,21 @@ impl Supervisor {
         let mut refresh = true;
         let ended = loop {
             if refresh {
-                match self.list(&peer).await {
+                match self.list(&peer, &link.tap).await {
                     Ok((tools, prompts)) => {
                         if !served {
                             tracing::info!(server = %name, tools = tools.len(), "MCP server is up");
                             self.server.refill(&self.client, &list_changed);
                         }
                         served = true;
+                        let (tools, extras) = tools.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
+                        let extras = extras.into_iter().flatten().collect();
                         let live = Live {
                             peer: peer.clone(),
                             stateless: link.stateless,
                             tools: Arc::new(tools),
+                            extras: Arc::new(extras),
+                            tap: link.tap.clone(),
                             prompts: Arc::new(prompts),
                             list_changed: list_changed.clone(),
                             failed: failed.clone(),
@@ -139,10 +145,11 @@ impl Supervisor {
         }
     }
 
-    /// The server's tools and prompts (if it has any), named with its prefix.
-    async fn list(&self, peer: &Peer<RoleClient>) -> Result<(Vec<Tool>, Vec<Prompt>), String> {
+    /// The server's tools (each with what rmcp's `Tool` cannot hold of it) and prompts (if it
+    /// has any), named with its prefix.
+    async fn list(&self, peer: &Peer<RoleClient>, tap: &Tap) -> Result<Listed, String> {
         let tools = self
-            .within(peer.list_all_tools())
+            .within(verbatim::tools(peer, tap))
             .await
             .map_err(|e| e.to_string())?;
         let has_prompts = peer
@@ -186,19 +193,40 @@ impl Supervisor {
     }
 }
 
-/// Prefixes each tool of `server` with `prefix`; a name outside the MCP spec's tool-name rules
-/// (1-128 of letters, digits, '_', '-', '.') cannot be offered and is skipped.
-fn expose(server: &str, prefix: &str, tools: Vec<Tool>) -> Vec<Tool> {
+/// A server's tools, each with what rmcp's `Tool` lost of it (by its gateway name, if
+/// anything), and its prompts.
+type Listed = (Vec<(Tool, Option<(String, JsonObject)>)>, Vec<Prompt>);
+
+/// Each tool of `server` as rmcp reads it, named with `prefix`, and what that reading lost; a
+/// tool rmcp cannot read, or whose name falls outside the MCP spec's tool-name rules (1-128 of
+/// letters, digits, '_', '-', '.'), cannot be offered and is skipped.
+fn expose(
+    server: &str,
+    prefix: &str,
+    tools: Vec<JsonObject>,
+) -> Vec<(Tool, Option<(String, JsonObject)>)> {
     tools
         .into_iter()
-        .filter_map(|mut tool| {
+        .filter_map(|whole| {
+            let mut tool: Tool = match serde_json::from_value(Value::Object(whole.clone())) {
+                Ok(tool) => tool,
+                Err(error) => {
+                    let name = whole.get("name").and_then(Value::as_str).unwrap_or_default();
+                    tracing::warn!(server, tool = name, %error, "skipping a tool that is not a valid MCP tool");
+                    return None;
+                }
+            };
             let name = format!("{prefix}{}", tool.name);
             if !valid_tool_name(&name) {
                 tracing::warn!(server, tool = %tool.name, "skipping a tool whose gateway name {name:?} is not a valid MCP tool name");
                 return None;
             }
-            tool.name = name.into();
-            Some(tool)
+            let lost = match serde_json::to_value(&tool) {
+                Ok(Value::Object(typed)) => verbatim::lost(&whole, &typed),
+                _ => JsonObject::new(),
+            };
+            tool.name = name.clone().into();
+            Some((tool, (!lost.is_empty()).then_some((name, lost))))
         })
         .collect()
 }
@@ -209,14 +237,31 @@ mod tests {
 
     #[test]
     fn tools_are_prefixed_and_names_outside_the_spec_skipped() {
-        let schema = Arc::new(serde_json::Map::new());
-        let tools = ["echo", "bad name", "x".repeat(130).as_str(), "a.b-c_d"]
-            .map(|name| Tool::new(name.to_owned(), "", schema.clone()))
+        let tool = |name: &str| {
+            let tool = serde_json::json!({"name": name, "inputSchema": {"type": "object"}});
+            tool.as_object().cloned().unwrap()
+        };
+        let mut tools: Vec<JsonObject> = ["echo", "bad name", "x".repeat(130).as_str(), "a.b-c_d"]
+            .map(tool)
             .to_vec();
-        let names: Vec<String> = expose("up", "up__", tools)
-            .into_iter()
-            .map(|t| t.name.into_owned())
-            .collect();
-        assert_eq!(names, ["up__echo", "up__a.b-c_d"]);
+        tools.push(
+            serde_json::json!({"name": "no_schema"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let mut required = tool("long");
+        required.insert(
+            "execution".into(),
+            serde_json::json!({"taskSupport": "required"}),
+        );
+        tools.push(required);
+        let exposed = expose("up", "up__", tools);
+        let names: Vec<&str> = exposed.iter().map(|(t, _)| t.name.as_ref()).collect();
+        assert_eq!(names, ["up__echo", "up__a.b-c_d", "up__long"]);
+        let (name, lost) = exposed[2].1.clone().unwrap();
+        assert_eq!(name, "up__long");
+        assert_eq!(lost["execution"]["taskSupport"], "required");
+        assert!(exposed[0].1.is_none());
     }
 }
