@@ -22,9 +22,17 @@ impl Session {
     /// A tool call: the caller's key checked, then run until done or cancelled by the client.
     pub(super) async fn call_tool_checked(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // rmcp keeps the client's `_meta` beside the params; a forwarded call finds the client's
+        // progress token in the params' own (rmcp sends a token of its own upstream instead).
+        if let Some(token) = context.meta.get_progress_token() {
+            request
+                .meta
+                .get_or_insert_default()
+                .set_progress_token(token);
+        }
         let caller = self.caller(&context)?;
         if !caller.may_use_tool(&request.name) {
             return Err(unknown_tool(&request.name));

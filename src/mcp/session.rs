@@ -330,13 +330,27 @@ impl ServerHandler for Session {
             return Ok(CompleteResult::default());
         }
         let holder = self.holder(&caller, &context);
-        let mut done = match self.shared.servers.complete(&holder, request).await {
+        let completed = self
+            .shared
+            .servers
+            .complete((&holder, &context.peer), request);
+        let mut done = match completed.await {
             Some(done) => done?,
             None => CompleteResult::default(),
         };
         // As for a tool's result: 2026-07-28 clients require `resultType`.
         done.result_type.get_or_insert(ResultType::COMPLETE);
         Ok(done)
+    }
+
+    /// The client's roots changed: its upstream sessions are told (their servers list them anew).
+    async fn on_roots_list_changed(&self, _context: NotificationContext<RoleServer>) {
+        if let Some(id) = self.upstream.get() {
+            self.shared
+                .servers
+                .roots_changed(&Holder::Session(id.clone()))
+                .await;
+        }
     }
 
     /// The client's log level, passed on to its upstream sessions (the gateway itself logs to

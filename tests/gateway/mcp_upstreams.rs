@@ -24,6 +24,10 @@ const SESSIONS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/test_mcp_upstream_sessions.py"
 );
+const ASKS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/test_mcp_server_requests.py"
+);
 const REFERENCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/test_mcp_reference_servers.py"
@@ -93,6 +97,19 @@ async fn mcp_sdk_calls_upstream_tools_over_http_and_stdio_and_follows_the_http_u
         said,
         ["KILL", "RESTART", "mcp upstreams: all checks passed"]
     );
+    gateway.stop().await;
+}
+
+/// An upstream server's sampling, elicitation and roots requests reach the client whose call made
+/// them (two clients, each answering for itself, over HTTP and stdio), and a call its client
+/// gives up on is cancelled at the server.
+#[tokio::test]
+async fn server_requests_reach_the_right_client_and_cancellation_reaches_the_server() {
+    let port = free_port();
+    let mut upstream = http_upstream(port);
+    let gateway = TestGateway::start(&config(port)).await;
+    let said = drive(ASKS, &gateway, &mut upstream, port).await;
+    assert_eq!(said, ["mcp server requests: all checks passed"]);
     gateway.stop().await;
 }
 

@@ -18,9 +18,11 @@ import sys
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import Completion, PromptReference
+from mcp.types import Completion, PromptReference, SamplingMessage, TextContent
+from pydantic import BaseModel
 
 SEEN_AUTH = set()
+CANCELLED = []
 # Calls of `count` per session: state a stateful server keeps for each of its sessions.
 COUNTS = {}
 
@@ -81,9 +83,19 @@ def add(a: int, b: int) -> int:
 
 @server.tool()
 async def sleep(seconds: float) -> str:
-    """Answers after `seconds`: a long-running tool."""
-    await asyncio.sleep(seconds)
+    """Answers after `seconds`: a long-running tool. A call its client cancels is counted."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        CANCELLED.append(seconds)
+        raise
     return f"slept {seconds}"
+
+
+@server.tool()
+def cancelled() -> list[float]:
+    """The `seconds` of every `sleep` call its client cancelled."""
+    return CANCELLED
 
 
 @server.tool()
@@ -96,6 +108,32 @@ def fail() -> str:
 def seen_auth() -> list[str]:
     """Every Authorization header this server received (HTTP only)."""
     return sorted(SEEN_AUTH)
+
+
+@server.tool()
+async def ask_model(question: str, ctx: Context) -> str:
+    """Asks the client's model (sampling) and says what it answered."""
+    message = SamplingMessage(role="user", content=TextContent(type="text", text=question))
+    answer = await ctx.session.create_message([message], max_tokens=20, related_request_id=ctx.request_id)
+    return f"{answer.model} said {answer.content.text}"
+
+
+class Name(BaseModel):
+    name: str
+
+
+@server.tool()
+async def ask_user(ctx: Context) -> str:
+    """Asks the client's user for a name (elicitation)."""
+    answer = await ctx.elicit("Who is there?", Name)
+    return f"{answer.action} {answer.data.name}" if answer.action == "accept" else answer.action
+
+
+@server.tool()
+async def roots(ctx: Context) -> list[str]:
+    """The client's roots, as it lists them."""
+    listed = await ctx.session.list_roots()
+    return [str(root.uri) for root in listed.roots]
 
 
 @server.tool(name="bad name!")

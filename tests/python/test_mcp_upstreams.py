@@ -22,7 +22,8 @@ from mcp.shared.exceptions import MCPError
 MCP_URL = os.environ["SWITCHBOARD_MCP_URL"]
 KEY = os.environ["SWITCHBOARD_KEY"]
 LOCAL_KEY = os.environ["SWITCHBOARD_LOCAL_KEY"]
-UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth", "count", "big", "work"}
+UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth", "count", "big", "work", "ask_model",
+                  "ask_user", "roots", "cancelled"}
 
 
 @asynccontextmanager
@@ -111,10 +112,17 @@ class Heard:
 
 
 async def logs_over(session, heard, prefix):
-    """The log messages a tool's server sends on the client's upstream session reach it."""
+    """The log messages a tool's server sends on the client's upstream session reach it, and the
+    call's progress reaches the caller under its own token, every step before the result."""
     heard.logs.clear()
-    result = await session.call_tool(f"{prefix}__work", {"steps": 3})
+    progress = []
+
+    async def on_progress(done, total, message):
+        progress.append((done, total, message))
+
+    result = await session.call_tool(f"{prefix}__work", {"steps": 3}, progress_callback=on_progress)
     assert text_of(result) == "worked 3 steps", result
+    assert progress == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")], progress
     await heard.until(lambda: len(heard.logs) >= 3)
     assert heard.logs == ["did step 1", "did step 2", "did step 3"], heard.logs
 

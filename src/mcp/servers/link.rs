@@ -7,13 +7,17 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
-// MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
+// Logging, sampling and roots: SEP-2577 deprecates them, but 2025-11-25 clients and servers
+// speak them.
+use rmcp::ErrorData;
 #[allow(deprecated)]
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, Implementation, LoggingMessageNotificationParam,
-    ProtocolVersion,
+    ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequest,
+    CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
+    ElicitResult, Implementation, ListRootsRequest, ListRootsResult,
+    LoggingMessageNotificationParam, ProtocolVersion, ServerRequest,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::common::client_side_sse::ExponentialBackoff;
@@ -79,17 +83,56 @@ pub enum LinkError {
 }
 
 /// Hears the upstream's notifications: changed tool or prompt lists for the gateway, log
-/// messages for the client. The
+/// messages for the client; and passes the server's requests to the client. The
 /// same signal says the server forgot the session: listing again finds out what changed.
 pub struct Handler {
     pub list_changed: Arc<Notify>,
     relay: Arc<Relay>,
+    /// What the session's client can answer (sampling, elicitation, roots), declared upstream.
+    answers: ClientCapabilities,
 }
 
 impl ClientHandler for Handler {
     fn get_info(&self) -> ClientConfig {
         let gateway = Implementation::new("switchboard", env!("CARGO_PKG_VERSION"));
-        ClientConfig::new(ClientCapabilities::default(), gateway)
+        ClientConfig::new(self.answers.clone(), gateway)
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+        match self.relay.ask(request, &context.ct).await? {
+            ClientResult::CreateMessageResult(result) => Ok(*result),
+            _ => Err(odd_answer()),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+        match self.relay.ask(request, &context.ct).await? {
+            ClientResult::ElicitResult(result) => Ok(result),
+            _ => Err(odd_answer()),
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn list_roots(
+        &self,
+        context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let request = ServerRequest::ListRootsRequest(ListRootsRequest::default());
+        match self.relay.ask(request, &context.ct).await? {
+            ClientResult::ListRootsResult(result) => Ok(result),
+            _ => Err(odd_answer()),
+        }
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
@@ -110,22 +153,39 @@ impl ClientHandler for Handler {
     }
 }
 
+fn odd_answer() -> ErrorData {
+    ErrorData::internal_error("the client answered with something else", None)
+}
+
+/// What of a client's capabilities an upstream session declares for it: what the gateway passes
+/// on (sampling, elicitation, roots).
+pub fn answers_of(client: &ClientCapabilities) -> ClientCapabilities {
+    let mut answers = ClientCapabilities::default();
+    answers.sampling = client.sampling.clone();
+    answers.elicitation = client.elicitation.clone();
+    answers.roots = client.roots.clone();
+    answers
+}
+
 /// Environment variables a command inherits from the gateway; nothing else of the gateway's
 /// environment (which holds provider keys) reaches a local server.
 const INHERITED_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ"];
 
-/// Connects and completes MCP initialization within the server's timeout; `list_changed` is
-/// woken whenever the server says its tools changed.
+/// Connects and completes MCP initialization within the server's timeout, declaring that the
+/// session answers what `answers` holds; `list_changed` is woken whenever the server says its
+/// tools changed.
 pub async fn connect(
     config: &McpServerConfig,
     client: &reqwest::Client,
     list_changed: Arc<Notify>,
+    answers: ClientCapabilities,
 ) -> Result<Link, LinkError> {
     let relay = Arc::new(Relay::default());
     let tap = Arc::new(Tap::new(relay.clone()));
     let handler = Handler {
         list_changed,
         relay: relay.clone(),
+        answers,
     };
     let timeout = config.timeout.0;
     let limit = config.max_result.0;

@@ -25,7 +25,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject, Prompt, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock,
+    JsonObject, Prompt, Tool,
 };
 use rmcp::service::ServiceError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
@@ -393,14 +394,18 @@ impl Server {
         let name = &self.config.name;
         let mut retried = false;
         loop {
-            let (peer, lent) = match self.session(&live, holder, client).await {
+            let (peer, lent) = match self.session(&live, (holder, downstream), client).await {
                 Ok(session) => session,
                 Err(refusal) => return Ok(refusal),
             };
-            if let Some(lent) = &lent {
-                lent.relay.logs_to(downstream);
-            }
-            let call = peer.call_tool_once(request.clone());
+            let tap = match &lent {
+                Some(lent) => {
+                    lent.relay.logs_to(downstream);
+                    &lent.tap
+                }
+                None => &live.tap,
+            };
+            let call = verbatim::call_tool(&peer, tap, request.clone(), downstream);
             match self.within_call_timeout(call).await {
                 Ok(Ok(response)) => return Ok(response),
                 Ok(Err(ServiceError::McpError(error))) => return Err(error),
@@ -445,17 +450,30 @@ impl Server {
     async fn session(
         &self,
         live: &Live,
-        holder: &Holder,
+        (holder, downstream): (&Holder, &Peer<RoleServer>),
         client: &reqwest::Client,
     ) -> Result<(Peer<RoleClient>, Option<sessions::Lent>), CallToolResponse> {
         if live.stateless {
             return Ok((live.peer.clone(), None));
         }
         let sessions = &self.sessions;
+        let answers = downstream
+            .peer_info()
+            .map(|info| link::answers_of(&info.capabilities));
+        let answers = answers.unwrap_or_default();
         let open = async {
-            match sessions.take_spare() {
+            // The spare declared that it answers nothing: a client that answers something (its
+            // server may ask it to sample, elicit, list roots) gets a session that says so.
+            let spare = match answers == ClientCapabilities::default() {
+                true => sessions.take_spare(),
+                false => None,
+            };
+            match spare {
                 Some(spare) => Ok(spare),
-                None => link::connect(&self.config, client, live.list_changed.clone()).await,
+                None => {
+                    let list_changed = live.list_changed.clone();
+                    link::connect(&self.config, client, list_changed, answers).await
+                }
             }
         };
         let lent = sessions.lend(holder, self.config.max_sessions, open).await;
@@ -484,7 +502,7 @@ impl Server {
         let (config, client) = (self.config.clone(), client.clone());
         let (sessions, list_changed) = (self.sessions.clone(), list_changed.clone());
         tokio::spawn(async move {
-            let started = link::connect(&config, &client, list_changed).await;
+            let started = link::connect(&config, &client, list_changed, Default::default()).await;
             if let Err(error) = &started {
                 tracing::debug!(server = %config.name, %error, "no spare session");
             }

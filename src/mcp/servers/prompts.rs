@@ -1,6 +1,6 @@
 //! What upstream servers offer besides tools: their prompts, merged under each server's prefix,
 //! got and their arguments completed on the client's own upstream session; and a client's log
-//! level passed on to them.
+//! level and changed roots passed on to them.
 
 use std::sync::Arc;
 
@@ -33,7 +33,10 @@ impl McpServers {
         let (server, live) = self.prompt_owner(&request.name)?;
         let prefix = server.config.tool_prefix();
         request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
-        let (peer, lent) = match server.session(&live, holder, &self.client).await {
+        let (peer, lent) = match server
+            .session(&live, (holder, downstream), &self.client)
+            .await
+        {
             Ok(session) => session,
             Err(_) => return Some(Err(server.unavailable_error())),
         };
@@ -49,7 +52,7 @@ impl McpServers {
     /// are not offered).
     pub async fn complete(
         &self,
-        holder: &Holder,
+        (holder, downstream): (&Holder, &Peer<RoleServer>),
         mut request: CompleteRequestParams,
     ) -> Option<Result<CompleteResult, ErrorData>> {
         let Reference::Prompt(prompt) = &mut request.r#ref else {
@@ -58,7 +61,10 @@ impl McpServers {
         let (server, live) = self.prompt_owner(&prompt.name)?;
         let prefix = server.config.tool_prefix();
         prompt.name = prompt.name.strip_prefix(prefix.as_ref())?.to_owned();
-        let (peer, _lent) = match server.session(&live, holder, &self.client).await {
+        let (peer, _lent) = match server
+            .session(&live, (holder, downstream), &self.client)
+            .await
+        {
             Ok(session) => session,
             Err(_) => return Some(Err(server.unavailable_error())),
         };
@@ -81,6 +87,18 @@ impl McpServers {
                 if let Err(error) = server.within_call_timeout(set).await {
                     tracing::debug!(server = %server.config.name, ?error, "log level not set");
                 }
+            }
+        }
+    }
+}
+
+impl McpServers {
+    /// Tells `holder`'s open upstream sessions that its client's roots changed.
+    #[allow(deprecated)]
+    pub async fn roots_changed(&self, holder: &Holder) {
+        for server in self.all().iter() {
+            if let Some(peer) = server.sessions.opened(holder) {
+                let _ = peer.notify_roots_list_changed().await;
             }
         }
     }

@@ -1,28 +1,47 @@
-//! What an upstream session hears for its client, passed on: log messages and task status
-//! notifications go to the client whose session it is.
+//! What an upstream session hears for a client, passed on: log messages and task status
+//! notifications to the client whose session it is, a call's progress to the client that made
+//! the call, and the server's requests (sampling, elicitation, roots) to the client whose session
+//! it is, their answers back.
 //!
-//! Progress is not relayed yet: rmcp replaces a call's progress token with its own and hands its
-//! notifications to spawned tasks, so one could reach the client after the call's answer, when
-//! the client no longer listens for it; keeping the order needs the raw messages our transports
-//! see.
+//! Notifications heard whole ([`super::verbatim`]) leave through one queue per connection, in the
+//! order the server sent them; a call's answer waits for the queue to pass on what came before
+//! it, so a client never hears a call's progress after its result.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 // MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
 #[allow(deprecated)]
 use rmcp::model::LoggingMessageNotificationParam;
-use rmcp::model::{CustomNotification, ServerNotification};
-use rmcp::{Peer, RoleServer};
+use rmcp::model::{
+    CancelledNotification, CancelledNotificationParam, ClientResult, CustomNotification,
+    ServerNotification, ServerRequest,
+};
+use rmcp::service::{PeerRequestOptions, ServiceError};
+use rmcp::{ErrorData, Peer, RoleServer};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::lock;
-use serde_json::Value;
 
-/// One upstream session's client.
+/// Notifications waiting for their client; past this, new ones are dropped (a client that
+/// cannot keep up loses progress ticks, never a call's answer).
+const QUEUED: usize = 1024;
+
+/// One upstream session's clients.
 #[derive(Default)]
 pub struct Relay {
-    /// Where log messages go: the client of the call made last; never set on a connection that
-    /// serves several clients.
+    /// Where log messages and task statuses go: the client of the call made last; never set on a
+    /// connection that serves several clients.
     client: Mutex<Option<Peer<RoleServer>>>,
+    /// Started with the first notification passed on.
+    queue: OnceLock<mpsc::Sender<Queued>>,
+}
+
+enum Queued {
+    Send(Peer<RoleServer>, CustomNotification),
+    /// Answered once everything queued before it was sent.
+    Flush(oneshot::Sender<()>),
 }
 
 impl Relay {
@@ -37,18 +56,101 @@ impl Relay {
     /// Passes a notification the typed model cannot carry whole (a 2025-11-25 task's status) to
     /// this session's client.
     pub fn notify(&self, method: &str, params: Option<Value>) {
-        let Some(client) = lock(&self.client).clone() else {
+        let client = lock(&self.client).clone();
+        if let Some(client) = client {
+            self.send_to(&client, method, params);
+        }
+    }
+
+    /// Passes a notification to `client`, after everything queued before it.
+    pub fn send_to(&self, client: &Peer<RoleServer>, method: &str, params: Option<Value>) {
+        let notification = CustomNotification::new(method, params);
+        if let Some(queue) = self.queue()
+            && queue
+                .try_send(Queued::Send(client.clone(), notification))
+                .is_err()
+        {
+            tracing::debug!(
+                method,
+                "a client is not keeping up; a notification is dropped"
+            );
+        }
+    }
+
+    /// Returns once every notification queued so far has been handed to its client.
+    pub async fn flush(&self) {
+        let Some(queue) = self.queue.get() else {
             return;
         };
-        let notification = CustomNotification::new(method, params);
-        tokio::spawn(async move {
-            let notification = ServerNotification::CustomNotification(notification);
-            let _ = client.send_notification(notification).await;
-        });
+        let (done, sent) = oneshot::channel();
+        if queue.send(Queued::Flush(done)).await.is_ok() {
+            let _ = sent.await;
+        }
+    }
+
+    /// Asks this session's client what its server asks (sampling, elicitation, roots) and gives
+    /// back the answer; the client is told if the server cancels (`cancelled`) first.
+    pub async fn ask(
+        &self,
+        request: ServerRequest,
+        cancelled: &CancellationToken,
+    ) -> Result<ClientResult, ErrorData> {
+        let client = lock(&self.client).clone();
+        let Some(client) = client else {
+            let message = "no client of the gateway is there to answer this request";
+            return Err(ErrorData::internal_error(message, None));
+        };
+        let options = PeerRequestOptions::no_options();
+        let handle = client.send_cancellable_request(request, options).await;
+        let handle = handle.map_err(unanswered)?;
+        let id = handle.id.clone();
+        tokio::select! {
+            answer = handle.await_response() => answer.map_err(unanswered),
+            () = cancelled.cancelled() => {
+                let reason = Some("the server cancelled its request".to_owned());
+                let params = CancelledNotificationParam::new(Some(id), reason);
+                let cancel = CancelledNotification::new(params);
+                let notice = ServerNotification::CancelledNotification(cancel);
+                let _ = client.send_notification(notice).await;
+                Err(ErrorData::internal_error("cancelled", None))
+            }
+        }
     }
 
     /// Makes `client` the one this session's log messages go to.
     pub fn logs_to(&self, client: &Peer<RoleServer>) {
         *lock(&self.client) = Some(client.clone());
+    }
+
+    fn queue(&self) -> Option<&mpsc::Sender<Queued>> {
+        if let Some(queue) = self.queue.get() {
+            return Some(queue);
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(self.queue.get_or_init(|| {
+            let (queue, mut queued) = mpsc::channel(QUEUED);
+            runtime.spawn(async move {
+                while let Some(next) = queued.recv().await {
+                    match next {
+                        Queued::Send(client, notification) => {
+                            let notification = ServerNotification::CustomNotification(notification);
+                            let _ = client.send_notification(notification).await;
+                        }
+                        Queued::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            });
+            queue
+        }))
+    }
+}
+
+/// The client's own error, or why it gave none.
+fn unanswered(error: ServiceError) -> ErrorData {
+    match error {
+        ServiceError::McpError(error) => error,
+        other => ErrorData::internal_error(format!("the client did not answer: {other}"), None),
     }
 }

@@ -55,7 +55,10 @@ impl Supervisor {
         let mut backoff = MIN_BACKOFF;
         loop {
             let list_changed = Arc::new(Notify::new());
-            let connecting = link::connect(&self.server.config, &self.client, list_changed.clone());
+            // The supervisor's own session serves no client: it answers nothing.
+            let answers = Default::default();
+            let config = &self.server.config;
+            let connecting = link::connect(config, &self.client, list_changed.clone(), answers);
             let connected = tokio::select! {
                 () = self.stop.cancelled() => return,
                 connected = connecting => connected,

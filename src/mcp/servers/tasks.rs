@@ -144,7 +144,10 @@ impl McpServers {
         method: &str,
         params: Option<Value>,
     ) -> Result<Value, ErrorData> {
-        let (peer, lent) = match server.session(live, holder, &self.client).await {
+        let (peer, lent) = match server
+            .session(live, (holder, downstream), &self.client)
+            .await
+        {
             Ok(session) => session,
             Err(_) => return Err(server.unavailable_error()),
         };

@@ -4,8 +4,9 @@
 //!
 //! A request goes out as rmcp's `CustomRequest` and is marked by [`Tapped`] on its way to the
 //! wire; the transports hand [`Tap::heard`] every message before rmcp parses it, and the answer
-//! to a marked request is kept whole for its caller. A task's status notification is passed to
-//! the session's client the same way.
+//! to a marked request is kept whole for its caller. A task's status notification (and an
+//! elicitation's completion) is passed to the session's client the same way, and a tool call's progress to the client that made the
+//! call, under the client's own token (rmcp gives every request a token of its own).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,12 +14,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, CustomRequest, JsonObject, JsonRpcMessage, RequestId,
-    ServerJsonRpcMessage,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
+    CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
+    ClientRequest, CustomRequest, GetMeta, JsonObject, JsonRpcMessage, ProgressToken, RequestId,
+    ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::transport::Transport;
-use rmcp::{Peer, RoleClient};
+use rmcp::{Peer, RoleClient, RoleServer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -27,15 +30,33 @@ use super::lock;
 use super::relay::Relay;
 
 /// The notification a 2025-11-25 server sends when a task's status changes.
-pub const TASK_STATUS: &str = "notifications/tasks/status";
+const TASK_STATUS: &str = "notifications/tasks/status";
+/// The notification a server sends when an elicitation in URL mode was completed out of band.
+const ELICITATION_COMPLETE: &str = "notifications/elicitation/complete";
 
-/// The answers of one connection that their callers want whole.
+/// The answers of one connection that their callers want whole, and where the progress of its
+/// calls goes.
 pub struct Tap {
     slots: Mutex<HashMap<RequestId, Option<Bytes>>>,
     /// How many slots exist: while none does, messages are not even looked at.
     marked: AtomicUsize,
+    /// The calls in flight, by the progress token rmcp gave each.
+    progress: Mutex<HashMap<ProgressToken, Progress>>,
     relay: Arc<Relay>,
 }
+
+/// Where one call's progress goes.
+enum Progress {
+    /// Heard before its caller said where it goes (a quick server): kept, a few.
+    Early(Vec<Value>),
+    To(Peer<RoleServer>, ProgressToken),
+}
+
+/// Progress notifications kept for a call whose caller has not yet said where they go.
+const EARLY: usize = 16;
+
+/// A notification of a request's progress.
+const PROGRESS: &str = "notifications/progress";
 
 /// What a message is, read without its body.
 #[derive(Deserialize)]
@@ -54,7 +75,59 @@ impl Tap {
         Tap {
             slots: Mutex::default(),
             marked: AtomicUsize::new(0),
+            progress: Mutex::default(),
             relay,
+        }
+    }
+
+    /// Keeps the progress of the call given `token` until [`Tap::progress_to`] says where it goes.
+    fn expect_progress(&self, token: ProgressToken) {
+        lock(&self.progress)
+            .entry(token)
+            .or_insert(Progress::Early(Vec::new()));
+    }
+
+    /// Sends the progress of the call given `token` (and what came of it already) to `client`
+    /// under the client's own token, or nowhere; until the guard is dropped.
+    fn progress_to(
+        &self,
+        token: ProgressToken,
+        client: Option<(Peer<RoleServer>, ProgressToken)>,
+    ) -> Following<'_> {
+        let mut progress = lock(&self.progress);
+        let early = match progress.remove(&token) {
+            Some(Progress::Early(early)) => early,
+            _ => Vec::new(),
+        };
+        if let Some((client, theirs)) = client {
+            for params in early {
+                self.relay_progress(&client, &theirs, params);
+            }
+            progress.insert(token.clone(), Progress::To(client, theirs));
+        }
+        Following { tap: self, token }
+    }
+
+    fn relay_progress(&self, client: &Peer<RoleServer>, theirs: &ProgressToken, mut params: Value) {
+        if let (Some(params), Ok(token)) = (params.as_object_mut(), serde_json::to_value(theirs)) {
+            params.insert("progressToken".to_owned(), token);
+        }
+        self.relay.send_to(client, PROGRESS, Some(params));
+    }
+
+    fn heard_progress(&self, params: Option<&RawValue>) {
+        let Some(Ok(params)) = params.map(|p| serde_json::from_str::<Value>(p.get())) else {
+            return;
+        };
+        let token = params.get("progressToken").cloned();
+        let Some(Ok(token)) = token.map(serde_json::from_value::<ProgressToken>) else {
+            return;
+        };
+        let mut progress = lock(&self.progress);
+        match progress.get_mut(&token) {
+            Some(Progress::Early(early)) if early.len() < EARLY => early.push(params),
+            Some(Progress::To(client, theirs)) => self.relay_progress(client, theirs, params),
+            _ => {}
         }
     }
 
@@ -77,8 +150,12 @@ impl Tap {
 
     /// One message from the server, before rmcp reads it.
     pub fn heard(&self, message: &[u8]) {
-        let status = memchr::memmem::find(message, TASK_STATUS.as_bytes()).is_some();
-        if self.marked.load(Ordering::Acquire) == 0 && !status {
+        let notice = |method: &str| memchr::memmem::find(message, method.as_bytes()).is_some();
+        let awaited = self.marked.load(Ordering::Acquire) > 0;
+        let noticed = [TASK_STATUS, ELICITATION_COMPLETE, PROGRESS]
+            .iter()
+            .any(|m| notice(m));
+        if !awaited && !noticed {
             return;
         }
         let Ok(peek) = serde_json::from_slice::<Peek>(message) else {
@@ -90,10 +167,11 @@ impl Tap {
                     *slot = Some(Bytes::copy_from_slice(message));
                 }
             }
-            (None, Some(TASK_STATUS)) => {
+            (None, Some(method @ (TASK_STATUS | ELICITATION_COMPLETE))) => {
                 let params = peek.params.and_then(|p| serde_json::from_str(p.get()).ok());
-                self.relay.notify(TASK_STATUS, params);
+                self.relay.notify(method, params);
             }
+            (None, Some(PROGRESS)) => self.heard_progress(peek.params),
             _ => {}
         }
     }
@@ -192,6 +270,75 @@ pub fn restore_lost(object: &mut JsonObject, lost: &JsonObject) {
     }
 }
 
+/// Calls `params`' tool, its progress going to `client` under the client's own token (if it
+/// gave one); cancelled upstream if dropped before the answer. The answer comes after the
+/// progress heard before it has been passed on.
+pub async fn call_tool(
+    peer: &Peer<RoleClient>,
+    tap: &Tap,
+    params: CallToolRequestParams,
+    client: &Peer<RoleServer>,
+) -> Result<CallToolResponse, ServiceError> {
+    let theirs = params
+        .meta
+        .as_ref()
+        .and_then(|meta| meta.get_progress_token());
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+    let options = PeerRequestOptions::no_options();
+    let handle = peer.send_cancellable_request(request, options).await?;
+    let mut abandoned = Abandoned(Some((peer.clone(), handle.id.clone())));
+    let to = theirs.map(|theirs| (client.clone(), theirs));
+    let following = tap.progress_to(handle.progress_token.clone(), to);
+    let answer = handle.await_response().await;
+    abandoned.0 = None;
+    tap.relay.flush().await;
+    drop(following);
+    match answer? {
+        ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+        ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+        ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+        // An empty object: a result without content, as rmcp reads one.
+        ServerResult::EmptyResult(_) => Ok(CallToolResponse::Complete(CallToolResult::success(
+            Vec::new(),
+        ))),
+        _ => Err(ServiceError::UnexpectedResponse),
+    }
+}
+
+/// Tells the server a call was abandoned (its client cancelled it or went away), unless the
+/// answer came.
+struct Abandoned(Option<(Peer<RoleClient>, RequestId)>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        let Some((peer, id)) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let reason = Some("the client cancelled the call".to_owned());
+        let params = CancelledNotificationParam::new(Some(id), reason);
+        let cancelled =
+            ClientNotification::CancelledNotification(CancelledNotification::new(params));
+        runtime.spawn(async move {
+            let _ = peer.send_notification(cancelled).await;
+        });
+    }
+}
+
+/// Stops passing one call's progress on when dropped.
+struct Following<'a> {
+    tap: &'a Tap,
+    token: ProgressToken,
+}
+
+impl Drop for Following<'_> {
+    fn drop(&mut self) {
+        lock(&self.tap.progress).remove(&self.token);
+    }
+}
+
 /// Removes a request's slot when its caller is done with it, answered or not.
 struct Slot<'a> {
     tap: &'a Tap,
@@ -225,10 +372,16 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Tapped<T> {
         &mut self,
         item: ClientJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        if let JsonRpcMessage::Request(request) = &item
-            && matches!(request.request, ClientRequest::CustomRequest(_))
-        {
-            self.tap.mark(request.id.clone());
+        if let JsonRpcMessage::Request(request) = &item {
+            match &request.request {
+                ClientRequest::CustomRequest(_) => self.tap.mark(request.id.clone()),
+                call @ ClientRequest::CallToolRequest(_) => {
+                    if let Some(token) = call.get_meta().get_progress_token() {
+                        self.tap.expect_progress(token);
+                    }
+                }
+                _ => {}
+            }
         }
         self.inner.send(item)
     }
