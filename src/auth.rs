@@ -25,6 +25,7 @@ pub struct Caller {
     models: Option<GlobSet>,
     tools: Option<GlobSet>,
     prompts: Option<GlobSet>,
+    resources: Option<GlobSet>,
     context: Option<GlobSet>,
     /// The key's quotas over its usage; `None` for an open gateway, which accounts nothing.
     /// Shared with the key of the same name and limits in the config before a reload, so
@@ -73,6 +74,14 @@ impl Caller {
         self.prompts
             .as_ref()
             .is_none_or(|globs| globs.is_match(prompt))
+    }
+
+    /// Whether this caller may list, read and subscribe to the upstream MCP resource `uri` (or
+    /// see the URI template `uri`).
+    pub fn may_use_resource(&self, uri: &str) -> bool {
+        self.resources
+            .as_ref()
+            .is_none_or(|globs| globs.is_match(uri))
     }
 
     /// Whether this caller holds an admin-surface grant.
@@ -135,6 +144,7 @@ impl KeyStore {
                 globs(&config.prompts)?,
                 globs(&config.context)?,
             );
+            let resources = globs(&config.resources)?;
             let limits = config.limits.clone().unwrap_or_default();
             let kept = previous
                 .and_then(|p| {
@@ -153,6 +163,7 @@ impl KeyStore {
                 models,
                 tools,
                 prompts,
+                resources,
                 context,
                 quota: Some(quota),
                 context_bounds: config.limits.as_ref().map_or((None, None), |l| {
@@ -174,6 +185,7 @@ impl KeyStore {
                 models: None,
                 tools: None,
                 prompts: None,
+                resources: None,
                 context: None,
                 quota: None,
                 context_bounds: (None, None),

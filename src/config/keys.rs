@@ -30,6 +30,10 @@ pub struct KeyConfig {
     /// every prompt.
     #[serde(default)]
     pub prompts: Option<Vec<String>>,
+    /// Globs of the upstream MCP servers' resource URIs (and URI templates) this key may list,
+    /// read and subscribe to; absent means every resource.
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
     /// Globs of context namespaces this key may read and write; absent means every namespace.
     #[serde(default)]
     pub context: Option<Vec<String>>,

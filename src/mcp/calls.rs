@@ -25,13 +25,19 @@ impl Session {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        // rmcp keeps the client's `_meta` beside the params; a forwarded call finds the client's
-        // progress token in the params' own (rmcp sends a token of its own upstream instead).
-        if let Some(token) = context.meta.get_progress_token() {
-            request
-                .meta
-                .get_or_insert_default()
-                .set_progress_token(token);
+        // rmcp keeps the client's `_meta` beside the params: it goes upstream with a forwarded
+        // call in the params' own, where the call also finds the client's progress token (rmcp
+        // sends a token of its own upstream instead).
+        // The 2026-07-28 envelope (`io.modelcontextprotocol/*`) describes the client's own
+        // exchange with the gateway, not the gateway's with the server: it stays here.
+        let theirs = context.meta.0.0.iter();
+        let passed = theirs.filter(|(key, _)| !key.starts_with("io.modelcontextprotocol/"));
+        let passed: serde_json::Map<String, serde_json::Value> = passed
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if !passed.is_empty() {
+            let meta = request.meta.get_or_insert_default();
+            meta.0.0.extend(passed);
         }
         let caller = self.caller(&context)?;
         if !caller.may_use_tool(&request.name) {

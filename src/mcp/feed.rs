@@ -24,6 +24,8 @@ pub enum Notice {
     Tools,
     /// The prompts of the upstream servers changed.
     Prompts,
+    /// An upstream server's resources changed.
+    Resources,
     /// A document of a namespace the key may use was written or removed; `listed` when the
     /// set of documents changed with it.
     Document { uri: String, listed: bool },
@@ -74,6 +76,7 @@ impl Feed {
                 change = self.servers.recv() => match change {
                     Ok(Listing::Tools) | Err(RecvError::Lagged(_)) => Some(Notice::Tools),
                     Ok(Listing::Prompts) => Some(Notice::Prompts),
+                    Ok(Listing::Resources) => Some(Notice::Resources),
                     Err(RecvError::Closed) => return None,
                 },
                 change = self.context.recv() => match change {
@@ -111,6 +114,7 @@ async fn deliver(outlet: &impl Outlet, notice: Notice) -> bool {
     match notice {
         Notice::Tools => outlet.tools_changed().await,
         Notice::Prompts => outlet.prompts_changed().await,
+        Notice::Resources => outlet.resources_changed().await,
         Notice::Document { uri, listed } => {
             if listed && !outlet.resources_changed().await {
                 return false;

@@ -126,7 +126,10 @@ pub(super) fn unknown_tool(name: &str) -> ErrorData {
 
 /// Resource not found, naming the URI in `data` as SEP-2164 asks.
 fn not_found(uri: &str) -> ErrorData {
-    let message = format!("No resource at {uri}: resources are context://{{namespace}}/{{key}}");
+    let message = format!(
+        "No resource at {uri}: the gateway's own are context://{{namespace}}/{{key}}, and no \
+         upstream server this key may use has it"
+    );
     ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
 }
 
@@ -324,9 +327,12 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let caller = self.caller(&context)?;
-        if let Reference::Prompt(prompt) = &request.r#ref
-            && !caller.may_use_prompt(&prompt.name)
-        {
+        let allowed = match &request.r#ref {
+            Reference::Prompt(prompt) => caller.may_use_prompt(&prompt.name),
+            Reference::Resource(template) => caller.may_use_resource(&template.uri),
+            _ => false,
+        };
+        if !allowed {
             return Ok(CompleteResult::default());
         }
         let holder = self.holder(&caller, &context);
@@ -453,17 +459,24 @@ impl ServerHandler for Session {
         let next = more
             .then(|| entries.last().map(|e| uri(&e.namespace, &e.key)))
             .flatten();
-        let resources = entries
-            .iter()
-            .map(|entry| {
-                Resource::new(
-                    uri(&entry.namespace, &entry.key),
-                    format!("{}/{}", entry.namespace, entry.key),
-                )
-                .with_mime_type("application/json")
-                .with_size(entry.size as u64)
-            })
-            .collect();
+        // The upstream servers' resources come whole on the first page; the store's pages go on.
+        let mut resources = match cursor {
+            None => {
+                let holder = self.holder(&caller, &context);
+                let allowed = |uri: &str| caller.may_use_resource(uri);
+                let servers = &self.shared.servers;
+                servers.resources((&holder, &context.peer), allowed).await
+            }
+            Some(_) => Vec::new(),
+        };
+        resources.extend(entries.iter().map(|entry| {
+            Resource::new(
+                uri(&entry.namespace, &entry.key),
+                format!("{}/{}", entry.namespace, entry.key),
+            )
+            .with_mime_type("application/json")
+            .with_size(entry.size as u64)
+        }));
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = next;
         (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
@@ -475,16 +488,27 @@ impl ServerHandler for Session {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.caller(&context)?;
+        let caller = self.caller(&context)?;
         let template = ResourceTemplate::new("context://{namespace}/{key}", "context")
             .with_title("Shared context document")
             .with_description("A JSON document of the context store, by namespace and key.")
             .with_mime_type("application/json");
-        let mut result = ListResourceTemplatesResult::with_all_items(vec![template]);
+        let holder = self.holder(&caller, &context);
+        let allowed = |uri: &str| caller.may_use_resource(uri);
+        let servers = &self.shared.servers;
+        let upstream = servers
+            .resource_templates((&holder, &context.peer), allowed)
+            .await;
+        let only_ours = upstream.is_empty();
+        let templates = std::iter::once(template).chain(upstream).collect();
+        let mut result = ListResourceTemplatesResult::with_all_items(templates);
         if modern(&context) {
-            // The same template for every key.
-            (result.ttl_ms, result.cache_scope) =
-                (Some(TEMPLATES_TTL_MS), Some(CacheScope::Public));
+            // The gateway's template is the same for every key, for the life of the process;
+            // an upstream server's may change at any moment.
+            (result.ttl_ms, result.cache_scope) = match only_ours {
+                true => (Some(TEMPLATES_TTL_MS), Some(CacheScope::Public)),
+                false => fresh_hints(&context, &caller),
+            };
         }
         Ok(result)
     }
@@ -516,7 +540,13 @@ impl ServerHandler for Session {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.caller(&context)?;
+        let caller = self.caller(&context)?;
+        if !request.uri.starts_with("context://") {
+            let holder = self.holder(&caller, &context);
+            let servers = &self.shared.servers;
+            let ended = servers.subscribe((&holder, &context.peer), &request.uri, false);
+            return ended.await.unwrap_or(Ok(()));
+        }
         lock(&self.subscribed).remove(&request.uri);
         if let (Some(sessions), Some(id)) = (&self.shared.sessions, session_id(&context.extensions))
         {
@@ -551,6 +581,9 @@ impl Session {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let caller = self.caller(&context)?;
+        if !request.uri.starts_with("context://") {
+            return self.read_upstream(&caller, request, context).await;
+        }
         let (namespace, key) = self.document_of(&caller, &request.uri)?;
         match self.shared.context.get(&namespace, &key).await {
             Ok(document) => {
@@ -572,12 +605,45 @@ impl Session {
         }
     }
 
+    /// A resource of an upstream server, if the caller's `resources:` globs allow its URI.
+    async fn read_upstream(
+        &self,
+        caller: &Caller,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.clone();
+        if !caller.may_use_resource(&uri) {
+            return Err(not_found(&uri));
+        }
+        let holder = self.holder(caller, &context);
+        let servers = &self.shared.servers;
+        let read = servers
+            .read_resource((&holder, &context.peer), request)
+            .await;
+        let mut read = read.unwrap_or_else(|| Err(not_found(&uri)))?;
+        // As for a tool's result: 2026-07-28 clients require `resultType`.
+        if let ReadResourceResponse::Complete(result) = &mut read {
+            result.result_type.get_or_insert(ResultType::COMPLETE);
+        }
+        Ok(read)
+    }
+
     async fn subscribe_checked(
         &self,
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let caller = self.caller(&context)?;
+        if !request.uri.starts_with("context://") {
+            if !caller.may_use_resource(&request.uri) {
+                return Err(not_found(&request.uri));
+            }
+            let holder = self.holder(&caller, &context);
+            let servers = &self.shared.servers;
+            let done = servers.subscribe((&holder, &context.peer), &request.uri, true);
+            return done.await.unwrap_or_else(|| Err(not_found(&request.uri)));
+        }
         let (namespace, key) = self.document_of(&caller, &request.uri)?;
         let uri = uri(&namespace, &key);
         lock(&self.subscribed).insert(uri.clone());

@@ -28,6 +28,10 @@ const ASKS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/test_mcp_server_requests.py"
 );
+const RESOURCES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/test_mcp_upstream_resources.py"
+);
 const REFERENCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/test_mcp_reference_servers.py"
@@ -65,7 +69,7 @@ fn config(port: u16) -> String {
         r#"
 keys:
   - {{ name: all, key: sk-up-all }}
-  - {{ name: local-only, key: sk-up-local, tools: ["local__*"], prompts: ["local__*"] }}
+  - {{ name: local-only, key: sk-up-local, tools: ["local__*"], prompts: ["local__*"], resources: ["fake://notes/readme"] }}
 mcp:
   servers:
     - name: up
@@ -110,6 +114,19 @@ async fn server_requests_reach_the_right_client_and_cancellation_reaches_the_ser
     let gateway = TestGateway::start(&config(port)).await;
     let said = drive(ASKS, &gateway, &mut upstream, port).await;
     assert_eq!(said, ["mcp server requests: all checks passed"]);
+    gateway.stop().await;
+}
+
+/// Upstream resources are listed with the gateway's own, read, completed and subscribed to at the
+/// server that has them (the first configured where two list one URI), within each key's
+/// `resources:` globs.
+#[tokio::test]
+async fn upstream_resources_are_listed_read_and_subscribed_to_within_the_keys_globs() {
+    let port = free_port();
+    let mut upstream = http_upstream(port);
+    let gateway = TestGateway::start(&config(port)).await;
+    let said = drive(RESOURCES, &gateway, &mut upstream, port).await;
+    assert_eq!(said, ["mcp upstream resources: all checks passed"]);
     gateway.stop().await;
 }
 

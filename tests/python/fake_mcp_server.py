@@ -18,7 +18,16 @@ import sys
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import Completion, PromptReference, SamplingMessage, TextContent
+from mcp.types import (
+    Completion,
+    EmptyResult,
+    PromptReference,
+    ResourceTemplateReference,
+    SamplingMessage,
+    SubscribeRequestParams,
+    TextContent,
+    UnsubscribeRequestParams,
+)
 from pydantic import BaseModel
 
 SEEN_AUTH = set()
@@ -39,9 +48,7 @@ def echo(text: str) -> str:
 @server.tool()
 def count(ctx: Context) -> int:
     """How many times this session has called `count`, this call included."""
-    request = ctx.request_context.request
-    # Over HTTP a session is named by its header; over stdio the process is the session.
-    key = request.headers.get("mcp-session-id") if request is not None else "stdio"
+    key = session_of(ctx.request_context)
     COUNTS[key] = COUNTS.get(key, 0) + 1
     return COUNTS[key]
 
@@ -63,10 +70,59 @@ def greet(name: str) -> str:
 
 @server.completion()
 async def complete(ref, argument, context):
-    """Names for `greet`'s argument that start with what was typed."""
+    """Names for `greet`'s argument, and for the `fake://notes/{name}` template's, that start
+    with what was typed."""
     if isinstance(ref, PromptReference) and ref.name == "greet" and argument.name == "name":
         return Completion(values=[n for n in ("Ana", "Andrés", "Bo") if n.startswith(argument.value)])
+    if isinstance(ref, ResourceTemplateReference) and ref.uri == "fake://notes/{name}":
+        return Completion(values=[n for n in ("alice", "albert", "bob") if n.startswith(argument.value)])
     return None
+
+
+# Resources: a fixed note, a template of notes, and subscriptions (per session) that `touch`
+# honours. Their text says which transport served them.
+MODE = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+SUBSCRIPTIONS = {}
+
+
+@server.resource("fake://notes/readme", mime_type="text/plain")
+def readme() -> str:
+    return f"readme over {MODE}"
+
+
+@server.resource("fake://notes/{name}", mime_type="text/plain")
+def note(name: str) -> str:
+    return f"note {name} over {MODE}"
+
+
+def session_of(request_context):
+    """The session a request belongs to: its header over HTTP; over stdio, the process."""
+    request = request_context.request
+    return request.headers.get("mcp-session-id") if request is not None else "stdio"
+
+
+async def on_subscribe(ctx, params):
+    SUBSCRIPTIONS.setdefault(session_of(ctx), set()).add(str(params.uri))
+    return EmptyResult()
+
+
+async def on_unsubscribe(ctx, params):
+    SUBSCRIPTIONS.get(session_of(ctx), set()).discard(str(params.uri))
+    return EmptyResult()
+
+
+server._lowlevel_server.add_request_handler("resources/subscribe", SubscribeRequestParams, on_subscribe)
+server._lowlevel_server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, on_unsubscribe)
+
+
+@server.tool()
+async def touch(name: str, ctx: Context) -> bool:
+    """Says the note `name` changed, to this session if it subscribed to it."""
+    uri = f"fake://notes/{name}"
+    if uri not in SUBSCRIPTIONS.get(session_of(ctx.request_context), set()):
+        return False
+    await ctx.session.send_resource_updated(uri)
+    return True
 
 
 @server.tool()

@@ -23,7 +23,7 @@ MCP_URL = os.environ["SWITCHBOARD_MCP_URL"]
 KEY = os.environ["SWITCHBOARD_KEY"]
 LOCAL_KEY = os.environ["SWITCHBOARD_LOCAL_KEY"]
 UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth", "count", "big", "work", "ask_model",
-                  "ask_user", "roots", "cancelled"}
+                  "ask_user", "roots", "cancelled", "touch"}
 
 
 @asynccontextmanager

@@ -143,6 +143,10 @@ impl ClientHandler for Handler {
         self.list_changed.notify_one();
     }
 
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.list_changed.notify_one();
+    }
+
     #[allow(deprecated)]
     async fn on_logging_message(
         &self,

@@ -10,6 +10,7 @@ mod link;
 mod oversize;
 mod prompts;
 mod relay;
+mod resources;
 mod sessions;
 mod supervise;
 mod tasks;
@@ -42,6 +43,7 @@ use crate::telemetry::traces;
 pub enum Listing {
     Tools,
     Prompts,
+    Resources,
 }
 
 /// Every configured upstream server; a reload adds and removes servers while sessions run.
@@ -56,6 +58,8 @@ pub struct McpServers {
     idle: Duration,
     /// Which server runs each task a client started.
     tasks: tasks::Tasks,
+    /// Which server listed each resource URI last.
+    resource_owners: resources::Owners,
 }
 
 /// One server and, while it is up, its connection and tools.
@@ -83,6 +87,8 @@ struct Live {
     extras: Arc<HashMap<String, JsonObject>>,
     /// The same for its prompts (none unless it has the capability).
     prompts: Arc<Vec<Prompt>>,
+    /// With the resources capability: its resource templates.
+    resources: Option<Arc<resources::Templates>>,
     /// The answers of the supervisor's own session wanted whole.
     tap: Arc<verbatim::Tap>,
     /// Wakes the supervisor to list again; every session of the server says so through it.
@@ -109,6 +115,7 @@ impl McpServers {
             supervisors: Mutex::default(),
             idle,
             tasks: tasks::Tasks::default(),
+            resource_owners: resources::Owners::default(),
         }
     }
 
@@ -461,7 +468,8 @@ impl Server {
             .peer_info()
             .map(|info| link::answers_of(&info.capabilities));
         let answers = answers.unwrap_or_default();
-        let open = async {
+        // On the heap: connecting is a large future, and every caller would carry it.
+        let open = Box::pin(async {
             // The spare declared that it answers nothing: a client that answers something (its
             // server may ask it to sample, elicit, list roots) gets a session that says so.
             let spare = match answers == ClientCapabilities::default() {
@@ -475,7 +483,7 @@ impl Server {
                     link::connect(&self.config, client, list_changed, answers).await
                 }
             }
-        };
+        });
         let lent = sessions.lend(holder, self.config.max_sessions, open).await;
         self.refill(client, &live.list_changed);
         match lent {

@@ -47,20 +47,23 @@ impl McpServers {
         Some(server.answered(holder, got, "a prompt"))
     }
 
-    /// Completes an argument of a server's prompt on `holder`'s upstream session; `None` when
-    /// no server offers the prompt, or the reference is a resource template (upstream resources
-    /// are not offered).
+    /// Completes an argument of a server's prompt or resource template on `holder`'s upstream
+    /// session; `None` when no server offers it.
     pub async fn complete(
         &self,
         (holder, downstream): (&Holder, &Peer<RoleServer>),
         mut request: CompleteRequestParams,
     ) -> Option<Result<CompleteResult, ErrorData>> {
-        let Reference::Prompt(prompt) = &mut request.r#ref else {
-            return None;
+        let (server, live) = match &mut request.r#ref {
+            Reference::Prompt(prompt) => {
+                let (server, live) = self.prompt_owner(&prompt.name)?;
+                let prefix = server.config.tool_prefix();
+                prompt.name = prompt.name.strip_prefix(prefix.as_ref())?.to_owned();
+                (server, live)
+            }
+            Reference::Resource(template) => self.template_owner(&template.uri)?,
+            _ => return None,
         };
-        let (server, live) = self.prompt_owner(&prompt.name)?;
-        let prefix = server.config.tool_prefix();
-        prompt.name = prompt.name.strip_prefix(prefix.as_ref())?.to_owned();
         let (peer, _lent) = match server
             .session(&live, (holder, downstream), &self.client)
             .await
@@ -70,6 +73,15 @@ impl McpServers {
         };
         let done = Box::pin(server.within_call_timeout(peer.complete(request))).await;
         Some(server.answered(holder, done, "a completion"))
+    }
+
+    /// The server that lists the resource template `uri_template` (the first configured).
+    fn template_owner(&self, uri_template: &str) -> Option<(Arc<Server>, Live)> {
+        self.all().iter().find_map(|server| {
+            let live = server.live()?;
+            let offers = live.resources.as_ref()?.offers(uri_template);
+            offers.then(|| (server.clone(), live))
+        })
     }
 
     /// The server that offers the prompt `name` (the first configured, if several do).

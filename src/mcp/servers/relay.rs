@@ -14,7 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientResult, CustomNotification,
-    ServerNotification, ServerRequest,
+    ProgressNotification, ProgressNotificationParam, ServerNotification, ServerRequest,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::{ErrorData, Peer, RoleServer};
@@ -39,7 +39,7 @@ pub struct Relay {
 }
 
 enum Queued {
-    Send(Peer<RoleServer>, CustomNotification),
+    Send(Peer<RoleServer>, Box<ServerNotification>),
     /// Answered once everything queued before it was sent.
     Flush(oneshot::Sender<()>),
 }
@@ -65,15 +65,23 @@ impl Relay {
     /// Passes a notification to `client`, after everything queued before it.
     pub fn send_to(&self, client: &Peer<RoleServer>, method: &str, params: Option<Value>) {
         let notification = CustomNotification::new(method, params);
+        self.queued(client, ServerNotification::CustomNotification(notification));
+    }
+
+    /// Passes a call's progress to `client`, after everything queued before it. Typed, so that
+    /// it travels on the stream of the request it reports on.
+    pub fn progress_to(&self, client: &Peer<RoleServer>, params: ProgressNotificationParam) {
+        let progress = ProgressNotification::new(params);
+        self.queued(client, ServerNotification::ProgressNotification(progress));
+    }
+
+    fn queued(&self, client: &Peer<RoleServer>, notification: ServerNotification) {
         if let Some(queue) = self.queue()
             && queue
-                .try_send(Queued::Send(client.clone(), notification))
+                .try_send(Queued::Send(client.clone(), Box::new(notification)))
                 .is_err()
         {
-            tracing::debug!(
-                method,
-                "a client is not keeping up; a notification is dropped"
-            );
+            tracing::debug!("a client is not keeping up; a notification is dropped");
         }
     }
 
@@ -133,8 +141,7 @@ impl Relay {
                 while let Some(next) = queued.recv().await {
                     match next {
                         Queued::Send(client, notification) => {
-                            let notification = ServerNotification::CustomNotification(notification);
-                            let _ = client.send_notification(notification).await;
+                            let _ = client.send_notification(*notification).await;
                         }
                         Queued::Flush(done) => {
                             let _ = done.send(());

@@ -98,7 +98,8 @@ impl Supervisor {
         let ended = loop {
             if refresh {
                 match self.list(&peer, &link.tap).await {
-                    Ok((tools, prompts)) => {
+                    Ok((tools, prompts, resources)) => {
+                        let served_before = served;
                         if !served {
                             tracing::info!(server = %name, tools = tools.len(), "MCP server is up");
                             self.server.refill(&self.client, &list_changed);
@@ -113,10 +114,17 @@ impl Supervisor {
                             extras: Arc::new(extras),
                             tap: link.tap.clone(),
                             prompts: Arc::new(prompts),
+                            resources: resources.map(Arc::new),
                             list_changed: list_changed.clone(),
                             failed: failed.clone(),
                         };
+                        let has_resources = live.resources.is_some();
                         self.server.set_live(Some(live), &self.changed);
+                        // Resource lists are not kept here (each client lists its own): a
+                        // server's notice that they changed is passed on as it came.
+                        if served_before && has_resources {
+                            let _ = self.changed.send(Listing::Resources);
+                        }
                     }
                     Err(error) => break Some(error),
                 }
@@ -165,6 +173,18 @@ impl Supervisor {
         } else {
             Vec::new()
         };
+        let has_resources = peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.resources.is_some());
+        let resources = if has_resources {
+            let templates = self.within(peer.list_all_resource_templates()).await;
+            // A server with resources but no templates may not answer the method at all.
+            Some(super::resources::Templates::new(
+                &templates.unwrap_or_default(),
+            ))
+        } else {
+            None
+        };
         let config = &self.server.config;
         let prefix = config.tool_prefix();
         let prompts = prompts
@@ -174,7 +194,7 @@ impl Supervisor {
                 prompt
             })
             .collect();
-        Ok((expose(&config.name, &prefix, tools), prompts))
+        Ok((expose(&config.name, &prefix, tools), prompts, resources))
     }
 
     async fn ping(&self, peer: &Peer<RoleClient>) -> Result<(), Silence> {
@@ -197,8 +217,12 @@ impl Supervisor {
 }
 
 /// A server's tools, each with what rmcp's `Tool` lost of it (by its gateway name, if
-/// anything), and its prompts.
-type Listed = (Vec<(Tool, Option<(String, JsonObject)>)>, Vec<Prompt>);
+/// anything), its prompts, and with the resources capability its resource templates.
+type Listed = (
+    Vec<(Tool, Option<(String, JsonObject)>)>,
+    Vec<Prompt>,
+    Option<super::resources::Templates>,
+);
 
 /// Each tool of `server` as rmcp reads it, named with `prefix`, and what that reading lost; a
 /// tool rmcp cannot read, or whose name falls outside the MCP spec's tool-name rules (1-128 of

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
-    ClientRequest, CustomRequest, GetMeta, JsonObject, JsonRpcMessage, ProgressToken, RequestId,
-    ServerJsonRpcMessage, ServerResult,
+    ClientRequest, CustomRequest, GetMeta, JsonObject, JsonRpcMessage, ProgressNotificationParam,
+    ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::transport::Transport;
@@ -33,6 +33,8 @@ use super::relay::Relay;
 const TASK_STATUS: &str = "notifications/tasks/status";
 /// The notification a server sends when an elicitation in URL mode was completed out of band.
 const ELICITATION_COMPLETE: &str = "notifications/elicitation/complete";
+/// The notification a server sends when a resource its client subscribed to changed.
+const RESOURCE_UPDATED: &str = "notifications/resources/updated";
 
 /// The answers of one connection that their callers want whole, and where the progress of its
 /// calls goes.
@@ -108,11 +110,14 @@ impl Tap {
         Following { tap: self, token }
     }
 
-    fn relay_progress(&self, client: &Peer<RoleServer>, theirs: &ProgressToken, mut params: Value) {
-        if let (Some(params), Ok(token)) = (params.as_object_mut(), serde_json::to_value(theirs)) {
-            params.insert("progressToken".to_owned(), token);
+    fn relay_progress(&self, client: &Peer<RoleServer>, theirs: &ProgressToken, params: Value) {
+        match serde_json::from_value::<ProgressNotificationParam>(params) {
+            Ok(mut params) => {
+                params.progress_token = theirs.clone();
+                self.relay.progress_to(client, params);
+            }
+            Err(error) => tracing::debug!(%error, "progress that is not MCP's is not passed on"),
         }
-        self.relay.send_to(client, PROGRESS, Some(params));
     }
 
     fn heard_progress(&self, params: Option<&RawValue>) {
@@ -152,9 +157,14 @@ impl Tap {
     pub fn heard(&self, message: &[u8]) {
         let notice = |method: &str| memchr::memmem::find(message, method.as_bytes()).is_some();
         let awaited = self.marked.load(Ordering::Acquire) > 0;
-        let noticed = [TASK_STATUS, ELICITATION_COMPLETE, PROGRESS]
-            .iter()
-            .any(|m| notice(m));
+        let noticed = [
+            TASK_STATUS,
+            ELICITATION_COMPLETE,
+            RESOURCE_UPDATED,
+            PROGRESS,
+        ]
+        .iter()
+        .any(|m| notice(m));
         if !awaited && !noticed {
             return;
         }
@@ -167,7 +177,7 @@ impl Tap {
                     *slot = Some(Bytes::copy_from_slice(message));
                 }
             }
-            (None, Some(method @ (TASK_STATUS | ELICITATION_COMPLETE))) => {
+            (None, Some(method @ (TASK_STATUS | ELICITATION_COMPLETE | RESOURCE_UPDATED))) => {
                 let params = peek.params.and_then(|p| serde_json::from_str(p.get()).ok());
                 self.relay.notify(method, params);
             }

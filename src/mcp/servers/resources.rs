@@ -1,0 +1,238 @@
+//! Upstream servers' resources: listed and their templates merged on the client's own upstream
+//! sessions, a URI read or subscribed to at the server that serves it.
+//!
+//! A URI goes to the server that listed it last, else to one whose template it matches, else to
+//! each server with resources in configured order until one has it (a `resource_link` in a tool
+//! result names URIs no list holds). URIs reach the client as the servers wrote them; where two
+//! servers list one URI, the first configured serves it, as with tool names.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+// Subscriptions: 2026-07-28 replaces them with `subscriptions/listen`; session-era servers
+// speak them.
+#[allow(deprecated)]
+use rmcp::model::{
+    ReadResourceRequestParams, ReadResourceResponse, Resource, ResourceTemplate,
+    SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::{ErrorData, Peer, RoleServer};
+
+use super::{Holder, Live, McpServers, Server, lock};
+
+/// The most URIs remembered with the server that listed them.
+const REMEMBERED: usize = 100_000;
+
+/// Which server listed each URI last.
+#[derive(Default)]
+pub struct Owners(Mutex<HashMap<String, String>>);
+
+impl Owners {
+    fn listed(&self, server: &str, resources: &[Resource]) {
+        let mut owners = lock(&self.0);
+        if owners.len() + resources.len() > REMEMBERED {
+            owners.clear();
+        }
+        for resource in resources {
+            owners.insert(resource.uri.clone(), server.to_owned());
+        }
+    }
+
+    fn of(&self, uri: &str) -> Option<String> {
+        lock(&self.0).get(uri).cloned()
+    }
+}
+
+/// A server's resource templates: as listed (for routing a completion) and as globs a URI may
+/// match (`{var}` matches anything), for routing a read.
+pub struct Templates {
+    listed: Vec<String>,
+    globs: GlobSet,
+}
+
+impl Templates {
+    pub fn new(templates: &[ResourceTemplate]) -> Templates {
+        Templates {
+            listed: templates.iter().map(|t| t.uri_template.clone()).collect(),
+            globs: template_globs(templates),
+        }
+    }
+
+    fn matches(&self, uri: &str) -> bool {
+        self.globs.is_match(uri)
+    }
+
+    /// Whether the server lists the template `uri_template`.
+    pub fn offers(&self, uri_template: &str) -> bool {
+        self.listed.iter().any(|t| t == uri_template)
+    }
+}
+
+fn template_globs(templates: &[ResourceTemplate]) -> GlobSet {
+    let mut globs = GlobSetBuilder::new();
+    for template in templates {
+        let mut pattern = String::new();
+        let mut rest = template.uri_template.as_str();
+        while let Some(open) = rest.find('{') {
+            pattern.push_str(&globset::escape(&rest[..open]));
+            pattern.push('*');
+            rest = rest[open..]
+                .find('}')
+                .map_or("", |close| &rest[open + close + 1..]);
+        }
+        pattern.push_str(&globset::escape(rest));
+        if let Ok(glob) = Glob::new(&pattern) {
+            globs.add(glob);
+        }
+    }
+    globs.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+/// A client: whose upstream sessions a request uses, and where what they hear goes.
+type Client<'a> = (&'a Holder, &'a Peer<RoleServer>);
+
+impl McpServers {
+    /// Every resource the servers list to `holder`'s sessions that `allowed` lets through, a
+    /// URI once (the first configured server's). A server that fails to list offers none.
+    pub async fn resources(
+        &self,
+        client: Client<'_>,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Vec<Resource> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for (server, live) in self.with_resources() {
+            let Ok((peer, _lent)) = server.session(&live, client, &self.client).await else {
+                continue;
+            };
+            let listed = server.within_call_timeout(peer.list_all_resources()).await;
+            let Ok(listed) = server.answered(client.0, listed, "a resource list") else {
+                continue;
+            };
+            // A URI an earlier server listed stays that server's.
+            let first = listed.into_iter().filter(|r| seen.insert(r.uri.clone()));
+            let first: Vec<Resource> = first.collect();
+            self.resource_owners.listed(&server.config.name, &first);
+            all.extend(first.into_iter().filter(|r| allowed(&r.uri)));
+        }
+        all
+    }
+
+    /// The servers' resource templates that `allowed` lets through, as they list them to
+    /// `holder`'s sessions, a template once.
+    pub async fn resource_templates(
+        &self,
+        client: Client<'_>,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Vec<ResourceTemplate> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        for (server, live) in self.with_resources() {
+            let Ok((peer, _lent)) = server.session(&live, client, &self.client).await else {
+                continue;
+            };
+            let listed = server
+                .within_call_timeout(peer.list_all_resource_templates())
+                .await;
+            if let Ok(listed) = server.answered(client.0, listed, "a template list") {
+                let shown = listed.into_iter().filter(|t| allowed(&t.uri_template));
+                all.extend(shown.filter(|t| seen.insert(t.uri_template.clone())));
+            }
+        }
+        all
+    }
+
+    /// Reads `request.uri` at the server that has it; `None` when no server has resources.
+    pub async fn read_resource(
+        &self,
+        client: Client<'_>,
+        request: ReadResourceRequestParams,
+    ) -> Option<Result<ReadResourceResponse, ErrorData>> {
+        let mut refused = None;
+        for (server, live) in self.resource_route(&request.uri) {
+            let Ok((peer, _lent)) = server.session(&live, client, &self.client).await else {
+                refused = Some(server.unavailable_error());
+                continue;
+            };
+            let read =
+                Box::pin(server.within_call_timeout(peer.read_resource_once(request.clone())));
+            match server.answered(client.0, read.await, "a resource") {
+                Ok(read) => return Some(Ok(read)),
+                Err(error) => refused = Some(error),
+            }
+        }
+        refused.map(Err)
+    }
+
+    /// Subscribes `holder` to `uri` (or ends that) at the server that has it; its updates
+    /// reach the client through its session. `None` when no server has resources.
+    #[allow(deprecated)]
+    pub async fn subscribe(
+        &self,
+        client: Client<'_>,
+        uri: &str,
+        on: bool,
+    ) -> Option<Result<(), ErrorData>> {
+        let mut refused = None;
+        for (server, live) in self.resource_route(uri) {
+            let Ok((peer, lent)) = server.session(&live, client, &self.client).await else {
+                refused = Some(server.unavailable_error());
+                continue;
+            };
+            if let Some(lent) = &lent {
+                lent.relay.logs_to(client.1);
+            }
+            let done = if on {
+                let asked = peer.subscribe(SubscribeRequestParams::new(uri));
+                server.within_call_timeout(asked).await
+            } else {
+                let asked = peer.unsubscribe(UnsubscribeRequestParams::new(uri));
+                server.within_call_timeout(asked).await
+            };
+            match server.answered(client.0, done, "a subscription") {
+                Ok(()) => return Some(Ok(())),
+                Err(error) => refused = Some(error),
+            }
+        }
+        refused.map(Err)
+    }
+
+    /// The servers up that offer resources, in configured order.
+    fn with_resources(&self) -> Vec<(Arc<Server>, Live)> {
+        let all = self.all();
+        let up = all.iter().filter_map(|s| Some((s.clone(), s.live()?)));
+        up.filter(|(_, live)| live.resources.is_some()).collect()
+    }
+
+    /// The servers to ask for `uri`, most likely first: the one that listed it, those whose
+    /// templates match it, then every other server with resources.
+    fn resource_route(&self, uri: &str) -> Vec<(Arc<Server>, Live)> {
+        let mut servers = self.with_resources();
+        let owner = self.resource_owners.of(uri);
+        servers.sort_by_key(|(server, live)| {
+            let listed = owner.as_deref() == Some(server.config.name.as_str());
+            let matched = live.resources.as_ref().is_some_and(|t| t.matches(uri));
+            (!listed, !matched)
+        });
+        servers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uri_matches_the_template_it_was_made_from() {
+        let templates = [
+            ResourceTemplate::new("file:///{+path}", "files"),
+            ResourceTemplate::new("mem://notes/{id}?v={v}", "notes"),
+        ];
+        let globs = template_globs(&templates);
+        assert!(globs.is_match("file:///srv/a/b.txt"));
+        assert!(globs.is_match("mem://notes/7?v=2"));
+        assert!(!globs.is_match("mem://other/7"));
+        assert!(!globs.is_match("https://example.com"));
+    }
+}
