@@ -69,6 +69,16 @@ impl ApiError {
         )
     }
 
+    /// 401: a bearer JWT that did not prove valid, saying why.
+    pub fn invalid_token(why: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            format!("The bearer token is not accepted: {why}."),
+        )
+    }
+
     /// 403: the key may not use this model.
     pub fn model_not_allowed(model: &str) -> Self {
         ApiError {

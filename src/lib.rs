@@ -40,6 +40,10 @@ pub mod fuzzing {
     pub use crate::api::mcp_method_asked;
     /// The trace id of a client's `traceparent`.
     pub use crate::audit::trace_id as traceparent;
+    /// A JWT claim's globs (a list, or a space-separated string), compiled.
+    pub use crate::auth::claim_globs as jwt_claim_globs;
+    /// The key id of a bearer token, read before verification.
+    pub use crate::auth::unverified_kid as jwt_kid;
     /// A cached answer as stored in the Redis the replicas share (`sb1\n<ms>\n<target>\n<json>`).
     pub use crate::cache::remote::decode as cache_entry;
     /// A context change as published to every replica (`namespace\nkey\nlisted`).

@@ -25,7 +25,9 @@ pub async fn authenticate(
     // Every MCP request counts against the key's request rate and in-flight cap.
     let (caller, admission) = match super::admitted(&state, request.headers(), Door::Other).await {
         Ok(admitted) => admitted,
-        Err(refused) => return *refused,
+        Err(refused) => {
+            return super::oauth::challenged(&state, request.headers(), "/mcp", *refused);
+        }
     };
     // A 2026-07-28 request names its method in `Mcp-Method` and opens no session. Whatever
     // else a request carries, a session id in it is checked against the key that opened that

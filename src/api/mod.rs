@@ -11,6 +11,7 @@ mod context;
 mod embeddings;
 mod mcp_auth;
 mod mcp_edge;
+mod oauth;
 pub use mcp_edge::method_asked as mcp_method_asked;
 mod messages;
 mod models;
@@ -171,6 +172,14 @@ pub fn router(current: Current) -> Router {
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::retrieve))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(oauth::metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(oauth::mcp_metadata),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
@@ -288,10 +297,10 @@ async fn admitted(
     headers: &HeaderMap,
     door: Door,
 ) -> Result<(Arc<Caller>, Admission), Box<Response>> {
-    let caller = state
-        .keys
-        .authenticate(headers)
-        .map_err(|error| Box::new(error.into_response()))?;
+    let caller =
+        state.keys.authenticate(headers).await.map_err(|error| {
+            Box::new(oauth::challenged(state, headers, "", error.into_response()))
+        })?;
     let admission = caller.admit(door).await?;
     Ok((caller, admission))
 }

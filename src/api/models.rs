@@ -46,7 +46,7 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<ModelList>, ApiError> {
-    let caller = state.keys.authenticate(&headers)?;
+    let caller = state.keys.authenticate(&headers).await?;
     let data = state
         .routes
         .names()
@@ -65,7 +65,7 @@ pub async fn retrieve(
     headers: HeaderMap,
     Segments(id): Segments<String>,
 ) -> Result<Json<Model>, ApiError> {
-    let caller = state.keys.authenticate(&headers)?;
+    let caller = state.keys.authenticate(&headers).await?;
     if !caller.may_use(&id) {
         return Err(ApiError::model_not_found(&id));
     }

@@ -4,6 +4,7 @@
 //! A [`Config`] that loaded is valid: every reference resolves and every value parses.
 
 mod audit;
+mod auth;
 mod cache;
 mod grants;
 mod interpolate;
@@ -28,6 +29,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use audit::AuditConfig;
+pub use auth::{AuthConfig, ClaimsConfig, JwtConfig};
 pub use cache::*;
 pub use grants::Grant;
 pub use keys::*;
@@ -61,6 +63,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// Traces; without `otlp`, none are exported.
     pub telemetry: TelemetryConfig,
+    /// Callers besides the YAML keys (`auth.jwt`).
+    pub auth: AuthConfig,
 }
 
 /// One problem in the configuration, at a YAML path.

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// The top-level sections, in the order `Config` declares them.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server",
     "providers",
     "models",
@@ -27,6 +27,7 @@ const SECTIONS: [&str; 9] = [
     "mcp",
     "audit",
     "telemetry",
+    "auth",
 ];
 
 /// The kinds of provider, as `kind:` spells them.
@@ -101,6 +102,7 @@ pub(super) fn read(document: Mapping) -> Read {
         mcp: whole(section("mcp"), "mcp", p),
         audit: whole(shorthand(section("audit"), "path"), "audit", p),
         telemetry: whole(section("telemetry"), "telemetry", p),
+        auth: whole(section("auth"), "auth", p),
     };
     Read { config, problems }
 }

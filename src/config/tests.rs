@@ -466,3 +466,34 @@ fn the_audit_log_goes_to_a_file_or_to_stdout_and_bad_bounds_are_named() {
         );
     }
 }
+
+#[test]
+fn auth_jwt_is_checked_field_by_field() {
+    let errors = parse(
+        "providers: { demo: { kind: mock } }\nauth:\n  jwt:\n    issuer: ''\n    jwks_url: ftp://keys\n    audiences: []\n    claims: { name: '' }\n    leeway: 1h\n    refresh: 1s\n",
+    )
+    .unwrap_err();
+    for expected in [
+        "auth.jwt.issuer: must name the token issuer",
+        "auth.jwt.jwks_url: must be an http:// or https:// URL",
+        "auth.jwt.audiences: must name at least one audience",
+        "auth.jwt.claims.name: must name a claim",
+        "auth.jwt.leeway: must be at most 5m",
+        "auth.jwt.refresh: must be at least 10s",
+    ] {
+        assert!(
+            errors.iter().any(|e| e == expected),
+            "{expected} in {errors:?}"
+        );
+    }
+    let errors =
+        parse("auth:\n  jwt: { issuer: x, jwks_url: http://k, audiences: [a], clams: {} }\n")
+            .unwrap_err();
+    assert!(errors[0].starts_with("auth.jwt"), "{errors:?}");
+    let config =
+        parse("auth:\n  jwt: { issuer: https://i, jwks_url: https://i/jwks, audiences: [gw] }\n")
+            .unwrap();
+    let jwt = config.auth.jwt.unwrap();
+    assert_eq!(jwt.claims.name, "sub");
+    assert_eq!(jwt.leeway.0, Duration::from_secs(60));
+}

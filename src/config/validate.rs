@@ -23,6 +23,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     server_and_cache_errors(config, &mut errors);
     super::mcp::validate(&config.mcp, &mut errors);
     super::state::validate(&config.state, &mut errors);
+    super::auth::validate(&config.auth, &mut errors);
     errors
 }
 

@@ -17,7 +17,7 @@ mod reload;
 use std::path::PathBuf;
 
 use crate::api::{self, AppState, Current, Loaded};
-use crate::auth::{KeyError, KeyStore};
+use crate::auth::{JwtAuth, KeyError, KeyStore};
 use crate::cache::ResponseCache;
 use crate::config::Config;
 use crate::connections::{self, Limits};
@@ -98,19 +98,28 @@ impl Configured {
     fn build(
         config: &Config,
         upstreams: std::collections::BTreeMap<String, Arc<upstream::Upstream>>,
-        ledger: &Ledger,
+        ledger: &Arc<Ledger>,
         shared: Option<&Arc<Shared>>,
         previous: Option<&AppState>,
     ) -> Result<Configured, BuildError> {
         let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
+        let clients =
+            upstream::Clients::new(&config.models, max_answer, previous.map(|p| &p.clients))?;
+        let keys = KeyStore::new(&config.keys, ledger, shared, previous.map(|p| &p.keys))?;
+        // An unchanged issuer keeps its fetched keys and its callers' quotas.
+        let kept = previous
+            .and_then(|p| p.keys.jwt().cloned())
+            .filter(|jwt| Some(jwt.config()) == config.auth.jwt.as_ref());
+        let jwt = kept.or_else(|| {
+            let jwt = config.auth.jwt.as_ref()?;
+            let client = clients.default_client().clone();
+            let shared = shared.cloned();
+            Some(Arc::new(JwtAuth::new(jwt, client, ledger.clone(), shared)))
+        });
         Ok(Configured {
-            keys: KeyStore::new(&config.keys, ledger, shared, previous.map(|p| &p.keys))?,
+            keys: keys.with_jwt(jwt),
             routes: Routes::new(&config.models, upstreams),
-            clients: upstream::Clients::new(
-                &config.models,
-                max_answer,
-                previous.map(|p| &p.clients),
-            )?,
+            clients,
             admin_key: config
                 .server
                 .admin_key
@@ -207,14 +216,16 @@ impl Gateway {
         // An open gateway accounts nothing, so it keeps no usage files; it still takes their
         // lock, so that two gateways never share a directory whatever their configs.
         // With Redis, usage lives there; the accounts in memory serve `on_redis_error: allow`.
-        let ledger = if config.keys.is_empty() || state_dir == State::Untouched || shared.is_some()
-        {
-            Ledger::in_memory(names)
-        } else {
-            Ledger::open(&config.state.data_dir, names)?
-        };
+        let keyless = config.keys.is_empty() && config.auth.jwt.is_none();
+        let ledger = Arc::new(
+            if keyless || state_dir == State::Untouched || shared.is_some() {
+                Ledger::in_memory(names)
+            } else {
+                Ledger::open(&config.state.data_dir, names)?
+            },
+        );
         let usage_lock = match state_dir {
-            State::Open if config.keys.is_empty() && shared.is_none() => Some(crate::state::claim(
+            State::Open if keyless && shared.is_none() => Some(crate::state::claim(
                 &config.state.data_dir,
                 crate::usage::LOCK_FILE,
             )?),
@@ -289,7 +300,7 @@ impl Gateway {
             clients: configured.clients,
             admin_key: configured.admin_key,
             bodies: configured.bodies,
-            ledger: Arc::new(ledger),
+            ledger,
             registrations: redis.as_ref().map(|redis| {
                 Arc::new(api::Registrations {
                     tools: SharedRegistrations::new(redis.clone(), "tools"),

@@ -18,6 +18,7 @@ mod discovery;
 mod errors;
 mod gemini;
 mod grants;
+mod jwt;
 mod limits;
 mod mcp;
 mod mcp_limits;

@@ -1,8 +1,13 @@
-//! Virtual keys: who is calling, and which models they may use.
+//! Virtual keys and bearer JWTs: who is calling, and which models they may use.
 //!
 //! Keys are held only as SHA-256 digests. A presented key is hashed, looked up by digest, and the
 //! digest is then compared in constant time, so neither the lookup nor the comparison leaks how
-//! much of a guess was right.
+//! much of a guess was right. With `auth.jwt`, a presented JWT is verified instead (`jwt`).
+
+mod jwks;
+mod jwt;
+
+pub use jwt::{JwtAuth, claim_globs, unverified_kid};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,6 +108,8 @@ pub struct KeyStore {
     open: Arc<Caller>,
     /// In config order, for reports.
     ordered: Vec<Arc<Caller>>,
+    /// With `auth.jwt`: the verifier of bearer JWTs.
+    jwt: Option<Arc<JwtAuth>>,
 }
 
 /// Why a key could not be loaded. Validation catches these first; this guards direct use.
@@ -193,7 +200,19 @@ impl KeyStore {
                 tools_prefix: None,
             }),
             ordered,
+            jwt: None,
         })
+    }
+
+    /// The store that also accepts the JWTs `jwt` verifies.
+    pub fn with_jwt(mut self, jwt: Option<Arc<JwtAuth>>) -> KeyStore {
+        self.jwt = jwt;
+        self
+    }
+
+    /// The JWT verifier, if `auth.jwt` is configured.
+    pub fn jwt(&self) -> Option<&Arc<JwtAuth>> {
+        self.jwt.as_ref()
     }
 
     /// The configured keys, in config order.
@@ -201,38 +220,51 @@ impl KeyStore {
         &self.ordered
     }
 
-    /// Whether no key is configured, so anyone may call.
+    /// Whether no key (and no JWT issuer) is configured, so anyone may call.
     pub fn is_open(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.jwt.is_none()
     }
 
     /// The configured key the request presents, if any: unlike [`authenticate`], an open
     /// gateway's anonymous caller is never the answer, since it holds no grant.
     ///
     /// [`authenticate`]: Self::authenticate
+    /// A JWT's caller holds no grant, so only keys are looked at.
     pub fn presented(&self, headers: &HeaderMap) -> Option<Arc<Caller>> {
         if self.is_open() {
             return None;
         }
-        self.authenticate(headers).ok()
+        let presented = bearer(headers).or_else(|| api_key(headers))?;
+        self.key(presented).ok()
     }
 
     /// The caller behind the request's `Authorization: Bearer` header, or its `x-api-key`
-    /// header (what Anthropic's SDKs and Claude Code send).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
+    /// header (what Anthropic's SDKs and Claude Code send): a configured key, or with
+    /// `auth.jwt` a JWT of its issuer.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
         if self.is_open() {
             return Ok(self.open.clone());
         }
         let presented = bearer(headers)
             .or_else(|| api_key(headers))
             .ok_or_else(ApiError::invalid_api_key)?;
+        let caller = match &self.jwt {
+            Some(jwt) if jwt::looks_like_jwt(presented) => jwt
+                .caller(presented)
+                .await
+                .map_err(|refused| ApiError::invalid_token(&refused.to_string()))?,
+            _ => self.key(presented)?,
+        };
+        tracing::Span::current().record("key", caller.name.as_deref());
+        crate::audit::note(|line| line.key.clone_from(&caller.name));
+        Ok(caller)
+    }
+
+    /// The configured key `presented` is.
+    fn key(&self, presented: &str) -> Result<Arc<Caller>, ApiError> {
         let digest = sha256(presented.as_bytes());
         match self.keys.get_key_value(&digest) {
-            Some((stored, caller)) if bool::from(stored.ct_eq(&digest)) => {
-                tracing::Span::current().record("key", caller.name.as_deref());
-                crate::audit::note(|line| line.key.clone_from(&caller.name));
-                Ok(caller.clone())
-            }
+            Some((stored, caller)) if bool::from(stored.ct_eq(&digest)) => Ok(caller.clone()),
             _ => Err(ApiError::invalid_api_key()),
         }
     }
@@ -291,8 +323,8 @@ mod tests {
         h
     }
 
-    #[test]
-    fn plain_and_hashed_keys_authenticate() {
+    #[tokio::test]
+    async fn plain_and_hashed_keys_authenticate() {
         // sha256("hashed-key")
         let hex = "1e2b5a1b4c2b70d1e0d17b7ab7d1b3b6b88d4fc8d02d2bb1e0ad2c6b1e3a1a1f";
         let real_hex: String = sha256(b"hashed-key")
@@ -309,25 +341,40 @@ mod tests {
             None,
         )
         .unwrap();
-        let a = store.authenticate(&headers("Bearer sk-a")).unwrap();
+        let a = store.authenticate(&headers("Bearer sk-a")).await.unwrap();
         assert_eq!(a.name.as_deref(), Some("a"));
         assert!(a.may_use("fast") && a.may_use("openai/gpt-4.1") && !a.may_use("smart"));
-        let b = store.authenticate(&headers("bearer hashed-key")).unwrap();
+        let b = store
+            .authenticate(&headers("bearer hashed-key"))
+            .await
+            .unwrap();
         assert!(b.may_use("anything"));
-        assert!(store.authenticate(&headers("Bearer sk-wrong")).is_err());
+        assert!(
+            store
+                .authenticate(&headers("Bearer sk-wrong"))
+                .await
+                .is_err()
+        );
         assert!(
             store
                 .authenticate(&headers(&format!("Bearer {hex}")))
+                .await
                 .is_err()
         );
-        assert!(store.authenticate(&HeaderMap::new()).is_err());
-        assert!(store.authenticate(&headers("Basic sk-a")).is_err());
+        assert!(store.authenticate(&HeaderMap::new()).await.is_err());
+        assert!(store.authenticate(&headers("Basic sk-a")).await.is_err());
     }
 
-    #[test]
-    fn no_keys_means_open() {
+    #[tokio::test]
+    async fn no_keys_means_open() {
         let store = KeyStore::new(&[], &Ledger::in_memory([]), None, None).unwrap();
         assert!(store.is_open());
-        assert!(store.authenticate(&HeaderMap::new()).unwrap().may_use("x"));
+        assert!(
+            store
+                .authenticate(&HeaderMap::new())
+                .await
+                .unwrap()
+                .may_use("x")
+        );
     }
 }
