@@ -11,6 +11,7 @@ mod http_tool;
 mod outlets;
 mod owners;
 mod registry;
+mod resources;
 mod schema;
 mod servers;
 mod session;

@@ -1,5 +1,5 @@
-//! One MCP session: the `ServerHandler` rmcp drives. Tools (YAML HTTP tools and the context
-//! tools) and resources (`context://{namespace}/{key}`), each filtered by the caller's globs.
+//! One MCP session: the `ServerHandler` rmcp drives. Tools, prompts, resources (its own
+//! `resources` module) and what the upstream servers offer, each filtered by the caller's globs.
 //!
 //! The caller comes from the request itself (the auth layer put it there), so every request is
 //! judged by the key that sent it, and a session stays with the key that opened it.
@@ -12,9 +12,8 @@ use rmcp::model::{
     GetPromptRequestParams, GetPromptResponse, InitializeRequestParams, InitializeResult,
     ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
     PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, ResultType,
-    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
-    UnsubscribeRequestParams,
+    Reference, ResultType, ServerCapabilities, ServerConfig, SubscribeRequestParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams,
 };
 // MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
 #[allow(deprecated)]
@@ -28,22 +27,21 @@ use super::feed::Feed;
 use super::outlets::{ListenOutlet, SessionOutlet};
 use super::servers::Holder;
 use crate::auth::Caller;
-use crate::context::ContextError;
 
 /// Resources listed per page.
-const PAGE: usize = 100;
+pub(super) const PAGE: usize = 100;
 
 /// How long a client may keep the resource template list (2026-07-28 `ttlMs`): it is fixed for
 /// the life of the process. Tool lists, resource lists and documents change at any moment and
 /// are announced when they do, so they are fresh for 0 ms.
-const TEMPLATES_TTL_MS: u64 = 3_600_000;
+pub(super) const TEMPLATES_TTL_MS: u64 = 3_600_000;
 
 /// A session's handler; rmcp makes one per session and drops it when the session ends.
 pub struct Session {
     pub(super) shared: Arc<Shared>,
     /// The name of the key that opened the session (`None`: an open gateway).
     owner: OnceLock<Option<String>>,
-    subscribed: Arc<Mutex<HashSet<String>>>,
+    pub(super) subscribed: Arc<Mutex<HashSet<String>>>,
     /// Set once the session hears of changes.
     feeding: OnceLock<()>,
     /// The session's id, once a request named it: the upstream sessions and tasks opened on its
@@ -103,7 +101,11 @@ impl Session {
     }
 
     /// The namespace and key of a `context://` URI the caller may use.
-    fn document_of(&self, caller: &Caller, uri_text: &str) -> Result<(String, String), ErrorData> {
+    pub(super) fn document_of(
+        &self,
+        caller: &Caller,
+        uri_text: &str,
+    ) -> Result<(String, String), ErrorData> {
         // A URI that is no context document names nothing the gateway has.
         let (namespace, key) = parse_uri(uri_text).ok_or_else(|| not_found(uri_text))?;
         if !caller.may_use_context(&namespace) {
@@ -125,7 +127,7 @@ pub(super) fn unknown_tool(name: &str) -> ErrorData {
 }
 
 /// Resource not found, naming the URI in `data` as SEP-2164 asks.
-fn not_found(uri: &str) -> ErrorData {
+pub(super) fn not_found(uri: &str) -> ErrorData {
     let message = format!(
         "No resource at {uri}: the gateway's own are context://{{namespace}}/{{key}}, and no \
          upstream server this key may use has it"
@@ -133,7 +135,7 @@ fn not_found(uri: &str) -> ErrorData {
     ErrorData::resource_not_found(message, Some(serde_json::json!({ "uri": uri })))
 }
 
-fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+pub(super) fn lock(set: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
     set.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -142,7 +144,7 @@ pub fn uri(namespace: &str, key: &str) -> String {
     format!("context://{namespace}/{key}")
 }
 
-fn parse_uri(uri: &str) -> Option<(String, String)> {
+pub(super) fn parse_uri(uri: &str) -> Option<(String, String)> {
     let (namespace, key) = uri.strip_prefix("context://")?.split_once('/')?;
     let valid = crate::context::valid_name;
     (valid(namespace) && valid(key)).then(|| (namespace.to_owned(), key.to_owned()))
@@ -158,7 +160,7 @@ fn scope(caller: &Caller) -> CacheScope {
 }
 
 /// Whether the request speaks 2026-07-28 or later, whose results carry caching hints.
-fn modern(context: &RequestContext<RoleServer>) -> bool {
+pub(super) fn modern(context: &RequestContext<RoleServer>) -> bool {
     context
         .protocol_version()
         .is_some_and(|v| !v.has_initialize())
@@ -166,7 +168,7 @@ fn modern(context: &RequestContext<RoleServer>) -> bool {
 
 /// `ttlMs` and `cacheScope` of a result that may change at any moment (it is announced when it
 /// does): fresh for 0 ms, kept by whom the caller's key allows. Nothing for session-era peers.
-fn fresh_hints(
+pub(super) fn fresh_hints(
     context: &RequestContext<RoleServer>,
     caller: &Caller,
 ) -> (Option<u64>, Option<CacheScope>) {
@@ -441,76 +443,15 @@ impl ServerHandler for Session {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let caller = self.caller(&context)?;
-        let cursor = request.and_then(|r| r.cursor);
-        let after = match &cursor {
-            None => None,
-            Some(text) => Some(parse_uri(text).ok_or_else(|| {
-                ErrorData::invalid_params(format!("invalid cursor {text:?}"), None)
-            })?),
-        };
-        let after = after.as_ref().map(|(ns, key)| (ns.as_str(), key.as_str()));
-        let (entries, more) = self
-            .shared
-            .context
-            .list(None, after, PAGE, |ns| caller.may_use_context(ns))
-            .await
-            .map_err(|error| ErrorData::internal_error(error.to_string(), None))?;
-        let next = more
-            .then(|| entries.last().map(|e| uri(&e.namespace, &e.key)))
-            .flatten();
-        // The upstream servers' resources come whole on the first page; the store's pages go on.
-        let mut resources = match cursor {
-            None => {
-                let holder = self.holder(&caller, &context);
-                let allowed = |uri: &str| caller.may_use_resource(uri);
-                let servers = &self.shared.servers;
-                servers.resources((&holder, &context.peer), allowed).await
-            }
-            Some(_) => Vec::new(),
-        };
-        resources.extend(entries.iter().map(|entry| {
-            Resource::new(
-                uri(&entry.namespace, &entry.key),
-                format!("{}/{}", entry.namespace, entry.key),
-            )
-            .with_mime_type("application/json")
-            .with_size(entry.size as u64)
-        }));
-        let mut result = ListResourcesResult::with_all_items(resources);
-        result.next_cursor = next;
-        (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
-        Ok(result)
+        self.list_resources_checked(request, context).await
     }
 
     async fn list_resource_templates(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let caller = self.caller(&context)?;
-        let template = ResourceTemplate::new("context://{namespace}/{key}", "context")
-            .with_title("Shared context document")
-            .with_description("A JSON document of the context store, by namespace and key.")
-            .with_mime_type("application/json");
-        let holder = self.holder(&caller, &context);
-        let allowed = |uri: &str| caller.may_use_resource(uri);
-        let servers = &self.shared.servers;
-        let upstream = servers
-            .resource_templates((&holder, &context.peer), allowed)
-            .await;
-        let only_ours = upstream.is_empty();
-        let templates = std::iter::once(template).chain(upstream).collect();
-        let mut result = ListResourceTemplatesResult::with_all_items(templates);
-        if modern(&context) {
-            // The gateway's template is the same for every key, for the life of the process;
-            // an upstream server's may change at any moment.
-            (result.ttl_ms, result.cache_scope) = match only_ours {
-                true => (Some(TEMPLATES_TTL_MS), Some(CacheScope::Public)),
-                false => fresh_hints(&context, &caller),
-            };
-        }
-        Ok(result)
+        self.templates_checked(request, context).await
     }
 
     async fn read_resource(
@@ -540,22 +481,7 @@ impl ServerHandler for Session {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        let caller = self.caller(&context)?;
-        if !request.uri.starts_with("context://") {
-            let holder = self.holder(&caller, &context);
-            let servers = &self.shared.servers;
-            let ended = servers.subscribe((&holder, &context.peer), &request.uri, false);
-            return ended.await.unwrap_or(Ok(()));
-        }
-        lock(&self.subscribed).remove(&request.uri);
-        if let (Some(sessions), Some(id)) = (&self.shared.sessions, session_id(&context.extensions))
-        {
-            sessions
-                .unsubscribe(&id, &request.uri)
-                .await
-                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        }
-        Ok(())
+        self.unsubscribe_checked(request, context).await
     }
 }
 
@@ -572,91 +498,6 @@ fn said<T>(what: &str, subject: &str, result: Result<T, ErrorData>) -> Result<T,
         );
     }
     result
-}
-
-impl Session {
-    async fn read_resource_checked(
-        &self,
-        request: ReadResourceRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, ErrorData> {
-        let caller = self.caller(&context)?;
-        if !request.uri.starts_with("context://") {
-            return self.read_upstream(&caller, request, context).await;
-        }
-        let (namespace, key) = self.document_of(&caller, &request.uri)?;
-        match self.shared.context.get(&namespace, &key).await {
-            Ok(document) => {
-                let contents = ResourceContents::TextResourceContents {
-                    uri: request.uri,
-                    mime_type: Some("application/json".to_owned()),
-                    text: document.json.to_string(),
-                    meta: None,
-                };
-                let mut result = ReadResourceResult::new(vec![contents]);
-                (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
-                Ok(result.into())
-            }
-            Err(ContextError::NotFound { .. }) => Err(not_found(&request.uri)),
-            Err(unavailable @ ContextError::Unavailable(_)) => {
-                Err(ErrorData::internal_error(unavailable.to_string(), None))
-            }
-            Err(other) => Err(ErrorData::invalid_params(other.to_string(), None)),
-        }
-    }
-
-    /// A resource of an upstream server, if the caller's `resources:` globs allow its URI.
-    async fn read_upstream(
-        &self,
-        caller: &Caller,
-        request: ReadResourceRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, ErrorData> {
-        let uri = request.uri.clone();
-        if !caller.may_use_resource(&uri) {
-            return Err(not_found(&uri));
-        }
-        let holder = self.holder(caller, &context);
-        let servers = &self.shared.servers;
-        let read = servers
-            .read_resource((&holder, &context.peer), request)
-            .await;
-        let mut read = read.unwrap_or_else(|| Err(not_found(&uri)))?;
-        // As for a tool's result: 2026-07-28 clients require `resultType`.
-        if let ReadResourceResponse::Complete(result) = &mut read {
-            result.result_type.get_or_insert(ResultType::COMPLETE);
-        }
-        Ok(read)
-    }
-
-    async fn subscribe_checked(
-        &self,
-        request: SubscribeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<(), ErrorData> {
-        let caller = self.caller(&context)?;
-        if !request.uri.starts_with("context://") {
-            if !caller.may_use_resource(&request.uri) {
-                return Err(not_found(&request.uri));
-            }
-            let holder = self.holder(&caller, &context);
-            let servers = &self.shared.servers;
-            let done = servers.subscribe((&holder, &context.peer), &request.uri, true);
-            return done.await.unwrap_or_else(|| Err(not_found(&request.uri)));
-        }
-        let (namespace, key) = self.document_of(&caller, &request.uri)?;
-        let uri = uri(&namespace, &key);
-        lock(&self.subscribed).insert(uri.clone());
-        // The session's event stream may be held by another replica: it reads them from Redis.
-        if let (Some(sessions), Some(id)) = (&self.shared.sessions, session_id(&context.extensions))
-        {
-            sessions
-                .subscribe(&id, &uri)
-                .await
-                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

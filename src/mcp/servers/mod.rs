@@ -26,8 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, ContentBlock,
-    JsonObject, Prompt, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject, Prompt, Tool,
 };
 use rmcp::service::ServiceError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
@@ -449,73 +448,6 @@ impl Server {
                 }
             }
         }
-    }
-
-    /// The peer a call of `holder` goes to: the supervisor's own for a stateless server (its
-    /// log messages, for several clients, go to none), the holder's session otherwise; or the
-    /// tool error saying why there is none.
-    async fn session(
-        &self,
-        live: &Live,
-        (holder, downstream): (&Holder, &Peer<RoleServer>),
-        client: &reqwest::Client,
-    ) -> Result<(Peer<RoleClient>, Option<sessions::Lent>), CallToolResponse> {
-        if live.stateless {
-            return Ok((live.peer.clone(), None));
-        }
-        let sessions = &self.sessions;
-        let answers = downstream
-            .peer_info()
-            .map(|info| link::answers_of(&info.capabilities));
-        let answers = answers.unwrap_or_default();
-        // On the heap: connecting is a large future, and every caller would carry it.
-        let open = Box::pin(async {
-            // The spare declared that it answers nothing: a client that answers something (its
-            // server may ask it to sample, elicit, list roots) gets a session that says so.
-            let spare = match answers == ClientCapabilities::default() {
-                true => sessions.take_spare(),
-                false => None,
-            };
-            match spare {
-                Some(spare) => Ok(spare),
-                None => {
-                    let list_changed = live.list_changed.clone();
-                    link::connect(&self.config, client, list_changed, answers).await
-                }
-            }
-        });
-        let lent = sessions.lend(holder, self.config.max_sessions, open).await;
-        self.refill(client, &live.list_changed);
-        match lent {
-            Ok(lent) => Ok((lent.peer.clone(), Some(lent))),
-            Err(refused) => {
-                let name = &self.config.name;
-                tracing::warn!(server = %name, error = %refused, "no upstream session for a call");
-                Err(match refused {
-                    sessions::Refused::Full(_) => tool_error(format!(
-                        "The MCP server '{name}' cannot take another client now: {refused}."
-                    )),
-                    sessions::Refused::Open(_) => self.unavailable(),
-                })
-            }
-        }
-    }
-
-    /// Starts a spare session for the next client, for a stdio server that has none: its
-    /// process then starts before a client waits for it.
-    fn refill(&self, client: &reqwest::Client, list_changed: &Arc<tokio::sync::Notify>) {
-        if self.config.command.is_none() || !self.sessions.wants_spare() {
-            return;
-        }
-        let (config, client) = (self.config.clone(), client.clone());
-        let (sessions, list_changed) = (self.sessions.clone(), list_changed.clone());
-        tokio::spawn(async move {
-            let started = link::connect(&config, &client, list_changed, Default::default()).await;
-            if let Err(error) = &started {
-                tracing::debug!(server = %config.name, %error, "no spare session");
-            }
-            sessions.put_spare(started.ok());
-        });
     }
 
     async fn within_call_timeout<T>(

@@ -5,18 +5,22 @@
 //! clients or keys. At most `max_sessions` are open; a new holder takes the place of the one idle
 //! longest, and when every session has a call running the new holder is refused. A stdio server
 //! keeps one spare session started ahead, so a new client does not wait for a process to start.
+//! A client's session declares to its server what the client answers (sampling, elicitation,
+//! roots); the spare declares nothing, so only a client that answers nothing takes it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::{Peer, RoleClient};
+use rmcp::model::{CallToolResponse, ClientCapabilities};
+use rmcp::{Peer, RoleClient, RoleServer};
 
-use super::link::{Link, LinkError};
+use super::link::{self, Link, LinkError};
 use super::lock;
 use super::relay::Relay;
 use super::verbatim::Tap;
+use super::{Live, Server, tool_error};
 
 /// Who an upstream session belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -234,5 +238,73 @@ fn close_link(link: Link) {
     // Dropped outside a runtime (at exit), a stdio server's process is killed with it.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(link.close());
+    }
+}
+impl Server {
+    /// The peer a call of `holder` goes to: the supervisor's own for a stateless server (its
+    /// log messages, for several clients, go to none), the holder's session otherwise; or the
+    /// tool error saying why there is none.
+    pub(super) async fn session(
+        &self,
+        live: &Live,
+        (holder, downstream): (&Holder, &Peer<RoleServer>),
+        client: &reqwest::Client,
+    ) -> Result<(Peer<RoleClient>, Option<Lent>), CallToolResponse> {
+        if live.stateless {
+            return Ok((live.peer.clone(), None));
+        }
+        let sessions = &self.sessions;
+        let answers = downstream
+            .peer_info()
+            .map(|info| link::answers_of(&info.capabilities));
+        let answers = answers.unwrap_or_default();
+        // On the heap: connecting is a large future, and every caller would carry it.
+        let open = Box::pin(async {
+            // The spare declared that it answers nothing: a client that answers something (its
+            // server may ask it to sample, elicit, list roots) gets a session that says so.
+            let spare = match answers == ClientCapabilities::default() {
+                true => sessions.take_spare(),
+                false => None,
+            };
+            match spare {
+                Some(spare) => Ok(spare),
+                None => {
+                    let list_changed = live.list_changed.clone();
+                    link::connect(&self.config, client, list_changed, answers).await
+                }
+            }
+        });
+        let lent = sessions.lend(holder, self.config.max_sessions, open).await;
+        self.refill(client, &live.list_changed);
+        match lent {
+            Ok(lent) => Ok((lent.peer.clone(), Some(lent))),
+            Err(refused) => {
+                let name = &self.config.name;
+                tracing::warn!(server = %name, error = %refused, "no upstream session for a call");
+                Err(match refused {
+                    Refused::Full(_) => tool_error(format!(
+                        "The MCP server '{name}' cannot take another client now: {refused}."
+                    )),
+                    Refused::Open(_) => self.unavailable(),
+                })
+            }
+        }
+    }
+
+    /// Starts a spare session for the next client, for a stdio server that has none: its
+    /// process then starts before a client waits for it.
+    pub(super) fn refill(&self, client: &reqwest::Client, list_changed: &Arc<tokio::sync::Notify>) {
+        if self.config.command.is_none() || !self.sessions.wants_spare() {
+            return;
+        }
+        let (config, client) = (self.config.clone(), client.clone());
+        let (sessions, list_changed) = (self.sessions.clone(), list_changed.clone());
+        tokio::spawn(async move {
+            let started = link::connect(&config, &client, list_changed, Default::default()).await;
+            if let Err(error) = &started {
+                tracing::debug!(server = %config.name, %error, "no spare session");
+            }
+            sessions.put_spare(started.ok());
+        });
     }
 }
