@@ -609,3 +609,96 @@ mcp:
     );
     let _ = upstream.kill().await;
 }
+
+/// A client whose response stream breaks mid-call resumes the gateway's stream with
+/// `Last-Event-ID` and hears the call's answer: the call went on meanwhile.
+#[tokio::test]
+async fn a_client_resumes_the_gateways_stream_after_a_break_and_hears_the_answer() {
+    let port = free_port();
+    let _upstream = http_upstream(port);
+    let gateway = TestGateway::start(&config(port)).await;
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let (session, _) = rpc(&gateway, None, initialize).await;
+    let session = session.unwrap();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    rpc(&gateway, Some(&session), initialized).await;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !tool_names(&gateway, &session)
+            .await
+            .iter()
+            .any(|n| n == "up__sleep")
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the HTTP upstream's tools are listed");
+
+    let post = |body: Value| {
+        client()
+            .post(gateway.url("/mcp"))
+            .bearer_auth("sk-up-all")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .json(&body)
+    };
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": "up__sleep", "arguments": {"seconds": 1}}});
+    let mut response = post(call).send().await.unwrap();
+    // The stream's first event (its priming event) names where it stands; then it breaks.
+    let mut seen = String::new();
+    let last_id = loop {
+        let chunk = response
+            .chunk()
+            .await
+            .unwrap()
+            .expect("an event before the answer");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        let id = seen
+            .lines()
+            .find_map(|l| l.strip_prefix("id:"))
+            .map(|i| i.trim().to_owned());
+        if let Some(id) = id {
+            break id;
+        }
+    };
+    assert!(
+        !seen.contains("slept"),
+        "the answer came before the break: {seen}"
+    );
+    drop(response);
+
+    let mut resumed = client()
+        .get(gateway.url("/mcp"))
+        .bearer_auth("sk-up-all")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let mut heard = String::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !heard.contains("slept 1") {
+            let chunk = resumed
+                .chunk()
+                .await
+                .unwrap()
+                .expect("the resumed stream goes on");
+            heard.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no answer on the resumed stream: {heard}"));
+    let answer = crate::common::sse_data(&heard)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|m| m["id"] == 7)
+        .unwrap_or_else(|| panic!("the answer to 7 in {heard}"));
+    assert_eq!(answer["result"]["content"][0]["text"], "slept 1.0");
+    gateway.stop().await;
+}

@@ -18,6 +18,7 @@ import sys
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http import EventMessage, EventStore
 from mcp.types import (
     Completion,
     EmptyResult,
@@ -192,6 +193,38 @@ async def roots(ctx: Context) -> list[str]:
     return [str(root.uri) for root in listed.roots]
 
 
+@server.tool()
+async def interrupted(text: str, ctx: Context) -> str:
+    """Closes its own response stream halfway and answers after: the client must resume the
+    stream (Last-Event-ID) to hear the answer. Without an event store (stdio), it just answers."""
+    await ctx.report_progress(1, 2, "before the break")
+    await ctx.close_sse_stream()
+    await asyncio.sleep(0.3)
+    await ctx.report_progress(2, 2, "after the break")
+    return f"resumed {text}"
+
+
+class Events(EventStore):
+    """Every event of every stream, in memory: enough for a test server to be resumable."""
+
+    def __init__(self):
+        self.events = []
+
+    async def store_event(self, stream_id, message):
+        self.events.append((stream_id, message))
+        return str(len(self.events))
+
+    async def replay_events_after(self, last_event_id, send_callback):
+        index = int(last_event_id)
+        if not 0 < index <= len(self.events):
+            return None
+        stream_id = self.events[index - 1][0]
+        for number, (stream, message) in enumerate(self.events[index:], start=index + 1):
+            if stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, str(number)))
+        return stream_id
+
+
 @server.tool(name="bad name!")
 def bad_name() -> str:
     """A name outside the MCP tool-name characters; a gateway must not offer it as is."""
@@ -225,7 +258,8 @@ def main():
 
     port = int(sys.argv[2])
     required = sys.argv[3] if len(sys.argv) > 3 else None
-    app = checking_auth(server.streamable_http_app(), required)
+    resumable = server.streamable_http_app(event_store=Events(), retry_interval=100)
+    app = checking_auth(resumable, required)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
 
 

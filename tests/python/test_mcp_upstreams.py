@@ -23,7 +23,7 @@ MCP_URL = os.environ["SWITCHBOARD_MCP_URL"]
 KEY = os.environ["SWITCHBOARD_KEY"]
 LOCAL_KEY = os.environ["SWITCHBOARD_LOCAL_KEY"]
 UPSTREAM_TOOLS = {"echo", "add", "sleep", "fail", "seen_auth", "count", "big", "work", "ask_model",
-                  "ask_user", "roots", "cancelled", "touch"}
+                  "ask_user", "roots", "cancelled", "touch", "interrupted"}
 
 
 @asynccontextmanager
@@ -150,6 +150,17 @@ async def main():
         await prompt_over(session, "local")
         await logs_over(session, heard, "up")
         await logs_over(session, heard, "local")
+
+        # The server closes a call's stream halfway (SEP-1699 polling): the gateway resumes it
+        # with Last-Event-ID and the answer, and the progress after the break, arrive.
+        progress = []
+
+        async def on_progress(done, total, message):
+            progress.append(message)
+
+        result = await session.call_tool("up__interrupted", {"text": "x"}, progress_callback=on_progress)
+        assert text_of(result) == "resumed x", result
+        assert progress == ["before the break", "after the break"], progress
 
         seen = await session.call_tool("up__seen_auth", {})
         assert seen.structured_content == {"result": ["Bearer up-token"]}, seen.structured_content
