@@ -235,7 +235,7 @@ impl KeyStore {
             return None;
         }
         let presented = bearer(headers).or_else(|| api_key(headers))?;
-        self.key(presented).ok()
+        self.key(presented).ok().inspect(noted)
     }
 
     /// The caller behind the request's `Authorization: Bearer` header, or its `x-api-key`
@@ -255,8 +255,7 @@ impl KeyStore {
                 .map_err(|refused| ApiError::invalid_token(&refused.to_string()))?,
             _ => self.key(presented)?,
         };
-        tracing::Span::current().record("key", caller.name.as_deref());
-        crate::audit::note(|line| line.key.clone_from(&caller.name));
+        noted(&caller);
         Ok(caller)
     }
 
@@ -268,6 +267,12 @@ impl KeyStore {
             _ => Err(ApiError::invalid_api_key()),
         }
     }
+}
+
+/// Names the caller on the request's span and in its audit line.
+fn noted(caller: &Arc<Caller>) {
+    tracing::Span::current().record("key", caller.name.as_deref());
+    crate::audit::note(|line| line.key.clone_from(&caller.name));
 }
 
 /// Checks `Authorization: Bearer` against the admin key's digest, in constant time.
