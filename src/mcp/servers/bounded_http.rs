@@ -79,14 +79,16 @@ impl BoundedHttp {
                 let this = self.clone();
                 let mut id = Some(id);
                 let events = self.tapped(events);
-                let events = events.map(move |event| match (event, id.take()) {
-                    (Err(error), Some(id)) if event_too_large(&error) => {
-                        let refusal = serde_json::to_string(&this.refusal(id));
-                        refusal
+                // Events may come before the answer (a priming event, progress): the id is spent
+                // only on the error that stands for the answer.
+                let events = events.map(move |event| match event {
+                    Err(error) if event_too_large(&error) => match id.take() {
+                        Some(id) => serde_json::to_string(&this.refusal(id))
                             .map(|data| Sse::default().data(data))
-                            .map_err(|_| error)
-                    }
-                    (event, _) => event,
+                            .map_err(|_| error),
+                        None => Err(error),
+                    },
+                    event => event,
                 });
                 Ok(StreamableHttpPostResponse::Sse(events.boxed(), session))
             }
