@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::Caller;
 use super::jwks::{Jwks, KeysError};
 use crate::config::{ClaimsConfig, JwtConfig};
+use crate::digest::Digest32;
 use crate::quota::{KeyQuota, Shared};
 use crate::usage::Ledger;
 
@@ -23,6 +24,9 @@ use crate::usage::Ledger;
 const KEPT: u64 = 100_000;
 /// How long an unseen caller is kept.
 const KEPT_IDLE: Duration = Duration::from_secs(3600);
+/// The longest a verified token is trusted without verifying it again (a key the issuer
+/// withdrew stops working within this, even for a token that has not expired).
+const VERIFIED_FOR: Duration = Duration::from_secs(300);
 /// The prefix of every JWT caller's name, so none can take a YAML key's name.
 pub const NAME_PREFIX: &str = "jwt:";
 
@@ -56,6 +60,8 @@ pub struct JwtAuth {
     callers: moka::sync::Cache<String, Arc<Caller>>,
     /// Each name's quota, shared by every token of that name.
     quotas: moka::sync::Cache<String, Arc<KeyQuota>>,
+    /// Tokens already verified, by their SHA-256: their caller and `exp`.
+    verified: moka::sync::Cache<Digest32, (Arc<Caller>, u64)>,
     ledger: Arc<Ledger>,
     shared: Option<Arc<Shared>>,
 }
@@ -72,6 +78,10 @@ impl JwtAuth {
             jwks: Jwks::new(&config.jwks_url, client, config.refresh.0),
             callers: kept(),
             quotas: kept(),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(KEPT)
+                .time_to_live(VERIFIED_FOR)
+                .build(),
             ledger,
             shared,
         }
@@ -83,6 +93,21 @@ impl JwtAuth {
 
     /// The caller `token` stands for, once it proved valid.
     pub async fn caller(&self, token: &str) -> Result<Arc<Caller>, JwtError> {
+        // A signature verified once is not verified again (RS256 costs ~70 µs a request): the
+        // token stands for its caller until its `exp`, and at most `VERIFIED_FOR`.
+        let digest = crate::digest::sha256(token.as_bytes());
+        if let Some((caller, expires)) = self.verified.get(&digest)
+            && crate::clock::unix_now() < expires
+        {
+            return Ok(caller);
+        }
+        let (caller, expires) = self.verify(token).await?;
+        self.verified.insert(digest, (caller.clone(), expires));
+        Ok(caller)
+    }
+
+    /// Verifies `token` whole; its caller and when it expires (Unix seconds).
+    async fn verify(&self, token: &str) -> Result<(Arc<Caller>, u64), JwtError> {
         let header = decode_header(token).map_err(|_| JwtError::Shape)?;
         let kid = header.kid.ok_or(JwtError::Shape)?;
         let key = self.jwks.key(&kid).await?;
@@ -98,7 +123,8 @@ impl JwtAuth {
         let claims = decode::<Map<String, Value>>(token, &key.decoding, &validation)
             .map_err(|error| refusal(error.kind()))?
             .claims;
-        self.caller_of(&claims)
+        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        Ok((self.caller_of(&claims)?, expires))
     }
 
     fn caller_of(&self, claims: &Map<String, Value>) -> Result<Arc<Caller>, JwtError> {
