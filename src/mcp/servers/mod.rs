@@ -400,18 +400,12 @@ impl Server {
         let name = &self.config.name;
         let mut retried = false;
         loop {
-            let (peer, lent) = match self.session(&live, (holder, downstream), client).await {
-                Ok(session) => session,
+            let upstream = match self.session(&live, (holder, downstream), client).await {
+                Ok(upstream) => upstream,
                 Err(refusal) => return Ok(refusal),
             };
-            let tap = match &lent {
-                Some(lent) => {
-                    lent.relay.logs_to(downstream);
-                    &lent.tap
-                }
-                None => &live.tap,
-            };
-            let call = verbatim::call_tool(&peer, tap, request.clone(), downstream);
+            let (peer, tap) = (&upstream.peer, &upstream.tap);
+            let call = verbatim::call_tool(peer, tap, request.clone(), downstream);
             match self.within_call_timeout(call).await {
                 Ok(Ok(response)) => return Ok(response),
                 Ok(Err(ServiceError::McpError(error))) => return Err(error),

@@ -33,16 +33,14 @@ impl McpServers {
         let (server, live) = self.prompt_owner(&request.name)?;
         let prefix = server.config.tool_prefix();
         request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
-        let (peer, lent) = match server
+        let upstream = match server
             .session(&live, (holder, downstream), &self.client)
             .await
         {
-            Ok(session) => session,
+            Ok(upstream) => upstream,
             Err(_) => return Some(Err(server.unavailable_error())),
         };
-        if let Some(lent) = &lent {
-            lent.relay.logs_to(downstream);
-        }
+        let peer = &upstream.peer;
         let got = Box::pin(server.within_call_timeout(peer.get_prompt_once(request))).await;
         Some(server.answered(holder, got, "a prompt"))
     }
@@ -64,13 +62,14 @@ impl McpServers {
             Reference::Resource(template) => self.template_owner(&template.uri)?,
             _ => return None,
         };
-        let (peer, _lent) = match server
+        let upstream = match server
             .session(&live, (holder, downstream), &self.client)
             .await
         {
-            Ok(session) => session,
+            Ok(upstream) => upstream,
             Err(_) => return Some(Err(server.unavailable_error())),
         };
+        let peer = &upstream.peer;
         let done = Box::pin(server.within_call_timeout(peer.complete(request))).await;
         Some(server.answered(holder, done, "a completion"))
     }

@@ -103,10 +103,12 @@ impl McpServers {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
         for (server, live) in self.with_resources() {
-            let Ok((peer, _lent)) = server.session(&live, client, &self.client).await else {
+            let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 continue;
             };
-            let listed = server.within_call_timeout(peer.list_all_resources()).await;
+            let listed = server
+                .within_call_timeout(upstream.peer.list_all_resources())
+                .await;
             let Ok(listed) = server.answered(client.0, listed, "a resource list") else {
                 continue;
             };
@@ -129,11 +131,11 @@ impl McpServers {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
         for (server, live) in self.with_resources() {
-            let Ok((peer, _lent)) = server.session(&live, client, &self.client).await else {
+            let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 continue;
             };
             let listed = server
-                .within_call_timeout(peer.list_all_resource_templates())
+                .within_call_timeout(upstream.peer.list_all_resource_templates())
                 .await;
             if let Ok(listed) = server.answered(client.0, listed, "a template list") {
                 let shown = listed.into_iter().filter(|t| allowed(&t.uri_template));
@@ -151,12 +153,13 @@ impl McpServers {
     ) -> Option<Result<ReadResourceResponse, ErrorData>> {
         let mut refused = None;
         for (server, live) in self.resource_route(&request.uri) {
-            let Ok((peer, _lent)) = server.session(&live, client, &self.client).await else {
+            let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 refused = Some(server.unavailable_error());
                 continue;
             };
-            let read =
-                Box::pin(server.within_call_timeout(peer.read_resource_once(request.clone())));
+            let read = Box::pin(
+                server.within_call_timeout(upstream.peer.read_resource_once(request.clone())),
+            );
             match server.answered(client.0, read.await, "a resource") {
                 Ok(read) => return Some(Ok(read)),
                 Err(error) => refused = Some(error),
@@ -176,18 +179,17 @@ impl McpServers {
     ) -> Option<Result<(), ErrorData>> {
         let mut refused = None;
         for (server, live) in self.resource_route(uri) {
-            let Ok((peer, lent)) = server.session(&live, client, &self.client).await else {
+            let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 refused = Some(server.unavailable_error());
                 continue;
             };
-            if let Some(lent) = &lent {
-                lent.relay.logs_to(client.1);
-            }
             let done = if on {
-                let asked = peer.subscribe(SubscribeRequestParams::new(uri));
+                let asked = upstream.peer.subscribe(SubscribeRequestParams::new(uri));
                 server.within_call_timeout(asked).await
             } else {
-                let asked = peer.unsubscribe(UnsubscribeRequestParams::new(uri));
+                let asked = upstream
+                    .peer
+                    .unsubscribe(UnsubscribeRequestParams::new(uri));
                 server.within_call_timeout(asked).await
             };
             match server.answered(client.0, done, "a subscription") {

@@ -240,18 +240,31 @@ fn close_link(link: Link) {
         runtime.spawn(link.close());
     }
 }
+/// The upstream session a request uses, held (not idle, not evicted) while this lives.
+pub struct Upstream {
+    pub peer: Peer<RoleClient>,
+    /// Its answers wanted whole.
+    pub tap: Arc<Tap>,
+    _lent: Option<Lent>,
+}
+
 impl Server {
-    /// The peer a call of `holder` goes to: the supervisor's own for a stateless server (its
-    /// log messages, for several clients, go to none), the holder's session otherwise; or the
-    /// tool error saying why there is none.
+    /// Where a request of `holder` goes: the supervisor's own session for a stateless server
+    /// (its log messages, for several clients, go to none), the holder's session otherwise,
+    /// whose relay then speaks to `downstream`; or the tool error saying why there is none.
     pub(super) async fn session(
         &self,
         live: &Live,
         (holder, downstream): (&Holder, &Peer<RoleServer>),
         client: &reqwest::Client,
-    ) -> Result<(Peer<RoleClient>, Option<Lent>), CallToolResponse> {
+    ) -> Result<Upstream, CallToolResponse> {
         if live.stateless {
-            return Ok((live.peer.clone(), None));
+            let (peer, tap) = (live.peer.clone(), live.tap.clone());
+            return Ok(Upstream {
+                peer,
+                tap,
+                _lent: None,
+            });
         }
         let sessions = &self.sessions;
         let answers = downstream
@@ -277,7 +290,15 @@ impl Server {
         let lent = sessions.lend(holder, self.config.max_sessions, open).await;
         self.refill(client, &live.list_changed);
         match lent {
-            Ok(lent) => Ok((lent.peer.clone(), Some(lent))),
+            Ok(lent) => {
+                lent.relay.logs_to(downstream);
+                let (peer, tap) = (lent.peer.clone(), lent.tap.clone());
+                Ok(Upstream {
+                    peer,
+                    tap,
+                    _lent: Some(lent),
+                })
+            }
             Err(refused) => {
                 let name = &self.config.name;
                 tracing::warn!(server = %name, error = %refused, "no upstream session for a call");

@@ -13,7 +13,7 @@ use rmcp::{ErrorData, Peer, RoleServer};
 use serde_json::{Value, json};
 
 use super::lock;
-use super::verbatim::{self, Tap};
+use super::verbatim;
 use super::{Holder, Live, McpServers, Server};
 
 /// How many tasks of one client are remembered; the oldest is forgotten first.
@@ -144,21 +144,14 @@ impl McpServers {
         method: &str,
         params: Option<Value>,
     ) -> Result<Value, ErrorData> {
-        let (peer, lent) = match server
+        let upstream = match server
             .session(live, (holder, downstream), &self.client)
             .await
         {
-            Ok(session) => session,
+            Ok(upstream) => upstream,
             Err(_) => return Err(server.unavailable_error()),
         };
-        let tap: &Tap = match &lent {
-            Some(lent) => {
-                lent.relay.logs_to(downstream);
-                &lent.tap
-            }
-            None => &live.tap,
-        };
-        let sent = verbatim::request(&peer, tap, method, params);
+        let sent = verbatim::request(&upstream.peer, &upstream.tap, method, params);
         let answer = Box::pin(server.within_call_timeout(sent)).await;
         server.answered(holder, answer, method)
     }
