@@ -155,17 +155,10 @@ impl Tap {
 
     /// One message from the server, before rmcp reads it.
     pub fn heard(&self, message: &[u8]) {
-        let notice = |method: &str| memchr::memmem::find(message, method.as_bytes()).is_some();
+        // Every method passed on is a notification: one pass over the message (a large result
+        // is scanned once, not once per method) says whether it may be one.
         let awaited = self.marked.load(Ordering::Acquire) > 0;
-        let noticed = [
-            TASK_STATUS,
-            ELICITATION_COMPLETE,
-            RESOURCE_UPDATED,
-            PROGRESS,
-        ]
-        .iter()
-        .any(|m| notice(m));
-        if !awaited && !noticed {
+        if !awaited && memchr::memmem::find(message, b"\"notifications/").is_none() {
             return;
         }
         let Ok(peek) = serde_json::from_slice::<Peek>(message) else {
