@@ -35,9 +35,13 @@ cargo fuzz build "${flags[@]}"
 for target in "${targets[@]}"; do
     corpus=corpus/$target
     mkdir -p "$corpus"
-    # The shipped config seeds the config target; the others start from nothing.
+    # The shipped config seeds the config target, the vendored Petstore spec the openapi one;
+    # the others start from nothing.
     if [[ $target == config && -z $(ls -A "$corpus") ]]; then
         cp "$ROOT/config.yaml" "$corpus/"
+    fi
+    if [[ $target == openapi && -z $(ls -A "$corpus") ]]; then
+        cp "$ROOT/tests/gateway/fixtures/openapi/petstore.yaml" "$corpus/"
     fi
     echo "==> $target for ${SECONDS_EACH}s"
     cargo fuzz run "${flags[@]}" "$target" "$corpus" -- \

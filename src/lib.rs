@@ -25,6 +25,7 @@ mod routing;
 mod sse;
 mod state;
 mod stored_responses;
+mod tls;
 pub mod tokens;
 mod upstream;
 

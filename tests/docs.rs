@@ -88,6 +88,12 @@ fn every_config_block_in_the_docs_passes_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let work = std::env::temp_dir().join(format!("switchboard-docs-{}", std::process::id()));
     std::fs::create_dir_all(&work).expect("temp dir");
+    // The `mcp.openapi` examples name `petstore.yaml` beside the config, as a reader's would be.
+    std::fs::copy(
+        root.join("tests/gateway/fixtures/openapi/petstore.yaml"),
+        work.join("petstore.yaml"),
+    )
+    .expect("the vendored Petstore spec");
     let mut checked = 0;
     let mut failures = Vec::new();
     for document in documents(root) {

@@ -27,6 +27,9 @@ pub struct McpConfig {
     /// How long a session lives without a message before it is closed.
     #[serde(default = "default_session_idle")]
     pub session_idle: Span,
+    /// HTTP services described by OpenAPI documents, their operations offered as tools.
+    #[serde(default)]
+    pub openapi: Vec<super::OpenApiConfig>,
 }
 
 impl Default for McpConfig {
@@ -37,6 +40,7 @@ impl Default for McpConfig {
             servers: Vec::new(),
             max_sessions_per_key: default_max_sessions_per_key(),
             session_idle: default_session_idle(),
+            openapi: Vec::new(),
         }
     }
 }
@@ -174,6 +178,7 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
         tool_errors(&path, tool, errors);
     }
     super::mcp_servers::validate(mcp, errors);
+    super::openapi::validate(mcp, errors);
 }
 
 /// Every problem in one tool entry, at paths under `path` (also used for tools registered at

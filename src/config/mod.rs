@@ -12,6 +12,7 @@ mod keys;
 mod mcp;
 mod mcp_servers;
 mod models;
+pub mod openapi;
 mod providers;
 mod registration;
 mod sections;
@@ -40,6 +41,7 @@ pub use mcp::{
 };
 pub use mcp_servers::{McpServerConfig, McpServerTransport, TOOL_SEPARATOR};
 pub use models::*;
+pub use openapi::OpenApiConfig;
 pub use providers::*;
 pub use registration::Allowed;
 pub use server::*;
@@ -147,7 +149,8 @@ impl Config {
     }
 
     /// The config `text` read from the file at `path`, variables from the process environment,
-    /// a relative `state.data_dir` taken relative to the file's directory.
+    /// a relative `state.data_dir` and `mcp.openapi` specs taken relative to the file's
+    /// directory, and those specs read.
     pub fn from_file_text(path: &Path, text: &str) -> Result<Config, LoadError> {
         let mut config = Config::parse(text, &|name| std::env::var(name).ok())?;
         let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
@@ -161,6 +164,11 @@ impl Config {
                 .filter(|c| !matches!(c, std::path::Component::CurDir))
                 .collect();
             config.state.data_dir = dir.join(relative);
+        }
+        let dir = shown.parent().unwrap_or(Path::new("."));
+        let problems = openapi::load(&mut config.mcp, dir);
+        if !problems.is_empty() {
+            return Err(LoadError::Invalid(problems));
         }
         Ok(config)
     }

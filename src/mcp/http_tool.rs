@@ -1,5 +1,6 @@
-//! `mcp.tools` entries at run time: an HTTP call built from a tool call's arguments, and the
-//! service's answer turned into a tool result (JSON as `structuredContent` plus text).
+//! `mcp.tools` entries and `mcp.openapi` operations at run time: an HTTP call built from a tool
+//! call's arguments, and the service's answer turned into a tool result (JSON as
+//! `structuredContent` plus text).
 //!
 //! Every failure the caller can fix or should know of (bad arguments, a service down or answering
 //! non-2xx) is an `isError` result, not a protocol error, so the caller reads why.
@@ -11,12 +12,14 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use serde_json::{Map, Value};
 
+use super::openapi_call::Placement;
 use super::schema::Schema;
-use crate::config::{HttpToolConfig, placeholders};
+use crate::config::openapi::{Operation, Place};
+use crate::config::{HttpToolConfig, OpenApiConfig, placeholders};
 
 /// Everything but RFC 3986's unreserved characters is encoded: a value can never add a path
 /// segment, a query parameter or a fragment.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(super) const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -40,6 +43,15 @@ pub struct HttpTool {
     headers: reqwest::header::HeaderMap,
     timeout: Duration,
     secrets: Vec<String>,
+    /// Where the arguments the URL does not take go.
+    shape: Shape,
+}
+
+enum Shape {
+    /// `mcp.tools`: the query of a GET, the JSON body of any other method.
+    Template,
+    /// An OpenAPI operation: each where its parameter or request body says.
+    Operation(Placement),
 }
 
 impl HttpTool {
@@ -53,14 +65,7 @@ impl HttpTool {
         };
         let method = reqwest::Method::from_bytes(config.http.method.as_bytes())
             .map_err(|e| at(&e.to_string()))?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &config.http.headers {
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| at(&e.to_string()))?;
-            let value = reqwest::header::HeaderValue::from_str(value.expose())
-                .map_err(|e| at(&e.to_string()))?;
-            headers.insert(name, value);
-        }
+        let headers = header_map(&config.http.headers).map_err(|e| at(&e))?;
         let placeholders = placeholders(&config.http.url)
             .ok_or_else(|| at("unbalanced braces in http.url"))?
             .into_iter()
@@ -75,13 +80,59 @@ impl HttpTool {
             placeholders,
             headers,
             timeout: config.http.timeout.0,
-            secrets: config
-                .http
-                .headers
-                .values()
-                .map(|v| v.expose().to_owned())
-                .filter(|v| v.len() >= MIN_SECRET)
+            secrets: secrets_of(&config.http.headers),
+            shape: Shape::Template,
+        })
+    }
+
+    /// Builds the tool of one operation of a loaded `mcp.openapi` entry.
+    pub fn of_operation(
+        service: &OpenApiConfig,
+        operation: &Operation,
+    ) -> Result<HttpTool, String> {
+        let name = format!("{}{}", service.tool_prefix(), operation.id);
+        let at = |what: &str| format!("mcp.openapi {:?}: {what}", service.name);
+        let input = Schema::compile(&operation.input_schema).map_err(|e| at(&e))?;
+        let method = reqwest::Method::from_bytes(operation.method.as_bytes())
+            .map_err(|e| at(&e.to_string()))?;
+        let schema = match &operation.input_schema {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        let mut tool = Tool::new_with_raw(
+            name,
+            operation.description.clone().map(Into::into),
+            Arc::new(schema),
+        );
+        if let Some(title) = &operation.title {
+            tool = tool.with_title(title.clone());
+        }
+        // What HTTP says of the method is all the gateway knows of what the call does.
+        let safe = matches!(method, reqwest::Method::GET | reqwest::Method::HEAD);
+        tool = tool.with_annotations(ToolAnnotations::from_raw(
+            None,
+            Some(safe),
+            Some(method == reqwest::Method::DELETE),
+            Some(safe || matches!(method, reqwest::Method::PUT | reqwest::Method::DELETE)),
+            Some(true),
+        ));
+        let url = format!("{}{}", service.base().trim_end_matches('/'), operation.path);
+        Ok(HttpTool {
+            tool,
+            input,
+            output: None,
+            method,
+            url,
+            placeholders: operation
+                .params
+                .iter()
+                .filter(|p| p.place == Place::Path)
+                .map(|p| p.name.clone())
                 .collect(),
+            headers: header_map(&service.headers).map_err(|e| at(&e))?,
+            timeout: service.timeout.0,
+            secrets: secrets_of(&service.headers),
+            shape: Shape::Operation(Placement::new(operation)),
         })
     }
 
@@ -159,7 +210,9 @@ impl HttpTool {
         let mut url = reqwest::Url::parse(&url)
             .map_err(|e| format!("The URL of {} is invalid: {e}", self.tool.name))?;
         let mut builder;
-        if self.method == reqwest::Method::GET {
+        if let Shape::Operation(placement) = &self.shape {
+            builder = placement.request(client, self.method.clone(), url, arguments)?;
+        } else if self.method == reqwest::Method::GET {
             if !arguments.is_empty() {
                 let mut query = url.query_pairs_mut();
                 for (name, value) in &arguments {
@@ -312,8 +365,32 @@ fn describe(config: &HttpToolConfig) -> Tool {
     tool
 }
 
+fn header_map(
+    headers: &std::collections::BTreeMap<String, crate::config::Secret>,
+) -> Result<reqwest::header::HeaderMap, String> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        let name =
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+        let mut value =
+            reqwest::header::HeaderValue::from_str(value.expose()).map_err(|e| e.to_string())?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+/// The header values long enough to be secrets, redacted from whatever the service answers.
+fn secrets_of(headers: &std::collections::BTreeMap<String, crate::config::Secret>) -> Vec<String> {
+    headers
+        .values()
+        .map(|v| v.expose().to_owned())
+        .filter(|v| v.len() >= MIN_SECRET)
+        .collect()
+}
+
 /// An argument as it goes into a URL: strings as they are, everything else as JSON.
-fn scalar_text(value: &Value) -> String {
+pub(super) fn scalar_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),

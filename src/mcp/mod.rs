@@ -8,6 +8,7 @@ mod calls;
 mod context_tools;
 mod feed;
 mod http_tool;
+mod openapi_call;
 mod outlets;
 mod owners;
 mod registry;
@@ -84,8 +85,20 @@ impl Ended {
     }
 }
 
+/// The configured HTTP tools: `mcp.tools`, then each `mcp.openapi` service's operations.
+fn http_tools_of(config: &Config) -> Result<Vec<http_tool::HttpTool>, String> {
+    let yaml = config.mcp.tools.iter().map(http_tool::HttpTool::new);
+    let openapi = config.mcp.openapi.iter().flat_map(|service| {
+        service
+            .loaded
+            .iter()
+            .map(move |op| http_tool::HttpTool::of_operation(service, op))
+    });
+    yaml.chain(openapi).collect()
+}
+
 impl Shared {
-    /// The configured tools: `mcp.tools`, then the context tools.
+    /// The configured tools: `mcp.tools`, then `mcp.openapi`'s, then the context tools.
     fn all_tools(&self) -> Vec<Tool> {
         let http = self.http_tools.load();
         let http = http.iter().map(|t| t.tool.clone());
@@ -96,12 +109,7 @@ impl Shared {
     /// Applies a reloaded config: its `mcp.tools`, the names registrations may not take, and
     /// its upstream servers. Sessions hear `tools/list_changed` when what they list changed.
     pub fn reconfigure(&self, config: &Config) -> Result<(), String> {
-        let tools: Vec<http_tool::HttpTool> = config
-            .mcp
-            .tools
-            .iter()
-            .map(http_tool::HttpTool::new)
-            .collect::<Result<_, _>>()?;
+        let tools = http_tools_of(config)?;
         let before: Vec<Tool> = self
             .http_tools
             .load()
@@ -207,12 +215,7 @@ pub fn service(
         sessions,
         audit,
     } = parts;
-    let http_tools = config
-        .mcp
-        .tools
-        .iter()
-        .map(http_tool::HttpTool::new)
-        .collect::<Result<_, _>>()?;
+    let http_tools = http_tools_of(config)?;
     let shared = Arc::new(Shared {
         context,
         http_tools: ArcSwap::from_pointee(http_tools),

@@ -42,7 +42,8 @@ struct Entry {
 
 /// The names a registration may not take.
 struct Names {
-    /// YAML and built-in tool names, which a registration may not shadow.
+    /// YAML (`mcp.tools`, `mcp.openapi`) and built-in tool names, which a registration may not
+    /// shadow.
     reserved: HashSet<String>,
     /// Each upstream MCP server's non-empty prefix and its name: names under it are its own.
     prefixes: Vec<(String, String)>,
@@ -51,6 +52,14 @@ struct Names {
 impl Names {
     fn of(config: &Config) -> Names {
         let yaml = config.mcp.tools.iter().map(|t| t.name.clone());
+        let openapi = config.mcp.openapi.iter().flat_map(|service| {
+            let prefix = service.tool_prefix();
+            service
+                .loaded
+                .iter()
+                .map(move |op| format!("{prefix}{}", op.id))
+        });
+        let yaml = yaml.chain(openapi);
         let built_in = BUILT_IN_TOOLS.iter().map(|name| (*name).to_owned());
         let servers = config.mcp.servers.iter();
         Names {

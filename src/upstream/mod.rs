@@ -39,12 +39,12 @@ mod redact;
 mod send;
 mod stream;
 
+#[cfg(test)]
+pub use crate::tls::install_tls_provider;
 pub use breaker::State as BreakerState;
 pub use failure::Failure;
 pub use plain::{Response, TransportError};
 pub use redact::redact;
-#[cfg(test)]
-pub use send::install_tls_provider;
 pub use send::{Client, Clients, read_body, send};
 pub use stream::Pace;
 

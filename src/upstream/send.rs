@@ -120,19 +120,9 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle upstream connection is kept for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Installs the process's TLS provider (ring); reqwest is built without one of its own, and
-/// installing it twice is harmless.
-pub fn install_tls_provider() {
-    // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange. The
-    // alternative, aws-lc-rs, needs a C toolchain and minutes more per cold build; connections to
-    // model providers keep ring's X25519 until that trade is made on purpose (ARCHITECTURE.md).
-    #[allow(deprecated)]
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// A reqwest client for upstreams.
 fn reqwest_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    install_tls_provider();
+    crate::tls::install_tls_provider();
     reqwest::Client::builder()
         // Retries and fallbacks are the gateway's decision, and a POST must not be redirected.
         .retry(reqwest::retry::never())

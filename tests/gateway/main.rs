@@ -22,6 +22,7 @@ mod jwt;
 mod limits;
 mod mcp;
 mod mcp_limits;
+mod mcp_openapi;
 mod mcp_registry;
 mod mcp_stateless;
 mod mcp_tasks;
