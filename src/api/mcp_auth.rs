@@ -73,7 +73,7 @@ pub async fn authenticate(
         (asked, _) => asked,
     };
     let response = as_json_rpc_error(next.run(request).await).await;
-    let mut response = mcp_edge::completed(&state, &asked, response).await;
+    let mut response = mcp_edge::completed(&state, (&asked, stateless), response).await;
     let deleting = method == Method::DELETE;
     if deleting && response.status() == StatusCode::ACCEPTED {
         // rmcp answers a session's end 202; the MCP SDKs accept 200 or 204 and warn on anything

@@ -96,13 +96,23 @@ pub async fn answer_task(
 }
 
 /// rmcp's answer to what was `asked`, with what its typed model could not say added.
-pub async fn completed(state: &AppState, asked: &Asked, response: Response) -> Response {
+/// `stateless`: the request was of the sessionless revision, whose clients see each server's
+/// 2026-07-28 face.
+pub async fn completed(
+    state: &AppState,
+    (asked, stateless): (&Asked, bool),
+    response: Response,
+) -> Response {
     let shared = &state.mcp_shared;
+    let era = match stateless {
+        true => crate::mcp::Era::Stateless,
+        false => crate::mcp::Era::Session,
+    };
     match asked {
         Asked::Initialize if shared.runs_tasks() => edited(response, declare_tasks).await,
         Asked::ListTools if shared.any_tool_extras() => {
             edited(response, |result| {
-                restore_tools(result, |n| shared.tool_extras(n))
+                restore_tools(result, |n| shared.tool_extras(era, n))
             })
             .await
         }

@@ -52,6 +52,15 @@ pub struct McpServerConfig {
     /// one, each key) gets its own, so state a server keeps per session is never shared.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Over HTTP, whether the server is also asked for its 2026-07-28 face (`server/discover`):
+    /// sessionless clients are then served by it, as they would be directly, and a server that
+    /// speaks only that revision is reached at all. `false` reaches it by `initialize` alone.
+    #[serde(default = "default_discover")]
+    pub discover: bool,
+}
+
+fn default_discover() -> bool {
+    true
 }
 
 /// The largest `max_result`: a message is held whole in memory before it is forwarded.

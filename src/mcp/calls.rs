@@ -5,7 +5,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, ResultType};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer};
 
-use super::servers::Holder;
+use super::servers::{ENVELOPE, Holder};
 use super::session::{Session, session_id, unknown_tool};
 use crate::auth::Caller;
 
@@ -29,9 +29,13 @@ impl Session {
         // call in the params' own, where the call also finds the client's progress token (rmcp
         // sends a token of its own upstream instead).
         // The 2026-07-28 envelope (`io.modelcontextprotocol/*`) describes the client's own
-        // exchange with the gateway, not the gateway's with the server: it stays here.
+        // exchange with the gateway, not the gateway's with the server: it stays here, but for
+        // what the client says of itself (capabilities, log level), which a stateless server
+        // is told in place of the gateway's connection's.
         let theirs = context.meta.0.0.iter();
-        let passed = theirs.filter(|(key, _)| !key.starts_with("io.modelcontextprotocol/"));
+        let passed = theirs.filter(|(key, _)| {
+            !key.starts_with("io.modelcontextprotocol/") || ENVELOPE.contains(&key.as_str())
+        });
         let passed: serde_json::Map<String, serde_json::Value> = passed
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();

@@ -36,7 +36,7 @@ use crate::telemetry::traces;
 
 pub use owners::{SessionOwners, TooManySessions};
 pub use registry::{RegisterError, Registered, Registry, read_shared, shared_entry};
-pub use servers::{McpServers, oversized_response_id, restore_lost, tapped_answer};
+pub use servers::{Era, McpServers, oversized_response_id, restore_lost, tapped_answer};
 pub use shared_sessions::SharedSessions;
 pub use tasks::TASK_METHODS;
 
@@ -173,7 +173,7 @@ impl Shared {
     fn serves(&self, tool: &str) -> bool {
         self.all_tools().iter().any(|t| t.name == tool)
             || self.registry.get(tool).is_some()
-            || self.servers.tools().iter().any(|t| t.name == tool)
+            || self.servers.offering(tool).is_some()
     }
 
     /// Ends every upstream server's connection and waits for each (up to `grace`).

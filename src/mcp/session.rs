@@ -25,7 +25,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::Shared;
 use super::feed::Feed;
 use super::outlets::{ListenOutlet, SessionOutlet};
-use super::servers::Holder;
+use super::servers::{Era, Holder};
 use crate::auth::Caller;
 
 /// Resources listed per page.
@@ -301,7 +301,11 @@ impl ServerHandler for Session {
         let configured = shared.all_tools().into_iter().find(|t| t.name == name);
         configured
             .or_else(|| shared.registry.get(name).map(|t| t.tool.clone()))
-            .or_else(|| shared.servers.tools().into_iter().find(|t| t.name == name))
+            .or_else(|| {
+                let eras = [Era::Session, Era::Stateless];
+                let mut tools = eras.into_iter().flat_map(|era| shared.servers.tools(era));
+                tools.find(|t| t.name == name)
+            })
     }
 
     async fn list_tools(
@@ -313,7 +317,8 @@ impl ServerHandler for Session {
         let mut tools: Vec<Tool> = self.shared.all_tools();
         tools.extend(self.shared.registry.tools());
         let own: HashSet<_> = tools.iter().map(|t| t.name.clone()).collect();
-        let upstream = self.shared.servers.tools().into_iter();
+        let era = self.holder(&caller, &context).era();
+        let upstream = self.shared.servers.tools(era).into_iter();
         tools.extend(upstream.filter(|t| !own.contains(&t.name)));
         tools.retain(|tool| caller.may_use_tool(&tool.name));
         let mut result = ListToolsResult::with_all_items(tools);
@@ -382,7 +387,8 @@ impl ServerHandler for Session {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let caller = self.caller(&context)?;
-        let mut prompts = self.shared.servers.prompts();
+        let era = self.holder(&caller, &context).era();
+        let mut prompts = self.shared.servers.prompts(era);
         prompts.retain(|prompt| caller.may_use_prompt(&prompt.name));
         let mut result = ListPromptsResult::with_all_items(prompts);
         (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);

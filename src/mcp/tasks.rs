@@ -91,11 +91,11 @@ impl Shared {
     }
 
     /// What the server offering the tool `name` listed of it beyond rmcp's `Tool`.
-    pub fn tool_extras(&self, name: &str) -> Option<JsonObject> {
+    pub fn tool_extras(&self, era: super::Era, name: &str) -> Option<JsonObject> {
         if self.owns(name) {
             return None;
         }
-        self.servers.tool_extras(name)
+        self.servers.tool_extras(era, name)
     }
 
     /// Whether any tool has something rmcp's `Tool` cannot hold.

@@ -184,9 +184,10 @@ async fn drive(
 }
 
 /// Each client gets its own upstream session (state kept per session never leaks across
-/// sessions or keys, in both protocol revisions); a result over `max_result` fails its own call
-/// only; an upstream restarted at once with a renamed tool is noticed (no ping interval helps:
-/// it is a minute) and its new tools listed and announced.
+/// sessions or keys, in both protocol revisions); with discovery, sessionless clients reach the
+/// server's 2026-07-28 face instead; a result over `max_result` fails its own call only; an
+/// upstream restarted at once with a renamed tool is noticed (no ping interval helps: it is a
+/// minute) and its new tools listed and announced.
 #[tokio::test]
 async fn each_client_has_its_own_upstream_session_big_results_fail_alone_and_a_restart_is_seen() {
     let port = free_port();
@@ -199,8 +200,9 @@ keys:
   - {{ name: other, key: sk-up-other }}
 mcp:
   servers:
-    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 10s, ping_interval: 1m }}
+    - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 10s, ping_interval: 1m, discover: false }}
     - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 10s, ping_interval: 1m }}
+    - {{ name: modern, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 10s, ping_interval: 1m }}
 "#
     ))
     .await;

@@ -4,6 +4,10 @@
 - Per-session state: the fake's `count` tool counts per upstream session. Each client session
   (two of one key, one of another) and each key of the sessionless 2026-07-28 revision counts
   from 1, over HTTP (`up`) and over stdio (`local`).
+- Discovery: `modern` is the same HTTP server with `discover` on (`up` has it off). Session-era
+  clients still get sessions of their own; sessionless clients reach its 2026-07-28 face, which
+  keeps no session: the fake counts all their calls under one key, as for clients connected to
+  it directly.
 - A 20 MiB result fails its own call at once with a message naming max_result, while a call
   beside it on the same session succeeds and the server's tools stay listed.
 - The HTTP upstream restarted at once with its `echo` renamed `echo_v2` (RESTART_RENAMED on
@@ -102,6 +106,17 @@ async def isolated_state():
                 assert seen == wanted, (server, "sessionless", seen, wanted)
 
 
+async def discovered_face():
+    async with connect(KEY) as session:
+        seen = await counts(session, "modern", 2)
+        assert seen == [1, 2], ("modern", "session", seen)
+    seen = []
+    for key in (KEY, OTHER_KEY):
+        async with modern(key) as client:
+            seen += await counts(client, "modern", 2)
+    assert seen == [1, 2, 3, 4], ("modern", "sessionless", seen)
+
+
 async def oversized():
     async with connect(KEY) as session:
         for server in ("up", "local"):
@@ -160,8 +175,9 @@ async def restarted():
 
 
 async def main():
-    await until_listed({"up__count", "local__count"})
+    await until_listed({"up__count", "local__count", "modern__count"})
     await isolated_state()
+    await discovered_face()
     await oversized()
     await restarted()
     print("mcp upstream sessions: all checks passed", flush=True)

@@ -17,7 +17,9 @@ use rmcp::model::{
     ElicitResult, Implementation, ListRootsRequest, ListRootsResult,
     LoggingMessageNotificationParam, ProtocolVersion, ServerRequest,
 };
-use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt, NotificationContext, RequestContext, RunningService,
+};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::common::client_side_sse::ExponentialBackoff;
@@ -196,31 +198,7 @@ pub async fn connect(
     let connecting = async {
         match config.transport() {
             Some(McpServerTransport::Http { url, headers }) => {
-                let mut settings = StreamableHttpClientTransportConfig::with_uri(url)
-                    .custom_headers(header_map(headers)?)
-                    // A server that forgot the session (a restart) is reconnected by the
-                    // supervisor, which lists the tools again; rmcp would renew it unseen.
-                    .reinit_on_expired_session(false);
-                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                settings.max_sse_event_size = limit;
-                settings.max_json_response_size = limit;
-                // The notification stream is reopened within seconds after a break, so a
-                // server back from a restart is asked about the session (and says 404) soon.
-                let mut backoff = ExponentialBackoff::default();
-                backoff.max_delay = Some(STREAM_RETRY_CAP);
-                settings.retry_config = Arc::new(backoff);
-                let bounded = BoundedHttp {
-                    client: client.clone(),
-                    server: config.name.as_str().into(),
-                    limit: limit as u64,
-                    forgotten: handler.list_changed.clone(),
-                    tap: tap.clone(),
-                };
-                let inner = StreamableHttpClientTransport::with_client(bounded, settings);
-                let transport = Tapped {
-                    inner,
-                    tap: tap.clone(),
-                };
+                let transport = http_transport(config, client, (url, headers), &handler, &tap)?;
                 let running = handler.serve(transport).await.map_err(initialize_error)?;
                 let stateless = running
                     .peer()
@@ -265,6 +243,87 @@ pub async fn connect(
     tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| LinkError::Timeout(timeout))?
+}
+
+/// The server's 2026-07-28 face, over HTTP: connected by `server/discover`, each request
+/// carrying its own `_meta`, so one connection serves every sessionless client. `Ok(None)`
+/// when the server does not speak that revision (a stdio server is asked nothing).
+pub async fn discover(
+    config: &McpServerConfig,
+    client: &reqwest::Client,
+    list_changed: Arc<Notify>,
+) -> Result<Option<Link>, LinkError> {
+    let Some(McpServerTransport::Http { url, headers }) = config.transport() else {
+        return Ok(None);
+    };
+    if !config.discover {
+        return Ok(None);
+    }
+    let relay = Arc::new(Relay::default());
+    let tap = Arc::new(Tap::new(relay.clone()));
+    // Declared so the server may ask for input; each call says what its own client answers.
+    let mut answers = ClientCapabilities::default();
+    answers.sampling = Some(Default::default());
+    answers.elicitation = Some(Default::default());
+    answers.roots = Some(Default::default());
+    let handler = Handler {
+        list_changed,
+        relay: relay.clone(),
+        answers,
+    };
+    let transport = http_transport(config, client, (url, headers), &handler, &tap)?;
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    let timeout = config.timeout.0;
+    let connecting = handler.serve_with_lifecycle(transport, lifecycle);
+    match tokio::time::timeout(timeout, connecting).await {
+        Err(_) => Err(LinkError::Timeout(timeout)),
+        // Refused or not understood: a session-era server.
+        Ok(Err(_)) => Ok(None),
+        Ok(Ok(running)) => Ok(Some(Link {
+            running,
+            child: None,
+            stateless: true,
+            relay,
+            tap,
+        })),
+    }
+}
+
+/// rmcp's Streamable HTTP client over the gateway's bounded reqwest wrapper, tapped.
+fn http_transport(
+    config: &McpServerConfig,
+    client: &reqwest::Client,
+    (url, headers): (&str, &std::collections::BTreeMap<String, Secret>),
+    handler: &Handler,
+    tap: &Arc<Tap>,
+) -> Result<Tapped<StreamableHttpClientTransport<BoundedHttp>>, LinkError> {
+    let limit = config.max_result.0;
+    let mut settings = StreamableHttpClientTransportConfig::with_uri(url)
+        .custom_headers(header_map(headers)?)
+        // A server that forgot the session (a restart) is reconnected by the supervisor,
+        // which lists the tools again; rmcp would renew it unseen.
+        .reinit_on_expired_session(false);
+    let size = usize::try_from(limit).unwrap_or(usize::MAX);
+    settings.max_sse_event_size = size;
+    settings.max_json_response_size = size;
+    // The notification stream is reopened within seconds after a break, so a server back from
+    // a restart is asked about the session (and says 404) soon.
+    let mut backoff = ExponentialBackoff::default();
+    backoff.max_delay = Some(STREAM_RETRY_CAP);
+    settings.retry_config = Arc::new(backoff);
+    let bounded = BoundedHttp {
+        client: client.clone(),
+        server: config.name.as_str().into(),
+        limit,
+        forgotten: handler.list_changed.clone(),
+        tap: tap.clone(),
+    };
+    Ok(Tapped {
+        inner: StreamableHttpClientTransport::with_client(bounded, settings),
+        tap: tap.clone(),
+    })
 }
 
 fn initialize_error(error: rmcp::service::ClientInitializeError) -> LinkError {

@@ -18,7 +18,7 @@ mod verbatim;
 
 pub use oversize::response_id as oversized_response_id;
 pub use sessions::Holder;
-pub use verbatim::{kept_for as tapped_answer, restore_lost};
+pub use verbatim::{ENVELOPE, kept_for as tapped_answer, restore_lost};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -45,6 +45,25 @@ pub enum Listing {
     Resources,
 }
 
+/// Which face of a server a client sees. A server that speaks both revisions may offer each
+/// different things: a sessionless (2026-07-28) client is served by its discovered face when
+/// it has one, a session-era client by its session face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    Session,
+    Stateless,
+}
+
+impl Holder {
+    /// The face of each server this holder's requests use.
+    pub fn era(&self) -> Era {
+        match self {
+            Holder::Session(_) => Era::Session,
+            Holder::Key(_) => Era::Stateless,
+        }
+    }
+}
+
 /// Every configured upstream server; a reload adds and removes servers while sessions run.
 pub struct McpServers {
     servers: RwLock<Arc<[Arc<Server>]>>,
@@ -65,6 +84,8 @@ pub struct McpServers {
 struct Server {
     config: McpServerConfig,
     live: RwLock<Option<Live>>,
+    /// Its 2026-07-28 face, found by `server/discover` beside the session one, while up.
+    modern: RwLock<Option<Live>>,
     /// Told every time the supervisor stores a connection.
     reconnected: tokio::sync::watch::Sender<()>,
     /// The upstream session of each client.
@@ -198,22 +219,25 @@ impl McpServers {
         let _ = self.changed.send(Listing::Tools);
     }
 
-    /// The tools of every server that is up; where two offer a name, the first configured.
-    pub fn tools(&self) -> Vec<Tool> {
-        self.offered(|live| &live.tools, |tool| &tool.name)
+    /// The tools of every server that is up, as `era` sees them; where two offer a name, the
+    /// first configured.
+    pub fn tools(&self, era: Era) -> Vec<Tool> {
+        self.offered(era, |live| &live.tools, |tool| &tool.name)
     }
 
     /// What the server offering the tool `name` listed of it beyond what rmcp's `Tool` holds.
-    pub fn tool_extras(&self, name: &str) -> Option<JsonObject> {
-        let (_, live) = self.owner(name)?;
+    pub fn tool_extras(&self, era: Era, name: &str) -> Option<JsonObject> {
+        let (_, live) = self.owner(era, name)?;
         live?.extras.get(name).cloned()
     }
 
     /// Whether some tool of a server that is up has something rmcp's `Tool` cannot hold.
     pub fn any_extras(&self) -> bool {
-        self.all()
-            .iter()
-            .any(|s| s.live().is_some_and(|l| !l.extras.is_empty()))
+        self.all().iter().any(|s| {
+            [Era::Session, Era::Stateless]
+                .iter()
+                .any(|era| s.live_for(*era).is_some_and(|l| !l.extras.is_empty()))
+        })
     }
 
     /// Whether any server is configured.
@@ -223,9 +247,14 @@ impl McpServers {
 
     /// What every server that is up offers of one kind (`of`), a name (`name`) once: the first
     /// configured server's.
-    fn offered<T: Clone>(&self, of: impl Fn(&Live) -> &[T], name: impl Fn(&T) -> &str) -> Vec<T> {
+    fn offered<T: Clone>(
+        &self,
+        era: Era,
+        of: impl Fn(&Live) -> &[T],
+        name: impl Fn(&T) -> &str,
+    ) -> Vec<T> {
         let mut seen = std::collections::HashSet::new();
-        let lives: Vec<Live> = self.all().iter().filter_map(|s| s.live()).collect();
+        let lives: Vec<Live> = self.all().iter().filter_map(|s| s.live_for(era)).collect();
         lives
             .iter()
             .flat_map(|live| of(live).iter())
@@ -238,12 +267,12 @@ impl McpServers {
     /// connection.
     fn offering_server<T>(
         &self,
-        name: &str,
+        (era, name): (Era, &str),
         of: impl Fn(&Live) -> &[T],
         named: impl Fn(&T) -> &str,
     ) -> Option<(Arc<Server>, Live)> {
         self.all().iter().find_map(|server| {
-            let live = server.live()?;
+            let live = server.live_for(era)?;
             let offers = of(&live).iter().any(|item| named(item) == name);
             offers.then(|| (server.clone(), live))
         })
@@ -257,16 +286,18 @@ impl McpServers {
         self.tasks.forget(holder);
     }
 
-    /// The name of the server that offers the tool `name` now, if one does.
+    /// The name of the server that offers the tool `name` now (to either era), if one does.
     pub fn offering(&self, name: &str) -> Option<String> {
-        let (server, live) = self.owner(name)?;
-        live.map(|_| server.config.name.clone())
+        [Era::Session, Era::Stateless].into_iter().find_map(|era| {
+            let (server, live) = self.owner(era, name)?;
+            live.map(|_| server.config.name.clone())
+        })
     }
 
-    /// The server that offers `name` (the first configured, if several do) and its connection;
-    /// a server that is down, for a name under its non-empty prefix.
-    fn owner(&self, name: &str) -> Option<(Arc<Server>, Option<Live>)> {
-        let live = self.offering_server(name, |live| &live.tools, |tool| &tool.name);
+    /// The server that offers `name` to `era` (the first configured, if several do) and that
+    /// face's connection; a server that is down, for a name under its non-empty prefix.
+    fn owner(&self, era: Era, name: &str) -> Option<(Arc<Server>, Option<Live>)> {
+        let live = self.offering_server((era, name), |live| &live.tools, |tool| &tool.name);
         live.map(|(server, live)| (server, Some(live))).or_else(|| {
             let all = self.all();
             let down = all.iter().find(|server| {
@@ -285,7 +316,7 @@ impl McpServers {
         downstream: &Peer<RoleServer>,
         request: CallToolRequestParams,
     ) -> Option<Result<CallToolResponse, ErrorData>> {
-        let (server, live) = self.owner(&request.name)?;
+        let (server, live) = self.owner(holder.era(), &request.name)?;
         let Some(live) = live else {
             return Some(Ok(server.unavailable()));
         };
@@ -340,6 +371,7 @@ impl Server {
         Arc::new(Server {
             config: config.clone(),
             live: RwLock::new(None),
+            modern: RwLock::new(None),
             reconnected: tokio::sync::watch::channel(()).0,
             sessions: Arc::default(),
             stop: stop.child_token(),
@@ -350,16 +382,41 @@ impl Server {
         self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the connection state; tells sessions when the offered tools or prompts changed.
-    fn set_live(&self, live: Option<Live>, changed: &broadcast::Sender<Listing>) {
+    /// The face `era` is served by: the discovered one for a sessionless client when the
+    /// server has it, the session one otherwise.
+    fn live_for(&self, era: Era) -> Option<Live> {
+        if era == Era::Stateless {
+            let modern = self
+                .modern
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if modern.is_some() {
+                return modern;
+            }
+        }
+        self.live()
+    }
+
+    /// Replaces the connection state (the session face and the discovered one, which is never
+    /// up without it); tells sessions when the offered tools or prompts changed.
+    fn set_live(
+        &self,
+        (live, modern): (Option<Live>, Option<Live>),
+        changed: &broadcast::Sender<Listing>,
+    ) {
         let mut slot = self.live.write().unwrap_or_else(|e| e.into_inner());
+        let mut modern_slot = self.modern.write().unwrap_or_else(|e| e.into_inner());
         let tools_of = |live: Option<&Live>| live.map(|l| (l.tools.clone(), l.extras.clone()));
-        let tools_before = tools_of(slot.as_ref());
-        let prompts_before = slot.as_ref().map(|l| l.prompts.clone());
-        let tools_changed = tools_before != tools_of(live.as_ref());
-        let prompts_changed = prompts_before != live.as_ref().map(|l| l.prompts.clone());
+        let prompts_of = |live: Option<&Live>| live.map(|l| l.prompts.clone());
+        let tools_changed = tools_of(slot.as_ref()) != tools_of(live.as_ref())
+            || tools_of(modern_slot.as_ref()) != tools_of(modern.as_ref());
+        let prompts_changed = prompts_of(slot.as_ref()) != prompts_of(live.as_ref())
+            || prompts_of(modern_slot.as_ref()) != prompts_of(modern.as_ref());
         let up = live.is_some();
+        *modern_slot = modern.filter(|_| up);
         *slot = live;
+        drop(modern_slot);
         drop(slot);
         if up {
             self.reconnected.send_replace(());
@@ -379,7 +436,7 @@ impl Server {
     fn fail(&self, broken: &Live, changed: &broadcast::Sender<Listing>) {
         let current = self.live();
         if current.is_some_and(|l| Arc::ptr_eq(&l.failed, &broken.failed)) {
-            self.set_live(None, changed);
+            self.set_live((None, None), changed);
         }
         broken.failed.notify_one();
     }
@@ -405,7 +462,7 @@ impl Server {
                 Err(refusal) => return Ok(refusal),
             };
             let (peer, tap) = (&upstream.peer, &upstream.tap);
-            let call = verbatim::call_tool(peer, tap, request.clone(), downstream);
+            let call = verbatim::call_tool(peer, tap, request.clone(), downstream, live.stateless);
             match self.within_call_timeout(call).await {
                 Ok(Ok(response)) => return Ok(response),
                 Ok(Err(ServiceError::McpError(error))) => return Err(error),
@@ -414,7 +471,7 @@ impl Server {
                     retried = true;
                     self.sessions.forget(holder);
                     self.fail(&live, changed);
-                    match self.recovered(&live).await {
+                    match self.recovered(&live, holder.era()).await {
                         Some(next) if next.tools.iter().any(|t| t.name == gateway_name) => {
                             live = next;
                         }
@@ -422,12 +479,18 @@ impl Server {
                         None => return Ok(self.unavailable()),
                     }
                 }
+                // Each request to a stateless server is a connection of its own: one that failed
+                // (an answer rmcp cannot read, say) says nothing of the next. Pings tell whether
+                // the server is there.
+                Ok(Err(error)) if is_transport(&error) && live.stateless => {
+                    tracing::warn!(server = %name, %error, "MCP server failed a tool call");
+                    return Ok(tool_error(format!(
+                        "The MCP server '{name}' did not answer the call in MCP's terms."
+                    )));
+                }
                 Ok(Err(error)) if is_transport(&error) => {
                     tracing::warn!(server = %name, %error, "MCP server failed during a tool call");
                     self.sessions.forget(holder);
-                    if live.stateless {
-                        self.fail(&live, changed);
-                    }
                     return Ok(self.unavailable());
                 }
                 Ok(Err(error)) => {
@@ -456,11 +519,11 @@ impl Server {
 
     /// The connection that replaces `broken`, once the supervisor has made it and listed its
     /// tools; `None` if none came within the server's timeout.
-    async fn recovered(&self, broken: &Live) -> Option<Live> {
+    async fn recovered(&self, broken: &Live, era: Era) -> Option<Live> {
         let mut reconnected = self.reconnected.subscribe();
         let wait = async {
             loop {
-                if let Some(live) = self.live()
+                if let Some(live) = self.live_for(era)
                     && !Arc::ptr_eq(&live.failed, &broken.failed)
                 {
                     return live;

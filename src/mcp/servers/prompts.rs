@@ -14,12 +14,13 @@ use rmcp::model::{LoggingLevel, SetLevelRequestParams};
 use rmcp::service::ServiceError;
 use rmcp::{ErrorData, Peer, RoleServer};
 
-use super::{Holder, Live, McpServers, Server, expired, is_transport};
+use super::{Era, Holder, Live, McpServers, Server, expired, is_transport};
 
 impl McpServers {
-    /// The prompts of every server that is up; where two offer a name, the first configured.
-    pub fn prompts(&self) -> Vec<Prompt> {
-        self.offered(|live| &live.prompts, |prompt| &prompt.name)
+    /// The prompts of every server that is up, as `era` sees them; where two offer a name,
+    /// the first configured.
+    pub fn prompts(&self, era: Era) -> Vec<Prompt> {
+        self.offered(era, |live| &live.prompts, |prompt| &prompt.name)
     }
 
     /// Gets a prompt from the server that offers it, on `holder`'s upstream session; `None`
@@ -30,7 +31,7 @@ impl McpServers {
         downstream: &Peer<RoleServer>,
         mut request: GetPromptRequestParams,
     ) -> Option<Result<GetPromptResponse, ErrorData>> {
-        let (server, live) = self.prompt_owner(&request.name)?;
+        let (server, live) = self.prompt_owner(holder.era(), &request.name)?;
         let prefix = server.config.tool_prefix();
         request.name = request.name.strip_prefix(prefix.as_ref())?.to_owned();
         let upstream = match server
@@ -54,12 +55,12 @@ impl McpServers {
     ) -> Option<Result<CompleteResult, ErrorData>> {
         let (server, live) = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
-                let (server, live) = self.prompt_owner(&prompt.name)?;
+                let (server, live) = self.prompt_owner(holder.era(), &prompt.name)?;
                 let prefix = server.config.tool_prefix();
                 prompt.name = prompt.name.strip_prefix(prefix.as_ref())?.to_owned();
                 (server, live)
             }
-            Reference::Resource(template) => self.template_owner(&template.uri)?,
+            Reference::Resource(template) => self.template_owner(holder.era(), &template.uri)?,
             _ => return None,
         };
         let upstream = match server
@@ -75,17 +76,17 @@ impl McpServers {
     }
 
     /// The server that lists the resource template `uri_template` (the first configured).
-    fn template_owner(&self, uri_template: &str) -> Option<(Arc<Server>, Live)> {
+    fn template_owner(&self, era: Era, uri_template: &str) -> Option<(Arc<Server>, Live)> {
         self.all().iter().find_map(|server| {
-            let live = server.live()?;
+            let live = server.live_for(era)?;
             let offers = live.resources.as_ref()?.offers(uri_template);
             offers.then(|| (server.clone(), live))
         })
     }
 
     /// The server that offers the prompt `name` (the first configured, if several do).
-    fn prompt_owner(&self, name: &str) -> Option<(Arc<Server>, Live)> {
-        self.offering_server(name, |live| &live.prompts, |prompt| &prompt.name)
+    fn prompt_owner(&self, era: Era, name: &str) -> Option<(Arc<Server>, Live)> {
+        self.offering_server((era, name), |live| &live.prompts, |prompt| &prompt.name)
     }
 
     /// Passes a client's log level on to its open upstream sessions (a session opened later

@@ -19,7 +19,7 @@ use rmcp::model::{
 };
 use rmcp::{ErrorData, Peer, RoleServer};
 
-use super::{Holder, Live, McpServers, Server, lock};
+use super::{Era, Holder, Live, McpServers, Server, lock};
 
 /// The most URIs remembered with the server that listed them.
 const REMEMBERED: usize = 100_000;
@@ -102,7 +102,7 @@ impl McpServers {
     ) -> Vec<Resource> {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
-        for (server, live) in self.with_resources() {
+        for (server, live) in self.with_resources(client.0.era()) {
             let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 continue;
             };
@@ -130,7 +130,7 @@ impl McpServers {
     ) -> Vec<ResourceTemplate> {
         let mut seen = HashSet::new();
         let mut all = Vec::new();
-        for (server, live) in self.with_resources() {
+        for (server, live) in self.with_resources(client.0.era()) {
             let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 continue;
             };
@@ -152,7 +152,7 @@ impl McpServers {
         request: ReadResourceRequestParams,
     ) -> Option<Result<ReadResourceResponse, ErrorData>> {
         let mut refused = None;
-        for (server, live) in self.resource_route(&request.uri) {
+        for (server, live) in self.resource_route(client.0.era(), &request.uri) {
             let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 refused = Some(server.unavailable_error());
                 continue;
@@ -178,7 +178,7 @@ impl McpServers {
         on: bool,
     ) -> Option<Result<(), ErrorData>> {
         let mut refused = None;
-        for (server, live) in self.resource_route(uri) {
+        for (server, live) in self.resource_route(client.0.era(), uri) {
             let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 refused = Some(server.unavailable_error());
                 continue;
@@ -201,16 +201,18 @@ impl McpServers {
     }
 
     /// The servers up that offer resources, in configured order.
-    fn with_resources(&self) -> Vec<(Arc<Server>, Live)> {
+    fn with_resources(&self, era: Era) -> Vec<(Arc<Server>, Live)> {
         let all = self.all();
-        let up = all.iter().filter_map(|s| Some((s.clone(), s.live()?)));
+        let up = all
+            .iter()
+            .filter_map(|s| Some((s.clone(), s.live_for(era)?)));
         up.filter(|(_, live)| live.resources.is_some()).collect()
     }
 
     /// The servers to ask for `uri`, most likely first: the one that listed it, those whose
     /// templates match it, then every other server with resources.
-    fn resource_route(&self, uri: &str) -> Vec<(Arc<Server>, Live)> {
-        let mut servers = self.with_resources();
+    fn resource_route(&self, era: Era, uri: &str) -> Vec<(Arc<Server>, Live)> {
+        let mut servers = self.with_resources(era);
         let owner = self.resource_owners.of(uri);
         servers.sort_by_key(|(server, live)| {
             let listed = owner.as_deref() == Some(server.config.name.as_str());

@@ -49,6 +49,29 @@ enum Ended {
     },
 }
 
+/// One face of a connected server as sessions use it; `notices` are its `list_changed` and
+/// `failed`, shared by both faces, so a failure on either reconnects the server.
+fn assemble(
+    link: &Link,
+    listed: Listed,
+    (list_changed, failed): (&Arc<Notify>, &Arc<Notify>),
+) -> Live {
+    let (tools, prompts, resources) = listed;
+    let (tools, extras) = tools.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
+    let extras = extras.into_iter().flatten().collect();
+    Live {
+        peer: link.peer().clone(),
+        stateless: link.stateless,
+        tools: Arc::new(tools),
+        extras: Arc::new(extras),
+        tap: link.tap.clone(),
+        prompts: Arc::new(prompts),
+        resources: resources.map(Arc::new),
+        list_changed: list_changed.clone(),
+        failed: failed.clone(),
+    }
+}
+
 impl Supervisor {
     pub async fn run(self) {
         let name = self.server.config.name.clone();
@@ -62,6 +85,11 @@ impl Supervisor {
             let connected = tokio::select! {
                 () = self.stop.cancelled() => return,
                 connected = connecting => connected,
+            };
+            // A server of the sessionless revision alone refuses `initialize`.
+            let connected = match connected {
+                Err(error) => self.discovered(&list_changed).await.ok_or(error),
+                connected => connected,
             };
             match connected {
                 Ok(link) => match self.watch(link, list_changed).await {
@@ -89,6 +117,10 @@ impl Supervisor {
         let name = &self.server.config.name;
         let peer = link.peer().clone();
         let failed = Arc::new(Notify::new());
+        let modern = match link.stateless {
+            true => None,
+            false => self.discovered(&list_changed).await,
+        };
         let mut served = false;
         let mut missed = 0;
         let mut ping = tokio::time::interval(self.server.config.ping_interval.0);
@@ -98,28 +130,22 @@ impl Supervisor {
         let ended = loop {
             if refresh {
                 match self.list(&peer, &link.tap).await {
-                    Ok((tools, prompts, resources)) => {
+                    Ok(listed) => {
                         let served_before = served;
                         if !served {
-                            tracing::info!(server = %name, tools = tools.len(), "MCP server is up");
+                            let tools = listed.0.len();
+                            tracing::info!(server = %name, tools, "MCP server is up");
                             self.server.refill(&self.client, &list_changed);
                         }
                         served = true;
-                        let (tools, extras) = tools.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
-                        let extras = extras.into_iter().flatten().collect();
-                        let live = Live {
-                            peer: peer.clone(),
-                            stateless: link.stateless,
-                            tools: Arc::new(tools),
-                            extras: Arc::new(extras),
-                            tap: link.tap.clone(),
-                            prompts: Arc::new(prompts),
-                            resources: resources.map(Arc::new),
-                            list_changed: list_changed.clone(),
-                            failed: failed.clone(),
+                        let notices = (&list_changed, &failed);
+                        let live = assemble(&link, listed, notices);
+                        let modern = match &modern {
+                            Some(face) => self.face(face, notices).await,
+                            None => None,
                         };
                         let has_resources = live.resources.is_some();
-                        self.server.set_live(Some(live), &self.changed);
+                        self.server.set_live((Some(live), modern), &self.changed);
                         // Resource lists are not kept here (each client lists its own): a
                         // server's notice that they changed is passed on as it came.
                         if served_before && has_resources {
@@ -145,13 +171,50 @@ impl Supervisor {
                 }
             }
         };
-        self.server.set_live(None, &self.changed);
+        self.server.set_live((None, None), &self.changed);
         link.close().await;
+        if let Some(modern) = modern {
+            modern.close().await;
+        }
         match ended {
             None => Ended::Stopped,
             Some(error) => {
                 tracing::warn!(server = %name, %error, "MCP server is down; its tools are withdrawn");
                 Ended::Broke { served }
+            }
+        }
+    }
+
+    /// The server's 2026-07-28 face, when it has one (a connection by `server/discover`).
+    async fn discovered(&self, list_changed: &Arc<Notify>) -> Option<Link> {
+        let config = &self.server.config;
+        let discovering = link::discover(config, &self.client, list_changed.clone());
+        let found = tokio::select! {
+            () = self.stop.cancelled() => return None,
+            found = discovering => found,
+        };
+        match found {
+            Ok(Some(link)) => {
+                tracing::info!(server = %config.name, "MCP server also speaks 2026-07-28");
+                Some(link)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::info!(server = %config.name, %error, "no 2026-07-28 face");
+                None
+            }
+        }
+    }
+
+    /// What the discovered face offers now; none (its clients served by the session face)
+    /// when it cannot be listed.
+    async fn face(&self, link: &Link, notices: (&Arc<Notify>, &Arc<Notify>)) -> Option<Live> {
+        match self.list(link.peer(), &link.tap).await {
+            Ok(listed) => Some(assemble(link, listed, notices)),
+            Err(error) => {
+                let name = &self.server.config.name;
+                tracing::warn!(server = %name, %error, "its 2026-07-28 face cannot be listed");
+                None
             }
         }
     }

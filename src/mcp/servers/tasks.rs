@@ -69,7 +69,7 @@ impl McpServers {
         mut params: serde_json::Map<String, Value>,
     ) -> Option<Result<Value, ErrorData>> {
         let name = params.get("name")?.as_str()?.to_owned();
-        let (server, live) = self.owner(&name)?;
+        let (server, live) = self.owner(holder.era(), &name)?;
         let Some(live) = live else {
             return Some(Err(server.unavailable_error()));
         };

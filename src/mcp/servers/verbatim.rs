@@ -17,7 +17,7 @@ use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult,
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
     ClientRequest, CustomRequest, GetMeta, JsonObject, JsonRpcMessage, ProgressNotificationParam,
-    ProgressToken, RequestId, ServerJsonRpcMessage, ServerResult,
+    ProgressToken, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::transport::Transport;
@@ -279,15 +279,30 @@ pub fn restore_lost(object: &mut JsonObject, lost: &JsonObject) {
 pub async fn call_tool(
     peer: &Peer<RoleClient>,
     tap: &Tap,
-    params: CallToolRequestParams,
+    mut params: CallToolRequestParams,
     client: &Peer<RoleServer>,
+    stateless: bool,
 ) -> Result<CallToolResponse, ServiceError> {
     let theirs = params
         .meta
         .as_ref()
         .and_then(|meta| meta.get_progress_token());
+    let mut options = PeerRequestOptions::no_options();
+    // What the client said of itself for this one request (its capabilities, its log level)
+    // goes to a stateless server in place of what the gateway's connection declared; a
+    // session-era server was told at its session's start.
+    if let Some(meta) = params.meta.as_mut() {
+        let mut envelope = RequestMetaObject::default();
+        for key in ENVELOPE {
+            if let Some(value) = meta.0.0.remove(key) {
+                envelope.0.0.insert(key.to_owned(), value);
+            }
+        }
+        if stateless && !envelope.0.is_empty() {
+            options.meta = Some(envelope);
+        }
+    }
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-    let options = PeerRequestOptions::no_options();
     let handle = peer.send_cancellable_request(request, options).await?;
     let mut abandoned = Abandoned(Some((peer.clone(), handle.id.clone())));
     let to = theirs.map(|theirs| (client.clone(), theirs));
@@ -307,6 +322,13 @@ pub async fn call_tool(
         _ => Err(ServiceError::UnexpectedResponse),
     }
 }
+
+/// The keys of a 2026-07-28 client's `_meta` that describe it for one request and are passed
+/// on to a stateless server.
+pub const ENVELOPE: [&str; 2] = [
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/logLevel",
+];
 
 /// Tells the server a call was abandoned (its client cancelled it or went away), unless the
 /// answer came.
