@@ -28,6 +28,10 @@ const ASKS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/test_mcp_server_requests.py"
 );
+const MODERN_ONLY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/python/test_mcp_modern_upstream.py"
+);
 const RESOURCES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/python/test_mcp_upstream_resources.py"
@@ -214,6 +218,34 @@ mcp:
             "mcp upstream sessions: all checks passed"
         ]
     );
+    let _ = upstream.kill().await;
+    gateway.stop().await;
+}
+
+/// A server that speaks only the sessionless revision (it refuses `initialize`) is reached by
+/// discovery, and clients of both revisions list and call its tools.
+#[tokio::test]
+async fn a_server_of_the_sessionless_revision_alone_serves_clients_of_both() {
+    let port = free_port();
+    let mut upstream = Command::new(python())
+        .args([FAKE, "http-modern", &port.to_string(), UPSTREAM_AUTH])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let gateway = TestGateway::start(&format!(
+        r#"
+keys:
+  - {{ name: all, key: sk-up-all }}
+mcp:
+  servers:
+    - {{ name: only, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 10s }}
+"#
+    ))
+    .await;
+    let said = drive(MODERN_ONLY, &gateway, &mut upstream, port).await;
+    assert_eq!(said, ["mcp 2026-only upstream: all checks passed"]);
     let _ = upstream.kill().await;
     gateway.stop().await;
 }

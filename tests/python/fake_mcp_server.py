@@ -12,6 +12,7 @@ the server, for a test that restarts it.
 """
 
 import asyncio
+import json
 import os
 import sys
 
@@ -249,6 +250,42 @@ def checking_auth(app, required):
     return wrapped
 
 
+def refusing_initialize(app):
+    """ASGI middleware: a server of the sessionless 2026-07-28 revision alone, which refuses
+    `initialize` (HTTP 400, -32022) and serves requests that carry their own `_meta`."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        try:
+            method = json.loads(body).get("method")
+        except (ValueError, AttributeError):
+            method = None
+        if method == "initialize":
+            error = {"jsonrpc": "2.0", "id": None, "error": {"code": -32022, "message": "2026-07-28 only"}}
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": json.dumps(error).encode()})
+            return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await app(scope, replay, send)
+
+    return wrapped
+
+
 def main():
     mode = sys.argv[1]
     if mode == "stdio":
@@ -260,6 +297,8 @@ def main():
     required = sys.argv[3] if len(sys.argv) > 3 else None
     resumable = server.streamable_http_app(event_store=Events(), retry_interval=100)
     app = checking_auth(resumable, required)
+    if mode == "http-modern":
+        app = refusing_initialize(app)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
 
 

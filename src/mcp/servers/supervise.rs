@@ -195,7 +195,7 @@ impl Supervisor {
         };
         match found {
             Ok(Some(link)) => {
-                tracing::info!(server = %config.name, "MCP server also speaks 2026-07-28");
+                tracing::info!(server = %config.name, "MCP server has a 2026-07-28 face");
                 Some(link)
             }
             Ok(None) => None,
@@ -260,9 +260,14 @@ impl Supervisor {
         Ok((expose(&config.name, &prefix, tools), prompts, resources))
     }
 
+    /// Whether the server answers at all: an error is an answer too (2026-07-28 removed
+    /// `ping`, and a server of that revision alone says it does not know the method).
     async fn ping(&self, peer: &Peer<RoleClient>) -> Result<(), Silence> {
         let request = ClientRequest::PingRequest(PingRequest::default());
-        self.within(peer.send_request(request)).await.map(drop)
+        match self.within(peer.send_request(request)).await {
+            Ok(_) | Err(Silence::Failed(ServiceError::McpError(_))) => Ok(()),
+            Err(silence) => Err(silence),
+        }
     }
 
     /// Any failure or silence past the server's timeout counts against the server.
