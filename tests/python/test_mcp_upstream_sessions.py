@@ -7,7 +7,7 @@
 - Discovery: `modern` is the same HTTP server with `discover` on (`up` has it off). Session-era
   clients still get sessions of their own; sessionless clients reach its 2026-07-28 face, which
   keeps no session: the fake counts all their calls under one key, as for clients connected to
-  it directly.
+  it directly. There, a call's log messages reach its own caller when it set a log level.
 - A 20 MiB result fails its own call at once with a message naming max_result, while a call
   beside it on the same session succeeds and the server's tools stay listed.
 - The HTTP upstream restarted at once with its `echo` renamed `echo_v2` (RESTART_RENAMED on
@@ -115,6 +115,25 @@ async def discovered_face():
         async with modern(key) as client:
             seen += await counts(client, "modern", 2)
     assert seen == [1, 2, 3, 4], ("modern", "sessionless", seen)
+
+    # On that face, a call's log messages (the client opted in with its log level) and its
+    # progress reach the caller before the result; a client that did not opt in hears none.
+    for level, wanted in (("info", ["did step 1", "did step 2"]), (None, [])):
+        heard, progress = [], []
+
+        async def on_log(params):
+            heard.append(params.data)
+
+        async def on_progress(done, total, message):
+            progress.append(message)
+
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {KEY}"})
+        transport = streamable_http_client(MCP_URL, http_client=http)
+        async with http, Client(transport, cache=None, log_level=level, logging_callback=on_log) as client:
+            result = await client.call_tool("modern__work", {"steps": 2}, progress_callback=on_progress)
+            assert text_of(result) == "worked 2 steps", result
+        assert heard == wanted, (level, heard)
+        assert progress == ["step 1", "step 2"], progress
 
 
 async def oversized():

@@ -77,8 +77,8 @@ impl BoundedHttp {
             }
             Ok(StreamableHttpPostResponse::Sse(events, session)) => {
                 let this = self.clone();
+                let events = self.tapped(events, Some(id.clone()));
                 let mut id = Some(id);
-                let events = self.tapped(events);
                 // Events may come before the answer (a priming event, progress): the id is spent
                 // only on the error that stands for the answer.
                 let events = events.map(move |event| match event {
@@ -96,15 +96,16 @@ impl BoundedHttp {
         }
     }
 
-    /// `events`, each heard by the tap on its way to rmcp.
-    fn tapped(&self, events: Events) -> Events {
+    /// `events`, each heard by the tap on its way to rmcp; `on`: the request whose response
+    /// stream they are.
+    fn tapped(&self, events: Events, on: Option<RequestId>) -> Events {
         let tap = self.tap.clone();
         let heard = events.inspect(move |event| {
             if let Ok(Sse {
                 data: Some(data), ..
             }) = event
             {
-                tap.heard(data.as_bytes());
+                tap.heard_on(on.as_ref(), data.as_bytes());
             }
         });
         heard.boxed()
@@ -293,7 +294,7 @@ impl StreamableHttpClient for BoundedHttp {
             .client
             .get_stream(uri, session_id, last_event_id, auth, headers)
             .await;
-        self.heard(stream).map(|events| self.tapped(events))
+        self.heard(stream).map(|events| self.tapped(events, None))
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -316,6 +317,6 @@ impl StreamableHttpClient for BoundedHttp {
                 max_sse_event_size,
             )
             .await;
-        self.heard(stream).map(|events| self.tapped(events))
+        self.heard(stream).map(|events| self.tapped(events, None))
     }
 }

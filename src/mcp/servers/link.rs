@@ -260,7 +260,7 @@ pub async fn discover(
         return Ok(None);
     }
     let relay = Arc::new(Relay::default());
-    let tap = Arc::new(Tap::new(relay.clone()));
+    let tap = Arc::new(Tap::per_request(relay.clone()));
     // Declared so the server may ask for input; each call says what its own client answers.
     let mut answers = ClientCapabilities::default();
     answers.sampling = Some(Default::default());

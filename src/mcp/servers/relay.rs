@@ -10,12 +10,12 @@
 use std::sync::{Mutex, OnceLock};
 
 // MCP logging: SEP-2577 deprecates it, but 2025-11-25 clients and servers speak it.
-#[allow(deprecated)]
-use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientResult, CustomNotification,
     ProgressNotification, ProgressNotificationParam, ServerNotification, ServerRequest,
 };
+#[allow(deprecated)]
+use rmcp::model::{LoggingMessageNotification, LoggingMessageNotificationParam};
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::{ErrorData, Peer, RoleServer};
 use serde_json::Value;
@@ -60,6 +60,16 @@ impl Relay {
         if let Some(client) = client {
             self.send_to(&client, method, params);
         }
+    }
+
+    /// Passes a log message of a call to its `client`, after everything queued before it.
+    #[allow(deprecated)]
+    pub fn log_to(&self, client: &Peer<RoleServer>, params: LoggingMessageNotificationParam) {
+        let message = LoggingMessageNotification::new(params);
+        self.queued(
+            client,
+            ServerNotification::LoggingMessageNotification(message),
+        );
     }
 
     /// Passes a notification to `client`, after everything queued before it.

@@ -19,6 +19,9 @@ use rmcp::model::{
     ClientRequest, CustomRequest, GetMeta, JsonObject, JsonRpcMessage, ProgressNotificationParam,
     ProgressToken, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
 };
+// MCP logging: SEP-2577 deprecates it, but both revisions still carry it.
+#[allow(deprecated)]
+use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::service::{PeerRequestOptions, ServiceError};
 use rmcp::transport::Transport;
 use rmcp::{Peer, RoleClient, RoleServer};
@@ -44,8 +47,22 @@ pub struct Tap {
     marked: AtomicUsize,
     /// The calls in flight, by the progress token rmcp gave each.
     progress: Mutex<HashMap<ProgressToken, Progress>>,
+    /// On a stateless connection, shared by every client: the calls in flight whose log
+    /// messages go to their own caller, by request id (their response streams say whose).
+    logs: Option<Mutex<HashMap<RequestId, Logs>>>,
     relay: Arc<Relay>,
 }
+
+/// Where one call's log messages go.
+#[allow(deprecated)]
+enum Logs {
+    /// Heard before its caller said where they go: kept, a few.
+    Early(Vec<LoggingMessageNotificationParam>),
+    To(Peer<RoleServer>),
+}
+
+/// A log message.
+const LOG: &str = "notifications/message";
 
 /// Where one call's progress goes.
 enum Progress {
@@ -78,7 +95,54 @@ impl Tap {
             slots: Mutex::default(),
             marked: AtomicUsize::new(0),
             progress: Mutex::default(),
+            logs: None,
             relay,
+        }
+    }
+
+    /// A tap for a connection every client shares (a stateless server's): each call's log
+    /// messages go to its own caller.
+    pub fn per_request(relay: Arc<Relay>) -> Tap {
+        Tap {
+            logs: Some(Mutex::default()),
+            ..Tap::new(relay)
+        }
+    }
+
+    /// Keeps the log messages of the call `id` until [`Tap::logs_to`] says where they go.
+    fn expect_logs(&self, id: RequestId) {
+        if let Some(logs) = &self.logs {
+            lock(logs).entry(id).or_insert(Logs::Early(Vec::new()));
+        }
+    }
+
+    /// Sends the log messages of the call `id` (and those heard already) to `client`, until
+    /// the guard is dropped.
+    fn logs_to(&self, id: RequestId, client: &Peer<RoleServer>) -> Logging<'_> {
+        if let Some(logs) = &self.logs {
+            let mut logs = lock(logs);
+            if let Some(Logs::Early(early)) = logs.remove(&id) {
+                for params in early {
+                    self.relay.log_to(client, params);
+                }
+            }
+            logs.insert(id.clone(), Logs::To(client.clone()));
+        }
+        Logging { tap: self, id }
+    }
+
+    #[allow(deprecated)]
+    fn heard_log(&self, on: &RequestId, params: Option<&RawValue>) {
+        let Some(logs) = &self.logs else { return };
+        let Some(Ok(params)) =
+            params.map(|p| serde_json::from_str::<LoggingMessageNotificationParam>(p.get()))
+        else {
+            return;
+        };
+        match lock(logs).get_mut(on) {
+            Some(Logs::Early(early)) if early.len() < EARLY => early.push(params),
+            Some(Logs::To(client)) => self.relay.log_to(client, params),
+            _ => {}
         }
     }
 
@@ -155,6 +219,11 @@ impl Tap {
 
     /// One message from the server, before rmcp reads it.
     pub fn heard(&self, message: &[u8]) {
+        self.heard_on(None, message);
+    }
+
+    /// [`Tap::heard`] for a message on the response stream of the request `on`.
+    pub fn heard_on(&self, on: Option<&RequestId>, message: &[u8]) {
         // Every method passed on is a notification: one pass over the message (a large result
         // is scanned once, not once per method) says whether it may be one.
         let awaited = self.marked.load(Ordering::Acquire) > 0;
@@ -175,6 +244,11 @@ impl Tap {
                 self.relay.notify(method, params);
             }
             (None, Some(PROGRESS)) => self.heard_progress(peek.params),
+            (None, Some(LOG)) => {
+                if let Some(on) = on {
+                    self.heard_log(on, peek.params);
+                }
+            }
             _ => {}
         }
     }
@@ -304,6 +378,7 @@ pub async fn call_tool(
     }
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
     let handle = peer.send_cancellable_request(request, options).await?;
+    let _logging = tap.logs_to(handle.id.clone(), client);
     let mut abandoned = Abandoned(Some((peer.clone(), handle.id.clone())));
     let to = theirs.map(|theirs| (client.clone(), theirs));
     let following = tap.progress_to(handle.progress_token.clone(), to);
@@ -349,6 +424,20 @@ impl Drop for Abandoned {
         runtime.spawn(async move {
             let _ = peer.send_notification(cancelled).await;
         });
+    }
+}
+
+/// Stops passing one call's log messages on when dropped.
+struct Logging<'a> {
+    tap: &'a Tap,
+    id: RequestId,
+}
+
+impl Drop for Logging<'_> {
+    fn drop(&mut self) {
+        if let Some(logs) = &self.tap.logs {
+            lock(logs).remove(&self.id);
+        }
     }
 }
 
@@ -404,6 +493,7 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Tapped<T> {
                     if let Some(token) = call.get_meta().get_progress_token() {
                         self.tap.expect_progress(token);
                     }
+                    self.tap.expect_logs(request.id.clone());
                 }
                 _ => {}
             }
