@@ -23,7 +23,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::Shared;
-use super::feed::Feed;
+use super::feed::{Feed, Outlet};
 use super::outlets::{ListenOutlet, SessionOutlet};
 use super::servers::{Era, Holder};
 use crate::auth::Caller;
@@ -273,8 +273,12 @@ impl ServerHandler for Session {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
+        // Other URIs are the upstream servers' (their 2026-07-28 faces are listened to).
+        let upstream = self.shared.servers.any();
         let documents = requested.resource_subscriptions.as_ref().map(|uris| {
-            let valid = uris.iter().filter(|u| parse_uri(u).is_some());
+            let valid = uris
+                .iter()
+                .filter(|u| parse_uri(u).is_some() || (upstream && u.contains(':')));
             valid.cloned().collect()
         });
         let mut accepted = SubscriptionFilter::new();
@@ -287,11 +291,25 @@ impl ServerHandler for Session {
 
     async fn listen(&self, subscription: SubscriptionContext) -> Result<(), ErrorData> {
         let caller = self.caller(subscription.request_context())?;
-        let feed = Feed::new(&self.shared, caller);
         let outlet = ListenOutlet(subscription.sink());
+        let upstream = outlet.subscribed().await.into_iter();
+        let upstream: Vec<String> = upstream
+            .filter(|uri| parse_uri(uri).is_none() && caller.may_use_resource(uri))
+            .collect();
+        let mut updates = self.shared.servers.listen_updates(upstream);
+        let forwarded = async {
+            while let Some(uri) = updates.recv().await {
+                if !outlet.resource_updated(uri).await {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let feed = Feed::new(&self.shared, caller);
         tokio::select! {
             () = subscription.cancelled() => {}
             () = feed.pump(&outlet, &self.stop) => {}
+            () = forwarded => {}
         }
         Ok(())
     }

@@ -119,8 +119,10 @@ server._lowlevel_server.add_request_handler("resources/unsubscribe", Unsubscribe
 
 @server.tool()
 async def touch(name: str, ctx: Context) -> bool:
-    """Says the note `name` changed, to this session if it subscribed to it."""
+    """Says the note `name` changed: to `subscriptions/listen` streams that asked for it, and to
+    this session if it subscribed to it (the answer says whether it had)."""
     uri = f"fake://notes/{name}"
+    await ctx.notify_resource_updated(uri)
     if uri not in SUBSCRIPTIONS.get(session_of(ctx.request_context), set()):
         return False
     await ctx.session.send_resource_updated(uri)

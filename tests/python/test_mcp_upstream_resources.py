@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 
 import anyio
 import mcp.types as types
+from mcp.client import Client
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated
 
 MCP_URL = os.environ["SWITCHBOARD_MCP_URL"]
 KEY = os.environ["SWITCHBOARD_KEY"]
@@ -85,6 +87,23 @@ async def main():
             raise AssertionError("read a resource no server has")
         except MCPError as error:
             assert "fake://nowhere/at-all" in str(error), error
+
+    # A client of the sessionless revision hears of an upstream resource on its
+    # `subscriptions/listen` stream: the gateway listens at the server's 2026-07-28 face. That
+    # upstream stream opens just after the client's is acknowledged, so the note is touched until
+    # the first update comes.
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {KEY}"})
+    async with http, Client(streamable_http_client(MCP_URL, http_client=http), cache=None) as client:
+        async with client.listen(resource_subscriptions=["fake://notes/readme"]) as subscription:
+            honored = subscription.honored.resource_subscriptions
+            assert honored == ["fake://notes/readme"], subscription.honored
+            event = None
+            with anyio.fail_after(10):
+                while event is None:
+                    await client.call_tool("up__touch", {"name": "readme"})
+                    with anyio.move_on_after(0.5):
+                        event = await subscription.__anext__()
+            assert event == ResourceUpdated(uri="fake://notes/readme"), event
 
     # A key's `resources:` globs decide what it lists, reads and subscribes to.
     async with connect(LOCAL_KEY) as session:

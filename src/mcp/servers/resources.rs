@@ -15,11 +15,52 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 #[allow(deprecated)]
 use rmcp::model::{
     ReadResourceRequestParams, ReadResourceResponse, Resource, ResourceTemplate,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    ServerNotification, SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
 use rmcp::{ErrorData, Peer, RoleServer};
+use tokio::sync::mpsc;
 
 use super::{Era, Holder, Live, McpServers, Server, lock};
+
+/// Updates waiting for a client's listen stream; a server that sends faster waits.
+const UPDATES: usize = 64;
+
+/// One server's `subscriptions/listen` for `filter`, its updates passed to `updates` until the
+/// stream or the receiver ends.
+async fn listen_at(
+    server: Arc<Server>,
+    live: Live,
+    filter: SubscriptionFilter,
+    updates: mpsc::Sender<String>,
+) {
+    let name = &server.config.name;
+    let listening = tokio::time::timeout(server.config.timeout.0, live.peer.listen(filter));
+    let mut subscription = match listening.await {
+        Ok(Ok(subscription)) => subscription,
+        Ok(Err(error)) => {
+            tracing::warn!(server = %name, %error, "no resource subscriptions upstream");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(server = %name, "no answer to subscriptions/listen");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = updates.closed() => return,
+            next = subscription.next() => match next {
+                Ok(Some(ServerNotification::ResourceUpdatedNotification(updated))) => {
+                    if updates.send(updated.params.uri).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            },
+        }
+    }
+}
 
 /// The most URIs remembered with the server that listed them.
 const REMEMBERED: usize = 100_000;
@@ -198,6 +239,33 @@ impl McpServers {
             }
         }
         refused.map(Err)
+    }
+
+    /// Updates of `uris` from the servers' 2026-07-28 faces, each URI asked of the server that
+    /// would serve it, as they come; every upstream `subscriptions/listen` ends when the
+    /// receiver is dropped. A session-era face has no such stream: its URIs are not heard.
+    pub fn listen_updates(&self, uris: Vec<String>) -> mpsc::Receiver<String> {
+        let (updates, heard) = mpsc::channel(UPDATES);
+        let mut by_server: Vec<(Arc<Server>, Live, Vec<String>)> = Vec::new();
+        for uri in uris {
+            let Some((server, live)) = self.resource_route(Era::Stateless, &uri).into_iter().next()
+            else {
+                continue;
+            };
+            if !live.stateless {
+                continue;
+            }
+            match by_server.iter_mut().find(|(s, ..)| Arc::ptr_eq(s, &server)) {
+                Some((.., mine)) => mine.push(uri),
+                None => by_server.push((server, live, vec![uri])),
+            }
+        }
+        for (server, live, uris) in by_server {
+            let mut filter = SubscriptionFilter::new();
+            filter.resource_subscriptions = Some(uris);
+            tokio::spawn(listen_at(server, live, filter, updates.clone()));
+        }
+        heard
     }
 
     /// The servers up that offer resources, in configured order.
