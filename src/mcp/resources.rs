@@ -12,6 +12,7 @@ use rmcp::model::{SubscribeRequestParams, UnsubscribeRequestParams};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
+use super::servers::original_uri;
 use super::session::{
     PAGE, Session, TEMPLATES_TTL_MS, fresh_hints, lock, modern, not_found, parse_uri, session_id,
     uri,
@@ -158,7 +159,7 @@ impl Session {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = request.uri.clone();
-        if !caller.may_use_resource(&uri) {
+        if !caller.may_use_resource(&original_uri(&uri)) {
             return Err(not_found(&uri));
         }
         let holder = self.holder(caller, &context);
@@ -181,7 +182,7 @@ impl Session {
     ) -> Result<(), ErrorData> {
         let caller = self.caller(&context)?;
         if !request.uri.starts_with("context://") {
-            if !caller.may_use_resource(&request.uri) {
+            if !caller.may_use_resource(&original_uri(&request.uri)) {
                 return Err(not_found(&request.uri));
             }
             let holder = self.holder(&caller, &context);

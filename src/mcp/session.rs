@@ -25,7 +25,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::Shared;
 use super::feed::{Feed, Outlet};
 use super::outlets::{ListenOutlet, SessionOutlet};
-use super::servers::{Era, Holder};
+use super::servers::{Era, Holder, original_uri};
 use crate::auth::Caller;
 
 /// Resources listed per page.
@@ -294,7 +294,7 @@ impl ServerHandler for Session {
         let outlet = ListenOutlet(subscription.sink());
         let upstream = outlet.subscribed().await.into_iter();
         let upstream: Vec<String> = upstream
-            .filter(|uri| parse_uri(uri).is_none() && caller.may_use_resource(uri))
+            .filter(|uri| parse_uri(uri).is_none() && caller.may_use_resource(&original_uri(uri)))
             .collect();
         let mut updates = self.shared.servers.listen_updates(upstream);
         let forwarded = async {

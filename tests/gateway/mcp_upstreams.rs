@@ -596,7 +596,7 @@ keys:
 mcp:
   servers:
     - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 2s, ping_interval: 500ms }}
-    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 2s, ping_interval: 500ms }}
+    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 3s, ping_interval: 1s }}
 "#
     ))
     .await;

@@ -61,6 +61,22 @@ async def main():
         assert listed.count("fake://notes/readme") == 1, listed
         got = await text_at(session, "fake://notes/readme")
         assert got == "readme over http", (got, listed)
+        # The stdio server's copy is offered under an alias that leads back to it, read and
+        # subscribed to there, its update named as the client named it.
+        alias = "switchboard://local/fake%3A%2F%2Fnotes%2Freadme"
+        assert alias in listed, listed
+        read = await session.read_resource(alias)
+        assert read.contents[0].text == "readme over stdio", read
+        assert str(read.contents[0].uri) == alias, read
+        await session.subscribe_resource(alias)
+        touched = await session.call_tool("local__touch", {"name": "readme"})
+        assert touched.structured_content == {"result": True}, touched
+        with anyio.fail_after(10):
+            while alias not in updates.uris:
+                await updates.event.wait()
+                updates.event = anyio.Event()
+        assert "fake://notes/readme" not in updates.uris, updates.uris
+        await session.unsubscribe_resource(alias)
 
         templates = [t.uri_template for t in (await session.list_resource_templates()).resource_templates]
         assert "context://{namespace}/{key}" in templates and "fake://notes/{name}" in templates, templates

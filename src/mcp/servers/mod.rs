@@ -4,6 +4,7 @@
 //!
 //! Sessions hear of every change to the set of upstream tools through [`McpServers::changes`].
 
+mod aliases;
 mod bounded_http;
 mod bounded_stdio;
 mod link;
@@ -16,6 +17,7 @@ mod supervise;
 mod tasks;
 mod verbatim;
 
+pub use aliases::original as original_uri;
 pub use oversize::response_id as oversized_response_id;
 pub use sessions::Holder;
 pub use verbatim::{ENVELOPE, kept_for as tapped_answer, restore_lost};

@@ -4,7 +4,8 @@
 //! A URI goes to the server that listed it last, else to one whose template it matches, else to
 //! each server with resources in configured order until one has it (a `resource_link` in a tool
 //! result names URIs no list holds). URIs reach the client as the servers wrote them; where two
-//! servers list one URI, the first configured serves it, as with tool names.
+//! servers list one URI, the first configured keeps it and the others' copies are offered under
+//! an alias that leads back to them (`aliases`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -20,20 +21,22 @@ use rmcp::model::{
 use rmcp::{ErrorData, Peer, RoleServer};
 use tokio::sync::mpsc;
 
-use super::{Era, Holder, Live, McpServers, Server, lock};
+use super::{Era, Holder, Live, McpServers, Server, aliases, lock};
 
 /// Updates waiting for a client's listen stream; a server that sends faster waits.
 const UPDATES: usize = 64;
 
-/// One server's `subscriptions/listen` for `filter`, its updates passed to `updates` until the
-/// stream or the receiver ends.
+/// One server's `subscriptions/listen` for the URIs `named` holds (as the server names them),
+/// its updates passed to `updates` under the client's names until the stream or receiver ends.
 async fn listen_at(
     server: Arc<Server>,
     live: Live,
-    filter: SubscriptionFilter,
+    named: HashMap<String, String>,
     updates: mpsc::Sender<String>,
 ) {
     let name = &server.config.name;
+    let mut filter = SubscriptionFilter::new();
+    filter.resource_subscriptions = Some(named.keys().cloned().collect());
     let listening = tokio::time::timeout(server.config.timeout.0, live.peer.listen(filter));
     let mut subscription = match listening.await {
         Ok(Ok(subscription)) => subscription,
@@ -51,7 +54,9 @@ async fn listen_at(
             () = updates.closed() => return,
             next = subscription.next() => match next {
                 Ok(Some(ServerNotification::ResourceUpdatedNotification(updated))) => {
-                    if updates.send(updated.params.uri).await.is_err() {
+                    let uri = updated.params.uri;
+                    let uri = named.get(&uri).cloned().unwrap_or(uri);
+                    if updates.send(uri).await.is_err() {
                         return;
                     }
                 }
@@ -153,11 +158,16 @@ impl McpServers {
             let Ok(listed) = server.answered(client.0, listed, "a resource list") else {
                 continue;
             };
-            // A URI an earlier server listed stays that server's.
-            let first = listed.into_iter().filter(|r| seen.insert(r.uri.clone()));
-            let first: Vec<Resource> = first.collect();
+            // A URI an earlier server listed stays that server's; this one's copy gets an alias.
+            let (first, shadowed): (Vec<Resource>, Vec<Resource>) =
+                listed.into_iter().partition(|r| seen.insert(r.uri.clone()));
             self.resource_owners.listed(&server.config.name, &first);
-            all.extend(first.into_iter().filter(|r| allowed(&r.uri)));
+            let shadowed = shadowed.into_iter().map(|mut resource| {
+                resource.uri = aliases::alias(&server.config.name, &resource.uri);
+                resource
+            });
+            let offered = first.into_iter().chain(shadowed);
+            all.extend(offered.filter(|r| allowed(&aliases::original(&r.uri))));
         }
         all
     }
@@ -192,8 +202,12 @@ impl McpServers {
         client: Client<'_>,
         request: ReadResourceRequestParams,
     ) -> Option<Result<ReadResourceResponse, ErrorData>> {
+        let (route, original) = self.route_of(client.0.era(), &request.uri);
+        let asked = request.uri.clone();
+        let mut request = request;
+        request.uri.clone_from(&original);
         let mut refused = None;
-        for (server, live) in self.resource_route(client.0.era(), &request.uri) {
+        for (server, live) in route {
             let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 refused = Some(server.unavailable_error());
                 continue;
@@ -202,7 +216,12 @@ impl McpServers {
                 server.within_call_timeout(upstream.peer.read_resource_once(request.clone())),
             );
             match server.answered(client.0, read.await, "a resource") {
-                Ok(read) => return Some(Ok(read)),
+                Ok(mut read) => {
+                    if let ReadResourceResponse::Complete(result) = &mut read {
+                        aliases::rename(&mut result.contents, &original, &asked);
+                    }
+                    return Some(Ok(read));
+                }
                 Err(error) => refused = Some(error),
             }
         }
@@ -218,12 +237,16 @@ impl McpServers {
         uri: &str,
         on: bool,
     ) -> Option<Result<(), ErrorData>> {
+        let (route, original) = self.route_of(client.0.era(), uri);
         let mut refused = None;
-        for (server, live) in self.resource_route(client.0.era(), uri) {
+        for (server, live) in route {
             let Ok(upstream) = server.session(&live, client, &self.client).await else {
                 refused = Some(server.unavailable_error());
                 continue;
             };
+            // Its updates name the server's own URI: the client hears of the one it used.
+            upstream.tap.rename_updates(&original, uri, on);
+            let uri = original.as_str();
             let done = if on {
                 let asked = upstream.peer.subscribe(SubscribeRequestParams::new(uri));
                 server.within_call_timeout(asked).await
@@ -246,26 +269,41 @@ impl McpServers {
     /// receiver is dropped. A session-era face has no such stream: its URIs are not heard.
     pub fn listen_updates(&self, uris: Vec<String>) -> mpsc::Receiver<String> {
         let (updates, heard) = mpsc::channel(UPDATES);
-        let mut by_server: Vec<(Arc<Server>, Live, Vec<String>)> = Vec::new();
+        // Each server's URIs, as the server names them, and what the client called each.
+        let mut by_server: Vec<(Arc<Server>, Live, HashMap<String, String>)> = Vec::new();
         for uri in uris {
-            let Some((server, live)) = self.resource_route(Era::Stateless, &uri).into_iter().next()
-            else {
+            let (route, original) = self.route_of(Era::Stateless, &uri);
+            let Some((server, live)) = route.into_iter().next() else {
                 continue;
             };
             if !live.stateless {
                 continue;
             }
             match by_server.iter_mut().find(|(s, ..)| Arc::ptr_eq(s, &server)) {
-                Some((.., mine)) => mine.push(uri),
-                None => by_server.push((server, live, vec![uri])),
+                Some((.., mine)) => {
+                    mine.insert(original, uri);
+                }
+                None => by_server.push((server, live, HashMap::from([(original, uri)]))),
             }
         }
-        for (server, live, uris) in by_server {
-            let mut filter = SubscriptionFilter::new();
-            filter.resource_subscriptions = Some(uris);
-            tokio::spawn(listen_at(server, live, filter, updates.clone()));
+        for (server, live, named) in by_server {
+            tokio::spawn(listen_at(server, live, named, updates.clone()));
         }
         heard
+    }
+
+    /// The servers to ask for `uri` and the URI to ask them for: an alias's one server and its
+    /// own URI, or [`resource_route`](Self::resource_route) and `uri` itself.
+    fn route_of(&self, era: Era, uri: &str) -> (Vec<(Arc<Server>, Live)>, String) {
+        match aliases::unalias(uri) {
+            Some((name, original)) => {
+                let all = self.all();
+                let server = all.iter().find(|s| s.config.name == name);
+                let up = server.and_then(|s| Some((s.clone(), s.live_for(era)?)));
+                (up.into_iter().collect(), original)
+            }
+            None => (self.resource_route(era, uri), uri.to_owned()),
+        }
     }
 
     /// The servers up that offer resources, in configured order.

@@ -50,6 +50,8 @@ pub struct Tap {
     /// On a stateless connection, shared by every client: the calls in flight whose log
     /// messages go to their own caller, by request id (their response streams say whose).
     logs: Option<Mutex<HashMap<RequestId, Logs>>>,
+    /// URIs the session's client subscribed to by an alias: the server's URI → the alias.
+    renamed: Mutex<HashMap<String, String>>,
     relay: Arc<Relay>,
 }
 
@@ -96,7 +98,18 @@ impl Tap {
             marked: AtomicUsize::new(0),
             progress: Mutex::default(),
             logs: None,
+            renamed: Mutex::default(),
             relay,
+        }
+    }
+
+    /// Updates of the server's `original` URI reach the client as `asked` (while `on`).
+    pub fn rename_updates(&self, original: &str, asked: &str, on: bool) {
+        let mut renamed = lock(&self.renamed);
+        if on && original != asked {
+            renamed.insert(original.to_owned(), asked.to_owned());
+        } else if !on {
+            renamed.remove(original);
         }
     }
 
@@ -200,6 +213,16 @@ impl Tap {
         }
     }
 
+    /// An update's URI as its client subscribed to it.
+    fn rename(&self, params: Option<&mut Value>) {
+        let Some(Value::String(uri)) = params.and_then(|p| p.get_mut("uri")) else {
+            return;
+        };
+        if let Some(asked) = lock(&self.renamed).get(uri.as_str()) {
+            uri.clone_from(asked);
+        }
+    }
+
     /// Keeps the answer to `id` when it comes.
     fn mark(&self, id: RequestId) {
         if let std::collections::hash_map::Entry::Vacant(slot) = lock(&self.slots).entry(id) {
@@ -240,7 +263,10 @@ impl Tap {
                 }
             }
             (None, Some(method @ (TASK_STATUS | ELICITATION_COMPLETE | RESOURCE_UPDATED))) => {
-                let params = peek.params.and_then(|p| serde_json::from_str(p.get()).ok());
+                let mut params = peek.params.and_then(|p| serde_json::from_str(p.get()).ok());
+                if method == RESOURCE_UPDATED {
+                    self.rename(params.as_mut());
+                }
                 self.relay.notify(method, params);
             }
             (None, Some(PROGRESS)) => self.heard_progress(peek.params),
