@@ -242,8 +242,17 @@ fn http_errors(path: &str, tool: &HttpToolConfig, errors: &mut Vec<ConfigError>)
             "must be longer than 0s",
         ));
     }
-    for (name, value) in &http.headers {
-        let at = format!("{path}.http.headers.{name}");
+    header_errors(&format!("{path}.http.headers"), &http.headers, errors);
+}
+
+/// Header names and values that HTTP can carry, each at `{path}.{name}`.
+pub(super) fn header_errors(
+    path: &str,
+    headers: &BTreeMap<String, Secret>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (name, value) in headers {
+        let at = format!("{path}.{name}");
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             errors.push(ConfigError::new(&at, "invalid header name"));
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::mcp::{BUILT_IN_TOOLS, valid_tool_name};
+use super::mcp::{BUILT_IN_TOOLS, header_errors, valid_tool_name};
 use super::{ConfigError, McpConfig, Secret, Span, TOOL_SEPARATOR};
 
 /// Largest document read; the largest public specs (cloud providers') are a few MiB.
@@ -128,15 +128,7 @@ pub fn validate(mcp: &McpConfig, errors: &mut Vec<ConfigError>) {
                 "selects nothing; leave it out to offer every operation",
             ));
         }
-        for (name, value) in &service.headers {
-            let at = format!("{path}.headers.{name}");
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                errors.push(ConfigError::new(at.clone(), "invalid header name"));
-            }
-            if http::HeaderValue::from_str(value.expose()).is_err() {
-                errors.push(ConfigError::new(at, "invalid header value"));
-            }
-        }
+        header_errors(&format!("{path}.headers"), &service.headers, errors);
         if service.timeout.0.is_zero() {
             errors.push(ConfigError::new(
                 format!("{path}.timeout"),

@@ -291,54 +291,23 @@ impl Context<'_> {
         })
     }
 
-    fn parameter<'p>(
-        &'p self,
-        mut at: &'p ReferenceOr<Parameter>,
-    ) -> Result<&'p Parameter, String> {
-        for _ in 0..MAX_HOPS {
-            match at {
-                ReferenceOr::Item(parameter) => return Ok(parameter),
-                ReferenceOr::Reference { reference } => {
-                    let name = reference
-                        .strip_prefix("#/components/parameters/")
-                        .ok_or_else(|| format!("$ref {reference:?} is not a parameter"))?;
-                    at = self
-                        .api
-                        .components
-                        .as_ref()
-                        .and_then(|c| c.parameters.get(name))
-                        .ok_or_else(|| format!("$ref {reference:?} names no parameter"))?;
-                }
-            }
-        }
-        Err(format!(
-            "a parameter's $ref takes more than {MAX_HOPS} hops"
-        ))
+    fn parameter<'p>(&'p self, at: &'p ReferenceOr<Parameter>) -> Result<&'p Parameter, String> {
+        let components = self.api.components.as_ref();
+        resolve(at, ("#/components/parameters/", "parameter"), |name| {
+            components?.parameters.get(name)
+        })
     }
 
     fn request_body<'p>(
         &'p self,
-        mut at: &'p ReferenceOr<RequestBody>,
+        at: &'p ReferenceOr<RequestBody>,
     ) -> Result<&'p RequestBody, String> {
-        for _ in 0..MAX_HOPS {
-            match at {
-                ReferenceOr::Item(body) => return Ok(body),
-                ReferenceOr::Reference { reference } => {
-                    let name = reference
-                        .strip_prefix("#/components/requestBodies/")
-                        .ok_or_else(|| format!("$ref {reference:?} is not a request body"))?;
-                    at = self
-                        .api
-                        .components
-                        .as_ref()
-                        .and_then(|c| c.request_bodies.get(name))
-                        .ok_or_else(|| format!("$ref {reference:?} names no request body"))?;
-                }
-            }
-        }
-        Err(format!(
-            "a request body's $ref takes more than {MAX_HOPS} hops"
-        ))
+        let components = self.api.components.as_ref();
+        resolve(
+            at,
+            ("#/components/requestBodies/", "request body"),
+            |name| components?.request_bodies.get(name),
+        )
     }
 
     /// The media type a call sends (JSON first, then a form, then raw text or bytes) and the
@@ -382,6 +351,27 @@ impl Context<'_> {
         };
         Ok(((media.clone(), encoding), schema))
     }
+}
+
+/// What `at` stands for, following `$ref`s to the components under `prefix` (of kind `what`).
+fn resolve<'p, T>(
+    mut at: &'p ReferenceOr<T>,
+    (prefix, what): (&str, &str),
+    component: impl Fn(&str) -> Option<&'p ReferenceOr<T>>,
+) -> Result<&'p T, String> {
+    for _ in 0..MAX_HOPS {
+        match at {
+            ReferenceOr::Item(item) => return Ok(item),
+            ReferenceOr::Reference { reference } => {
+                let name = reference
+                    .strip_prefix(prefix)
+                    .ok_or_else(|| format!("$ref {reference:?} is not a {what}"))?;
+                at =
+                    component(name).ok_or_else(|| format!("$ref {reference:?} names no {what}"))?;
+            }
+        }
+    }
+    Err(format!("a {what}'s $ref takes more than {MAX_HOPS} hops"))
 }
 
 fn place_of(parameter: &Parameter) -> Place {
@@ -492,6 +482,41 @@ components:
             "{:?}",
             spec.skipped
         );
+    }
+
+    #[test]
+    fn parameters_and_bodies_by_ref_are_followed() {
+        let spec = r##"
+openapi: 3.0.3
+info: { title: t, version: "1" }
+paths:
+  /x:
+    post:
+      operationId: make
+      parameters: [{ $ref: "#/components/parameters/Limit" }]
+      requestBody: { $ref: "#/components/requestBodies/Thing" }
+  /y:
+    get:
+      operationId: broken
+      parameters: [{ $ref: "#/components/parameters/Nope" }]
+components:
+  parameters:
+    Limit: { name: limit, in: query, schema: { type: integer } }
+  requestBodies:
+    Thing: { required: true, content: { application/json: { schema: { type: object } } } }
+"##;
+        let spec = read(spec).unwrap();
+        let make = &spec.operations[0];
+        assert_eq!(
+            make.input_schema["properties"]["limit"],
+            json!({ "type": "integer" })
+        );
+        assert_eq!(make.input_schema["required"], json!(["body"]));
+        let broken = (
+            "broken".to_owned(),
+            r##"$ref "#/components/parameters/Nope" names no parameter"##.to_owned(),
+        );
+        assert_eq!(spec.skipped, [broken]);
     }
 
     #[test]
