@@ -76,6 +76,10 @@ enum Progress {
 /// Progress notifications kept for a call whose caller has not yet said where they go.
 const EARLY: usize = 16;
 
+/// Calls a connection expects notifications of before unclaimed entries are dropped: far more
+/// than the calls one connection runs at once.
+const EXPECTED: usize = 4096;
+
 /// A notification of a request's progress.
 const PROGRESS: &str = "notifications/progress";
 
@@ -125,7 +129,11 @@ impl Tap {
     /// Keeps the log messages of the call `id` until [`Tap::logs_to`] says where they go.
     fn expect_logs(&self, id: RequestId) {
         if let Some(logs) = &self.logs {
-            lock(logs).entry(id).or_insert(Logs::Early(Vec::new()));
+            let mut logs = lock(logs);
+            if logs.len() >= EXPECTED {
+                logs.retain(|_, l| matches!(l, Logs::To(..)));
+            }
+            logs.entry(id).or_insert(Logs::Early(Vec::new()));
         }
     }
 
@@ -161,9 +169,13 @@ impl Tap {
 
     /// Keeps the progress of the call given `token` until [`Tap::progress_to`] says where it goes.
     fn expect_progress(&self, token: ProgressToken) {
-        lock(&self.progress)
-            .entry(token)
-            .or_insert(Progress::Early(Vec::new()));
+        let mut progress = lock(&self.progress);
+        // A call whose send failed never claims its entry: such leftovers go, the calls in
+        // flight stay.
+        if progress.len() >= EXPECTED {
+            progress.retain(|_, p| matches!(p, Progress::To(..)));
+        }
+        progress.entry(token).or_insert(Progress::Early(Vec::new()));
     }
 
     /// Sends the progress of the call given `token` (and what came of it already) to `client`
@@ -539,6 +551,17 @@ impl<T: Transport<RoleClient>> Transport<RoleClient> for Tapped<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unclaimed_expectations_are_bounded() {
+        let tap = Tap::per_request(Arc::default());
+        for n in 0..(EXPECTED as i64 * 2) {
+            tap.expect_logs(RequestId::Number(n));
+            tap.expect_progress(ProgressToken(RequestId::Number(n)));
+        }
+        assert!(lock(tap.logs.as_ref().unwrap()).len() <= EXPECTED);
+        assert!(lock(&tap.progress).len() <= EXPECTED);
+    }
 
     #[test]
     fn a_marked_answer_is_kept_whole_and_others_are_not() {
