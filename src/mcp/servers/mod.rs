@@ -7,6 +7,7 @@
 mod aliases;
 mod bounded_http;
 mod bounded_stdio;
+mod expected;
 mod link;
 mod oversize;
 mod prompts;

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::expected::{Claim, Expected};
 use super::lock;
 use super::relay::Relay;
 
@@ -45,40 +46,21 @@ pub struct Tap {
     slots: Mutex<HashMap<RequestId, Option<Bytes>>>,
     /// How many slots exist: while none does, messages are not even looked at.
     marked: AtomicUsize,
-    /// The calls in flight, by the progress token rmcp gave each.
-    progress: Mutex<HashMap<ProgressToken, Progress>>,
+    /// The calls in flight, by the progress token rmcp gave each: their caller and its token.
+    progress: Expected<ProgressToken, Value, (Peer<RoleServer>, ProgressToken)>,
     /// On a stateless connection, shared by every client: the calls in flight whose log
     /// messages go to their own caller, by request id (their response streams say whose).
-    logs: Option<Mutex<HashMap<RequestId, Logs>>>,
+    logs: Option<Expected<RequestId, LogParams, Peer<RoleServer>>>,
     /// URIs the session's client subscribed to by an alias: the server's URI → the alias.
     renamed: Mutex<HashMap<String, String>>,
     relay: Arc<Relay>,
 }
 
-/// Where one call's log messages go.
 #[allow(deprecated)]
-enum Logs {
-    /// Heard before its caller said where they go: kept, a few.
-    Early(Vec<LoggingMessageNotificationParam>),
-    To(Peer<RoleServer>),
-}
+type LogParams = LoggingMessageNotificationParam;
 
 /// A log message.
 const LOG: &str = "notifications/message";
-
-/// Where one call's progress goes.
-enum Progress {
-    /// Heard before its caller said where it goes (a quick server): kept, a few.
-    Early(Vec<Value>),
-    To(Peer<RoleServer>, ProgressToken),
-}
-
-/// Progress notifications kept for a call whose caller has not yet said where they go.
-const EARLY: usize = 16;
-
-/// Calls a connection expects notifications of before unclaimed entries are dropped: far more
-/// than the calls one connection runs at once.
-const EXPECTED: usize = 4096;
 
 /// A notification of a request's progress.
 const PROGRESS: &str = "notifications/progress";
@@ -100,7 +82,7 @@ impl Tap {
         Tap {
             slots: Mutex::default(),
             marked: AtomicUsize::new(0),
-            progress: Mutex::default(),
+            progress: Expected::default(),
             logs: None,
             renamed: Mutex::default(),
             relay,
@@ -121,7 +103,7 @@ impl Tap {
     /// messages go to its own caller.
     pub fn per_request(relay: Arc<Relay>) -> Tap {
         Tap {
-            logs: Some(Mutex::default()),
+            logs: Some(Expected::default()),
             ..Tap::new(relay)
         }
     }
@@ -129,27 +111,16 @@ impl Tap {
     /// Keeps the log messages of the call `id` until [`Tap::logs_to`] says where they go.
     fn expect_logs(&self, id: RequestId) {
         if let Some(logs) = &self.logs {
-            let mut logs = lock(logs);
-            if logs.len() >= EXPECTED {
-                logs.retain(|_, l| matches!(l, Logs::To(..)));
-            }
-            logs.entry(id).or_insert(Logs::Early(Vec::new()));
+            logs.expect(id);
         }
     }
 
     /// Sends the log messages of the call `id` (and those heard already) to `client`, until
     /// the guard is dropped.
-    fn logs_to(&self, id: RequestId, client: &Peer<RoleServer>) -> Logging<'_> {
-        if let Some(logs) = &self.logs {
-            let mut logs = lock(logs);
-            if let Some(Logs::Early(early)) = logs.remove(&id) {
-                for params in early {
-                    self.relay.log_to(client, params);
-                }
-            }
-            logs.insert(id.clone(), Logs::To(client.clone()));
-        }
-        Logging { tap: self, id }
+    fn logs_to(&self, id: RequestId, client: &Peer<RoleServer>) -> Option<LogClaim<'_>> {
+        let logs = self.logs.as_ref()?;
+        let deliver = |client: &Peer<RoleServer>, params| self.relay.log_to(client, params);
+        Some(logs.route(id, Some(client.clone()), deliver))
     }
 
     #[allow(deprecated)]
@@ -160,22 +131,14 @@ impl Tap {
         else {
             return;
         };
-        match lock(logs).get_mut(on) {
-            Some(Logs::Early(early)) if early.len() < EARLY => early.push(params),
-            Some(Logs::To(client)) => self.relay.log_to(client, params),
-            _ => {}
-        }
+        logs.heard(on, params, |client, params| {
+            self.relay.log_to(client, params)
+        });
     }
 
     /// Keeps the progress of the call given `token` until [`Tap::progress_to`] says where it goes.
     fn expect_progress(&self, token: ProgressToken) {
-        let mut progress = lock(&self.progress);
-        // A call whose send failed never claims its entry: such leftovers go, the calls in
-        // flight stay.
-        if progress.len() >= EXPECTED {
-            progress.retain(|_, p| matches!(p, Progress::To(..)));
-        }
-        progress.entry(token).or_insert(Progress::Early(Vec::new()));
+        self.progress.expect(token);
     }
 
     /// Sends the progress of the call given `token` (and what came of it already) to `client`
@@ -184,19 +147,11 @@ impl Tap {
         &self,
         token: ProgressToken,
         client: Option<(Peer<RoleServer>, ProgressToken)>,
-    ) -> Following<'_> {
-        let mut progress = lock(&self.progress);
-        let early = match progress.remove(&token) {
-            Some(Progress::Early(early)) => early,
-            _ => Vec::new(),
+    ) -> ProgressClaim<'_> {
+        let deliver = |(client, theirs): &(Peer<RoleServer>, ProgressToken), params| {
+            self.relay_progress(client, theirs, params);
         };
-        if let Some((client, theirs)) = client {
-            for params in early {
-                self.relay_progress(&client, &theirs, params);
-            }
-            progress.insert(token.clone(), Progress::To(client, theirs));
-        }
-        Following { tap: self, token }
+        self.progress.route(token, client, deliver)
     }
 
     fn relay_progress(&self, client: &Peer<RoleServer>, theirs: &ProgressToken, params: Value) {
@@ -217,12 +172,10 @@ impl Tap {
         let Some(Ok(token)) = token.map(serde_json::from_value::<ProgressToken>) else {
             return;
         };
-        let mut progress = lock(&self.progress);
-        match progress.get_mut(&token) {
-            Some(Progress::Early(early)) if early.len() < EARLY => early.push(params),
-            Some(Progress::To(client, theirs)) => self.relay_progress(client, theirs, params),
-            _ => {}
-        }
+        let deliver = |(client, theirs): &(Peer<RoleServer>, ProgressToken), params| {
+            self.relay_progress(client, theirs, params);
+        };
+        self.progress.heard(&token, params, deliver);
     }
 
     /// An update's URI as its client subscribed to it.
@@ -465,31 +418,11 @@ impl Drop for Abandoned {
     }
 }
 
-/// Stops passing one call's log messages on when dropped.
-struct Logging<'a> {
-    tap: &'a Tap,
-    id: RequestId,
-}
+/// A call's claim on its log messages (a stateless connection's).
+type LogClaim<'a> = Claim<'a, RequestId, LogParams, Peer<RoleServer>>;
 
-impl Drop for Logging<'_> {
-    fn drop(&mut self) {
-        if let Some(logs) = &self.tap.logs {
-            lock(logs).remove(&self.id);
-        }
-    }
-}
-
-/// Stops passing one call's progress on when dropped.
-struct Following<'a> {
-    tap: &'a Tap,
-    token: ProgressToken,
-}
-
-impl Drop for Following<'_> {
-    fn drop(&mut self) {
-        lock(&self.tap.progress).remove(&self.token);
-    }
-}
+/// A call's claim on its progress.
+type ProgressClaim<'a> = Claim<'a, ProgressToken, Value, (Peer<RoleServer>, ProgressToken)>;
 
 /// Removes a request's slot when its caller is done with it, answered or not.
 struct Slot<'a> {
@@ -555,12 +488,12 @@ mod tests {
     #[test]
     fn unclaimed_expectations_are_bounded() {
         let tap = Tap::per_request(Arc::default());
-        for n in 0..(EXPECTED as i64 * 2) {
+        for n in 0..8192 {
             tap.expect_logs(RequestId::Number(n));
             tap.expect_progress(ProgressToken(RequestId::Number(n)));
         }
-        assert!(lock(tap.logs.as_ref().unwrap()).len() <= EXPECTED);
-        assert!(lock(&tap.progress).len() <= EXPECTED);
+        assert!(tap.logs.as_ref().unwrap().len() <= 4096);
+        assert!(tap.progress.len() <= 4096);
     }
 
     #[test]
