@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real components the tests start, from Debian's packages, when they are missing:
-# redis-server (and redis-cli) and nginx-light (a round-robin proxy) for the replica tests. Sourced by scripts/test.sh; uses sudo when
-# not root, and says what to install when it cannot.
+# redis-server (and redis-cli) and nginx-light (a round-robin proxy) for the replica tests, and chromium with
+# chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) for the console's browser tests. Sourced by
+# scripts/test.sh; uses sudo when not root, and says what to install when it cannot.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if (( ${#missing[@]} )); then
     echo "installing ${missing[*]} (Debian packages the tests start)" >&2
     sudo=()

@@ -35,6 +35,25 @@ pub fn rfc3339_now() -> String {
     }
 }
 
+/// Unix seconds as RFC 3339 in UTC to the second (`2026-12-06T15:14:26Z`), for pages.
+pub fn rfc3339(seconds: u64) -> String {
+    let at = i64::try_from(seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
+    match at {
+        Some(at) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ),
+        None => "1970-01-01T00:00:00Z".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -92,6 +92,29 @@ impl ApiError {
         }
     }
 
+    /// 410: the entry was retired from the catalog; the message names what replaces it.
+    pub fn gone(param: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            param: Some(param.to_owned()),
+            ..Self::new(
+                StatusCode::GONE,
+                "invalid_request_error",
+                Some("retired"),
+                message,
+            )
+        }
+    }
+
+    /// 409: the request conflicts with what is already there.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            Some("conflict"),
+            message,
+        )
+    }
+
     /// 403: the caller may not use this endpoint.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(

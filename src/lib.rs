@@ -13,6 +13,7 @@ mod api;
 mod audit;
 mod auth;
 mod cache;
+mod catalog;
 mod charge;
 mod clock;
 mod connections;

@@ -101,6 +101,17 @@ pub(super) async fn admin_body(
     Ok((actor, state.bodies.read_up_to(body, limit).await?))
 }
 
+/// An admin request's body, read only once it is known to carry the admin key.
+pub(super) async fn admin_only_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<bytes::Bytes, ApiError> {
+    require_admin(state, headers)?;
+    let limit = state.bodies.max.min(MAX_ADMIN_BODY);
+    state.bodies.read_up_to(body, limit).await
+}
+
 /// `DELETE /admin/cache`: empties the response cache (`cache:purge`).
 pub async fn clear_cache(
     State(state): State<Arc<AppState>>,
@@ -145,6 +156,11 @@ pub async fn upstreams(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers)?;
+    Ok(Json(upstreams_report(&state)))
+}
+
+/// Every model's route and every provider's instances with their breakers.
+pub(super) fn upstreams_report(state: &AppState) -> Value {
     let models: Vec<Value> = state
         .routes
         .configured()
@@ -173,7 +189,7 @@ pub async fn upstreams(
             (upstream.name.clone(), json!({"instances": instances}))
         })
         .collect();
-    Ok(Json(json!({"models": models, "providers": providers})))
+    json!({"models": models, "providers": providers})
 }
 
 fn instance_report(instance: &Instance) -> Value {

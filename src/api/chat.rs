@@ -53,7 +53,7 @@ pub async fn completions(State(state): State<Arc<AppState>>, request: Request) -
 /// OpenAI's bound on `n`; beyond it a request could ask for answers without end.
 const MAX_CHOICES: u32 = 128;
 
-async fn answer(
+pub(super) async fn answer(
     state: &Arc<AppState>,
     caller: &Caller,
     headers: &HeaderMap,

@@ -6,7 +6,10 @@
 mod admin;
 mod audited;
 pub(crate) mod body;
+mod catalog;
 mod chat;
+mod console;
+pub use console::Console;
 mod context;
 mod embeddings;
 mod mcp_auth;
@@ -116,6 +119,10 @@ pub struct AppState {
     pub responses: Arc<crate::stored_responses::StoredResponses>,
     /// The audit log (`audit:`); off when not configured.
     pub audit: crate::audit::Audit,
+    /// What the gateway publishes: lifecycle changes and subscriptions.
+    pub catalog: Arc<crate::catalog::Catalog>,
+    /// The web console's sessions and the samples its charts draw.
+    pub console: Arc<Console>,
 }
 
 /// Registrations the replicas share: written to Redis first, then applied here; every other
@@ -151,6 +158,7 @@ pub fn router(current: Current) -> Router {
         ));
     let routes = Router::new()
         .merge(mcp)
+        .merge(console::routes(current.clone()))
         .route(
             "/v1/context/{namespace}/{key}",
             get(context::get)
@@ -193,6 +201,11 @@ pub fn router(current: Current) -> Router {
         )
         .route("/admin/tools", get(tools::list).post(tools::register))
         .route("/admin/tools/{name}", delete(tools::remove))
+        .route("/v1/catalog", get(catalog::list))
+        .route("/v1/catalog/{entry}/subscription", post(catalog::subscribe))
+        .route("/admin/subscriptions", get(catalog::subscriptions))
+        .route("/admin/subscriptions/{id}", post(catalog::decide))
+        .route("/admin/catalog/{entry}", post(catalog::change))
         .route("/admin/reload", post(reload::reload))
         .route("/admin/config", get(reload::config))
         .fallback(unknown_route)
@@ -247,13 +260,48 @@ async fn model_endpoint(
     let started = Instant::now();
     // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
+    let admitted = admitted(state, &parts.headers, Door::Model).await;
+    if let Err(refused) = &admitted
+        && refused.status() == axum::http::StatusCode::TOO_MANY_REQUESTS
+    {
+        note_limited(state, &parts.headers);
+    }
+    serve_admitted(
+        state,
+        endpoint,
+        started,
+        (&parts.headers, body),
+        admitted,
+        answer,
+    )
+    .await
+}
+
+/// The rest of [`model_endpoint`] once the caller is known and admitted (or refused): the
+/// console's playground joins here with the caller of its session.
+async fn serve_admitted(
+    state: &AppState,
+    endpoint: &'static str,
+    started: Instant,
+    (headers, body): (&HeaderMap, Body),
+    admitted: Result<(Arc<Caller>, Admission), Box<Response>>,
+    answer: impl AsyncFnOnce(&Caller, &HeaderMap, Body, &mut Served) -> Result<Response, ApiError>,
+) -> Response {
     let mut served = Served::default();
-    let response = match admitted(state, &parts.headers, Door::Model).await {
+    let response = match admitted {
         Err(refused) => *refused,
         Ok((caller, admission)) => {
-            let response = answer(&caller, &parts.headers, body, &mut served)
+            let mut response = answer(&caller, headers, body, &mut served)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
+            if !served.model.is_empty() {
+                catalog::mark_deprecated(state, &caller, &served.model, response.headers_mut());
+            }
+            if response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS
+                && let Some(key) = &caller.name
+            {
+                state.metrics.totals.limited(key, crate::clock::unix_now());
+            }
             admission.hold_until_sent(response)
         }
     };
@@ -290,6 +338,17 @@ async fn model_endpoint(
     response
 }
 
+/// Notes a 429 of admission against the key that was refused (found again by its header: the
+/// refusal came before the caller was handed over).
+fn note_limited(state: &AppState, headers: &HeaderMap) {
+    if let Some(name) = state.keys.presented(headers).and_then(|c| c.name.clone()) {
+        state
+            .metrics
+            .totals
+            .limited(&name, crate::clock::unix_now());
+    }
+}
+
 /// The caller of a request, authenticated and admitted under its key's request rate and
 /// in-flight cap, or the answer that refuses it: the first step of every keyed endpoint.
 async fn admitted(
@@ -311,7 +370,9 @@ fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Arc<Route
         .routes
         .resolve(model)
         .ok_or_else(|| ApiError::model_not_found(model))?;
-    // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect.
+    // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect; a
+    // retired one is 410 for every key, naming what replaces it.
+    catalog::refuse_retired(state, model)?;
     if !caller.may_use(model) {
         return Err(ApiError::model_not_allowed(model));
     }

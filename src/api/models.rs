@@ -51,6 +51,13 @@ pub async fn list(
         .routes
         .names()
         .filter(|name| caller.may_use(name))
+        .filter(|name| {
+            let retired = crate::config::Status::Retired;
+            state
+                .catalog
+                .status(crate::catalog::Kind::Model, name, None)
+                != retired
+        })
         .filter_map(|name| model(&state, name))
         .collect();
     Ok(Json(ModelList {
@@ -69,6 +76,7 @@ pub async fn retrieve(
     if !caller.may_use(&id) {
         return Err(ApiError::model_not_found(&id));
     }
+    super::catalog::refuse_retired(&state, &id)?;
     model(&state, &id)
         .map(Json)
         .ok_or_else(|| ApiError::model_not_found(&id))

@@ -168,6 +168,7 @@ fn count(metrics: &Metrics, line: &Line, seconds: f64) {
         .operation(operation, model, provider, failed, seconds, tokens);
     if let (Some(key), Some(cost)) = (&line.key, line.cost_usd) {
         metrics.genai.spend(key, model, cost);
+        metrics.totals.spend(cost);
     }
     if let Some(cache) = line.cache {
         metrics.genai.cache(model, cache);

@@ -164,6 +164,8 @@ impl JwtAuth {
             }),
             grants: Vec::new(),
             tools_prefix: None,
+            // A JWT's subject changes name with its claims; subscriptions are for keys.
+            catalog: None,
         });
         self.callers.insert(cache_key, caller.clone());
         Ok(caller)

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, header};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use subtle::ConstantTimeEq;
 
+use crate::catalog::{Catalog, Kind, entry_id};
 use crate::config::{Grant, KeyConfig};
 use crate::context::Author;
 use crate::digest::{Digest32, parse_hex, sha256};
@@ -42,6 +43,8 @@ pub struct Caller {
     grants: Vec<Grant>,
     /// The start of every tool name the key registers; set exactly when it may register.
     pub tools_prefix: Option<String>,
+    /// Where subscriptions approved at run time widen the key's globs.
+    catalog: Option<Arc<Catalog>>,
 }
 
 impl Caller {
@@ -62,16 +65,40 @@ impl Caller {
         }
     }
 
-    /// Whether this caller may use the model with this public name.
+    /// Whether this caller may use the model with this public name: its globs allow it, or an
+    /// admin approved its subscription.
     pub fn may_use(&self, model: &str) -> bool {
         self.models
             .as_ref()
             .is_none_or(|globs| globs.is_match(model))
+            || self.subscribed(Kind::Model, model)
     }
 
     /// Whether this caller may list and call the MCP tool with this name.
     pub fn may_use_tool(&self, tool: &str) -> bool {
         self.tools.as_ref().is_none_or(|globs| globs.is_match(tool))
+            || self.subscribed(Kind::Tool, tool)
+    }
+
+    /// Whether an approved subscription would reach this caller: a configured key's does.
+    pub fn may_subscribe(&self) -> bool {
+        self.catalog.is_some() && self.name.is_some()
+    }
+
+    /// Whether this caller's globs alone allow the entry (no subscription counted).
+    pub fn globs_allow(&self, kind: Kind, name: &str) -> bool {
+        let globs = match kind {
+            Kind::Model => &self.models,
+            Kind::Tool => &self.tools,
+        };
+        globs.as_ref().is_none_or(|globs| globs.is_match(name))
+    }
+
+    fn subscribed(&self, kind: Kind, name: &str) -> bool {
+        match (&self.catalog, &self.name) {
+            (Some(catalog), Some(key)) => catalog.approved(key, &entry_id(kind, name)),
+            _ => false,
+        }
     }
 
     /// Whether this caller may list and get the MCP prompt with this name.
@@ -128,6 +155,7 @@ impl KeyStore {
         ledger: &Ledger,
         shared: Option<&Arc<Shared>>,
         previous: Option<&KeyStore>,
+        catalog: Option<&Arc<Catalog>>,
     ) -> Result<Self, KeyError> {
         let mut keys = HashMap::with_capacity(configs.len());
         let mut ordered = Vec::with_capacity(configs.len());
@@ -181,6 +209,7 @@ impl KeyStore {
                 }),
                 grants: config.grants.clone(),
                 tools_prefix: config.tools_prefix.clone(),
+                catalog: catalog.cloned(),
             });
             ordered.push(caller.clone());
             keys.insert(digest, caller);
@@ -198,6 +227,7 @@ impl KeyStore {
                 context_bounds: (None, None),
                 grants: Vec::new(),
                 tools_prefix: None,
+                catalog: None,
             }),
             ordered,
             jwt: None,
@@ -257,6 +287,11 @@ impl KeyStore {
         };
         noted(&caller);
         Ok(caller)
+    }
+
+    /// The configured key whose SHA-256 is `digest`: a console session names its key so.
+    pub fn by_digest(&self, digest: &Digest32) -> Option<Arc<Caller>> {
+        self.keys.get(digest).cloned()
     }
 
     /// The configured key `presented` is.
@@ -344,6 +379,7 @@ mod tests {
             &Ledger::in_memory(["a", "b"]),
             None,
             None,
+            None,
         )
         .unwrap();
         let a = store.authenticate(&headers("Bearer sk-a")).await.unwrap();
@@ -372,7 +408,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_keys_means_open() {
-        let store = KeyStore::new(&[], &Ledger::in_memory([]), None, None).unwrap();
+        let store = KeyStore::new(&[], &Ledger::in_memory([]), None, None, None).unwrap();
         assert!(store.is_open());
         assert!(
             store

@@ -76,6 +76,38 @@ pub struct HttpToolConfig {
     #[serde(default)]
     pub annotations: ToolAnnotationsConfig,
     pub http: HttpCallConfig,
+    /// The catalog's fields (`catalog:` in docs/catalog.md), here for a tool registered through
+    /// `POST /admin/tools`, whose body is this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<super::Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated_at: Option<String>,
+}
+
+impl HttpToolConfig {
+    /// What this entry says of itself for the catalog.
+    pub fn meta(&self) -> super::EntryMeta {
+        super::EntryMeta {
+            description: self.description.clone(),
+            owner: self.owner.clone(),
+            docs: self.docs.clone(),
+            version: self.version.clone(),
+            status: self.status.unwrap_or_default(),
+            successor: self.successor.clone(),
+            sunset: self.sunset.clone(),
+            deprecated_at: self.deprecated_at.clone(),
+        }
+    }
 }
 
 /// Hints for clients about what a tool does; absent ones are not advertised.
@@ -200,6 +232,7 @@ pub fn tool_errors(path: &str, tool: &HttpToolConfig, errors: &mut Vec<ConfigErr
         schema_errors(&format!("{path}.output_schema"), schema, errors);
     }
     http_errors(path, tool, errors);
+    errors.extend(tool.meta().problems(path, &tool.name));
 }
 
 /// The MCP spec's tool-name rule: 1-128 of ASCII letters, digits, '_', '-' and '.'.

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod cache;
+mod catalog;
 mod grants;
 mod interpolate;
 mod keys;
@@ -32,6 +33,7 @@ use std::path::Path;
 pub use audit::AuditConfig;
 pub use auth::{AuthConfig, ClaimsConfig, JwtConfig};
 pub use cache::*;
+pub use catalog::{CatalogConfig, EntryMeta, MAX_TEXT as MAX_CATALOG_TEXT, Status, day_start};
 pub use grants::Grant;
 pub use keys::*;
 pub use mcp::valid_tool_name;
@@ -67,6 +69,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// Callers besides the YAML keys (`auth.jwt`).
     pub auth: AuthConfig,
+    /// What the gateway publishes, with metadata and lifecycle.
+    pub catalog: CatalogConfig,
 }
 
 /// One problem in the configuration, at a YAML path.

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// The top-level sections, in the order `Config` declares them.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server",
     "providers",
     "models",
@@ -28,6 +28,7 @@ const SECTIONS: [&str; 10] = [
     "audit",
     "telemetry",
     "auth",
+    "catalog",
 ];
 
 /// The kinds of provider, as `kind:` spells them.
@@ -103,6 +104,7 @@ pub(super) fn read(document: Mapping) -> Read {
         audit: whole(shorthand(section("audit"), "path"), "audit", p),
         telemetry: whole(section("telemetry"), "telemetry", p),
         auth: whole(section("auth"), "auth", p),
+        catalog: whole(section("catalog"), "catalog", p),
     };
     Read { config, problems }
 }

@@ -39,6 +39,37 @@ pub struct ServerConfig {
     /// Client connections open at once; beyond it the gateway stops accepting until one closes.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// The web console at `/ui`.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `server.console`: the admin dashboard and developer portal at `/ui`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// How long a login lasts.
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl: Span,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_ttl: default_session_ttl(),
+        }
+    }
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn default_session_ttl() -> Span {
+    Span(Duration::from_secs(8 * 3600))
 }
 
 impl Default for ServerConfig {
@@ -52,6 +83,7 @@ impl Default for ServerConfig {
             header_timeout: default_header_timeout(),
             body_timeout: default_body_timeout(),
             max_connections: default_max_connections(),
+            console: ConsoleConfig::default(),
         }
     }
 }

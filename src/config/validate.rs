@@ -24,6 +24,7 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
     super::mcp::validate(&config.mcp, &mut errors);
     super::state::validate(&config.state, &mut errors);
     super::auth::validate(&config.auth, &mut errors);
+    super::catalog::validate(config, &mut errors);
     errors
 }
 

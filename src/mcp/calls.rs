@@ -47,6 +47,9 @@ impl Session {
         if !caller.may_use_tool(&request.name) {
             return Err(unknown_tool(&request.name));
         }
+        if let Some(retired) = self.shared.lifecycle_of_call(&caller, &request.name) {
+            return Ok(CallToolResponse::Complete(retired));
+        }
         // A context write is not cut short: dropped mid-way, its file would change while the
         // store's memory and subscribers never heard of it. It is quick anyway.
         if self

@@ -45,6 +45,9 @@ pub struct HttpTool {
     secrets: Vec<String>,
     /// Where the arguments the URL does not take go.
     shape: Shape,
+    /// What its entry says of it for the catalog (an OpenAPI operation's is empty: the
+    /// `catalog:` section describes those).
+    pub meta: crate::config::EntryMeta,
 }
 
 enum Shape {
@@ -82,7 +85,13 @@ impl HttpTool {
             timeout: config.http.timeout.0,
             secrets: secrets_of(&config.http.headers),
             shape: Shape::Template,
+            meta: config.meta(),
         })
+    }
+
+    /// Whether it is an operation of an `mcp.openapi` service.
+    pub fn is_operation(&self) -> bool {
+        matches!(self.shape, Shape::Operation(_))
     }
 
     /// Builds the tool of one operation of a loaded `mcp.openapi` entry.
@@ -133,6 +142,7 @@ impl HttpTool {
             timeout: service.timeout.0,
             secrets: secrets_of(&service.headers),
             shape: Shape::Operation(Placement::new(operation)),
+            meta: crate::config::EntryMeta::default(),
         })
     }
 

@@ -8,6 +8,7 @@ mod calls;
 mod context_tools;
 mod feed;
 mod http_tool;
+mod lifecycle;
 mod openapi_call;
 mod outlets;
 mod owners;
@@ -36,7 +37,9 @@ use crate::telemetry::traces;
 
 pub use owners::{SessionOwners, TooManySessions};
 pub use registry::{RegisterError, Registered, Registry, read_shared, shared_entry};
-pub use servers::{Era, McpServers, oversized_response_id, restore_lost, tapped_answer};
+pub use servers::{
+    Era, McpServers, ServerHealth, oversized_response_id, restore_lost, tapped_answer,
+};
 pub use shared_sessions::SharedSessions;
 pub use tasks::TASK_METHODS;
 
@@ -57,6 +60,8 @@ pub struct Shared {
     sessions: Option<Arc<SharedSessions>>,
     /// Where each tool call is recorded.
     audit: crate::audit::Audit,
+    /// Each tool's lifecycle: retired ones unlisted and refused, deprecated ones marked.
+    catalog: Arc<crate::catalog::Catalog>,
     /// The session-era clients whose sessions live here, by session id: what is answered beside
     /// rmcp (tasks) reaches them through these.
     clients: std::sync::Mutex<std::collections::HashMap<String, rmcp::Peer<rmcp::RoleServer>>>,
@@ -164,6 +169,16 @@ impl Shared {
         crate::audit::write_now(&self.audit, line, started, label);
     }
 
+    /// Each upstream server's state, for the console.
+    pub fn server_health(&self) -> Vec<ServerHealth> {
+        self.servers.health()
+    }
+
+    /// Tools registered at run time, with their TTL.
+    pub fn registrations(&self) -> Vec<registry::Listing> {
+        self.registry.list()
+    }
+
     /// The upstream MCP server that offers the tool `name` now, if one does.
     pub fn server_offering(&self, name: &str) -> Option<String> {
         self.servers.offering(name)
@@ -198,6 +213,7 @@ pub struct Parts {
     /// With `state.redis`: sessions any replica can serve.
     pub sessions: Option<Arc<SharedSessions>>,
     pub audit: crate::audit::Audit,
+    pub catalog: Arc<crate::catalog::Catalog>,
 }
 
 /// Builds the service from config, with the record of which key opened each of its sessions;
@@ -214,6 +230,7 @@ pub fn service(
         stop,
         sessions,
         audit,
+        catalog,
     } = parts;
     let http_tools = http_tools_of(config)?;
     let shared = Arc::new(Shared {
@@ -225,6 +242,7 @@ pub fn service(
         servers,
         sessions: sessions.clone(),
         audit,
+        catalog,
         clients: std::sync::Mutex::default(),
     });
     let mut transport = StreamableHttpServerConfig::default();

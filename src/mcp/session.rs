@@ -339,6 +339,7 @@ impl ServerHandler for Session {
         let upstream = self.shared.servers.tools(era).into_iter();
         tools.extend(upstream.filter(|t| !own.contains(&t.name)));
         tools.retain(|tool| caller.may_use_tool(&tool.name));
+        self.shared.apply_lifecycle(&mut tools);
         let mut result = ListToolsResult::with_all_items(tools);
         (result.ttl_ms, result.cache_scope) = fresh_hints(&context, &caller);
         Ok(result)

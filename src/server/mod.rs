@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use crate::api::{self, AppState, Current, Loaded};
 use crate::auth::{JwtAuth, KeyError, KeyStore};
 use crate::cache::ResponseCache;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::connections::{self, Limits};
 use crate::context::ContextStore;
@@ -101,11 +102,18 @@ impl Configured {
         ledger: &Arc<Ledger>,
         shared: Option<&Arc<Shared>>,
         previous: Option<&AppState>,
+        catalog: &Arc<Catalog>,
     ) -> Result<Configured, BuildError> {
         let max_answer = usize::try_from(config.server.max_answer.0).unwrap_or(usize::MAX);
         let clients =
             upstream::Clients::new(&config.models, max_answer, previous.map(|p| &p.clients))?;
-        let keys = KeyStore::new(&config.keys, ledger, shared, previous.map(|p| &p.keys))?;
+        let keys = KeyStore::new(
+            &config.keys,
+            ledger,
+            shared,
+            previous.map(|p| &p.keys),
+            Some(catalog),
+        )?;
         // An unchanged issuer keeps its fetched keys and its callers' quotas.
         let kept = previous
             .and_then(|p| p.keys.jwt().cloned())
@@ -156,6 +164,8 @@ impl Configured {
             mcp_sessions: running.mcp_sessions.clone(),
             shared_sessions: running.shared_sessions.clone(),
             responses: running.responses.clone(),
+            catalog: running.catalog.clone(),
+            console: running.console.clone(),
             reloads: running.reloads.clone(),
             audit: running.audit.clone(),
         }
@@ -231,7 +241,17 @@ impl Gateway {
             )?),
             _ => None,
         };
-        let configured = Configured::build(config, upstreams, &ledger, shared.as_ref(), None)?;
+        let catalog = Arc::new(match (state_dir, &redis) {
+            (State::Open, Some(redis)) => {
+                Catalog::shared(&config.catalog, redis.clone(), metrics.clone())
+            }
+            (State::Open, None) => {
+                Catalog::open(&config.catalog, &config.state.data_dir, metrics.clone())?
+            }
+            (State::Untouched, _) => Catalog::unopened(&config.catalog, metrics.clone()),
+        });
+        let configured =
+            Configured::build(config, upstreams, &ledger, shared.as_ref(), None, &catalog)?;
         let context = Arc::new(match (state_dir, &redis) {
             // With Redis, the data directory is neither read, written nor locked.
             (State::Open, Some(redis)) => ContextStore::shared(
@@ -272,6 +292,7 @@ impl Gateway {
             stop: mcp_stop.clone(),
             sessions: shared_sessions.clone(),
             audit: audit.clone(),
+            catalog: catalog.clone(),
         };
         let (mcp, mcp_sessions, mcp_shared) =
             crate::mcp::service(config, parts).map_err(BuildError::Mcp)?;
@@ -326,6 +347,8 @@ impl Gateway {
             mcp_sessions: Arc::new(mcp_sessions),
             shared_sessions,
             responses,
+            console: Arc::new(api::Console::new(redis.clone())),
+            catalog,
             audit,
         };
         Ok(Gateway {
@@ -401,6 +424,8 @@ impl Gateway {
         let expiry = tokio::spawn(state.context.clone().expire());
         let tool_expiry = tokio::spawn(state.tool_registry.clone().sweep());
         let response_expiry = tokio::spawn(state.responses.clone().sweep_hourly());
+        let catalog_following = tokio::spawn(state.catalog.clone().follow());
+        let sampling = tokio::spawn(state.console.clone().sample(self.current.clone()));
         state.mcp_shared.start_servers();
         let server = connections::serve(
             listener,
@@ -416,6 +441,8 @@ impl Gateway {
             }
         }
         maintenance.abort();
+        catalog_following.abort();
+        sampling.abort();
         if let Some(following) = following {
             following.abort();
         }

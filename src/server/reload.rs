@@ -178,11 +178,13 @@ impl Reloader {
             &running.ledger,
             running.shared.as_ref(),
             Some(running),
+            &running.catalog,
         )?;
         running
             .mcp_shared
             .reconfigure(&config)
             .map_err(BuildError::Mcp)?;
+        running.catalog.configure(&config.catalog);
         let loaded = Loaded {
             config,
             hash,

@@ -88,6 +88,8 @@ pub struct Metrics {
     pub audit: Arc<super::AuditMetrics>,
     /// GenAI operations, spend, tool calls, cache lookups by model.
     pub genai: super::GenAiMetrics,
+    /// One sum of each for the console, and calls of deprecated catalog entries.
+    pub totals: super::Totals,
     /// Series named by the OpenTelemetry conventions, without the `switchboard_` prefix.
     conventions: Registry,
 }
@@ -213,7 +215,9 @@ impl Default for Metrics {
         let audit = Arc::new(super::AuditMetrics::register(&mut registry));
         let mut conventions = Registry::default();
         let genai = super::GenAiMetrics::register(&mut registry, &mut conventions);
+        let totals = super::Totals::register(&mut registry);
         Metrics {
+            totals,
             state,
             reloads,
             audit,
@@ -240,6 +244,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request and its latency.
     pub fn request(&self, labels: RequestLabels, seconds: f64) {
+        self.totals.request(labels.status, seconds);
         let key = RouteKeyRef {
             model: &labels.model,
             provider: &labels.provider,
@@ -272,6 +277,7 @@ impl Metrics {
 
     /// Adds the tokens of one call.
     pub fn tokens(&self, model: &str, provider: &str, prompt: u64, completion: u64) {
+        self.totals.tokens(prompt + completion);
         let key = RouteKeyRef { model, provider };
         let counted = self.read_routes(|routes| {
             let (prompt_count, completion_count) = routes.get(&key)?.tokens.as_ref()?;
@@ -310,8 +316,14 @@ impl Metrics {
         read(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Counts a call of a deprecated catalog entry by a key.
+    pub fn deprecated_call(&self, entry: &str, key: &str) {
+        self.totals.deprecated_call(entry, key);
+    }
+
     /// Counts a cache lookup by outcome.
     pub fn cache_lookup(&self, outcome: &'static str) {
+        self.totals.cache(outcome == "hit");
         self.cache_lookups
             .get_or_create(&OutcomeLabels { outcome })
             .inc();

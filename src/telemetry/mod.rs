@@ -8,6 +8,7 @@ mod genai;
 pub mod metrics;
 mod reloads;
 mod state;
+pub mod totals;
 pub mod traces;
 
 use std::time::Instant;
@@ -24,6 +25,7 @@ pub use genai::GenAiMetrics;
 pub use metrics::{Metrics, RequestLabels};
 pub use reloads::ReloadMetrics;
 pub use state::StateMetrics;
+pub use totals::Totals;
 
 /// The header that correlates a request across client, gateway and logs.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

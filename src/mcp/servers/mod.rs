@@ -8,6 +8,7 @@ mod aliases;
 mod bounded_http;
 mod bounded_stdio;
 mod expected;
+mod health;
 mod link;
 mod oversize;
 mod prompts;
@@ -19,6 +20,7 @@ mod tasks;
 mod verbatim;
 
 pub use aliases::original as original_uri;
+pub use health::Health as ServerHealth;
 pub use oversize::response_id as oversized_response_id;
 pub use sessions::Holder;
 pub use verbatim::{ENVELOPE, kept_for as tapped_answer, restore_lost};

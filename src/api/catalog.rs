@@ -1,0 +1,468 @@
+//! The catalog on the HTTP surface: `GET /v1/catalog` (what a key may use and may ask for, or
+//! everything with who uses it for the admin), subscription requests and decisions, lifecycle
+//! changes, and the headers or refusal a model answer gets from its entry's lifecycle.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::admin::{admin_only_body, authorize};
+use super::path::Segments;
+use crate::auth::Caller;
+use crate::catalog::{
+    CatalogError, Change, Decision, Described, Kind, entry_id, headers as lifecycle_headers,
+    parse_entry, retired_message,
+};
+use crate::config::{EntryMeta, Status};
+use crate::error::ApiError;
+
+/// 410 for a retired model, naming its successor.
+pub(super) fn refuse_retired(state: &AppState, model: &str) -> Result<(), ApiError> {
+    if state.catalog.status(Kind::Model, model, None) != Status::Retired {
+        return Ok(());
+    }
+    let described = state.catalog.describe(Kind::Model, model, None);
+    Err(ApiError::gone(
+        "model",
+        retired_message(Kind::Model, model, &described.meta),
+    ))
+}
+
+/// A deprecated model's answer gets its lifecycle headers, and the call is counted.
+pub(super) fn mark_deprecated(
+    state: &AppState,
+    caller: &Caller,
+    model: &str,
+    headers: &mut HeaderMap,
+) {
+    if state.catalog.status(Kind::Model, model, None) != Status::Deprecated {
+        return;
+    }
+    let described = state.catalog.describe(Kind::Model, model, None);
+    for (name, value) in lifecycle_headers(Kind::Model, &described.meta, described.deprecated_since)
+    {
+        headers.append(name, value);
+    }
+    let key = caller.name.as_deref().unwrap_or("anonymous");
+    state
+        .catalog
+        .deprecated_call(&entry_id(Kind::Model, model), key);
+}
+
+/// One catalog entry as a viewer sees it.
+pub(super) struct Entry {
+    pub kind: Kind,
+    pub name: String,
+    pub described: Described,
+    /// A tool's input schema.
+    pub schema: Option<Value>,
+    /// `yaml`, `openapi`, `builtin`, `registered`, `server:NAME`; models: `config`.
+    pub origin: String,
+}
+
+impl Entry {
+    pub fn id(&self) -> String {
+        entry_id(self.kind, &self.name)
+    }
+}
+
+/// Every entry there is now: the models, then the tools.
+pub(super) fn every_entry(state: &AppState) -> Vec<Entry> {
+    let models = state.routes.names().map(|name| Entry {
+        kind: Kind::Model,
+        name: name.to_owned(),
+        described: state.catalog.describe(Kind::Model, name, None),
+        schema: None,
+        origin: "config".to_owned(),
+    });
+    let tools = state.mcp_shared.catalog_tools().into_iter().map(|t| Entry {
+        kind: Kind::Tool,
+        described: state
+            .catalog
+            .describe(Kind::Tool, &t.tool.name, t.meta.as_ref()),
+        name: t.tool.name.to_string(),
+        schema: Some(Value::Object(t.tool.input_schema.as_ref().clone())),
+        origin: t.origin,
+    });
+    models.chain(tools).collect()
+}
+
+/// Whether the key may use an entry now: `yes` (its globs), `subscribed` (an approved
+/// request), `pending` (a request waits), or `request` (it may ask).
+pub(super) fn access(state: &AppState, caller: &Caller, entry: &Entry) -> &'static str {
+    let key = caller.name.as_deref().unwrap_or_default();
+    if caller.globs_allow(entry.kind, &entry.name) {
+        "yes"
+    } else if state.catalog.approved(key, &entry.id()) {
+        "subscribed"
+    } else if state
+        .catalog
+        .subscriptions()
+        .iter()
+        .any(|s| s.key == key && s.entry == entry.id() && s.status == Decision::Pending)
+    {
+        "pending"
+    } else {
+        "request"
+    }
+}
+
+/// The names of the keys that may use an entry: by their globs, or by an approved request.
+pub(super) fn used_by(state: &AppState, entry: &Entry) -> Vec<String> {
+    let id = entry.id();
+    state
+        .keys
+        .callers()
+        .iter()
+        .filter_map(|caller| {
+            let name = caller.name.as_deref()?;
+            let allowed =
+                caller.globs_allow(entry.kind, &entry.name) || state.catalog.approved(name, &id);
+            allowed.then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// An entry's JSON: its metadata, lifecycle and schema.
+pub(super) fn entry_json(entry: &Entry) -> Value {
+    let meta = &entry.described.meta;
+    let mut json = json!({
+        "id": entry.id(),
+        "kind": match entry.kind { Kind::Model => "model", Kind::Tool => "tool" },
+        "name": entry.name,
+        "status": meta.status.name(),
+        "origin": entry.origin,
+    });
+    let fields = [
+        ("description", &meta.description),
+        ("owner", &meta.owner),
+        ("docs", &meta.docs),
+        ("version", &meta.version),
+        ("successor", &meta.successor),
+        ("sunset", &meta.sunset),
+    ];
+    for (field, value) in fields {
+        if let Some(value) = value {
+            json[field] = json!(value);
+        }
+    }
+    if meta.status == Status::Deprecated {
+        json["deprecated_since"] = json!(entry.described.deprecated_since);
+    }
+    if let Some(schema) = &entry.schema {
+        json["input_schema"] = schema.clone();
+    }
+    json
+}
+
+/// `GET /v1/catalog`.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(digest) = &state.admin_key
+        && crate::auth::is_admin(&headers, digest)
+    {
+        return Ok(Json(admin_view(&state)));
+    }
+    let caller = state.keys.authenticate(&headers).await?;
+    key_view(&state, &caller).await.map(Json)
+}
+
+/// Everything, retired entries included, with the keys that use each and the calls still made
+/// to deprecated ones.
+pub(super) fn admin_view(state: &AppState) -> Value {
+    let calls = state.catalog.deprecated_calls();
+    let entries: Vec<Value> = every_entry(state)
+        .iter()
+        .map(|entry| {
+            let mut json = entry_json(entry);
+            json["used_by"] = json!(used_by(state, entry));
+            let id = entry.id();
+            let calls: serde_json::Map<String, Value> = calls
+                .iter()
+                .filter(|((e, _), _)| *e == id)
+                .map(|((_, key), n)| (key.clone(), json!(n)))
+                .collect();
+            if !calls.is_empty() {
+                json["deprecated_calls"] = Value::Object(calls);
+            }
+            if let Some(change) = &entry.described.change {
+                json["changed"] = json!({"by": change.by, "at": change.at});
+            }
+            json
+        })
+        .collect();
+    json!({"entries": entries, "subscriptions": state.catalog.subscriptions()})
+}
+
+/// What one key may use (with schemas), what it may ask for, its requests, its limits and usage.
+pub(super) async fn key_view(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
+    let mut usable = Vec::new();
+    let mut requestable = Vec::new();
+    for entry in every_entry(state) {
+        if entry.described.meta.status == Status::Retired {
+            continue;
+        }
+        let mut json = entry_json(&entry);
+        match access(state, caller, &entry) {
+            access @ ("yes" | "subscribed") => {
+                json["access"] = json!(access);
+                usable.push(json);
+            }
+            access => {
+                json["access"] = json!(access);
+                if let Some(object) = json.as_object_mut() {
+                    object.remove("input_schema");
+                }
+                requestable.push(json);
+            }
+        }
+    }
+    let key = caller.name.as_deref().unwrap_or_default();
+    let subscriptions: Vec<_> = state
+        .catalog
+        .subscriptions()
+        .into_iter()
+        .filter(|s| s.key == key)
+        .collect();
+    let usage = match &caller.quota {
+        Some(quota) => quota.report().await.map_err(|failure| {
+            ApiError::state_unavailable(format!("Usage is kept in Redis: {failure}"))
+        })?,
+        None => Value::Null,
+    };
+    Ok(json!({
+        "key": caller.name,
+        "entries": usable,
+        "requestable": requestable,
+        "subscriptions": subscriptions,
+        "usage": usage,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Asked {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /v1/catalog/{entry}/subscription`: 201 with the request (200 with the one already
+/// waiting).
+pub async fn subscribe(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Segments(entry): Segments<String>,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = state.keys.authenticate(&headers).await?;
+    let body = state.bodies.read_up_to(body, 64 * 1024).await?;
+    let asked: Asked = if body.iter().all(u8::is_ascii_whitespace) {
+        Asked::default()
+    } else {
+        super::body::parse(&body)?
+    };
+    let (status, subscription) = request_access(&state, &caller, &entry, asked.note).await?;
+    Ok((status, Json(json!(subscription))))
+}
+
+/// Records a key's request for `entry`, after checking the entry exists and is not yet usable.
+pub(super) async fn request_access(
+    state: &AppState,
+    caller: &Caller,
+    entry: &str,
+    note: Option<String>,
+) -> Result<(StatusCode, crate::catalog::Subscription), ApiError> {
+    let Some(key) = caller.name.as_deref().filter(|_| caller.may_subscribe()) else {
+        return Err(ApiError::invalid_request(
+            "Only a configured key may subscribe; this caller has none.",
+            None,
+        ));
+    };
+    let found = find_entry(state, entry)?;
+    if found.described.meta.status == Status::Retired {
+        return Err(ApiError::gone(
+            "entry",
+            retired_message(found.kind, &found.name, &found.described.meta),
+        ));
+    }
+    if matches!(access(state, caller, &found), "yes" | "subscribed") {
+        return Err(ApiError::conflict(format!(
+            "The key '{key}' may already use '{entry}'."
+        )));
+    }
+    let before = state.catalog.subscriptions().len();
+    let subscription = state
+        .catalog
+        .request(key, &found.id(), note)
+        .await
+        .map_err(refusal)?;
+    let status = if state.catalog.subscriptions().len() > before {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, subscription))
+}
+
+/// The entry an id names, if it exists now.
+fn find_entry(state: &AppState, id: &str) -> Result<Entry, ApiError> {
+    let unknown = || {
+        ApiError::not_found(format!(
+            "No catalog entry '{id}'; ids are model:NAME or tool:NAME."
+        ))
+    };
+    let (kind, name) = parse_entry(id).ok_or_else(unknown)?;
+    let found = match kind {
+        Kind::Model => state.routes.names().any(|n| n == name),
+        Kind::Tool => true,
+    };
+    if !found {
+        return Err(unknown());
+    }
+    every_entry(state)
+        .into_iter()
+        .find(|e| e.kind == kind && e.name == name)
+        .ok_or_else(unknown)
+}
+
+fn refusal(error: CatalogError) -> ApiError {
+    match error {
+        CatalogError::UnknownSubscription(id) => {
+            ApiError::not_found(format!("No subscription {id}."))
+        }
+        CatalogError::Refused(message) => ApiError::rate_limited(message),
+        CatalogError::Unavailable(failure) => ApiError::state_unavailable(format!(
+            "The catalog's records cannot be kept now: {failure}"
+        )),
+    }
+}
+
+/// `GET /admin/subscriptions`: every request, newest first.
+pub async fn subscriptions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, &[])?;
+    Ok(Json(
+        json!({"subscriptions": state.catalog.subscriptions()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decided {
+    decision: String,
+}
+
+/// `POST /admin/subscriptions/{id}` with `{"decision": "approve" | "reject"}`.
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Segments(id): Segments<String>,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = admin_only_body(&state, &headers, body).await?;
+    let decided: Decided = super::body::parse(&body)?;
+    let subscription = decide_on(&state, &id, &decided.decision, "admin").await?;
+    Ok(Json(json!(subscription)))
+}
+
+/// Approves or rejects subscription `id` as `by`.
+pub(super) async fn decide_on(
+    state: &AppState,
+    id: &str,
+    decision: &str,
+    by: &str,
+) -> Result<crate::catalog::Subscription, ApiError> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("No subscription '{id}'.")))?;
+    let decision = match decision {
+        "approve" | "approved" => Decision::Approved,
+        "reject" | "rejected" => Decision::Rejected,
+        other => {
+            return Err(ApiError::invalid_request(
+                format!("'decision' is 'approve' or 'reject', not '{other}'."),
+                Some("decision".into()),
+            ));
+        }
+    };
+    state
+        .catalog
+        .decide(id, decision, by)
+        .await
+        .map_err(refusal)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Lifecycle {
+    pub status: Status,
+    #[serde(default)]
+    pub successor: Option<String>,
+    #[serde(default)]
+    pub sunset: Option<String>,
+}
+
+/// `POST /admin/catalog/{entry}` with `{"status", "successor", "sunset"}`: the entry's
+/// lifecycle from now on, on every replica, over what the config says.
+pub async fn change(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Segments(entry): Segments<String>,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = admin_only_body(&state, &headers, body).await?;
+    let lifecycle: Lifecycle = super::body::parse(&body)?;
+    let change = change_lifecycle(&state, &entry, lifecycle, "admin").await?;
+    Ok(Json(json!({"entry": entry, "change": change})))
+}
+
+/// Checks and keeps a lifecycle change made by `by`.
+pub(super) async fn change_lifecycle(
+    state: &AppState,
+    id: &str,
+    lifecycle: Lifecycle,
+    by: &str,
+) -> Result<Change, ApiError> {
+    let entry = find_entry(state, id)?;
+    let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let meta = EntryMeta {
+        status: lifecycle.status,
+        successor: blank(lifecycle.successor),
+        sunset: blank(lifecycle.sunset),
+        ..EntryMeta::default()
+    };
+    if let Some(problem) = meta.problems("", &entry.name).into_iter().next() {
+        let field = problem.path.trim_start_matches('.').to_owned();
+        return Err(ApiError::invalid_request(problem.message, Some(field)));
+    }
+    if let Some(successor) = &meta.successor
+        && entry.kind == Kind::Model
+        && !state.routes.names().any(|n| n == successor)
+    {
+        return Err(ApiError::invalid_request(
+            format!("No model named '{successor}' to succeed '{}'.", entry.name),
+            Some("successor".into()),
+        ));
+    }
+    let change = Change {
+        status: meta.status,
+        successor: meta.successor,
+        sunset: meta.sunset,
+        by: by.to_owned(),
+        at: crate::clock::unix_now(),
+    };
+    state
+        .catalog
+        .change(&entry.id(), change)
+        .await
+        .map_err(refusal)
+}
