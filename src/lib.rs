@@ -38,6 +38,10 @@ pub use config::Config;
 /// Parsers the fuzz targets feed that are not otherwise public: not an API.
 #[doc(hidden)]
 pub mod fuzzing {
+    /// The console's session id in a `Cookie` line.
+    pub use crate::api::console_cookie;
+    /// The console's same-origin check on a POST (`Host`, then `Origin` or `Referer`).
+    pub use crate::api::console_same_origin;
     /// The method of an `/mcp` body the gateway answers beside rmcp or edits rmcp's answer to.
     pub use crate::api::mcp_method_asked;
     /// The trace id of a client's `traceparent`.
@@ -48,6 +52,12 @@ pub mod fuzzing {
     pub use crate::auth::unverified_kid as jwt_kid;
     /// A cached answer as stored in the Redis the replicas share (`sb1\n<ms>\n<target>\n<json>`).
     pub use crate::cache::remote::decode as cache_entry;
+    /// A catalog entry id from a URL (`model:NAME`, `tool:NAME`).
+    pub use crate::catalog::parse_entry as catalog_entry;
+    /// A subscription record as the catalog reads it back.
+    pub use crate::catalog::subscription_record;
+    /// A `YYYY-MM-DD` day of the catalog, as Unix seconds at its start.
+    pub use crate::config::day_start as catalog_day;
     /// A context change as published to every replica (`namespace\nkey\nlisted`).
     pub use crate::context::parse_change as context_change;
     /// The request an upstream MCP server's oversized message answers, from its two ends.

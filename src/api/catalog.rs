@@ -80,14 +80,20 @@ pub(super) fn every_entry(state: &AppState) -> Vec<Entry> {
         schema: None,
         origin: "config".to_owned(),
     });
-    let tools = state.mcp_shared.catalog_tools().into_iter().map(|t| Entry {
-        kind: Kind::Tool,
-        described: state
+    let tools = state.mcp_shared.catalog_tools().into_iter().map(|t| {
+        let mut described = state
             .catalog
-            .describe(Kind::Tool, &t.tool.name, t.meta.as_ref()),
-        name: t.tool.name.to_string(),
-        schema: Some(Value::Object(t.tool.input_schema.as_ref().clone())),
-        origin: t.origin,
+            .describe(Kind::Tool, &t.tool.name, t.meta.as_ref());
+        // The catalog's words first, else what the tool says of itself.
+        let own = t.tool.description.as_deref().map(str::to_owned);
+        described.meta.description = described.meta.description.or(own);
+        Entry {
+            kind: Kind::Tool,
+            described,
+            name: t.tool.name.to_string(),
+            schema: Some(Value::Object(t.tool.input_schema.as_ref().clone())),
+            origin: t.origin,
+        }
     });
     models.chain(tools).collect()
 }

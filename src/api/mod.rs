@@ -9,7 +9,7 @@ pub(crate) mod body;
 mod catalog;
 mod chat;
 mod console;
-pub use console::Console;
+pub use console::{Console, cookie_in as console_cookie, same_origin_of as console_same_origin};
 mod context;
 mod embeddings;
 mod mcp_auth;

@@ -51,6 +51,11 @@ pub fn parse_entry(id: &str) -> Option<(Kind, &str)> {
     (!name.is_empty() && name.len() <= MAX_NAME).then_some((kind, name))
 }
 
+/// A subscription as stored in Redis or the data directory, by whoever wrote it.
+pub fn subscription_record(text: &str) -> Option<Subscription> {
+    serde_json::from_str(text).ok()
+}
+
 /// The longest entry name a request may name.
 const MAX_NAME: usize = 256;
 /// Requests one key may have waiting at once: a key cannot fill the book.
@@ -102,6 +107,7 @@ impl Catalog {
         data_dir: &Path,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StateError> {
+        std::fs::create_dir_all(data_dir).map_err(crate::state::io(data_dir))?;
         let path = data_dir.join(store::FILE);
         let book = Store::read_file(&path)?;
         Ok(Self::with(config, Store::File(path), book, metrics))

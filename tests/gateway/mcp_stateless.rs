@@ -20,7 +20,7 @@ fn meta() -> Value {
 
 /// One request as a 2026-07-28 client sends it: `_meta` in the params and the standard
 /// headers taken from the body, except those `headers` overrides.
-async fn rpc(
+pub async fn rpc(
     gateway: &TestGateway,
     key: &str,
     method: &str,

@@ -24,6 +24,7 @@ use super::{AppState, Current};
 use crate::state::redis::Redis;
 use series::{KeyPoint, Series};
 use session::Sessions;
+pub use session::{cookie_in, same_origin_of};
 
 /// The console's state that outlives reloads: its sessions and the samples of its charts.
 pub struct Console {

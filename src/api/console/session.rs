@@ -181,7 +181,12 @@ pub fn cookie(headers: &HeaderMap) -> Option<&str> {
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
+        .find_map(cookie_in)
+}
+
+/// The session id in one `Cookie` line: 64 hex digits, or nothing.
+pub fn cookie_in(line: &str) -> Option<&str> {
+    line.split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.trim_matches('"'))
@@ -214,13 +219,21 @@ fn over_tls(headers: &HeaderMap) -> bool {
 /// Whether a POST comes from the console's own pages: an `Origin` (or, without one, a
 /// `Referer`) naming this host, or neither (a browser sends one on every cross-site POST).
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let from = text(header::ORIGIN).or_else(|| text(header::REFERER));
+    same_origin_of(text(header::HOST), from)
+}
+
+/// [`same_origin`] on the header values: `host` (the request's `Host`), `from` (its `Origin`
+/// or `Referer`).
+pub fn same_origin_of(host: Option<&str>, from: Option<&str>) -> bool {
+    let Some(host) = host else {
         return false;
     };
-    let from = headers
-        .get(header::ORIGIN)
-        .or_else(|| headers.get(header::REFERER))
-        .and_then(|v| v.to_str().ok());
     match from {
         None => true,
         Some(from) => {
