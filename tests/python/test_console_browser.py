@@ -14,7 +14,7 @@ Run by a Rust integration test that starts the gateway and a fake upstream and s
 - SCREENSHOTS    a directory for the PNGs of each page (created if missing)
 - CHROMIUM, CHROMEDRIVER  /usr/bin/chromium and /usr/bin/chromedriver (scripts/system-deps.sh)
 
-The page ids and classes used here are those of notes/console-contract.md. Every check is an
+The page ids and classes used here are those the templates in assets/console/templates/ give. Every check is an
 assert: a failure exits non-zero with the traceback (and failure-*.png screenshots). Every wait is a
 WebDriverWait polling a condition; nothing sleeps.
 """
