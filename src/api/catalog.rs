@@ -2,6 +2,7 @@
 //! everything with who uses it for the admin), subscription requests and decisions, lifecycle
 //! changes, and the headers or refusal a model answer gets from its entry's lifecycle.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -99,23 +100,36 @@ pub(super) fn every_entry(state: &AppState) -> Vec<Entry> {
 }
 
 /// Whether the key may use an entry now: `yes` (its globs), `subscribed` (an approved
-/// request), `pending` (a request waits), or `request` (it may ask).
-pub(super) fn access(state: &AppState, caller: &Caller, entry: &Entry) -> &'static str {
+/// request), `pending` (a request waits), or `request` (it may ask). `pending` holds the ids of
+/// the entries the key's waiting requests name.
+pub(super) fn access(
+    state: &AppState,
+    caller: &Caller,
+    entry: &Entry,
+    pending: &HashSet<String>,
+) -> &'static str {
     let key = caller.name.as_deref().unwrap_or_default();
+    let id = entry.id();
     if caller.globs_allow(entry.kind, &entry.name) {
         "yes"
-    } else if state.catalog.approved(key, &entry.id()) {
+    } else if state.catalog.approved(key, &id) {
         "subscribed"
-    } else if state
-        .catalog
-        .subscriptions()
-        .iter()
-        .any(|s| s.key == key && s.entry == entry.id() && s.status == Decision::Pending)
-    {
+    } else if pending.contains(&id) {
         "pending"
     } else {
         "request"
     }
+}
+
+/// The entries `key`'s waiting requests name.
+fn pending_of(state: &AppState, key: Option<&str>) -> HashSet<String> {
+    state
+        .catalog
+        .subscriptions()
+        .into_iter()
+        .filter(|s| Some(s.key.as_str()) == key && s.status == Decision::Pending)
+        .map(|s| s.entry)
+        .collect()
 }
 
 /// The names of the keys that may use an entry: by their globs, or by an approved request.
@@ -211,12 +225,13 @@ pub(super) fn admin_view(state: &AppState) -> Value {
 pub(super) async fn key_view(state: &AppState, caller: &Caller) -> Result<Value, ApiError> {
     let mut usable = Vec::new();
     let mut requestable = Vec::new();
+    let pending = pending_of(state, caller.name.as_deref());
     for entry in every_entry(state) {
         if entry.described.meta.status == Status::Retired {
             continue;
         }
         let mut json = entry_json(&entry);
-        match access(state, caller, &entry) {
+        match access(state, caller, &entry, &pending) {
             access @ ("yes" | "subscribed") => {
                 json["access"] = json!(access);
                 usable.push(json);
@@ -298,7 +313,11 @@ pub(super) async fn request_access(
             retired_message(found.kind, &found.name, &found.described.meta),
         ));
     }
-    if matches!(access(state, caller, &found), "yes" | "subscribed") {
+    let pending = HashSet::new();
+    if matches!(
+        access(state, caller, &found, &pending),
+        "yes" | "subscribed"
+    ) {
         return Err(ApiError::conflict(format!(
             "The key '{key}' may already use '{entry}'."
         )));

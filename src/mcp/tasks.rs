@@ -72,6 +72,11 @@ impl Shared {
         if !caller.may_use_tool(name) {
             return Err(unknown_tool(name));
         }
+        // A retired tool is answered as a plain call would be: a tool error naming its successor.
+        if let Some(retired) = self.lifecycle_of_call(caller, name) {
+            return serde_json::to_value(retired)
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None));
+        }
         if self.owns(name) {
             return Err(ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,

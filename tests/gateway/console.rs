@@ -51,3 +51,40 @@ catalog:
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_disabled_console_answers_404_everywhere_and_the_catalog_api_stays() {
+    let gateway = TestGateway::start(&format!(
+        r#"
+server: {{ admin_key: {ADMIN}, console: {{ enabled: false }} }}
+providers:
+  demo: {{ kind: mock }}
+models:
+  - {{ name: fast, targets: [ {{ provider: demo, model: mock-fast }} ] }}
+keys:
+  - {{ name: dev, key: {DEV} }}
+"#
+    ))
+    .await;
+    let client = crate::common::client();
+    for path in ["/ui", "/ui/login", "/ui/assets/app.js", "/ui/admin"] {
+        let response = client.get(gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+    }
+    let login = client
+        .post(gateway.url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 404);
+    assert!(login.headers().get("set-cookie").is_none());
+    let catalog = client
+        .get(gateway.url("/v1/catalog"))
+        .bearer_auth(DEV)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(catalog.status(), 200);
+}
