@@ -194,6 +194,39 @@ pub async fn list(
     key_view(&state, &caller).await.map(Json)
 }
 
+/// `GET /v1/catalog/{entry}`: one entry, where a `successor-version` link points. A key sees
+/// it with its access (a retired one is 410 naming its successor); the admin, as in the list.
+pub async fn one(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Segments(id): Segments<String>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(digest) = &state.admin_key
+        && crate::auth::is_admin(&headers, digest)
+    {
+        let found = find_entry(&state, &id)?;
+        let mut json = entry_json(&found);
+        json["used_by"] = json!(used_by(&state, &found));
+        return Ok(Json(json));
+    }
+    let caller = state.keys.authenticate(&headers).await?;
+    let found = find_entry(&state, &id)?;
+    if found.described.meta.status == Status::Retired {
+        let message = retired_message(found.kind, &found.name, &found.described.meta);
+        return Err(ApiError::gone("entry", message));
+    }
+    let pending = pending_of(&state, caller.name.as_deref());
+    let mut json = entry_json(&found);
+    let access = access(&state, &caller, &found, &pending);
+    if !matches!(access, "yes" | "subscribed")
+        && let Some(object) = json.as_object_mut()
+    {
+        object.remove("input_schema");
+    }
+    json["access"] = json!(access);
+    Ok(Json(json))
+}
+
 /// Everything, retired entries included, with the keys that use each and the calls still made
 /// to deprecated ones.
 pub(super) fn admin_view(state: &AppState) -> Value {

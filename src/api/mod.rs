@@ -202,6 +202,7 @@ pub fn router(current: Current) -> Router {
         .route("/admin/tools", get(tools::list).post(tools::register))
         .route("/admin/tools/{name}", delete(tools::remove))
         .route("/v1/catalog", get(catalog::list))
+        .route("/v1/catalog/{entry}", get(catalog::one))
         .route("/v1/catalog/{entry}/subscription", post(catalog::subscribe))
         .route("/admin/subscriptions", get(catalog::subscriptions))
         .route("/admin/subscriptions/{id}", post(catalog::decide))

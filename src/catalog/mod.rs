@@ -173,6 +173,13 @@ impl Catalog {
             meta.successor = change.successor.clone();
             meta.sunset = change.sunset.clone();
         }
+        // From its sunset day on, a deprecated entry is retired: what the header promised.
+        let sunset = meta.sunset.as_deref().and_then(day_start);
+        if meta.status == Status::Deprecated
+            && sunset.is_some_and(|at| at <= crate::clock::unix_now())
+        {
+            meta.status = Status::Retired;
+        }
         Described {
             meta,
             change,
@@ -406,6 +413,18 @@ mod tests {
             catalog.decide(99, Decision::Approved, "admin").await,
             Err(CatalogError::UnknownSubscription(99))
         ));
+    }
+
+    #[test]
+    fn a_deprecated_entry_is_retired_from_its_sunset_day() {
+        let catalog = catalog(
+            "models: { past: { status: deprecated, sunset: 2020-01-01 }, later: { status: deprecated, sunset: 2999-01-01 } }",
+        );
+        assert_eq!(catalog.status(Kind::Model, "past", None), Status::Retired);
+        assert_eq!(
+            catalog.status(Kind::Model, "later", None),
+            Status::Deprecated
+        );
     }
 
     #[tokio::test]

@@ -101,6 +101,33 @@ async fn a_deprecated_model_answers_with_its_lifecycle_headers_and_is_counted_pe
     }
     let published = send(&gateway, "sk-cat-dev", "/v1/chat/completions", chat("fast")).await;
     assert!(published.headers().get("deprecation").is_none());
+    // The successor link leads to the successor's entry.
+    let entry_of = |id: &str| {
+        client()
+            .get(gateway.url(&format!("/v1/catalog/{id}")))
+            .bearer_auth("sk-cat-dev")
+            .send()
+    };
+    let successor: Value = entry_of("model:fast").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (successor["owner"].as_str(), successor["access"].as_str()),
+        (Some("platform"), Some("yes"))
+    );
+    let premium: Value = entry_of("model:premium")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(premium["access"], "request");
+    assert_eq!(
+        entry_of("model:gone").await.unwrap().status(),
+        StatusCode::GONE
+    );
+    assert_eq!(
+        entry_of("model:none").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     let metrics = client().get(gateway.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
     assert!(

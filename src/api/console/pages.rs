@@ -88,6 +88,17 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// A page, or the answer that refuses it (the login, a 403, an error page).
+type Page = Result<Response, Response>;
+
+/// Where an action sends the browser back to once done, or the error page saying why not.
+fn acted<T>(done: Result<T, crate::error::ApiError>, back: &str) -> Response {
+    match done {
+        Ok(_) => see_other(back),
+        Err(error) => refused(error.status, &error.message),
+    }
+}
+
 /// A page rendered whole.
 fn render(name: &str, status: StatusCode, context: Value) -> Response {
     let rendered = TEMPLATES
@@ -230,17 +241,14 @@ pub async fn logout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
-) -> Response {
-    let signed = match checked_post(&state, &headers, form.csrf.as_deref()).await {
-        Ok(signed) => signed,
-        Err(refusal) => return refusal,
-    };
+) -> Page {
+    let signed = checked_post(&state, &headers, form.csrf.as_deref()).await?;
     state.console.sessions.close(&signed.id).await;
     let mut response = see_other("/ui/login");
     response
         .headers_mut()
         .insert(header::SET_COOKIE, session::cleared_cookie());
-    response
+    Ok(response)
 }
 
 fn see_other(to: &str) -> Response {
@@ -279,14 +287,11 @@ async fn client(state: &AppState, headers: &HeaderMap) -> Result<(Signed, Arc<Ca
 }
 
 /// `GET /ui/admin`.
-pub async fn admin_overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let signed = match admin(&state, &headers).await {
-        Ok(signed) => signed,
-        Err(refusal) => return refusal,
-    };
+pub async fn admin_overview(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
+    let signed = admin(&state, &headers).await?;
     let mut context = frame(&signed, "overview", "Overview");
     context["o"] = views::overview(&state);
-    render("admin_overview.html", StatusCode::OK, context)
+    Ok(render("admin_overview.html", StatusCode::OK, context))
 }
 
 #[derive(Deserialize)]
@@ -301,13 +306,10 @@ pub async fn admin_page(
     headers: HeaderMap,
     Path(page): Path<String>,
     Query(selected): Query<Selected>,
-) -> Response {
-    let signed = match admin(&state, &headers).await {
-        Ok(signed) => signed,
-        Err(refusal) => return refusal,
-    };
+) -> Page {
+    let signed = admin(&state, &headers).await?;
     let Some((_, _, title)) = ADMIN_NAV.iter().find(|(p, _, _)| *p == page) else {
-        return refused(StatusCode::NOT_FOUND, "No such page.");
+        return Err(refused(StatusCode::NOT_FOUND, "No such page."));
     };
     let mut context = frame(&signed, &page, title);
     match page.as_str() {
@@ -329,7 +331,11 @@ pub async fn admin_page(
         "catalog" => context["catalog"] = views::catalog(&state),
         _ => {}
     }
-    render(&format!("admin_{page}.html"), StatusCode::OK, context)
+    Ok(render(
+        &format!("admin_{page}.html"),
+        StatusCode::OK,
+        context,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -346,18 +352,11 @@ pub async fn decide(
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
-) -> Response {
-    if let Err(refusal) = admin(&state, &headers).await {
-        return refusal;
-    }
-    let signed = match checked_post(&state, &headers, form.csrf.as_deref()).await {
-        Ok(signed) => signed,
-        Err(refusal) => return refusal,
-    };
-    match catalog::decide_on(&state, &id, &form.decision, &signed.name()).await {
-        Ok(_) => see_other("/ui/admin/subscriptions"),
-        Err(error) => refused(error.status, &error.message),
-    }
+) -> Page {
+    admin(&state, &headers).await?;
+    let signed = checked_post(&state, &headers, form.csrf.as_deref()).await?;
+    let decided = catalog::decide_on(&state, &id, &form.decision, &signed.name()).await;
+    Ok(acted(decided, "/ui/admin/subscriptions"))
 }
 
 #[derive(Deserialize)]
@@ -377,23 +376,16 @@ pub async fn lifecycle(
     headers: HeaderMap,
     Path(entry): Path<String>,
     Form(form): Form<LifecycleForm>,
-) -> Response {
-    if let Err(refusal) = admin(&state, &headers).await {
-        return refusal;
-    }
-    let signed = match checked_post(&state, &headers, form.csrf.as_deref()).await {
-        Ok(signed) => signed,
-        Err(refusal) => return refusal,
-    };
+) -> Page {
+    admin(&state, &headers).await?;
+    let signed = checked_post(&state, &headers, form.csrf.as_deref()).await?;
     let lifecycle = catalog::Lifecycle {
         status: form.status,
         successor: form.successor,
         sunset: form.sunset,
     };
-    match catalog::change_lifecycle(&state, &entry, lifecycle, &signed.name()).await {
-        Ok(_) => see_other("/ui/admin/catalog"),
-        Err(error) => refused(error.status, &error.message),
-    }
+    let changed = catalog::change_lifecycle(&state, &entry, lifecycle, &signed.name()).await;
+    Ok(acted(changed, "/ui/admin/catalog"))
 }
 
 /// The base URL clients reach the gateway at, as this request did.
@@ -410,7 +402,7 @@ fn base_url(headers: &HeaderMap) -> String {
 }
 
 /// `GET /ui/portal`.
-pub async fn portal_catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn portal_catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Page {
     portal(&state, &headers, "catalog").await
 }
 
@@ -419,24 +411,25 @@ pub async fn portal_page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(page): Path<String>,
-) -> Response {
+) -> Page {
     portal(&state, &headers, &page).await
 }
 
-async fn portal(state: &AppState, headers: &HeaderMap, page: &str) -> Response {
-    let (signed, caller) = match client(state, headers).await {
-        Ok(found) => found,
-        Err(refusal) => return refusal,
-    };
+async fn portal(state: &AppState, headers: &HeaderMap, page: &str) -> Page {
+    let (signed, caller) = client(state, headers).await?;
     let Some((_, _, title)) = PORTAL_NAV.iter().find(|(p, _, _)| *p == page) else {
-        return refused(StatusCode::NOT_FOUND, "No such page.");
+        return Err(refused(StatusCode::NOT_FOUND, "No such page."));
     };
     let mut context = frame(&signed, page, title);
     let view = views::portal(state, &caller).await;
     context["model"] = view["models"].get(0).cloned().unwrap_or(json!("MODEL"));
     context["view"] = view;
     context["base"] = json!(base_url(headers));
-    render(&format!("portal_{page}.html"), StatusCode::OK, context)
+    Ok(render(
+        &format!("portal_{page}.html"),
+        StatusCode::OK,
+        context,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -453,19 +446,12 @@ pub async fn subscribe(
     headers: HeaderMap,
     Path(entry): Path<String>,
     Form(form): Form<SubscribeForm>,
-) -> Response {
-    let caller = match client(&state, &headers).await {
-        Ok((_, caller)) => caller,
-        Err(refusal) => return refusal,
-    };
-    if let Err(refusal) = checked_post(&state, &headers, form.csrf.as_deref()).await {
-        return refusal;
-    }
+) -> Page {
+    let (_, caller) = client(&state, &headers).await?;
+    checked_post(&state, &headers, form.csrf.as_deref()).await?;
     let note = form.note.filter(|n| !n.trim().is_empty());
-    match catalog::request_access(&state, &caller, &entry, note).await {
-        Ok(_) => see_other("/ui/portal"),
-        Err(error) => refused(error.status, &error.message),
-    }
+    let asked = catalog::request_access(&state, &caller, &entry, note).await;
+    Ok(acted(asked, "/ui/portal"))
 }
 
 /// `GET /ui/api/series`: the gateway's series (admin), or a key's: an admin names it with
@@ -499,16 +485,11 @@ pub async fn series(
 
 /// `POST /ui/api/chat`: the playground's request, sent as the session's key, counted
 /// against its limits like any other.
-pub async fn chat(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub async fn chat(State(state): State<Arc<AppState>>, request: Request) -> Page {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let caller = match client(&state, &parts.headers).await {
-        Ok((_, caller)) => caller,
-        Err(refusal) => return refusal,
-    };
-    if let Err(refusal) = checked_post(&state, &parts.headers, None).await {
-        return refusal;
-    }
+    let (_, caller) = client(&state, &parts.headers).await?;
+    checked_post(&state, &parts.headers, None).await?;
     let admitted = caller
         .admit(Door::Model)
         .await
@@ -516,13 +497,13 @@ pub async fn chat(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let answer = async |caller: &Caller, headers: &HeaderMap, body, served: &mut Served| {
         chat::answer(&state, caller, headers, body, served).await
     };
-    Box::pin(serve_admitted(
+    let answered = serve_admitted(
         &state,
         "chat",
         started,
         (&parts.headers, body),
         admitted,
         answer,
-    ))
-    .await
+    );
+    Ok(Box::pin(answered).await)
 }
