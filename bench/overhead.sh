@@ -288,7 +288,10 @@ fi
 COMPARE_PID=
 if [[ -n $COMPARE_BIN ]]; then
     [[ -f $RUN/switchboard.yaml ]] || die "COMPARE_BIN needs the gateway (SKIP_GATEWAY=0)"
-    start_gateway compare "$COMPARE_BIN" "$PORT_COMPARE"
+    # A data directory of its own: two gateways never share one (its lock says so).
+    sed -e '/^state: /d' "$RUN/switchboard.yaml" >"$RUN/switchboard-compare.yaml"
+    echo "state: { data_dir: \"$RUN/data-compare\" }" >>"$RUN/switchboard-compare.yaml"
+    start_gateway compare "$COMPARE_BIN" "$PORT_COMPARE" "$RUN/switchboard-compare.yaml"
     COMPARE_PID=$GATEWAY_PID
 fi
 
