@@ -101,7 +101,7 @@ pub(super) async fn serve(
     recount: impl FnOnce() -> u64 + Send + 'static,
     served: &mut Served,
 ) -> Result<Response, ApiError> {
-    let route = route_for(state, caller, &request.model)?;
+    let route = route_for(state, caller, &request.model).await?;
     crate::telemetry::traces::capture("gen_ai.input.messages", || {
         serde_json::to_string(&request.messages).unwrap_or_default()
     });

@@ -51,7 +51,7 @@ async fn answer(
             Some("input".into()),
         ));
     }
-    let route = route_for(state, caller, &request.model)?;
+    let route = route_for(state, caller, &request.model).await?;
     served.model.clone_from(&route.label);
     let routes = with_fallbacks(state, &route);
     let reserved = Charge::reserve(caller, &routes, || tokens::embeddings(&request), |_| 0).await;

@@ -136,7 +136,7 @@ async fn count(
     served: &mut Served,
 ) -> Result<Response, ApiError> {
     let read = read(state, headers, body, false).await?;
-    let route = route_for(state, caller, &read.request.model)?;
+    let route = route_for(state, caller, &read.request.model).await?;
     served.model.clone_from(&route.label);
     if let Some((index, lease)) = route.choose(&[], &[]) {
         let target = &route.targets[index];

@@ -366,7 +366,7 @@ async fn admitted(
 }
 
 /// The route for a requested model, if it exists and the caller may use it.
-fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Arc<Route>, ApiError> {
+async fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Arc<Route>, ApiError> {
     let route = state
         .routes
         .resolve(model)
@@ -374,7 +374,10 @@ fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Arc<Route
     // Existence first: an unknown model is 404 for every key, as OpenAI's SDKs expect; a
     // retired one is 410 for every key, naming what replaces it.
     catalog::refuse_retired(state, model)?;
-    if !caller.may_use(model) {
+    // A refusal first asks whether another replica approved a subscription since.
+    let allowed =
+        caller.may_use(model) || (state.catalog.changed_elsewhere().await && caller.may_use(model));
+    if !allowed {
         return Err(ApiError::model_not_allowed(model));
     }
     Ok(route)

@@ -70,6 +70,9 @@ pub struct Book {
     /// `(key, entry)` of every approved subscription.
     #[serde(skip)]
     approved: HashSet<(String, String)>,
+    /// The shared book's version when it was read (Redis only).
+    #[serde(skip)]
+    pub version: u64,
 }
 
 impl Book {
@@ -82,6 +85,7 @@ impl Book {
             subscriptions: subscriptions.into_iter().map(|s| (s.id, s)).collect(),
             changes: changes.into_iter().collect(),
             approved: HashSet::new(),
+            version: 0,
         };
         book.index();
         book

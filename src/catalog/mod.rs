@@ -326,6 +326,21 @@ impl Catalog {
             .clone()
     }
 
+    /// Before a key is refused an entry: whether the shared book changed since this replica
+    /// last read it (read again if so), so a decision made on another replica is honoured at
+    /// once. One small Redis read, on the refusal path only; `false` when nothing is shared.
+    pub async fn changed_elsewhere(&self) -> bool {
+        let Ok(version) = self.store.version().await else {
+            return false;
+        };
+        if version == self.book.load().version {
+            return false;
+        }
+        let _writing = self.writing.lock().await;
+        self.refresh().await;
+        true
+    }
+
     /// Reads the shared book once; a failure keeps the last one read.
     async fn refresh(&self) {
         match self.store.load_shared().await {

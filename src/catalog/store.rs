@@ -34,6 +34,8 @@ impl Store {
         let Store::Redis(redis) = self else {
             return Ok(None);
         };
+        // Read first: records written after it carry a later version, so nothing is missed.
+        let version = self.version().await?;
         let all = |name: &str| {
             redis::cmd("HGETALL")
                 .arg(redis.key("catalog", name))
@@ -51,7 +53,31 @@ impl Store {
             .into_iter()
             .map(|(entry, body)| Ok((entry, serde_json::from_str(&body).map_err(read)?)))
             .collect::<Result<Vec<(String, Change)>, StoreError>>()?;
-        Ok(Some(Book::of(subscriptions, changes)))
+        let mut book = Book::of(subscriptions, changes);
+        book.version = version;
+        Ok(Some(book))
+    }
+
+    /// The count of writes to the shared book, which every write raises after it is made; 0
+    /// for a store that is not shared.
+    pub(super) async fn version(&self) -> Result<u64, StoreError> {
+        let Store::Redis(redis) = self else {
+            return Ok(0);
+        };
+        let get = redis::cmd("GET")
+            .arg(redis.key("catalog", "version"))
+            .clone();
+        let version: Option<u64> = redis.command("catalog_read", &get).await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Raises the version once a write is made.
+    async fn written(redis: &Redis) -> Result<(), StoreError> {
+        let incr = redis::cmd("INCR")
+            .arg(redis.key("catalog", "version"))
+            .clone();
+        redis.command::<u64>("catalog_write", &incr).await?;
+        Ok(())
     }
 
     /// The book in the data directory, as the last run left it (none: an empty book).
@@ -101,7 +127,7 @@ impl Store {
                     .arg(body)
                     .clone();
                 redis.command::<i64>("catalog_write", &hset).await?;
-                Ok(())
+                Self::written(redis).await
             }
             _ => self.write_whole(book).await,
         }
@@ -124,7 +150,7 @@ impl Store {
                     .arg(body)
                     .clone();
                 redis.command::<i64>("catalog_write", &hset).await?;
-                Ok(())
+                Self::written(redis).await
             }
             _ => self.write_whole(book).await,
         }

@@ -44,8 +44,11 @@ impl Session {
             meta.0.0.extend(passed);
         }
         let caller = self.caller(&context)?;
-        if !caller.may_use_tool(&request.name) {
-            return Err(unknown_tool(&request.name));
+        let name = &request.name;
+        let allowed = caller.may_use_tool(name)
+            || (self.shared.catalog.changed_elsewhere().await && caller.may_use_tool(name));
+        if !allowed {
+            return Err(unknown_tool(name));
         }
         if let Some(retired) = self.shared.lifecycle_of_call(&caller, &request.name) {
             return Ok(CallToolResponse::Complete(retired));
