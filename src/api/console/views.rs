@@ -55,14 +55,18 @@ fn today(state: &AppState, now: Snapshot) -> Snapshot {
 pub async fn keys(state: &AppState) -> Vec<Value> {
     let limited = state.metrics.totals.limited_keys();
     let subscriptions = state.catalog.subscriptions();
-    let mut rows = Vec::new();
-    for caller in state.keys.callers() {
-        let Some(name) = caller.name.clone() else {
-            continue;
-        };
-        let report = match &caller.quota {
+    // Asked together: with Redis, each is a round trip.
+    let reports = futures_util::future::join_all(state.keys.callers().iter().map(|caller| async {
+        match &caller.quota {
             Some(quota) => quota.report().await.unwrap_or(Value::Null),
             None => Value::Null,
+        }
+    }))
+    .await;
+    let mut rows = Vec::new();
+    for (caller, report) in state.keys.callers().iter().zip(reports) {
+        let Some(name) = caller.name.clone() else {
+            continue;
         };
         let config = state.loaded.config.keys.iter().find(|k| k.name == name);
         let (count, last) = limited.get(&name).copied().unwrap_or_default();

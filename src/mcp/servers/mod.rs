@@ -59,16 +59,6 @@ pub enum Era {
     Stateless,
 }
 
-impl Holder {
-    /// The face of each server this holder's requests use.
-    pub fn era(&self) -> Era {
-        match self {
-            Holder::Session(_) => Era::Session,
-            Holder::Key(_) => Era::Stateless,
-        }
-    }
-}
-
 /// Every configured upstream server; a reload adds and removes servers while sessions run.
 pub struct McpServers {
     servers: RwLock<Arc<[Arc<Server>]>>,

@@ -31,6 +31,16 @@ pub enum Holder {
     Key(Option<String>),
 }
 
+impl Holder {
+    /// The face of each server this holder's requests use.
+    pub fn era(&self) -> super::Era {
+        match self {
+            Holder::Session(_) => super::Era::Session,
+            Holder::Key(_) => super::Era::Stateless,
+        }
+    }
+}
+
 /// Why no session could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
