@@ -65,7 +65,21 @@ fn nginx() -> PathBuf {
 }
 
 impl Drop for Nginx {
+    /// Asks the master to stop first (SIGTERM): killed outright, it would leave its worker
+    /// running, orphaned, after the test.
     fn drop(&mut self) {
+        let asked = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|status| status.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while asked && Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
