@@ -19,30 +19,22 @@ pub fn unix_millis() -> u64 {
 /// person and a log pipeline both read.
 pub fn rfc3339_now() -> String {
     let millis = unix_millis();
-    let nanos = i128::from(millis) * 1_000_000;
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(at) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            millis % 1000
-        ),
-        Err(_) => "1970-01-01T00:00:00.000Z".to_owned(),
-    }
+    format!("{}.{:03}Z", seconds_of(millis / 1000), millis % 1000)
 }
 
 /// Unix seconds as RFC 3339 in UTC to the second (`2026-12-06T15:14:26Z`), for pages.
 pub fn rfc3339(seconds: u64) -> String {
+    format!("{}Z", seconds_of(seconds))
+}
+
+/// `2026-12-06T15:14:26`: a moment's date and time to the second, in UTC.
+fn seconds_of(seconds: u64) -> String {
     let at = i64::try_from(seconds)
         .ok()
         .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok());
     match at {
         Some(at) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             at.year(),
             u8::from(at.month()),
             at.day(),
@@ -50,7 +42,7 @@ pub fn rfc3339(seconds: u64) -> String {
             at.minute(),
             at.second()
         ),
-        None => "1970-01-01T00:00:00Z".to_owned(),
+        None => "1970-01-01T00:00:00".to_owned(),
     }
 }
 

@@ -24,14 +24,19 @@ use crate::error::ApiError;
 
 /// 410 for a retired model, naming its successor.
 pub(super) fn refuse_retired(state: &AppState, model: &str) -> Result<(), ApiError> {
-    if state.catalog.status(Kind::Model, model, None) != Status::Retired {
-        return Ok(());
+    match state.catalog.unpublished(Kind::Model, model, None) {
+        Some(described) if described.meta.status == Status::Retired => Err(ApiError::gone(
+            "model",
+            retired_message(Kind::Model, model, &described.meta),
+        )),
+        _ => Ok(()),
     }
-    let described = state.catalog.describe(Kind::Model, model, None);
-    Err(ApiError::gone(
-        "model",
-        retired_message(Kind::Model, model, &described.meta),
-    ))
+}
+
+/// Whether a model is retired (and so not listed).
+pub(super) fn is_retired(state: &AppState, model: &str) -> bool {
+    let unpublished = state.catalog.unpublished(Kind::Model, model, None);
+    unpublished.is_some_and(|d| d.meta.status == Status::Retired)
 }
 
 /// A deprecated model's answer gets its lifecycle headers, and the call is counted.
@@ -41,10 +46,12 @@ pub(super) fn mark_deprecated(
     model: &str,
     headers: &mut HeaderMap,
 ) {
-    if state.catalog.status(Kind::Model, model, None) != Status::Deprecated {
+    let Some(described) = state.catalog.unpublished(Kind::Model, model, None) else {
+        return;
+    };
+    if described.meta.status != Status::Deprecated {
         return;
     }
-    let described = state.catalog.describe(Kind::Model, model, None);
     for (name, value) in lifecycle_headers(Kind::Model, &described.meta, described.deprecated_since)
     {
         headers.append(name, value);
@@ -74,29 +81,34 @@ impl Entry {
 
 /// Every entry there is now: the models, then the tools.
 pub(super) fn every_entry(state: &AppState) -> Vec<Entry> {
-    let models = state.routes.names().map(|name| Entry {
+    let models = state.routes.names().map(|name| model_entry(state, name));
+    let tools = state.mcp_shared.catalog_tools().into_iter();
+    models.chain(tools.map(|t| tool_entry(state, t))).collect()
+}
+
+fn model_entry(state: &AppState, name: &str) -> Entry {
+    Entry {
         kind: Kind::Model,
         name: name.to_owned(),
         described: state.catalog.describe(Kind::Model, name, None),
         schema: None,
         origin: "config".to_owned(),
-    });
-    let tools = state.mcp_shared.catalog_tools().into_iter().map(|t| {
-        let mut described = state
-            .catalog
-            .describe(Kind::Tool, &t.tool.name, t.meta.as_ref());
-        // The catalog's words first, else what the tool says of itself.
-        let own = t.tool.description.as_deref().map(str::to_owned);
-        described.meta.description = described.meta.description.or(own);
-        Entry {
-            kind: Kind::Tool,
-            described,
-            name: t.tool.name.to_string(),
-            schema: Some(Value::Object(t.tool.input_schema.as_ref().clone())),
-            origin: t.origin,
-        }
-    });
-    models.chain(tools).collect()
+    }
+}
+
+fn tool_entry(state: &AppState, tool: crate::mcp::ToolOrigin) -> Entry {
+    let name = tool.tool.name.as_ref();
+    let mut described = state.catalog.describe(Kind::Tool, name, tool.meta.as_ref());
+    // The catalog's words first, else what the tool says of itself.
+    let own = tool.tool.description.as_deref().map(str::to_owned);
+    described.meta.description = described.meta.description.or(own);
+    Entry {
+        kind: Kind::Tool,
+        described,
+        name: name.to_owned(),
+        schema: Some(Value::Object(tool.tool.input_schema.as_ref().clone())),
+        origin: tool.origin,
+    }
 }
 
 /// Whether the key may use an entry now: `yes` (its globs), `subscribed` (an approved
@@ -180,14 +192,17 @@ pub(super) fn entry_json(entry: &Entry) -> Value {
     json
 }
 
+/// Whether the request carries the admin key (which sees the whole catalog).
+fn from_admin(state: &AppState, headers: &HeaderMap) -> bool {
+    (state.admin_key.as_ref()).is_some_and(|digest| crate::auth::is_admin(headers, digest))
+}
+
 /// `GET /v1/catalog`.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(digest) = &state.admin_key
-        && crate::auth::is_admin(&headers, digest)
-    {
+    if from_admin(&state, &headers) {
         return Ok(Json(admin_view(&state)));
     }
     let caller = state.keys.authenticate(&headers).await?;
@@ -201,9 +216,7 @@ pub async fn one(
     headers: HeaderMap,
     Segments(id): Segments<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(digest) = &state.admin_key
-        && crate::auth::is_admin(&headers, digest)
-    {
+    if from_admin(&state, &headers) {
         let found = find_entry(&state, &id)?;
         let mut json = entry_json(&found);
         json["used_by"] = json!(used_by(&state, &found));
@@ -346,22 +359,21 @@ pub(super) async fn request_access(
             retired_message(found.kind, &found.name, &found.described.meta),
         ));
     }
-    let pending = HashSet::new();
-    if matches!(
-        access(state, caller, &found, &pending),
-        "yes" | "subscribed"
-    ) {
+    let usable = match found.kind {
+        Kind::Model => caller.may_use(&found.name),
+        Kind::Tool => caller.may_use_tool(&found.name),
+    };
+    if usable {
         return Err(ApiError::conflict(format!(
             "The key '{key}' may already use '{entry}'."
         )));
     }
-    let before = state.catalog.subscriptions().len();
-    let subscription = state
+    let (subscription, new) = state
         .catalog
         .request(key, &found.id(), note)
         .await
         .map_err(refusal)?;
-    let status = if state.catalog.subscriptions().len() > before {
+    let status = if new {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -376,18 +388,17 @@ fn find_entry(state: &AppState, id: &str) -> Result<Entry, ApiError> {
             "No catalog entry '{id}'; ids are model:NAME or tool:NAME."
         ))
     };
-    let (kind, name) = parse_entry(id).ok_or_else(unknown)?;
-    let found = match kind {
-        Kind::Model => state.routes.names().any(|n| n == name),
-        Kind::Tool => true,
-    };
-    if !found {
-        return Err(unknown());
+    match parse_entry(id).ok_or_else(unknown)? {
+        (Kind::Model, name) if state.routes.names().any(|n| n == name) => {
+            Ok(model_entry(state, name))
+        }
+        (Kind::Model, _) => Err(unknown()),
+        (Kind::Tool, name) => {
+            let mut tools = state.mcp_shared.catalog_tools().into_iter();
+            let tool = tools.find(|t| t.tool.name == name);
+            tool.map(|t| tool_entry(state, t)).ok_or_else(unknown)
+        }
     }
-    every_entry(state)
-        .into_iter()
-        .find(|e| e.kind == kind && e.name == name)
-        .ok_or_else(unknown)
 }
 
 fn refusal(error: CatalogError) -> ApiError {

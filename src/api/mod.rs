@@ -262,11 +262,6 @@ async fn model_endpoint(
     // Taking the request whole avoids the copy of the headers a `HeaderMap` extractor makes.
     let (parts, body) = request.into_parts();
     let admitted = admitted(state, &parts.headers, Door::Model).await;
-    if let Err(refused) = &admitted
-        && refused.status() == axum::http::StatusCode::TOO_MANY_REQUESTS
-    {
-        note_limited(state, &parts.headers);
-    }
     serve_admitted(
         state,
         endpoint,
@@ -298,10 +293,8 @@ async fn serve_admitted(
             if !served.model.is_empty() {
                 catalog::mark_deprecated(state, &caller, &served.model, response.headers_mut());
             }
-            if response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS
-                && let Some(key) = &caller.name
-            {
-                state.metrics.totals.limited(key, crate::clock::unix_now());
+            if response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
+                note_limited(state, &caller);
             }
             admission.hold_until_sent(response)
         }
@@ -339,14 +332,10 @@ async fn serve_admitted(
     response
 }
 
-/// Notes a 429 of admission against the key that was refused (found again by its header: the
-/// refusal came before the caller was handed over).
-fn note_limited(state: &AppState, headers: &HeaderMap) {
-    if let Some(name) = state.keys.presented(headers).and_then(|c| c.name.clone()) {
-        state
-            .metrics
-            .totals
-            .limited(&name, crate::clock::unix_now());
+/// Notes a 429 of a model request against its key, for the console.
+fn note_limited(state: &AppState, caller: &Caller) {
+    if let Some(name) = &caller.name {
+        state.metrics.totals.limited(name, crate::clock::unix_now());
     }
 }
 
@@ -361,7 +350,12 @@ async fn admitted(
         state.keys.authenticate(headers).await.map_err(|error| {
             Box::new(oauth::challenged(state, headers, "", error.into_response()))
         })?;
-    let admission = caller.admit(door).await?;
+    let model = matches!(door, Door::Model);
+    let admission = caller.admit(door).await.inspect_err(|refused| {
+        if model && refused.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
+            note_limited(state, &caller);
+        }
+    })?;
     Ok((caller, admission))
 }
 

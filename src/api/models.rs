@@ -51,13 +51,7 @@ pub async fn list(
         .routes
         .names()
         .filter(|name| caller.may_use(name))
-        .filter(|name| {
-            let retired = crate::config::Status::Retired;
-            state
-                .catalog
-                .status(crate::catalog::Kind::Model, name, None)
-                != retired
-        })
+        .filter(|name| !super::catalog::is_retired(&state, name))
         .filter_map(|name| model(&state, name))
         .collect();
     Ok(Json(ModelList {

@@ -2,7 +2,8 @@
 //! a tool's own entry, and changes an admin made since), and the subscriptions keys ask for.
 //!
 //! Subscriptions and changes are kept through `state`: a file in the data directory, or Redis,
-//! which every replica reads four times a second; the replica that writes applies at once.
+//! whose version every replica checks four times a second and before refusing a key (reading
+//! the records again when it moved); the replica that writes applies at once.
 
 mod book;
 mod lifecycle;
@@ -187,20 +188,29 @@ impl Catalog {
         }
     }
 
-    /// The status alone, on the request path: nothing allocated for an entry nobody described.
-    pub fn status(&self, kind: Kind, name: &str, origin: Option<&EntryMeta>) -> Status {
+    /// The entry, when it is not simply published: `None`, with nothing cloned, for one that
+    /// its config, its own entry (`origin`) and any change all leave published. The request
+    /// path asks this of every model and tool it serves.
+    pub fn unpublished(
+        &self,
+        kind: Kind,
+        name: &str,
+        origin: Option<&EntryMeta>,
+    ) -> Option<Described> {
         let configured = self.configured.load();
-        let listed = match kind {
-            Kind::Model => configured.models.contains_key(name),
-            Kind::Tool => configured.tools.contains_key(name),
-        };
-        if !listed
-            && origin.is_none_or(|o| o.status == Status::Published)
-            && self.book.load().changes.is_empty()
-        {
-            return Status::Published;
+        let base = match kind {
+            Kind::Model => configured.models.get(name),
+            Kind::Tool => configured.tools.get(name),
         }
-        self.describe(kind, name, origin).meta.status
+        .or(origin);
+        let book = self.book.load();
+        let changed = match book.changes.is_empty() {
+            true => None,
+            false => book.changes.get(&entry_id(kind, name)).map(|c| c.status),
+        };
+        // A sunset only retires what is deprecated already, so published stays published.
+        let status = changed.or(base.map(|m| m.status)).unwrap_or_default();
+        (status != Status::Published).then(|| self.describe(kind, name, origin))
     }
 
     /// Whether the key named `key` holds an approved subscription to `entry`.
@@ -219,26 +229,18 @@ impl Catalog {
             .collect()
     }
 
-    /// The changes admins made, by entry.
-    pub fn changes(&self) -> Vec<(String, Change)> {
-        let book = self.book.load();
-        book.changes
-            .iter()
-            .map(|(e, c)| (e.clone(), c.clone()))
-            .collect()
-    }
-
-    /// Records the request of `key` for `entry` (an open one is answered again).
+    /// Records the request of `key` for `entry`, and whether it is new (an open one is
+    /// answered again).
     pub async fn request(
         &self,
         key: &str,
         entry: &str,
         note: Option<String>,
-    ) -> Result<Subscription, CatalogError> {
+    ) -> Result<(Subscription, bool), CatalogError> {
         let _writing = self.writing.lock().await;
         let book = self.book.load_full();
         if let Some(open) = book.open_request(key, entry) {
-            return Ok(open.clone());
+            return Ok((open.clone(), false));
         }
         if book.pending_of(key) >= MAX_PENDING_PER_KEY {
             return Err(CatalogError::Refused(format!(
@@ -260,7 +262,7 @@ impl Catalog {
             decided_by: None,
             decided_at: None,
         };
-        self.keep(&book, subscription).await
+        Ok((self.keep(&book, subscription).await?, true))
     }
 
     /// Approves or rejects subscription `id` (deciding again is allowed: a rejection revokes
@@ -312,7 +314,7 @@ impl Catalog {
 
     /// Counts one call of a deprecated entry by `key`: in the metric and for the catalog's view.
     pub fn deprecated_call(&self, entry: &str, key: &str) {
-        self.metrics.deprecated_call(entry, key);
+        self.metrics.totals.deprecated_call(entry, key);
         let mut calls = self.calls.lock().unwrap_or_else(PoisonError::into_inner);
         // Bounded by entries times keys, both from the config or the registry.
         *calls.entry((entry.to_owned(), key.to_owned())).or_default() += 1;
@@ -336,6 +338,7 @@ impl Catalog {
         if version == self.book.load().version {
             return false;
         }
+        // A write in progress here applies its own result; reading under it could undo it.
         let _writing = self.writing.lock().await;
         self.refresh().await;
         true
@@ -359,9 +362,8 @@ impl Catalog {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            // A write in progress here applies its own result; reading under it could undo it.
-            let _writing = self.writing.lock().await;
-            self.refresh().await;
+            // One small read; the book itself only when another replica wrote to it.
+            self.changed_elsewhere().await;
         }
     }
 }
@@ -372,6 +374,11 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(catalog: &Catalog, name: &str) -> Status {
+        let unpublished = catalog.unpublished(Kind::Model, name, None);
+        unpublished.map_or(Status::Published, |d| d.meta.status)
+    }
 
     fn catalog(yaml: &str) -> Catalog {
         let config: CatalogConfig = serde_yaml_ng::from_str(yaml).unwrap();
@@ -395,7 +402,7 @@ mod tests {
         let old = catalog.describe(Kind::Model, "old", None);
         assert_eq!(old.meta.status, Status::Deprecated);
         assert_eq!(old.deprecated_since, 1_767_312_000);
-        assert_eq!(catalog.status(Kind::Model, "new", None), Status::Published);
+        assert_eq!(status(&catalog, "new"), Status::Published);
         let change = Change {
             status: Status::Retired,
             successor: Some("new".into()),
@@ -404,10 +411,10 @@ mod tests {
             at: 5,
         };
         catalog.change("model:old", change).await.unwrap();
-        assert_eq!(catalog.status(Kind::Model, "old", None), Status::Retired);
+        assert_eq!(status(&catalog, "old"), Status::Retired);
 
-        let asked = catalog.request("dev", "model:new", None).await.unwrap();
-        let again = catalog
+        let (asked, _) = catalog.request("dev", "model:new", None).await.unwrap();
+        let (again, _) = catalog
             .request("dev", "model:new", Some("again".into()))
             .await
             .unwrap();
@@ -435,11 +442,8 @@ mod tests {
         let catalog = catalog(
             "models: { past: { status: deprecated, sunset: 2020-01-01 }, later: { status: deprecated, sunset: 2999-01-01 } }",
         );
-        assert_eq!(catalog.status(Kind::Model, "past", None), Status::Retired);
-        assert_eq!(
-            catalog.status(Kind::Model, "later", None),
-            Status::Deprecated
-        );
+        assert_eq!(status(&catalog, "past"), Status::Retired);
+        assert_eq!(status(&catalog, "later"), Status::Deprecated);
     }
 
     #[tokio::test]
@@ -464,7 +468,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let config = CatalogConfig::default();
         let catalog = Catalog::open(&config, &dir, metrics.clone()).unwrap();
-        let asked = catalog.request("dev", "model:x", None).await.unwrap();
+        let (asked, _) = catalog.request("dev", "model:x", None).await.unwrap();
         catalog
             .decide(asked.id, Decision::Approved, "admin")
             .await

@@ -1,10 +1,13 @@
 //! The catalog's lifecycle applied to MCP tools: retired tools are not listed and a call of one
 //! is a tool error naming its successor; deprecated ones are marked where clients read them.
 
+use std::collections::{HashMap, HashSet};
+
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::json;
 
 use super::Shared;
+use super::http_tool::HttpTool;
 use crate::auth::Caller;
 use crate::catalog::{Kind, deprecated_suffix, entry_id, retired_message};
 use crate::config::{EntryMeta, Status};
@@ -22,27 +25,28 @@ pub struct Origin {
 }
 
 impl Shared {
-    /// What a configured or registered tool's own entry says of it.
-    pub(super) fn tool_meta(&self, name: &str) -> Option<EntryMeta> {
+    /// The lifecycles configured and registered tools declare of themselves, for those not
+    /// published (YAML and registered tools rarely declare one: usually empty).
+    fn declared(&self) -> HashMap<String, EntryMeta> {
         let http = self.http_tools.load();
-        if let Some(tool) = http.iter().find(|t| t.tool.name == name) {
-            return Some(tool.meta.clone());
-        }
-        self.registry.get(name).map(|t| t.meta.clone())
+        let registered = self.registry.live_tools();
+        let declaring = http.iter().chain(registered.iter().map(|t| &**t));
+        declaring
+            .filter(|t| t.meta.status != Status::Published)
+            .map(|t| (t.tool.name.to_string(), t.meta.clone()))
+            .collect()
     }
 
     /// Removes retired tools from a listing and marks deprecated ones: a description suffix
     /// any client shows, and the lifecycle under `_meta` for clients that read it.
     pub(super) fn apply_lifecycle(&self, tools: &mut Vec<Tool>) {
+        let declared = self.declared();
         tools.retain_mut(|tool| {
-            let origin = self.tool_meta(&tool.name);
-            match self.catalog.status(Kind::Tool, &tool.name, origin.as_ref()) {
-                Status::Published => true,
-                Status::Retired => false,
-                Status::Deprecated => {
-                    let described = self
-                        .catalog
-                        .describe(Kind::Tool, &tool.name, origin.as_ref());
+            let origin = declared.get(tool.name.as_ref());
+            match self.catalog.unpublished(Kind::Tool, &tool.name, origin) {
+                None => true,
+                Some(described) if described.meta.status == Status::Retired => false,
+                Some(described) => {
                     mark(tool, &described.meta);
                     true
                 }
@@ -52,57 +56,46 @@ impl Shared {
 
     /// The tool error a call of a retired tool gets; counts a call of a deprecated one.
     pub(super) fn lifecycle_of_call(&self, caller: &Caller, name: &str) -> Option<CallToolResult> {
-        let origin = self.tool_meta(name);
-        match self.catalog.status(Kind::Tool, name, origin.as_ref()) {
-            Status::Published => None,
-            Status::Deprecated => {
-                let key = caller.name.as_deref().unwrap_or("anonymous");
-                self.catalog
-                    .deprecated_call(&entry_id(Kind::Tool, name), key);
-                None
-            }
-            Status::Retired => {
-                let described = self.catalog.describe(Kind::Tool, name, origin.as_ref());
-                let message = retired_message(Kind::Tool, name, &described.meta);
-                Some(CallToolResult::error(vec![ContentBlock::text(message)]))
-            }
+        let declared = self.declared();
+        let described = self
+            .catalog
+            .unpublished(Kind::Tool, name, declared.get(name))?;
+        if described.meta.status == Status::Retired {
+            let message = retired_message(Kind::Tool, name, &described.meta);
+            return Some(CallToolResult::error(vec![ContentBlock::text(message)]));
         }
+        let key = caller.name.as_deref().unwrap_or("anonymous");
+        self.catalog
+            .deprecated_call(&entry_id(Kind::Tool, name), key);
+        None
     }
 
-    /// Every tool the gateway serves now, with where it comes from, for the catalog.
+    /// Every tool the gateway serves now, with where it comes from, for the catalog: its own
+    /// tools first, then each server's not shadowed by one listed before.
     pub fn catalog_tools(&self) -> Vec<Origin> {
-        let mut tools = Vec::new();
-        for tool in self.http_tools.load().iter() {
-            tools.push(Origin {
-                tool: tool.tool.clone(),
-                origin: if tool.is_operation() {
-                    "openapi"
-                } else {
-                    "yaml"
-                }
-                .to_owned(),
-                meta: Some(tool.meta.clone()),
-            });
-        }
-        for tool in &self.context_tools {
-            tools.push(Origin {
-                tool: tool.tool.clone(),
-                origin: "builtin".to_owned(),
-                meta: None,
-            });
-        }
-        for tool in self.registry.tools() {
-            let meta = self.registry.get(&tool.name).map(|t| t.meta.clone());
-            tools.push(Origin {
-                tool,
-                origin: "registered".to_owned(),
-                meta,
-            });
-        }
-        let own: std::collections::HashSet<_> = tools.iter().map(|t| t.tool.name.clone()).collect();
+        let own = |tool: &HttpTool, origin: &str| Origin {
+            tool: tool.tool.clone(),
+            origin: origin.to_owned(),
+            meta: Some(tool.meta.clone()),
+        };
+        let mut tools: Vec<Origin> = (self.http_tools.load().iter())
+            .map(|t| own(t, if t.is_operation() { "openapi" } else { "yaml" }))
+            .collect();
+        tools.extend(self.context_tools.iter().map(|t| Origin {
+            tool: t.tool.clone(),
+            origin: "builtin".to_owned(),
+            meta: None,
+        }));
+        tools.extend(
+            self.registry
+                .live_tools()
+                .iter()
+                .map(|t| own(t, "registered")),
+        );
+        let mut seen: HashSet<String> = tools.iter().map(|t| t.tool.name.to_string()).collect();
         for era in [super::Era::Session, super::Era::Stateless] {
             for tool in self.servers.tools(era) {
-                if own.contains(&tool.name) || tools.iter().any(|t| t.tool.name == tool.name) {
+                if !seen.insert(tool.name.to_string()) {
                     continue;
                 }
                 let server = self.servers.offering(&tool.name).unwrap_or_default();

@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::context::ContextStore;
 use crate::telemetry::traces;
 
+pub use lifecycle::Origin as ToolOrigin;
 pub use owners::{SessionOwners, TooManySessions};
 pub use registry::{RegisterError, Registered, Registry, read_shared, shared_entry};
 pub use servers::{

@@ -228,6 +228,11 @@ impl Registry {
         removed
     }
 
+    /// The live tools, whole: what clients see and what their entries said.
+    pub fn live_tools(&self) -> Vec<Arc<HttpTool>> {
+        self.live().values().map(|e| e.tool.clone()).collect()
+    }
+
     /// The live tools as clients see them.
     pub fn tools(&self) -> Vec<Tool> {
         self.live().values().map(|e| e.tool.tool.clone()).collect()

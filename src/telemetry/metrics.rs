@@ -316,11 +316,6 @@ impl Metrics {
         read(&self.routes.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Counts a call of a deprecated catalog entry by a key.
-    pub fn deprecated_call(&self, entry: &str, key: &str) {
-        self.totals.deprecated_call(entry, key);
-    }
-
     /// Counts a cache lookup by outcome.
     pub fn cache_lookup(&self, outcome: &'static str) {
         self.totals.cache(outcome == "hit");

@@ -48,6 +48,10 @@ impl Console {
         for tick in 0u64.. {
             every.tick().await;
             let state = current.load();
+            // Nobody can see the charts: no sampling (each key's is a Redis call when shared).
+            if !state.loaded.config.server.console.enabled {
+                continue;
+            }
             let now = crate::clock::unix_now();
             self.series.sample(now, state.metrics.totals.snapshot());
             if tick % 6 == 0 {
@@ -146,27 +150,25 @@ fn refused(status: StatusCode, message: &str) -> Response {
     pages::error_page(status, message)
 }
 
-/// The request's session and its CSRF token, both checked, for every POST but the login.
-async fn checked_post(
-    state: &AppState,
+/// Every POST but the login, from a session already found: it must come from the console's
+/// own pages and carry that session's CSRF token (the form's field, else `X-CSRF-Token`).
+/// The refusal, when it does not.
+fn post_refusal(
     headers: &HeaderMap,
+    signed: &session::Signed,
     offered: Option<&str>,
-) -> Result<session::Signed, Response> {
+) -> Option<Response> {
     if !session::same_origin(headers) {
-        return Err(refused(
+        return Some(refused(
             StatusCode::FORBIDDEN,
             "Cross-origin request refused.",
         ));
     }
-    let Some(signed) = session::signed_in(state, headers).await else {
-        return Err(refused(StatusCode::UNAUTHORIZED, "Log in first."));
-    };
     let offered = offered.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
-    if !session::csrf_ok(&signed.session, offered) {
-        return Err(refused(
+    (!session::csrf_ok(&signed.session, offered)).then(|| {
+        refused(
             StatusCode::FORBIDDEN,
             "The form's CSRF token is missing or wrong: reload the page.",
-        ));
-    }
-    Ok(signed)
+        )
+    })
 }

@@ -7,14 +7,14 @@ use std::time::Instant;
 use axum::Form;
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use minijinja::Environment;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::session::{self, Role, Signed, Who};
-use super::{checked_post, refused, to_login, views};
+use super::{post_refusal, refused, to_login, views};
 use crate::api::{AppState, Served, catalog, chat, serve_admitted};
 use crate::auth::Caller;
 use crate::quota::Door;
@@ -242,7 +242,12 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Page {
-    let signed = checked_post(&state, &headers, form.csrf.as_deref()).await?;
+    let Some(signed) = session::signed_in(&state, &headers).await else {
+        return Err(refused(StatusCode::UNAUTHORIZED, "Log in first."));
+    };
+    if let Some(refusal) = post_refusal(&headers, &signed, form.csrf.as_deref()) {
+        return Err(refusal);
+    }
     state.console.sessions.close(&signed.id).await;
     let mut response = see_other("/ui/login");
     response
@@ -353,8 +358,10 @@ pub async fn decide(
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
 ) -> Page {
-    admin(&state, &headers).await?;
-    let signed = checked_post(&state, &headers, form.csrf.as_deref()).await?;
+    let signed = admin(&state, &headers).await?;
+    if let Some(refusal) = post_refusal(&headers, &signed, form.csrf.as_deref()) {
+        return Err(refusal);
+    }
     let decided = catalog::decide_on(&state, &id, &form.decision, &signed.name()).await;
     Ok(acted(decided, "/ui/admin/subscriptions"))
 }
@@ -377,8 +384,10 @@ pub async fn lifecycle(
     Path(entry): Path<String>,
     Form(form): Form<LifecycleForm>,
 ) -> Page {
-    admin(&state, &headers).await?;
-    let signed = checked_post(&state, &headers, form.csrf.as_deref()).await?;
+    let signed = admin(&state, &headers).await?;
+    if let Some(refusal) = post_refusal(&headers, &signed, form.csrf.as_deref()) {
+        return Err(refusal);
+    }
     let lifecycle = catalog::Lifecycle {
         status: form.status,
         successor: form.successor,
@@ -447,8 +456,10 @@ pub async fn subscribe(
     Path(entry): Path<String>,
     Form(form): Form<SubscribeForm>,
 ) -> Page {
-    let (_, caller) = client(&state, &headers).await?;
-    checked_post(&state, &headers, form.csrf.as_deref()).await?;
+    let (signed, caller) = client(&state, &headers).await?;
+    if let Some(refusal) = post_refusal(&headers, &signed, form.csrf.as_deref()) {
+        return Err(refusal);
+    }
     let note = form.note.filter(|n| !n.trim().is_empty());
     let asked = catalog::request_access(&state, &caller, &entry, note).await;
     Ok(acted(asked, "/ui/portal"))
@@ -476,11 +487,8 @@ pub async fn series(
         (Who::Admin, Some(key)) => state.console.series.key_json(&key),
         (Who::Admin, None) => state.console.series.json(),
     };
-    let mut response = Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    // `no-store`, as every console answer but the assets (`guarded`).
+    Json(body).into_response()
 }
 
 /// `POST /ui/api/chat`: the playground's request, sent as the session's key, counted
@@ -488,8 +496,10 @@ pub async fn series(
 pub async fn chat(State(state): State<Arc<AppState>>, request: Request) -> Page {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let (_, caller) = client(&state, &parts.headers).await?;
-    checked_post(&state, &parts.headers, None).await?;
+    let (signed, caller) = client(&state, &parts.headers).await?;
+    if let Some(refusal) = post_refusal(&parts.headers, &signed, None) {
+        return Err(refusal);
+    }
     let admitted = caller
         .admit(Door::Model)
         .await

@@ -175,30 +175,24 @@ fn ratio(part: u64, whole: u64) -> Option<f64> {
 }
 
 fn minus(a: &Snapshot, b: &Snapshot) -> Snapshot {
-    Snapshot {
-        requests: a.requests.saturating_sub(b.requests),
-        errors: a.errors.saturating_sub(b.errors),
-        limited: a.limited.saturating_sub(b.limited),
-        latency: std::array::from_fn::<u64, LATENCY_BUCKETS, _>(|i| {
-            a.latency[i].saturating_sub(b.latency[i])
-        }),
-        tokens: a.tokens.saturating_sub(b.tokens),
-        spend_micros: a.spend_micros.saturating_sub(b.spend_micros),
-        cache_hits: a.cache_hits.saturating_sub(b.cache_hits),
-        cache_lookups: a.cache_lookups.saturating_sub(b.cache_lookups),
-    }
+    combine(a, b, u64::saturating_sub)
 }
 
 fn plus(a: &Snapshot, b: &Snapshot) -> Snapshot {
+    combine(a, b, u64::saturating_add)
+}
+
+/// Every figure of `a` with the same of `b`, by `f`.
+fn combine(a: &Snapshot, b: &Snapshot, f: fn(u64, u64) -> u64) -> Snapshot {
     Snapshot {
-        requests: a.requests + b.requests,
-        errors: a.errors + b.errors,
-        limited: a.limited + b.limited,
-        latency: std::array::from_fn::<u64, LATENCY_BUCKETS, _>(|i| a.latency[i] + b.latency[i]),
-        tokens: a.tokens + b.tokens,
-        spend_micros: a.spend_micros + b.spend_micros,
-        cache_hits: a.cache_hits + b.cache_hits,
-        cache_lookups: a.cache_lookups + b.cache_lookups,
+        requests: f(a.requests, b.requests),
+        errors: f(a.errors, b.errors),
+        limited: f(a.limited, b.limited),
+        latency: std::array::from_fn::<u64, LATENCY_BUCKETS, _>(|i| f(a.latency[i], b.latency[i])),
+        tokens: f(a.tokens, b.tokens),
+        spend_micros: f(a.spend_micros, b.spend_micros),
+        cache_hits: f(a.cache_hits, b.cache_hits),
+        cache_lookups: f(a.cache_lookups, b.cache_lookups),
     }
 }
 
