@@ -551,3 +551,85 @@ fn entry(catalog: &Value, id: &str) -> Value {
         .unwrap_or_else(|| panic!("no {id} in {catalog}"))
         .clone()
 }
+
+#[tokio::test]
+async fn hostile_callers_of_the_catalog_get_clear_refusals() {
+    let gateway = TestGateway::start(&config()).await;
+    let get = |key: Option<&str>| {
+        let request = client().get(gateway.url("/v1/catalog"));
+        match key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+        .send()
+    };
+    for key in [None, Some("sk-wrong")] {
+        let response = get(key).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{key:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
+    }
+    let ask = |key: &str, body: Vec<u8>| {
+        client()
+            .post(gateway.url("/v1/catalog/model:premium/subscription"))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let wrong = ask("sk-wrong", b"{}".to_vec()).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let huge = format!("{{\"note\": \"{}\"}}", "x".repeat(200 * 1024));
+    let huge = ask("sk-cat-dev", huge.into_bytes()).await.unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let malformed = ask("sk-cat-dev", b"{\"note\": ".to_vec()).await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let wrong_type = ask("sk-cat-dev", b"{\"note\": 7}".to_vec()).await.unwrap();
+    assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
+    // Nothing was recorded by any of them.
+    let listed = client()
+        .get(gateway.url("/admin/subscriptions"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = listed.json().await.unwrap();
+    assert_eq!(listed["subscriptions"], json!([]));
+    for key in ["sk-wrong", "sk-cat-dev"] {
+        let decided = send(
+            &gateway,
+            key,
+            "/admin/subscriptions/1",
+            json!({"decision": "approve"}),
+        )
+        .await;
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&decided.status()),
+            "{key}: {}",
+            decided.status()
+        );
+        let changed = send(
+            &gateway,
+            key,
+            "/admin/catalog/model:fast",
+            json!({"status": "retired"}),
+        )
+        .await;
+        assert!([StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN].contains(&changed.status()));
+    }
+    let huge_change = client()
+        .post(gateway.url("/admin/catalog/model:fast"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge_change.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let still = send(&gateway, "sk-cat-dev", "/v1/chat/completions", chat("fast")).await;
+    assert_eq!(
+        still.status(),
+        StatusCode::OK,
+        "the catalog was changed by a refused request"
+    );
+}
