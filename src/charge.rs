@@ -11,7 +11,7 @@ use bytes::Bytes;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 
 use crate::auth::Caller;
-use crate::quota::{Ack, Estimate, RateHeaders, Reservation};
+use crate::quota::{Estimate, RateHeaders, Reservation};
 use crate::routing::{Route, Target};
 use crate::tokens;
 use crate::usage::{Price, Spent};
@@ -135,9 +135,8 @@ impl Charge {
     }
 
     /// Settles to the provider's usage, else to the output seen; with neither, the call produced
-    /// nothing and the reservation is released. With shared quotas, the handle resolves once
-    /// the settlement is in Redis.
-    pub fn settle(mut self, usage: Option<&Usage>) -> Option<Ack> {
+    /// nothing and the reservation is released.
+    pub fn settle(mut self, usage: Option<&Usage>) {
         let (input, output) = match usage {
             Some(usage) => (usage.prompt_tokens, usage.completion_tokens),
             None => {
@@ -147,7 +146,7 @@ impl Charge {
                     }
                 }
                 if self.text.is_empty() {
-                    return None;
+                    return;
                 }
                 let counted = self.count_prompt.take().map(|count| count());
                 (
@@ -160,7 +159,7 @@ impl Charge {
     }
 
     /// Settles to known token counts (embeddings report only input).
-    pub fn settle_tokens(self, input: u64, output: u64) -> Option<Ack> {
+    pub fn settle_tokens(self, input: u64, output: u64) {
         let spent = Spent {
             input_tokens: input,
             output_tokens: output,
@@ -173,7 +172,7 @@ impl Charge {
                 line.cost_usd = Some(crate::usage::usd(spent.cost));
             });
         }
-        self.reservation.settle(&self.target, &spent)
+        self.reservation.settle(&self.target, &spent);
     }
 }
 

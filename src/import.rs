@@ -93,7 +93,7 @@ async fn usage(config: &Config) -> Result<Vec<(String, Imported)>, ImportError> 
     let mut settings = settings.clone();
     settings.timeout.0 = settings.timeout.0.max(std::time::Duration::from_secs(10));
     let redis = Redis::new(&settings, metrics.clone())?;
-    let shared = Shared::new(redis, &settings, config.state.on_redis_error, metrics);
+    let shared = Shared::new(redis, &settings, config.state.on_redis_error, metrics, None)?;
     let mut accounts = ledger.accounts();
     accounts.sort_by(|a, b| a.0.cmp(&b.0));
     let mut outcome = Vec::with_capacity(accounts.len());

@@ -248,8 +248,8 @@ impl Answering {
         native: Option<Bytes>,
     ) -> Response {
         self.sink.record_response(&response);
-        // Spend is on record (in Redis too, when replicas share it) before the answer goes out.
-        self.sink.close_and_write().await;
+        // Spend is on record (journaled, with Redis) before the answer goes out.
+        self.sink.close();
         let (body, json) = match native {
             // The provider's bytes go out; the completion's JSON is left to the cache to write.
             Some(native) => {
@@ -429,7 +429,7 @@ async fn whole_answer(answer: ChatAnswer, answering: Answering) -> Response {
                     let mut answering = answering;
                     answering.sink.record(usage.as_ref());
                     answering.sink.record_verbatim(&body);
-                    answering.sink.close_and_write().await;
+                    answering.sink.close();
                     match parsed {
                         Err(e) if translated => {
                             ApiError::from(switchboard_providers::ProviderError::bad_response(e))

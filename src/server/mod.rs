@@ -214,7 +214,8 @@ impl Gateway {
                 settings,
                 config.state.on_redis_error,
                 metrics.clone(),
-            )),
+                Some(&config.state.data_dir),
+            )?),
             _ => None,
         };
         let cache = config

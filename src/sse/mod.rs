@@ -134,8 +134,8 @@ where
             }
         }
         if self.finished {
-            // Usage is on record before the client sees the end of the stream.
-            self.sink.close_and_write().await;
+            // Usage is on record (journaled, with Redis) before the client sees the end.
+            self.sink.close();
             self.store().await;
         }
         Some(Bytes::from(out))

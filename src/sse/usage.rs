@@ -7,7 +7,6 @@ use bytes::Bytes;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 
 use crate::charge::Charge;
-use crate::quota::Ack;
 use crate::telemetry::Metrics;
 
 /// Where an answer's token usage is reported once it is over, however it ended: the metrics, and
@@ -18,7 +17,6 @@ pub struct UsageSink {
     latest: Option<Usage>,
     charge: Option<Charge>,
     /// Resolves once the settlement is in the Redis the replicas share.
-    written: Option<Ack>,
     /// The request's audit record, told the tokens (a charge adds the cost).
     audit: Option<Arc<crate::audit::Record>>,
     /// Why each choice ended, as far as the answer said; gathered only when an audit line or a
@@ -36,7 +34,6 @@ impl UsageSink {
             target: Some((metrics, model.to_owned(), provider.to_owned())),
             latest: None,
             charge,
-            written: None,
             wants_reasons: audit.as_ref().is_some_and(|r| r.tells()),
             audit,
             reasons: Vec::new(),
@@ -55,7 +52,6 @@ impl UsageSink {
             target: None,
             latest: None,
             charge: None,
-            written: None,
             audit: None,
             reasons: Vec::new(),
             wants_reasons: false,
@@ -171,15 +167,7 @@ impl UsageSink {
             );
         }
         if let Some(charge) = self.charge.take() {
-            self.written = charge.settle(self.latest.as_ref());
-        }
-    }
-
-    /// Reports the usage and waits until it is on record, shared state included.
-    pub async fn close_and_write(&mut self) {
-        self.close();
-        if let Some(ack) = self.written.take() {
-            ack.written().await;
+            charge.settle(self.latest.as_ref());
         }
     }
 }

@@ -132,7 +132,15 @@ async fn a_rate_and_a_budget_admit_exactly_across_three_replicas() {
             reply.text
         );
     }
-    let report = usage(replicas.url(2, "/admin/usage"), "budgeted").await;
+    // Settlements reach Redis just after their answers: wait for the last of them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let report = loop {
+        let report = usage(replicas.url(2, "/admin/usage"), "budgeted").await;
+        if report["cost_usd"] == 70.0 || Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(report["cost_usd"], 70.0);
     assert_eq!(report["limits"]["budget_usd"]["remaining"], 0.0);
 }
@@ -433,6 +441,43 @@ async fn a_redis_outage_is_survived_and_no_settlement_is_lost() {
             .unwrap();
         assert_eq!(ready["state"], "ok");
     }
+}
+
+/// Answers given while Redis is away (`allow`), then the replica SIGKILLed before it could write
+/// their settlements: restarted, it finds them in its data directory and Redis gets every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spend_answered_while_redis_is_away_survives_the_replica_being_killed() {
+    let mut redis = RedisServer::durable();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: k, key: sk-k, limits: { tokens_per_day: 10000000 } }";
+    let extra = "  on_redis_error: allow";
+    let mut replicas = Replicas::start(&config(&fake, &redis.url(), extra, keys), 2);
+    let mut answered = tokens_answered(&spread(&replicas, 10, "sk-k", &call("up/ok")).await);
+    wait_for_ledger(&replicas, "k", answered).await;
+
+    redis.kill();
+    let during = spread_owned(
+        vec![replicas.url(0, "/v1/chat/completions")],
+        12,
+        "sk-k",
+        call("up/ok"),
+    )
+    .await;
+    assert!(
+        during.iter().all(|r| r.status == 200),
+        "allow: nothing fails"
+    );
+    answered += tokens_answered(&during);
+    replicas.kill(0);
+
+    redis.restart();
+    replicas.restart(0);
+    wait_for_ledger(&replicas, "k", answered).await;
+    // Written once: a second restart finds nothing left to write.
+    replicas.restart(0);
+    let more = spread(&replicas, 4, "sk-k", &call("up/ok")).await;
+    answered += tokens_answered(&more);
+    wait_for_ledger(&replicas, "k", answered).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

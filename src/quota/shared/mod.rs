@@ -1,13 +1,16 @@
 //! Quotas the replicas share through Redis: one Lua script admits a request and reserves its
-//! tokens and money under every limit of its key, in one round trip; settlements are queued.
+//! tokens and money under every limit of its key, in one round trip; settlements are journaled
+//! on this replica's disk and written to Redis after the answer (see `outbox`).
 //!
 //! A request's hold is a lease with an expiry, renewed while it runs: a replica killed mid-request
 //! frees its slots within `state.redis.lease`. Usage is keyed by the virtual key's name.
 
+mod journal;
 mod leases;
 mod outbox;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +23,11 @@ use super::calendar::{Now, midnight};
 use super::headers::RateHeaders;
 use super::refusals::{self, period_name};
 use crate::config::{LimitsConfig, OnRedisError, RedisConfig};
+use crate::state::StateError;
 use crate::state::redis::{Redis, RedisFailure};
 use crate::telemetry::Metrics;
 use crate::usage::{Spent, Totals, picodollars, usd};
+use journal::SettlementJournal;
 use leases::Leases;
 use outbox::{Outbox, Settlement};
 
@@ -37,46 +42,103 @@ static IMPORT: std::sync::LazyLock<Script> =
 pub struct Shared {
     redis: Arc<Redis>,
     outbox: Outbox,
+    journal: Option<Arc<SettlementJournal>>,
     leases: Leases,
     lease: Duration,
     on_error: OnRedisError,
 }
 
 impl Shared {
+    /// With `data_dir` (a gateway, not a one-off command), settlements are journaled there
+    /// before their answers end, and those a previous run left unwritten are queued again.
     pub fn new(
         redis: Arc<Redis>,
         config: &RedisConfig,
         on_error: OnRedisError,
         metrics: Arc<Metrics>,
-    ) -> Arc<Self> {
-        Arc::new(Shared {
+        data_dir: Option<&Path>,
+    ) -> Result<Arc<Self>, StateError> {
+        let (journal, unwritten) = match data_dir {
+            Some(dir) => {
+                let (journal, unwritten) = SettlementJournal::open(dir)?;
+                (Some(Arc::new(journal)), unwritten)
+            }
+            None => (None, Vec::new()),
+        };
+        let shared = Arc::new(Shared {
             redis,
-            outbox: Outbox::new(config.max_queued_settlements, metrics),
+            outbox: Outbox::new(config.max_queued_settlements, metrics, journal.clone()),
+            journal,
             leases: Leases::default(),
             lease: config.lease.0,
             on_error,
-        })
+        });
+        let replayed = unwritten
+            .into_iter()
+            .map(|(seq, r)| Settlement {
+                seq,
+                keys: shared.quota(&r.key).keys,
+                id: r.id,
+                leased: r.leased,
+                model: r.model,
+                day: r.day,
+                input: r.input,
+                output: r.output,
+                cost: r.cost,
+                tpm: r.tpm,
+                charge: true,
+            })
+            .collect();
+        shared.outbox.replay(replayed);
+        Ok(shared)
     }
 
-    /// Writes settlements and renews leases for as long as the gateway runs.
+    /// Writes settlements, renews leases and keeps the journal for as long as the gateway runs.
     pub async fn run(self: Arc<Self>) {
         tokio::join!(
             self.outbox.run(self.redis.clone()),
-            self.leases.renew(self.redis.clone(), self.lease)
+            self.leases.renew(self.redis.clone(), self.lease),
+            self.maintain_journal()
         );
     }
 
-    /// Waits, at most `bound`, until every queued settlement is written: at shutdown.
+    /// Every second: acknowledgements written, the journal on the disk, folded when long.
+    async fn maintain_journal(&self) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let journal = journal.clone();
+            match tokio::task::spawn_blocking(move || journal.maintain()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "cannot keep the settlements journal"),
+                Err(error) => tracing::error!(%error, "the settlements journal's upkeep failed"),
+            }
+        }
+    }
+
+    /// Writes every queued settlement, for at most `bound`: at shutdown. What Redis does not
+    /// take stays in the journal, written at the next start.
     pub async fn drain(&self, bound: Duration) {
         let deadline = tokio::time::Instant::now() + bound;
         while self.outbox.pending() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            let _ = tokio::time::timeout_at(deadline, self.outbox.flush(&self.redis)).await;
+            if self.outbox.pending() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        if let Some(journal) = self.journal.clone() {
+            let _ = tokio::task::spawn_blocking(move || journal.maintain()).await;
         }
         let left = self.outbox.pending();
         if left > 0 {
             tracing::error!(
                 settlements = left,
-                "shutting down with settlements Redis has not taken: their usage is lost"
+                "shutting down with settlements Redis has not taken: they stay in \
+                 state.data_dir and are written when this replica starts again"
             );
         }
     }
@@ -188,12 +250,18 @@ impl SharedQuota {
             .arg(today)
             .arg(estimate.tokens)
             .arg(estimate.cost);
-        let verdict = match self
+        let reserve = self.shared.redis.script::<Vec<i64>>("reserve", &invocation);
+        // This key's settlements waiting here go first, in the same write: the slot they free
+        // and the tokens they give back count for this request.
+        let outcome = match self
             .shared
-            .redis
-            .script::<Vec<i64>>("reserve", &invocation)
-            .await
+            .outbox
+            .riders(&self.shared.redis, &self.keys.name)
         {
+            Some(riders) => tokio::join!(riders, reserve).1,
+            None => reserve.await,
+        };
+        let verdict = match outcome {
             Ok(verdict) => verdict,
             Err(failure) => {
                 // The script may have run before the answer was lost: give its hold back.
@@ -303,6 +371,8 @@ impl SharedQuota {
             .budget_usd
             .as_ref()
             .map_or(today, |b| now.period(b.period).0);
+        // Every answer this replica gave is counted, whatever still lingers in its queue.
+        self.shared.outbox.flush(&self.shared.redis).await;
         let mut invocation = REPORT.prepare_invoke();
         invocation
             .key(&self.keys.q)
@@ -453,19 +523,13 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Settles what the request used of `model`: with `now`, handed back to be written by the
-    /// request itself (no queue, no other task to wake); otherwise queued.
-    pub fn settle(mut self, model: &str, spent: &Spent, now: bool) -> Option<Ack> {
+    /// Settles what the request used of `model`: journaled now (before the answer ends), written
+    /// to Redis from the queue.
+    pub fn settle(mut self, model: &str, spent: &Spent) {
         self.open = false;
-        let settlement = self.settlement(model, spent, true)?;
-        if now {
-            return Some(Ack {
-                shared: self.shared.clone(),
-                settlement: Some(settlement),
-            });
+        if let Some(settlement) = self.settlement(model, spent, true) {
+            self.shared.outbox.push(settlement);
         }
-        self.shared.outbox.push(settlement);
-        None
     }
 
     /// The settlement of this hold; `None` for a release of a hold that holds nothing.
@@ -476,6 +540,7 @@ impl Lease {
             return None;
         }
         Some(Settlement {
+            seq: 0,
             keys: self.keys.clone(),
             id: self.id.clone(),
             leased: self.leased,
@@ -487,33 +552,6 @@ impl Lease {
             tpm: self.tpm,
             charge,
         })
-    }
-}
-
-/// A settlement not written yet: [`written`](Self::written) writes it, and queues it if Redis
-/// does not take it; dropped unwritten, it is queued.
-pub struct Ack {
-    shared: Arc<Shared>,
-    settlement: Option<Settlement>,
-}
-
-impl Ack {
-    /// Writes the settlement now, so spend is on record before the answer ends; if Redis is
-    /// away it is queued and the answer goes on.
-    pub async fn written(mut self) {
-        if let Some(settlement) = self.settlement.take()
-            && !outbox::write(&self.shared.redis, &settlement).await
-        {
-            self.shared.outbox.push(settlement);
-        }
-    }
-}
-
-impl Drop for Ack {
-    fn drop(&mut self) {
-        if let Some(settlement) = self.settlement.take() {
-            self.shared.outbox.push(settlement);
-        }
     }
 }
 
