@@ -66,9 +66,13 @@ pub mod fuzzing {
     pub use crate::mcp::read_shared as shared_tool;
     /// An upstream MCP server's message as a tap waiting for one answer keeps it.
     pub use crate::mcp::tapped_answer as mcp_tapped_answer;
+    /// The settlements a replica's journal leaves for Redis (`settlements.journal`).
+    pub use crate::quota::shared::unacknowledged as settlements_journal;
     /// The finish reasons of JSON passed through unparsed.
     pub use crate::sse::scan_reasons as finish_reasons;
     /// A shared registration as stored (`<expires ms>\n<body>`).
     pub use crate::state::redis::registrations::entry as registration;
+    /// The usage ledger's journal lines (`usage.journal`).
+    pub use crate::usage::journal_lines as usage_journal;
 }
 pub use server::{BuildError, Gateway};

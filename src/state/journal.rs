@@ -160,6 +160,12 @@ impl<R: Line> Journal<R> {
     }
 }
 
+/// The lines a journal's text holds, in the order a start applies them (torn and damaged lines
+/// skipped): what a start replays over an empty snapshot.
+pub fn read_lines<R: Line>(text: &[u8]) -> Vec<R> {
+    replayable(text, 0, Path::new("a journal"))
+}
+
 /// The lines of a journal's text that follow the snapshot's `seq`, in order. A torn or damaged
 /// line is skipped with a warning.
 fn replayable<R: Line>(text: &[u8], mut seq: u64, path: &Path) -> Vec<R> {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub use files::{remove_durably, write_durably};
 #[cfg(test)]
 pub use journal::MAX_SEQ_GAP;
-pub use journal::{Journal, Line};
+pub use journal::{Journal, Line, read_lines};
 
 /// Why the data directory (or a file in it) cannot be used.
 #[derive(Debug, thiserror::Error)]

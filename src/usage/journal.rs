@@ -37,6 +37,11 @@ pub type UsageJournal = Journal<Record>;
 /// The lock file of the ledger's directory.
 pub const LOCK_FILE: &str = "usage.lock";
 
+/// The records a ledger journal's text holds, in the order a start applies them.
+pub fn lines(text: &[u8]) -> Vec<Record> {
+    crate::state::read_lines(text)
+}
+
 /// Opens the ledger's files in `dir`, and returns the accounts they hold.
 pub fn open(dir: &Path) -> Result<(UsageJournal, BTreeMap<String, Totals>), StateError> {
     Journal::open(

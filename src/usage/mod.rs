@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::state::StateError;
-pub use journal::LOCK_FILE;
+pub use journal::{LOCK_FILE, lines as journal_lines};
 use journal::{Record, UsageJournal as Journal};
 
 /// Money in picodollars (10⁻¹² USD): integral, so sums are exact and budgets admit exactly.

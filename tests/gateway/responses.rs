@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::common::fake_anthropic::{self, FakeAnthropic};
 use crate::common::fake_openai::{self, FakeOpenAi};
 use crate::common::redis::RedisServer;
-use crate::common::{TestGateway, client};
+use crate::common::{TestGateway, client, temp_dir};
 
 fn config(anthropic: &FakeAnthropic, openai: &FakeOpenAi, extra: &str) -> String {
     format!(
@@ -197,9 +197,16 @@ async fn a_keys_request_rate_holds_on_responses() {
 async fn a_stored_conversation_is_continued_and_read_from_another_replica() {
     let (anthropic, openai) = (FakeAnthropic::start().await, FakeOpenAi::start().await);
     let redis = RedisServer::start();
-    let extra = format!("state: {{ redis: {{ url: \"{}\" }} }}", redis.url());
-    let a = TestGateway::start(&config(&anthropic, &openai, &extra)).await;
-    let b = TestGateway::start(&config(&anthropic, &openai, &extra)).await;
+    // Replicas share Redis; each keeps its own data directory (its settlements journal).
+    let replica = |dir: std::path::PathBuf| {
+        format!(
+            "state: {{ data_dir: {:?}, redis: {{ url: \"{}\" }} }}",
+            dir.display().to_string(),
+            redis.url()
+        )
+    };
+    let a = TestGateway::start(&config(&anthropic, &openai, &replica(temp_dir()))).await;
+    let b = TestGateway::start(&config(&anthropic, &openai, &replica(temp_dir()))).await;
     let (status, _, first) = create(&a, json!({"model": "gpt", "input": "My name is Ada."})).await;
     assert_eq!(status, 200, "{first}");
     let id = first["id"].as_str().unwrap();

@@ -139,6 +139,16 @@ impl SettlementJournal {
     }
 }
 
+/// The settlements a journal's text leaves unacknowledged, by line number: what a start writes
+/// to Redis again.
+pub fn unacknowledged(text: &[u8]) -> Vec<(u64, Record)> {
+    let mut pending = Pending::new();
+    for entry in crate::state::read_lines::<Entry>(text) {
+        apply(&mut pending, &entry);
+    }
+    pending.into_iter().collect()
+}
+
 fn apply(pending: &mut Pending, entry: &Entry) {
     for seq in &entry.acked {
         pending.remove(seq);

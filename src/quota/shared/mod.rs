@@ -7,6 +7,8 @@
 
 mod journal;
 mod leases;
+
+pub use journal::unacknowledged;
 mod outbox;
 
 use std::collections::BTreeMap;
