@@ -497,3 +497,39 @@ fn auth_jwt_is_checked_field_by_field() {
     assert_eq!(jwt.claims.name, "sub");
     assert_eq!(jwt.leeway.0, Duration::from_secs(60));
 }
+
+#[test]
+fn shared_state_settings_out_of_bounds_are_named_by_path() {
+    let errors = parse(
+        r#"
+providers: { m: { kind: mock } }
+models: [ { name: m, targets: [ { provider: m, model: x } ] } ]
+state:
+  redis:
+    url: http://127.0.0.1:6379
+    timeout: 0s
+    lease: 500ms
+    max_queued_settlements: 0
+    settlement_linger: 11s
+"#,
+    )
+    .unwrap_err();
+    for path in [
+        "state.redis.url",
+        "state.redis.timeout",
+        "state.redis.lease",
+        "state.redis.max_queued_settlements",
+        "state.redis.settlement_linger",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(path)),
+            "{path}: {errors:?}"
+        );
+    }
+    let config = parse(
+        "providers: { m: { kind: mock } }\nmodels: [ { name: m, targets: [ { provider: m, model: x } ] } ]\nstate: { redis: { url: redis://127.0.0.1:6379 } }\n",
+    )
+    .unwrap();
+    let redis = config.state.redis.unwrap();
+    assert_eq!(redis.settlement_linger.0, Duration::from_millis(3));
+}

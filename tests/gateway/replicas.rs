@@ -443,6 +443,35 @@ async fn a_redis_outage_is_survived_and_no_settlement_is_lost() {
     }
 }
 
+/// A client that waits for each answer before its next request never finds its own slot taken,
+/// however fast it goes: the settlement that frees the slot is applied by the next request's own
+/// reservation, before it counts, and the spend of every answer is on record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn back_to_back_requests_under_one_slot_are_each_admitted() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys =
+        "  - { name: one, key: sk-one, limits: { max_concurrent: 1, tokens_per_day: 10000000 } }";
+    // Settlements left to the writer would wait 5 s: only the reservation can free the slot.
+    let yaml = config(&fake, &redis.url(), "", keys).replace(
+        "timeout: 500ms }",
+        "timeout: 500ms, settlement_linger: 5s }",
+    );
+    let replicas = Replicas::start(&yaml, 1);
+    let mut answered = 0;
+    for i in 0..40 {
+        let reply = post(
+            replicas.url(0, "/v1/chat/completions"),
+            "sk-one",
+            call("up/ok"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.text);
+        answered += tokens_answered(&[reply]);
+    }
+    wait_for_ledger(&replicas, "one", answered).await;
+}
+
 /// Answers given while Redis is away (`allow`), then the replica SIGKILLed before it could write
 /// their settlements: restarted, it finds them in its data directory and Redis gets every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

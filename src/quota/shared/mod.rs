@@ -33,8 +33,12 @@ use journal::SettlementJournal;
 use leases::Leases;
 use outbox::{Outbox, Settlement};
 
-static RESERVE: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("reserve.lua")));
+static RESERVE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("settle_fn.lua"),
+        include_str!("reserve.lua")
+    ))
+});
 static REPORT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("report.lua")));
 static IMPORT: std::sync::LazyLock<Script> =
@@ -69,7 +73,12 @@ impl Shared {
         };
         let shared = Arc::new(Shared {
             redis,
-            outbox: Outbox::new(config.max_queued_settlements, metrics, journal.clone()),
+            outbox: Outbox::new(
+                config.max_queued_settlements,
+                config.settlement_linger.0,
+                metrics,
+                journal.clone(),
+            ),
             journal,
             leases: Leases::default(),
             lease: config.lease.0,
@@ -241,6 +250,7 @@ impl SharedQuota {
             .key(&self.keys.days)
             .key(&self.keys.gone)
             .key(&self.keys.rate)
+            .key(&self.keys.models)
             .arg(&id)
             .arg(self.shared.lease.as_millis() as u64)
             .arg(rpm)
@@ -252,17 +262,29 @@ impl SharedQuota {
             .arg(today)
             .arg(estimate.tokens)
             .arg(estimate.cost);
-        let reserve = self.shared.redis.script::<Vec<i64>>("reserve", &invocation);
-        // This key's settlements waiting here go first, in the same write: the slot they free
-        // and the tokens they give back count for this request.
-        let outcome = match self
-            .shared
-            .outbox
-            .riders(&self.shared.redis, &self.keys.name)
-        {
-            Some(riders) => tokio::join!(riders, reserve).1,
-            None => reserve.await,
+        // This key's settlements waiting here are applied first, by the same script: the slots
+        // they free and the tokens they give back count for this request.
+        let riders = match self.shared.redis.degraded() {
+            None => self.shared.outbox.riders(&self.keys.name),
+            Some(_) => Vec::new(),
         };
+        invocation.arg(riders.len());
+        for s in &riders {
+            invocation
+                .arg(&s.id)
+                .arg(&s.model)
+                .arg(s.day)
+                .arg(s.input)
+                .arg(s.output)
+                .arg(s.cost)
+                .arg(u8::from(s.charge));
+        }
+        let outcome = self
+            .shared
+            .redis
+            .script::<Vec<i64>>("reserve", &invocation)
+            .await;
+        self.shared.outbox.rode(riders, outcome.is_ok());
         let verdict = match outcome {
             Ok(verdict) => verdict,
             Err(failure) => {

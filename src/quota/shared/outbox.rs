@@ -1,12 +1,15 @@
 //! Settlements on their way to Redis: a bounded queue, journaled to disk first when they
-//! charge, then written in batches (a reservation of the same key takes its own along, or the
-//! writer takes what waited `LINGER`), and retried until Redis takes them. Nothing is dropped
-//! unless the queue is full, and then it is logged and counted.
+//! charge, then applied by the next reservation of their key on this replica (inside its
+//! script), or written in batches by the writer once they have waited `state.redis.settlement_linger`, and retried
+//! until Redis takes them. Nothing is dropped unless the queue is full, and then it is logged and
+//! counted.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use redis::Script;
 use tokio::sync::Notify;
@@ -16,8 +19,12 @@ use super::journal::{Record, SettlementJournal};
 use crate::state::redis::{Redis, RedisFailure};
 use crate::telemetry::Metrics;
 
-static SETTLE: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("settle.lua")));
+static SETTLE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("settle_fn.lua"),
+        include_str!("settle.lua")
+    ))
+});
 
 /// One request's outcome, to be written once.
 pub struct Settlement {
@@ -57,8 +64,13 @@ impl Settlement {
 
 /// The queue and what it writes through.
 pub struct Outbox {
-    queue: Mutex<VecDeque<Settlement>>,
+    /// Settlements with the time they were queued.
+    queue: Mutex<VecDeque<(Instant, Settlement)>>,
     capacity: usize,
+    /// How long a settlement waits for a reservation of its key on this replica to take it
+    /// along before the writer sends it (with whatever else waited as long): its answer has
+    /// ended, so this is the lag of the shared figures, not of any request.
+    linger: Duration,
     /// Taken from the queue and being written: a shutdown waits for these too.
     writing: AtomicUsize,
     wake: Notify,
@@ -69,24 +81,21 @@ pub struct Outbox {
 /// Settlements written at once: concurrent calls on one multiplexed connection.
 const BATCH: usize = 64;
 
-/// How long a settlement waits for company (a reservation of its key on this replica, or
-/// others to be written with it): its answer has ended, so this is the lag of the shared
-/// figures, not of any request.
-pub const LINGER: Duration = Duration::from_millis(2);
-
-/// Settlements a reservation takes along: its own key's, so Redis frees the slot and returns
-/// the unused tokens before it counts them.
+/// Settlements a reservation applies before it counts: its own key's, so the slots they free
+/// and the tokens they give back count for it.
 const RIDERS: usize = 8;
 
 impl Outbox {
     pub fn new(
         capacity: usize,
+        linger: Duration,
         metrics: Arc<Metrics>,
         journal: Option<Arc<SettlementJournal>>,
     ) -> Self {
         Outbox {
             queue: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
+            linger,
             writing: AtomicUsize::new(0),
             wake: Notify::new(),
             journal,
@@ -94,7 +103,7 @@ impl Outbox {
         }
     }
 
-    fn queue(&self) -> MutexGuard<'_, VecDeque<Settlement>> {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<(Instant, Settlement)>> {
         // Pushes and pops only: a panic cannot leave the queue half-changed.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -115,7 +124,7 @@ impl Outbox {
             return;
         }
         let first = queue.is_empty();
-        queue.push_back(settlement);
+        queue.push_back((Instant::now(), settlement));
         let waiting = queue.len();
         drop(queue);
         self.metrics
@@ -163,28 +172,29 @@ impl Outbox {
         self.queue().len() + self.writing.load(Ordering::Relaxed)
     }
 
-    /// Up to `most` settlements from the front of the queue (`key`'s only, if given); counted
-    /// as being written until [`done`](Self::done).
-    fn take(&self, most: usize, key: Option<&str>) -> Vec<Settlement> {
+    /// Up to `most` settlements that `pick` wants among the first `scan` of the queue, stopping
+    /// at the first queued after `before`; counted as being written until [`done`](Self::done).
+    fn take(
+        &self,
+        most: usize,
+        scan: usize,
+        before: Instant,
+        pick: impl Fn(&Settlement) -> bool,
+    ) -> Vec<Settlement> {
         let mut queue = self.queue();
-        let taken: Vec<Settlement> = match key {
-            None => {
-                let n = most.min(queue.len());
-                queue.drain(..n).collect()
+        let mut taken = Vec::new();
+        let mut i = 0;
+        while taken.len() < most
+            && taken.len() + i < scan
+            && let Some((queued, settlement)) = queue.get(i)
+            && *queued <= before
+        {
+            if pick(settlement) {
+                taken.extend(queue.remove(i).map(|(_, s)| s));
+            } else {
+                i += 1;
             }
-            Some(key) => {
-                let mut taken = Vec::new();
-                let mut i = 0;
-                while i < queue.len() && taken.len() < most {
-                    if queue[i].keys.name == key {
-                        taken.extend(queue.remove(i));
-                    } else {
-                        i += 1;
-                    }
-                }
-                taken
-            }
-        };
+        }
         self.writing.fetch_add(taken.len(), Ordering::Relaxed);
         taken
     }
@@ -193,8 +203,12 @@ impl Outbox {
     /// take.
     fn done(&self, taken: usize, failed: Vec<Settlement>) {
         let mut queue = self.queue();
+        // Due at once: the writer's backoff paces the retries.
+        let due = Instant::now()
+            .checked_sub(self.linger)
+            .unwrap_or_else(Instant::now);
         for settlement in failed.into_iter().rev() {
-            queue.push_front(settlement);
+            queue.push_front((due, settlement));
         }
         self.writing.fetch_sub(taken, Ordering::Relaxed);
         let pending = queue.len() + self.writing.load(Ordering::Relaxed);
@@ -229,26 +243,35 @@ impl Outbox {
         failed
     }
 
-    /// The settlements of `key` waiting here, to be written with (and before) a reservation of
-    /// the same key; the returned future writes them.
-    pub fn riders<'a>(&'a self, redis: &'a Redis, key: &str) -> Option<impl Future<Output = ()>> {
-        let riders = self.take(RIDERS, Some(key));
-        if riders.is_empty() {
-            // Nothing was taken, nothing to end.
-            return None;
-        }
-        Some(async move {
-            let taken = riders.len();
-            let failed = self.write(redis, riders, false).await;
-            self.done(taken, failed);
+    /// The settlements of `key`'s leases waiting here, for its next reservation to apply first;
+    /// [`rode`](Self::rode) ends the ride.
+    pub fn riders(&self, key: &str) -> Vec<Settlement> {
+        // The front of the queue only: a reservation never walks a backlog.
+        self.take(RIDERS, BATCH, Instant::now(), |s| {
+            s.leased && s.keys.name == key
         })
+    }
+
+    /// Ends a ride: with `applied`, the reservation's script ran, and applied them (each once);
+    /// otherwise they go back to the queue.
+    pub fn rode(&self, riders: Vec<Settlement>, applied: bool) {
+        if riders.is_empty() {
+            return;
+        }
+        let taken = riders.len();
+        if applied {
+            self.acked(riders.iter().map(|s| s.seq));
+            self.done(taken, Vec::new());
+        } else {
+            self.done(taken, riders);
+        }
     }
 
     /// Writes everything queued now, without lingering: so a report from this replica counts
     /// every answer it has given.
     pub async fn flush(&self, redis: &Redis) {
         loop {
-            let batch = self.take(BATCH, None);
+            let batch = self.take(BATCH, BATCH, Instant::now(), |_| true);
             if batch.is_empty() {
                 return;
             }
@@ -262,17 +285,27 @@ impl Outbox {
         }
     }
 
-    /// Writes the queue to Redis for as long as the gateway runs.
+    /// Writes the queue to Redis for as long as the gateway runs: what waited `linger` (and
+    /// everything, once a whole batch waits).
     pub async fn run(&self, redis: Arc<Redis>) {
         let mut pause = Duration::from_millis(50);
         loop {
-            if self.queue().is_empty() {
+            let oldest = self.queue().front().map(|(queued, _)| *queued);
+            let Some(oldest) = oldest else {
                 self.wake.notified().await;
+                continue;
+            };
+            let full = self.queue().len() >= BATCH;
+            if !full {
+                tokio::time::sleep_until(oldest + self.linger).await;
             }
-            if self.queue().len() < BATCH {
-                tokio::time::sleep(LINGER).await;
-            }
-            let batch = self.take(BATCH, None);
+            let now = Instant::now();
+            let due = if full {
+                now
+            } else {
+                now.checked_sub(self.linger).unwrap_or(now)
+            };
+            let batch = self.take(BATCH, BATCH, due, |_| true);
             if batch.is_empty() {
                 continue;
             }
