@@ -472,6 +472,39 @@ async fn back_to_back_requests_under_one_slot_are_each_admitted() {
     wait_for_ledger(&replicas, "one", answered).await;
 }
 
+/// The tokens a finished request did not use come back before the next request of its key is
+/// counted: a bucket that holds one estimate admits a request after another, each costing what
+/// it used, not what it might have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unused_tokens_come_back_before_the_next_request_counts() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: bucket, key: sk-bucket, limits: { tokens_per_minute: 200 } }";
+    let yaml = config(&fake, &redis.url(), "", keys).replace(
+        "timeout: 500ms }",
+        "timeout: 500ms, settlement_linger: 5s }",
+    );
+    let replicas = Replicas::start(&yaml, 1);
+    // Each reserves its prompt and 100 tokens, and uses 29 of them.
+    let body = json!({"model": "up/ok", "max_tokens": 100, "messages": [{"role": "user", "content": "hello"}]});
+    for i in 0..4 {
+        let reply = post(
+            replicas.url(0, "/v1/chat/completions"),
+            "sk-bucket",
+            body.clone(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "request {i}: {}", reply.text);
+    }
+    let refused = post(replicas.url(0, "/v1/chat/completions"), "sk-bucket", body).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"]["code"], "rate_limit_exceeded",
+        "{}",
+        refused.text
+    );
+}
+
 /// Answers given while Redis is away (`allow`), then the replica SIGKILLed before it could write
 /// their settlements: restarted, it finds them in its data directory and Redis gets every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

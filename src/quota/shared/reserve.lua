@@ -1,6 +1,6 @@
 -- Admits one request and reserves what it may use under every limit of one key, atomically,
--- after settling the key's requests this replica finished since its last call (settle_fn.lua,
--- prepended to this script).
+-- after settling the key's requests this replica finished since its last call (their holds and
+-- unused tokens come back before anything is counted). settle_fn.lua is prepended.
 -- KEYS: 1 q (hash), 2 leases (zset id -> expiry ms), 3 held (hash id -> "tokens cost"),
 --       4 days (hash t:<day>, c:<day>), 5 gone (zset of expired lease ids -> ms),
 --       6 rate (zset of the last minute's admissions -> ms), 7 models
@@ -22,13 +22,29 @@ local tokens, cost = tonumber(ARGV[10]), tonumber(ARGV[11])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
+-- What the settlements and expiries below give back, written once with this request's own.
+local back_tokens, back_cost, refund = 0, 0, 0
+
 for i = 0, tonumber(ARGV[12] or '0') - 1 do
   local at = 13 + i * 7
-  settle_one(k, now, {
+  local s = {
     id = ARGV[at], model = ARGV[at + 1], day = tonumber(ARGV[at + 2]), input = ARGV[at + 3],
-    output = ARGV[at + 4], cost = ARGV[at + 5], tpm = tpm, charge = ARGV[at + 6] == '1',
-    leased = true,
-  })
+    output = ARGV[at + 4], cost = ARGV[at + 5],
+  }
+  local applies = true
+  local h = redis.call('HGET', held, s.id)
+  if h then
+    local ht, hc = string.match(h, '^(%d+) (%d+)$')
+    back_tokens = back_tokens + tonumber(ht)
+    back_cost = back_cost + tonumber(hc)
+    refund = refund + tonumber(ht) - tonumber(s.input) - tonumber(s.output)
+    redis.call('HDEL', held, s.id)
+    redis.call('ZREM', leases, s.id)
+  elseif redis.call('ZREM', gone, s.id) == 0 then
+    -- Neither held nor expired: applied before (a retry after a timeout).
+    applies = false
+  end
+  if applies and ARGV[at + 6] == '1' then charge(k, s) end
 end
 
 -- Leases of replicas that died (or lost Redis) give their holds back, a bounded batch per call.
@@ -37,8 +53,8 @@ for _, lost in ipairs(expired) do
   local h = redis.call('HGET', held, lost)
   if h then
     local ht, hc = string.match(h, '^(%d+) (%d+)$')
-    if ht ~= '0' then redis.call('HINCRBY', q, 'rt', '-' .. ht) end
-    if hc ~= '0' then redis.call('HINCRBY', q, 'rc', '-' .. hc) end
+    back_tokens = back_tokens + tonumber(ht)
+    back_cost = back_cost + tonumber(hc)
     redis.call('HDEL', held, lost)
   end
   redis.call('ZREM', leases, lost)
@@ -46,13 +62,33 @@ for _, lost in ipairs(expired) do
 end
 
 local state = redis.call('HMGET', q, 'bl', 'bt', 'rt', 'rc', 'cd')
-local reserved_tokens = tonumber(state[3] or '0')
-local reserved_cost = tonumber(state[4] or '0')
+local reserved_tokens = tonumber(state[3] or '0') - back_tokens
+local reserved_cost = tonumber(state[4] or '0') - back_cost
 tidy(k, now, today, state[5])
+
+-- The bucket of tokens_per_minute as of now, with what the settlements gave back.
+local level = -1
+if tpm > 0 then
+  level = tonumber(state[1] or tpm)
+  local at = tonumber(state[2] or now)
+  level = math.min(tpm, level + math.max(0, now - at) * tpm / 60000 + refund)
+end
+
+-- Writes what this call changed of q: the holds given back, plus `t` tokens and `c` money
+-- reserved, and the bucket at `l`.
+local function keep(t, c, l)
+  local dt, dc = t - back_tokens, c - back_cost
+  if dt ~= 0 then redis.call('HINCRBY', q, 'rt', string.format('%d', dt)) end
+  if dc ~= 0 then redis.call('HINCRBY', q, 'rc', string.format('%d', dc)) end
+  if tpm > 0 then redis.call('HSET', q, 'bl', string.format('%.3f', l), 'bt', now) end
+end
 
 if conc > 0 then
   local in_flight = redis.call('ZCARD', leases)
-  if in_flight >= conc then return {1, in_flight} end
+  if in_flight >= conc then
+    keep(0, 0, level)
+    return {1, in_flight}
+  end
 end
 
 -- A sliding window: never more than the limit in any 60 s, however long a burst lasts.
@@ -61,6 +97,7 @@ if rpm > 0 then
   redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - 60000)
   local count = redis.call('ZCARD', rate)
   if count >= rpm then
+    keep(0, 0, level)
     local oldest = redis.call('ZRANGE', rate, 0, 0, 'WITHSCORES')
     return {2, math.max(1, tonumber(oldest[2]) + 60000 - now)}
   end
@@ -77,7 +114,10 @@ local used = (tpd > 0 or budget > 0) and redis.call('HMGET', days, unpack(fields
 local used_today = -1
 if tpd > 0 then
   used_today = tonumber(used[1] or '0') + reserved_tokens
-  if tokens > tpd or used_today + tokens > tpd then return {3, used_today} end
+  if tokens > tpd or used_today + tokens > tpd then
+    keep(0, 0, level)
+    return {3, used_today}
+  end
   used_today = used_today + tokens
 end
 
@@ -85,21 +125,16 @@ local spent = -1
 if budget > 0 then
   spent = reserved_cost
   for i = 2, #fields do spent = spent + tonumber(used[i] or '0') end
-  if cost > budget or spent + cost > budget then return {4, spent} end
+  if cost > budget or spent + cost > budget then
+    keep(0, 0, level)
+    return {4, spent}
+  end
   spent = spent + cost
 end
 
-local level = -1
-if tpm > 0 then
-  level = tonumber(state[1] or tpm)
-  local at = tonumber(state[2] or now)
-  level = math.min(tpm, level + math.max(0, now - at) * tpm / 60000)
-  if tokens > tpm or level < tokens then
-    redis.call('HSET', q, 'bl', string.format('%.3f', level), 'bt', now)
-    return {5, math.floor(level)}
-  end
-  level = level - tokens
-  redis.call('HSET', q, 'bl', string.format('%.3f', level), 'bt', now)
+if tpm > 0 and (tokens > tpm or level < tokens) then
+  keep(0, 0, level)
+  return {5, math.floor(level)}
 end
 
 if rpm > 0 then
@@ -108,6 +143,6 @@ if rpm > 0 then
 end
 redis.call('ZADD', leases, now + lease, id)
 redis.call('HSET', held, id, ARGV[10] .. ' ' .. ARGV[11])
-if tokens > 0 then redis.call('HINCRBY', q, 'rt', ARGV[10]) end
-if cost > 0 then redis.call('HINCRBY', q, 'rc', ARGV[11]) end
-return {0, rpm_left, math.floor(level), used_today, spent}
+keep(tokens, cost, level - tokens)
+if tpm > 0 then level = math.floor(level - tokens) end
+return {0, rpm_left, level, used_today, spent}

@@ -1,6 +1,17 @@
 -- Shared by settle.lua and reserve.lua (prepended to each): settling one request of a key, and
 -- the once-a-day tidying of what its settlements leave behind.
 
+-- Charges what one request used to its key's day and model.
+local function charge(k, s)
+  local model = s.model
+  redis.call('HINCRBY', k.days, 't:' .. s.day, tonumber(s.input) + tonumber(s.output))
+  redis.call('HINCRBY', k.days, 'c:' .. s.day, s.cost)
+  redis.call('HINCRBY', k.models, 'r:' .. model, 1)
+  redis.call('HINCRBY', k.models, 'i:' .. model, s.input)
+  redis.call('HINCRBY', k.models, 'o:' .. model, s.output)
+  redis.call('HINCRBY', k.models, 'c:' .. model, s.cost)
+end
+
 -- Settles one request: its hold comes back, what it used is charged, once whatever the retries.
 -- k: {q, leases, held, days, gone, models}; s: {id, model, day, input, output, cost, tpm,
 -- charge (bool), leased (bool)}. Returns 1 when applied, 0 for a settlement applied before.
@@ -24,15 +35,7 @@ local function settle_one(k, now, s)
     -- Neither held nor expired: this settlement was applied before (a retry after a timeout).
     return 0
   end
-  if s.charge then
-    local model = s.model
-    redis.call('HINCRBY', k.days, 't:' .. s.day, tonumber(s.input) + tonumber(s.output))
-    redis.call('HINCRBY', k.days, 'c:' .. s.day, s.cost)
-    redis.call('HINCRBY', k.models, 'r:' .. model, 1)
-    redis.call('HINCRBY', k.models, 'i:' .. model, s.input)
-    redis.call('HINCRBY', k.models, 'o:' .. model, s.output)
-    redis.call('HINCRBY', k.models, 'c:' .. model, s.cost)
-  end
+  if s.charge then charge(k, s) end
   return 1
 end
 
