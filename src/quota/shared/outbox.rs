@@ -216,16 +216,10 @@ impl Outbox {
         self.metrics.state.queued(pending);
     }
 
-    /// Writes `batch`, noting what Redis took; returns what it did not. With `note_now`, the
-    /// acknowledgements are journaled at once; a reservation's riders leave theirs to the next
-    /// line, written when that request settles (a restart in between writes a settlement that
-    /// held no lease twice).
-    async fn write(
-        &self,
-        redis: &Redis,
-        batch: Vec<Settlement>,
-        note_now: bool,
-    ) -> Vec<Settlement> {
+    /// Writes `batch`, journaling at once what Redis took (settlements of keys without leases
+    /// would count twice if a restart wrote them again); returns what it did not take. Riders'
+    /// acknowledgements wait for the next line instead: they all held leases.
+    async fn write(&self, redis: &Redis, batch: Vec<Settlement>) -> Vec<Settlement> {
         let results = futures_util::future::join_all(batch.iter().map(|s| write(redis, s))).await;
         let mut failed = Vec::new();
         let mut acked = Vec::new();
@@ -237,7 +231,7 @@ impl Outbox {
             }
         }
         self.acked(acked);
-        if note_now && let Some(journal) = &self.journal {
+        if let Some(journal) = &self.journal {
             journal.write_acks();
         }
         failed
@@ -276,7 +270,7 @@ impl Outbox {
                 return;
             }
             let taken = batch.len();
-            let failed = self.write(redis, batch, true).await;
+            let failed = self.write(redis, batch).await;
             let stuck = !failed.is_empty();
             self.done(taken, failed);
             if stuck {
@@ -310,7 +304,7 @@ impl Outbox {
                 continue;
             }
             let taken = batch.len();
-            let failed = self.write(&redis, batch, true).await;
+            let failed = self.write(&redis, batch).await;
             let stuck = !failed.is_empty();
             self.done(taken, failed);
             if stuck {
