@@ -16,7 +16,6 @@ pub struct UsageSink {
     target: Option<(Arc<Metrics>, String, String)>,
     latest: Option<Usage>,
     charge: Option<Charge>,
-    /// Resolves once the settlement is in the Redis the replicas share.
     /// The request's audit record, told the tokens (a charge adds the cost).
     audit: Option<Arc<crate::audit::Record>>,
     /// Why each choice ended, as far as the answer said; gathered only when an audit line or a

@@ -427,13 +427,7 @@ async fn a_key_asks_for_access_and_the_admins_decision_takes_effect_at_once() {
     )
     .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let listed = client()
-        .get(gateway.url("/admin/subscriptions"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    let listed: Value = listed.json().await.unwrap();
+    let listed = subscriptions(&gateway).await;
     assert_eq!(listed["subscriptions"][0]["status"], "rejected");
 }
 
@@ -525,6 +519,16 @@ async fn replicas_share_decisions_lifecycle_changes_and_console_sessions_through
     );
 }
 
+async fn subscriptions(gateway: &TestGateway) -> Value {
+    let listed = client()
+        .get(gateway.url("/admin/subscriptions"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    listed.json().await.unwrap()
+}
+
 async fn admin_catalog(gateway: &TestGateway) -> Value {
     key_catalog(gateway, ADMIN).await
 }
@@ -587,13 +591,7 @@ async fn hostile_callers_of_the_catalog_get_clear_refusals() {
     let wrong_type = ask("sk-cat-dev", b"{\"note\": 7}".to_vec()).await.unwrap();
     assert_eq!(wrong_type.status(), StatusCode::BAD_REQUEST);
     // Nothing was recorded by any of them.
-    let listed = client()
-        .get(gateway.url("/admin/subscriptions"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    let listed: Value = listed.json().await.unwrap();
+    let listed = subscriptions(&gateway).await;
     assert_eq!(listed["subscriptions"], json!([]));
     for key in ["sk-wrong", "sk-cat-dev"] {
         let decided = send(

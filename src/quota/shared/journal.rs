@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use redis::ScriptInvocation;
 use serde::{Deserialize, Serialize};
 
 use crate::state::{Journal, Line, StateError};
@@ -27,6 +28,20 @@ pub struct Record {
     pub output: u64,
     pub cost: u64,
     pub tpm: u32,
+}
+
+impl Record {
+    /// Its lease id, model, day, tokens and cost, the arguments both `settle.lua` and a
+    /// reservation's riders take in this order.
+    pub fn push_args(&self, invocation: &mut ScriptInvocation<'_>) {
+        invocation
+            .arg(&self.id)
+            .arg(&self.model)
+            .arg(self.day)
+            .arg(self.input)
+            .arg(self.output)
+            .arg(self.cost);
+    }
 }
 
 /// A line: a settlement, the settlements Redis took since the line before, or both.

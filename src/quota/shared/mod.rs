@@ -7,9 +7,9 @@
 
 mod journal;
 mod leases;
+mod outbox;
 
 pub use journal::unacknowledged;
-mod outbox;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,7 +29,7 @@ use crate::state::StateError;
 use crate::state::redis::{Redis, RedisFailure};
 use crate::telemetry::Metrics;
 use crate::usage::{Spent, Totals, picodollars, usd};
-use journal::SettlementJournal;
+use journal::{Record, SettlementJournal};
 use leases::Leases;
 use outbox::{Outbox, Settlement};
 
@@ -86,18 +86,11 @@ impl Shared {
         });
         let replayed = unwritten
             .into_iter()
-            .map(|(seq, r)| Settlement {
+            .map(|(seq, spent)| Settlement {
                 seq,
-                keys: shared.quota(&r.key).keys,
-                id: r.id,
-                leased: r.leased,
-                model: r.model,
-                day: r.day,
-                input: r.input,
-                output: r.output,
-                cost: r.cost,
-                tpm: r.tpm,
+                keys: shared.quota(&spent.key).keys,
                 charge: true,
+                spent,
             })
             .collect();
         shared.outbox.replay(replayed);
@@ -270,14 +263,8 @@ impl SharedQuota {
         };
         invocation.arg(riders.len());
         for s in &riders {
-            invocation
-                .arg(&s.id)
-                .arg(&s.model)
-                .arg(s.day)
-                .arg(s.input)
-                .arg(s.output)
-                .arg(s.cost)
-                .arg(u8::from(s.charge));
+            s.spent.push_args(&mut invocation);
+            invocation.arg(u8::from(s.charge));
         }
         let outcome = self
             .shared
@@ -566,15 +553,18 @@ impl Lease {
         Some(Settlement {
             seq: 0,
             keys: self.keys.clone(),
-            id: self.id.clone(),
-            leased: self.leased,
-            model: model.to_owned(),
-            day: Now::current().day(),
-            input: spent.input_tokens,
-            output: spent.output_tokens,
-            cost: spent.cost,
-            tpm: self.tpm,
             charge,
+            spent: Record {
+                key: self.keys.name.clone(),
+                id: self.id.clone(),
+                leased: self.leased,
+                model: model.to_owned(),
+                day: Now::current().day(),
+                input: spent.input_tokens,
+                output: spent.output_tokens,
+                cost: spent.cost,
+                tpm: self.tpm,
+            },
         })
     }
 }

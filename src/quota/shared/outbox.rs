@@ -1,18 +1,17 @@
 //! Settlements on their way to Redis: a bounded queue, journaled to disk first when they
 //! charge, then applied by the next reservation of their key on this replica (inside its
-//! script), or written in batches by the writer once they have waited `state.redis.settlement_linger`, and retried
-//! until Redis takes them. Nothing is dropped unless the queue is full, and then it is logged and
-//! counted.
+//! script), or written in batches by the writer once they have waited
+//! `state.redis.settlement_linger`, and retried until Redis takes them. Nothing is dropped unless
+//! the queue is full, and then it is logged and counted.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use redis::Script;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::KeyNames;
 use super::journal::{Record, SettlementJournal};
@@ -31,35 +30,11 @@ pub struct Settlement {
     /// Its line in the settlements journal; 0 when it was not journaled (a release).
     pub seq: u64,
     pub keys: Arc<KeyNames>,
-    /// The lease the request held, or a fresh id when it held none.
-    pub id: String,
-    /// Whether the request held a lease; without one, a retry after a lost answer may count
-    /// twice (keys with no limits skip the lease and its round trip).
-    pub leased: bool,
-    pub model: String,
-    pub day: u32,
-    pub input: u64,
-    pub output: u64,
-    pub cost: u64,
-    pub tpm: u32,
     /// Charge a request (a settlement), or only give the hold back (a release).
     pub charge: bool,
-}
-
-impl Settlement {
-    fn record(&self) -> Record {
-        Record {
-            key: self.keys.name.clone(),
-            id: self.id.clone(),
-            leased: self.leased,
-            model: self.model.clone(),
-            day: self.day,
-            input: self.input,
-            output: self.output,
-            cost: self.cost,
-            tpm: self.tpm,
-        }
-    }
+    /// The lease (or a fresh id: without one, a retry after a lost answer may count twice), the
+    /// model, the day, the tokens and the cost: what the journal keeps.
+    pub spent: Record,
 }
 
 /// The queue and what it writes through.
@@ -115,7 +90,7 @@ impl Outbox {
             && settlement.seq == 0
             && let Some(journal) = &self.journal
         {
-            settlement.seq = journal.record(settlement.record());
+            settlement.seq = journal.record(settlement.spent.clone());
         }
         let mut queue = self.queue();
         if queue.len() >= self.capacity {
@@ -151,10 +126,10 @@ impl Outbox {
     fn give_up(&self, settlement: Settlement) {
         tracing::error!(
             key = %settlement.keys.name,
-            model = %settlement.model,
-            input_tokens = settlement.input,
-            output_tokens = settlement.output,
-            cost_picodollars = settlement.cost,
+            model = %settlement.spent.model,
+            input_tokens = settlement.spent.input,
+            output_tokens = settlement.spent.output,
+            cost_picodollars = settlement.spent.cost,
             "settlement dropped: the queue for Redis is full (state.redis.max_queued_settlements)"
         );
         self.metrics.state.dropped();
@@ -216,10 +191,12 @@ impl Outbox {
         self.metrics.state.queued(pending);
     }
 
-    /// Writes `batch`, journaling at once what Redis took (settlements of keys without leases
-    /// would count twice if a restart wrote them again); returns what it did not take. Riders'
-    /// acknowledgements wait for the next line instead: they all held leases.
-    async fn write(&self, redis: &Redis, batch: Vec<Settlement>) -> Vec<Settlement> {
+    /// Writes `batch` (taken from the queue), journaling at once what Redis took (settlements
+    /// of keys without leases would count twice if a restart wrote them again) and queueing
+    /// again what it did not; whether Redis took all of it. Riders' acknowledgements wait for
+    /// the next line instead: they all held leases.
+    async fn send(&self, redis: &Redis, batch: Vec<Settlement>) -> bool {
+        let taken = batch.len();
         let results = futures_util::future::join_all(batch.iter().map(|s| write(redis, s))).await;
         let mut failed = Vec::new();
         let mut acked = Vec::new();
@@ -234,7 +211,9 @@ impl Outbox {
         if let Some(journal) = &self.journal {
             journal.write_acks();
         }
-        failed
+        let all = failed.is_empty();
+        self.done(taken, failed);
+        all
     }
 
     /// The settlements of `key`'s leases waiting here, for its next reservation to apply first;
@@ -242,7 +221,7 @@ impl Outbox {
     pub fn riders(&self, key: &str) -> Vec<Settlement> {
         // The front of the queue only: a reservation never walks a backlog.
         self.take(RIDERS, BATCH, Instant::now(), |s| {
-            s.leased && s.keys.name == key
+            s.spent.leased && s.keys.name == key
         })
     }
 
@@ -266,14 +245,7 @@ impl Outbox {
     pub async fn flush(&self, redis: &Redis) {
         loop {
             let batch = self.take(BATCH, BATCH, Instant::now(), |_| true);
-            if batch.is_empty() {
-                return;
-            }
-            let taken = batch.len();
-            let failed = self.write(redis, batch).await;
-            let stuck = !failed.is_empty();
-            self.done(taken, failed);
-            if stuck {
+            if batch.is_empty() || !self.send(redis, batch).await {
                 return;
             }
         }
@@ -284,12 +256,17 @@ impl Outbox {
     pub async fn run(&self, redis: Arc<Redis>) {
         let mut pause = Duration::from_millis(50);
         loop {
-            let oldest = self.queue().front().map(|(queued, _)| *queued);
+            let (oldest, full) = {
+                let queue = self.queue();
+                (
+                    queue.front().map(|(queued, _)| *queued),
+                    queue.len() >= BATCH,
+                )
+            };
             let Some(oldest) = oldest else {
                 self.wake.notified().await;
                 continue;
             };
-            let full = self.queue().len() >= BATCH;
             if !full {
                 tokio::time::sleep_until(oldest + self.linger).await;
             }
@@ -303,11 +280,7 @@ impl Outbox {
             if batch.is_empty() {
                 continue;
             }
-            let taken = batch.len();
-            let failed = self.write(&redis, batch).await;
-            let stuck = !failed.is_empty();
-            self.done(taken, failed);
-            if stuck {
+            if !self.send(&redis, batch).await {
                 // Redis is away: the batch waits (and the queue fills) until it is back.
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
@@ -329,20 +302,17 @@ async fn write(redis: &Redis, s: &Settlement) -> bool {
         .key(&k.held)
         .key(&k.days)
         .key(&k.gone)
-        .key(&k.models)
-        .arg(&s.id)
-        .arg(&s.model)
-        .arg(s.day)
-        .arg(s.input)
-        .arg(s.output)
-        .arg(s.cost)
-        .arg(s.tpm)
+        .key(&k.models);
+    s.spent.push_args(&mut invocation);
+    invocation
+        .arg(s.spent.tpm)
         .arg(u8::from(s.charge))
-        .arg(u8::from(s.leased));
+        .arg(u8::from(s.spent.leased));
     match redis.idempotent_script::<i64>("settle", &invocation).await {
         Ok(_) => true,
         Err(RedisFailure::Refused(_)) => {
-            tracing::error!(key = %k.name, model = %s.model, "settlement dropped: Redis refused it");
+            let model = &s.spent.model;
+            tracing::error!(key = %k.name, %model, "settlement dropped: Redis refused it");
             redis.metrics().state.dropped();
             true
         }

@@ -29,22 +29,14 @@ for i = 0, tonumber(ARGV[12] or '0') - 1 do
   local at = 13 + i * 7
   local s = {
     id = ARGV[at], model = ARGV[at + 1], day = tonumber(ARGV[at + 2]), input = ARGV[at + 3],
-    output = ARGV[at + 4], cost = ARGV[at + 5],
+    output = ARGV[at + 4], cost = ARGV[at + 5], charge = ARGV[at + 6] == '1', leased = true,
   }
-  local applies = true
-  local h = redis.call('HGET', held, s.id)
-  if h then
-    local ht, hc = string.match(h, '^(%d+) (%d+)$')
+  local _, ht, hc = settle_hold(k, s)
+  if ht then
     back_tokens = back_tokens + tonumber(ht)
     back_cost = back_cost + tonumber(hc)
     refund = refund + tonumber(ht) - tonumber(s.input) - tonumber(s.output)
-    redis.call('HDEL', held, s.id)
-    redis.call('ZREM', leases, s.id)
-  elseif redis.call('ZREM', gone, s.id) == 0 then
-    -- Neither held nor expired: applied before (a retry after a timeout).
-    applies = false
   end
-  if applies and ARGV[at + 6] == '1' then charge(k, s) end
 end
 
 -- Leases of replicas that died (or lost Redis) give their holds back, a bounded batch per call.

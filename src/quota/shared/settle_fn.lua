@@ -12,31 +12,22 @@ local function charge(k, s)
   redis.call('HINCRBY', k.models, 'c:' .. model, s.cost)
 end
 
--- Settles one request: its hold comes back, what it used is charged, once whatever the retries.
--- k: {q, leases, held, days, gone, models}; s: {id, model, day, input, output, cost, tpm,
--- charge (bool), leased (bool)}. Returns 1 when applied, 0 for a settlement applied before.
-local function settle_one(k, now, s)
+-- Takes one finished request's hold off its key and charges what it used, once whatever the
+-- retries. k: {q, leases, held, days, gone, models}; s: {id, model, day, input, output, cost,
+-- charge (bool), leased (bool)}. Returns whether it applied (false: applied before, a retry
+-- after a timeout), and the tokens and money its hold reserved, as strings, when it was still
+-- held (not for one that expired): the caller gives them back to q.
+local function settle_hold(k, s)
   local h = redis.call('HGET', k.held, s.id)
   if h then
-    local ht, hc = string.match(h, '^(%d+) (%d+)$')
-    if ht ~= '0' then redis.call('HINCRBY', k.q, 'rt', '-' .. ht) end
-    if hc ~= '0' then redis.call('HINCRBY', k.q, 'rc', '-' .. hc) end
     redis.call('HDEL', k.held, s.id)
     redis.call('ZREM', k.leases, s.id)
-    local refund = tonumber(ht) - tonumber(s.input) - tonumber(s.output)
-    if s.tpm > 0 and refund ~= 0 then
-      local b = redis.call('HMGET', k.q, 'bl', 'bt')
-      local level = tonumber(b[1] or s.tpm)
-      local at = tonumber(b[2] or now)
-      level = math.min(s.tpm, level + math.max(0, now - at) * s.tpm / 60000 + refund)
-      redis.call('HSET', k.q, 'bl', string.format('%.3f', level), 'bt', now)
-    end
   elseif s.leased and redis.call('ZREM', k.gone, s.id) == 0 then
-    -- Neither held nor expired: this settlement was applied before (a retry after a timeout).
-    return 0
+    return false
   end
   if s.charge then charge(k, s) end
-  return 1
+  if h then return true, string.match(h, '^(%d+) (%d+)$') end
+  return true
 end
 
 -- Once a day per key (the day it last ran is `cd` in q): days older than the longest budget
