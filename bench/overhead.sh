@@ -33,6 +33,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$BENCH_DIR/.." && pwd)
 SWITCHBOARD_BIN=${SWITCHBOARD_BIN:-$REPO_DIR/target/release/switchboard}
 COMPARE_BIN=${COMPARE_BIN:-}         # a second gateway build, measured as target "compare"
+COMPARE_REDIS=${COMPARE_REDIS:-0}    # 1 (with REDIS=1): "compare" runs with state.redis too, on
+                                     # the same redis-server under its own key prefix
 FLOOR_BIN=$BENCH_DIR/floor/target/release/axum-floor
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -290,7 +292,13 @@ if [[ -n $COMPARE_BIN ]]; then
     [[ -f $RUN/switchboard.yaml ]] || die "COMPARE_BIN needs the gateway (SKIP_GATEWAY=0)"
     # A data directory of its own: two gateways never share one (its lock says so).
     sed -e '/^state: /d' "$RUN/switchboard.yaml" >"$RUN/switchboard-compare.yaml"
-    echo "state: { data_dir: \"$RUN/data-compare\" }" >>"$RUN/switchboard-compare.yaml"
+    if [[ $COMPARE_REDIS == 1 ]]; then
+        [[ $REDIS == 1 ]] || die "COMPARE_REDIS=1 needs REDIS=1"
+        echo "state: { data_dir: \"$RUN/data-compare\", redis: { url: \"redis://127.0.0.1:$PORT_REDIS\", key_prefix: \"compare:\" } }" \
+            >>"$RUN/switchboard-compare.yaml"
+    else
+        echo "state: { data_dir: \"$RUN/data-compare\" }" >>"$RUN/switchboard-compare.yaml"
+    fi
     start_gateway compare "$COMPARE_BIN" "$PORT_COMPARE" "$RUN/switchboard-compare.yaml"
     COMPARE_PID=$GATEWAY_PID
 fi
@@ -494,7 +502,11 @@ cpu_ratios() { # target base
     done
 }
 [[ $SKIP_GATEWAY == 1 ]] || cpu_ratios switchboard nginx
-[[ -z $COMPARE_BIN ]] || cpu_ratios compare switchboard
+if [[ $COMPARE_REDIS == 1 ]]; then
+    cpu_ratios compare redis
+else
+    [[ -z $COMPARE_BIN ]] || cpu_ratios compare switchboard
+fi
 [[ $REDIS != 1 ]] || cpu_ratios redis switchboard
 echo
 echo 'p50/p99 from wrk --latency; +p50 is over direct at the same mode and connections.'

@@ -99,6 +99,7 @@ async fn a_rate_and_a_budget_admit_exactly_across_three_replicas() {
   - { name: budgeted, key: sk-budget, limits: { budget_usd: { amount: 70, period: month } } }";
     let replicas = Replicas::start(&config(&fake, &redis.url(), "", keys), 3);
 
+    let started = Instant::now();
     let replies = spread(&replicas, 200, "sk-rated", &call("up/ok")).await;
     let ok = replies.iter().filter(|r| r.status == 200).count();
     let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
@@ -117,6 +118,18 @@ async fn a_rate_and_a_budget_admit_exactly_across_three_replicas() {
         assert_eq!(reply.body["error"]["code"], "rate_limit_exceeded");
     }
     assert_eq!(fake.received().len(), 50);
+    // The window of admissions goes away a minute after the last one (made since `started`),
+    // not before: an idle key leaves nothing behind, a busy one loses no admission of its minute.
+    let ttl: u128 = redis
+        .cli(&["PTTL", "switchboard:{rated}:rate"])
+        .trim()
+        .parse()
+        .unwrap();
+    let since = started.elapsed().as_millis();
+    assert!(
+        ttl + since >= 60_000 && ttl <= 61_000,
+        "{ttl} ms, {since} ms after the first"
+    );
 
     let before = fake.received().len();
     let body = json!({"model": "priced", "max_tokens": 10, "messages": [{"role": "user", "content": "hello"}]});

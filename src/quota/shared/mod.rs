@@ -90,6 +90,7 @@ impl Shared {
                 seq,
                 keys: shared.quota(&spent.key).keys,
                 charge: true,
+                hold: None,
                 spent,
             })
             .collect();
@@ -228,6 +229,7 @@ impl SharedQuota {
         let budget = limits.budget_usd.as_ref();
         let first = budget.map_or(today, |b| now.period(b.period).0);
         let id = uuid::Uuid::new_v4().simple().to_string();
+        let hold = (estimate.tokens, estimate.cost);
         let limit = |n: Option<u64>| n.unwrap_or(0);
         let (rpm, conc, tpm, tpd) = (
             limit(limits.requests_per_minute.map(|n| n.get().into())),
@@ -265,6 +267,10 @@ impl SharedQuota {
         for s in &riders {
             s.spent.push_args(&mut invocation);
             invocation.arg(u8::from(s.charge));
+            match s.hold {
+                Some((tokens, cost)) => invocation.arg(format!("{tokens} {cost}")),
+                None => invocation.arg(""),
+            };
         }
         let outcome = self
             .shared
@@ -277,7 +283,7 @@ impl SharedQuota {
             Err(failure) => {
                 // The script may have run before the answer was lost: give its hold back.
                 if matches!(failure, RedisFailure::Timeout(_)) {
-                    drop(self.lease(id, true, tpm as u32));
+                    drop(self.lease(id, Some(hold), tpm as u32));
                 }
                 return Err(failure);
             }
@@ -316,22 +322,23 @@ impl SharedQuota {
         } else if tpd > 0 {
             refusals::push_daily(&mut headers, tpd, figure_u64(3), &now);
         }
-        let lease = self.lease(id, true, tpm as u32);
+        let lease = self.lease(id, Some(hold), tpm as u32);
         self.shared.leases.hold(&self.keys.leases, &lease.id);
         Ok(Ok((lease, headers)))
     }
 
     /// A hold without a lease, for a key with no limits: nothing to check, usage to record.
     pub fn unleased(&self) -> Lease {
-        self.lease(uuid::Uuid::new_v4().simple().to_string(), false, 0)
+        self.lease(uuid::Uuid::new_v4().simple().to_string(), None, 0)
     }
 
-    fn lease(&self, id: String, leased: bool, tpm: u32) -> Lease {
+    /// `hold`: what the lease reserved; `None` for a hold without a lease.
+    fn lease(&self, id: String, hold: Option<(u64, u64)>, tpm: u32) -> Lease {
         Lease {
             shared: self.shared.clone(),
             keys: self.keys.clone(),
             id,
-            leased,
+            hold,
             tpm,
             open: true,
         }
@@ -528,7 +535,9 @@ pub struct Lease {
     shared: Arc<Shared>,
     keys: Arc<KeyNames>,
     id: String,
-    leased: bool,
+    /// The tokens and money its lease reserved; `None` for a key without limits, which took
+    /// no lease.
+    hold: Option<(u64, u64)>,
     tpm: u32,
     open: bool,
 }
@@ -545,7 +554,8 @@ impl Lease {
 
     /// The settlement of this hold; `None` for a release of a hold that holds nothing.
     fn settlement(&self, model: &str, spent: &Spent, charge: bool) -> Option<Settlement> {
-        if self.leased {
+        let leased = self.hold.is_some();
+        if leased {
             self.shared.leases.forget(&self.keys.leases, &self.id);
         } else if !charge {
             return None;
@@ -554,10 +564,11 @@ impl Lease {
             seq: 0,
             keys: self.keys.clone(),
             charge,
+            hold: self.hold,
             spent: Record {
                 key: self.keys.name.clone(),
                 id: self.id.clone(),
-                leased: self.leased,
+                leased,
                 model: model.to_owned(),
                 day: Now::current().day(),
                 input: spent.input_tokens,

@@ -32,6 +32,9 @@ pub struct Settlement {
     pub keys: Arc<KeyNames>,
     /// Charge a request (a settlement), or only give the hold back (a release).
     pub charge: bool,
+    /// The tokens and money its lease reserved, when this replica made the reservation (not
+    /// for one replayed from the journal): a reservation taking it along need not read it.
+    pub hold: Option<(u64, u64)>,
     /// The lease (or a fresh id: without one, a retry after a lost answer may count twice), the
     /// model, the day, the tokens and the cost: what the journal keeps.
     pub spent: Record,

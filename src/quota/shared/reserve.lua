@@ -7,8 +7,9 @@
 -- ARGV: 1 lease id, 2 lease ms, 3 requests_per_minute, 4 max_concurrent, 5 tokens_per_minute,
 --       6 tokens_per_day, 7 budget (picodollars), 8 first day of the budget period, 9 today,
 --       10 tokens reserved, 11 cost reserved (picodollars); limits of 0 are absent;
---       12 settlements to apply first, then 7 each: lease id, model, day, input tokens,
---       output tokens, cost, 1 to charge (0 to release the hold only); all held leases.
+--       12 settlements to apply first, then 8 each: lease id, model, day, input tokens,
+--       output tokens, cost, 1 to charge (0 to release the hold only), the hold as reserved
+--       ("tokens cost"; empty when not known); all held leases.
 -- Returns {0, requests left, tokens left this minute, tokens used today, money spent} or
 -- {refusal, figure}: 1 max_concurrent (in flight), 2 rate (ms to wait), 3 tokens_per_day
 -- (used), 4 budget (spent), 5 tokens_per_minute (tokens left).
@@ -26,10 +27,11 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local back_tokens, back_cost, refund = 0, 0, 0
 
 for i = 0, tonumber(ARGV[12] or '0') - 1 do
-  local at = 13 + i * 7
+  local at = 13 + i * 8
   local s = {
     id = ARGV[at], model = ARGV[at + 1], day = tonumber(ARGV[at + 2]), input = ARGV[at + 3],
     output = ARGV[at + 4], cost = ARGV[at + 5], charge = ARGV[at + 6] == '1', leased = true,
+    hold = ARGV[at + 7] ~= '' and ARGV[at + 7] or nil,
   }
   local _, ht, hc = settle_hold(k, s)
   if ht then
@@ -39,21 +41,32 @@ for i = 0, tonumber(ARGV[12] or '0') - 1 do
   end
 end
 
--- Leases of replicas that died (or lost Redis) give their holds back, a bounded batch per call.
-local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 64)
-for _, lost in ipairs(expired) do
-  local h = redis.call('HGET', held, lost)
-  if h then
-    local ht, hc = string.match(h, '^(%d+) (%d+)$')
-    back_tokens = back_tokens + tonumber(ht)
-    back_cost = back_cost + tonumber(hc)
-    redis.call('HDEL', held, lost)
-  end
-  redis.call('ZREM', leases, lost)
-  redis.call('ZADD', gone, now, lost)
-end
+-- q's fields: bucket level and ms, reserved tokens and money, the day tidied, the ms swept,
+-- the ms the rate window's expiry was last pushed.
+local state = redis.call('HMGET', q, 'bl', 'bt', 'rt', 'rc', 'cd', 'sw', 'rx')
 
-local state = redis.call('HMGET', q, 'bl', 'bt', 'rt', 'rc', 'cd')
+-- At most once a second per key: leases of replicas that died (or lost Redis) give their holds
+-- back, a bounded batch, and the rate window sheds what left it. The counts below read only
+-- what is live, so nothing waits on this; it keeps the reserved totals and the sets small.
+local swept = nil
+if now - tonumber(state[6] or '0') >= 1000 then
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 64)
+  for _, lost in ipairs(expired) do
+    local h = redis.call('HGET', held, lost)
+    if h then
+      local ht, hc = string.match(h, '^(%d+) (%d+)$')
+      back_tokens = back_tokens + tonumber(ht)
+      back_cost = back_cost + tonumber(hc)
+      redis.call('HDEL', held, lost)
+    end
+    redis.call('ZREM', leases, lost)
+    redis.call('ZADD', gone, now, lost)
+  end
+  if rpm > 0 then redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - 60000) end
+  -- A whole batch: more may have expired, and the next call sweeps again.
+  if #expired < 64 then swept = now end
+end
+local rate_kept = nil
 local reserved_tokens = tonumber(state[3] or '0') - back_tokens
 local reserved_cost = tonumber(state[4] or '0') - back_cost
 tidy(k, now, today, state[5])
@@ -67,16 +80,32 @@ if tpm > 0 then
 end
 
 -- Writes what this call changed of q: the holds given back, plus `t` tokens and `c` money
--- reserved, and the bucket at `l`.
+-- reserved, the bucket at `l`, and when this call swept or pushed the rate window's expiry.
 local function keep(t, c, l)
   local dt, dc = t - back_tokens, c - back_cost
   if dt ~= 0 then redis.call('HINCRBY', q, 'rt', string.format('%d', dt)) end
   if dc ~= 0 then redis.call('HINCRBY', q, 'rc', string.format('%d', dc)) end
-  if tpm > 0 then redis.call('HSET', q, 'bl', string.format('%.3f', l), 'bt', now) end
+  local fields = {}
+  if tpm > 0 then
+    fields[#fields + 1] = 'bl'
+    fields[#fields + 1] = string.format('%.3f', l)
+    fields[#fields + 1] = 'bt'
+    fields[#fields + 1] = now
+  end
+  if swept then
+    fields[#fields + 1] = 'sw'
+    fields[#fields + 1] = swept
+  end
+  if rate_kept then
+    fields[#fields + 1] = 'rx'
+    fields[#fields + 1] = rate_kept
+  end
+  if #fields > 0 then redis.call('HSET', q, unpack(fields)) end
 end
 
 if conc > 0 then
-  local in_flight = redis.call('ZCARD', leases)
+  -- Live leases only: one past its expiry frees its slot at once, swept or not.
+  local in_flight = redis.call('ZCOUNT', leases, '(' .. now, '+inf')
   if in_flight >= conc then
     keep(0, 0, level)
     return {1, in_flight}
@@ -86,11 +115,11 @@ end
 -- A sliding window: never more than the limit in any 60 s, however long a burst lasts.
 local rpm_left = -1
 if rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - 60000)
-  local count = redis.call('ZCARD', rate)
+  local window = '(' .. (now - 60000)
+  local count = redis.call('ZCOUNT', rate, window, '+inf')
   if count >= rpm then
     keep(0, 0, level)
-    local oldest = redis.call('ZRANGE', rate, 0, 0, 'WITHSCORES')
+    local oldest = redis.call('ZRANGEBYSCORE', rate, window, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
     return {2, math.max(1, tonumber(oldest[2]) + 60000 - now)}
   end
   rpm_left = rpm - count - 1
@@ -131,7 +160,12 @@ end
 
 if rpm > 0 then
   redis.call('ZADD', rate, now, id)
-  redis.call('PEXPIRE', rate, 60000)
+  -- The window outlives its last admission by a minute: its expiry is pushed to 61 s at most
+  -- once a second, so every admission is within a second of a push.
+  if now - tonumber(state[7] or '0') >= 1000 then
+    redis.call('PEXPIRE', rate, 61000)
+    rate_kept = now
+  end
 end
 redis.call('ZADD', leases, now + lease, id)
 redis.call('HSET', held, id, ARGV[10] .. ' ' .. ARGV[11])

@@ -14,13 +14,20 @@ end
 
 -- Takes one finished request's hold off its key and charges what it used, once whatever the
 -- retries. k: {q, leases, held, days, gone, models}; s: {id, model, day, input, output, cost,
--- charge (bool), leased (bool)}. Returns whether it applied (false: applied before, a retry
--- after a timeout), and the tokens and money its hold reserved, as strings, when it was still
--- held (not for one that expired): the caller gives them back to q.
+-- charge (bool), leased (bool), hold ("tokens cost" as reserved, or nil when the caller does
+-- not know it)}. Returns whether it applied (false: applied before, a retry after a timeout),
+-- and the tokens and money its hold reserved, as strings, when it was still held (not for one
+-- that expired): the caller gives them back to q.
 local function settle_hold(k, s)
-  local h = redis.call('HGET', k.held, s.id)
+  local h
+  if s.hold then
+    -- The replica that reserved it knows the hold: one call fewer than reading it.
+    if redis.call('HDEL', k.held, s.id) == 1 then h = s.hold end
+  else
+    h = redis.call('HGET', k.held, s.id)
+    if h then redis.call('HDEL', k.held, s.id) end
+  end
   if h then
-    redis.call('HDEL', k.held, s.id)
     redis.call('ZREM', k.leases, s.id)
   elseif s.leased and redis.call('ZREM', k.gone, s.id) == 0 then
     return false
