@@ -13,6 +13,8 @@ KEEP_TMP=${KEEP_TMP:-0}
 LIMITS=${LIMITS:-0}                  # 1: requests carry a key with every limit set (token counting on)
 REDIS=${REDIS:-0}                    # 1 (with LIMITS=1): also target "redis", the same gateway with
                                      # state.redis on a redis-server sharing the load generator's core
+REDIS_UNIX=${REDIS_UNIX:-0}          # 1 (with REDIS=1): also target "redis-unix", the same again reaching
+                                     # that redis-server through its Unix socket
 ROUNDS=${ROUNDS:-1}                  # >1: every scenario again, targets interleaved; medians at the end
 PORT_UP=${PORT_UP:-18081}
 PORT_UP_SSE=${PORT_UP_SSE:-18082}
@@ -24,6 +26,7 @@ PORT_FLOOR_SSE=${PORT_FLOOR_SSE:-18087}
 PORT_COMPARE=${PORT_COMPARE:-18088}
 PORT_REDIS=${PORT_REDIS:-18089}
 PORT_GW_REDIS=${PORT_GW_REDIS:-18090}
+PORT_GW_REDIS_UNIX=${PORT_GW_REDIS_UNIX:-18091}
 # The proxy under test gets a core to itself; wrk and the upstream share the
 # other, so the proxy's own cost is not blurred by the load generator's.
 CORE_PROXY=${CORE_PROXY:-0}
@@ -105,6 +108,8 @@ ports=("$PORT_UP" "$PORT_UP_SSE" "$PORT_PROXY" "$PORT_PROXY_SSE")
 [[ $FLOOR != 1 ]] || ports+=("$PORT_FLOOR" "$PORT_FLOOR_SSE")
 [[ -z $COMPARE_BIN ]] || ports+=("$PORT_COMPARE")
 [[ $REDIS != 1 ]] || ports+=("$PORT_REDIS" "$PORT_GW_REDIS")
+[[ $REDIS_UNIX != 1 ]] || ports+=("$PORT_GW_REDIS_UNIX")
+[[ $REDIS_UNIX != 1 || $REDIS == 1 ]] || die "REDIS_UNIX=1 needs REDIS=1"
 [[ $REDIS != 1 || $LIMITS == 1 ]] || die "REDIS=1 needs LIMITS=1: Redis holds a key's limits"
 [[ $REDIS != 1 ]] || command -v redis-server >/dev/null || die "REDIS=1 needs redis-server"
 for p in "${ports[@]}"; do
@@ -275,7 +280,7 @@ fi
 REDIS_GW_PID=
 if [[ $REDIS == 1 ]]; then
     (pinned "$CORE_LOAD" redis-server --port "$PORT_REDIS" --bind 127.0.0.1 --save "" \
-        --appendonly no) >"$RUN/redis.log" 2>&1 &
+        --appendonly no --unixsocket "$RUN/redis.sock" --unixsocketperm 700) >"$RUN/redis.log" 2>&1 &
     STARTED+=("$!")
     for ((i = 0; i < 100; i++)); do
         redis-cli -p "$PORT_REDIS" ping >/dev/null 2>&1 && break
@@ -285,6 +290,14 @@ if [[ $REDIS == 1 ]]; then
         "$RUN/switchboard.yaml" >"$RUN/switchboard-redis.yaml"
     start_gateway redis "$SWITCHBOARD_BIN" "$PORT_GW_REDIS" "$RUN/switchboard-redis.yaml"
     REDIS_GW_PID=$GATEWAY_PID
+fi
+
+REDIS_UNIX_PID=
+if [[ $REDIS_UNIX == 1 ]]; then
+    sed -e "s|^state: .*|state: { data_dir: \"$RUN/data-redis-unix\", redis: { url: \"redis+unix://$RUN/redis.sock\", key_prefix: \"unix:\" } }|" \
+        "$RUN/switchboard.yaml" >"$RUN/switchboard-redis-unix.yaml"
+    start_gateway redis-unix "$SWITCHBOARD_BIN" "$PORT_GW_REDIS_UNIX" "$RUN/switchboard-redis-unix.yaml"
+    REDIS_UNIX_PID=$GATEWAY_PID
 fi
 
 COMPARE_PID=
@@ -332,6 +345,7 @@ url_for() { # target mode
     switchboard/*) port=$PORT_GW ;;
     compare/*) port=$PORT_COMPARE ;;
     redis/*) port=$PORT_GW_REDIS ;;
+    redis-unix/*) port=$PORT_GW_REDIS_UNIX ;;
     axum-floor/json) port=$PORT_FLOOR ;;
     axum-floor/sse) port=$PORT_FLOOR_SSE ;;
     esac
@@ -360,6 +374,7 @@ TARGETS=(direct nginx)
 [[ $SKIP_GATEWAY == 1 ]] || TARGETS+=(switchboard)
 [[ -z $COMPARE_BIN ]] || TARGETS+=(compare)
 [[ $REDIS != 1 ]] || TARGETS+=(redis)
+[[ $REDIS_UNIX != 1 ]] || TARGETS+=(redis-unix)
 for t in "${TARGETS[@]}"; do
     check_target "$t" json
     check_target "$t" sse
@@ -402,6 +417,7 @@ for mode in json sse; do
                 switchboard) pids=("$GW_PID") ;;
                 compare) pids=("$COMPARE_PID") ;;
                 redis) pids=("$REDIS_GW_PID") ;;
+                redis-unix) pids=("$REDIS_UNIX_PID") ;;
                 axum-floor) pids=("$FLOOR_PID") ;;
                 esac
 
@@ -508,6 +524,7 @@ else
     [[ -z $COMPARE_BIN ]] || cpu_ratios compare switchboard
 fi
 [[ $REDIS != 1 ]] || cpu_ratios redis switchboard
+[[ $REDIS_UNIX != 1 ]] || cpu_ratios redis-unix switchboard
 echo
 echo 'p50/p99 from wrk --latency; +p50 is over direct at the same mode and connections.'
 echo 'cpu/req is utime+stime of the proxy process (nginx worker / switchboard) over the run,'

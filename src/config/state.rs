@@ -41,8 +41,9 @@ impl Default for StateConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://` or `rediss://` (TLS), with `user:password@` if needed; a list is the seed
-    /// nodes of a Redis Cluster. Secret: the URL may carry a password.
+    /// `redis://` or `rediss://` (TLS), with `user:password@` if needed, or `redis+unix:///path`
+    /// (`unix:///path`) for a Redis on the same host; a list is the seed nodes of a Redis
+    /// Cluster (TCP only). Secret: the URL may carry a password.
     pub url: RedisUrls,
     /// Prepended to every key, so several gateways (or other tenants) can share one Redis.
     #[serde(default = "default_key_prefix")]
@@ -156,7 +157,8 @@ pub fn validate(state: &StateConfig, errors: &mut Vec<ConfigError>) {
             RedisUrls::One(_) => "state.redis.url".to_owned(),
             RedisUrls::Cluster(_) => format!("state.redis.url[{index}]"),
         };
-        if let Err(message) = check_url(url.expose()) {
+        let cluster = matches!(redis.url, RedisUrls::Cluster(_));
+        if let Err(message) = check_url(url.expose(), cluster) {
             errors.push(ConfigError::new(&path, message));
         }
     }
@@ -184,13 +186,18 @@ pub fn validate(state: &StateConfig, errors: &mut Vec<ConfigError>) {
 }
 
 /// Checks one URL without ever quoting it: it may hold a password.
-fn check_url(url: &str) -> Result<(), &'static str> {
+fn check_url(url: &str, cluster: bool) -> Result<(), &'static str> {
     if url.is_empty() {
         return Err("is empty (is the environment variable set?)");
     }
-    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
-    if !matches!(scheme, Some("redis" | "rediss")) {
-        return Err("must start with redis:// or rediss://");
+    match url.split_once("://").map(|(scheme, _)| scheme) {
+        Some("redis" | "rediss") => {}
+        // Cluster nodes tell each other (and the client) where they are by TCP address.
+        Some("redis+unix" | "unix") if cluster => {
+            return Err("a cluster's nodes are reached by redis:// or rediss://, not a socket");
+        }
+        Some("redis+unix" | "unix") => {}
+        _ => return Err("must start with redis://, rediss:// or redis+unix://"),
     }
     redis::IntoConnectionInfo::into_connection_info(url)
         .map(drop)

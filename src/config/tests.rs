@@ -532,4 +532,23 @@ state:
     .unwrap();
     let redis = config.state.redis.unwrap();
     assert_eq!(redis.settlement_linger.0, Duration::from_millis(3));
+
+    let shared = "providers: { m: { kind: mock } }\nmodels: [ { name: m, targets: [ { provider: m, model: x } ] } ]\n";
+    for url in [
+        "redis+unix:///run/redis/redis.sock",
+        "unix:///run/redis.sock?db=2",
+    ] {
+        parse(&format!(
+            "{shared}state: {{ redis: {{ url: \"{url}\" }} }}\n"
+        ))
+        .unwrap();
+    }
+    let errors = parse(&format!(
+        "{shared}state: {{ redis: {{ url: [redis://10.0.0.1:6379, \"redis+unix:///r.sock\"] }} }}\n"
+    ))
+    .unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.contains("state.redis.url[1]")),
+        "{errors:?}"
+    );
 }

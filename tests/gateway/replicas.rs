@@ -571,6 +571,27 @@ async fn a_rate_admits_exactly_across_replicas_on_a_redis_cluster() {
     wait_for_ledger(&replicas, "rated", 50 * CALL_TOKENS).await;
 }
 
+/// Replicas on the Redis's host may reach it through its Unix socket: the same state, shared
+/// with what reaches it over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_a_redis_through_its_unix_socket() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: rated, key: sk-rated, limits: { requests_per_minute: 12 } }";
+    let replicas = Replicas::start(&config(&fake, &redis.socket_url(), "", keys), 2);
+    let replies = spread(&replicas, 40, "sk-rated", &call("up/ok")).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(ok, 12, "exactly the limit over both replicas");
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
+    let admitted = redis.cli(&["ZCARD", "switchboard:{rated}:rate"]);
+    assert_eq!(
+        admitted.trim(),
+        "12",
+        "the admissions are in the Redis TCP clients see"
+    );
+    wait_for_ledger(&replicas, "rated", 12 * CALL_TOKENS).await;
+}
+
 /// `switchboard state import` moves the embedded mode's usage into Redis, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn usage_of_the_embedded_mode_is_imported_into_redis_once() {

@@ -60,11 +60,19 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The same server through the Unix socket it also listens on.
+    pub fn socket_url(&self) -> String {
+        format!("redis+unix://{}", self.dir.join("redis.sock").display())
+    }
+
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--dir"])
             .arg(&self.dir)
+            .arg("--unixsocket")
+            .arg(self.dir.join("redis.sock"))
+            .args(["--unixsocketperm", "700"])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
