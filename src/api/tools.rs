@@ -51,9 +51,10 @@ pub async fn register(
         .tool_registry
         .check(&tool, ttl.0, owner)
         .map_err(refusal)?;
+    let mut shared_outcome = None;
     if let Some(shared) = &state.registrations {
         let entry = crate::mcp::shared_entry(owner, &entry);
-        shared
+        let renewed = shared
             .tools
             .put(&tool.name, &entry, ttl.0)
             .await
@@ -62,11 +63,18 @@ pub async fn register(
                     "Registrations are shared through Redis, which cannot be reached: {failure}"
                 ))
             })?;
+        shared_outcome = Some(if renewed {
+            Registered::Renewed
+        } else {
+            Registered::Added
+        });
     }
-    let outcome = state
+    let local = state
         .tool_registry
         .register(&tool, ttl.0, owner)
         .map_err(refusal)?;
+    // With Redis, this replica's poll may have applied the write before this line did.
+    let outcome = shared_outcome.unwrap_or(local);
     let status = match outcome {
         Registered::Added => StatusCode::CREATED,
         Registered::Renewed => StatusCode::OK,

@@ -51,20 +51,38 @@ pub fn free_port() -> u16 {
 }
 
 /// The HTTP fake on `port`; the gateway's supervisor finds it whenever it is ready.
-fn http_upstream(port: u16) -> Child {
-    http_upstream_version(port, false)
+async fn http_upstream(port: u16) -> Child {
+    http_upstream_version(port, false).await
 }
 
-/// The HTTP fake on `port`, with its `echo` tool renamed `echo_v2` if `renamed`.
-fn http_upstream_version(port: u16, renamed: bool) -> Child {
-    Command::new(python())
+/// The HTTP fake on `port`, with its `echo` tool renamed `echo_v2` if `renamed`, once it
+/// listens: a gateway started before would wait out its reconnection backoff, which on a
+/// loaded machine (Python importing the SDK for seconds) outlasts a test's patience.
+async fn http_upstream_version(port: u16, renamed: bool) -> Child {
+    let mut child = Command::new(python())
         .args([FAKE, "http", &port.to_string(), UPSTREAM_AUTH])
         .env("FAKE_MCP_RENAMED", if renamed { "1" } else { "0" })
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the fake MCP server on port {port} exited"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fake MCP server never listened on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child
 }
 
 fn config(port: u16) -> String {
@@ -97,7 +115,7 @@ async fn mcp_sdk_calls_upstream_tools_over_http_and_stdio_and_follows_the_http_u
         python().display()
     );
     let port = free_port();
-    let mut upstream = http_upstream(port);
+    let mut upstream = http_upstream(port).await;
     let gateway = TestGateway::start(&config(port)).await;
 
     let said = drive(CLIENT, &gateway, &mut upstream, port).await;
@@ -114,7 +132,7 @@ async fn mcp_sdk_calls_upstream_tools_over_http_and_stdio_and_follows_the_http_u
 #[tokio::test]
 async fn server_requests_reach_the_right_client_and_cancellation_reaches_the_server() {
     let port = free_port();
-    let mut upstream = http_upstream(port);
+    let mut upstream = http_upstream(port).await;
     let gateway = TestGateway::start(&config(port)).await;
     let said = drive(ASKS, &gateway, &mut upstream, port).await;
     assert_eq!(said, ["mcp server requests: all checks passed"]);
@@ -127,7 +145,7 @@ async fn server_requests_reach_the_right_client_and_cancellation_reaches_the_ser
 #[tokio::test]
 async fn upstream_resources_are_listed_read_and_subscribed_to_within_the_keys_globs() {
     let port = free_port();
-    let mut upstream = http_upstream(port);
+    let mut upstream = http_upstream(port).await;
     let gateway = TestGateway::start(&config(port)).await;
     let said = drive(RESOURCES, &gateway, &mut upstream, port).await;
     assert_eq!(said, ["mcp upstream resources: all checks passed"]);
@@ -162,10 +180,10 @@ async fn drive(
         while let Some(line) = lines.next_line().await.unwrap() {
             match line.as_str() {
                 "KILL" => upstream.kill().await.unwrap(),
-                "RESTART" => *upstream = http_upstream(port),
+                "RESTART" => *upstream = http_upstream(port).await,
                 "RESTART_RENAMED" => {
                     upstream.kill().await.unwrap();
-                    *upstream = http_upstream_version(port, true);
+                    *upstream = http_upstream_version(port, true).await;
                 }
                 _ => {}
             }
@@ -195,7 +213,7 @@ async fn drive(
 #[tokio::test]
 async fn each_client_has_its_own_upstream_session_big_results_fail_alone_and_a_restart_is_seen() {
     let port = free_port();
-    let mut upstream = http_upstream(port);
+    let mut upstream = http_upstream(port).await;
     let python = python().display().to_string();
     let gateway = TestGateway::start(&format!(
         r#"
@@ -390,7 +408,7 @@ async fn tool_names(gateway: &TestGateway, session: &str) -> Vec<String> {
 async fn prefixes_name_upstream_tools_and_the_first_configured_owner_serves_a_shared_name() {
     let port = free_port();
     // The HTTP server's `echo` is `echo_v2`: listed, it says that server is up.
-    let mut upstream = http_upstream_version(port, true);
+    let mut upstream = http_upstream_version(port, true).await;
     let python = python().display().to_string();
     let gateway = TestGateway::start(&format!(
         r#"
@@ -587,7 +605,7 @@ mcp:
 #[tokio::test]
 async fn a_long_tool_call_outlives_the_health_timeout_and_a_stopped_server_is_withdrawn() {
     let port = free_port();
-    let mut upstream = http_upstream(port);
+    let mut upstream = http_upstream(port).await;
     let python = python().display().to_string();
     let gateway = TestGateway::start(&format!(
         r#"
@@ -649,7 +667,7 @@ mcp:
 #[tokio::test]
 async fn a_client_resumes_the_gateways_stream_after_a_break_and_hears_the_answer() {
     let port = free_port();
-    let _upstream = http_upstream(port);
+    let _upstream = http_upstream(port).await;
     let gateway = TestGateway::start(&config(port)).await;
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});

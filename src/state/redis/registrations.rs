@@ -15,14 +15,17 @@ use redis::Script;
 use super::{Redis, RedisFailure};
 
 /// Writes an entry (`<expires ms>\n<body>`) for its TTL, by Redis's clock. KEYS: 1 the hash.
-/// ARGV: 1 name, 2 TTL in ms, 3 body. Also drops the entries whose time ran out.
+/// ARGV: 1 name, 2 TTL in ms, 3 body. Returns 1 when it renewed a live entry, 0 when it added.
 static PUT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(
         r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+local at = before and tonumber(string.match(before, '^(%d+)\n'))
 redis.call('HSET', KEYS[1], ARGV[1], string.format('%.0f', now + tonumber(ARGV[2])) .. '\n' .. ARGV[3])
-return now
+if at and at > now then return 1 end
+return 0
 ",
     )
 });
@@ -88,8 +91,9 @@ impl SharedRegistrations {
         SharedRegistrations { redis, hash }
     }
 
-    /// Adds or renews `name` for `ttl`.
-    pub async fn put(&self, name: &str, body: &str, ttl: Duration) -> Result<(), RedisFailure> {
+    /// Adds or renews `name` for `ttl`: `true` when a live entry was renewed. Redis says so, not
+    /// this replica's registry, which its own poll may already have filled with this very write.
+    pub async fn put(&self, name: &str, body: &str, ttl: Duration) -> Result<bool, RedisFailure> {
         let mut invocation = PUT.prepare_invoke();
         invocation
             .key(&self.hash)
@@ -99,7 +103,7 @@ impl SharedRegistrations {
         self.redis
             .idempotent_script::<i64>("registration_put", &invocation)
             .await
-            .map(drop)
+            .map(|renewed| renewed == 1)
     }
 
     /// Removes `name` everywhere; `false` if no replica had it.

@@ -41,19 +41,37 @@ impl RedisServer {
     }
 
     fn start_with(extra: &[&str]) -> RedisServer {
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("switchboard-redis-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut server = RedisServer {
-            port,
-            dir,
-            child: None,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        server.spawn();
-        server
+        // A free port may be taken by a parallel test before this server binds it; then the
+        // server answering is that test's, and the port is tried again.
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = std::env::temp_dir()
+                .join(format!("switchboard-redis-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("redis dir");
+            let mut server = RedisServer {
+                port,
+                dir,
+                child: None,
+                extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            };
+            server.spawn();
+            if server.answering_is_this() {
+                return server;
+            }
+        }
+        panic!("no free port for redis-server after 5 tries");
+    }
+
+    /// Whether the process answering on this server's port is this server's own.
+    fn answering_is_this(&self) -> bool {
+        let pid = self.child.as_ref().map(Child::id);
+        let info = self.cli(&["INFO", "server"]);
+        let answering = info
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("process_id:"))
+            .and_then(|id| id.parse::<u32>().ok());
+        answering.is_some() && answering == pid
     }
 
     pub fn url(&self) -> String {
