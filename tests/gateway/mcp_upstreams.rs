@@ -600,8 +600,9 @@ mcp:
     assert!(names.contains(&"kept_tool".to_owned()), "{names:?}");
 }
 
-/// A tool call is bounded by `call_timeout`, not by the health `timeout`: a 5 s call with a 2 s
+/// A tool call is bounded by `call_timeout`, not by the health `timeout`: an 8 s call with a 5 s
 /// health timeout completes, while a server that stops answering (SIGSTOP) is still withdrawn.
+/// (The health timeout leaves the pings of a loaded CI machine room: at 3 s one was missed.)
 #[tokio::test]
 async fn a_long_tool_call_outlives_the_health_timeout_and_a_stopped_server_is_withdrawn() {
     let port = free_port();
@@ -614,7 +615,7 @@ keys:
 mcp:
   servers:
     - {{ name: up, url: "http://127.0.0.1:{port}/mcp", headers: {{ authorization: "{UPSTREAM_AUTH}" }}, timeout: 2s, ping_interval: 500ms }}
-    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 3s, ping_interval: 1s }}
+    - {{ name: local, command: {python:?}, args: [{FAKE:?}, stdio], timeout: 5s, ping_interval: 1s }}
 "#
     ))
     .await;
@@ -630,7 +631,7 @@ mcp:
     .await;
 
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                      "params": {"name": "local__sleep", "arguments": {"seconds": 5}}});
+                      "params": {"name": "local__sleep", "arguments": {"seconds": 8}}});
     let long = rpc(&gateway, Some(&session), call);
     let stopped = async {
         let pid = upstream.id().unwrap().to_string();
@@ -656,7 +657,7 @@ mcp:
     let ((_, answered), ()) = tokio::join!(long, stopped);
     assert_eq!(answered["result"]["isError"], false, "{answered}");
     assert_eq!(
-        answered["result"]["content"][0]["text"], "slept 5.0",
+        answered["result"]["content"][0]["text"], "slept 8.0",
         "{answered}"
     );
     let _ = upstream.kill().await;
