@@ -51,29 +51,32 @@ pub async fn register(
         .tool_registry
         .check(&tool, ttl.0, owner)
         .map_err(refusal)?;
-    let mut shared_outcome = None;
-    if let Some(shared) = &state.registrations {
-        let entry = crate::mcp::shared_entry(owner, &entry);
-        let renewed = shared
-            .tools
-            .put(&tool.name, &entry, ttl.0)
-            .await
-            .map_err(|failure| {
-                ApiError::state_unavailable(format!(
-                    "Registrations are shared through Redis, which cannot be reached: {failure}"
-                ))
-            })?;
-        shared_outcome = Some(if renewed {
-            Registered::Renewed
-        } else {
-            Registered::Added
-        });
-    }
+    // With Redis, whether this renewed a live entry is Redis's to say: this replica's poll may
+    // have applied the write before the line below does.
+    let shared_outcome = match &state.registrations {
+        Some(shared) => {
+            let entry = crate::mcp::shared_entry(owner, &entry);
+            let renewed = shared
+                .tools
+                .put(&tool.name, &entry, ttl.0)
+                .await
+                .map_err(|failure| {
+                    ApiError::state_unavailable(format!(
+                        "Registrations are shared through Redis, which cannot be reached: {failure}"
+                    ))
+                })?;
+            Some(if renewed {
+                Registered::Renewed
+            } else {
+                Registered::Added
+            })
+        }
+        None => None,
+    };
     let local = state
         .tool_registry
         .register(&tool, ttl.0, owner)
         .map_err(refusal)?;
-    // With Redis, this replica's poll may have applied the write before this line did.
     let outcome = shared_outcome.unwrap_or(local);
     let status = match outcome {
         Registered::Added => StatusCode::CREATED,
