@@ -520,13 +520,21 @@ async fn replicas_share_decisions_lifecycle_changes_and_console_sessions_through
 }
 
 async fn subscriptions(gateway: &TestGateway) -> Value {
-    let listed = client()
-        .get(gateway.url("/admin/subscriptions"))
-        .bearer_auth(ADMIN)
+    get(gateway, "/admin/subscriptions", ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `GET path` with `key` as the bearer.
+async fn get(gateway: &TestGateway, path: &str, key: &str) -> reqwest::Response {
+    client()
+        .get(gateway.url(path))
+        .bearer_auth(key)
         .send()
         .await
-        .unwrap();
-    listed.json().await.unwrap()
+        .unwrap()
 }
 
 async fn admin_catalog(gateway: &TestGateway) -> Value {
@@ -534,12 +542,7 @@ async fn admin_catalog(gateway: &TestGateway) -> Value {
 }
 
 async fn key_catalog(gateway: &TestGateway, key: &str) -> Value {
-    let response = client()
-        .get(gateway.url("/v1/catalog"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap();
+    let response = get(gateway, "/v1/catalog", key).await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
