@@ -34,6 +34,7 @@ mod mistral;
 mod providers;
 mod python;
 mod quota;
+mod quota_scripts;
 mod reload;
 mod replicas;
 mod replicas_mcp;

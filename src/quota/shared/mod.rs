@@ -351,7 +351,8 @@ impl SharedQuota {
         invocation
             .key(&self.keys.days)
             .key(&self.keys.models)
-            .key(self.shared.redis.key(&self.keys.name, "imported"));
+            .key(self.shared.redis.key(&self.keys.name, "imported"))
+            .key(&self.keys.q);
         for (day, usage) in &totals.days {
             invocation
                 .arg("d")

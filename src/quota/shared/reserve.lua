@@ -25,6 +25,8 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
 -- What the settlements and expiries below give back, written once with this request's own.
 local back_tokens, back_cost, refund = 0, 0, 0
+-- Settlements applied below to days before today: {day, cost}.
+local late = {}
 
 for i = 0, tonumber(ARGV[12] or '0') - 1 do
   local at = 13 + i * 8
@@ -33,7 +35,10 @@ for i = 0, tonumber(ARGV[12] or '0') - 1 do
     output = ARGV[at + 4], cost = ARGV[at + 5], charge = ARGV[at + 6] == '1', leased = true,
     hold = ARGV[at + 7] ~= '' and ARGV[at + 7] or nil,
   }
-  local _, ht, hc = settle_hold(k, s)
+  local applied, ht, hc = settle_hold(k, s)
+  -- Charged to a day before today (it began before midnight): the period's cached sum below
+  -- was written before this charge.
+  if applied and s.charge and s.day < today then late[#late + 1] = {s.day, tonumber(s.cost)} end
   if ht then
     back_tokens = back_tokens + tonumber(ht)
     back_cost = back_cost + tonumber(hc)
@@ -42,8 +47,9 @@ for i = 0, tonumber(ARGV[12] or '0') - 1 do
 end
 
 -- q's fields: bucket level and ms, reserved tokens and money, the day tidied, the ms swept,
--- the ms the rate window's expiry was last pushed.
-local state = redis.call('HMGET', q, 'bl', 'bt', 'rt', 'rc', 'cd', 'sw', 'rx')
+-- the ms the rate window's expiry was last pushed, and the money of the budget period's days
+-- before today (its first day, its last day, the sum; see below).
+local state = redis.call('HMGET', q, 'bl', 'bt', 'rt', 'rc', 'cd', 'sw', 'rx', 'pf', 'pt', 'pv')
 
 -- At most once a second per key: leases of replicas that died (or lost Redis) give their holds
 -- back, a bounded batch, and the rate window sheds what left it. The counts below read only
@@ -66,7 +72,7 @@ if now - tonumber(state[6] or '0') >= 1000 then
   -- A whole batch: more may have expired, and the next call sweeps again.
   if #expired < 64 then swept = now end
 end
-local rate_kept = nil
+local rate_kept, period_kept = nil, nil
 local reserved_tokens = tonumber(state[3] or '0') - back_tokens
 local reserved_cost = tonumber(state[4] or '0') - back_cost
 tidy(k, now, today, state[5])
@@ -100,6 +106,14 @@ local function keep(t, c, l)
     fields[#fields + 1] = 'rx'
     fields[#fields + 1] = rate_kept
   end
+  if period_kept then
+    fields[#fields + 1] = 'pf'
+    fields[#fields + 1] = first
+    fields[#fields + 1] = 'pt'
+    fields[#fields + 1] = today - 1
+    fields[#fields + 1] = 'pv'
+    fields[#fields + 1] = string.format('%.0f', period_kept)
+  end
   if #fields > 0 then redis.call('HSET', q, unpack(fields)) end
 end
 
@@ -125,12 +139,31 @@ if rpm > 0 then
   rpm_left = rpm - count - 1
 end
 
--- Today's tokens and the budget period's money in one read.
-local fields = {'t:' .. today}
-if budget > 0 then
-  for day = first, today do fields[#fields + 1] = 'c:' .. day end
+-- Today's tokens and money in one read. The money of the period's days before today is summed
+-- once a day and kept in q (pf, pt, pv), so a month's last day reads two fields, not 31; until
+-- then it is read with today's. Charges to those days after the sum (a request that began before
+-- midnight, settled above, by settle.lua or imported) are added to it or drop it.
+local fields = {'t:' .. today, 'c:' .. today}
+local past = nil
+if budget > 0 and first < today then
+  if tonumber(state[8] or '-1') == first and tonumber(state[9] or '-1') == today - 1 then
+    past = tonumber(state[10] or '0')
+    for _, charged in ipairs(late) do
+      if charged[1] >= first then
+        past = past + charged[2]
+        period_kept = past
+      end
+    end
+  else
+    for day = first, today - 1 do fields[#fields + 1] = 'c:' .. day end
+  end
 end
 local used = (tpd > 0 or budget > 0) and redis.call('HMGET', days, unpack(fields)) or {}
+if budget > 0 and first < today and not past then
+  past = 0
+  for i = 3, #fields do past = past + tonumber(used[i] or '0') end
+  period_kept = past
+end
 
 local used_today = -1
 if tpd > 0 then
@@ -144,8 +177,7 @@ end
 
 local spent = -1
 if budget > 0 then
-  spent = reserved_cost
-  for i = 2, #fields do spent = spent + tonumber(used[i] or '0') end
+  spent = reserved_cost + (past or 0) + tonumber(used[2] or '0')
   if cost > budget or spent + cost > budget then
     keep(0, 0, level)
     return {4, spent}

@@ -27,6 +27,12 @@ if ht then
     redis.call('HSET', k.q, 'bl', string.format('%.3f', level), 'bt', now)
   end
 end
-tidy(k, now, day, redis.call('HGET', k.q, 'cd'))
+-- q's day tidied, and the days and sum of the budget period's money before today that
+-- reserve.lua keeps: a charge to one of those days is added to the sum.
+local kept = redis.call('HMGET', k.q, 'cd', 'pf', 'pt')
+if applied and s.charge and kept[2] and tonumber(kept[2]) <= day and day <= tonumber(kept[3] or '-1') then
+  redis.call('HINCRBY', k.q, 'pv', s.cost)
+end
+tidy(k, now, day, kept[1])
 if applied then return 1 end
 return 0

@@ -1,0 +1,173 @@
+//! The shared quota's Lua scripts run on a real `redis-server` with days the test chooses: a
+//! budget period's earlier days count however their money reached Redis (a reservation's
+//! riders, a settlement of its own, an import, a new day), whatever the script keeps of them.
+
+use std::sync::LazyLock;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, Script};
+
+use crate::common::redis::RedisServer;
+
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../../src/quota/shared/settle_fn.lua"),
+        include_str!("../../src/quota/shared/reserve.lua")
+    ))
+});
+
+static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../../src/quota/shared/settle_fn.lua"),
+        include_str!("../../src/quota/shared/settle.lua")
+    ))
+});
+
+const BUDGET: u64 = 100;
+const FIRST: u32 = 1000;
+
+/// One key's names, as the gateway lays them out under one hash tag.
+fn key(suffix: &str) -> String {
+    format!("t:{{budgeted}}:{suffix}")
+}
+
+/// A settlement riding on a reservation: the lease it ends, the day it was reserved on and what
+/// it cost; its hold was `(0, hold)`.
+struct Rider {
+    id: &'static str,
+    day: u32,
+    cost: u64,
+    hold: u64,
+}
+
+/// Reserves `cost` under a budget of `BUDGET` for the period `FIRST..=today`: `[0, ...]` when
+/// admitted, `[4, spent]` when the budget refuses.
+async fn reserve(
+    redis: &mut MultiplexedConnection,
+    id: &str,
+    today: u32,
+    cost: u64,
+    riders: &[Rider],
+) -> Vec<i64> {
+    let mut invocation = RESERVE.prepare_invoke();
+    for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
+        invocation.key(key(name));
+    }
+    invocation
+        .arg(id)
+        .arg(60_000)
+        .arg(&[0, 0, 0, 0])
+        .arg(BUDGET)
+        .arg(FIRST)
+        .arg(today)
+        .arg(0)
+        .arg(cost)
+        .arg(riders.len());
+    for rider in riders {
+        invocation
+            .arg(rider.id)
+            .arg("m")
+            .arg(rider.day)
+            .arg(&[0, 0])
+            .arg(rider.cost)
+            .arg(1)
+            .arg(format!("0 {}", rider.hold));
+    }
+    invocation.invoke_async(redis).await.unwrap()
+}
+
+/// Settles the lease `id` (reserved on `day`, holding `hold`) with what it cost, on its own.
+async fn settle(redis: &mut MultiplexedConnection, id: &str, day: u32, cost: u64) -> i64 {
+    let mut invocation = SETTLE.prepare_invoke();
+    for name in ["q", "leases", "held", "days", "gone", "models"] {
+        invocation.key(key(name));
+    }
+    invocation
+        .arg(id)
+        .arg("m")
+        .arg(day)
+        .arg(&[0, 0])
+        .arg(cost)
+        .arg(&[0, 1, 1]);
+    invocation.invoke_async(redis).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_budget_periods_earlier_days_count_however_their_money_arrived() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    // 10 on each of the period's six days before today (1006), 5 today.
+    for day in FIRST..1006 {
+        let _: () = redis
+            .hset(key("days"), format!("c:{day}"), 10)
+            .await
+            .unwrap();
+    }
+    let _: () = redis.hset(key("days"), "c:1006", 5).await.unwrap();
+
+    // 65 spent: 35 more fit, 36 do not; the refusal says what was spent, holds included.
+    assert_eq!(reserve(&mut redis, "x", 1006, 36, &[]).await, [4, 65]);
+    assert_eq!(reserve(&mut redis, "a", 1006, 30, &[]).await[0], 0);
+    assert_eq!(reserve(&mut redis, "x", 1006, 6, &[]).await, [4, 95]);
+
+    // `a` began yesterday and cost 20 of its 30: its own settlement charges day 1005.
+    assert_eq!(settle(&mut redis, "a", 1005, 20).await, 1);
+    assert_eq!(reserve(&mut redis, "x", 1006, 16, &[]).await, [4, 85]);
+    assert_eq!(reserve(&mut redis, "b", 1006, 15, &[]).await[0], 0);
+
+    // `b` began on day 1004 and cost 10 of its 15, settled riding on the next reservation.
+    let rider = Rider {
+        id: "b",
+        day: 1004,
+        cost: 10,
+        hold: 15,
+    };
+    assert_eq!(reserve(&mut redis, "x", 1006, 6, &[rider]).await, [4, 95]);
+    assert_eq!(reserve(&mut redis, "c", 1006, 5, &[]).await[0], 0);
+    assert_eq!(settle(&mut redis, "c", 1006, 5).await, 1);
+
+    // The next day reads the period again: 100 spent, not a cent more fits.
+    assert_eq!(reserve(&mut redis, "x", 1007, 1, &[]).await, [4, 100]);
+    // A new period starts from nothing spent.
+    let mut invocation = RESERVE.prepare_invoke();
+    for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
+        invocation.key(key(name));
+    }
+    invocation
+        .arg("y")
+        .arg(60_000)
+        .arg(&[0, 0, 0, 0])
+        .arg(BUDGET)
+        .arg(&[1031, 1032])
+        .arg(0)
+        .arg(100)
+        .arg(0);
+    let admitted: Vec<i64> = invocation.invoke_async(&mut redis).await.unwrap();
+    assert_eq!(admitted[0], 0, "{admitted:?}");
+}
+
+/// Money imported into a period's earlier days counts from the next reservation.
+#[tokio::test]
+async fn money_imported_into_earlier_days_counts_at_once() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(reserve(&mut redis, "a", 1003, 60, &[]).await[0], 0);
+    assert_eq!(settle(&mut redis, "a", 1003, 60).await, 1);
+    assert_eq!(reserve(&mut redis, "x", 1004, 41, &[]).await, [4, 60]);
+
+    let import = Script::new(include_str!("../../src/quota/shared/import.lua"));
+    let imported: i64 = import
+        .key(key("days"))
+        .key(key("models"))
+        .key(key("imported"))
+        .key(key("q"))
+        .arg(&["d", "c:1001", "30"])
+        .invoke_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(imported, 1);
+    assert_eq!(reserve(&mut redis, "x", 1004, 11, &[]).await, [4, 90]);
+    assert_eq!(reserve(&mut redis, "b", 1004, 10, &[]).await[0], 0);
+}
