@@ -171,3 +171,28 @@ async fn money_imported_into_earlier_days_counts_at_once() {
     assert_eq!(reserve(&mut redis, "x", 1004, 11, &[]).await, [4, 90]);
     assert_eq!(reserve(&mut redis, "b", 1004, 10, &[]).await[0], 0);
 }
+
+/// A replica whose clock is still on yesterday charges a day the others have summed: the sum
+/// takes it.
+#[tokio::test]
+async fn a_charge_from_a_replica_still_on_yesterday_reaches_the_sum() {
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(reserve(&mut redis, "a", 1000, 40, &[]).await[0], 0);
+    // A replica already on day 1001 sums day 1000: nothing charged yet, 40 held.
+    assert_eq!(reserve(&mut redis, "x", 1001, 61, &[]).await, [4, 40]);
+
+    // One still on day 1000 settles `a` riding on its next reservation, then `b` on its own.
+    let rider = Rider {
+        id: "a",
+        day: 1000,
+        cost: 40,
+        hold: 40,
+    };
+    assert_eq!(reserve(&mut redis, "b", 1000, 1, &[rider]).await[0], 0);
+    assert_eq!(settle(&mut redis, "b", 1000, 1).await, 1);
+
+    assert_eq!(reserve(&mut redis, "x", 1001, 60, &[]).await, [4, 41]);
+    assert_eq!(reserve(&mut redis, "c", 1001, 59, &[]).await[0], 0);
+}

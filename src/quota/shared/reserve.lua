@@ -25,8 +25,8 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
 -- What the settlements and expiries below give back, written once with this request's own.
 local back_tokens, back_cost, refund = 0, 0, 0
--- Settlements applied below to days before today: {day, cost}.
-local late = {}
+-- What the settlements below charged: {day, cost} each.
+local charged = {}
 
 for i = 0, tonumber(ARGV[12] or '0') - 1 do
   local at = 13 + i * 8
@@ -36,9 +36,7 @@ for i = 0, tonumber(ARGV[12] or '0') - 1 do
     hold = ARGV[at + 7] ~= '' and ARGV[at + 7] or nil,
   }
   local applied, ht, hc = settle_hold(k, s)
-  -- Charged to a day before today (it began before midnight): the period's cached sum below
-  -- was written before this charge.
-  if applied and s.charge and s.day < today then late[#late + 1] = {s.day, tonumber(s.cost)} end
+  if applied and s.charge then charged[#charged + 1] = {s.day, tonumber(s.cost)} end
   if ht then
     back_tokens = back_tokens + tonumber(ht)
     back_cost = back_cost + tonumber(hc)
@@ -73,6 +71,16 @@ if now - tonumber(state[6] or '0') >= 1000 then
   if #expired < 64 then swept = now end
 end
 local rate_kept, period_kept = nil, nil
+
+-- The money of a budget period's days before today, as a call summed it (pf its first day, pt
+-- its last, pv the sum; written once a day per key), with what the settlements above charged to
+-- those days. The range is the stored one, not this call's: a replica whose clock is still on
+-- yesterday charges a day another replica's sum holds.
+local pf, pt = tonumber(state[8] or '-1'), tonumber(state[9] or '-1')
+local pv, pv_moved = tonumber(state[10] or '0'), false
+for _, c in ipairs(charged) do
+  if pf <= c[1] and c[1] <= pt then pv, pv_moved = pv + c[2], true end
+end
 local reserved_tokens = tonumber(state[3] or '0') - back_tokens
 local reserved_cost = tonumber(state[4] or '0') - back_cost
 tidy(k, now, today, state[5])
@@ -113,6 +121,9 @@ local function keep(t, c, l)
     fields[#fields + 1] = today - 1
     fields[#fields + 1] = 'pv'
     fields[#fields + 1] = string.format('%.0f', period_kept)
+  elseif pv_moved then
+    fields[#fields + 1] = 'pv'
+    fields[#fields + 1] = string.format('%.0f', pv)
   end
   if #fields > 0 then redis.call('HSET', q, unpack(fields)) end
 end
@@ -140,20 +151,14 @@ if rpm > 0 then
 end
 
 -- Today's tokens and money in one read. The money of the period's days before today is summed
--- once a day and kept in q (pf, pt, pv), so a month's last day reads two fields, not 31; until
--- then it is read with today's. Charges to those days after the sum (a request that began before
--- midnight, settled above, by settle.lua or imported) are added to it or drop it.
+-- once a day (pv above), so a month's last day reads two fields, not 31; until then it is read
+-- with today's. A charge to one of those days after the sum (a request begun before midnight)
+-- is added to it where it is applied (above, settle.lua), and an import drops it.
 local fields = {'t:' .. today, 'c:' .. today}
 local past = nil
 if budget > 0 and first < today then
-  if tonumber(state[8] or '-1') == first and tonumber(state[9] or '-1') == today - 1 then
-    past = tonumber(state[10] or '0')
-    for _, charged in ipairs(late) do
-      if charged[1] >= first then
-        past = past + charged[2]
-        period_kept = past
-      end
-    end
+  if pf == first and pt == today - 1 then
+    past = pv
   else
     for day = first, today - 1 do fields[#fields + 1] = 'c:' .. day end
   end
