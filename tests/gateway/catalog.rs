@@ -435,7 +435,7 @@ async fn a_key_asks_for_access_and_the_admins_decision_takes_effect_at_once() {
 async fn replicas_share_decisions_lifecycle_changes_and_console_sessions_through_redis() {
     let redis = RedisServer::start();
     let yaml = format!(
-        "{}state:\n  data_dir: {{data_dir}}\n  redis: {{ url: \"{}\" }}\n",
+        "{}state:\n  data_dir: {{data_dir}}\n  redis: {{ url: \"{}\", timeout: 500ms }}\n",
         config(),
         redis.url()
     );

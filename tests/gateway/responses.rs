@@ -197,10 +197,11 @@ async fn a_keys_request_rate_holds_on_responses() {
 async fn a_stored_conversation_is_continued_and_read_from_another_replica() {
     let (anthropic, openai) = (FakeAnthropic::start().await, FakeOpenAi::start().await);
     let redis = RedisServer::start();
-    // Replicas share Redis; each keeps its own data directory (its settlements journal).
+    // Replicas share Redis; each keeps its own data directory (its settlements journal). The
+    // timeout is a loaded CI machine's, not the 50 ms default: a slow call would be a 503.
     let replica = |dir: std::path::PathBuf| {
         format!(
-            "state: {{ data_dir: {:?}, redis: {{ url: \"{}\" }} }}",
+            "state: {{ data_dir: {:?}, redis: {{ url: \"{}\", timeout: 500ms }} }}",
             dir.display().to_string(),
             redis.url()
         )
