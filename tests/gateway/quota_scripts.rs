@@ -49,6 +49,17 @@ async fn reserve(
     cost: u64,
     riders: &[Rider],
 ) -> Vec<i64> {
+    reserve_in(redis, id, (FIRST, today), cost, riders).await
+}
+
+/// [`reserve`] in the period `first..=today`.
+async fn reserve_in(
+    redis: &mut MultiplexedConnection,
+    id: &str,
+    (first, today): (u32, u32),
+    cost: u64,
+    riders: &[Rider],
+) -> Vec<i64> {
     let mut invocation = RESERVE.prepare_invoke();
     for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
         invocation.key(key(name));
@@ -58,7 +69,7 @@ async fn reserve(
         .arg(60_000)
         .arg(&[0, 0, 0, 0])
         .arg(BUDGET)
-        .arg(FIRST)
+        .arg(first)
         .arg(today)
         .arg(0)
         .arg(cost)
@@ -92,11 +103,15 @@ async fn settle(redis: &mut MultiplexedConnection, id: &str, day: u32, cost: u64
     invocation.invoke_async(redis).await.unwrap()
 }
 
+async fn connect(server: &RedisServer) -> MultiplexedConnection {
+    let client = redis::Client::open(server.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_budget_periods_earlier_days_count_however_their_money_arrived() {
     let server = RedisServer::start();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let mut redis = connect(&server).await;
     // 10 on each of the period's six days before today (1006), 5 today.
     for day in FIRST..1006 {
         let _: () = redis
@@ -130,20 +145,7 @@ async fn a_budget_periods_earlier_days_count_however_their_money_arrived() {
     // The next day reads the period again: 100 spent, not a cent more fits.
     assert_eq!(reserve(&mut redis, "x", 1007, 1, &[]).await, [4, 100]);
     // A new period starts from nothing spent.
-    let mut invocation = RESERVE.prepare_invoke();
-    for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
-        invocation.key(key(name));
-    }
-    invocation
-        .arg("y")
-        .arg(60_000)
-        .arg(&[0, 0, 0, 0])
-        .arg(BUDGET)
-        .arg(&[1031, 1032])
-        .arg(0)
-        .arg(100)
-        .arg(0);
-    let admitted: Vec<i64> = invocation.invoke_async(&mut redis).await.unwrap();
+    let admitted = reserve_in(&mut redis, "y", (1031, 1032), 100, &[]).await;
     assert_eq!(admitted[0], 0, "{admitted:?}");
 }
 
@@ -151,8 +153,7 @@ async fn a_budget_periods_earlier_days_count_however_their_money_arrived() {
 #[tokio::test]
 async fn money_imported_into_earlier_days_counts_at_once() {
     let server = RedisServer::start();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let mut redis = connect(&server).await;
     assert_eq!(reserve(&mut redis, "a", 1003, 60, &[]).await[0], 0);
     assert_eq!(settle(&mut redis, "a", 1003, 60).await, 1);
     assert_eq!(reserve(&mut redis, "x", 1004, 41, &[]).await, [4, 60]);
@@ -177,8 +178,7 @@ async fn money_imported_into_earlier_days_counts_at_once() {
 #[tokio::test]
 async fn a_charge_from_a_replica_still_on_yesterday_reaches_the_sum() {
     let server = RedisServer::start();
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let mut redis = connect(&server).await;
     assert_eq!(reserve(&mut redis, "a", 1000, 40, &[]).await[0], 0);
     // A replica already on day 1001 sums day 1000: nothing charged yet, 40 held.
     assert_eq!(reserve(&mut redis, "x", 1001, 61, &[]).await, [4, 40]);
