@@ -11,7 +11,7 @@ use bytes::Bytes;
 use switchboard_providers::chat::{ChatChunk, ChatResponse, Usage};
 
 use crate::auth::Caller;
-use crate::quota::{Estimate, RateHeaders, Reservation};
+use crate::quota::{Estimate, KeyQuota, RateHeaders, Reservation};
 use crate::routing::{Route, Target};
 use crate::tokens;
 use crate::usage::{Price, Spent};
@@ -34,51 +34,53 @@ pub struct Charge {
     audit: Option<Arc<crate::audit::Record>>,
 }
 
+/// A request's charge worked out, its reservation still to make.
+pub struct Planned<'a> {
+    quota: &'a KeyQuota,
+    estimate: Estimate,
+    prompt: Option<u64>,
+}
+
 impl Charge {
-    /// Reserves under the caller's quotas what a request may use: `prompt()` tokens in and
-    /// `output` out. `Ok(None)` for an open gateway, which accounts nothing.
+    /// Works out what a request may use under the caller's quotas: `prompt()` tokens in and
+    /// `output` out. `None` for an open gateway, which accounts nothing.
     /// Whichever target of `routes` (a route and its fallbacks) answers, the reservation covers
     /// the dearest of them: a fallback to a dearer model cannot take a key past its limits.
-    pub async fn reserve(
-        caller: &Caller,
+    pub fn plan<'a>(
+        caller: &'a Caller,
         routes: &[Arc<Route>],
         prompt: impl FnOnce() -> u64,
         output: impl Fn(&Target) -> u64,
-    ) -> Result<Option<Charge>, Box<Response>> {
-        let Some(quota) = &caller.quota else {
-            return Ok(None);
-        };
-        let (prompt, estimate) = if quota.needs_estimate() {
-            let prompt = prompt();
-            let estimate = routes
-                .iter()
-                .flat_map(|route| &route.targets)
-                .map(|target| {
-                    let output = output(target);
-                    let price = price_of(target, quota.has_budget());
-                    Estimate {
-                        tokens: prompt + output,
-                        cost: price.cost(prompt, output),
-                    }
-                })
-                .fold(Estimate::default(), |a, b| Estimate {
-                    tokens: a.tokens.max(b.tokens),
-                    cost: a.cost.max(b.cost),
-                });
-            (Some(prompt), estimate)
-        } else {
-            (None, Estimate::default())
-        };
-        Ok(Some(Charge {
-            reservation: quota.reserve(estimate).await?,
-            target: String::new(),
-            price: Price::default(),
-            prompt,
-            count_prompt: None,
-            text: String::new(),
-            raw: Vec::new(),
-            audit: crate::audit::current(),
-        }))
+    ) -> Option<Planned<'a>> {
+        let quota = caller.quota.as_deref()?;
+        if !quota.needs_estimate() {
+            return Some(Planned {
+                quota,
+                estimate: Estimate::default(),
+                prompt: None,
+            });
+        }
+        let prompt = prompt();
+        let estimate = routes
+            .iter()
+            .flat_map(|route| &route.targets)
+            .map(|target| {
+                let output = output(target);
+                let price = price_of(target, quota.has_budget());
+                Estimate {
+                    tokens: prompt + output,
+                    cost: price.cost(prompt, output),
+                }
+            })
+            .fold(Estimate::default(), |a, b| Estimate {
+                tokens: a.tokens.max(b.tokens),
+                cost: a.cost.max(b.cost),
+            });
+        Some(Planned {
+            quota,
+            estimate,
+            prompt: Some(prompt),
+        })
     }
 
     /// How to count the prompt if the provider reports no usage and no limit counted it before
@@ -173,6 +175,50 @@ impl Charge {
             });
         }
         self.reservation.settle(&self.target, &spent);
+    }
+}
+
+impl Planned<'_> {
+    /// Reserves the charge, or answers the refusal (429; 503 when shared limits fail closed).
+    pub async fn reserve(self) -> Result<Charge, Box<Response>> {
+        Ok(Charge {
+            reservation: self.quota.reserve(self.estimate).await?,
+            target: String::new(),
+            price: Price::default(),
+            prompt: self.prompt,
+            count_prompt: None,
+            text: String::new(),
+            raw: Vec::new(),
+            audit: crate::audit::current(),
+        })
+    }
+}
+
+/// Reserves a request's charge and makes its provider `call`: the reservation first, or, for a
+/// key with room to spare under shared limits (`KeyQuota::overlaps`), both at once, so Redis's
+/// round trip hides behind the provider's. Either way the call's outcome is only returned once
+/// the reservation admitted it: a refusal drops (cancels) the call and is answered instead.
+pub async fn reserve_and_call<T>(
+    planned: Option<Planned<'_>>,
+    call: impl Future<Output = T>,
+) -> Result<(Option<Charge>, T), Box<Response>> {
+    let Some(planned) = planned else {
+        return Ok((None, call.await));
+    };
+    if !planned.quota.overlaps(planned.estimate) {
+        let charge = planned.reserve().await?;
+        return Ok((Some(charge), call.await));
+    }
+    let reserve = planned.reserve();
+    tokio::pin!(reserve, call);
+    tokio::select! {
+        // The call is polled first: the provider's request, the longer wait, goes out first.
+        biased;
+        answer = &mut call => Ok((Some(reserve.await?), answer)),
+        charge = &mut reserve => {
+            let charge = charge?;
+            Ok((Some(charge), call.await))
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use super::surface::Surface;
 use super::{AppState, Served, body, model_endpoint, route_deadline, route_for, with_fallbacks};
 use crate::auth::Caller;
 use crate::cache::{CachedAnswer, Fill, Lookup};
-use crate::charge::Charge;
+use crate::charge::{self, Charge};
 use crate::config::TimeoutsConfig;
 use crate::error::ApiError;
 use crate::resilience::{self, Plan};
@@ -145,15 +145,7 @@ pub(super) async fn serve(
     let requested_output = request.max_output_tokens();
     let output =
         |target: &Target| u64::from(requested_output.unwrap_or(target.max_output)) * choices;
-    let reserved = Charge::reserve(caller, &routes, || tokens::prompt(&request), output).await;
-    let mut charge = match reserved {
-        Ok(charge) => charge,
-        Err(refused) => return Ok(*refused),
-    };
-    if let Some(charge) = &mut charge {
-        charge.count_prompt_if_unreported(recount);
-    }
-    let token_headers = charge.as_ref().map(|c| c.headers().clone());
+    let planned = Charge::plan(caller, &routes, || tokens::prompt(&request), output);
     let streamed = request.is_stream();
     let client = state
         .clients
@@ -166,7 +158,16 @@ pub(super) async fn serve(
         timeouts: &route.timeouts,
         deadline,
     };
-    let tried = resilience::first_answer!(plan, |target, lease| tries.attempt(target, lease));
+    let call =
+        async { resilience::first_answer!(plan, |target, lease| tries.attempt(target, lease)) };
+    let (mut charge, tried) = match charge::reserve_and_call(planned, call).await {
+        Ok(both) => both,
+        Err(refused) => return Ok(*refused),
+    };
+    if let Some(charge) = &mut charge {
+        charge.count_prompt_if_unreported(recount);
+    }
+    let token_headers = charge.as_ref().map(|c| c.headers().clone());
     let mut response = match tried {
         Err(error) => {
             drop(charge); // Released before the headers below are read.

@@ -16,7 +16,7 @@ use switchboard_providers::mock;
 use super::chat::json_response;
 use super::{AppState, Served, body, model_endpoint, route_deadline, route_for, with_fallbacks};
 use crate::auth::Caller;
-use crate::charge::Charge;
+use crate::charge::{self, Charge};
 use crate::error::ApiError;
 use crate::resilience::{self, Plan};
 use crate::routing::Target;
@@ -54,11 +54,7 @@ async fn answer(
     let route = route_for(state, caller, &request.model).await?;
     served.model.clone_from(&route.label);
     let routes = with_fallbacks(state, &route);
-    let reserved = Charge::reserve(caller, &routes, || tokens::embeddings(&request), |_| 0).await;
-    let charge = match reserved {
-        Ok(charge) => charge,
-        Err(refused) => return Ok(*refused),
-    };
+    let planned = Charge::plan(caller, &routes, || tokens::embeddings(&request), |_| 0);
     let client = state
         .clients
         .for_connect(route.timeouts.connect.map(|c| c.0));
@@ -71,8 +67,13 @@ async fn answer(
         first_token,
         deadline,
     };
-    let (answer, target) =
-        resilience::first_answer!(plan, |target, lease| tries.attempt(target, lease))?;
+    let call =
+        async { resilience::first_answer!(plan, |target, lease| tries.attempt(target, lease)) };
+    let (charge, tried) = match charge::reserve_and_call(planned, call).await {
+        Ok(both) => both,
+        Err(refused) => return Ok(*refused),
+    };
+    let (answer, target) = tried?;
     served.provider.clone_from(&target.upstream.name);
     let mut answer = answer;
     if answer.usage.prompt_tokens == 0 && !request.input.is_empty() {

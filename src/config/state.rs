@@ -63,6 +63,12 @@ pub struct RedisConfig {
     /// answer, traded for fewer Redis round trips. Journaled on disk meanwhile.
     #[serde(default = "default_linger")]
     pub settlement_linger: Span,
+    /// A key with room for at least this many more requests under every limit, as of this
+    /// replica's last reservation for it (under a second old), has its next reservation made
+    /// alongside the provider call instead of before it; the answer still waits for it. 0: the
+    /// reservation always comes first.
+    #[serde(default = "default_headroom")]
+    pub overlap_headroom: u32,
 }
 
 /// One Redis, or the seed nodes of a cluster.
@@ -122,6 +128,10 @@ fn default_lease() -> Span {
 
 fn default_queue() -> usize {
     100_000
+}
+
+fn default_headroom() -> u32 {
+    100
 }
 
 fn default_linger() -> Span {

@@ -111,6 +111,16 @@ impl KeyQuota {
         self.limits.budget_usd.is_some()
     }
 
+    /// Whether a request like `estimate` may be sent to its provider while its reservation is
+    /// made (shared quotas with room to spare, see `state.redis.overlap_headroom`); if so, its
+    /// share of that room is taken. Local reservations cost no round trip: never.
+    pub fn overlaps(&self, estimate: Estimate) -> bool {
+        match &self.shared {
+            Some(shared) if self.limited => shared.overlaps(estimate),
+            _ => false,
+        }
+    }
+
     /// Reserves `estimate` under every token and dollar limit, or says which one refused it.
     /// With shared quotas this is also the request's admission (see [`Door`]).
     pub async fn reserve(&self, estimate: Estimate) -> Result<Reservation, Box<Response>> {

@@ -669,3 +669,117 @@ async fn usage_of_the_embedded_mode_is_imported_into_redis_once() {
         "the document moved with the usage"
     );
 }
+
+/// Pauses Redis's writes (every reservation script waits) until the returned guard is dropped
+/// or `resume`d: a window in which Redis has not answered, whatever the machine's speed.
+struct Paused<'a>(&'a RedisServer);
+
+impl<'a> Paused<'a> {
+    fn pause(redis: &'a RedisServer) -> Self {
+        assert_eq!(
+            redis.cli(&["CLIENT", "PAUSE", "60000", "WRITE"]).trim(),
+            "OK"
+        );
+        Paused(redis)
+    }
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.cli(&["CLIENT", "UNPAUSE"]);
+    }
+}
+
+/// Sends one request to replica `i` while Redis is paused; returns once the provider has it,
+/// with the request's answer still to come (it waits for its reservation).
+async fn called_while_paused(
+    replicas: &Replicas,
+    i: usize,
+    fake: &FakeOpenAi,
+    key: &'static str,
+) -> tokio::task::JoinHandle<Reply> {
+    let before = fake.received().len();
+    let url = replicas.url(i, "/v1/chat/completions");
+    let reply = tokio::spawn(post(url, key, call("up/ok")));
+    crate::common::eventually("the provider called before Redis answered", async || {
+        fake.received().len() > before
+    })
+    .await;
+    assert!(
+        !reply.is_finished(),
+        "an answer went out before its reservation"
+    );
+    reply
+}
+
+/// Far from its limits, a key's reservation is made alongside its provider call: the provider
+/// has the request while Redis has not answered (paused), and the answer goes out once Redis
+/// admits it, counted as any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn far_from_its_limits_a_keys_call_starts_while_redis_reserves() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: roomy, key: sk-roomy, limits: { requests_per_minute: 100000, tokens_per_day: 100000000 } }";
+    let yaml = config(&fake, &redis.url(), "", keys).replace("timeout: 500ms", "timeout: 20s");
+    let replicas = Replicas::start(&yaml, 1);
+    // The first reservation comes first: nothing is known of the key's room yet.
+    let first = post(
+        replicas.url(0, "/v1/chat/completions"),
+        "sk-roomy",
+        call("up/ok"),
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+
+    let paused = Paused::pause(&redis);
+    let reply = called_while_paused(&replicas, 0, &fake, "sk-roomy").await;
+    drop(paused);
+    let second = reply.await.unwrap();
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.headers["x-ratelimit-remaining-requests"], "99998");
+    wait_for_ledger(&replicas, "roomy", tokens_answered(&[first, second])).await;
+}
+
+/// A request made alongside its reservation on the strength of room another replica has used
+/// up since is still refused: the client gets the 429, never the provider's answer, and the
+/// call is not charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_call_made_alongside_a_reservation_that_refuses_is_answered_429() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: rated, key: sk-rated, limits: { requests_per_minute: 30 } }";
+    let yaml = config(&fake, &redis.url(), "", keys)
+        .replace("timeout: 500ms }", "timeout: 20s, overlap_headroom: 1 }");
+    let replicas = Replicas::start(&yaml, 2);
+    let mut answered = Vec::new();
+    for _ in 0..29 {
+        let reply = post(
+            replicas.url(0, "/v1/chat/completions"),
+            "sk-rated",
+            call("up/ok"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        answered.push(reply);
+    }
+    // Replica 0 last saw room for one more; replica 1 takes it.
+    let reply = post(
+        replicas.url(1, "/v1/chat/completions"),
+        "sk-rated",
+        call("up/ok"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    answered.push(reply);
+
+    let paused = Paused::pause(&redis);
+    let reply = called_while_paused(&replicas, 0, &fake, "sk-rated").await;
+    drop(paused);
+    let refused = reply.await.unwrap();
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "rate_limit_exceeded");
+    assert!(refused.body.get("choices").is_none(), "{}", refused.text);
+    wait_for_ledger(&replicas, "rated", tokens_answered(&answered)).await;
+    let report = usage(replicas.url(1, "/admin/usage"), "rated").await;
+    assert_eq!(report["requests"], 30, "{report}");
+}

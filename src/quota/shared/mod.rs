@@ -8,6 +8,7 @@
 mod journal;
 mod leases;
 mod outbox;
+mod room;
 
 pub use journal::unacknowledged;
 
@@ -32,6 +33,7 @@ use crate::usage::{Spent, Totals, picodollars, usd};
 use journal::{Record, SettlementJournal};
 use leases::Leases;
 use outbox::{Outbox, Settlement};
+use room::{Left, Room};
 
 static RESERVE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
     Script::new(concat!(
@@ -52,6 +54,8 @@ pub struct Shared {
     leases: Leases,
     lease: Duration,
     on_error: OnRedisError,
+    /// `state.redis.overlap_headroom`.
+    headroom: u64,
 }
 
 impl Shared {
@@ -83,6 +87,7 @@ impl Shared {
             leases: Leases::default(),
             lease: config.lease.0,
             on_error,
+            headroom: config.overlap_headroom.into(),
         });
         let replayed = unwritten
             .into_iter()
@@ -172,6 +177,7 @@ impl Shared {
                 gone: key("gone"),
                 models: key("models"),
             }),
+            room: Room::default(),
         }
     }
 }
@@ -199,6 +205,7 @@ pub struct KeyNames {
 pub struct SharedQuota {
     shared: Arc<Shared>,
     keys: Arc<KeyNames>,
+    room: Room,
 }
 
 impl SharedQuota {
@@ -215,6 +222,14 @@ impl SharedQuota {
     /// The cause of the current Redis outage, if any.
     pub fn outage(&self) -> Option<Arc<str>> {
         self.shared.redis.degraded()
+    }
+
+    /// Whether a request like `estimate` may have its reservation made alongside its provider
+    /// call: the key's last reservation here, under a second ago, left room for
+    /// `overlap_headroom` more under every limit, and Redis is not failing. If so, its share of
+    /// that room is taken.
+    pub fn overlaps(&self, estimate: Estimate) -> bool {
+        self.shared.redis.degraded().is_none() && self.room.take(self.shared.headroom, estimate)
     }
 
     /// Admits a request and reserves `estimate` under every limit in one call. The outer error
@@ -285,6 +300,7 @@ impl SharedQuota {
                 if matches!(failure, RedisFailure::Timeout(_)) {
                     drop(self.lease(id, Some(hold), tpm as u32));
                 }
+                self.room.forget();
                 return Err(failure);
             }
         };
@@ -311,8 +327,20 @@ impl SharedQuota {
             )),
         };
         if let Some(refusal) = refusal {
+            self.room.forget();
             return Ok(Err(refusal));
         }
+        let bounded = |limit: u64, used: i64| {
+            (limit > 0).then(|| limit.saturating_sub(u64::try_from(used).unwrap_or(u64::MAX)))
+        };
+        self.room.saw(Left {
+            requests: (rpm > 0).then(|| figure_u64(1)),
+            // Absent from an answer: no room known.
+            slots: bounded(conc, verdict.get(5).copied().unwrap_or(i64::MAX)),
+            minute_tokens: (tpm > 0).then(|| figure_u64(2)),
+            day_tokens: bounded(tpd, figure(3)),
+            money: bounded(budget.map_or(0, |b| picodollars(b.amount)), figure(4)),
+        });
         let mut headers = RateHeaders::default();
         if rpm > 0 {
             refusals::push_requests(&mut headers, rpm as u32, figure(1).max(0) as u32);

@@ -10,7 +10,8 @@
 --       12 settlements to apply first, then 8 each: lease id, model, day, input tokens,
 --       output tokens, cost, 1 to charge (0 to release the hold only), the hold as reserved
 --       ("tokens cost"; empty when not known); all held leases.
--- Returns {0, requests left, tokens left this minute, tokens used today, money spent} or
+-- Returns {0, requests left, tokens left this minute, tokens used today, money spent, requests
+-- in flight (this one included)} or
 -- {refusal, figure}: 1 max_concurrent (in flight), 2 rate (ms to wait), 3 tokens_per_day
 -- (used), 4 budget (spent), 5 tokens_per_minute (tokens left).
 local q, leases, held, days, gone, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -128,9 +129,10 @@ local function keep(t, c, l)
   if #fields > 0 then redis.call('HSET', q, unpack(fields)) end
 end
 
+local in_flight = -1
 if conc > 0 then
   -- Live leases only: one past its expiry frees its slot at once, swept or not.
-  local in_flight = redis.call('ZCOUNT', leases, '(' .. now, '+inf')
+  in_flight = redis.call('ZCOUNT', leases, '(' .. now, '+inf')
   if in_flight >= conc then
     keep(0, 0, level)
     return {1, in_flight}
@@ -208,4 +210,4 @@ redis.call('ZADD', leases, now + lease, id)
 redis.call('HSET', held, id, ARGV[10] .. ' ' .. ARGV[11])
 keep(tokens, cost, level - tokens)
 if tpm > 0 then level = math.floor(level - tokens) end
-return {0, rpm_left, level, used_today, spent}
+return {0, rpm_left, level, used_today, spent, in_flight + 1}
