@@ -31,6 +31,17 @@ async fn spread(replicas: &Replicas, count: usize, key: &'static str, body: &Val
     futures_util::future::join_all(urls.into_iter().map(|url| post(url, key, body.clone()))).await
 }
 
+/// Sends `count` calls to replica `i`, each after the last was answered, and checks each is a 200.
+async fn one_by_one(replicas: &Replicas, i: usize, key: &'static str, count: usize) -> Vec<Reply> {
+    let mut replies = Vec::new();
+    for n in 0..count {
+        let reply = post(replicas.url(i, "/v1/chat/completions"), key, call("up/ok")).await;
+        assert_eq!(reply.status, 200, "request {n}: {}", reply.text);
+        replies.push(reply);
+    }
+    replies
+}
+
 async fn usage(url: String, key: &str) -> Value {
     crate::common::key_usage(url, ADMIN, key).await
 }
@@ -471,18 +482,8 @@ async fn back_to_back_requests_under_one_slot_are_each_admitted() {
         "timeout: 500ms, settlement_linger: 5s }",
     );
     let replicas = Replicas::start(&yaml, 1);
-    let mut answered = 0;
-    for i in 0..40 {
-        let reply = post(
-            replicas.url(0, "/v1/chat/completions"),
-            "sk-one",
-            call("up/ok"),
-        )
-        .await;
-        assert_eq!(reply.status, 200, "request {i}: {}", reply.text);
-        answered += tokens_answered(&[reply]);
-    }
-    wait_for_ledger(&replicas, "one", answered).await;
+    let answered = one_by_one(&replicas, 0, "sk-one", 40).await;
+    wait_for_ledger(&replicas, "one", tokens_answered(&answered)).await;
 }
 
 /// The tokens a finished request did not use come back before the next request of its key is
@@ -723,13 +724,7 @@ async fn far_from_its_limits_a_keys_call_starts_while_redis_reserves() {
     let yaml = config(&fake, &redis.url(), "", keys).replace("timeout: 500ms", "timeout: 20s");
     let replicas = Replicas::start(&yaml, 1);
     // The first reservation comes first: nothing is known of the key's room yet.
-    let first = post(
-        replicas.url(0, "/v1/chat/completions"),
-        "sk-roomy",
-        call("up/ok"),
-    )
-    .await;
-    assert_eq!(first.status, 200, "{}", first.text);
+    let mut answered = one_by_one(&replicas, 0, "sk-roomy", 1).await;
 
     let paused = Paused::pause(&redis);
     let reply = called_while_paused(&replicas, 0, &fake, "sk-roomy").await;
@@ -737,7 +732,8 @@ async fn far_from_its_limits_a_keys_call_starts_while_redis_reserves() {
     let second = reply.await.unwrap();
     assert_eq!(second.status, 200, "{}", second.text);
     assert_eq!(second.headers["x-ratelimit-remaining-requests"], "99998");
-    wait_for_ledger(&replicas, "roomy", tokens_answered(&[first, second])).await;
+    answered.push(second);
+    wait_for_ledger(&replicas, "roomy", tokens_answered(&answered)).await;
 }
 
 /// A request made alongside its reservation on the strength of room another replica has used
@@ -751,26 +747,9 @@ async fn a_call_made_alongside_a_reservation_that_refuses_is_answered_429() {
     let yaml = config(&fake, &redis.url(), "", keys)
         .replace("timeout: 500ms }", "timeout: 20s, overlap_headroom: 1 }");
     let replicas = Replicas::start(&yaml, 2);
-    let mut answered = Vec::new();
-    for _ in 0..29 {
-        let reply = post(
-            replicas.url(0, "/v1/chat/completions"),
-            "sk-rated",
-            call("up/ok"),
-        )
-        .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        answered.push(reply);
-    }
+    let mut answered = one_by_one(&replicas, 0, "sk-rated", 29).await;
     // Replica 0 last saw room for one more; replica 1 takes it.
-    let reply = post(
-        replicas.url(1, "/v1/chat/completions"),
-        "sk-rated",
-        call("up/ok"),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    answered.push(reply);
+    answered.extend(one_by_one(&replicas, 1, "sk-rated", 1).await);
 
     let paused = Paused::pause(&redis);
     let reply = called_while_paused(&replicas, 0, &fake, "sk-rated").await;
