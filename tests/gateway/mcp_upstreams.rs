@@ -630,6 +630,22 @@ mcp:
     })
     .await;
 
+    // The client's own session on the stdio server (a process of its own) is opened by a short
+    // call first, so the long call measures the call alone: a loaded machine can take longer
+    // than the 5 s timeout to start a Python server, and that call then answers "unavailable".
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let short = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                               "params": {"name": "local__sleep", "arguments": {"seconds": 0}}});
+            let (_, answered) = rpc(&gateway, Some(&session), short).await;
+            if answered["result"]["isError"] == false {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a session on the stdio server");
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                       "params": {"name": "local__sleep", "arguments": {"seconds": 8}}});
     let long = rpc(&gateway, Some(&session), call);
