@@ -196,3 +196,75 @@ async fn a_charge_from_a_replica_still_on_yesterday_reaches_the_sum() {
     assert_eq!(reserve(&mut redis, "x", 1001, 60, &[]).await, [4, 41]);
     assert_eq!(reserve(&mut redis, "c", 1001, 59, &[]).await[0], 0);
 }
+
+/// Several settlements riding on one reservation are each charged once, one applied before (a
+/// retry) and one that comes twice included; their holds come back and their leases end.
+#[tokio::test]
+async fn riders_settled_together_are_each_charged_once() {
+    let server = RedisServer::start();
+    let mut redis = connect(&server).await;
+    for (id, cost) in [("a", 30), ("b", 20), ("c", 10), ("d", 10)] {
+        assert_eq!(reserve(&mut redis, id, 1006, cost, &[]).await[0], 0);
+    }
+    let rider = |id, day, cost, hold| Rider {
+        id,
+        day,
+        cost,
+        hold,
+    };
+    // 70 held; a, b and c cost 13 of their 60, two of them today, one yesterday.
+    let riders = [
+        rider("a", 1006, 5, 30),
+        rider("b", 1006, 7, 20),
+        rider("c", 1005, 1, 10),
+    ];
+    // 10 still held for d, 13 charged: 77 fit, 78 do not.
+    assert_eq!(reserve(&mut redis, "x", 1006, 78, &riders).await, [4, 23]);
+    // b again (a retry), d for the first time, d twice: only d's 2 are charged.
+    let riders = [
+        rider("b", 1006, 7, 20),
+        rider("d", 1006, 2, 10),
+        rider("d", 1006, 2, 10),
+    ];
+    assert_eq!(reserve(&mut redis, "x", 1006, 86, &riders).await, [4, 15]);
+
+    let days: Vec<Option<u64>> = redis
+        .hmget(key("days"), &["c:1005", "c:1006"])
+        .await
+        .unwrap();
+    assert_eq!(days, [Some(1), Some(14)]);
+    let models: Vec<Option<u64>> = redis.hmget(key("models"), &["r:m", "c:m"]).await.unwrap();
+    assert_eq!(models, [Some(4), Some(15)]);
+    let held: u64 = redis.hlen(key("held")).await.unwrap();
+    let leases: u64 = redis.zcard(key("leases")).await.unwrap();
+    assert_eq!((held, leases), (0, 0));
+}
+
+/// The money a key's in-flight requests hold stays exact past 2^53 picodollars (about $9,007),
+/// where Lua's numbers are not.
+#[tokio::test]
+async fn holds_past_lua_numbers_exact_range_stay_exact() {
+    let server = RedisServer::start();
+    let mut redis = connect(&server).await;
+    let big: u64 = (1 << 53) - 1;
+    for (id, cost) in [("a", big), ("b", 3), ("c", 4)] {
+        let mut invocation = RESERVE.prepare_invoke();
+        for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
+            invocation.key(key(name));
+        }
+        invocation
+            .arg(id)
+            .arg(60_000)
+            .arg(&[0, 0, 0, 0])
+            .arg(1u64 << 62)
+            .arg(FIRST)
+            .arg(FIRST)
+            .arg(0)
+            .arg(cost)
+            .arg(0);
+        let verdict: Vec<i64> = invocation.invoke_async(&mut redis).await.unwrap();
+        assert_eq!(verdict[0], 0, "{verdict:?}");
+    }
+    let held: String = redis.hget(key("q"), "rc").await.unwrap();
+    assert_eq!(held, (big + 7).to_string());
+}

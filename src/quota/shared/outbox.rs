@@ -322,3 +322,59 @@ async fn write(redis: &Redis, s: &Settlement) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settlement(keys: &Arc<KeyNames>, id: &str) -> Settlement {
+        Settlement {
+            seq: 0,
+            keys: keys.clone(),
+            charge: false,
+            hold: Some((1, 1)),
+            spent: Record {
+                key: keys.name.clone(),
+                id: id.to_owned(),
+                leased: true,
+                model: "m".to_owned(),
+                day: 1,
+                input: 0,
+                output: 0,
+                cost: 0,
+                tpm: 0,
+            },
+        }
+    }
+
+    fn keys(name: &str) -> Arc<KeyNames> {
+        let key = |suffix: &str| format!("{name}:{suffix}");
+        Arc::new(KeyNames {
+            name: name.to_owned(),
+            q: key("q"),
+            leases: key("leases").into(),
+            held: key("held"),
+            rate: key("rate"),
+            days: key("days"),
+            gone: key("gone"),
+            models: key("models"),
+        })
+    }
+
+    fn outbox(linger: Duration) -> Outbox {
+        Outbox::new(1_000, linger, Arc::new(Metrics::default()), None)
+    }
+
+    #[test]
+    fn a_reservation_takes_its_own_keys_settlements_only() {
+        let outbox = outbox(Duration::from_secs(60));
+        let (a, b) = (keys("a"), keys("b"));
+        outbox.push(settlement(&a, "1"));
+        outbox.push(settlement(&b, "2"));
+        let riders = outbox.riders("a");
+        assert_eq!(riders.len(), 1);
+        assert_eq!(riders[0].spent.id, "1");
+        outbox.rode(riders, true);
+        assert_eq!(outbox.pending(), 1);
+    }
+}
