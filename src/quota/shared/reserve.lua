@@ -23,6 +23,9 @@ local first, today = tonumber(ARGV[8]), tonumber(ARGV[9])
 local tokens, cost = tonumber(ARGV[10]), tonumber(ARGV[11])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- Numbers reach Redis as strings. Lua's own conversion ('..', a number argument) formats a
+-- double (about 1 µs here); integers are formatted once with %d (half that) and reused.
+local now_s = string.format('%d', now)
 
 -- What the settlements and expiries below give back, written once with this request's own.
 local back_tokens, back_cost, refund = 0, 0, 0
@@ -32,8 +35,9 @@ local charged = {}
 for i = 0, tonumber(ARGV[12] or '0') - 1 do
   local at = 13 + i * 8
   local s = {
-    id = ARGV[at], model = ARGV[at + 1], day = tonumber(ARGV[at + 2]), input = ARGV[at + 3],
-    output = ARGV[at + 4], cost = ARGV[at + 5], charge = ARGV[at + 6] == '1', leased = true,
+    id = ARGV[at], model = ARGV[at + 1], day = tonumber(ARGV[at + 2]), day_s = ARGV[at + 2],
+    input = ARGV[at + 3], output = ARGV[at + 4], cost = ARGV[at + 5], charge = ARGV[at + 6] == '1',
+    leased = true,
     hold = ARGV[at + 7] ~= '' and ARGV[at + 7] or nil,
   }
   local applied, ht, hc = settle_hold(k, s)
@@ -55,7 +59,7 @@ local state = redis.call('HMGET', q, 'bl', 'bt', 'rt', 'rc', 'cd', 'sw', 'rx', '
 -- what is live, so nothing waits on this; it keeps the reserved totals and the sets small.
 local swept = nil
 if now - tonumber(state[6] or '0') >= 1000 then
-  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now, 'LIMIT', 0, 64)
+  local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now_s, 'LIMIT', 0, 64)
   for _, lost in ipairs(expired) do
     local h = redis.call('HGET', held, lost)
     if h then
@@ -65,11 +69,11 @@ if now - tonumber(state[6] or '0') >= 1000 then
       redis.call('HDEL', held, lost)
     end
     redis.call('ZREM', leases, lost)
-    redis.call('ZADD', gone, now, lost)
+    redis.call('ZADD', gone, now_s, lost)
   end
   if rpm > 0 then redis.call('ZREMRANGEBYSCORE', rate, '-inf', now - 60000) end
   -- A whole batch: more may have expired, and the next call sweeps again.
-  if #expired < 64 then swept = now end
+  if #expired < 64 then swept = now_s end
 end
 local rate_kept, period_kept = nil, nil
 
@@ -105,7 +109,7 @@ local function keep(t, c, l)
     fields[#fields + 1] = 'bl'
     fields[#fields + 1] = string.format('%.3f', l)
     fields[#fields + 1] = 'bt'
-    fields[#fields + 1] = now
+    fields[#fields + 1] = now_s
   end
   if swept then
     fields[#fields + 1] = 'sw'
@@ -132,7 +136,7 @@ end
 local in_flight = -1
 if conc > 0 then
   -- Live leases only: one past its expiry frees its slot at once, swept or not.
-  in_flight = redis.call('ZCOUNT', leases, '(' .. now, '+inf')
+  in_flight = redis.call('ZCOUNT', leases, '(' .. now_s, '+inf')
   if in_flight >= conc then
     keep(0, 0, level)
     return {1, in_flight}
@@ -142,7 +146,7 @@ end
 -- A sliding window: never more than the limit in any 60 s, however long a burst lasts.
 local rpm_left = -1
 if rpm > 0 then
-  local window = '(' .. (now - 60000)
+  local window = '(' .. string.format('%d', now - 60000)
   local count = redis.call('ZCOUNT', rate, window, '+inf')
   if count >= rpm then
     keep(0, 0, level)
@@ -156,7 +160,7 @@ end
 -- once a day (pv above), so a month's last day reads two fields, not 31; until then it is read
 -- with today's. A charge to one of those days after the sum (a request begun before midnight)
 -- is added to it where it is applied (above, settle.lua), and an import drops it.
-local fields = {'t:' .. today, 'c:' .. today}
+local fields = {'t:' .. ARGV[9], 'c:' .. ARGV[9]}
 local past = nil
 if budget > 0 and first < today then
   if pf == first and pt == today - 1 then
@@ -198,15 +202,15 @@ if tpm > 0 and (tokens > tpm or level < tokens) then
 end
 
 if rpm > 0 then
-  redis.call('ZADD', rate, now, id)
+  redis.call('ZADD', rate, now_s, id)
   -- The window outlives its last admission by a minute: its expiry is pushed to 61 s at most
   -- once a second, so every admission is within a second of a push.
   if now - tonumber(state[7] or '0') >= 1000 then
     redis.call('PEXPIRE', rate, 61000)
-    rate_kept = now
+    rate_kept = now_s
   end
 end
-redis.call('ZADD', leases, now + lease, id)
+redis.call('ZADD', leases, string.format('%d', now + lease), id)
 redis.call('HSET', held, id, ARGV[10] .. ' ' .. ARGV[11])
 keep(tokens, cost, level - tokens)
 if tpm > 0 then level = math.floor(level - tokens) end

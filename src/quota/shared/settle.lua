@@ -11,8 +11,8 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local day, tpm = tonumber(ARGV[3]), tonumber(ARGV[7])
 local s = {
-  id = ARGV[1], model = ARGV[2], day = day, input = ARGV[4], output = ARGV[5], cost = ARGV[6],
-  charge = ARGV[8] == '1', leased = ARGV[9] == '1',
+  id = ARGV[1], model = ARGV[2], day = day, day_s = ARGV[3], input = ARGV[4], output = ARGV[5],
+  cost = ARGV[6], charge = ARGV[8] == '1', leased = ARGV[9] == '1',
 }
 local applied, ht, hc = settle_hold(k, s)
 if ht then
