@@ -56,7 +56,19 @@ async fn reserve(
 async fn reserve_in(
     redis: &mut MultiplexedConnection,
     id: &str,
+    period: (u32, u32),
+    cost: u64,
+    riders: &[Rider],
+) -> Vec<i64> {
+    reserve_under(redis, id, period, BUDGET, cost, riders).await
+}
+
+/// [`reserve_in`] under a budget of `budget` picodollars.
+async fn reserve_under(
+    redis: &mut MultiplexedConnection,
+    id: &str,
     (first, today): (u32, u32),
+    budget: u64,
     cost: u64,
     riders: &[Rider],
 ) -> Vec<i64> {
@@ -68,7 +80,7 @@ async fn reserve_in(
         .arg(id)
         .arg(60_000)
         .arg(&[0, 0, 0, 0])
-        .arg(BUDGET)
+        .arg(budget)
         .arg(first)
         .arg(today)
         .arg(0)
@@ -248,21 +260,7 @@ async fn holds_past_lua_numbers_exact_range_stay_exact() {
     let mut redis = connect(&server).await;
     let big: u64 = (1 << 53) - 1;
     for (id, cost) in [("a", big), ("b", 3), ("c", 4)] {
-        let mut invocation = RESERVE.prepare_invoke();
-        for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
-            invocation.key(key(name));
-        }
-        invocation
-            .arg(id)
-            .arg(60_000)
-            .arg(&[0, 0, 0, 0])
-            .arg(1u64 << 62)
-            .arg(FIRST)
-            .arg(FIRST)
-            .arg(0)
-            .arg(cost)
-            .arg(0);
-        let verdict: Vec<i64> = invocation.invoke_async(&mut redis).await.unwrap();
+        let verdict = reserve_under(&mut redis, id, (FIRST, FIRST), 1 << 62, cost, &[]).await;
         assert_eq!(verdict[0], 0, "{verdict:?}");
     }
     let held: String = redis.hget(key("q"), "rc").await.unwrap();

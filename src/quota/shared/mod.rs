@@ -164,19 +164,9 @@ impl Shared {
 
     /// The shared quota of the key `name`.
     pub fn quota(self: &Arc<Self>, name: &str) -> SharedQuota {
-        let key = |suffix: &str| self.redis.key(name, suffix);
         SharedQuota {
             shared: self.clone(),
-            keys: Arc::new(KeyNames {
-                name: name.to_owned(),
-                q: key("q"),
-                leases: key("leases").into(),
-                held: key("held"),
-                rate: key("rate"),
-                days: key("days"),
-                gone: key("gone"),
-                models: key("models"),
-            }),
+            keys: Arc::new(KeyNames::new(name, |suffix| self.redis.key(name, suffix))),
             room: Room::default(),
         }
     }
@@ -199,6 +189,22 @@ pub struct KeyNames {
     gone: String,
     /// Lifetime usage by model.
     models: String,
+}
+
+impl KeyNames {
+    /// The names of the virtual key `name`'s Redis keys, `key` making each from its suffix.
+    fn new(name: &str, key: impl Fn(&str) -> String) -> Self {
+        KeyNames {
+            name: name.to_owned(),
+            q: key("q"),
+            leases: key("leases").into(),
+            held: key("held"),
+            rate: key("rate"),
+            days: key("days"),
+            gone: key("gone"),
+            models: key("models"),
+        }
+    }
 }
 
 /// One key's quota in Redis.

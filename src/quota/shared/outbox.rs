@@ -348,17 +348,7 @@ mod tests {
     }
 
     fn keys(name: &str) -> Arc<KeyNames> {
-        let key = |suffix: &str| format!("{name}:{suffix}");
-        Arc::new(KeyNames {
-            name: name.to_owned(),
-            q: key("q"),
-            leases: key("leases").into(),
-            held: key("held"),
-            rate: key("rate"),
-            days: key("days"),
-            gone: key("gone"),
-            models: key("models"),
-        })
+        Arc::new(KeyNames::new(name, |suffix| format!("{name}:{suffix}")))
     }
 
     fn outbox(linger: Duration) -> Outbox {
