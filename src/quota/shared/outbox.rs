@@ -351,13 +351,14 @@ mod tests {
         Arc::new(KeyNames::new(name, |suffix| format!("{name}:{suffix}")))
     }
 
-    fn outbox(linger: Duration) -> Outbox {
-        Outbox::new(1_000, linger, Arc::new(Metrics::default()), None)
-    }
-
     #[test]
     fn a_reservation_takes_its_own_keys_settlements_only() {
-        let outbox = outbox(Duration::from_secs(60));
+        let outbox = Outbox::new(
+            1_000,
+            Duration::from_secs(60),
+            Arc::new(Metrics::default()),
+            None,
+        );
         let (a, b) = (keys("a"), keys("b"));
         outbox.push(settlement(&a, "1"));
         outbox.push(settlement(&b, "2"));

@@ -5,7 +5,7 @@
 local function charge(k, s)
   local model = s.model
   -- As strings: Lua's own conversion of a number formats a double, twice the cost of %d.
-  local day = s.day_s or string.format('%d', s.day)
+  local day = s.day_s
   local tokens = string.format('%d', tonumber(s.input) + tonumber(s.output))
   redis.call('HINCRBY', k.days, 't:' .. day, tokens)
   redis.call('HINCRBY', k.days, 'c:' .. day, s.cost)
@@ -16,8 +16,8 @@ local function charge(k, s)
 end
 
 -- Takes one finished request's hold off its key and charges what it used, once whatever the
--- retries. k: {q, leases, held, days, gone, models}; s: {id, model, day (and day_s, as sent,
--- when known), input, output, cost, charge (bool), leased (bool), hold ("tokens cost" as
+-- retries. k: {q, leases, held, days, gone, models}; s: {id, model, day (and day_s, as sent),
+-- input, output, cost, charge (bool), leased (bool), hold ("tokens cost" as
 -- reserved, or nil when the caller does not know it)}. Returns whether it applied (false:
 -- applied before, a retry after a timeout), and the tokens and money its hold reserved, as
 -- strings, when it was still held (not for one that expired): the caller gives them back to q.
