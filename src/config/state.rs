@@ -69,6 +69,11 @@ pub struct RedisConfig {
     /// reservation always comes first.
     #[serde(default = "default_headroom")]
     pub overlap_headroom: u32,
+    /// Under the same condition, a key's next reservation is made as soon as a request is
+    /// admitted, so that the next request finds it made; one no request takes within a second
+    /// is given back. false: each request's reservation is made when it arrives.
+    #[serde(default = "default_reserve_ahead")]
+    pub reserve_ahead: bool,
 }
 
 /// One Redis, or the seed nodes of a cluster.
@@ -132,6 +137,10 @@ fn default_queue() -> usize {
 
 fn default_headroom() -> u32 {
     100
+}
+
+fn default_reserve_ahead() -> bool {
+    true
 }
 
 fn default_linger() -> Span {

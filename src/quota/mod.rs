@@ -46,7 +46,7 @@ pub enum Door {
 pub struct KeyQuota {
     limits: LimitsConfig,
     local: LocalQuota,
-    shared: Option<SharedQuota>,
+    shared: Option<Arc<SharedQuota>>,
     /// Whether the key has any limit: without one, shared mode asks Redis nothing up front.
     limited: bool,
     /// The outage during which this key last fell back to local limits, so the warning is

@@ -1,5 +1,5 @@
-//! The metrics of shared state: Redis calls and their failures, time spent degraded, and the
-//! settlements waiting for Redis or dropped because too many waited.
+//! The metrics of shared state: Redis calls and their failures, time spent degraded, settlements
+//! waiting for Redis or dropped, and what became of reservations made ahead of a request.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,6 +15,12 @@ pub struct OpLabels {
     pub op: &'static str,
 }
 
+/// What became of a reservation made ahead of a key's next request: `used` or `unused`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AheadLabels {
+    pub outcome: &'static str,
+}
+
 type Durations = Family<OpLabels, Histogram, fn() -> Histogram>;
 
 pub struct StateMetrics {
@@ -24,6 +30,7 @@ pub struct StateMetrics {
     degraded_seconds: Counter<f64, AtomicU64>,
     queued: Gauge,
     dropped: Counter,
+    ahead: Family<AheadLabels, Counter>,
 }
 
 fn call_histogram() -> Histogram {
@@ -40,6 +47,7 @@ impl StateMetrics {
             degraded_seconds: Counter::default(),
             queued: Gauge::default(),
             dropped: Counter::default(),
+            ahead: Family::default(),
         };
         registry.register(
             "redis_call_duration_seconds",
@@ -71,6 +79,11 @@ impl StateMetrics {
             "Settled usage dropped because the queue for Redis was full",
             metrics.dropped.clone(),
         );
+        registry.register(
+            "reservations_ahead",
+            "Reservations made in Redis ahead of a key's next request, by whether one used it",
+            metrics.ahead.clone(),
+        );
         metrics
     }
 
@@ -96,5 +109,11 @@ impl StateMetrics {
 
     pub fn dropped(&self) {
         self.dropped.inc();
+    }
+
+    /// A reservation made ahead was used by a request (`true`) or given back unused.
+    pub fn ahead(&self, used: bool) {
+        let outcome = if used { "used" } else { "unused" };
+        self.ahead.get_or_create(&AheadLabels { outcome }).inc();
     }
 }

@@ -85,6 +85,7 @@ async fn reserve_under(
         .arg(today)
         .arg(0)
         .arg(cost)
+        .arg(0)
         .arg(riders.len());
     for rider in riders {
         invocation
@@ -102,7 +103,7 @@ async fn reserve_under(
 /// Settles the lease `id` (reserved on `day`, holding `hold`) with what it cost, on its own.
 async fn settle(redis: &mut MultiplexedConnection, id: &str, day: u32, cost: u64) -> i64 {
     let mut invocation = SETTLE.prepare_invoke();
-    for name in ["q", "leases", "held", "days", "gone", "models"] {
+    for name in ["q", "leases", "held", "days", "gone", "models", "rate"] {
         invocation.key(key(name));
     }
     invocation
@@ -265,4 +266,84 @@ async fn holds_past_lua_numbers_exact_range_stay_exact() {
     }
     let held: String = redis.hget(key("q"), "rc").await.unwrap();
     assert_eq!(held, (big + 7).to_string());
+}
+
+/// Reserves a request under `requests_per_minute: 2`, `ahead` ms ahead of it, first giving back
+/// the reservations `unused` (made ahead, never used) riding on it: `[0, ...]` when admitted,
+/// `[2, ms]` when the rate refuses.
+async fn reserve_rated(
+    redis: &mut MultiplexedConnection,
+    id: &str,
+    ahead: u64,
+    unused: &[&str],
+) -> Vec<i64> {
+    let mut invocation = RESERVE.prepare_invoke();
+    for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
+        invocation.key(key(name));
+    }
+    invocation
+        .arg(id)
+        .arg(60_000)
+        .arg(2)
+        .arg(&[0, 0, 0, 0])
+        .arg(&[FIRST, FIRST])
+        .arg(&[0, 0])
+        .arg(ahead)
+        .arg(unused.len());
+    for lease in unused {
+        invocation
+            .arg(*lease)
+            .arg("m")
+            .arg(FIRST)
+            .arg(&[0, 0, 0])
+            .arg(2)
+            .arg("0 0");
+    }
+    invocation.invoke_async(redis).await.unwrap()
+}
+
+/// A reservation made ahead of its request counts in the rate window until the latest its
+/// request may come; given back unused (riding on a reservation, or settled on its own), it
+/// leaves the window, its lease and its hold as if it had never been made.
+#[tokio::test]
+async fn a_reservation_made_ahead_counts_until_its_request_may_come_and_leaves_unused() {
+    let server = RedisServer::start();
+    let mut redis = connect(&server).await;
+    assert_eq!(reserve_rated(&mut redis, "now", 0, &[]).await[0], 0);
+    assert_eq!(reserve_rated(&mut redis, "ahead", 1000, &[]).await[0], 0);
+    let now: f64 = redis.zscore(key("rate"), "now").await.unwrap();
+    let ahead: f64 = redis.zscore(key("rate"), "ahead").await.unwrap();
+    assert!(ahead >= now + 1000.0, "dated {ahead}, a request now {now}");
+    let refused = reserve_rated(&mut redis, "x", 0, &[]).await;
+    assert_eq!(refused[0], 2, "two in the window: {refused:?}");
+
+    let admitted = reserve_rated(&mut redis, "next", 0, &["ahead"]).await;
+    assert_eq!(
+        admitted[0], 0,
+        "the unused one left the window: {admitted:?}"
+    );
+    let window: Vec<String> = redis.zrange(key("rate"), 0, -1).await.unwrap();
+    assert_eq!(window, ["now", "next"]);
+    let held: bool = redis.hexists(key("held"), "ahead").await.unwrap();
+    let leased: Option<f64> = redis.zscore(key("leases"), "ahead").await.unwrap();
+    assert_eq!((held, leased), (false, None), "its hold and lease ended");
+
+    let mut release = SETTLE.prepare_invoke();
+    for name in ["q", "leases", "held", "days", "gone", "models", "rate"] {
+        release.key(key(name));
+    }
+    release
+        .arg("next")
+        .arg("m")
+        .arg(FIRST)
+        .arg(&[0, 0, 0, 0])
+        .arg(&[2, 1]);
+    let applied: i64 = release.invoke_async(&mut redis).await.unwrap();
+    assert_eq!(applied, 1);
+    let window: Vec<String> = redis.zrange(key("rate"), 0, -1).await.unwrap();
+    assert_eq!(window, ["now"]);
+    assert_eq!(reserve_rated(&mut redis, "last", 0, &[]).await[0], 0);
+    // Nothing was charged for either.
+    let requests: Option<u64> = redis.hget(key("models"), "r:m").await.unwrap();
+    assert_eq!(requests, None);
 }

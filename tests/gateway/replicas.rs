@@ -130,7 +130,8 @@ async fn a_rate_and_a_budget_admit_exactly_across_three_replicas() {
     }
     assert_eq!(fake.received().len(), 50);
     // The window of admissions goes away a minute after the last one (made since `started`),
-    // not before: an idle key leaves nothing behind, a busy one loses no admission of its minute.
+    // not before, and at most a second more (for one made ahead, dated a second later): an idle
+    // key leaves nothing behind, a busy one loses no admission of its minute.
     let ttl: u128 = redis
         .cli(&["PTTL", "switchboard:{rated}:rate"])
         .trim()
@@ -138,7 +139,7 @@ async fn a_rate_and_a_budget_admit_exactly_across_three_replicas() {
         .unwrap();
     let since = started.elapsed().as_millis();
     assert!(
-        ttl + since >= 60_000 && ttl <= 61_000,
+        ttl + since >= 60_000 && ttl <= 62_000,
         "{ttl} ms, {since} ms after the first"
     );
 
@@ -412,7 +413,11 @@ async fn a_redis_outage_is_survived_and_no_settlement_is_lost() {
         assert!(ready["state_cause"].as_str().is_some_and(|c| !c.is_empty()));
         if policy == "deny" {
             assert_eq!(ready_status, 503);
-            for reply in &during {
+            // Each replica's reservation made ahead before Redis died may admit one request
+            // (Redis counted it); every other request waits on Redis and is refused.
+            let admitted = during.iter().filter(|r| r.status == 200).count();
+            assert!(admitted <= 3, "{admitted} admitted while Redis was down");
+            for reply in during.iter().filter(|r| r.status != 200) {
                 assert_eq!(reply.status, 503, "{}", reply.text);
                 assert_eq!(reply.body["error"]["code"], "state_unavailable");
             }
@@ -721,7 +726,9 @@ async fn far_from_its_limits_a_keys_call_starts_while_redis_reserves() {
     let redis = RedisServer::start();
     let fake = FakeOpenAi::start().await;
     let keys = "  - { name: roomy, key: sk-roomy, limits: { requests_per_minute: 100000, tokens_per_day: 100000000 } }";
-    let yaml = config(&fake, &redis.url(), "", keys).replace("timeout: 500ms", "timeout: 20s");
+    // Not made ahead (see the test after the next), so each request's reservation is its own.
+    let yaml = config(&fake, &redis.url(), "", keys)
+        .replace("timeout: 500ms }", "timeout: 20s, reserve_ahead: false }");
     let replicas = Replicas::start(&yaml, 1);
     // The first reservation comes first: nothing is known of the key's room yet.
     let mut answered = one_by_one(&replicas, 0, "sk-roomy", 1).await;
@@ -744,8 +751,10 @@ async fn a_call_made_alongside_a_reservation_that_refuses_is_answered_429() {
     let redis = RedisServer::start();
     let fake = FakeOpenAi::start().await;
     let keys = "  - { name: rated, key: sk-rated, limits: { requests_per_minute: 30 } }";
-    let yaml = config(&fake, &redis.url(), "", keys)
-        .replace("timeout: 500ms }", "timeout: 20s, overlap_headroom: 1 }");
+    let yaml = config(&fake, &redis.url(), "", keys).replace(
+        "timeout: 500ms }",
+        "timeout: 20s, overlap_headroom: 1, reserve_ahead: false }",
+    );
     let replicas = Replicas::start(&yaml, 2);
     let mut answered = one_by_one(&replicas, 0, "sk-rated", 29).await;
     // Replica 0 last saw room for one more; replica 1 takes it.
@@ -761,4 +770,65 @@ async fn a_call_made_alongside_a_reservation_that_refuses_is_answered_429() {
     wait_for_ledger(&replicas, "rated", tokens_answered(&answered)).await;
     let report = usage(replicas.url(1, "/admin/usage"), "rated").await;
     assert_eq!(report["requests"], 30, "{report}");
+}
+
+/// The number `name{outcome="..."}` shows in replica `i`'s `/metrics` (0 when absent).
+async fn counter(replicas: &Replicas, i: usize, series: &str) -> u64 {
+    let text = client()
+        .get(replicas.url(i, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Far from its limits, a key's next reservation is made as soon as a request is admitted: the
+/// next request is answered while Redis cannot answer anything (paused), its reservation made
+/// before it came. The one made after it, never used, is given back within a second: the key's
+/// figures are then as if it had never been made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn far_from_its_limits_the_next_reservation_is_made_before_its_request() {
+    let redis = RedisServer::start();
+    let fake = FakeOpenAi::start().await;
+    let keys = "  - { name: roomy, key: sk-roomy, limits: { requests_per_minute: 100000, max_concurrent: 1000, tokens_per_day: 100000000 } }";
+    let yaml = config(&fake, &redis.url(), "", keys).replace("timeout: 500ms", "timeout: 20s");
+    let replicas = Replicas::start(&yaml, 1);
+    let report = async || usage(replicas.url(0, "/admin/usage"), "roomy").await;
+    let mut answered = one_by_one(&replicas, 0, "sk-roomy", 1).await;
+    crate::common::eventually("the next request's reservation made", async || {
+        report().await["limits"]["requests_per_minute"]["remaining"] == 99998
+    })
+    .await;
+
+    let paused = Paused::pause(&redis);
+    let url = replicas.url(0, "/v1/chat/completions");
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        post(url, "sk-roomy", call("up/ok")),
+    )
+    .await
+    .expect("answered while Redis was paused");
+    drop(paused);
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.headers["x-ratelimit-remaining-requests"], "99998");
+    answered.push(second);
+    wait_for_ledger(&replicas, "roomy", tokens_answered(&answered)).await;
+
+    // The reservation the second request made ahead, unused, is given back.
+    crate::common::eventually("the unused reservation given back", async || {
+        let limits = report().await["limits"].clone();
+        limits["requests_per_minute"]["remaining"] == 99998
+            && limits["max_concurrent"]["in_flight"] == 0
+            && limits["tokens_per_day"]["reserved"] == 0
+    })
+    .await;
+    assert_eq!(report().await["requests"], 2);
+    let outcome = |o| format!("switchboard_reservations_ahead_total{{outcome=\"{o}\"}}");
+    assert_eq!(counter(&replicas, 0, &outcome("used")).await, 1);
+    assert_eq!(counter(&replicas, 0, &outcome("unused")).await, 1);
 }

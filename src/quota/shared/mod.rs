@@ -5,6 +5,7 @@
 //! A request's hold is a lease with an expiry, renewed while it runs: a replica killed mid-request
 //! frees its slots within `state.redis.lease`. Usage is keyed by the virtual key's name.
 
+mod ahead;
 mod journal;
 mod leases;
 mod outbox;
@@ -17,7 +18,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::Response;
 use redis::Script;
 use serde_json::{Value, json};
 
@@ -30,6 +30,7 @@ use crate::state::StateError;
 use crate::state::redis::{Redis, RedisFailure};
 use crate::telemetry::Metrics;
 use crate::usage::{Spent, Totals, picodollars, usd};
+use ahead::{AHEAD, Ahead, Outcome};
 use journal::{Record, SettlementJournal};
 use leases::Leases;
 use outbox::{Outbox, Settlement};
@@ -56,6 +57,8 @@ pub struct Shared {
     on_error: OnRedisError,
     /// `state.redis.overlap_headroom`.
     headroom: u64,
+    /// `state.redis.reserve_ahead`.
+    ahead: bool,
 }
 
 impl Shared {
@@ -88,13 +91,15 @@ impl Shared {
             lease: config.lease.0,
             on_error,
             headroom: config.overlap_headroom.into(),
+            ahead: config.reserve_ahead,
         });
         let replayed = unwritten
             .into_iter()
             .map(|(seq, spent)| Settlement {
                 seq,
-                keys: shared.quota(&spent.key).keys,
+                keys: shared.quota(&spent.key).keys.clone(),
                 charge: true,
+                unused: false,
                 hold: None,
                 spent,
             })
@@ -163,12 +168,13 @@ impl Shared {
     }
 
     /// The shared quota of the key `name`.
-    pub fn quota(self: &Arc<Self>, name: &str) -> SharedQuota {
-        SharedQuota {
+    pub fn quota(self: &Arc<Self>, name: &str) -> Arc<SharedQuota> {
+        Arc::new(SharedQuota {
             shared: self.clone(),
             keys: Arc::new(KeyNames::new(name, |suffix| self.redis.key(name, suffix))),
             room: Room::default(),
-        }
+            ahead: Ahead::default(),
+        })
     }
 }
 
@@ -212,6 +218,7 @@ pub struct SharedQuota {
     shared: Arc<Shared>,
     keys: Arc<KeyNames>,
     room: Room,
+    ahead: Ahead,
 }
 
 impl SharedQuota {
@@ -238,13 +245,59 @@ impl SharedQuota {
         self.shared.redis.degraded().is_none() && self.room.take(self.shared.headroom, estimate)
     }
 
-    /// Admits a request and reserves `estimate` under every limit in one call. The outer error
-    /// is Redis's; the inner one the refusal to send.
-    pub async fn reserve(
+    /// Admits a request and reserves `estimate` under every limit in one call, or takes the
+    /// reservation made ahead for it (see `ahead`). The outer error is Redis's; the inner one
+    /// the refusal to send.
+    pub async fn reserve(self: &Arc<Self>, limits: &LimitsConfig, estimate: Estimate) -> Outcome {
+        if let Some(spare) = self.ahead.take(estimate)
+            && let Ok(Ok(Ok((mut lease, headers)))) = spare.await
+        {
+            lease.unused = false;
+            self.shared.redis.metrics().state.ahead(true);
+            self.reserve_ahead(limits, estimate);
+            return Ok(Ok((lease, headers)));
+        }
+        // None made, or refused or lost on its way: the figures may have moved, so ask now.
+        let outcome = self.reserve_now(limits, estimate, Duration::ZERO).await;
+        if matches!(outcome, Ok(Ok(_))) {
+            self.reserve_ahead(limits, estimate);
+        }
+        outcome
+    }
+
+    /// With `reserve_ahead`, far from every limit (`overlap_headroom` more requests like
+    /// `estimate`, as the last reservation here saw it) and with Redis well, makes the key's
+    /// next reservation now, in the background, for the next request like this one to take.
+    fn reserve_ahead(self: &Arc<Self>, limits: &LimitsConfig, estimate: Estimate) {
+        let shared = &self.shared;
+        if !shared.ahead || shared.headroom == 0 {
+            return;
+        }
+        if shared.redis.degraded().is_some() || !self.ahead.is_empty() {
+            return;
+        }
+        if !self.room.take(shared.headroom, estimate) {
+            return;
+        }
+        let Some(ticket) = self.ahead.open(estimate) else {
+            return;
+        };
+        let quota = self.clone();
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            let outcome = quota.reserve_now(&limits, estimate, AHEAD).await;
+            quota.ahead.fill(ticket, outcome).await;
+        });
+    }
+
+    /// One reservation script: for a request now, or `ahead` of one (its rate entry dated that
+    /// much later, its lease given back unused if no request takes it).
+    async fn reserve_now(
         &self,
         limits: &LimitsConfig,
         estimate: Estimate,
-    ) -> Result<Result<(Lease, RateHeaders), Box<Response>>, RedisFailure> {
+        ahead: Duration,
+    ) -> Outcome {
         let now = Now::current();
         let today = now.day();
         let budget = limits.budget_usd.as_ref();
@@ -277,7 +330,8 @@ impl SharedQuota {
             .arg(first)
             .arg(today)
             .arg(estimate.tokens)
-            .arg(estimate.cost);
+            .arg(estimate.cost)
+            .arg(ahead.as_millis() as u64);
         // This key's settlements waiting here are applied first, by the same script: the slots
         // they free and the tokens they give back count for this request.
         let riders = match self.shared.redis.degraded() {
@@ -287,24 +341,27 @@ impl SharedQuota {
         invocation.arg(riders.len());
         for s in &riders {
             s.spent.push_args(&mut invocation);
-            invocation.arg(u8::from(s.charge));
+            invocation.arg(s.flag());
             match s.hold {
                 Some((tokens, cost)) => invocation.arg(format!("{tokens} {cost}")),
                 None => invocation.arg(""),
             };
         }
-        let outcome = self
-            .shared
-            .redis
-            .script::<Vec<i64>>("reserve", &invocation)
-            .await;
+        let op = if ahead.is_zero() {
+            "reserve"
+        } else {
+            "reserve_ahead"
+        };
+        let outcome = self.shared.redis.script::<Vec<i64>>(op, &invocation).await;
         self.shared.outbox.rode(riders, outcome.is_ok());
         let verdict = match outcome {
             Ok(verdict) => verdict,
             Err(failure) => {
                 // The script may have run before the answer was lost: give its hold back.
                 if matches!(failure, RedisFailure::Timeout(_)) {
-                    drop(self.lease(id, Some(hold), tpm as u32));
+                    let mut lease = self.lease(id, Some(hold), tpm as u32);
+                    lease.unused = !ahead.is_zero();
+                    drop(lease);
                 }
                 self.room.forget();
                 return Err(failure);
@@ -356,7 +413,8 @@ impl SharedQuota {
         } else if tpd > 0 {
             refusals::push_daily(&mut headers, tpd, figure_u64(3), &now);
         }
-        let lease = self.lease(id, Some(hold), tpm as u32);
+        let mut lease = self.lease(id, Some(hold), tpm as u32);
+        lease.unused = !ahead.is_zero();
         self.shared.leases.hold(&self.keys.leases, &lease.id);
         Ok(Ok((lease, headers)))
     }
@@ -375,6 +433,7 @@ impl SharedQuota {
             hold,
             tpm,
             open: true,
+            unused: false,
         }
     }
 
@@ -575,6 +634,9 @@ pub struct Lease {
     hold: Option<(u64, u64)>,
     tpm: u32,
     open: bool,
+    /// Made ahead of a request (see `ahead`) and not taken by one yet: given back, it leaves
+    /// the rate window too.
+    unused: bool,
 }
 
 impl Lease {
@@ -599,6 +661,7 @@ impl Lease {
             seq: 0,
             keys: self.keys.clone(),
             charge,
+            unused: self.unused && !charge,
             hold: self.hold,
             spent: Record {
                 key: self.keys.name.clone(),
@@ -618,6 +681,9 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if self.open {
+            if self.unused {
+                self.shared.redis.metrics().state.ahead(false);
+            }
             let nothing = Spent {
                 input_tokens: 0,
                 output_tokens: 0,

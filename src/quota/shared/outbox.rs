@@ -32,12 +32,25 @@ pub struct Settlement {
     pub keys: Arc<KeyNames>,
     /// Charge a request (a settlement), or only give the hold back (a release).
     pub charge: bool,
+    /// A release of a reservation made ahead that no request took: it leaves the rate window.
+    pub unused: bool,
     /// The tokens and money its lease reserved, when this replica made the reservation (not
     /// for one replayed from the journal): a reservation taking it along need not read it.
     pub hold: Option<(u64, u64)>,
     /// The lease (or a fresh id: without one, a retry after a lost answer may count twice), the
     /// model, the day, the tokens and the cost: what the journal keeps.
     pub spent: Record,
+}
+
+impl Settlement {
+    /// What the scripts do with it: 1 charge, 0 release, 2 release one never used.
+    pub fn flag(&self) -> u8 {
+        match (self.charge, self.unused) {
+            (true, _) => 1,
+            (false, false) => 0,
+            (false, true) => 2,
+        }
+    }
 }
 
 /// The queue and what it writes through.
@@ -305,11 +318,12 @@ async fn write(redis: &Redis, s: &Settlement) -> bool {
         .key(&k.held)
         .key(&k.days)
         .key(&k.gone)
-        .key(&k.models);
+        .key(&k.models)
+        .key(&k.rate);
     s.spent.push_args(&mut invocation);
     invocation
         .arg(s.spent.tpm)
-        .arg(u8::from(s.charge))
+        .arg(s.flag())
         .arg(u8::from(s.spent.leased));
     match redis.idempotent_script::<i64>("settle", &invocation).await {
         Ok(_) => true,
@@ -332,6 +346,7 @@ mod tests {
             seq: 0,
             keys: keys.clone(),
             charge: false,
+            unused: false,
             hold: Some((1, 1)),
             spent: Record {
                 key: keys.name.clone(),

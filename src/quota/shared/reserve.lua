@@ -7,15 +7,19 @@
 -- ARGV: 1 lease id, 2 lease ms, 3 requests_per_minute, 4 max_concurrent, 5 tokens_per_minute,
 --       6 tokens_per_day, 7 budget (picodollars), 8 first day of the budget period, 9 today,
 --       10 tokens reserved, 11 cost reserved (picodollars); limits of 0 are absent;
---       12 settlements to apply first, then 8 each: lease id, model, day, input tokens,
---       output tokens, cost, 1 to charge (0 to release the hold only), the hold as reserved
+--       12 ms ahead: a reservation made ahead of its request (0: for a request now) counts in
+--       the rate window as admitted that much later, the latest its request may come;
+--       13 settlements to apply first, then 8 each: lease id, model, day, input tokens,
+--       output tokens, cost, 1 to charge (0 to release the hold only, 2 to release one made
+--       ahead and never used, which leaves the rate window too), the hold as reserved
 --       ("tokens cost"; empty when not known); all held leases.
 -- Returns {0, requests left, tokens left this minute, tokens used today, money spent, requests
 -- in flight (this one included)} or
 -- {refusal, figure}: 1 max_concurrent (in flight), 2 rate (ms to wait), 3 tokens_per_day
 -- (used), 4 budget (spent), 5 tokens_per_minute (tokens left).
 local q, leases, held, days, gone, rate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local k = {q = q, leases = leases, held = held, days = days, gone = gone, models = KEYS[7]}
+local k = {q = q, leases = leases, held = held, days = days, gone = gone, models = KEYS[7],
+           rate = rate}
 local id, lease = ARGV[1], tonumber(ARGV[2])
 local rpm, conc, tpm = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tpd, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -32,12 +36,12 @@ local back_tokens, back_cost, refund = 0, 0, 0
 -- What the settlements below charged: {day, cost} each.
 local charged = {}
 
-for i = 0, tonumber(ARGV[12] or '0') - 1 do
-  local at = 13 + i * 8
+for i = 0, tonumber(ARGV[13] or '0') - 1 do
+  local at = 14 + i * 8
   local s = {
     id = ARGV[at], model = ARGV[at + 1], day = tonumber(ARGV[at + 2]), day_s = ARGV[at + 2],
     input = ARGV[at + 3], output = ARGV[at + 4], cost = ARGV[at + 5], charge = ARGV[at + 6] == '1',
-    leased = true,
+    unused = ARGV[at + 6] == '2', leased = true,
     hold = ARGV[at + 7] ~= '' and ARGV[at + 7] or nil,
   }
   local applied, ht, hc = settle_hold(k, s)
@@ -202,11 +206,12 @@ if tpm > 0 and (tokens > tpm or level < tokens) then
 end
 
 if rpm > 0 then
-  redis.call('ZADD', rate, now_s, id)
-  -- The window outlives its last admission by a minute: its expiry is pushed to 61 s at most
-  -- once a second, so every admission is within a second of a push.
+  local ahead = tonumber(ARGV[12])
+  redis.call('ZADD', rate, ahead > 0 and string.format('%d', now + ahead) or now_s, id)
+  -- The window outlives its last admission by a minute: its expiry is pushed to 62 s at most
+  -- once a second, so every admission (up to a second ahead) is within a second of a push.
   if now - tonumber(state[7] or '0') >= 1000 then
-    redis.call('PEXPIRE', rate, 61000)
+    redis.call('PEXPIRE', rate, 62000)
     rate_kept = now_s
   end
 end

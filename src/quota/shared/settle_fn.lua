@@ -16,8 +16,9 @@ local function charge(k, s)
 end
 
 -- Takes one finished request's hold off its key and charges what it used, once whatever the
--- retries. k: {q, leases, held, days, gone, models}; s: {id, model, day (and day_s, as sent),
--- input, output, cost, charge (bool), leased (bool), hold ("tokens cost" as
+-- retries. k: {q, leases, held, days, gone, models, rate}; s: {id, model, day (and day_s, as
+-- sent), input, output, cost, charge (bool), unused (bool: made ahead and never used, so it
+-- leaves the rate window as if never admitted), leased (bool), hold ("tokens cost" as
 -- reserved, or nil when the caller does not know it)}. Returns whether it applied (false:
 -- applied before, a retry after a timeout), and the tokens and money its hold reserved, as
 -- strings, when it was still held (not for one that expired): the caller gives them back to q.
@@ -36,6 +37,7 @@ local function settle_hold(k, s)
     return false
   end
   if s.charge then charge(k, s) end
+  if s.unused then redis.call('ZREM', k.rate, s.id) end
   if h then return true, string.match(h, '^(%d+) (%d+)$') end
   return true
 end
