@@ -185,14 +185,7 @@ async fn streamed_usage_is_reported_when_asked() {
     assert_eq!(last["usage"]["completion_tokens"], 12);
     assert_eq!(last["usage"]["total_tokens"], 40);
     assert_eq!(last["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
-    let metrics = client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::metrics(gateway.url("/metrics")).await;
     assert!(
         metrics.contains(
             r#"switchboard_tokens_total{model="smart",provider="claude",kind="completion"} 12"#

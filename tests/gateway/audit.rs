@@ -220,8 +220,7 @@ async fn a_mixed_session_is_logged_line_by_line_rotated_and_without_secrets() {
 
     // The same facts, counted: GenAI histograms under the conventions' names, spend per key and
     // model, tool calls, cache lookups by model, time to first token.
-    let metrics = client().get(gateway.url("/metrics")).send().await.unwrap();
-    let metrics = metrics.text().await.unwrap();
+    let metrics = crate::common::metrics(gateway.url("/metrics")).await;
     for series in [
         r#"gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_request_model="m",gen_ai_provider_name="demo",gen_ai_token_type="input"}"#,
         r#"gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="embeddings",gen_ai_request_model="e""#,

@@ -174,14 +174,7 @@ async fn entries_expire_after_the_ttl() {
 }
 
 async fn metrics(gateway: &TestGateway) -> String {
-    client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    crate::common::metrics(gateway.url("/metrics")).await
 }
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -255,14 +255,7 @@ async fn stream_asks_upstream_for_usage_and_drops_it_when_client_did_not() {
         true
     );
 
-    let metrics = client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::metrics(gateway.url("/metrics")).await;
     assert!(
         metrics
             .contains(r#"switchboard_tokens_total{model="gpt",provider="up",kind="completion"} 6"#),

@@ -63,6 +63,17 @@ async fn reserve_in(
     reserve_under(redis, id, period, BUDGET, cost, riders).await
 }
 
+/// The reservation script on the key's seven keys, for the lease `id` (a minute long); the
+/// limits and what follows them are the caller's.
+fn reservation(id: &str) -> redis::ScriptInvocation<'static> {
+    let mut invocation = RESERVE.prepare_invoke();
+    for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
+        invocation.key(key(name));
+    }
+    invocation.arg(id).arg(60_000);
+    invocation
+}
+
 /// [`reserve_in`] under a budget of `budget` picodollars.
 async fn reserve_under(
     redis: &mut MultiplexedConnection,
@@ -72,13 +83,8 @@ async fn reserve_under(
     cost: u64,
     riders: &[Rider],
 ) -> Vec<i64> {
-    let mut invocation = RESERVE.prepare_invoke();
-    for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
-        invocation.key(key(name));
-    }
+    let mut invocation = reservation(id);
     invocation
-        .arg(id)
-        .arg(60_000)
         .arg(&[0, 0, 0, 0])
         .arg(budget)
         .arg(first)
@@ -277,13 +283,8 @@ async fn reserve_rated(
     ahead: u64,
     unused: &[&str],
 ) -> Vec<i64> {
-    let mut invocation = RESERVE.prepare_invoke();
-    for name in ["q", "leases", "held", "days", "gone", "rate", "models"] {
-        invocation.key(key(name));
-    }
+    let mut invocation = reservation(id);
     invocation
-        .arg(id)
-        .arg(60_000)
         .arg(2)
         .arg(&[0, 0, 0, 0])
         .arg(&[FIRST, FIRST])

@@ -774,14 +774,7 @@ async fn a_call_made_alongside_a_reservation_that_refuses_is_answered_429() {
 
 /// The number `name{outcome="..."}` shows in replica `i`'s `/metrics` (0 when absent).
 async fn counter(replicas: &Replicas, i: usize, series: &str) -> u64 {
-    let text = client()
-        .get(replicas.url(i, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::common::metrics(replicas.url(i, "/metrics")).await;
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0)

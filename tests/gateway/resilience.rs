@@ -65,14 +65,7 @@ async fn admin(gateway: &TestGateway, path: &str) -> Value {
 }
 
 async fn metrics(gateway: &TestGateway) -> String {
-    client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    crate::common::metrics(gateway.url("/metrics")).await
 }
 
 fn providers(fake: &FakeOpenAi) -> String {

@@ -235,14 +235,7 @@ async fn health_ready_and_metrics() {
         &chat("smart"),
     )
     .await;
-    let metrics = client()
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::common::metrics(gateway.url("/metrics")).await;
     assert!(metrics.contains(r#"switchboard_requests_total{endpoint="chat",model="fast",provider="demo",status="200"} 1"#), "{metrics}");
     assert!(
         metrics.contains(

@@ -265,9 +265,9 @@ impl SharedQuota {
         outcome
     }
 
-    /// With `reserve_ahead`, far from every limit (`overlap_headroom` more requests like
-    /// `estimate`, as the last reservation here saw it) and with Redis well, makes the key's
-    /// next reservation now, in the background, for the next request like this one to take.
+    /// With `reserve_ahead`, far from every limit (`overlap_headroom` more requests as large
+    /// as the largest of the last second, as the last reservation here saw it) and with Redis
+    /// well, makes the key's next reservation now, in the background, for the next request.
     fn reserve_ahead(self: &Arc<Self>, limits: &LimitsConfig, estimate: Estimate) {
         let shared = &self.shared;
         if !shared.ahead || shared.headroom == 0 {
@@ -276,16 +276,17 @@ impl SharedQuota {
         if shared.redis.degraded().is_some() || !self.ahead.is_empty() {
             return;
         }
-        if !self.room.take(shared.headroom, estimate) {
+        let size = self.ahead.size(estimate);
+        if !self.room.take(shared.headroom, size) {
             return;
         }
-        let Some(ticket) = self.ahead.open(estimate) else {
+        let Some(ticket) = self.ahead.open(size) else {
             return;
         };
         let quota = self.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
-            let outcome = quota.reserve_now(&limits, estimate, AHEAD).await;
+            let outcome = quota.reserve_now(&limits, size, AHEAD).await;
             quota.ahead.fill(ticket, outcome).await;
         });
     }

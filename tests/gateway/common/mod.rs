@@ -235,6 +235,18 @@ pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     }
 }
 
+/// The Prometheus text a gateway's `/metrics` (at `url`) answers.
+pub async fn metrics(url: String) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// An HTTP client for tests.
 pub fn client() -> reqwest::Client {
     // reqwest is built without a crypto provider of its own; the gateway installs ring when it
