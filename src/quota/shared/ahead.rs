@@ -3,11 +3,13 @@
 //!
 //! It is a whole reservation (one script, every limit, a lease), made when the request before it
 //! was admitted, for a request as large as the largest of the last second. So what Redis admits
-//! stays exact: the request that takes it was counted when it was made. Its `requests_per_minute` entry is dated [`AHEAD`]
-//! later, the latest its request may come, so no 60 s window holds more than the limit. Unused
-//! for [`AHEAD`], it is given back as if never made: its hold, its slot and its rate entry.
+//! stays exact: the request that takes it was counted when it was made. Its entry in the
+//! `requests_per_minute` window is dated [`AHEAD`] later, the latest its request may come, so no
+//! 60 s window holds more than the limit. Unused for [`AHEAD`], or too small for the request that
+//! finds it, it is given back as if never made: its hold, its slot and its rate entry.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::response::Response;
@@ -23,6 +25,9 @@ pub type Outcome = Result<Result<(Lease, RateHeaders), Box<Response>>, RedisFail
 /// How long a reservation made ahead waits for its request before it is given back. The same
 /// second the figures it was made on vouch for (see `room`).
 pub const AHEAD: Duration = Duration::from_secs(1);
+
+/// Numbers every spare made by this process.
+static SERIAL: AtomicU64 = AtomicU64::new(0);
 
 /// The one reservation a key has made ahead on this replica, if any.
 #[derive(Default)]
@@ -95,8 +100,7 @@ impl Ahead {
         if slot.spare.is_some() {
             return None;
         }
-        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let made = Instant::now();
         let (outcome, outcome_rx) = oneshot::channel();
         let (taken_tx, taken) = oneshot::channel();
