@@ -67,9 +67,9 @@ impl Ahead {
     /// is dropped, and so given back: the next is made for this request's size.
     pub fn take(&self, estimate: Estimate) -> Option<oneshot::Receiver<Outcome>> {
         let mut slot = self.lock();
-        let largest = slot.largest.filter(|(seen, _)| seen.elapsed() < AHEAD);
-        if largest.is_none_or(|(_, size)| !fits(estimate, size)) {
-            slot.largest = Some((Instant::now(), larger(estimate, largest.map(|(_, e)| e))));
+        let largest = slot.largest();
+        if largest.is_none_or(|size| !fits(estimate, size)) {
+            slot.largest = Some((Instant::now(), larger(estimate, largest)));
         }
         let spare = slot.spare.take()?;
         if spare.made.elapsed() < AHEAD && fits(estimate, spare.estimate) {
@@ -88,9 +88,7 @@ impl Ahead {
     /// What the next reservation ahead is made for, after a request like `estimate`: the
     /// largest request of the last second.
     pub fn size(&self, estimate: Estimate) -> Estimate {
-        let slot = self.lock();
-        let largest = slot.largest.filter(|(seen, _)| seen.elapsed() < AHEAD);
-        larger(estimate, largest.map(|(_, size)| size))
+        larger(estimate, self.lock().largest())
     }
 
     /// Makes room for a reservation ahead for a request like `estimate`; `None` if one is
@@ -146,6 +144,14 @@ impl Ahead {
         self.slot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Slot {
+    /// The largest request of the last second, if one asked.
+    fn largest(&self) -> Option<Estimate> {
+        let (seen, size) = self.largest?;
+        (seen.elapsed() < AHEAD).then_some(size)
     }
 }
 

@@ -97,7 +97,7 @@ impl Shared {
             .into_iter()
             .map(|(seq, spent)| Settlement {
                 seq,
-                keys: shared.quota(&spent.key).keys.clone(),
+                keys: shared.key_names(&spent.key),
                 charge: true,
                 unused: false,
                 hold: None,
@@ -171,10 +171,15 @@ impl Shared {
     pub fn quota(self: &Arc<Self>, name: &str) -> Arc<SharedQuota> {
         Arc::new(SharedQuota {
             shared: self.clone(),
-            keys: Arc::new(KeyNames::new(name, |suffix| self.redis.key(name, suffix))),
+            keys: self.key_names(name),
             room: Room::default(),
             ahead: Ahead::default(),
         })
+    }
+
+    /// The Redis keys of the virtual key `name`.
+    fn key_names(&self, name: &str) -> Arc<KeyNames> {
+        Arc::new(KeyNames::new(name, |suffix| self.redis.key(name, suffix)))
     }
 }
 
@@ -249,7 +254,8 @@ impl SharedQuota {
     /// reservation made ahead for it (see `ahead`). The outer error is Redis's; the inner one
     /// the refusal to send.
     pub async fn reserve(self: &Arc<Self>, limits: &LimitsConfig, estimate: Estimate) -> Outcome {
-        if let Some(spare) = self.ahead.take(estimate)
+        if self.shared.ahead
+            && let Some(spare) = self.ahead.take(estimate)
             && let Ok(Ok(Ok((mut lease, headers)))) = spare.await
         {
             lease.unused = false;
